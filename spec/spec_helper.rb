@@ -1,0 +1,71 @@
+# frozen_string_literal: true
+
+# Spec helper for fiddle_jit.
+#
+# Every spec file starts with `require_relative "spec_helper"`, so no .rspec
+# file is needed. Run the suite from the repository root:
+#
+#   rspec spec                       # or: rake spec (builds the extension first)
+#
+# What this file does:
+#   * puts ../lib on the load path and requires "fiddle_jit" (the subject) and
+#     "ffi" (the oracle: Debian's ruby-ffi 1.15.5);
+#   * builds spec/fixtures/fixture.c into spec/fixtures/build/libfjfixture.so
+#     with the system `cc -shared -fPIC -O1` when the .so is missing or older
+#     than the .c, and exposes its absolute path as FIXTURE_LIB;
+#   * loads spec/support/*.rb (the differential helper `expect_same`).
+#
+# Oracle self-check: FIDDLE_JIT_SPEC_ORACLE=1 rspec spec
+#   runs the whole suite with FiddleJit aliased to FFI, which checks that the
+#   specs themselves describe the ffi gem's behaviour (every spec must pass in
+#   that mode). Useful before the extension builds.
+
+$LOAD_PATH.unshift File.expand_path("../lib", __dir__)
+
+require "rbconfig"
+require "fileutils"
+require "ffi"
+
+module FixtureBuild
+  SRC = File.expand_path("fixtures/fixture.c", __dir__)
+  DIR = File.expand_path("fixtures/build", __dir__)
+  LIB = File.join(DIR, "libfjfixture.so")
+
+  def self.build!
+    return LIB if File.exist?(LIB) && File.mtime(LIB) >= File.mtime(SRC)
+
+    FileUtils.mkdir_p(DIR)
+    cc = ENV["CC"] || "cc"
+    # Build to a private name and rename, so concurrent spec runs never load a
+    # half-written library.
+    tmp = File.join(DIR, "libfjfixture.#{Process.pid}.so.tmp")
+    cmd = [cc, "-shared", "-fPIC", "-O1", "-o", tmp, SRC]
+    out = IO.popen(cmd, err: %i[child out], &:read)
+    unless $?.success?
+      File.delete(tmp) if File.exist?(tmp)
+      abort "spec_helper: building the fixture library failed:\n  #{cmd.join(" ")}\n#{out}"
+    end
+    File.rename(tmp, LIB)
+    LIB
+  end
+end
+
+FIXTURE_LIB = FixtureBuild.build!.freeze
+
+if ENV["FIDDLE_JIT_SPEC_ORACLE"] == "1"
+  # Self-check mode: the subject *is* the oracle.
+  FiddleJit = FFI unless defined?(FiddleJit)
+  FIDDLE_JIT_ORACLE_MODE = true
+else
+  require "fiddle_jit"
+  FIDDLE_JIT_ORACLE_MODE = false
+end
+
+Dir[File.expand_path("support/**/*.rb", __dir__)].sort.each { |f| require f }
+
+RSpec.configure do |config|
+  config.include Differential::Helpers
+  config.expect_with(:rspec) { |c| c.syntax = :expect }
+  config.disable_monkey_patching!
+  config.order = :defined
+end

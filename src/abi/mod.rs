@@ -1,0 +1,139 @@
+//! Calling-convention planning: for each argument, where the Ruby VALUE comes
+//! from when the stub is entered and where the native value must be when the
+//! C function is called. Pure data in, data out; no Ruby, no machine code.
+//!
+//! The same location assignment serves both directions: a forward stub
+//! (Ruby calls C) places arguments where [`assign_c_locations`] says, and a
+//! reverse trampoline (C calls Ruby) reads them from there.
+
+pub mod sysv_x86_64;
+
+use crate::types::{CType, Signature};
+
+/// Where a C-level value lives at the call boundary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CLoc {
+    /// The n-th integer argument register (SysV: rdi, rsi, rdx, rcx, r8, r9).
+    Int(u8),
+    /// The n-th vector argument register (SysV: xmm0..xmm7).
+    Float(u8),
+    /// Byte offset into the stack argument area: from rsp at the call
+    /// instruction for the caller, from rsp+8 at entry for the callee.
+    Stack(u32),
+    /// A small struct split into eightbytes, each in its own location.
+    Pieces(Vec<Piece>),
+    /// A struct passed by value in memory: copied into the stack argument
+    /// area at `offset`.
+    StackCopy { offset: u32, size: u32 },
+}
+
+/// One eightbyte of a struct passed in registers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub loc: CLoc,
+    /// Byte offset of this eightbyte inside the struct.
+    pub offset: u32,
+    pub size: u8,
+}
+
+/// Where a return value comes back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetLoc {
+    None,
+    /// rax (SysV) — integers, pointers, bool.
+    Int,
+    /// xmm0 (SysV).
+    Float,
+    /// A small struct in rax/rdx/xmm0/xmm1 eightbytes.
+    Pieces(Vec<Piece>),
+    /// A large struct written through a hidden pointer the caller passes as
+    /// the first integer argument.
+    Indirect { size: u32 },
+}
+
+/// Where an argument's VALUE is when the stub is entered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgSource {
+    /// An incoming integer register (cfunc parameter index, self included).
+    Int(u8),
+    /// Byte offset into the caller's stack argument area.
+    Stack(u32),
+    /// `argv[i]` of the `(int argc, VALUE *argv, VALUE self)` form.
+    Argv(u32),
+}
+
+/// How Ruby calls the stub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CfuncForm {
+    /// `VALUE f(VALUE self, VALUE a1, ..., VALUE an)` — Ruby checks arity.
+    Fixed(u8),
+    /// `VALUE f(int argc, VALUE *argv, VALUE self)` — the stub checks argc.
+    Argv(u32),
+}
+
+/// One argument's journey.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanEntry {
+    /// 0-based argument position, as the user sees it.
+    pub index: usize,
+    pub source: ArgSource,
+    pub ty: CType,
+    pub dest: CLoc,
+}
+
+/// Everything an emitter needs to build a forward stub.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StubPlan {
+    pub form: CfuncForm,
+    pub args: Vec<PlanEntry>,
+    /// Bytes of outgoing stack arguments (a multiple of 16).
+    pub stack_bytes: u32,
+    /// Vector registers used: the value variadic calls put in %al.
+    pub float_regs_used: u8,
+    pub variadic: bool,
+    pub ret_ty: CType,
+    pub ret: RetLoc,
+}
+
+/// Everything an emitter needs to build a reverse trampoline (C calls Ruby).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackPlan {
+    /// Where each incoming C argument is, in order.
+    pub args: Vec<(CType, CLoc)>,
+    pub ret_ty: CType,
+    pub ret: RetLoc,
+    /// Bytes of stack arguments the caller pushed.
+    pub stack_bytes: u32,
+}
+
+/// Why a signature cannot be planned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanError {
+    VoidParam(usize),
+    TooManyParams(usize),
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanError::VoidParam(i) => write!(f, "argument {} cannot be :void", i + 1),
+            PlanError::TooManyParams(n) => write!(f, "{n} arguments is more than fiddle_jit supports"),
+        }
+    }
+}
+
+/// C locations for a parameter list and return type, in the host's
+/// convention.
+pub fn assign_c_locations(params: &[CType], ret: &CType) -> (Vec<CLoc>, RetLoc, u32, u8) {
+    sysv_x86_64::assign(params, ret)
+}
+
+/// Plans a forward stub for `sig` in the host's convention.
+pub fn plan_stub(sig: &Signature) -> Result<StubPlan, PlanError> {
+    sysv_x86_64::plan_stub(sig)
+}
+
+/// Plans a reverse trampoline for `sig` in the host's convention.
+pub fn plan_callback(sig: &Signature) -> Result<CallbackPlan, PlanError> {
+    sysv_x86_64::plan_callback(sig)
+}

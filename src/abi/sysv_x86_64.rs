@@ -1,0 +1,327 @@
+//! The System V AMD64 calling convention (Linux, BSD, macOS on x86-64).
+//!
+//! - Integer-class arguments go to rdi, rsi, rdx, rcx, r8, r9; vector-class
+//!   to xmm0–xmm7; the rest to 8-byte stack slots in order.
+//! - Structs up to 16 bytes are split into eightbytes, each classed INTEGER
+//!   or SSE; if the registers for all of its eightbytes are not free, the
+//!   whole struct goes on the stack. Larger structs travel in memory, and are
+//!   returned through a hidden pointer in rdi.
+//! - Variadic callers set %al to the number of vector registers used.
+//! - A cfunc with arity n ≤ 15 is `f(self, a1..an)`; Ruby passes self in
+//!   rdi, so argument i arrives one register later than C wants it.
+
+use super::*;
+use crate::types::{RegClass, StructType};
+
+pub const INT_ARG_REGS: u8 = 6;
+pub const FLOAT_ARG_REGS: u8 = 8;
+/// Ruby's limit for a fixed-arity cfunc.
+pub const MAX_FIXED_ARITY: usize = 15;
+/// A sanity bound: ffi-gem bindings never come close.
+pub const MAX_PARAMS: usize = 256;
+
+struct Assigner {
+    next_int: u8,
+    next_float: u8,
+    stack: u32,
+}
+
+impl Assigner {
+    fn scalar(&mut self, class: RegClass) -> CLoc {
+        match class {
+            RegClass::Integer if self.next_int < INT_ARG_REGS => {
+                self.next_int += 1;
+                CLoc::Int(self.next_int - 1)
+            }
+            RegClass::Float if self.next_float < FLOAT_ARG_REGS => {
+                self.next_float += 1;
+                CLoc::Float(self.next_float - 1)
+            }
+            _ => self.stack_slot(8, 8),
+        }
+    }
+
+    fn stack_slot(&mut self, size: u32, align: u32) -> CLoc {
+        let align = align.max(8);
+        self.stack = self.stack.div_ceil(align) * align;
+        let offset = self.stack;
+        self.stack += size.div_ceil(8) * 8;
+        CLoc::Stack(offset)
+    }
+
+    fn aggregate(&mut self, s: &StructType) -> CLoc {
+        if let Some(classes) = classify(s) {
+            let ints = classes.iter().filter(|c| **c == RegClass::Integer).count() as u8;
+            let floats = classes.len() as u8 - ints;
+            if self.next_int + ints <= INT_ARG_REGS && self.next_float + floats <= FLOAT_ARG_REGS {
+                return CLoc::Pieces(
+                    classes
+                        .iter()
+                        .enumerate()
+                        .map(|(i, class)| Piece {
+                            loc: self.scalar(*class),
+                            offset: 8 * i as u32,
+                            size: eightbyte_size(s, i),
+                        })
+                        .collect(),
+                );
+            }
+        }
+        let CLoc::Stack(offset) = self.stack_slot(s.size as u32, s.align as u32) else { unreachable!() };
+        CLoc::StackCopy { offset, size: s.size as u32 }
+    }
+}
+
+fn eightbyte_size(s: &StructType, i: usize) -> u8 {
+    (s.size - 8 * i).min(8) as u8
+}
+
+/// SysV classification of a struct's eightbytes; `None` means MEMORY.
+pub fn classify(s: &StructType) -> Option<Vec<RegClass>> {
+    if s.size == 0 || s.size > 16 {
+        return None;
+    }
+    let mut classes = vec![RegClass::Float; s.size.div_ceil(8)];
+    for (ty, offset) in s.scalars() {
+        if offset % ty.align() != 0 {
+            return None; // unaligned (packed) fields force MEMORY
+        }
+        if ty.reg_class() == Some(RegClass::Integer) {
+            classes[offset / 8] = RegClass::Integer;
+        }
+    }
+    Some(classes)
+}
+
+fn ret_loc(ret: &CType) -> RetLoc {
+    match ret {
+        CType::Void => RetLoc::None,
+        CType::Struct(s) => match classify(s) {
+            Some(classes) => {
+                let (mut ints, mut floats) = (0u8, 0u8);
+                RetLoc::Pieces(
+                    classes
+                        .iter()
+                        .enumerate()
+                        .map(|(i, class)| {
+                            let loc = match class {
+                                RegClass::Integer => { ints += 1; CLoc::Int(ints - 1) }
+                                RegClass::Float => { floats += 1; CLoc::Float(floats - 1) }
+                            };
+                            Piece { loc, offset: 8 * i as u32, size: eightbyte_size(s, i) }
+                        })
+                        .collect(),
+                )
+            }
+            None => RetLoc::Indirect { size: s.size as u32 },
+        },
+        t if t.is_float() => RetLoc::Float,
+        _ => RetLoc::Int,
+    }
+}
+
+/// Locations of `params`, the return location, the stack bytes used
+/// (rounded to 16) and the number of vector registers used.
+pub fn assign(params: &[CType], ret: &CType) -> (Vec<CLoc>, RetLoc, u32, u8) {
+    let ret = ret_loc(ret);
+    let mut a = Assigner { next_int: 0, next_float: 0, stack: 0 };
+    if matches!(ret, RetLoc::Indirect { .. }) {
+        a.next_int = 1; // the hidden result pointer takes rdi
+    }
+    let locs = params
+        .iter()
+        .map(|t| match t {
+            CType::Struct(s) => a.aggregate(s),
+            t => a.scalar(t.reg_class().unwrap_or(RegClass::Integer)),
+        })
+        .collect();
+    (locs, ret, a.stack.div_ceil(16) * 16, a.next_float)
+}
+
+fn check_params(sig: &Signature) -> Result<(), PlanError> {
+    if let Some(i) = sig.params.iter().position(|t| *t == CType::Void) {
+        return Err(PlanError::VoidParam(i));
+    }
+    if sig.params.len() > MAX_PARAMS {
+        return Err(PlanError::TooManyParams(sig.params.len()));
+    }
+    Ok(())
+}
+
+/// Where Ruby puts argument `i` (0-based, self excluded) of a cfunc.
+fn cfunc_source(form: CfuncForm, i: usize) -> ArgSource {
+    match form {
+        CfuncForm::Argv(_) => ArgSource::Argv(i as u32),
+        CfuncForm::Fixed(_) => {
+            let slot = i + 1; // self is parameter 0
+            if slot < INT_ARG_REGS as usize {
+                ArgSource::Int(slot as u8)
+            } else {
+                ArgSource::Stack(8 * (slot - INT_ARG_REGS as usize) as u32)
+            }
+        }
+    }
+}
+
+pub fn plan_stub(sig: &Signature) -> Result<StubPlan, PlanError> {
+    check_params(sig)?;
+    let n = sig.params.len();
+    let form = if n <= MAX_FIXED_ARITY { CfuncForm::Fixed(n as u8) } else { CfuncForm::Argv(n as u32) };
+    let (locs, ret, stack_bytes, float_regs_used) = assign(&sig.params, &sig.ret);
+    let args = sig
+        .params
+        .iter()
+        .zip(locs)
+        .enumerate()
+        .map(|(index, (ty, dest))| PlanEntry { index, source: cfunc_source(form, index), ty: ty.clone(), dest })
+        .collect();
+    Ok(StubPlan {
+        form,
+        args,
+        stack_bytes,
+        float_regs_used,
+        variadic: sig.is_variadic(),
+        ret_ty: sig.ret.clone(),
+        ret,
+    })
+}
+
+pub fn plan_callback(sig: &Signature) -> Result<CallbackPlan, PlanError> {
+    check_params(sig)?;
+    let (locs, ret, stack_bytes, _) = assign(&sig.params, &sig.ret);
+    Ok(CallbackPlan { args: sig.params.iter().cloned().zip(locs).collect(), ret_ty: sig.ret.clone(), ret, stack_bytes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::CType::*;
+    use std::sync::Arc;
+
+    fn dests(params: Vec<CType>) -> Vec<CLoc> {
+        plan_stub(&Signature::new(params, I32)).unwrap().args.into_iter().map(|e| e.dest).collect()
+    }
+
+    #[test]
+    fn integers_fill_six_registers_then_the_stack() {
+        let d = dests(vec![I64; 8]);
+        assert_eq!(d[..6], [CLoc::Int(0), CLoc::Int(1), CLoc::Int(2), CLoc::Int(3), CLoc::Int(4), CLoc::Int(5)]);
+        assert_eq!(d[6..], [CLoc::Stack(0), CLoc::Stack(8)]);
+    }
+
+    #[test]
+    fn ints_and_doubles_are_counted_separately() {
+        let d = dests(vec![F64, I32, F32, CString, Pointer, F64]);
+        assert_eq!(d, vec![CLoc::Float(0), CLoc::Int(0), CLoc::Float(1), CLoc::Int(1), CLoc::Int(2), CLoc::Float(2)]);
+    }
+
+    #[test]
+    fn ninth_double_spills_and_stack_area_is_16_aligned() {
+        let plan = plan_stub(&Signature::new(vec![F64; 9], F64)).unwrap();
+        assert_eq!(plan.args[8].dest, CLoc::Stack(0));
+        assert_eq!(plan.stack_bytes, 16);
+        assert_eq!(plan.float_regs_used, 8);
+        assert_eq!(plan.ret, RetLoc::Float);
+    }
+
+    #[test]
+    fn mixed_twenty_args_interleave_on_the_stack_in_order() {
+        // 10 ints and 10 doubles alternating: ints 7..10 and doubles 9..10 spill.
+        let params: Vec<CType> = (0..20).map(|i| if i % 2 == 0 { I64 } else { F64 }).collect();
+        let d = dests(params);
+        assert_eq!(d[12], CLoc::Stack(0)); // 7th int
+        assert_eq!(d[14], CLoc::Stack(8));
+        assert_eq!(d[16], CLoc::Stack(16)); // 9th int... (index 16 is the 9th int)
+        assert_eq!(d[17], CLoc::Stack(24)); // 9th double
+        assert_eq!(d[19], CLoc::Stack(40));
+    }
+
+    #[test]
+    fn cfunc_sources_shift_by_self_then_spill() {
+        let plan = plan_stub(&Signature::new(vec![I64; 7], Void)).unwrap();
+        assert_eq!(plan.form, CfuncForm::Fixed(7));
+        let s: Vec<ArgSource> = plan.args.iter().map(|e| e.source).collect();
+        assert_eq!(s[0], ArgSource::Int(1));
+        assert_eq!(s[4], ArgSource::Int(5));
+        assert_eq!(s[5], ArgSource::Stack(0));
+        assert_eq!(s[6], ArgSource::Stack(8));
+        assert_eq!(plan.ret, RetLoc::None);
+    }
+
+    #[test]
+    fn more_than_fifteen_args_use_the_argv_form() {
+        let plan = plan_stub(&Signature::new(vec![I32; 16], I32)).unwrap();
+        assert_eq!(plan.form, CfuncForm::Argv(16));
+        assert_eq!(plan.args[15].source, ArgSource::Argv(15));
+        let plan = plan_stub(&Signature::new(vec![I32; 15], I32)).unwrap();
+        assert_eq!(plan.form, CfuncForm::Fixed(15));
+    }
+
+    #[test]
+    fn void_parameter_is_rejected() {
+        assert_eq!(plan_stub(&Signature::new(vec![I32, Void], I32)), Err(PlanError::VoidParam(1)));
+    }
+
+    #[test]
+    fn variadic_plan_counts_vector_registers_for_al() {
+        let sig = Signature::variadic(vec![CString], vec![F32, I32, F64], I32);
+        let plan = plan_stub(&sig).unwrap();
+        assert!(plan.variadic);
+        assert_eq!(plan.float_regs_used, 2);
+        assert_eq!(plan.args[1].ty, F64); // promoted
+    }
+
+    #[test]
+    fn small_struct_splits_into_integer_and_sse_eightbytes() {
+        // struct { int a; int b; double d; } => INTEGER, SSE
+        let s = Arc::new(StructType::natural(vec![I32, I32, F64]));
+        let d = dests(vec![Struct(s), I64]);
+        assert_eq!(
+            d[0],
+            CLoc::Pieces(vec![
+                Piece { loc: CLoc::Int(0), offset: 0, size: 8 },
+                Piece { loc: CLoc::Float(0), offset: 8, size: 8 },
+            ])
+        );
+        assert_eq!(d[1], CLoc::Int(1));
+    }
+
+    #[test]
+    fn struct_goes_to_stack_whole_when_registers_run_out() {
+        let s = Arc::new(StructType::natural(vec![I64, I64]));
+        let d = dests(vec![I64, I64, I64, I64, I64, Struct(s), I64]);
+        assert_eq!(d[5], CLoc::StackCopy { offset: 0, size: 16 });
+        assert_eq!(d[6], CLoc::Int(5)); // the last register is still used
+    }
+
+    #[test]
+    fn large_struct_return_uses_hidden_pointer_in_rdi() {
+        let big = Arc::new(StructType::natural(vec![I64, I64, I64]));
+        let plan = plan_stub(&Signature::new(vec![I64, Struct(big.clone())], Struct(big))).unwrap();
+        assert_eq!(plan.ret, RetLoc::Indirect { size: 24 });
+        assert_eq!(plan.args[0].dest, CLoc::Int(1));
+        assert_eq!(plan.args[1].dest, CLoc::StackCopy { offset: 0, size: 24 });
+        assert_eq!(plan.stack_bytes, 32);
+    }
+
+    #[test]
+    fn float_pair_struct_returns_in_xmm0_only() {
+        // struct { float x, y; } is one SSE eightbyte
+        let s = Arc::new(StructType::natural(vec![F32, F32]));
+        assert_eq!(
+            plan_stub(&Signature::new(vec![], Struct(s))).unwrap().ret,
+            RetLoc::Pieces(vec![Piece { loc: CLoc::Float(0), offset: 0, size: 8 }])
+        );
+    }
+
+    #[test]
+    fn callback_reads_arguments_where_a_caller_puts_them() {
+        let sig = Signature::new(vec![I32, F64, Pointer, F32], F64);
+        let cb = plan_callback(&sig).unwrap();
+        let fwd = plan_stub(&sig).unwrap();
+        let cb_locs: Vec<CLoc> = cb.args.into_iter().map(|a| a.1).collect();
+        let fwd_locs: Vec<CLoc> = fwd.args.into_iter().map(|e| e.dest).collect();
+        assert_eq!(cb_locs, fwd_locs);
+        assert_eq!(cb.ret, RetLoc::Float);
+    }
+}
