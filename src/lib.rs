@@ -3,7 +3,21 @@
 //!
 //! Layers, each depending only on those before it:
 //! `types` (C type model) ← `abi` (calling-convention plans) ← `emit`
-//! (machine code and executable memory) ← `ruby` (bindings, slow paths).
+//! (machine code and executable memory) ← `runtime` (slow paths stubs call)
+//! and `ruby` (magnus bindings). `cargo test` covers the pure layers; the
+//! Ruby-facing ones need an interpreter and are tested by RSpec.
 
 pub mod abi;
+pub mod emit;
 pub mod types;
+
+#[cfg(not(test))]
+pub mod ruby;
+#[cfg(not(test))]
+pub mod runtime;
+
+#[cfg(not(test))]
+#[magnus::init]
+fn init(ruby: &magnus::Ruby) -> Result<(), magnus::Error> {
+    ruby::init(ruby)
+}

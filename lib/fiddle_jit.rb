@@ -1,0 +1,10 @@
+# frozen_string_literal: true
+
+require_relative "fiddle_jit/version"
+# The native extension: lib/fiddle_jit/fiddle_jit.so in a checkout, the
+# gem's extension directory once installed.
+require "fiddle_jit/fiddle_jit"
+require_relative "fiddle_jit/errors"
+require_relative "fiddle_jit/types"
+require_relative "fiddle_jit/library_loader"
+require_relative "fiddle_jit/library"

@@ -1,0 +1,51 @@
+# frozen_string_literal: true
+
+module FiddleJit
+  # C type names as the ffi gem spells them, resolved to the fixed-width
+  # names the native layer plans with. `long` and friends follow the host's
+  # data model (LP64 on 64-bit Linux and macOS).
+  module Types
+    LONG = [0].pack("l!").bytesize == 8 ? :int64 : :int32
+    ULONG = LONG == :int64 ? :uint64 : :uint32
+    POINTER_SIZE = [0].pack("J").bytesize
+
+    BUILTIN = {
+      void: :void, bool: :bool,
+      char: :int8, uchar: :uint8, int8: :int8, uint8: :uint8,
+      short: :int16, ushort: :uint16, int16: :int16, uint16: :uint16,
+      int: :int32, uint: :uint32, int32: :int32, uint32: :uint32,
+      long: LONG, ulong: ULONG,
+      int64: :int64, uint64: :uint64, long_long: :int64, ulong_long: :uint64,
+      size_t: ULONG, ssize_t: LONG, intptr_t: LONG, uintptr_t: ULONG,
+      float: :float, double: :double, float32: :float, float64: :double,
+      pointer: :pointer, string: :string,
+      buffer_in: :pointer, buffer_out: :pointer, buffer_inout: :pointer
+    }.freeze
+
+    SIZES = {
+      void: 1, bool: 1, int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4,
+      int64: 8, uint64: 8, float: 4, double: 8, pointer: POINTER_SIZE, string: POINTER_SIZE
+    }.freeze
+
+    module_function
+
+    # The canonical name for +type+ (a Symbol or String), looking in
+    # +typedefs+ first; TypeError (like the ffi gem) when unknown.
+    def resolve(type, typedefs = nil)
+      key = type.is_a?(String) ? type.to_sym : type
+      found = typedefs&.fetch(key, nil) || BUILTIN[key]
+      raise TypeError, "unable to resolve type '#{type}'" unless found
+
+      found
+    end
+  end
+
+  # Size in bytes of a C type, e.g. FiddleJit.type_size(:long) #=> 8.
+  def self.type_size(type)
+    return type if type.is_a?(Integer)
+
+    Types::SIZES.fetch(Types.resolve(type))
+  end
+
+  Pointer.singleton_class.define_method(:size) { Types::POINTER_SIZE }
+end

@@ -1,0 +1,92 @@
+//! Machine code from plans: one emitter per architecture, plus the
+//! executable-memory arena. Knows Ruby's VALUE layout (`ruby_layout`), never
+//! Ruby's type symbols.
+
+pub mod arena;
+pub mod ruby_layout;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
+
+use crate::abi::StubPlan;
+
+/// Addresses a stub may call or compare against, provided by the runtime
+/// layer. Each `arg_*` slow path has the contract
+/// `fn(value: VALUE, info: *const StubInfo, index: u32) -> native` and either
+/// returns the converted value (rax, or xmm0 for `arg_double`) or raises.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RuntimeTargets {
+    /// NUM2INT semantics (int8/int16/int32 parameters).
+    pub arg_int: usize,
+    /// NUM2UINT semantics (uint8/uint16/uint32 parameters).
+    pub arg_uint: usize,
+    /// NUM2LL semantics (int64, long).
+    pub arg_long_long: usize,
+    /// NUM2ULL semantics (uint64, unsigned long).
+    pub arg_ulong_long: usize,
+    /// Raises: the VALUE is neither true nor false.
+    pub arg_bool: usize,
+    /// NUM2DBL semantics; result in xmm0.
+    pub arg_double: usize,
+    /// `fn(slot: *mut VALUE, info, index) -> *const c_char`: StringValueCStr
+    /// semantics; may replace `*slot` with the result of `to_str`.
+    pub arg_cstr: usize,
+    /// Pointer subclasses, `to_ptr`, String; raises otherwise.
+    pub arg_pointer: usize,
+    /// `fn(argc: c_int, info) -> !` for the argv form.
+    pub arity_error: usize,
+    /// `fn(address) -> VALUE`: a Pointer object.
+    pub ret_pointer: usize,
+    /// `rb_ll2inum`, `rb_ull2inum`, `rb_float_new_in_heap`, `rb_str_new_cstr`.
+    pub ll2inum: usize,
+    pub ull2inum: usize,
+    pub float_new_in_heap: usize,
+    pub str_new_cstr: usize,
+    /// libc `memchr`, for NUL checks of long strings.
+    pub memchr: usize,
+    /// The `rb_data_type_t` of Pointer objects, for the inline Pointer check.
+    pub pointer_data_type: usize,
+}
+
+/// One forward stub to build.
+pub struct StubRequest<'a> {
+    pub plan: &'a StubPlan,
+    /// The C function's address.
+    pub function: usize,
+    /// Opaque per-function data passed to slow paths (names for messages).
+    pub info: usize,
+    pub targets: &'a RuntimeTargets,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmitError {
+    /// The host architecture has no emitter yet.
+    UnsupportedArch(&'static str),
+    /// The plan uses something this emitter cannot convert yet.
+    Unsupported(String),
+    Assembler(String),
+}
+
+impl std::fmt::Display for EmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EmitError::UnsupportedArch(arch) => {
+                write!(f, "fiddle_jit has no code generator for {arch} yet (x86_64 only)")
+            }
+            EmitError::Unsupported(what) => write!(f, "not supported yet: {what}"),
+            EmitError::Assembler(e) => write!(f, "assembler error: {e}"),
+        }
+    }
+}
+
+/// Emits position-independent machine code for `req`.
+pub fn emit_stub(req: &StubRequest) -> Result<Vec<u8>, EmitError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::emit_stub(req)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = req;
+        Err(EmitError::UnsupportedArch(std::env::consts::ARCH))
+    }
+}

@@ -1,0 +1,61 @@
+//! What the emitters know of Ruby's object layout: tag bits of special
+//! VALUEs, the flags word, and field offsets of RString, RTypedData and
+//! RFloat — all read from rb-sys's bindings of the Ruby being built against,
+//! never written down as numbers.
+
+#![allow(deprecated)] // rb-sys marks raw struct layouts deprecated; reading them is the point.
+
+use rb_sys::{ruby_rstring_flags, ruby_special_consts, ruby_value_type};
+use std::mem::offset_of;
+
+pub const QFALSE: i32 = ruby_special_consts::RUBY_Qfalse as i32;
+pub const QTRUE: i32 = ruby_special_consts::RUBY_Qtrue as i32;
+pub const QNIL: i32 = ruby_special_consts::RUBY_Qnil as i32;
+pub const IMMEDIATE_MASK: i32 = ruby_special_consts::RUBY_IMMEDIATE_MASK as i32;
+pub const FIXNUM_FLAG: i32 = ruby_special_consts::RUBY_FIXNUM_FLAG as i32;
+pub const FLONUM_MASK: i32 = ruby_special_consts::RUBY_FLONUM_MASK as i32;
+pub const FLONUM_FLAG: i32 = ruby_special_consts::RUBY_FLONUM_FLAG as i32;
+/// The flonum encoding of +0.0, which the rotate rule cannot express.
+pub const FLONUM_ZERO: i64 = 0x8000_0000_0000_0002u64 as i64;
+/// Largest integer that fits a Fixnum (2**62 - 1 on 64-bit).
+pub const FIXNUM_MAX: i64 = i64::MAX >> 1;
+
+pub const T_MASK: i32 = ruby_value_type::RUBY_T_MASK as i32;
+pub const T_STRING: i32 = ruby_value_type::RUBY_T_STRING as i32;
+pub const T_DATA: i32 = ruby_value_type::RUBY_T_DATA as i32;
+
+pub const RSTRING_NOEMBED: i32 = ruby_rstring_flags::RSTRING_NOEMBED as i32;
+pub const RSTRING_EMBED_LEN_SHIFT: i8 = rb_sys::ruby_rstring_consts::RSTRING_EMBED_LEN_SHIFT as i8;
+pub const RSTRING_EMBED_LEN_MAX_MASK: i32 =
+    (ruby_rstring_flags::RSTRING_EMBED_LEN_MASK as u32 >> rb_sys::ruby_rstring_consts::RSTRING_EMBED_LEN_SHIFT as u32) as i32;
+/// Encoding index bits of the flags word.
+pub const ENCODING_MASK: i32 = rb_sys::ruby_encoding_consts::RUBY_ENCODING_MASK as i32;
+pub const ENCODING_SHIFT: u32 = rb_sys::ruby_encoding_consts::RUBY_ENCODING_SHIFT as u32;
+/// Encoding indexes 0..2 are ASCII-8BIT, UTF-8 and US-ASCII in every Ruby:
+/// one-byte NUL terminator, so the inline NUL checks are exactly
+/// StringValueCStr's. Other encodings take the slow path.
+pub const ENCODING_INLINE_LIMIT: i32 = 3 << ENCODING_SHIFT;
+
+pub const RBASIC_FLAGS: i32 = offset_of!(rb_sys::RBasic, flags) as i32;
+pub const RSTRING_HEAP_LEN: i32 = offset_of!(rb_sys::RString, as_.heap.len) as i32;
+pub const RSTRING_HEAP_PTR: i32 = offset_of!(rb_sys::RString, as_.heap.ptr) as i32;
+pub const RSTRING_EMBED_ARY: i32 = offset_of!(rb_sys::RString, as_.embed.ary) as i32;
+/// Strings up to this length may be embedded; longer ones get memchr.
+pub const RSTRING_EMBED_CAPACITY: i32 = rb_sys::ruby_rstring_consts::RSTRING_EMBED_LEN_MAX as i32 + 1;
+pub const RTYPEDDATA_TYPE: i32 = offset_of!(rb_sys::RTypedData, type_) as i32;
+pub const RTYPEDDATA_DATA: i32 = offset_of!(rb_sys::RTypedData, data) as i32;
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_the_64_bit_ruby_one_we_expect() {
+        // Sanity: these hold for every 64-bit CRuby the emitter supports.
+        assert_eq!((QFALSE, QNIL, IMMEDIATE_MASK, FIXNUM_FLAG), (0, 8, 7, 1));
+        assert_eq!(RBASIC_FLAGS, 0);
+        assert!(RSTRING_HEAP_PTR > RSTRING_HEAP_LEN);
+        assert!(RTYPEDDATA_DATA > RTYPEDDATA_TYPE);
+    }
+}

@@ -1,0 +1,56 @@
+//! FiddleJit::DynamicLibrary: dlopen/dlsym via libloading. Libraries are
+//! never closed: stubs hold raw addresses into them for the life of the
+//! process.
+
+use libloading::os::unix::Library;
+use magnus::{function, method, prelude::*, Error, RModule, Ruby, Value};
+use std::mem::ManuallyDrop;
+
+#[magnus::wrap(class = "FiddleJit::DynamicLibrary", free_immediately, size)]
+pub struct DynamicLibrary {
+    lib: ManuallyDrop<Library>,
+    name: Option<String>,
+}
+
+impl DynamicLibrary {
+    /// `open(name, flags)`: name nil means the running process.
+    fn open(ruby: &Ruby, name: Option<String>, flags: i32) -> Result<DynamicLibrary, Error> {
+        // SAFETY: loading a library runs its initializers; that is the
+        // documented purpose of this call.
+        let lib = match &name {
+            Some(path) => unsafe { Library::open(Some(path), flags) },
+            None => Ok(Library::this()),
+        }
+        .map_err(|e| Error::new(ruby.exception_load_error(), e.to_string()))?;
+        Ok(DynamicLibrary { lib: ManuallyDrop::new(lib), name })
+    }
+
+    /// The symbol's address, or nil.
+    fn find_symbol(&self, name: String) -> Option<usize> {
+        // SAFETY: only the address is taken; nothing is called here.
+        unsafe { self.lib.get::<*mut std::ffi::c_void>(name.as_bytes()) }.ok().map(|s| s.into_raw() as usize)
+    }
+
+    fn name(&self) -> Option<String> {
+        self.name.clone()
+    }
+}
+
+pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
+    let class = module.define_class("DynamicLibrary", ruby.class_object())?;
+    class.undef_default_alloc_func();
+    class.define_singleton_method("open", function!(DynamicLibrary::open, 2))?;
+    class.define_method("find_symbol", method!(DynamicLibrary::find_symbol, 1))?;
+    class.define_method("find_function", method!(DynamicLibrary::find_symbol, 1))?;
+    class.define_method("name", method!(DynamicLibrary::name, 0))?;
+    for (name, flag) in [
+        ("RTLD_LAZY", libc::RTLD_LAZY),
+        ("RTLD_NOW", libc::RTLD_NOW),
+        ("RTLD_GLOBAL", libc::RTLD_GLOBAL),
+        ("RTLD_LOCAL", libc::RTLD_LOCAL),
+    ] {
+        class.const_set(name, flag)?;
+    }
+    let _: Value = class.as_value();
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! Ruby bindings (magnus): the classes and module functions lib/ builds on.
+
+pub mod attach;
+pub mod library;
+pub mod pointer;
+
+use magnus::{Error, Ruby};
+
+pub fn init(ruby: &Ruby) -> Result<(), Error> {
+    let module = ruby.define_module("FiddleJit")?;
+    pointer::init(ruby, module)?;
+    library::init(ruby, module)?;
+    attach::init(ruby, module)?;
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! The `extern "C"` slow paths stubs call when the inline fast path does not
+//! apply. Each is documented with its register contract (SysV: arguments in
+//! rdi, rsi, rdx; result in rax or xmm0). A helper either returns a native
+//! value or raises a Ruby exception (a longjmp through this frame: every
+//! helper keeps its Rust values in an inner function so nothing with a
+//! destructor is alive when `resume_error` runs).
+//!
+//! Conversions use the same CRuby functions the ffi gem uses (NUM2INT,
+//! NUM2UINT, NUM2LL, NUM2ULL, NUM2DBL, StringValueCStr), so values and
+//! exception classes match it; TypeError/RangeError/ArgumentError messages
+//! get the function name and argument position prepended.
+
+use crate::ruby::pointer::Pointer;
+use magnus::rb_sys::{protect, resume_error, AsRawValue, FromRawValue};
+use magnus::value::ReprValue;
+use magnus::{Error, ExceptionClass, RString, Ruby, Value};
+use rb_sys::VALUE;
+use std::ffi::{c_char, c_int};
+
+/// Per-function data a stub hands to its slow paths. Leaked: a stub's
+/// address may be called for as long as the process lives.
+pub struct StubInfo {
+    /// The Ruby method name (what users see in messages).
+    pub name: String,
+    /// The parameter types as written by the user, for messages.
+    pub param_labels: Vec<String>,
+    pub arity: usize,
+}
+
+impl StubInfo {
+    fn describe(&self, index: u32) -> String {
+        let label = self.param_labels.get(index as usize).map(String::as_str).unwrap_or("?");
+        format!("{}: argument {} (:{})", self.name, index + 1, label)
+    }
+}
+
+/// Raises `result`'s error, after dropping everything else.
+fn finish<T>(result: Result<T, Error>) -> T {
+    match result {
+        Ok(v) => v,
+        // SAFETY: called as the last step of an extern "C" helper entered
+        // from a stub with the GVL held; the Result's payload was moved out.
+        Err(e) => unsafe { resume_error(e) },
+    }
+}
+
+/// Runs a raw CRuby conversion under rb_protect; conversion errors (the
+/// classes CRuby raises for bad numbers and strings) are re-raised with the
+/// function name and argument position in front.
+fn converting<F: FnOnce() -> VALUE>(info: &StubInfo, index: u32, f: F) -> Result<VALUE, Error> {
+    protect(f).map_err(|e| annotate(info, index, e))
+}
+
+fn annotate(info: &StubInfo, index: u32, e: Error) -> Error {
+    let ruby = Ruby::get().expect("slow paths run on a Ruby thread");
+    let Some(exc) = e.value() else { return e };
+    let class = exc.class();
+    let rewrap = [ruby.exception_type_error(), ruby.exception_range_error(), ruby.exception_arg_error(), ruby.exception_float_domain_error()]
+        .iter()
+        .any(|c| class.as_raw() == c.as_raw());
+    if !rewrap {
+        return e;
+    }
+    let message: String = exc.funcall("message", ()).unwrap_or_default();
+    let class = ExceptionClass::from_value(class.as_value()).expect("an exception's class");
+    Error::new(class, format!("{}: {}", info.describe(index), message))
+}
+
+// SAFETY (all helpers): `info` is the leaked StubInfo the stub was built
+// with; `value` is a live VALUE from the stub's argument slots.
+unsafe fn info<'a>(info: *const StubInfo) -> &'a StubInfo {
+    &*info
+}
+
+/// NUM2INT: int8/int16/int32 parameters. Returns the int in rax.
+pub extern "C" fn arg_int(value: VALUE, info_ptr: *const StubInfo, index: u32) -> i64 {
+    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_num2int(value) as VALUE });
+    finish(r) as i64
+}
+
+/// NUM2UINT: uint8/uint16/uint32 parameters (accepts INT_MIN..UINT_MAX).
+pub extern "C" fn arg_uint(value: VALUE, info_ptr: *const StubInfo, index: u32) -> i64 {
+    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_num2uint(value) as VALUE });
+    finish(r) as i64
+}
+
+/// NUM2LL: int64/long parameters.
+pub extern "C" fn arg_long_long(value: VALUE, info_ptr: *const StubInfo, index: u32) -> i64 {
+    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_num2ll(value) as VALUE });
+    finish(r) as i64
+}
+
+/// NUM2ULL: uint64/ulong parameters.
+pub extern "C" fn arg_ulong_long(value: VALUE, info_ptr: *const StubInfo, index: u32) -> u64 {
+    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_num2ull(value) as VALUE });
+    finish(r) as u64
+}
+
+/// NUM2DBL: float/double parameters. Returns the double in xmm0.
+pub extern "C" fn arg_double(value: VALUE, info_ptr: *const StubInfo, index: u32) -> f64 {
+    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_num2dbl(value).to_bits() as VALUE });
+    f64::from_bits(finish(r) as u64)
+}
+
+/// A :bool parameter got something other than true/false: TypeError, as
+/// the ffi gem raises. Never returns.
+pub extern "C" fn arg_bool(value: VALUE, info_ptr: *const StubInfo, index: u32) -> ! {
+    let e = bool_error(unsafe { info(info_ptr) }, index, value);
+    // SAFETY: see `finish`.
+    unsafe { resume_error(e) }
+}
+
+fn bool_error(info: &StubInfo, index: u32, value: VALUE) -> Error {
+    let ruby = Ruby::get().expect("Ruby thread");
+    let value = unsafe { Value::from_raw(value) };
+    Error::new(
+        ruby.exception_type_error(),
+        format!("{}: wrong argument type {} (expected a boolean parameter)", info.describe(index), value.class()),
+    )
+}
+
+/// StringValueCStr on `*slot` (which may be replaced by `to_str`'s result,
+/// keeping it alive in the stub's frame or Ruby's argv). nil → NULL.
+pub extern "C" fn arg_cstr(slot: *mut VALUE, info_ptr: *const StubInfo, index: u32) -> *const c_char {
+    // SAFETY: `slot` points at the argument's VALUE slot in the stub frame,
+    // the caller's stack arguments, or Ruby's argv.
+    if unsafe { *slot } == rb_sys::Qnil as VALUE {
+        return std::ptr::null();
+    }
+    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_string_value_cstr(slot) as VALUE });
+    finish(r) as *const c_char
+}
+
+/// A :pointer parameter that is not nil or a plain Pointer: Pointer
+/// subclasses, Strings (their bytes, like the ffi gem), objects with
+/// `to_ptr`; anything else is an ArgumentError, as in the ffi gem.
+pub extern "C" fn arg_pointer(value: VALUE, info_ptr: *const StubInfo, index: u32) -> usize {
+    let r = pointer_address(unsafe { info(info_ptr) }, index, unsafe { Value::from_raw(value) });
+    finish(r)
+}
+
+fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, Error> {
+    let ruby = Ruby::get().expect("Ruby thread");
+    if value.is_nil() {
+        return Ok(0);
+    }
+    if let Some(p) = Pointer::address_of(value) {
+        return Ok(p);
+    }
+    if let Some(s) = RString::from_value(value) {
+        // SAFETY: the String is an argument of the running call, alive until it returns.
+        return Ok(unsafe { rb_sys::rb_string_value_ptr(&mut s.as_raw()) } as usize);
+    }
+    if value.respond_to("to_ptr", false)? {
+        let converted: Value = value.funcall("to_ptr", ())?;
+        return Pointer::address_of(converted).ok_or_else(|| {
+            Error::new(ruby.exception_arg_error(), format!("{}: to_ptr returned an invalid pointer", info.describe(index)))
+        });
+    }
+    Err(Error::new(
+        ruby.exception_arg_error(),
+        format!("{}: :pointer argument is not a valid pointer (got {})", info.describe(index), value.class()),
+    ))
+}
+
+/// The argv form got the wrong number of arguments. Never returns.
+pub extern "C" fn arity_error(argc: c_int, info_ptr: *const StubInfo) -> ! {
+    let e = arity_message(unsafe { info(info_ptr) }, argc);
+    // SAFETY: see `finish`.
+    unsafe { resume_error(e) }
+}
+
+fn arity_message(info: &StubInfo, argc: c_int) -> Error {
+    let ruby = Ruby::get().expect("Ruby thread");
+    Error::new(
+        ruby.exception_arg_error(),
+        format!("wrong number of arguments (given {argc}, expected {}) calling {}", info.arity, info.name),
+    )
+}
+
+/// A :pointer return: a new Pointer, or Pointer::NULL for NULL.
+pub extern "C" fn ret_pointer(address: usize) -> VALUE {
+    Pointer::new_value(address).as_raw()
+}
+
+/// Every address a stub may call, for the emitter.
+pub fn targets() -> crate::emit::RuntimeTargets {
+    crate::emit::RuntimeTargets {
+        arg_int: arg_int as *const () as usize,
+        arg_uint: arg_uint as *const () as usize,
+        arg_long_long: arg_long_long as *const () as usize,
+        arg_ulong_long: arg_ulong_long as *const () as usize,
+        arg_bool: arg_bool as *const () as usize,
+        arg_double: arg_double as *const () as usize,
+        arg_cstr: arg_cstr as *const () as usize,
+        arg_pointer: arg_pointer as *const () as usize,
+        arity_error: arity_error as *const () as usize,
+        ret_pointer: ret_pointer as *const () as usize,
+        ll2inum: rb_sys::rb_ll2inum as *const () as usize,
+        ull2inum: rb_sys::rb_ull2inum as *const () as usize,
+        float_new_in_heap: rb_sys::rb_float_new_in_heap as *const () as usize,
+        str_new_cstr: rb_sys::rb_str_new_cstr as *const () as usize,
+        memchr: libc::memchr as *const () as usize,
+        pointer_data_type: Pointer::data_type_address(),
+    }
+}
+
+
+
