@@ -6,6 +6,8 @@ pub mod arena;
 pub mod ruby_layout;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
+#[cfg(all(test, target_arch = "x86_64"))]
+mod x86_64_tests;
 
 use crate::abi::StubPlan;
 

@@ -1,0 +1,285 @@
+//! Runs emitted x86-64 stubs without a Ruby interpreter: fake VALUEs laid
+//! out like CRuby's (Fixnums, flonums, RStrings) and fake slow paths that
+//! record how they were called.
+
+use super::*;
+use crate::abi::plan_stub;
+use crate::emit::arena::CodeArena;
+use crate::emit::ruby_layout::*;
+use crate::emit::{RuntimeTargets, StubRequest};
+use crate::types::{CType, CType::*, Signature};
+use std::sync::Mutex;
+
+type V = u64;
+const NIL: V = QNIL as V;
+
+fn fix(n: i64) -> V {
+    ((n << 1) | 1) as V
+}
+
+fn unfix(v: V) -> i64 {
+    assert_eq!(v & 1, 1, "expected a Fixnum, got {v:#x}");
+    (v as i64) >> 1
+}
+
+/// CRuby's rb_float_new_inline for values that fit a flonum.
+fn flo(d: f64) -> V {
+    if d == 0.0 && d.is_sign_positive() {
+        return FLONUM_ZERO as V;
+    }
+    let bits = d.to_bits();
+    let b = ((bits >> 60) & 7) as i32;
+    assert!(bits != 0x3000_0000_0000_0000 && ((b - 3) & !1) == 0, "{d} is not a flonum");
+    (bits.rotate_left(3) & !1) | 2
+}
+
+fn unflo(v: V) -> f64 {
+    if v == FLONUM_ZERO as V {
+        return 0.0;
+    }
+    assert_eq!(v & 3, 2, "expected a flonum, got {v:#x}");
+    let b63 = v >> 63;
+    f64::from_bits(((2 - b63) | (v & !3)).rotate_right(3))
+}
+
+/// Records the last slow-path call: (helper, value, index).
+static SLOW: Mutex<Vec<(&'static str, u64, u32)>> = Mutex::new(Vec::new());
+extern "C" fn fake_arg_long_long(v: V, _info: usize, i: u32) -> i64 {
+    SLOW.lock().unwrap().push(("long_long", v, i));
+    -4242
+}
+extern "C" fn fake_arg_int(v: V, _info: usize, i: u32) -> i64 {
+    SLOW.lock().unwrap().push(("int", v, i));
+    0x1_0000_0181 // upper bits must be dropped for narrow types
+}
+extern "C" fn fake_arg_double(v: V, _info: usize, i: u32) -> f64 {
+    SLOW.lock().unwrap().push(("double", v, i));
+    2.5
+}
+extern "C" fn fake_arg_cstr(slot: *const V, _info: usize, i: u32) -> *const u8 {
+    SLOW.lock().unwrap().push(("cstr", unsafe { *slot }, i));
+    c"slow".as_ptr() as *const u8
+}
+extern "C" fn fake_ll2inum(n: i64) -> V {
+    SLOW.lock().unwrap().push(("ll2inum", n as u64, 0));
+    0xb16
+}
+extern "C" fn fake_float_new_in_heap(d: f64) -> V {
+    SLOW.lock().unwrap().push(("heap_float", d.to_bits(), 0));
+    0xf10a7
+}
+extern "C" fn fake_str_new_cstr(p: *const u8) -> V {
+    p as V
+}
+
+fn targets() -> RuntimeTargets {
+    RuntimeTargets {
+        arg_int: fake_arg_int as *const () as usize,
+        arg_uint: fake_arg_int as *const () as usize,
+        arg_long_long: fake_arg_long_long as *const () as usize,
+        arg_ulong_long: fake_arg_long_long as *const () as usize,
+        arg_double: fake_arg_double as *const () as usize,
+        arg_cstr: fake_arg_cstr as *const () as usize,
+        ll2inum: fake_ll2inum as *const () as usize,
+        float_new_in_heap: fake_float_new_in_heap as *const () as usize,
+        str_new_cstr: fake_str_new_cstr as *const () as usize,
+        memchr: libc::memchr as *const () as usize,
+        ..RuntimeTargets::default()
+    }
+}
+
+static ARENA: Mutex<Option<CodeArena>> = Mutex::new(None);
+
+/// Emits and installs a stub for `function` with `params -> ret`.
+fn stub(params: Vec<CType>, ret: CType, function: usize) -> usize {
+    let plan = plan_stub(&Signature::new(params, ret)).unwrap();
+    let t = targets();
+    let code = emit_stub(&StubRequest { plan: &plan, function, info: 0x1f0, targets: &t }).unwrap();
+    ARENA.lock().unwrap().get_or_insert_with(CodeArena::new).install(&code).unwrap()
+}
+
+fn slow_calls() -> Vec<(&'static str, u64, u32)> {
+    std::mem::take(&mut *SLOW.lock().unwrap())
+}
+
+extern "C" fn sub3(a: i64, b: i64, c: i64) -> i64 {
+    a - b - c
+}
+
+#[test]
+fn fixnum_args_and_result_round_trip() {
+    let _g = TEST_LOCK.lock().unwrap();
+    let f: extern "C" fn(V, V, V, V) -> V = unsafe { std::mem::transmute(stub(vec![I64; 3], I64, sub3 as *const () as usize)) };
+    assert_eq!(unfix(f(NIL, fix(100), fix(30), fix(-5))), 75);
+    assert_eq!(unfix(f(NIL, fix(-(1 << 61)), fix(1 << 61), fix(0))), -(1 << 62));
+    assert!(slow_calls().is_empty());
+}
+
+#[test]
+fn non_fixnum_goes_to_the_slow_path_with_value_and_index() {
+    let _g = TEST_LOCK.lock().unwrap();
+    let f: extern "C" fn(V, V, V, V) -> V = unsafe { std::mem::transmute(stub(vec![I64; 3], I64, sub3 as *const () as usize)) };
+    assert_eq!(unfix(f(NIL, fix(0), 0x1234_5670, fix(0))), 4242);
+    assert_eq!(slow_calls(), vec![("long_long", 0x1234_5670, 1)]);
+}
+
+#[test]
+fn result_outside_fixnum_range_is_boxed_by_the_helper() {
+    let _g = TEST_LOCK.lock().unwrap();
+    let f: extern "C" fn(V, V, V, V) -> V = unsafe { std::mem::transmute(stub(vec![I64; 3], I64, sub3 as *const () as usize)) };
+    assert_eq!(f(NIL, fix(FIXNUM_MAX), fix(-1), fix(0)), 0xb16);
+    assert_eq!(slow_calls(), vec![("ll2inum", (FIXNUM_MAX as u64) + 1, 0)]);
+}
+
+extern "C" fn raw_edi(x: i32) -> i32 {
+    x
+}
+
+#[test]
+fn narrow_args_are_truncated_and_extended_to_32_bits() {
+    let _g = TEST_LOCK.lock().unwrap();
+    let i8f: extern "C" fn(V, V) -> V = unsafe { std::mem::transmute(stub(vec![I8], I32, raw_edi as *const () as usize)) };
+    let u8f: extern "C" fn(V, V) -> V = unsafe { std::mem::transmute(stub(vec![U8], I32, raw_edi as *const () as usize)) };
+    let u16f: extern "C" fn(V, V) -> V = unsafe { std::mem::transmute(stub(vec![U16], I32, raw_edi as *const () as usize)) };
+    assert_eq!(unfix(i8f(NIL, fix(200))), -56);
+    assert_eq!(unfix(u8f(NIL, fix(-1))), 255);
+    assert_eq!(unfix(u16f(NIL, fix(0x12345))), 0x2345);
+    // Out of C int range: NUM2INT's slow path; its result is narrowed too.
+    assert_eq!(unfix(i8f(NIL, fix(1 << 40))), 0x181u32 as u8 as i8 as i64);
+    assert_eq!(slow_calls(), vec![("int", fix(1 << 40), 0)]);
+}
+
+#[test]
+fn narrow_returns_ignore_garbage_upper_bits() {
+    let _g = TEST_LOCK.lock().unwrap();
+    extern "C" fn garbage() -> u64 {
+        0xdead_beef_cafe_80ff
+    }
+    let call = |ret| -> V {
+        let f: extern "C" fn(V) -> V = unsafe { std::mem::transmute(stub(vec![], ret, garbage as *const () as usize)) };
+        f(NIL)
+    };
+    assert_eq!(unfix(call(I8)), -1);
+    assert_eq!(unfix(call(U8)), 255);
+    assert_eq!(unfix(call(I16)), -32513); // 0x80ff
+    assert_eq!(unfix(call(U16)), 0x80ff);
+    assert_eq!(unfix(call(I32)), 0xcafe_80ffu32 as i32 as i64);
+    assert_eq!(unfix(call(U32)), 0xcafe_80ff);
+    assert_eq!(call(Bool), QTRUE as V);
+    assert_eq!(call(Void), NIL);
+}
+
+extern "C" fn fma3(a: f64, b: f32, c: i32) -> f64 {
+    a * b as f64 + c as f64
+}
+
+#[test]
+fn flonum_fixnum_and_slow_float_args() {
+    let _g = TEST_LOCK.lock().unwrap();
+    let f: extern "C" fn(V, V, V, V) -> V = unsafe { std::mem::transmute(stub(vec![F64, F32, I32], F64, fma3 as *const () as usize)) };
+    assert_eq!(unflo(f(NIL, flo(1.5), flo(4.0), fix(1))), 7.0);
+    assert_eq!(unflo(f(NIL, fix(3), flo(0.0), fix(2))), 2.0); // Fixnum → double inline, +0.0 flonum
+    assert!(slow_calls().is_empty());
+    assert_eq!(unflo(f(NIL, 0x5555_0000, flo(2.0), fix(0))), 5.0); // heap object → helper (2.5)
+    assert_eq!(slow_calls(), vec![("double", 0x5555_0000, 0)]);
+}
+
+#[test]
+fn doubles_outside_flonum_range_and_zero_box_correctly() {
+    let _g = TEST_LOCK.lock().unwrap();
+    extern "C" fn id(d: f64) -> f64 {
+        d
+    }
+    let f: extern "C" fn(V, V) -> V = unsafe { std::mem::transmute(stub(vec![F64], F64, id as *const () as usize)) };
+    for d in [1.0, -2.5, 1e-10, 123456.789] {
+        assert_eq!(unflo(f(NIL, flo(d))), d);
+    }
+    assert_eq!(f(NIL, flo(0.0)), FLONUM_ZERO as V);
+    slow_calls();
+    extern "C" fn huge(_: f64) -> f64 {
+        1e300
+    }
+    let g: extern "C" fn(V, V) -> V = unsafe { std::mem::transmute(stub(vec![F64], F64, huge as *const () as usize)) };
+    assert_eq!(g(NIL, flo(1.0)), 0xf10a7);
+    assert_eq!(slow_calls(), vec![("heap_float", 1e300f64.to_bits(), 0)]);
+}
+
+extern "C" fn weighted20(
+    a0: i64, a1: f64, a2: i64, a3: f64, a4: i64, a5: f64, a6: i64, a7: f64, a8: i64, a9: f64,
+    a10: i64, a11: f64, a12: i64, a13: f64, a14: i64, a15: f64, a16: i64, a17: f64, a18: i64, a19: f64,
+) -> f64 {
+    let ints = [a0, a2, a4, a6, a8, a10, a12, a14, a16, a18];
+    let dbls = [a1, a3, a5, a7, a9, a11, a13, a15, a17, a19];
+    let mut s = 0.0;
+    for k in 0..10 {
+        s += ints[k] as f64 * (2 * k + 1) as f64 + dbls[k] * (2 * k + 2) as f64;
+    }
+    s
+}
+
+#[test]
+fn twenty_mixed_args_use_argv_form_and_spill_in_order() {
+    let _g = TEST_LOCK.lock().unwrap();
+    let params: Vec<CType> = (0..20).map(|i| if i % 2 == 0 { I64 } else { F64 }).collect();
+    let f: extern "C" fn(i32, *const V, V) -> V = unsafe { std::mem::transmute(stub(params, F64, weighted20 as *const () as usize)) };
+    let argv: Vec<V> = (0..20).map(|i| if i % 2 == 0 { fix(i + 1) } else { flo((i + 1) as f64 / 4.0) }).collect();
+    let expect: f64 = (0..20).map(|i| ((i + 1) as f64 / if i % 2 == 0 { 1.0 } else { 4.0 }) * (i + 1) as f64).sum();
+    assert_eq!(unflo(f(20, argv.as_ptr(), NIL)), expect);
+}
+
+#[test]
+fn fifteen_args_come_from_registers_and_the_callers_stack() {
+    let _g = TEST_LOCK.lock().unwrap();
+    extern "C" fn last_minus_first(
+        a: i64, _b: i64, _c: i64, _d: i64, _e: i64, _f: i64, _g: i64, _h: i64, _i: i64, _j: i64, _k: i64,
+        _l: i64, _m: i64, _n: i64, o: i64,
+    ) -> i64 {
+        o * 100 + a
+    }
+    let f: extern "C" fn(V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V) -> V =
+        unsafe { std::mem::transmute(stub(vec![I64; 15], I64, last_minus_first as *const () as usize)) };
+    let r = f(NIL, fix(1), fix(2), fix(3), fix(4), fix(5), fix(6), fix(7), fix(8), fix(9), fix(10), fix(11), fix(12), fix(13), fix(14), fix(15));
+    assert_eq!(unfix(r), 1501);
+}
+
+/// A fake embedded RString holding `bytes` (NUL-terminated).
+fn embedded(bytes: &[u8]) -> Box<[u64; 5]> {
+    let mut s = Box::new([0u64; 5]);
+    s[0] = T_STRING as u64 | ((bytes.len() as u64) << RSTRING_EMBED_LEN_SHIFT);
+    let raw = unsafe { std::slice::from_raw_parts_mut((s.as_mut_ptr() as *mut u8).add(RSTRING_EMBED_ARY as usize), 24) };
+    raw[..bytes.len()].copy_from_slice(bytes);
+    s
+}
+
+extern "C" fn c_strlen(p: *const libc::c_char) -> usize {
+    if p.is_null() { 999 } else { unsafe { libc::strlen(p) } }
+}
+
+#[test]
+fn strings_embedded_heap_nil_and_slow() {
+    let _g = TEST_LOCK.lock().unwrap();
+    let f: extern "C" fn(V, V) -> V = unsafe { std::mem::transmute(stub(vec![CString], U64, c_strlen as *const () as usize)) };
+    let hello = embedded(b"hello");
+    assert_eq!(unfix(f(NIL, hello.as_ptr() as V)), 5);
+    let long = vec![b'x'; 1000].into_iter().chain([0u8]).collect::<Vec<u8>>();
+    let heap: Box<[u64; 5]> =
+        Box::new([(T_STRING | RSTRING_NOEMBED) as u64, 0, 1000, long.as_ptr() as u64, 0]);
+    // heap layout: len and ptr at rb-sys's offsets
+    let mut heap = heap;
+    heap[(RSTRING_HEAP_LEN / 8) as usize] = 1000;
+    heap[(RSTRING_HEAP_PTR / 8) as usize] = long.as_ptr() as u64;
+    assert_eq!(unfix(f(NIL, heap.as_ptr() as V)), 1000);
+    assert_eq!(unfix(f(NIL, NIL)), 999);
+    assert!(slow_calls().is_empty());
+    // Embedded NUL → slow path (which raises in the real runtime).
+    let nul = embedded(b"a\0b");
+    assert_eq!(unfix(f(NIL, nul.as_ptr() as V)), 4);
+    // A Symbol-like immediate and Qfalse → slow path, never dereferenced.
+    assert_eq!(unfix(f(NIL, 0x0c)), 4);
+    assert_eq!(unfix(f(NIL, 0)), 4);
+    let calls = slow_calls();
+    assert_eq!(calls.iter().map(|c| c.1).collect::<Vec<_>>(), vec![nul.as_ptr() as u64, 0x0c, 0]);
+    assert!(calls.iter().all(|c| c.0 == "cstr"));
+}
+
+static TEST_LOCK: Mutex<()> = Mutex::new(());
