@@ -55,8 +55,9 @@ module FiddleJit
     end
 
     # attach_function(name, [c_name,] params, return_type, options = {}):
-    # defines +name+ as a module function whose body is a JIT-emitted stub
-    # calling +c_name+ (default: +name+).
+    # defines +name+ as a singleton method and a public instance method (as
+    # the ffi gem does) whose body is a JIT-emitted stub calling +c_name+
+    # (default: +name+).
     def attach_function(name, func, args, returns = nil, options = nil)
       if returns && (func.is_a?(String) || func.is_a?(Symbol))
         c_name, params, ret = func.to_s, args, returns

@@ -29,11 +29,11 @@ module FiddleJit
 
     module_function
 
-    # The canonical name for +type+ (a Symbol or String), looking in
-    # +typedefs+ first; TypeError (like the ffi gem) when unknown.
+    # The canonical name for +type+, looking in +typedefs+ first; TypeError
+    # (like the ffi gem) when unknown. As in the ffi gem, builtin types are
+    # Symbols: the String "int" does not resolve.
     def resolve(type, typedefs = nil)
-      key = type.is_a?(String) ? type.to_sym : type
-      found = typedefs&.fetch(key, nil) || BUILTIN[key]
+      found = typedefs&.fetch(type, nil) || BUILTIN[type]
       raise TypeError, "unable to resolve type '#{type}'" unless found
 
       found

@@ -22,8 +22,9 @@ fn parse_types(ruby: &Ruby, names: &[String]) -> Result<Vec<CType>, Error> {
 /// `attach_function(module, method_name, address, params, ret, labels)`:
 /// `params`/`ret` are canonical type names (the Ruby layer resolved
 /// aliases), `labels` the names as the user wrote them (for messages).
-/// Defines `method_name` as a module function of `module` whose body is the
-/// stub. Returns the number of code bytes emitted.
+/// Defines `method_name` on `module` as a singleton method and a public
+/// instance method (what the ffi gem's Function#attach does) whose body is
+/// the stub. Returns the number of code bytes emitted.
 fn attach_function(
     ruby: &Ruby,
     module: RModule,
@@ -67,7 +68,8 @@ fn attach_function(
     // never freed or moved, with the cfunc signature `arity` announces.
     unsafe {
         let func: unsafe extern "C" fn() -> rb_sys::VALUE = std::mem::transmute(stub);
-        rb_sys::rb_define_module_function(module.as_raw(), name.as_ptr(), Some(func), arity);
+        rb_sys::rb_define_singleton_method(module.as_raw(), name.as_ptr(), Some(func), arity);
+        rb_sys::rb_define_method(module.as_raw(), name.as_ptr(), Some(func), arity);
     }
     Ok(code.len())
 }
