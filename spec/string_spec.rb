@@ -65,7 +65,7 @@ RSpec.describe ":string arguments and returns" do
     end
 
     it "str_dup_upper" do
-      expect_same(:str_dup_upper, "hello World", expect: "HELLO WORLD")
+      expect_same(:str_dup_upper, "hello World", expect: "HELLO WORLD".b)
       expect_same(:str_dup_upper, "x" * 1000)
       expect_same(:str_dup_upper, nil, expect: nil)
     end
@@ -148,56 +148,20 @@ RSpec.describe ":string arguments and returns" do
     end
   end
 
-  describe ":string arguments under GC pressure" do
-    it "fresh strings each call under GC.stress (minor GCs), 2000 calls" do
+  describe ":string arguments under GC pressure (in process; see gc_stress_spec.rb for more)" do
+    it "fresh strings each call under GC.stress (minor GCs), 200 calls" do
       str_len = jit_fn(:str_len)
-      upper = jit_fn(:str_dup_upper)
       bad = []
       GC.stress = 0x01 # a minor GC on every allocation
       begin
-        2000.times do |i|
+        200.times do |i|
           n = i % 50
-          s = "x" * n
-          bad << [i, :len] unless str_len.call(s) == n
-          bad << [i, :upper] unless upper.call("ab" * (n % 20)) == "AB" * (n % 20)
+          bad << i unless str_len.call("x" * n) == n
         end
       ensure
         GC.stress = false
       end
       expect(bad).to be_empty
-    end
-
-    it "fresh strings each call under full GC.stress, a few calls" do
-      str_len = jit_fn(:str_len)
-      pair = jit_fn(:str_pair_sum)
-      want = ffi_fn(:str_pair_sum).call("k" * 40, "m" * 60)
-      bad = []
-      GC.stress = true
-      begin
-        30.times do |i|
-          n = 30 + i
-          bad << [i, :len] unless str_len.call("x" * n) == n
-          bad << [i, :pair] unless pair.call("k" * 40, "m" * 60) == want
-        end
-      ensure
-        GC.stress = false
-      end
-      expect(bad).to be_empty
-    end
-
-    it "keeps strings returned by to_str alive while later arguments are converted" do
-      pair = jit_fn(:str_pair_sum)
-      a = Differential::FreshToStr.new("a", 100)
-      b = Differential::FreshToStr.new("b", 100)
-      want = ffi_fn(:str_pair_sum).call("a" * 100, "b" * 100)
-      got = []
-      GC.stress = 0x01
-      begin
-        200.times { got << pair.call(a, b) }
-      ensure
-        GC.stress = false
-      end
-      expect(got.uniq).to eq([want])
     end
 
     it "survives GC.compact between calls" do

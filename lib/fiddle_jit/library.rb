@@ -22,7 +22,7 @@ module FiddleJit
               lazy: DynamicLibrary::RTLD_LAZY, now: DynamicLibrary::RTLD_NOW }.freeze
 
     def self.extended(mod)
-      raise RuntimeError, "must only be extended by module" unless mod.instance_of?(Module)
+      raise RuntimeError, "must only be extended by module" unless mod.is_a?(Module)
     end
 
     # Loads libraries: names ("c", "m", "libm.so.6"), paths, or Arrays of

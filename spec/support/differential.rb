@@ -56,18 +56,6 @@ module Differential
     def inspect = "ToStr(#{@value.inspect})"
   end
 
-  # #to_str that returns a freshly allocated string every time, plus garbage,
-  # so that under GC.stress a library which fails to keep the converted string
-  # reachable reads freed memory.
-  class FreshToStr
-    def initialize(base, times) = (@base = base; @times = times)
-    def to_str
-      20.times { "garbage" * 10 } # allocations that can trigger a GC
-      @base * @times
-    end
-    def inspect = "FreshToStr(#{@base.inspect} * #{@times})"
-  end
-
   class RaisingConv
     def to_int = raise(Boom, "to_int")
     def to_f = raise(Boom, "to_f")
@@ -244,6 +232,25 @@ module Differential
             "  ffi (oracle): #{Differential.describe_outcome(f)}\n  pinned:       #{Differential.describe_value(expect)}"
         }
       end
+      j[1]
+    end
+
+    # Run the block once with FFI and once with FiddleJit (the namespace is
+    # yielded) and require the same normalized outcome, e.g.
+    #   expect_same_outcome("Pointer.new(nil)") { |ns| ns::Pointer.new(nil) }
+    def expect_same_outcome(label)
+      outcomes = [Differential.ffi, Differential.jit].map do |side|
+        [:ok, yield(side.ns)]
+      rescue StandardError, ScriptError => e
+        [:raise, e]
+      end
+      f, j = outcomes
+      fn = Differential.ffi.normalize_outcome(f)
+      jn = Differential.jit.normalize_outcome(j)
+      expect(jn).to eq(fn), lambda {
+        "#{label}\n  ffi (oracle): #{Differential.describe_outcome(f)}\n" \
+          "  fiddle_jit:   #{Differential.describe_outcome(j)}"
+      }
       j[1]
     end
 

@@ -51,9 +51,17 @@ impl Pointer {
                 ))
             }
         };
+        // Like the ffi gem: a Pointer, or an Integer read as NUM2LL (so
+        // negative values wrap and 2**63 is a RangeError); nothing else.
         let address = match Pointer::address_of(address) {
             Some(a) => a,
-            None => usize::try_convert(address).or_else(|_| i64::try_convert(address).map(|a| a as usize))?,
+            None if address.is_kind_of(ruby.class_integer()) => i64::try_convert(address)? as usize,
+            None => {
+                return Err(Error::new(
+                    ruby.exception_type_error(),
+                    format!("wrong argument type {}, expected Integer or FiddleJit::Pointer", address.class()),
+                ))
+            }
         };
         Ok(ruby.obj_wrap(Pointer { address, type_size }))
     }
@@ -70,10 +78,19 @@ impl Pointer {
         self.type_size
     }
 
-    fn eq(&self, other: Value) -> bool {
+    /// Equal addresses; `nil` equals NULL; anything else is an
+    /// ArgumentError, as in the ffi gem.
+    fn eq(ruby: &Ruby, rb_self: &Self, other: Value) -> Result<bool, Error> {
         if other.is_nil() {
-            return self.address == 0;
+            return Ok(rb_self.address == 0);
         }
+        match Pointer::address_of(other) {
+            Some(a) => Ok(a == rb_self.address),
+            None => Err(Error::new(ruby.exception_arg_error(), "Invalid Memory object")),
+        }
+    }
+
+    fn eql(&self, other: Value) -> bool {
         Pointer::address_of(other) == Some(self.address)
     }
 
@@ -108,13 +125,12 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("null?", method!(Pointer::is_null, 0))?;
     class.define_method("type_size", method!(Pointer::type_size, 0))?;
     class.define_method("==", method!(Pointer::eq, 1))?;
-    class.define_method("eql?", method!(Pointer::eq, 1))?;
+    class.define_method("eql?", method!(Pointer::eql, 1))?;
     class.define_method("hash", method!(Pointer::hash, 0))?;
     class.define_method("+", method!(Pointer::plus, 1))?;
     class.define_method("inspect", method!(Pointer::inspect, 0))?;
     class.const_set("SIZE", std::mem::size_of::<usize>())?;
     let null = ruby.obj_wrap(Pointer { address: 0, type_size: 1 });
-    null.freeze();
     class.const_set("NULL", null)?;
     // SAFETY: NULL is a constant (reachable forever) and pinned by
     // rb_gc_register_mark_object, so the stored VALUE never moves.
