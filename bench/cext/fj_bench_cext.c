@@ -4,10 +4,38 @@
 #include <string.h>
 #include <math.h>
 #include <unistd.h>
+#if defined(__has_include) && __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#else
+#define CALLGRIND_ZERO_STATS
+#define CALLGRIND_DUMP_STATS_AT(name) ((void)(name))
+#endif
 
 /* From bench/build/libfjbench.so (bench/fixture/bench_fixture.c). */
 extern int add(int a, int b);
 extern long sum6(long a, long b, long c, long d, long e, long f);
+extern long ptr_first(const long *p);
+extern const char *str_ret(void);
+
+/* A native buffer the usual way: a TypedData object owning the memory. */
+static const rb_data_type_t buf_type = {
+    "FjBenchCext::Buf", { 0, RUBY_TYPED_DEFAULT_FREE, 0 }, 0, 0, RUBY_TYPED_FREE_IMMEDIATELY
+};
+
+static VALUE fjb_buf_new(VALUE self, VALUE value) {
+    long *mem = ALLOC(long);
+    *mem = NUM2LONG(value);
+    return TypedData_Wrap_Struct(rb_path2class("FjBenchCext::Buf"), &buf_type, mem);
+}
+
+static VALUE fjb_ptr_first(VALUE self, VALUE buf) {
+    const long *p = rb_check_typeddata(buf, &buf_type);
+    return LONG2NUM(ptr_first(p));
+}
+
+static VALUE fjb_str_ret(VALUE self) {
+    return rb_str_new_cstr(str_ret());
+}
 
 static VALUE fjb_strlen(VALUE self, VALUE str) {
     const char *s = StringValueCStr(str);
@@ -32,6 +60,18 @@ static VALUE fjb_getpid(VALUE self) {
     return INT2NUM((int)getpid());
 }
 
+/* bench/icount.rb brackets each measured loop with these (no-ops unless
+ * running under valgrind --tool=callgrind). */
+static VALUE fjb_callgrind_zero(VALUE self) {
+    CALLGRIND_ZERO_STATS;
+    return Qnil;
+}
+
+static VALUE fjb_callgrind_dump(VALUE self, VALUE name) {
+    CALLGRIND_DUMP_STATS_AT(StringValueCStr(name));
+    return Qnil;
+}
+
 /* Dispatch floor: an arity-1 C method that does nothing. */
 static VALUE fjb_noop1(VALUE self, VALUE x) {
     return Qnil;
@@ -45,4 +85,11 @@ void Init_fj_bench_cext(void) {
     rb_define_module_function(m, "sum6", fjb_sum6, 6);
     rb_define_module_function(m, "getpid", fjb_getpid, 0);
     rb_define_module_function(m, "noop1", fjb_noop1, 1);
+    rb_define_module_function(m, "callgrind_zero", fjb_callgrind_zero, 0);
+    rb_define_module_function(m, "callgrind_dump", fjb_callgrind_dump, 1);
+    rb_define_module_function(m, "ptr_first", fjb_ptr_first, 1);
+    rb_define_module_function(m, "str_ret", fjb_str_ret, 0);
+    VALUE buf = rb_define_class_under(m, "Buf", rb_cObject);
+    rb_undef_alloc_func(buf);
+    rb_define_module_function(m, "buf", fjb_buf_new, 1);
 }

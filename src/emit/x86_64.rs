@@ -429,24 +429,22 @@ impl Emitter<'_> {
     /// (to_str, other encodings, missing terminator, embedded NUL, wrong type)
     /// → the helper, which behaves like StringValueCStr.
     fn unbox_cstring(&mut self, e: &PlanEntry, ctx: ArgCtx, keep: i32) {
-        let l: Vec<DynamicLabel> = (0..7).map(|_| self.ops.new_dynamic_label()).collect();
-        let (slow, null, heap, embed_long, done, scan, heap_long) = (l[0], l[1], l[2], l[3], l[4], l[5], l[6]);
-        // T_STRING with encoding index 0 or 1: one mask and compare.
-        let type_and_enc = T_MASK | (ENCODING_MASK & !(1 << ENCODING_SHIFT));
+        let l: Vec<DynamicLabel> = (0..8).map(|_| self.ops.new_dynamic_label()).collect();
+        let (slow, null, heap, embed_long, done, scan, heap_long, other) = (l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7]);
+        // One mask and compare: T_STRING, embedded, encoding index 0 or 1
+        // (ASCII-8BIT, UTF-8). Heap strings and the rest are sorted out of line.
+        let fast_kind = T_MASK | RSTRING_NOEMBED | (ENCODING_MASK & !(1 << ENCODING_SHIFT));
         dynasm!(self.ops
             ; .arch x64
-            ; cmp rax, QNIL
-            ; je =>null
-            ; jb =>slow                       // false and small immediates
             ; test al, IMMEDIATE_MASK as i8
             ; jnz =>slow
+            ; cmp rax, QNIL
+            ; jbe =>null                       // nil, or false (0) which `null` sends on
             ; mov r10, [rax + RBASIC_FLAGS]
             ; mov r11d, r10d
-            ; and r11d, type_and_enc
+            ; and r11d, fast_kind
             ; cmp r11d, T_STRING
-            ; jne =>slow
-            ; test r10d, RSTRING_NOEMBED
-            ; jnz =>heap
+            ; jne =>other
             ; shr r10d, RSTRING_EMBED_LEN_SHIFT
             ; and r10d, RSTRING_EMBED_LEN_MAX_MASK
             ; lea rax, [rax + RSTRING_EMBED_ARY]
@@ -470,8 +468,17 @@ impl Emitter<'_> {
             dynasm!(ops
                 ; .arch x64
                 ; =>null
+                ; test rax, rax                  // Qfalse → the helper's TypeError
+                ; jz =>slow
                 ; xor eax, eax
                 ; jmp =>done
+                ; =>other                        // heap String in a fast encoding?
+                ; and r11d, !RSTRING_NOEMBED
+                ; cmp r11d, T_STRING
+                ; jne =>slow
+                ; test r10d, RSTRING_NOEMBED
+                ; jnz =>heap
+                ; jmp =>slow
                 ; =>embed_long                 // no NUL in bytes 0..16: len must be 16..23
                 ; cmp r10d, 16
                 ; jb =>slow
@@ -549,11 +556,10 @@ impl Emitter<'_> {
             (self.ops.new_dynamic_label(), self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
         dynasm!(self.ops
             ; .arch x64
-            ; cmp rax, QNIL
-            ; je =>null
-            ; jb =>slow
             ; test al, IMMEDIATE_MASK as i8
             ; jnz =>slow
+            ; cmp rax, QNIL
+            ; jbe =>null                      // nil, or false (sent on to the helper)
             ; mov r10, [rax + RBASIC_FLAGS]
             ; and r10d, T_MASK
             ; cmp r10d, T_DATA                // offset 16 means `type` only for T_DATA
@@ -571,6 +577,8 @@ impl Emitter<'_> {
             dynasm!(ops
                 ; .arch x64
                 ; =>null
+                ; test rax, rax
+                ; jz =>slow
                 ; xor eax, eax
                 ; jmp =>done
                 ; =>slow
