@@ -4,7 +4,21 @@ module FiddleJit
   CURRENT_PROCESS = LibraryLoader::CURRENT_PROCESS
 
   # What attach_function returns: a description of the installed stub.
-  AttachedFunction = Struct.new(:name, :c_name, :params, :return_type, :address, :code_bytes)
+  AttachedFunction = Struct.new(:name, :c_name, :params, :return_type, :address, :stub_address, :code_bytes) do
+    # The stub's machine code as readable assembly.
+    def disassemble
+      Native.disassemble(stub_address)
+    end
+  end
+
+  # Assembly of the stub behind +mod+'s attached function +name+ (Symbol or
+  # String), e.g. `puts FiddleJit.disassemble(LibC, :strlen)`.
+  def self.disassemble(mod, name)
+    fn = mod.instance_variable_get(:@fiddle_jit_functions)&.fetch(name.to_sym, nil)
+    raise ArgumentError, "#{mod} has no function #{name} attached by fiddle_jit" unless fn
+
+    fn.disassemble
+  end
 
   # The ffi gem's FFI::Library: `extend FiddleJit::Library`, then
   # `ffi_lib` and `attach_function`.
@@ -73,8 +87,9 @@ module FiddleJit
       raise NotFoundError.new(c_name, ffi_libraries.map { |l| l.name || "[current process]" }) unless lib
 
       address = lib.find_function(c_name)
-      bytes = Native.attach_function(self, name.to_s, address, param_types, ret_type, params.map(&:to_s))
-      AttachedFunction.new(name.to_sym, c_name, params, ret, address, bytes)
+      stub, bytes = Native.attach_function(self, name.to_s, address, param_types, ret_type, params.map(&:to_s), c_name)
+      (@fiddle_jit_functions ||= {})[name.to_sym] =
+        AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
     end
   end
 end

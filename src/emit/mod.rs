@@ -3,6 +3,7 @@
 //! Ruby's type symbols.
 
 pub mod arena;
+pub mod disasm;
 pub mod ruby_layout;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
@@ -43,10 +44,48 @@ pub struct RuntimeTargets {
     pub ull2inum: usize,
     pub float_new_in_heap: usize,
     pub str_new_cstr: usize,
-    /// libc `memchr`, for NUL checks of long strings.
-    pub memchr: usize,
     /// The `rb_data_type_t` of Pointer objects, for the inline Pointer check.
     pub pointer_data_type: usize,
+}
+
+/// Addresses of the installed slow-path thunks (see `x86_64`): one per
+/// conversion helper.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Thunks {
+    pub arg_int: usize,
+    pub arg_uint: usize,
+    pub arg_long_long: usize,
+    pub arg_ulong_long: usize,
+    pub arg_double: usize,
+    pub arg_bool: usize,
+    pub arg_pointer: usize,
+    pub arg_cstr: usize,
+}
+
+/// Emits the thunks for `targets` into `arena`. Call once per process.
+pub fn install_thunks(arena: &mut arena::CodeArena, targets: &RuntimeTargets) -> Result<Thunks, EmitError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut a = Vec::new();
+        for code in x86_64::emit_thunks(targets) {
+            a.push(arena.install(&code).map_err(|e| EmitError::Assembler(e.to_string()))?);
+        }
+        Ok(Thunks {
+            arg_int: a[0],
+            arg_uint: a[1],
+            arg_long_long: a[2],
+            arg_ulong_long: a[3],
+            arg_double: a[4],
+            arg_bool: a[5],
+            arg_pointer: a[6],
+            arg_cstr: a[7],
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (arena, targets);
+        Err(EmitError::UnsupportedArch(std::env::consts::ARCH))
+    }
 }
 
 /// One forward stub to build.
@@ -57,6 +96,7 @@ pub struct StubRequest<'a> {
     /// Opaque per-function data passed to slow paths (names for messages).
     pub info: usize,
     pub targets: &'a RuntimeTargets,
+    pub thunks: &'a Thunks,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +120,15 @@ impl std::fmt::Display for EmitError {
     }
 }
 
+/// A stub's bytes: instructions first, then its literal pool.
+pub struct EmittedStub {
+    pub code: Vec<u8>,
+    /// Bytes of instructions (the rest is data).
+    pub code_len: usize,
+}
+
 /// Emits position-independent machine code for `req`.
-pub fn emit_stub(req: &StubRequest) -> Result<Vec<u8>, EmitError> {
+pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
     #[cfg(target_arch = "x86_64")]
     {
         x86_64::emit_stub(req)

@@ -1,4 +1,4 @@
-//! x86-64 (SysV) forward stubs.
+//! x86-64 (SysV) forward stubs and the slow-path thunks they share.
 //!
 //! A stub is installed as the cfunc itself and converts each argument
 //! straight into the register (or outgoing stack slot) the C function wants
@@ -10,93 +10,111 @@
 //!       rax ← its VALUE (incoming register, caller stack, or argv)
 //!       unbox inline using only rax, r10, r11, xmm14, xmm15
 //!       → its C register / stack slot
-//!   [mov eax, #vector registers]  call fn
+//!   [mov eax, #vector registers]  call [fn]
 //!   rebox rax / xmm0 → rax; add rsp, FRAME; ret     (or a tail call)
-//!   ->slow paths, out of line after the hot code
+//!   slow paths, out of line after the hot code
+//!   literal pool: the C function, thunk and helper addresses, `info`
 //! ```
 //!
-//! Why this is safe without a staging area: Ruby passes argument i in
-//! register i+1 (self is in rdi), and C wants the k-th integer argument in
-//! register k with k ≤ i, so writing destinations left to right never
-//! overwrites a VALUE not yet read. Slow paths call helpers that clobber every
-//! caller-saved register, so each saves exactly the registers live at that
-//! point (destinations already written, sources not yet read) and restores
-//! them afterwards.
+//! Why no staging area is needed: Ruby passes argument i in register i+1
+//! (self is in rdi), and C wants the k-th integer argument in register k
+//! with k ≤ i, so writing destinations left to right never overwrites a
+//! VALUE not yet read.
+//!
+//! Slow paths call Rust helpers that clobber every caller-saved register.
+//! They go through *thunks* (one per helper, emitted once per process) that
+//! save and restore all argument registers around the helper. Thunk
+//! contract: r10 = the VALUE (for :string, the address of a slot holding
+//! it), r11 = the stub's info pointer, eax = the argument index; result in
+//! rax, or xmm15 for doubles; only rax, r10, r11, xmm15 and flags change.
 
 use super::ruby_layout::*;
-use super::{EmitError, RuntimeTargets, StubRequest};
+use super::{EmitError, EmittedStub, RuntimeTargets, StubRequest, Thunks};
 use crate::abi::{ArgSource, CLoc, CfuncForm, PlanEntry, RetLoc};
 use crate::types::CType;
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
 type Asm = VecAssembler<X64Relocation>;
-type SlowPath = Box<dyn FnOnce(&mut Asm)>;
+type SlowPath = Box<dyn FnOnce(&mut Asm, &mut Pool)>;
 
 /// SysV integer argument registers in order: rdi, rsi, rdx, rcx, r8, r9.
 const INT_ARG_REGS: [u8; 6] = [7, 6, 2, 1, 8, 9];
 const RAX: u8 = 0;
-const R11: u8 = 11;
+const R10: u8 = 10;
 
-/// Registers holding something a slow path must preserve.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
-struct Live {
-    int: [bool; 6],
-    xmm: [bool; 8],
+/// 64-bit constants the stub loads RIP-relative (`call [=>label]` is 6 bytes
+/// against 13 for `mov r11, imm64; call r11`), emitted after the code.
+#[derive(Default)]
+struct Pool {
+    entries: Vec<(u64, DynamicLabel)>,
 }
 
-impl Live {
-    fn count(&self) -> i32 {
-        (self.int.iter().filter(|b| **b).count() + self.xmm.iter().filter(|b| **b).count()) as i32
+impl Pool {
+    fn label(&mut self, ops: &mut Asm, value: usize) -> DynamicLabel {
+        if let Some((_, l)) = self.entries.iter().find(|(v, _)| *v == value as u64) {
+            return *l;
+        }
+        let l = ops.new_dynamic_label();
+        self.entries.push((value as u64, l));
+        l
     }
 
-    /// Bytes the save area takes (keeps rsp 16-aligned).
-    fn save_bytes(&self) -> i32 {
-        (8 * self.count() + 15) / 16 * 16
+    fn emit(self, ops: &mut Asm) {
+        dynasm!(ops ; .arch x64 ; .align 8);
+        for (value, label) in self.entries {
+            dynasm!(ops ; .arch x64 ; =>label ; .u64 value);
+        }
     }
+}
 
-    fn save(&self, ops: &mut Asm) {
-        let bytes = self.save_bytes();
-        if bytes == 0 {
-            return;
-        }
-        dynasm!(ops ; .arch x64 ; sub rsp, bytes);
-        let mut slot = 0;
-        for (k, _) in self.int.iter().enumerate().filter(|(_, l)| **l) {
-            dynasm!(ops ; .arch x64 ; mov [rsp + 8 * slot], Rq(INT_ARG_REGS[k]));
-            slot += 1;
-        }
-        for (k, _) in self.xmm.iter().enumerate().filter(|(_, l)| **l) {
-            dynasm!(ops ; .arch x64 ; movsd QWORD [rsp + 8 * slot], Rx(k as u8));
-            slot += 1;
-        }
-    }
+/// A thunk: save every argument register, call `target(r10, r11, eax)`,
+/// restore.
+fn emit_thunk(target: usize) -> Vec<u8> {
+    let mut ops = Asm::new(0);
+    // Entry rsp ≡ 8 (mod 16); 6 pushes + 72 bytes keep calls aligned.
+    dynasm!(ops
+        ; .arch x64
+        ; push rdi ; push rsi ; push rdx ; push rcx ; push r8 ; push r9
+        ; sub rsp, 72
+        ; movsd [rsp], xmm0 ; movsd [rsp + 8], xmm1 ; movsd [rsp + 16], xmm2 ; movsd [rsp + 24], xmm3
+        ; movsd [rsp + 32], xmm4 ; movsd [rsp + 40], xmm5 ; movsd [rsp + 48], xmm6 ; movsd [rsp + 56], xmm7
+        ; mov rdi, r10
+        ; mov rsi, r11
+        ; mov edx, eax
+        ; mov r11, QWORD target as i64
+        ; call r11
+        ; movaps xmm15, xmm0
+        ; movsd xmm0, [rsp] ; movsd xmm1, [rsp + 8] ; movsd xmm2, [rsp + 16] ; movsd xmm3, [rsp + 24]
+        ; movsd xmm4, [rsp + 32] ; movsd xmm5, [rsp + 40] ; movsd xmm6, [rsp + 48] ; movsd xmm7, [rsp + 56]
+        ; add rsp, 72
+        ; pop r9 ; pop r8 ; pop rcx ; pop rdx ; pop rsi ; pop rdi
+        ; ret
+    );
+    ops.finalize().expect("thunk assembles")
+}
 
-    /// Restores what `save` saved. Leaves rax, r10, r11, xmm14 and xmm15
-    /// alone; the final `add` changes the flags, so test after restoring.
-    fn restore(&self, ops: &mut Asm) {
-        let bytes = self.save_bytes();
-        if bytes == 0 {
-            return;
-        }
-        let mut slot = 0;
-        for (k, _) in self.int.iter().enumerate().filter(|(_, l)| **l) {
-            dynasm!(ops ; .arch x64 ; mov Rq(INT_ARG_REGS[k]), [rsp + 8 * slot]);
-            slot += 1;
-        }
-        for (k, _) in self.xmm.iter().enumerate().filter(|(_, l)| **l) {
-            dynasm!(ops ; .arch x64 ; movsd Rx(k as u8), QWORD [rsp + 8 * slot]);
-            slot += 1;
-        }
-        dynasm!(ops ; .arch x64 ; add rsp, bytes);
-    }
+/// Machine code for every thunk, in the order of [`Thunks::from_addresses`].
+pub fn emit_thunks(targets: &RuntimeTargets) -> Vec<Vec<u8>> {
+    [
+        targets.arg_int,
+        targets.arg_uint,
+        targets.arg_long_long,
+        targets.arg_ulong_long,
+        targets.arg_double,
+        targets.arg_bool,
+        targets.arg_pointer,
+        targets.arg_cstr,
+    ]
+    .into_iter()
+    .map(emit_thunk)
+    .collect()
 }
 
 /// The stub's own frame, below the return address.
 #[derive(Clone, Copy)]
 struct Frame {
-    /// Outgoing stack arguments start at rsp+0.
-    /// Slot for argv (argv form only).
+    /// Slot for argv (argv form only). Outgoing stack arguments start at rsp+0.
     argv: i32,
     /// First keep-alive slot: one per :string argument, holding a `to_str`
     /// result for the conservative GC scan until the call returns.
@@ -104,8 +122,7 @@ struct Frame {
     size: i32,
 }
 
-/// Where an argument's VALUE is, as seen with `extra` bytes pushed below the
-/// frame (a slow path's save area).
+/// Where an argument's VALUE is when the stub's frame is set up.
 #[derive(Clone, Copy)]
 struct Source {
     src: ArgSource,
@@ -113,69 +130,58 @@ struct Source {
 }
 
 impl Source {
-    fn load(&self, ops: &mut Asm, reg: u8, extra: i32) {
+    fn load(&self, ops: &mut Asm, reg: u8) {
         match self.src {
-            ArgSource::Int(r) => {
-                if INT_ARG_REGS[r as usize] != reg {
-                    dynasm!(ops ; .arch x64 ; mov Rq(reg), Rq(INT_ARG_REGS[r as usize]))
-                }
-            }
+            ArgSource::Int(r) => dynasm!(ops ; .arch x64 ; mov Rq(reg), Rq(INT_ARG_REGS[r as usize])),
             // Above the frame and the return address.
-            ArgSource::Stack(off) => {
-                dynasm!(ops ; .arch x64 ; mov Rq(reg), [rsp + extra + self.frame.size + 8 + off as i32])
-            }
+            ArgSource::Stack(off) => dynasm!(ops ; .arch x64 ; mov Rq(reg), [rsp + self.frame.size + 8 + off as i32]),
             ArgSource::Argv(i) => dynasm!(ops
                 ; .arch x64
-                ; mov Rq(reg), [rsp + extra + self.frame.argv]
+                ; mov Rq(reg), [rsp + self.frame.argv]
                 ; mov Rq(reg), [Rq(reg) + 8 * i as i32]
             ),
         }
     }
 }
 
-fn call_absolute(ops: &mut Asm, target: usize) {
-    dynasm!(ops
-        ; .arch x64
-        ; mov r11, QWORD target as i64
-        ; call r11
-    );
-}
-
-struct Emitter<'a> {
-    ops: Asm,
-    req: &'a StubRequest<'a>,
-    targets: RuntimeTargets,
-    frame: Frame,
-    slow: Vec<SlowPath>,
-}
-
 /// What a conversion hands to its slow path.
 #[derive(Clone, Copy)]
 struct ArgCtx {
     source: Source,
-    live: Live,
     info: usize,
     index: u32,
 }
 
 impl ArgCtx {
-    /// Calls `helper(value, info, index)` preserving live registers; the
-    /// result stays in rax (and xmm0 is copied to xmm15).
-    fn call_helper(&self, ops: &mut Asm, helper: usize) {
-        self.live.save(ops);
-        self.source.load(ops, 7, self.live.save_bytes());
+    /// Loads r11 = info, eax = index and calls `thunk` (r10 already set).
+    fn call_thunk(&self, ops: &mut Asm, pool: &mut Pool, thunk: usize) {
+        let (info, thunk) = (pool.label(ops, self.info), pool.label(ops, thunk));
         dynasm!(ops
             ; .arch x64
-            ; mov rsi, QWORD self.info as i64
-            ; mov edx, self.index as i32
+            ; mov r11, [=>info]
+            ; mov eax, self.index as i32
+            ; call QWORD [=>thunk]
         );
-        call_absolute(ops, helper);
-        dynasm!(ops ; .arch x64 ; movaps xmm15, xmm0);
-        self.live.restore(ops);
+    }
+
+    /// The usual slow path: r10 = the VALUE, then the thunk.
+    fn convert_via(&self, ops: &mut Asm, pool: &mut Pool, thunk: usize) {
+        self.source.load(ops, R10);
+        self.call_thunk(ops, pool, thunk);
     }
 }
 
-pub fn emit_stub(req: &StubRequest) -> Result<Vec<u8>, EmitError> {
+struct Emitter<'a> {
+    ops: Asm,
+    pool: Pool,
+    req: &'a StubRequest<'a>,
+    targets: RuntimeTargets,
+    thunks: Thunks,
+    frame: Frame,
+    slow: Vec<SlowPath>,
+}
+
+pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
     let plan = req.plan;
     for e in &plan.args {
         if matches!(e.dest, CLoc::Pieces(_) | CLoc::StackCopy { .. }) || matches!(e.ty, CType::Struct(_)) {
@@ -192,57 +198,38 @@ pub fn emit_stub(req: &StubRequest) -> Result<Vec<u8>, EmitError> {
     let size = (keep + 8 * strings + 8) / 16 * 16 + 8;
     let mut em = Emitter {
         ops: Asm::new(0),
+        pool: Pool::default(),
         req,
         targets: *req.targets,
+        thunks: *req.thunks,
         frame: Frame { argv, keep, size },
         slow: Vec::new(),
     };
     em.prologue();
     let mut strings_seen = 0;
-    for (i, e) in plan.args.iter().enumerate() {
-        let ctx = ArgCtx {
-            source: Source { src: e.source, frame: em.frame },
-            live: em.live_before(i),
-            info: req.info,
-            index: e.index as u32,
-        };
+    for e in &plan.args {
+        let ctx = ArgCtx { source: Source { src: e.source, frame: em.frame }, info: req.info, index: e.index as u32 };
         em.convert_arg(e, ctx, &mut strings_seen);
     }
     em.call();
     em.rebox_and_return();
-    // Slow paths after the hot code; each may have queued more.
-    while !em.slow.is_empty() {
-        for slow in std::mem::take(&mut em.slow) {
-            slow(&mut em.ops);
-        }
+    for slow in std::mem::take(&mut em.slow) {
+        slow(&mut em.ops, &mut em.pool);
     }
-    em.ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))
+    let code_len = em.ops.offset().0;
+    em.pool.emit(&mut em.ops);
+    let code = em.ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))?;
+    Ok(EmittedStub { code, code_len })
 }
 
 impl Emitter<'_> {
-    /// Registers live while argument `i` is converted: destinations of
-    /// earlier arguments and register sources of later ones.
-    fn live_before(&self, i: usize) -> Live {
-        let mut live = Live::default();
-        for (j, e) in self.req.plan.args.iter().enumerate() {
-            if j < i {
-                match e.dest {
-                    CLoc::Int(k) => live.int[k as usize] = true,
-                    CLoc::Float(k) => live.xmm[k as usize] = true,
-                    _ => {}
-                }
-            } else if j > i {
-                if let ArgSource::Int(r) = e.source {
-                    live.int[r as usize] = true;
-                }
-            }
-        }
-        live
-    }
-
     fn prologue(&mut self) {
         let frame = self.frame;
-        dynasm!(self.ops ; .arch x64 ; sub rsp, frame.size);
+        if frame.size < 128 {
+            dynasm!(self.ops ; .arch x64 ; sub rsp, BYTE frame.size as i8);
+        } else {
+            dynasm!(self.ops ; .arch x64 ; sub rsp, frame.size);
+        }
         if let CfuncForm::Argv(n) = self.req.plan.form {
             // f(int argc, VALUE *argv, VALUE self): Ruby does not check the
             // count for this form, so the stub does.
@@ -254,25 +241,30 @@ impl Emitter<'_> {
                 ; cmp edi, n as i32
                 ; jne =>arity
             );
-            self.slow.push(Box::new(move |ops| {
-                dynasm!(ops ; .arch x64 ; =>arity ; mov rsi, QWORD info as i64);
-                call_absolute(ops, helper); // raises
-                dynasm!(ops ; .arch x64 ; int3);
+            self.slow.push(Box::new(move |ops, pool| {
+                let (info, helper) = (pool.label(ops, info), pool.label(ops, helper));
+                dynasm!(ops
+                    ; .arch x64
+                    ; =>arity
+                    ; mov rsi, [=>info]                // edi still holds argc
+                    ; call QWORD [=>helper]            // raises
+                    ; int3
+                );
             }));
         }
     }
 
     /// Moves the converted integer-class value in `reg` to its destination.
-    fn store_int(ops: &mut Asm, dest: &CLoc, reg: u8) {
+    fn store_int(&mut self, dest: &CLoc, reg: u8) {
         match dest {
-            CLoc::Int(k) => dynasm!(ops ; .arch x64 ; mov Rq(INT_ARG_REGS[*k as usize]), Rq(reg)),
-            CLoc::Stack(off) => dynasm!(ops ; .arch x64 ; mov [rsp + *off as i32], Rq(reg)),
+            CLoc::Int(k) => dynasm!(self.ops ; .arch x64 ; mov Rq(INT_ARG_REGS[*k as usize]), Rq(reg)),
+            CLoc::Stack(off) => dynasm!(self.ops ; .arch x64 ; mov [rsp + *off as i32], Rq(reg)),
             _ => unreachable!("rejected in emit_stub"),
         }
     }
 
     fn convert_arg(&mut self, e: &PlanEntry, ctx: ArgCtx, strings_seen: &mut i32) {
-        ctx.source.load(&mut self.ops, RAX, 0);
+        ctx.source.load(&mut self.ops, RAX);
         match e.ty {
             CType::I8 | CType::I16 | CType::I32 | CType::U8 | CType::U16 | CType::U32 | CType::I64 | CType::U64 => {
                 self.unbox_integer(e, ctx)
@@ -303,7 +295,7 @@ impl Emitter<'_> {
             ; jz =>slow
             ; sar rax, 1
         );
-        let helper = match e.ty {
+        let thunk = match e.ty {
             CType::I8 | CType::I16 | CType::I32 => {
                 dynasm!(self.ops
                     ; .arch x64
@@ -311,7 +303,7 @@ impl Emitter<'_> {
                     ; cmp r10, rax
                     ; jne =>slow
                 );
-                self.targets.arg_int
+                self.thunks.arg_int
             }
             CType::U8 | CType::U16 | CType::U32 => {
                 // NUM2UINT accepts INT_MIN..UINT_MAX: v + 2**31 < 2**32 + 2**31.
@@ -323,10 +315,10 @@ impl Emitter<'_> {
                     ; cmp r10, r11
                     ; jae =>slow
                 );
-                self.targets.arg_uint
+                self.thunks.arg_uint
             }
-            CType::I64 => self.targets.arg_long_long,
-            _ => self.targets.arg_ulong_long,
+            CType::I64 => self.thunks.arg_long_long,
+            _ => self.thunks.arg_ulong_long,
         };
         dynasm!(self.ops ; .arch x64 ; =>done);
         match e.ty {
@@ -336,10 +328,10 @@ impl Emitter<'_> {
             CType::U16 => dynasm!(self.ops ; .arch x64 ; movzx eax, ax),
             _ => {}
         }
-        Self::store_int(&mut self.ops, &e.dest, RAX);
-        self.slow.push(Box::new(move |ops| {
+        self.store_int(&e.dest, RAX);
+        self.slow.push(Box::new(move |ops, pool| {
             dynasm!(ops ; .arch x64 ; =>slow);
-            ctx.call_helper(ops, helper);
+            ctx.convert_via(ops, pool, thunk);
             dynasm!(ops ; .arch x64 ; jmp =>done);
         }));
     }
@@ -357,11 +349,11 @@ impl Emitter<'_> {
             ; jnz =>slow
             ; =>done
         );
-        Self::store_int(&mut self.ops, &e.dest, 10);
-        let helper = self.targets.arg_bool;
-        self.slow.push(Box::new(move |ops| {
+        self.store_int(&e.dest, R10);
+        let thunk = self.thunks.arg_bool;
+        self.slow.push(Box::new(move |ops, pool| {
             dynasm!(ops ; .arch x64 ; =>slow);
-            ctx.call_helper(ops, helper); // raises
+            ctx.convert_via(ops, pool, thunk); // raises
             dynasm!(ops ; .arch x64 ; int3);
         }));
     }
@@ -402,8 +394,8 @@ impl Emitter<'_> {
             (CLoc::Stack(off), false) => dynasm!(self.ops ; .arch x64 ; movsd QWORD [rsp + *off as i32], xmm15),
             _ => unreachable!("floats go to vector registers or the stack"),
         }
-        let helper = self.targets.arg_double;
-        self.slow.push(Box::new(move |ops| {
+        let thunk = self.thunks.arg_double;
+        self.slow.push(Box::new(move |ops, pool| {
             let call = ops.new_dynamic_label();
             dynasm!(ops
                 ; .arch x64
@@ -418,21 +410,20 @@ impl Emitter<'_> {
                 ; jmp =>done
                 ; =>call
             );
-            ctx.call_helper(ops, helper); // result copied to xmm15
+            ctx.convert_via(ops, pool, thunk); // result in xmm15
             dynasm!(ops ; .arch x64 ; jmp =>done);
         }));
     }
 
-    /// nil → NULL; a String in ASCII-8BIT or UTF-8 with no NUL in its bytes
-    /// and a NUL after them → its pointer, inline (SSE compare for embedded
-    /// strings, a byte loop or memchr for heap strings). Everything else
-    /// (to_str, other encodings, missing terminator, embedded NUL, wrong type)
-    /// → the helper, which behaves like StringValueCStr.
+    /// nil → NULL; an embedded String in ASCII-8BIT or UTF-8 whose first
+    /// NUL is right after its bytes → its pointer, inline (one SSE compare).
+    /// Everything else — heap strings, 16+ bytes, other encodings, `to_str`,
+    /// embedded NULs, wrong types — goes to the helper, which behaves like
+    /// StringValueCStr (with its own fast path for plain heap strings).
     fn unbox_cstring(&mut self, e: &PlanEntry, ctx: ArgCtx, keep: i32) {
-        let l: Vec<DynamicLabel> = (0..8).map(|_| self.ops.new_dynamic_label()).collect();
-        let (slow, null, heap, embed_long, done, scan, heap_long, other) = (l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7]);
-        // One mask and compare: T_STRING, embedded, encoding index 0 or 1
-        // (ASCII-8BIT, UTF-8). Heap strings and the rest are sorted out of line.
+        let (slow, null, done) =
+            (self.ops.new_dynamic_label(), self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
+        // One mask and compare: T_STRING, embedded, encoding index 0 or 1.
         let fast_kind = T_MASK | RSTRING_NOEMBED | (ENCODING_MASK & !(1 << ENCODING_SHIFT));
         dynasm!(self.ops
             ; .arch x64
@@ -444,27 +435,26 @@ impl Emitter<'_> {
             ; mov r11d, r10d
             ; and r11d, fast_kind
             ; cmp r11d, T_STRING
-            ; jne =>other
+            ; jne =>slow
             ; shr r10d, RSTRING_EMBED_LEN_SHIFT
             ; and r10d, RSTRING_EMBED_LEN_MAX_MASK
             ; lea rax, [rax + RSTRING_EMBED_ARY]
-            // The embedded area lies inside the 40-byte object: reading 16
-            // bytes from it is safe whatever the length. Valid iff the first
-            // NUL is at index len.
+            // The embedded area lies inside the object: reading 16 bytes
+            // from it is safe whatever the length. Valid iff the first NUL
+            // is at index len (so len < 16 here).
             ; movdqu xmm15, [rax]
             ; pxor xmm14, xmm14
             ; pcmpeqb xmm15, xmm14
             ; pmovmskb r11d, xmm15
             ; bsf r11d, r11d
-            ; jz =>embed_long
+            ; jz =>slow
             ; cmp r11d, r10d
             ; jne =>slow
             ; =>done
         );
-        Self::store_int(&mut self.ops, &e.dest, RAX);
-        let memchr = self.targets.memchr;
-        let helper = self.targets.arg_cstr;
-        self.slow.push(Box::new(move |ops| {
+        self.store_int(&e.dest, RAX);
+        let thunk = self.thunks.arg_cstr;
+        self.slow.push(Box::new(move |ops, pool| {
             dynasm!(ops
                 ; .arch x64
                 ; =>null
@@ -472,78 +462,17 @@ impl Emitter<'_> {
                 ; jz =>slow
                 ; xor eax, eax
                 ; jmp =>done
-                ; =>other                        // heap String in a fast encoding?
-                ; and r11d, !RSTRING_NOEMBED
-                ; cmp r11d, T_STRING
-                ; jne =>slow
-                ; test r10d, RSTRING_NOEMBED
-                ; jnz =>heap
-                ; jmp =>slow
-                ; =>embed_long                 // no NUL in bytes 0..16: len must be 16..23
-                ; cmp r10d, 16
-                ; jb =>slow
-                ; movdqu xmm15, [rax + 8]
-                ; pcmpeqb xmm15, xmm14
-                ; pmovmskb r11d, xmm15
-                ; bsf r11d, r11d
-                ; jz =>slow
-                ; add r11d, 8
-                ; cmp r11d, r10d
-                ; jne =>slow
-                ; jmp =>done
-                ; =>heap
-                ; mov r10, [rax + RSTRING_HEAP_LEN]
-                ; mov rax, [rax + RSTRING_HEAP_PTR]
-                ; cmp BYTE [rax + r10], 0
-                ; jne =>slow
-                ; cmp r10, 32
-                ; jae =>heap_long
-                ; lea r11, [rax + r10]
-                ; neg r10
-                ; jz =>done
-                ; =>scan
-                ; cmp BYTE [r11 + r10], 0
-                ; je =>slow
-                ; inc r10
-                ; jnz =>scan
-                ; jmp =>done
-                ; =>heap_long
-            );
-            // memchr(ptr, 0, len), preserving live registers and rax (ptr).
-            dynasm!(ops ; .arch x64 ; sub rsp, 16 ; mov [rsp], rax);
-            ctx.live.save(ops);
-            dynasm!(ops
-                ; .arch x64
-                ; mov rdi, rax
-                ; xor esi, esi
-                ; mov rdx, r10
-            );
-            call_absolute(ops, memchr);
-            dynasm!(ops ; .arch x64 ; mov r11, rax);
-            ctx.live.restore(ops);
-            dynasm!(ops
-                ; .arch x64
-                ; mov rax, [rsp]
-                ; add rsp, 16
-                ; test r11, r11                 // after the adds: they set flags
-                ; jnz =>slow
-                ; jmp =>done
                 ; =>slow
             );
             // StringValueCStr on a frame slot, so a `to_str` result stays
             // visible to the GC until the C call returns.
-            ctx.live.save(ops);
-            let extra = ctx.live.save_bytes();
-            ctx.source.load(ops, R11, extra);
+            ctx.source.load(ops, R10);
             dynasm!(ops
                 ; .arch x64
-                ; mov [rsp + extra + keep], r11
-                ; lea rdi, [rsp + extra + keep]
-                ; mov rsi, QWORD ctx.info as i64
-                ; mov edx, ctx.index as i32
+                ; mov [rsp + keep], r10
+                ; lea r10, [rsp + keep]
             );
-            call_absolute(ops, helper);
-            ctx.live.restore(ops);
+            ctx.call_thunk(ops, pool, thunk);
             dynasm!(ops ; .arch x64 ; jmp =>done);
         }));
     }
@@ -554,6 +483,7 @@ impl Emitter<'_> {
     fn unbox_pointer(&mut self, e: &PlanEntry, ctx: ArgCtx) {
         let (slow, null, done) =
             (self.ops.new_dynamic_label(), self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
+        let data_type = self.pool.label(&mut self.ops, self.targets.pointer_data_type);
         dynasm!(self.ops
             ; .arch x64
             ; test al, IMMEDIATE_MASK as i8
@@ -564,16 +494,16 @@ impl Emitter<'_> {
             ; and r10d, T_MASK
             ; cmp r10d, T_DATA                // offset 16 means `type` only for T_DATA
             ; jne =>slow
-            ; mov r10, QWORD self.targets.pointer_data_type as i64
+            ; mov r10, [=>data_type]
             ; cmp r10, [rax + RTYPEDDATA_TYPE]
             ; jne =>slow
             ; mov rax, [rax + RTYPEDDATA_DATA]
             ; mov rax, [rax]                  // Pointer's first field: address
             ; =>done
         );
-        Self::store_int(&mut self.ops, &e.dest, RAX);
-        let helper = self.targets.arg_pointer;
-        self.slow.push(Box::new(move |ops| {
+        self.store_int(&e.dest, RAX);
+        let thunk = self.thunks.arg_pointer;
+        self.slow.push(Box::new(move |ops, pool| {
             dynasm!(ops
                 ; .arch x64
                 ; =>null
@@ -583,7 +513,7 @@ impl Emitter<'_> {
                 ; jmp =>done
                 ; =>slow
             );
-            ctx.call_helper(ops, helper);
+            ctx.convert_via(ops, pool, thunk);
             dynasm!(ops ; .arch x64 ; jmp =>done);
         }));
     }
@@ -592,7 +522,8 @@ impl Emitter<'_> {
         if self.req.plan.variadic {
             dynasm!(self.ops ; .arch x64 ; mov eax, self.req.plan.float_regs_used as i32);
         }
-        call_absolute(&mut self.ops, self.req.function);
+        let function = self.pool.label(&mut self.ops, self.req.function);
+        dynasm!(self.ops ; .arch x64 ; call QWORD [=>function]);
     }
 
     fn epilogue(&mut self) {
@@ -603,12 +534,12 @@ impl Emitter<'_> {
     /// `return target(rax)` as a tail call: the frame is gone when it runs.
     fn tail_call_with_rax(&mut self, target: usize) {
         let size = self.frame.size;
+        let target = self.pool.label(&mut self.ops, target);
         dynasm!(self.ops
             ; .arch x64
             ; mov rdi, rax
             ; add rsp, size
-            ; mov r11, QWORD target as i64
-            ; jmp r11
+            ; jmp QWORD [=>target]
         );
     }
 
@@ -651,9 +582,9 @@ impl Emitter<'_> {
                 let big = self.ops.new_dynamic_label();
                 dynasm!(self.ops
                     ; .arch x64
-                    ; mov r10, QWORD FIXNUM_MAX
-                    ; cmp rax, r10
-                    ; ja =>big
+                    ; mov r10, rax
+                    ; shr r10, 62                   // Fixnums hold 0..2**62-1
+                    ; jnz =>big
                     ; lea rax, [rax + rax + 1]
                     ; add rsp, size
                     ; ret
@@ -693,6 +624,7 @@ impl Emitter<'_> {
     fn rebox_double_and_return(&mut self) {
         let (not_flonum, heap) = (self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
         let size = self.frame.size;
+        let in_heap = self.pool.label(&mut self.ops, self.targets.float_new_in_heap);
         dynasm!(self.ops
             ; .arch x64
             ; movq rax, xmm0
@@ -718,8 +650,7 @@ impl Emitter<'_> {
             ; ret
             ; =>heap                          // xmm0 still holds the double
             ; add rsp, size
-            ; mov r11, QWORD self.targets.float_new_in_heap as i64
-            ; jmp r11
+            ; jmp QWORD [=>in_heap]
         );
     }
 }

@@ -83,19 +83,24 @@ fn targets() -> RuntimeTargets {
         ll2inum: fake_ll2inum as *const () as usize,
         float_new_in_heap: fake_float_new_in_heap as *const () as usize,
         str_new_cstr: fake_str_new_cstr as *const () as usize,
-        memchr: libc::memchr as *const () as usize,
         ..RuntimeTargets::default()
     }
 }
 
-static ARENA: Mutex<Option<CodeArena>> = Mutex::new(None);
+static ARENA: Mutex<Option<(CodeArena, crate::emit::Thunks)>> = Mutex::new(None);
 
 /// Emits and installs a stub for `function` with `params -> ret`.
 fn stub(params: Vec<CType>, ret: CType, function: usize) -> usize {
     let plan = plan_stub(&Signature::new(params, ret)).unwrap();
     let t = targets();
-    let code = emit_stub(&StubRequest { plan: &plan, function, info: 0x1f0, targets: &t }).unwrap();
-    ARENA.lock().unwrap().get_or_insert_with(CodeArena::new).install(&code).unwrap()
+    let mut guard = ARENA.lock().unwrap();
+    let (arena, thunks) = guard.get_or_insert_with(|| {
+        let mut arena = CodeArena::new();
+        let thunks = crate::emit::install_thunks(&mut arena, &t).unwrap();
+        (arena, thunks)
+    });
+    let code = emit_stub(&StubRequest { plan: &plan, function, info: 0x1f0, targets: &t, thunks }).unwrap();
+    arena.install(&code.code).unwrap()
 }
 
 fn slow_calls() -> Vec<(&'static str, u64, u32)> {
@@ -256,30 +261,30 @@ extern "C" fn c_strlen(p: *const libc::c_char) -> usize {
 }
 
 #[test]
-fn strings_embedded_heap_nil_and_slow() {
+fn strings_embedded_inline_everything_else_to_the_helper() {
     let _g = TEST_LOCK.lock().unwrap();
     let f: extern "C" fn(V, V) -> V = unsafe { std::mem::transmute(stub(vec![CString], U64, c_strlen as *const () as usize)) };
-    let hello = embedded(b"hello");
-    assert_eq!(unfix(f(NIL, hello.as_ptr() as V)), 5);
-    let long = vec![b'x'; 1000].into_iter().chain([0u8]).collect::<Vec<u8>>();
-    let heap: Box<[u64; 5]> =
-        Box::new([(T_STRING | RSTRING_NOEMBED) as u64, 0, 1000, long.as_ptr() as u64, 0]);
-    // heap layout: len and ptr at rb-sys's offsets
-    let mut heap = heap;
-    heap[(RSTRING_HEAP_LEN / 8) as usize] = 1000;
-    heap[(RSTRING_HEAP_PTR / 8) as usize] = long.as_ptr() as u64;
-    assert_eq!(unfix(f(NIL, heap.as_ptr() as V)), 1000);
+    for s in [&b""[..], b"hello", b"fifteen bytes!!"] {
+        let v = embedded(s);
+        assert_eq!(unfix(f(NIL, v.as_ptr() as V)), s.len() as i64);
+    }
     assert_eq!(unfix(f(NIL, NIL)), 999);
-    assert!(slow_calls().is_empty());
-    // Embedded NUL → slow path (which raises in the real runtime).
+    assert!(slow_calls().is_empty(), "embedded strings and nil stay inline");
+    // 16..23 bytes, an embedded NUL, a heap string, a Symbol-like immediate
+    // and Qfalse all go to the helper (which returns "slow" here).
+    let long = embedded(b"sixteen bytes!!!");
     let nul = embedded(b"a\0b");
-    assert_eq!(unfix(f(NIL, nul.as_ptr() as V)), 4);
-    // A Symbol-like immediate and Qfalse → slow path, never dereferenced.
-    assert_eq!(unfix(f(NIL, 0x0c)), 4);
-    assert_eq!(unfix(f(NIL, 0)), 4);
+    let bytes = vec![b'x'; 100].into_iter().chain([0u8]).collect::<Vec<u8>>();
+    let mut heap = Box::new([(T_STRING | RSTRING_NOEMBED) as u64, 0, 0, 0, 0]);
+    heap[(RSTRING_HEAP_LEN / 8) as usize] = 100;
+    heap[(RSTRING_HEAP_PTR / 8) as usize] = bytes.as_ptr() as u64;
+    let values = [long.as_ptr() as V, nul.as_ptr() as V, heap.as_ptr() as V, 0x0c, 0];
+    for v in values {
+        assert_eq!(unfix(f(NIL, v)), 4);
+    }
     let calls = slow_calls();
-    assert_eq!(calls.iter().map(|c| c.1).collect::<Vec<_>>(), vec![nul.as_ptr() as u64, 0x0c, 0]);
-    assert!(calls.iter().all(|c| c.0 == "cstr"));
+    assert_eq!(calls.iter().map(|c| c.1).collect::<Vec<_>>(), values.to_vec(), "the helper sees each VALUE in its slot");
+    assert!(calls.iter().all(|c| c.0 == "cstr" && c.2 == 0));
 }
 
 static TEST_LOCK: Mutex<()> = Mutex::new(());

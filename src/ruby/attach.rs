@@ -1,7 +1,7 @@
 //! `FiddleJit::Native.attach_function`: plan, emit, install, define.
 
 use crate::abi::{self, CfuncForm};
-use crate::emit::{self, arena::CodeArena, EmitError, RuntimeTargets, StubRequest};
+use crate::emit::{self, arena::CodeArena, EmitError, RuntimeTargets, StubRequest, Thunks};
 use crate::runtime::{self, StubInfo};
 use crate::types::{CType, Signature};
 use magnus::rb_sys::AsRawValue;
@@ -9,8 +9,92 @@ use magnus::{function, prelude::*, Error, RArray, RModule, Ruby};
 use std::ffi::CString;
 use std::sync::{Mutex, OnceLock};
 
-static ARENA: Mutex<Option<CodeArena>> = Mutex::new(None);
+/// The process's executable memory and the thunks in it, created on the
+/// first attach.
+static JIT: Mutex<Option<Jit>> = Mutex::new(None);
 static TARGETS: OnceLock<RuntimeTargets> = OnceLock::new();
+
+struct Jit {
+    arena: CodeArena,
+    thunks: Thunks,
+    /// Every installed stub, for disassembly.
+    stubs: Vec<StubRecord>,
+    perf_map: Option<std::fs::File>,
+}
+
+struct StubRecord {
+    name: String,
+    address: usize,
+    len: usize,
+    code_len: usize,
+    /// Addresses the stub refers to, by name (for annotations).
+    symbols: Vec<(u64, String)>,
+}
+
+/// `FIDDLE_JIT_PERF_MAP=1`: append `START SIZE name` lines to
+/// /tmp/perf-<pid>.map, the format `perf report` reads for JIT code.
+fn open_perf_map() -> Option<std::fs::File> {
+    if std::env::var("FIDDLE_JIT_PERF_MAP").map_or(true, |v| v.is_empty() || v == "0") {
+        return None;
+    }
+    let path = format!("/tmp/perf-{}.map", std::process::id());
+    std::fs::OpenOptions::new().create(true).append(true).open(path).ok()
+}
+
+impl Jit {
+    fn record(&mut self, record: StubRecord) {
+        if let Some(map) = self.perf_map.as_mut() {
+            use std::io::Write;
+            let _ = writeln!(map, "{:x} {:x} fiddle_jit:{}", record.address, record.len, record.name);
+        }
+        self.stubs.push(record);
+    }
+}
+
+const THUNK_NAMES: [&str; 8] =
+    ["arg_int", "arg_uint", "arg_long_long", "arg_ulong_long", "arg_double", "arg_bool", "arg_pointer", "arg_cstr"];
+
+fn thunk_addresses(t: &Thunks) -> [usize; 8] {
+    [t.arg_int, t.arg_uint, t.arg_long_long, t.arg_ulong_long, t.arg_double, t.arg_bool, t.arg_pointer, t.arg_cstr]
+}
+
+/// Names for the addresses stubs refer to.
+fn runtime_symbols(targets: &RuntimeTargets, thunks: &Thunks) -> Vec<(u64, String)> {
+    let mut names: Vec<(u64, String)> = thunk_addresses(thunks)
+        .iter()
+        .zip(THUNK_NAMES)
+        .map(|(a, n)| (*a as u64, format!("fiddle_jit thunk {n}")))
+        .collect();
+    for (a, n) in [
+        (targets.arity_error, "fiddle_jit arity_error"),
+        (targets.ret_pointer, "fiddle_jit ret_pointer"),
+        (targets.ll2inum, "rb_ll2inum"),
+        (targets.ull2inum, "rb_ull2inum"),
+        (targets.float_new_in_heap, "rb_float_new_in_heap"),
+        (targets.str_new_cstr, "rb_str_new_cstr"),
+        (targets.pointer_data_type, "FiddleJit::Pointer data type"),
+    ] {
+        names.push((a as u64, n.to_string()));
+    }
+    names
+}
+
+fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, EmitError> {
+    let mut guard = JIT.lock().unwrap_or_else(|p| p.into_inner());
+    if guard.is_none() {
+        let mut arena = CodeArena::new();
+        let thunks = emit::install_thunks(&mut arena, TARGETS.get_or_init(runtime::targets))?;
+        let mut jit = Jit { arena, thunks, stubs: Vec::new(), perf_map: open_perf_map() };
+        if let Some(map) = jit.perf_map.as_mut() {
+            use std::io::Write;
+            for (address, name) in thunk_addresses(&thunks).iter().zip(THUNK_NAMES) {
+                let _ = writeln!(map, "{address:x} 100 fiddle_jit:thunk_{name}");
+            }
+        }
+        *guard = Some(jit);
+    }
+    f(guard.as_mut().expect("initialized above"))
+}
 
 fn parse_types(ruby: &Ruby, names: &[String]) -> Result<Vec<CType>, Error> {
     names
@@ -19,12 +103,12 @@ fn parse_types(ruby: &Ruby, names: &[String]) -> Result<Vec<CType>, Error> {
         .collect()
 }
 
-/// `attach_function(module, method_name, address, params, ret, labels)`:
+/// `attach_function(module, method_name, address, params, ret, labels, c_name)`:
 /// `params`/`ret` are canonical type names (the Ruby layer resolved
 /// aliases), `labels` the names as the user wrote them (for messages).
 /// Defines `method_name` on `module` as a singleton method and a public
 /// instance method (what the ffi gem's Function#attach does) whose body is
-/// the stub. Returns the number of code bytes emitted.
+/// the stub. Returns `[stub address, bytes emitted]`.
 fn attach_function(
     ruby: &Ruby,
     module: RModule,
@@ -33,7 +117,8 @@ fn attach_function(
     params: RArray,
     ret: String,
     labels: RArray,
-) -> Result<usize, Error> {
+    c_name: String,
+) -> Result<(usize, usize), Error> {
     let params = parse_types(ruby, &params.to_vec::<String>()?)?;
     let ret = parse_types(ruby, &[ret])?.remove(0);
     if address == 0 {
@@ -47,18 +132,31 @@ fn attach_function(
         arity: sig.params.len(),
     }));
     let targets = TARGETS.get_or_init(runtime::targets);
-    let req = StubRequest { plan: &plan, function: address, info: info as *const StubInfo as usize, targets };
-    let code = emit::emit_stub(&req).map_err(|e| match e {
+    let (stub, code_len) = with_jit(|jit| {
+        let req = StubRequest { plan: &plan, function: address, info: info as *const StubInfo as usize, targets, thunks: &jit.thunks };
+        let emitted = emit::emit_stub(&req)?;
+        let stub = jit
+            .arena
+            .install(&emitted.code)
+            .map_err(|e| EmitError::Assembler(format!("cannot map executable memory: {e}")))?;
+        let mut symbols = runtime_symbols(targets, &jit.thunks);
+        symbols.push((address as u64, c_name.clone()));
+        symbols.push((info as *const StubInfo as u64, format!("info for {method_name}")));
+        jit.record(StubRecord {
+            name: method_name.clone(),
+            address: stub,
+            len: emitted.code.len(),
+            code_len: emitted.code_len,
+            symbols,
+        });
+        Ok((stub, emitted.code.len()))
+    })
+    .map_err(|e| match e {
         EmitError::UnsupportedArch(_) | EmitError::Unsupported(_) => {
             Error::new(ruby.exception_not_imp_error(), format!("{method_name}: {e}"))
         }
         EmitError::Assembler(_) => Error::new(ruby.exception_runtime_error(), format!("{method_name}: {e}")),
     })?;
-    let stub = {
-        let mut arena = ARENA.lock().unwrap_or_else(|p| p.into_inner());
-        arena.get_or_insert_with(CodeArena::new).install(&code)
-    }
-    .map_err(|e| Error::new(ruby.exception_no_mem_error(), format!("cannot map executable memory: {e}")))?;
     let arity = match plan.form {
         CfuncForm::Fixed(n) => n as i32,
         CfuncForm::Argv(_) => -1,
@@ -71,18 +169,31 @@ fn attach_function(
         rb_sys::rb_define_singleton_method(module.as_raw(), name.as_ptr(), Some(func), arity);
         rb_sys::rb_define_method(module.as_raw(), name.as_ptr(), Some(func), arity);
     }
-    Ok(code.len())
+    Ok((stub, code_len))
+}
+
+/// Assembly of the stub installed at `stub` (an address attach_function
+/// returned), or nil.
+fn disassemble(stub: usize) -> Option<String> {
+    let jit = JIT.lock().unwrap_or_else(|p| p.into_inner());
+    let record = jit.as_ref()?.stubs.iter().find(|r| r.address == stub)?;
+    // SAFETY: the record describes installed code, mapped for the life of
+    // the process and never written again.
+    let code = unsafe { std::slice::from_raw_parts(record.address as *const u8, record.len) };
+    let header = format!("; fiddle_jit stub for {} ({} bytes: {} code + {} literal pool)\n", record.name, record.len, record.code_len, record.len - record.code_len);
+    Some(header + &emit::disasm::disassemble(code, record.code_len, record.address as u64, &record.symbols))
 }
 
 /// `[code bytes, reserved bytes]` of the executable arena.
 fn arena_stats() -> (usize, usize) {
-    let arena = ARENA.lock().unwrap_or_else(|p| p.into_inner());
-    arena.as_ref().map_or((0, 0), |a| (a.code_bytes(), a.reserved_bytes()))
+    let jit = JIT.lock().unwrap_or_else(|p| p.into_inner());
+    jit.as_ref().map_or((0, 0), |j| (j.arena.code_bytes(), j.arena.reserved_bytes()))
 }
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let native = module.define_module("Native")?;
-    native.define_singleton_method("attach_function", function!(attach_function, 6))?;
+    native.define_singleton_method("attach_function", function!(attach_function, 7))?;
+    native.define_singleton_method("disassemble", function!(disassemble, 1))?;
     native.define_singleton_method("arena_stats", function!(arena_stats, 0))?;
     native.const_set("ARCH", std::env::consts::ARCH)?;
     native.const_set("JIT_SUPPORTED", cfg!(target_arch = "x86_64"))?;

@@ -120,15 +120,39 @@ fn bool_error(info: &StubInfo, index: u32, value: VALUE) -> Error {
 }
 
 /// StringValueCStr on `*slot` (which may be replaced by `to_str`'s result,
-/// keeping it alive in the stub's frame or Ruby's argv). nil → NULL.
+/// keeping it alive in the stub's frame slot). nil → NULL.
 pub extern "C" fn arg_cstr(slot: *mut VALUE, info_ptr: *const StubInfo, index: u32) -> *const c_char {
-    // SAFETY: `slot` points at the argument's VALUE slot in the stub frame,
-    // the caller's stack arguments, or Ruby's argv.
-    if unsafe { *slot } == rb_sys::Qnil as VALUE {
+    // SAFETY: `slot` points at the stub's keep-alive slot holding the VALUE.
+    let value = unsafe { *slot };
+    if value == rb_sys::Qnil as VALUE {
         return std::ptr::null();
+    }
+    if let Some(ptr) = plain_cstr(value) {
+        return ptr;
     }
     let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_string_value_cstr(slot) as VALUE });
     finish(r) as *const c_char
+}
+
+/// The common case the stub leaves to us: a heap (or long embedded) String
+/// in a one-byte-terminator encoding, NUL-terminated, without NUL inside —
+/// its pointer without rb_protect. `None` sends it through StringValueCStr.
+fn plain_cstr(value: VALUE) -> Option<*const c_char> {
+    // SAFETY: `value` is a live VALUE; the RString accessors read its header.
+    unsafe {
+        if rb_sys::RB_TYPE_P(value, rb_sys::ruby_value_type::RUBY_T_STRING) {
+            let encoding = rb_sys::rb_enc_get_index(value);
+            if encoding > 2 {
+                return None; // not ASCII-8BIT, UTF-8 or US-ASCII
+            }
+            let ptr = rb_sys::RSTRING_PTR(value);
+            let len = rb_sys::RSTRING_LEN(value) as usize;
+            if *ptr.add(len) == 0 && libc::memchr(ptr as *const _, 0, len).is_null() {
+                return Some(ptr);
+            }
+        }
+        None
+    }
 }
 
 /// A :pointer parameter that is not nil or a plain Pointer: Pointer
@@ -200,7 +224,6 @@ pub fn targets() -> crate::emit::RuntimeTargets {
         ull2inum: rb_sys::rb_ull2inum as *const () as usize,
         float_new_in_heap: rb_sys::rb_float_new_in_heap as *const () as usize,
         str_new_cstr: rb_sys::rb_str_new_cstr as *const () as usize,
-        memchr: libc::memchr as *const () as usize,
         pointer_data_type: Pointer::data_type_address(),
     }
 }
