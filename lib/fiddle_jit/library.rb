@@ -83,10 +83,10 @@ module FiddleJit
 
       param_types = params.map { |t| find_type(t).to_s }
       ret_type = find_type(ret).to_s
-      lib = ffi_libraries.find { |l| l.find_function(c_name) }
-      raise NotFoundError.new(c_name, ffi_libraries.map { |l| l.name || "[current process]" }) unless lib
+      address = nil
+      ffi_libraries.find { |l| address = l.find_function(c_name) }
+      raise NotFoundError.new(c_name, ffi_libraries.map { |l| l.name || "[current process]" }) unless address
 
-      address = lib.find_function(c_name)
       stub, bytes = Native.attach_function(self, name.to_s, address, param_types, ret_type, params.map(&:to_s), c_name)
       (@fiddle_jit_functions ||= {})[name.to_sym] =
         AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)

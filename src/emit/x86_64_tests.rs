@@ -288,3 +288,20 @@ fn strings_embedded_inline_everything_else_to_the_helper() {
 }
 
 static TEST_LOCK: Mutex<()> = Mutex::new(());
+
+#[test]
+#[ignore = "timing probe, run by hand: cargo test --release -- --ignored emit_speed --nocapture"]
+fn emit_speed() {
+    let plan = plan_stub(&Signature::new(vec![I64, F64, Pointer, CString], I64)).unwrap();
+    let t = targets();
+    let thunks = crate::emit::Thunks::default();
+    let start = std::time::Instant::now();
+    for _ in 0..10000 {
+        std::hint::black_box(emit_stub(&StubRequest { plan: &plan, function: 1, info: 2, targets: &t, thunks: &thunks }).unwrap());
+    }
+    let plan_start = std::time::Instant::now();
+    for _ in 0..10000 {
+        std::hint::black_box(plan_stub(&Signature::new(vec![I64, F64, Pointer, CString], I64)).unwrap());
+    }
+    println!("emit {:?} per stub, plan {:?}", (plan_start - start) / 10000, plan_start.elapsed() / 10000);
+}

@@ -27,8 +27,10 @@ struct StubRecord {
     address: usize,
     len: usize,
     code_len: usize,
-    /// Addresses the stub refers to, by name (for annotations).
-    symbols: Vec<(u64, String)>,
+    /// The C function (address, symbol name) and the stub's info, for
+    /// annotations.
+    function: (usize, String),
+    info: usize,
 }
 
 /// `FIDDLE_JIT_PERF_MAP=1`: append `START SIZE name` lines to
@@ -139,15 +141,13 @@ fn attach_function(
             .arena
             .install(&emitted.code)
             .map_err(|e| EmitError::Assembler(format!("cannot map executable memory: {e}")))?;
-        let mut symbols = runtime_symbols(targets, &jit.thunks);
-        symbols.push((address as u64, c_name.clone()));
-        symbols.push((info as *const StubInfo as u64, format!("info for {method_name}")));
         jit.record(StubRecord {
             name: method_name.clone(),
             address: stub,
             len: emitted.code.len(),
             code_len: emitted.code_len,
-            symbols,
+            function: (address, c_name),
+            info: info as *const StubInfo as usize,
         });
         Ok((stub, emitted.code.len()))
     })
@@ -181,7 +181,10 @@ fn disassemble(stub: usize) -> Option<String> {
     // the process and never written again.
     let code = unsafe { std::slice::from_raw_parts(record.address as *const u8, record.len) };
     let header = format!("; fiddle_jit stub for {} ({} bytes: {} code + {} literal pool)\n", record.name, record.len, record.code_len, record.len - record.code_len);
-    Some(header + &emit::disasm::disassemble(code, record.code_len, record.address as u64, &record.symbols))
+    let mut symbols = runtime_symbols(TARGETS.get()?, &jit.as_ref()?.thunks);
+    symbols.push((record.function.0 as u64, record.function.1.clone()));
+    symbols.push((record.info as u64, format!("info for {}", record.name)));
+    Some(header + &emit::disasm::disassemble(code, record.code_len, record.address as u64, &symbols))
 }
 
 /// `[code bytes, reserved bytes]` of the executable arena.

@@ -1,0 +1,66 @@
+# frozen_string_literal: true
+
+# Attach cost and code size: how long attach_function takes for 1,000
+# functions with distinct signatures and for 1,000 functions sharing four
+# signatures (the shape of big bindings such as GObject or libcurl), for
+# fiddle_jit and the ffi gem, and how many bytes of executable code each
+# fiddle_jit stub takes.
+#
+#   ruby bench/attach.rb        (also: rake bench:attach)
+
+$LOAD_PATH.unshift File.expand_path("../lib", __dir__)
+require "fiddle_jit"
+require "ffi"
+require "etc"
+
+COUNT = Integer(ENV.fetch("ATTACH_COUNT", "1000"))
+TYPES = %i[int8 uint8 int16 uint16 int uint long ulong float double pointer string bool size_t].freeze
+
+# COUNT distinct parameter lists: 1..4 parameters drawn in a fixed order.
+def distinct_signatures(count)
+  sigs = []
+  (1..4).each do |n|
+    TYPES.repeated_permutation(n) do |params|
+      sigs << [params, TYPES[sigs.size % TYPES.size]]
+      return sigs if sigs.size == count
+    end
+  end
+  sigs
+end
+
+SHARED = [[[:int], :int], [%i[pointer size_t], :int], [%i[string], :size_t], [%i[pointer pointer int], :pointer]].freeze
+
+def attach_all(library, signatures)
+  mod = Module.new { extend library }
+  mod.ffi_lib(library == FFI::Library ? FFI::Library::LIBC : FiddleJit::Library::LIBC)
+  t = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  signatures.each_with_index { |(params, ret), i| mod.attach_function(:"f#{i}", :abs, params, ret) }
+  Process.clock_gettime(Process::CLOCK_MONOTONIC) - t
+end
+
+def best_of(runs, &block)
+  Array.new(runs) { block.call }.min
+end
+
+distinct = distinct_signatures(COUNT)
+shared = Array.new(COUNT) { |i| SHARED[i % SHARED.size] }
+results = {}
+{ "distinct signatures" => distinct, "4 shared signatures" => shared }.each do |label, sigs|
+  GC.start
+  before = FiddleJit::Native.arena_stats.first
+  fj = best_of(3) { attach_all(FiddleJit::Library, sigs) }
+  bytes = (FiddleJit::Native.arena_stats.first - before) / 3.0 / sigs.size
+  ffi = best_of(3) { attach_all(FFI::Library, sigs) }
+  results[label] = [fj, ffi, bytes]
+end
+
+cpu = (File.read("/proc/cpuinfo")[/model name\s*:\s*(.*)/, 1] rescue nil) || "unknown CPU"
+puts "## attach_function cost (#{COUNT} functions, best of 3)"
+puts
+puts "- date: #{Time.now.utc.strftime("%Y-%m-%d")}; machine: #{cpu} (#{Etc.nprocessors} cores); #{RUBY_DESCRIPTION}"
+puts
+puts "| signatures | fiddle_jit | ffi gem | ffi ÷ fiddle_jit | fiddle_jit code bytes per stub |"
+puts "| :-- | ---: | ---: | ---: | ---: |"
+results.each do |label, (fj, ffi, bytes)|
+  puts format("| %s | %.1f ms (%.1f µs each) | %.1f ms | %.2f× | %.0f |", label, fj * 1e3, fj * 1e6 / COUNT, ffi * 1e3, ffi / fj, bytes)
+end
