@@ -81,15 +81,63 @@ module FiddleJit
       raise TypeError, "parameter types must be an Array (got #{params.class})" unless params.is_a?(Array)
       _options = options || {}
 
+      if params.last == :varargs
+        return attach_variadic(name, c_name, params[0...-1], ret)
+      end
+
       param_types = params.map { |t| find_type(t).to_s }
       ret_type = find_type(ret).to_s
+      address = find_function_address(c_name)
+      stub, bytes = Native.attach_function(self, name.to_s, address, param_types, ret_type, params.map(&:to_s), c_name, nil)
+      (@fiddle_jit_functions ||= {})[name.to_sym] =
+        AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
+    end
+
+    private
+
+    def find_function_address(c_name)
       address = nil
       ffi_libraries.find { |l| address = l.find_function(c_name) }
       raise NotFoundError.new(c_name, ffi_libraries.map { |l| l.name || "[current process]" }) unless address
 
-      stub, bytes = Native.attach_function(self, name.to_s, address, param_types, ret_type, params.map(&:to_s), c_name)
-      (@fiddle_jit_functions ||= {})[name.to_sym] =
-        AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
+      address
     end
+
+    # A variadic function: `printf("%d %s", :int, 5, :string, "x")`. Each
+    # distinct shape of variadic types gets its own stub (cached), installed
+    # on a hidden holder module; the public method picks it and calls it.
+    def attach_variadic(name, c_name, fixed, ret)
+      address = find_function_address(c_name)
+      fixed_types = fixed.map { |t| find_type(t).to_s }
+      ret_type = find_type(ret).to_s
+      holder = Module.new
+      shapes = {}
+      library = self
+      invoke = lambda do |args|
+        if args.size < fixed.size
+          raise ArgumentError, "wrong number of arguments (given #{args.size}, expected #{fixed.size}+) calling #{name}"
+        end
+
+        # A trailing type without a value passes nil, as in the ffi gem.
+        pairs = args.drop(fixed.size).each_slice(2).map { |type, value| [type, value] }
+        types = pairs.map(&:first)
+        stub = shapes[types] ||= begin
+          var_types = types.map { |t| library.find_type(t).to_s }
+          raise ArgumentError, "#{name}: :void is not a variadic argument type" if var_types.include?("void")
+
+          shape_name = "#{name}(#{types.join(", ")})"
+          Native.attach_function(holder, shape_name, address, fixed_types + var_types, ret_type,
+                                 (fixed + types).map(&:to_s), c_name, fixed.size)
+          shape_name.to_sym
+        end
+        holder.__send__(stub, *args.first(fixed.size), *pairs.map(&:last))
+      end
+      define_singleton_method(name) { |*args| invoke.call(args) }
+      define_method(name) { |*args| invoke.call(args) }
+      (@fiddle_jit_functions ||= {})[name.to_sym] =
+        AttachedFunction.new(name.to_sym, c_name, fixed + [:varargs], ret, address, nil, 0)
+    end
+
+    public
   end
 end

@@ -105,9 +105,11 @@ fn parse_types(ruby: &Ruby, names: &[String]) -> Result<Vec<CType>, Error> {
         .collect()
 }
 
-/// `attach_function(module, method_name, address, params, ret, labels, c_name)`:
+/// `attach_function(module, method_name, address, params, ret, labels, c_name, fixed)`:
 /// `params`/`ret` are canonical type names (the Ruby layer resolved
-/// aliases), `labels` the names as the user wrote them (for messages).
+/// aliases), `labels` the names as the user wrote them (for messages),
+/// `fixed` (or nil) the number of fixed parameters of a variadic function
+/// whose call shape `params` describes.
 /// Defines `method_name` on `module` as a singleton method and a public
 /// instance method (what the ffi gem's Function#attach does) whose body is
 /// the stub. Returns `[stub address, bytes emitted]`.
@@ -120,13 +122,22 @@ fn attach_function(
     ret: String,
     labels: RArray,
     c_name: String,
+    fixed_params: Option<usize>,
 ) -> Result<(usize, usize), Error> {
-    let params = parse_types(ruby, &params.to_vec::<String>()?)?;
+    let mut params = parse_types(ruby, &params.to_vec::<String>()?)?;
     let ret = parse_types(ruby, &[ret])?.remove(0);
     if address == 0 {
         return Err(Error::new(ruby.exception_arg_error(), "cannot attach a NULL function address"));
     }
-    let sig = Signature::new(params, ret);
+    let sig = match fixed_params {
+        // One call shape of a variadic function: default promotions apply
+        // to the variadic part, and %al gets the vector register count.
+        Some(fixed) if fixed <= params.len() => {
+            let varargs = params.split_off(fixed);
+            Signature::variadic(params, varargs, ret)
+        }
+        _ => Signature::new(params, ret),
+    };
     let plan = abi::plan_stub(&sig).map_err(|e| Error::new(ruby.exception_arg_error(), format!("{method_name}: {e}")))?;
     let info: &'static StubInfo = Box::leak(Box::new(StubInfo {
         name: method_name.clone(),
@@ -195,7 +206,7 @@ fn arena_stats() -> (usize, usize) {
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let native = module.define_module("Native")?;
-    native.define_singleton_method("attach_function", function!(attach_function, 7))?;
+    native.define_singleton_method("attach_function", function!(attach_function, 8))?;
     native.define_singleton_method("disassemble", function!(disassemble, 1))?;
     native.define_singleton_method("arena_stats", function!(arena_stats, 0))?;
     native.const_set("ARCH", std::env::consts::ARCH)?;
