@@ -114,10 +114,9 @@ module FiddleJit
       shapes = {}
       library = self
       invoke = lambda do |args|
-        if args.size < fixed.size
-          raise ArgumentError, "wrong number of arguments (given #{args.size}, expected #{fixed.size}+) calling #{name}"
-        end
-
+        # Missing fixed arguments are nil, as in the ffi gem (whose
+        # conversions then raise).
+        args += [nil] * (fixed.size - args.size) if args.size < fixed.size
         # A trailing type without a value passes nil, as in the ffi gem.
         pairs = args.drop(fixed.size).each_slice(2).map { |type, value| [type, value] }
         types = pairs.map(&:first)
