@@ -4,7 +4,7 @@ module FiddleJit
   CURRENT_PROCESS = LibraryLoader::CURRENT_PROCESS
 
   # What attach_function returns: a description of the installed stub.
-  AttachedFunction = Struct.new(:name, :c_name, :params, :return_type, :address, :code_bytes)
+  AttachedFunction = ::Struct.new(:name, :c_name, :params, :return_type, :address, :code_bytes)
 
   # The ffi gem's FFI::Library: `extend FiddleJit::Library`, then
   # `ffi_lib` and `attach_function`.
@@ -67,14 +67,54 @@ module FiddleJit
       raise TypeError, "parameter types must be an Array (got #{params.class})" unless params.is_a?(Array)
       _options = options || {}
 
-      param_types = params.map { |t| find_type(t).to_s }
-      ret_type = find_type(ret).to_s
+      param_types = params.map { |t| native_param_type(find_type(t), name) }
+      ret_type, wrap = native_return_type(find_type(ret), name)
       lib = ffi_libraries.find { |l| l.find_function(c_name) }
       raise NotFoundError.new(c_name, ffi_libraries.map { |l| l.name || "[current process]" }) unless lib
 
       address = lib.find_function(c_name)
-      bytes = Native.attach_function(self, name.to_s, address, param_types, ret_type, params.map(&:to_s))
+      stub_name = wrap ? "__fiddle_jit_raw_#{name}" : name.to_s
+      bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params.map(&:to_s))
+      define_struct_return_wrapper(name, stub_name.to_sym, wrap) if wrap
       AttachedFunction.new(name.to_sym, c_name, params, ret, address, bytes)
+    end
+
+    private
+
+    # Struct classes and Struct.by_ref are pointers (any :pointer value is
+    # accepted: a Struct through #to_ptr). A struct by value needs the
+    # emitter to copy its bytes, which it does not do yet.
+    def native_param_type(type, name)
+      case type
+      when Symbol then type.to_s
+      when StructByReference, Class then "pointer"
+      when Type::Struct
+        raise NotImplementedError, "#{name}: struct by value (#{type.struct_class}) is not supported yet " \
+                                   "(pass a pointer: #{type.struct_class}.by_ref)"
+      else raise TypeError, "#{name}: invalid parameter type #{type.inspect}"
+      end
+    end
+
+    # [native return type, converter for the result or nil]. A Struct class
+    # returns a plain Pointer (like the ffi gem); Struct.by_ref returns an
+    # instance of the struct over the returned memory.
+    def native_return_type(type, name)
+      case type
+      when Symbol then [type.to_s, nil]
+      when StructByReference then ["pointer", type]
+      when Class then ["pointer", nil]
+      when Type::Struct
+        raise NotImplementedError, "#{name}: returning a struct by value (#{type.struct_class}) is not supported yet"
+      else raise TypeError, "#{name}: invalid return type #{type.inspect}"
+      end
+    end
+
+    # The stub is attached as +raw+; +name+ becomes a thin Ruby method
+    # converting its Pointer result.
+    def define_struct_return_wrapper(name, raw, converter)
+      define_singleton_method(name) { |*args| converter.from_native(__send__(raw, *args)) }
+      define_method(name) { |*args| converter.from_native(__send__(raw, *args)) }
+      public name
     end
   end
 end

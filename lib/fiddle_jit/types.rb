@@ -34,15 +34,26 @@ module FiddleJit
     # Symbols: the String "int" does not resolve.
     def resolve(type, typedefs = nil)
       found = typedefs&.fetch(type, nil) || BUILTIN[type]
+      found ||= type if struct_type?(type)
       raise TypeError, "unable to resolve type '#{type}'" unless found
 
       found
     end
+
+    # Struct classes and the type objects Struct.by_ref/by_value return:
+    # resolved by attach_function itself, not by the native layer.
+    def struct_type?(type)
+      (type.is_a?(Class) && type < FiddleJit::Struct) || type.is_a?(FiddleJit::StructByReference) ||
+        type.is_a?(FiddleJit::Type::Struct)
+    end
   end
 
-  # Size in bytes of a C type, e.g. FiddleJit.type_size(:long) #=> 8.
+  # Size in bytes of a C type, e.g. FiddleJit.type_size(:long) #=> 8; also
+  # Struct classes and type objects (anything with a #size).
   def self.type_size(type)
     return type if type.is_a?(Integer)
+    return Types::SIZES.fetch(Types.resolve(type)) if type.is_a?(Symbol)
+    return type.size if type.respond_to?(:size)
 
     Types::SIZES.fetch(Types.resolve(type))
   end
