@@ -480,6 +480,9 @@ impl Pointer {
     }
 
     fn get_array_at<T: Scalar>(ruby: &Ruby, p: &Pointer, off: i64, count: i64) -> Result<RArray, Error> {
+        if count < 0 {
+            return Err(Error::new(ruby.exception_arg_error(), "negative array size (or size too big)"));
+        }
         let elem = std::mem::size_of::<T>();
         let at = p.check(ruby, off, Pointer::span(ruby, count, elem)?, false)?;
         let ary = ruby.ary_new_capa(count as usize);
@@ -581,7 +584,7 @@ impl Pointer {
             Some(i) => num2long(i)?,
             None => 0,
         };
-        if idx < 0 || idx > total {
+        if idx < 0 {
             return Err(Error::new(ruby.exception_range_error(), "index out of range"));
         }
         let len = match len {
@@ -635,7 +638,8 @@ impl Pointer {
                 let at = rb_self.check(ruby, off, ps as i64, false)?;
                 let size = rb_self.size.get() as i64;
                 let mut i = 0usize;
-                while off + (i * ps) as i64 <= size - ps as i64 {
+                // The ffi gem's loop bound: the last slot is never read.
+                while off + ((i * ps) as i64) < size - ps as i64 {
                     let addr = unsafe { (at.add(i * ps) as *const usize).read_unaligned() };
                     if addr == 0 {
                         break;
