@@ -159,13 +159,7 @@ module FiddleJit
     class Pointer < Field
       def get(ptr) = ptr.get_pointer(offset)
 
-      def put(ptr, value)
-        unless value.nil? || value.is_a?(FiddleJit::Pointer) || value.respond_to?(:to_ptr)
-          raise ArgumentError, "value is not a pointer"
-        end
-
-        ptr.put_pointer(offset, value)
-      end
+      def put(ptr, value) = ptr.put_pointer(offset, value)
     end
 
     # `char *` fields: read as a String (nil for NULL); not writable (like ffi).
