@@ -126,17 +126,8 @@ module FiddleJit
       ptr
     end
 
-    def initialize(size, count = 1, clear = true)
-      type_size = FiddleJit.type_size(size)
-      __allocate(type_size, type_size * Integer(count), clear)
-      return unless block_given?
-
-      begin
-        yield self
-      ensure
-        free
-      end
-    end
+    # initialize(type_or_size, count = 1, clear = true) { |ptr| ... } is
+    # native (src/ruby/pointer.rs): allocation, zeroing, block form.
   end
 
   # The ffi gem's Buffer (memory for :buffer_in/:buffer_out arguments). In

@@ -140,9 +140,14 @@ module FiddleJit
 
     # Integer and floating-point fields: the Pointer accessor for the type.
     class Number < Field
+      # Ruby source reading/writing this field through +ptr+ (an expression),
+      # inlined into the struct class's generated #[] and #[]=.
+      def inline_get(ptr) = "#{ptr}.get_#{@suffix}(#{offset})"
+      def inline_put(ptr, value) = "#{ptr}.put_#{@suffix}(#{offset}, #{value})"
+
       def initialize(name, offset, type)
         super
-        suffix = FiddleJit::Pointer.accessor_for(type.canonical)
+        @suffix = suffix = FiddleJit::Pointer.accessor_for(type.canonical)
         # Specialised per field: a direct call with a literal offset.
         singleton_class.class_eval(<<~RUBY, __FILE__, __LINE__ + 1)
           def get(ptr) = ptr.get_#{suffix}(#{offset})
@@ -455,7 +460,10 @@ module FiddleJit
         end
         builder.size = @size if defined?(@size) && @size > builder.size
         cspec = builder.build
-        @layout = cspec unless self == FiddleJit::Struct
+        unless self == FiddleJit::Struct
+          @layout = cspec
+          define_field_accessors(cspec)
+        end
         @size = cspec.size
         cspec
       end
@@ -499,6 +507,37 @@ module FiddleJit
       end
 
       private
+
+      # #[] and #[]= specialised for this layout: a `case` over the field
+      # names (a hash dispatch in CRuby) with number fields inlined as one
+      # Pointer accessor call; other fields go through their Field object.
+      def define_field_accessors(layout)
+        numbers = layout.fields.select { |f| f.respond_to?(:inline_get) && f.name.is_a?(Symbol) }
+        return if numbers.empty?
+
+        get = numbers.map { |f| "when #{f.name.inspect} then #{f.inline_get("@pointer")}" }
+        put = numbers.map { |f| "when #{f.name.inspect} then #{f.inline_put("@pointer", "value")}" }
+        class_eval(<<~RUBY, __FILE__, __LINE__ + 1)
+          def [](name)
+            case name
+            #{get.join("\n")}
+            else
+              field = @fields[name] or raise ArgumentError, "No such field '\#{name}'"
+              field.get(@pointer)
+            end
+          end
+
+          def []=(name, value)
+            case name
+            #{put.join("\n")}
+            else
+              field = @fields[name] or raise ArgumentError, "No such field '\#{name}'"
+              field.put(@pointer, value)
+            end
+            value
+          end
+        RUBY
+      end
 
       def array_layout(builder, spec)
         i = 0

@@ -27,6 +27,9 @@ module FiddleJit
       int64: 8, uint64: 8, float: 4, double: 8, pointer: POINTER_SIZE, string: POINTER_SIZE
     }.freeze
 
+    # Builtin name => size, for the hot paths (MemoryPointer.new(:int)).
+    BUILTIN_SIZES = BUILTIN.transform_values { |canonical| SIZES.fetch(canonical) }.freeze
+
     module_function
 
     # The canonical name for +type+, looking in +typedefs+ first; TypeError
@@ -52,7 +55,10 @@ module FiddleJit
   # Struct classes and type objects (anything with a #size).
   def self.type_size(type)
     return type if type.is_a?(Integer)
-    return Types::SIZES.fetch(Types.resolve(type)) if type.is_a?(Symbol)
+    if type.is_a?(Symbol)
+      size = Types::BUILTIN_SIZES[type]
+      return size || Types::SIZES.fetch(Types.resolve(type))
+    end
     return type.size if type.respond_to?(:size)
 
     Types::SIZES.fetch(Types.resolve(type))

@@ -81,22 +81,54 @@ fn index_error(ruby: &Ruby, off: i64, len: i64) -> Error {
 
 // --- CRuby conversions (the ones the ffi gem's AbstractMemory uses) ---------
 
+// Each has a Fixnum fast path (no rb_protect, which costs a setjmp) that
+// gives exactly what the CRuby function would.
+
+#[inline]
+fn fixnum(v: Value) -> Option<i64> {
+    let raw = v.as_raw();
+    (raw & 1 == 1).then_some((raw as i64) >> 1)
+}
+
 fn num2long(v: Value) -> Result<i64, Error> {
+    if let Some(n) = fixnum(v) {
+        return Ok(n);
+    }
     protect(|| unsafe { rb_sys::rb_num2long(v.as_raw()) as VALUE }).map(|r| r as i64)
 }
 fn num2int(v: Value) -> Result<i32, Error> {
+    if let Some(n) = fixnum(v).filter(|n| i32::try_from(*n).is_ok()) {
+        return Ok(n as i32);
+    }
     protect(|| unsafe { rb_sys::rb_num2int(v.as_raw()) as VALUE }).map(|r| r as i32)
 }
 fn num2uint(v: Value) -> Result<u32, Error> {
+    // NUM2UINT accepts INT_MIN..UINT_MAX.
+    if let Some(n) = fixnum(v).filter(|n| (i32::MIN as i64..=u32::MAX as i64).contains(n)) {
+        return Ok(n as u32);
+    }
     protect(|| unsafe { rb_sys::rb_num2uint(v.as_raw()) as VALUE }).map(|r| r as u32)
 }
 fn num2ll(v: Value) -> Result<i64, Error> {
+    if let Some(n) = fixnum(v) {
+        return Ok(n);
+    }
     protect(|| unsafe { rb_sys::rb_num2ll(v.as_raw()) as VALUE }).map(|r| r as i64)
 }
 fn num2ull(v: Value) -> Result<u64, Error> {
+    // NUM2ULL wraps negative Fixnums.
+    if let Some(n) = fixnum(v) {
+        return Ok(n as u64);
+    }
     protect(|| unsafe { rb_sys::rb_num2ull(v.as_raw()) as VALUE }).map(|r| r as u64)
 }
 fn num2dbl(v: Value) -> Result<f64, Error> {
+    if let Some(n) = fixnum(v) {
+        return Ok(n as f64);
+    }
+    if let Some(f) = magnus::Float::from_value(v) {
+        return Ok(f.to_f64());
+    }
     protect(|| unsafe { rb_sys::rb_num2dbl(v.as_raw()).to_bits() as VALUE }).map(|r| f64::from_bits(r as u64))
 }
 
@@ -158,6 +190,34 @@ impl Scalar for PtrVal {
     }
 }
 
+static STRUCT_CLASS: OnceLock<Opaque<magnus::RClass>> = OnceLock::new();
+static POINTER_IVAR: OnceLock<rb_sys::ID> = OnceLock::new();
+
+/// The address of a FiddleJit::Struct's memory (its `@pointer`), without
+/// calling `to_ptr`: the ffi gem also special-cases its Struct class. Used by
+/// the :pointer slow path.
+pub fn struct_pointer_address(value: Value) -> Option<usize> {
+    let ruby = Ruby::get_with(value);
+    let class = match STRUCT_CLASS.get() {
+        Some(c) => ruby.get_inner(*c),
+        None => {
+            let module: RModule = ruby.class_object().const_get("FiddleJit").ok()?;
+            let class: magnus::RClass = module.const_get("Struct").ok()?;
+            // SAFETY: a constant class, pinned so the cached VALUE never moves.
+            unsafe { rb_sys::rb_gc_register_mark_object(class.as_raw()) };
+            let _ = STRUCT_CLASS.set(Opaque::from(class));
+            class
+        }
+    };
+    if !value.is_kind_of(class) {
+        return None;
+    }
+    let id = *POINTER_IVAR.get_or_init(|| unsafe { rb_sys::rb_intern(c"@pointer".as_ptr()) });
+    // SAFETY: rb_ivar_get on a live object; returns nil when unset.
+    let ptr = unsafe { Value::from_raw(rb_sys::rb_ivar_get(value.as_raw(), id)) };
+    Pointer::address_of(ptr)
+}
+
 /// The address a Pointer-ish value denotes (for put_pointer).
 pub fn pointer_value(v: Value) -> Result<usize, Error> {
     let ruby = Ruby::get_with(v);
@@ -192,9 +252,24 @@ impl Pointer {
         }
     }
 
+    /// The Pointer data of `value` (any Pointer subclass), without building
+    /// an Error on failure (TryConvert does, which is slow).
+    pub fn from_value<'a>(value: Value) -> Option<&'a Pointer> {
+        let raw = value.as_raw();
+        // Immediates (Fixnum, nil, true, Symbols, flonums) are never Pointers.
+        if raw & 7 != 0 || raw == rb_sys::Qnil as VALUE || raw == rb_sys::Qfalse as VALUE {
+            return None;
+        }
+        // SAFETY: `raw` is a heap object; the check only reads its type.
+        if unsafe { rb_sys::rb_typeddata_is_kind_of(raw, Pointer::data_type_address() as *const rb_sys::rb_data_type_t) } == 0 {
+            return None;
+        }
+        <&Pointer>::try_convert(value).ok()
+    }
+
     /// The address of a Pointer (or subclass instance), if `value` is one.
     pub fn address_of(value: Value) -> Option<usize> {
-        <&Pointer>::try_convert(value).ok().map(|p| p.address.get())
+        Pointer::from_value(value).map(|p| p.address.get())
     }
 
     /// A Pointer VALUE for `address`: the shared NULL for 0, like the ffi gem.
@@ -266,7 +341,7 @@ impl Pointer {
         // Like the ffi gem: a Pointer (sharing its bounds, keeping it
         // alive), or an Integer read as NUM2LL (so negative values wrap and
         // 2**63 is a RangeError); nothing else.
-        if let Ok(other) = <&Pointer>::try_convert(address) {
+        if let Some(other) = Pointer::from_value(address) {
             rb_self.address.set(other.address.get());
             rb_self.size.set(other.size.get());
             rb_self.parent.set(address.as_raw());
@@ -304,6 +379,29 @@ impl Pointer {
         rb_self.type_size.set((type_size as usize).max(1));
         rb_self.autorelease.set(true);
         Ok(())
+    }
+
+    /// MemoryPointer#initialize(type_or_size, count = 1, clear = true): owned
+    /// memory, zeroed unless `clear` is false; with a block, yields self and
+    /// frees the memory when the block ends (also on exceptions, break, throw).
+    fn memory_initialize(ruby: &Ruby, rb_self: Obj<Pointer>, args: &[Value]) -> Result<Value, Error> {
+        let (ty, count, clear) = match args {
+            [ty] => (*ty, 1, true),
+            [ty, count] => (*ty, num2long(*count)?, true),
+            [ty, count, clear] => (*ty, num2long(*count)?, clear.to_bool()),
+            _ => return Err(arity(ruby, args.len(), "1..3")),
+        };
+        let type_size = type_size_of(ruby, ty)? as i64;
+        let total = type_size
+            .checked_mul(count)
+            .ok_or_else(|| Error::new(ruby.exception_arg_error(), "memory size too big"))?;
+        Pointer::allocate(ruby, &rb_self, type_size, total, clear)?;
+        if ruby.block_given() {
+            let result = ruby.yield_value::<_, Value>(rb_self);
+            rb_self.release();
+            result?;
+        }
+        Ok(ruby.qnil().as_value())
     }
 
     /// dup/clone: a copy of the memory (ffi: unbounded pointers cannot be duplicated).
@@ -658,9 +756,30 @@ fn arity(ruby: &Ruby, given: usize, expected: &str) -> Error {
     Error::new(ruby.exception_arg_error(), format!("wrong number of arguments (given {given}, expected {expected})"))
 }
 
+/// Sizes of the builtin type names (LP64), as lib/fiddle_jit/types.rb has them.
+fn builtin_size(name: &str) -> Option<usize> {
+    Some(match name {
+        "void" | "bool" | "char" | "uchar" | "int8" | "uint8" => 1,
+        "short" | "ushort" | "int16" | "uint16" => 2,
+        "int" | "uint" | "int32" | "uint32" | "float" | "float32" => 4,
+        "int64" | "uint64" | "long_long" | "ulong_long" | "double" | "float64" => 8,
+        "long" | "ulong" | "size_t" | "ssize_t" | "intptr_t" | "uintptr_t" | "pointer" | "string" | "buffer_in"
+        | "buffer_out" | "buffer_inout" => std::mem::size_of::<usize>(),
+        _ => return None,
+    })
+}
+
 fn type_size_of(ruby: &Ruby, ty: Value) -> Result<usize, Error> {
-    if let Ok(n) = usize::try_convert(ty) {
-        return Ok(n);
+    if let Some(n) = fixnum(ty).filter(|n| *n >= 0) {
+        return Ok(n as usize);
+    }
+    if let Some(n) = fixnum(ty) {
+        return Err(Error::new(ruby.exception_arg_error(), format!("negative memory size {n}")));
+    }
+    if let Some(sym) = magnus::Symbol::from_value(ty) {
+        if let Some(n) = builtin_size(&sym.name()?) {
+            return Ok(n);
+        }
     }
     // Symbols, Struct classes... are resolved by the Ruby layer (FiddleJit.type_size).
     let module: RModule = ruby.class_object().const_get("FiddleJit")?;
@@ -731,6 +850,9 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("get_array_of_string", method!(Pointer::get_array_of_string, -1))?;
 
     class.const_set("SIZE", std::mem::size_of::<usize>())?;
+
+    let memory_pointer = module.define_class("MemoryPointer", class)?;
+    memory_pointer.define_method("initialize", method!(Pointer::memory_initialize, -1))?;
     let null = ruby.obj_wrap(Pointer::raw(0, 1, UNBOUNDED));
     class.const_set("NULL", null)?;
     // SAFETY: NULL is a constant (reachable forever) and pinned by
