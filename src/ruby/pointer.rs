@@ -136,10 +136,32 @@ fn num2dbl(v: Value) -> Result<f64, Error> {
 pub trait Scalar: Copy {
     fn to_value(self, ruby: &Ruby) -> Value;
     fn from_value(v: Value) -> Result<Self, Error>;
+    /// The value as a VALUE without a Ruby handle (the raw fast paths).
+    fn to_raw(self) -> VALUE;
+    /// A Fixnum/flonum argument converted without raising, if possible.
+    fn from_raw_fast(v: VALUE) -> Option<Self>;
+}
+
+#[inline]
+fn int_to_raw(n: i64) -> VALUE {
+    if (i64::MIN >> 1..=i64::MAX >> 1).contains(&n) {
+        ((n << 1) | 1) as VALUE
+    } else {
+        unsafe { rb_sys::rb_ll2inum(n) }
+    }
+}
+
+#[inline]
+fn uint_to_raw(n: u64) -> VALUE {
+    if n <= (i64::MAX >> 1) as u64 {
+        ((n << 1) | 1) as VALUE
+    } else {
+        unsafe { rb_sys::rb_ull2inum(n) }
+    }
 }
 
 macro_rules! int_scalar {
-    ($t:ty, $conv:ident, $wide:ty, $from:ident) => {
+    ($t:ty, $conv:ident, $wide:ty, $from:ident, $raw:ident, $lo:expr, $hi:expr) => {
         impl Scalar for $t {
             fn to_value(self, ruby: &Ruby) -> Value {
                 ruby.$from(self as $wide).as_value()
@@ -147,21 +169,40 @@ macro_rules! int_scalar {
             fn from_value(v: Value) -> Result<Self, Error> {
                 $conv(v).map(|n| n as $t)
             }
+            #[inline]
+            fn to_raw(self) -> VALUE {
+                $raw(self as $wide)
+            }
+            #[inline]
+            fn from_raw_fast(v: VALUE) -> Option<Self> {
+                // Fixnums in the range the CRuby conversion accepts; the
+                // same truncation as the slow path.
+                (v & 1 == 1).then(|| (v as i64) >> 1).filter(|n| ($lo..=$hi).contains(n)).map(|n| n as $t)
+            }
         }
     };
 }
-int_scalar!(i8, num2int, i64, integer_from_i64);
-int_scalar!(u8, num2uint, u64, integer_from_u64);
-int_scalar!(i16, num2int, i64, integer_from_i64);
-int_scalar!(u16, num2uint, u64, integer_from_u64);
-int_scalar!(i32, num2int, i64, integer_from_i64);
-int_scalar!(u32, num2uint, u64, integer_from_u64);
-int_scalar!(i64, num2ll, i64, integer_from_i64);
-int_scalar!(u64, num2ull, u64, integer_from_u64);
+const INT_LO: i64 = i32::MIN as i64;
+const INT_HI: i64 = i32::MAX as i64;
+const UINT_HI: i64 = u32::MAX as i64;
+int_scalar!(i8, num2int, i64, integer_from_i64, int_to_raw, INT_LO, INT_HI);
+int_scalar!(u8, num2uint, u64, integer_from_u64, uint_to_raw, INT_LO, UINT_HI);
+int_scalar!(i16, num2int, i64, integer_from_i64, int_to_raw, INT_LO, INT_HI);
+int_scalar!(u16, num2uint, u64, integer_from_u64, uint_to_raw, INT_LO, UINT_HI);
+int_scalar!(i32, num2int, i64, integer_from_i64, int_to_raw, INT_LO, INT_HI);
+int_scalar!(u32, num2uint, u64, integer_from_u64, uint_to_raw, INT_LO, UINT_HI);
+int_scalar!(i64, num2ll, i64, integer_from_i64, int_to_raw, i64::MIN, i64::MAX);
+int_scalar!(u64, num2ull, u64, integer_from_u64, uint_to_raw, i64::MIN, i64::MAX);
 
 impl Scalar for f32 {
     fn to_value(self, ruby: &Ruby) -> Value {
         ruby.float_from_f64(self as f64).as_value()
+    }
+    fn to_raw(self) -> VALUE {
+        unsafe { rb_sys::rb_float_new(self as f64) }
+    }
+    fn from_raw_fast(_v: VALUE) -> Option<Self> {
+        None
     }
     fn from_value(v: Value) -> Result<Self, Error> {
         num2dbl(v).map(|d| d as f32)
@@ -170,6 +211,12 @@ impl Scalar for f32 {
 impl Scalar for f64 {
     fn to_value(self, ruby: &Ruby) -> Value {
         ruby.float_from_f64(self).as_value()
+    }
+    fn to_raw(self) -> VALUE {
+        unsafe { rb_sys::rb_float_new(self) }
+    }
+    fn from_raw_fast(_v: VALUE) -> Option<Self> {
+        None
     }
     fn from_value(v: Value) -> Result<Self, Error> {
         num2dbl(v)
@@ -187,6 +234,12 @@ impl Scalar for PtrVal {
     }
     fn from_value(v: Value) -> Result<Self, Error> {
         pointer_value(v).map(PtrVal)
+    }
+    fn to_raw(self) -> VALUE {
+        Pointer::new_value(self.0).as_raw()
+    }
+    fn from_raw_fast(_v: VALUE) -> Option<Self> {
+        None
     }
 }
 
@@ -562,21 +615,6 @@ impl Pointer {
         Ok(())
     }
 
-    fn get<T: Scalar>(ruby: &Ruby, rb_self: &Pointer, off: Value) -> Result<Value, Error> {
-        Pointer::get_at::<T>(ruby, rb_self, num2long(off)?)
-    }
-    fn read<T: Scalar>(ruby: &Ruby, rb_self: &Pointer) -> Result<Value, Error> {
-        Pointer::get_at::<T>(ruby, rb_self, 0)
-    }
-    fn put<T: Scalar>(ruby: &Ruby, rb_self: Obj<Pointer>, off: Value, v: Value) -> Result<Obj<Pointer>, Error> {
-        Pointer::put_at::<T>(ruby, &rb_self, num2long(off)?, v)?;
-        Ok(rb_self)
-    }
-    fn write<T: Scalar>(ruby: &Ruby, rb_self: Obj<Pointer>, v: Value) -> Result<Obj<Pointer>, Error> {
-        Pointer::put_at::<T>(ruby, &rb_self, 0, v)?;
-        Ok(rb_self)
-    }
-
     fn get_array_at<T: Scalar>(ruby: &Ruby, p: &Pointer, off: i64, count: i64) -> Result<RArray, Error> {
         if count < 0 {
             return Err(Error::new(ruby.exception_arg_error(), "negative array size (or size too big)"));
@@ -752,6 +790,90 @@ impl Pointer {
     }
 }
 
+// --- raw cfuncs for the hottest accessors --------------------------------
+//
+// get_T(offset)/put_T(offset, v)/read_T/write_T(v) as plain C functions:
+// the common case (Fixnum offset in bounds, Fixnum value) touches no magnus
+// machinery; everything else falls back to the checked methods above, whose
+// errors are raised after every Rust value is dropped.
+
+/// The Pointer data of a receiver. Only methods defined on Pointer use it,
+/// so `rb_self` is a Pointer (or subclass) T_DATA whose data is set by the
+/// alloc function.
+#[inline]
+unsafe fn receiver<'a>(rb_self: VALUE) -> &'a Pointer {
+    let data = (rb_self as *const u8).add(crate::emit::ruby_layout::RTYPEDDATA_DATA as usize) as *const *const Pointer;
+    &**data
+}
+
+#[inline]
+fn fast_span(p: &Pointer, off: VALUE, len: usize) -> Option<*mut u8> {
+    if off & 1 == 0 {
+        return None;
+    }
+    let off = (off as i64) >> 1;
+    let addr = p.address.get();
+    if addr == 0 || off < 0 || (off as u64).checked_add(len as u64)? > p.size.get() as u64 {
+        return None;
+    }
+    Some((addr + off as usize) as *mut u8)
+}
+
+fn raise_or<T>(r: Result<T, Error>) -> T {
+    match r {
+        Ok(v) => v,
+        // SAFETY: called last in a cfunc entered from Ruby with the GVL;
+        // nothing with a destructor is alive.
+        Err(e) => unsafe { magnus::rb_sys::resume_error(e) },
+    }
+}
+
+unsafe extern "C" fn raw_get<T: Scalar>(rb_self: VALUE, off: VALUE) -> VALUE {
+    let p = receiver(rb_self);
+    if let Some(at) = fast_span(p, off, std::mem::size_of::<T>()) {
+        return (at as *const T).read_unaligned().to_raw();
+    }
+    raise_or(slow_get::<T>(p, Value::from_raw(off)))
+}
+
+fn slow_get<T: Scalar>(p: &Pointer, off: Value) -> Result<VALUE, Error> {
+    let ruby = Ruby::get_with(off);
+    Pointer::get_at::<T>(&ruby, p, num2long(off)?).map(|v| v.as_raw())
+}
+
+unsafe extern "C" fn raw_read<T: Scalar>(rb_self: VALUE) -> VALUE {
+    raw_get::<T>(rb_self, 1 /* Fixnum 0 */)
+}
+
+unsafe extern "C" fn raw_put<T: Scalar>(rb_self: VALUE, off: VALUE, v: VALUE) -> VALUE {
+    let p = receiver(rb_self);
+    if let (Some(value), Some(at)) = (T::from_raw_fast(v), fast_span(p, off, std::mem::size_of::<T>())) {
+        (at as *mut T).write_unaligned(value);
+        return rb_self;
+    }
+    raise_or(slow_put::<T>(p, Value::from_raw(off), Value::from_raw(v)));
+    rb_self
+}
+
+fn slow_put<T: Scalar>(p: &Pointer, off: Value, v: Value) -> Result<(), Error> {
+    let ruby = Ruby::get_with(off);
+    Pointer::put_at::<T>(&ruby, p, num2long(off)?, v)
+}
+
+unsafe extern "C" fn raw_write<T: Scalar>(rb_self: VALUE, v: VALUE) -> VALUE {
+    raw_put::<T>(rb_self, 1 /* Fixnum 0 */, v)
+}
+
+fn define_raw(class: magnus::RClass, name: &str, func: *const (), arity: i32) {
+    let name = std::ffi::CString::new(name).expect("method name");
+    // SAFETY: `func` is one of the raw_* cfuncs above with `arity` VALUE
+    // arguments after self.
+    unsafe {
+        let func: unsafe extern "C" fn() -> VALUE = std::mem::transmute(func);
+        rb_sys::rb_define_method(class.as_raw(), name.as_ptr(), Some(func), arity);
+    }
+}
+
 fn arity(ruby: &Ruby, given: usize, expected: &str) -> Error {
     Error::new(ruby.exception_arg_error(), format!("wrong number of arguments (given {given}, expected {expected})"))
 }
@@ -788,10 +910,10 @@ fn type_size_of(ruby: &Ruby, ty: Value) -> Result<usize, Error> {
 
 macro_rules! accessors {
     ($class:expr, $name:literal, $t:ty) => {
-        $class.define_method(concat!("get_", $name), method!(Pointer::get::<$t>, 1))?;
-        $class.define_method(concat!("put_", $name), method!(Pointer::put::<$t>, 2))?;
-        $class.define_method(concat!("read_", $name), method!(Pointer::read::<$t>, 0))?;
-        $class.define_method(concat!("write_", $name), method!(Pointer::write::<$t>, 1))?;
+        define_raw($class, concat!("get_", $name), raw_get::<$t> as *const (), 1);
+        define_raw($class, concat!("put_", $name), raw_put::<$t> as *const (), 2);
+        define_raw($class, concat!("read_", $name), raw_read::<$t> as *const (), 0);
+        define_raw($class, concat!("write_", $name), raw_write::<$t> as *const (), 1);
         $class.define_method(concat!("get_array_of_", $name), method!(Pointer::get_array::<$t>, 2))?;
         $class.define_method(concat!("put_array_of_", $name), method!(Pointer::put_array::<$t>, 2))?;
         $class.define_method(concat!("read_array_of_", $name), method!(Pointer::read_array::<$t>, 1))?;
