@@ -127,6 +127,12 @@ RSpec.describe "memory safety" do
       end
     end
 
+    describe "views keep their memory alive (child process)" do
+      it "slices, +, Pointer.new(ptr), nested structs and inline arrays under GC.stress and GC.compact" do
+        expect(run_child("gc")).to eq(["0"])
+      end
+    end
+
     describe "MemoryPointer memory is freed (child process)" do
       it "RSS does not grow over 1e6 allocations" do
         base, final = run_child("rss").map(&:to_i)
