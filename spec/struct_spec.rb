@@ -459,6 +459,19 @@ RSpec.describe "Struct and Union" do
         expect(mod.respond_to?(:fx_point_sum)).to be(false)
       end
 
+      it "Struct.by_value.native_descriptor flattens the layout for the emitter (vs offsetof)" do
+        nested = structs(FiddleJit)[:nested]
+        inner = fix.fx_layout("nested", "in")
+        leaves = [["int8", fix.fx_layout("nested", "tag")], ["int8", inner + fix.fx_layout("inner", "a")],
+                  ["int32", inner + fix.fx_layout("inner", "b")], ["int64", fix.fx_layout("nested", "ll")],
+                  ["float", fix.fx_layout("nested", "f")]]
+        expect(nested.by_value.native_descriptor)
+          .to eq(["struct", fix.fx_layout("nested", nil), fix.fx_layout("nested", "__align"), leaves])
+        with_array = structs(FiddleJit)[:with_array].by_value.native_descriptor
+        expect(with_array[3].size).to eq(16 + 4 + 1)
+        expect(with_array[3].last).to eq(["int16", fix.fx_layout("with_array", "tail")])
+      end
+
       it "typedefs of struct types work in signatures" do
         point = structs(FiddleJit)[:point]
         mod = Module.new do

@@ -95,6 +95,16 @@ module FiddleJit
   class StructByValue < Type::Struct
     def layout = struct_class.layout
     def inspect = "#<FiddleJit::StructByValue #{struct_class}>"
+
+    # What attach_function will hand the native layer for a by-value struct
+    # once the emitter supports it: ["struct", size, alignment, leaves] with
+    # every scalar leaf (nested structs and inline arrays flattened) as
+    # [canonical type name, byte offset]. This is Rust's
+    # `CType::Struct(StructType { fields, size, align })` with
+    # `StructType::scalars()` already applied.
+    def native_descriptor
+      ["struct", size, alignment, struct_class.layout.native_leaves]
+    end
   end
 
   # The fields of a Struct class: name → Field (offset, type, get/put).
@@ -111,6 +121,23 @@ module FiddleJit
     end
 
     def union? = @union
+
+    # Every scalar of the layout as [canonical type name, absolute offset]:
+    # nested structs and inline arrays flattened (see StructByValue).
+    def native_leaves(base = 0)
+      @fields.flat_map { |f| StructLayout.leaves(f.type, base + f.offset) }
+    end
+
+    def self.leaves(type, offset)
+      case type
+      when Type::Builtin then [[type.canonical.to_s, offset]]
+      when Type::Struct then type.struct_class.layout.native_leaves(offset)
+      when Type::Array then (0...type.length).flat_map { |i| leaves(type.element, offset + (i * type.element.size)) }
+      when StructByReference then [["pointer", offset]]
+      else raise NotImplementedError, "no native layout for field type #{type.inspect}"
+      end
+    end
+
     def members = @fields.map(&:name)
     def offsets = @fields.map { |f| [f.name, f.offset] }
     def offset_of(name) = self[name].offset
