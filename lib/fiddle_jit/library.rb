@@ -54,6 +54,22 @@ module FiddleJit
       Types.resolve(type, @ffi_typedefs)
     end
 
+    # enum(:name, [:a, :b, 5, :c]) / enum([:a, :b]) / enum(:a, :b): defines
+    # a FiddleJit::Enum (typedef'd as :name when named).
+    def enum(*args)
+      name, values = if args[0].is_a?(Symbol) && args[1].is_a?(Array) then [args[0], args[1]]
+                     elsif args[0].is_a?(Array) then [nil, args[0]]
+                     else [nil, args]
+                     end
+      @ffi_enums ||= Enums.new
+      @ffi_enums << (e = Enum.new(values, name))
+      typedef(e, name) if name
+      e
+    end
+
+    def enum_type(name) = (@ffi_enums.find(name) if defined?(@ffi_enums) && @ffi_enums)
+    def enum_value(symbol) = (@ffi_enums.__map_symbol(symbol) if defined?(@ffi_enums) && @ffi_enums)
+
     # attach_function(name, [c_name,] params, return_type, options = {}):
     # defines +name+ as a singleton method and a public instance method (as
     # the ffi gem does) whose body is a JIT-emitted stub calling +c_name+
@@ -67,15 +83,18 @@ module FiddleJit
       raise TypeError, "parameter types must be an Array (got #{params.class})" unless params.is_a?(Array)
       _options = options || {}
 
-      param_types = params.map { |t| native_param_type(find_type(t), name) }
-      ret_type, wrap = native_return_type(find_type(ret), name)
+      resolved = params.map { |t| find_type(t) }
+      param_types = resolved.map { |t| native_param_type(t, name) }
+      ret_type, ret_conv = native_return_type(find_type(ret), name)
+      arg_convs = resolved.map { |t| t.is_a?(Enum) ? t : nil }
+      wrap = ret_conv || arg_convs.any?
       lib = ffi_libraries.find { |l| l.find_function(c_name) }
       raise NotFoundError.new(c_name, ffi_libraries.map { |l| l.name || "[current process]" }) unless lib
 
       address = lib.find_function(c_name)
       stub_name = wrap ? "__fiddle_jit_raw_#{name}" : name.to_s
       bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params.map(&:to_s))
-      define_struct_return_wrapper(name, stub_name.to_sym, wrap) if wrap
+      define_converting_wrapper(name, stub_name.to_sym, arg_convs, ret_conv) if wrap
       AttachedFunction.new(name.to_sym, c_name, params, ret, address, bytes)
     end
 
@@ -87,6 +106,7 @@ module FiddleJit
     def native_param_type(type, name)
       case type
       when Symbol then type.to_s
+      when Enum then "int32"
       when StructByReference, Class then "pointer"
       when Type::Struct
         raise NotImplementedError, "#{name}: struct by value (#{type.struct_class}) is not supported yet " \
@@ -101,6 +121,7 @@ module FiddleJit
     def native_return_type(type, name)
       case type
       when Symbol then [type.to_s, nil]
+      when Enum then ["int32", type]
       when StructByReference then ["pointer", type]
       when Class then ["pointer", nil]
       when Type::Struct
@@ -110,10 +131,21 @@ module FiddleJit
     end
 
     # The stub is attached as +raw+; +name+ becomes a thin Ruby method
-    # converting its Pointer result.
-    def define_struct_return_wrapper(name, raw, converter)
-      define_singleton_method(name) { |*args| converter.from_native(__send__(raw, *args)) }
-      define_method(name) { |*args| converter.from_native(__send__(raw, *args)) }
+    # converting enum arguments (Enum#to_native) and the result (a
+    # Struct.by_ref's or an Enum's from_native).
+    def define_converting_wrapper(name, raw, arg_convs, ret_conv)
+      body =
+        if arg_convs.none?
+          ->(*args) { ret_conv.from_native(__send__(raw, *args)) }
+        else
+          lambda do |*args|
+            args = args.each_with_index.map { |a, i| (c = arg_convs[i]) ? c.to_native(a) : a }
+            r = __send__(raw, *args)
+            ret_conv ? ret_conv.from_native(r) : r
+          end
+        end
+      define_singleton_method(name, &body)
+      define_method(name, &body)
       public name
     end
   end

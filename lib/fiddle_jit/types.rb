@@ -47,7 +47,7 @@ module FiddleJit
     # resolved by attach_function itself, not by the native layer.
     def struct_type?(type)
       (type.is_a?(Class) && type < FiddleJit::Struct) || type.is_a?(FiddleJit::StructByReference) ||
-        type.is_a?(FiddleJit::Type::Struct)
+        type.is_a?(FiddleJit::Type::Struct) || type.is_a?(FiddleJit::Enum)
     end
   end
 
