@@ -12,7 +12,8 @@
 #     "ffi" (the oracle: Debian's ruby-ffi 1.15.5);
 #   * builds spec/fixtures/fixture.c into spec/fixtures/build/libfjfixture.so
 #     with the system `cc -shared -fPIC -O1` when the .so is missing or older
-#     than the .c, and exposes its absolute path as FIXTURE_LIB;
+#     than the .c, and exposes its absolute path as FIXTURE_LIB; likewise
+#     spec/fixtures/memory_fixture.c → MEMORY_FIXTURE_LIB (structs, buffers);
 #   * loads spec/support/*.rb (the differential helper `expect_same`).
 #
 # Oracle self-check: FIDDLE_JIT_SPEC_ORACLE=1 rspec spec
@@ -31,26 +32,28 @@ module FixtureBuild
   DIR = File.expand_path("fixtures/build", __dir__)
   LIB = File.join(DIR, "libfjfixture.so")
 
-  def self.build!
-    return LIB if File.exist?(LIB) && File.mtime(LIB) >= File.mtime(SRC)
+  def self.build!(src = SRC, lib = LIB)
+    return lib if File.exist?(lib) && File.mtime(lib) >= File.mtime(src)
 
     FileUtils.mkdir_p(DIR)
     cc = ENV["CC"] || "cc"
     # Build to a private name and rename, so concurrent spec runs never load a
     # half-written library.
-    tmp = File.join(DIR, "libfjfixture.#{Process.pid}.so.tmp")
-    cmd = [cc, "-shared", "-fPIC", "-O1", "-o", tmp, SRC]
+    tmp = File.join(DIR, "#{File.basename(lib, ".so")}.#{Process.pid}.so.tmp")
+    cmd = [cc, "-shared", "-fPIC", "-O1", "-o", tmp, src]
     out = IO.popen(cmd, err: %i[child out], &:read)
     unless $?.success?
       File.delete(tmp) if File.exist?(tmp)
       abort "spec_helper: building the fixture library failed:\n  #{cmd.join(" ")}\n#{out}"
     end
-    File.rename(tmp, LIB)
-    LIB
+    File.rename(tmp, lib)
+    lib
   end
 end
 
 FIXTURE_LIB = FixtureBuild.build!.freeze
+MEMORY_FIXTURE_LIB = FixtureBuild.build!(File.expand_path("fixtures/memory_fixture.c", __dir__),
+                                         File.join(FixtureBuild::DIR, "libfjmemfixture.so")).freeze
 
 if ENV["FIDDLE_JIT_SPEC_ORACLE"] == "1"
   # Self-check mode: the subject *is* the oracle.

@@ -4,7 +4,7 @@ module FiddleJit
   CURRENT_PROCESS = LibraryLoader::CURRENT_PROCESS
 
   # What attach_function returns: a description of the installed stub.
-  AttachedFunction = Struct.new(:name, :c_name, :params, :return_type, :address, :stub_address, :code_bytes) do
+  AttachedFunction = ::Struct.new(:name, :c_name, :params, :return_type, :address, :stub_address, :code_bytes) do
     # The stub's machine code as readable assembly.
     def disassemble
       Native.disassemble(stub_address)
@@ -68,6 +68,22 @@ module FiddleJit
       Types.resolve(type, @ffi_typedefs)
     end
 
+    # enum(:name, [:a, :b, 5, :c]) / enum([:a, :b]) / enum(:a, :b): defines
+    # a FiddleJit::Enum (typedef'd as :name when named).
+    def enum(*args)
+      name, values = if args[0].is_a?(Symbol) && args[1].is_a?(Array) then [args[0], args[1]]
+                     elsif args[0].is_a?(Array) then [nil, args[0]]
+                     else [nil, args]
+                     end
+      @ffi_enums ||= Enums.new
+      @ffi_enums << (e = Enum.new(values, name))
+      typedef(e, name) if name
+      e
+    end
+
+    def enum_type(name) = (@ffi_enums.find(name) if defined?(@ffi_enums) && @ffi_enums)
+    def enum_value(symbol) = (@ffi_enums.__map_symbol(symbol) if defined?(@ffi_enums) && @ffi_enums)
+
     # attach_function(name, [c_name,] params, return_type, options = {}):
     # defines +name+ as a singleton method and a public instance method (as
     # the ffi gem does) whose body is a JIT-emitted stub calling +c_name+
@@ -85,10 +101,15 @@ module FiddleJit
         return attach_variadic(name, c_name, params[0...-1], ret)
       end
 
-      param_types = params.map { |t| find_type(t).to_s }
-      ret_type = find_type(ret).to_s
+      resolved = params.map { |t| find_type(t) }
+      param_types = resolved.map { |t| native_param_type(t, name) }
+      ret_type, ret_conv = native_return_type(find_type(ret), name)
+      arg_convs = resolved.map { |t| t.is_a?(Enum) ? t : nil }
+      wrap = ret_conv || arg_convs.any?
       address = find_function_address(c_name)
-      stub, bytes = Native.attach_function(self, name.to_s, address, param_types, ret_type, params.map(&:to_s), c_name, nil)
+      stub_name = wrap ? "__fiddle_jit_raw_#{name}" : name.to_s
+      stub, bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params.map(&:to_s), c_name, nil)
+      define_converting_wrapper(name, stub_name.to_sym, arg_convs, ret_conv) if wrap
       (@fiddle_jit_functions ||= {})[name.to_sym] =
         AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
     end
@@ -108,8 +129,8 @@ module FiddleJit
     # on a hidden holder module; the public method picks it and calls it.
     def attach_variadic(name, c_name, fixed, ret)
       address = find_function_address(c_name)
-      fixed_types = fixed.map { |t| find_type(t).to_s }
-      ret_type = find_type(ret).to_s
+      fixed_types = fixed.map { |t| native_param_type(find_type(t), name) }
+      ret_type, = native_return_type(find_type(ret), name)
       holder = Module.new
       shapes = {}
       library = self
@@ -121,7 +142,7 @@ module FiddleJit
         pairs = args.drop(fixed.size).each_slice(2).map { |type, value| [type, value] }
         types = pairs.map(&:first)
         stub = shapes[types] ||= begin
-          var_types = types.map { |t| library.find_type(t).to_s }
+          var_types = types.map { |t| library.send(:native_param_type, library.find_type(t), name) }
           raise ArgumentError, "#{name}: :void is not a variadic argument type" if var_types.include?("void")
 
           shape_name = "#{name}(#{types.join(", ")})"
@@ -137,6 +158,54 @@ module FiddleJit
         AttachedFunction.new(name.to_sym, c_name, fixed + [:varargs], ret, address, nil, 0)
     end
 
-    public
+
+    # Struct classes and Struct.by_ref are pointers (any :pointer value is
+    # accepted: a Struct through #to_ptr). A struct by value needs the
+    # emitter to copy its bytes, which it does not do yet.
+    def native_param_type(type, name)
+      case type
+      when Symbol then type.to_s
+      when Enum then "int32"
+      when StructByReference, Class then "pointer"
+      when Type::Struct
+        raise NotImplementedError, "#{name}: struct by value (#{type.struct_class}) is not supported yet " \
+                                   "(pass a pointer: #{type.struct_class}.by_ref)"
+      else raise TypeError, "#{name}: invalid parameter type #{type.inspect}"
+      end
+    end
+
+    # [native return type, converter for the result or nil]. A Struct class
+    # returns a plain Pointer (like the ffi gem); Struct.by_ref returns an
+    # instance of the struct over the returned memory.
+    def native_return_type(type, name)
+      case type
+      when Symbol then [type.to_s, nil]
+      when Enum then ["int32", type]
+      when StructByReference then ["pointer", type]
+      when Class then ["pointer", nil]
+      when Type::Struct
+        raise NotImplementedError, "#{name}: returning a struct by value (#{type.struct_class}) is not supported yet"
+      else raise TypeError, "#{name}: invalid return type #{type.inspect}"
+      end
+    end
+
+    # The stub is attached as +raw+; +name+ becomes a thin Ruby method
+    # converting enum arguments (Enum#to_native) and the result (a
+    # Struct.by_ref's or an Enum's from_native).
+    def define_converting_wrapper(name, raw, arg_convs, ret_conv)
+      body =
+        if arg_convs.none?
+          ->(*args) { ret_conv.from_native(__send__(raw, *args)) }
+        else
+          lambda do |*args|
+            args = args.each_with_index.map { |a, i| (c = arg_convs[i]) ? c.to_native(a) : a }
+            r = __send__(raw, *args)
+            ret_conv ? ret_conv.from_native(r) : r
+          end
+        end
+      define_singleton_method(name, &body)
+      define_method(name, &body)
+      public name
+    end
   end
 end

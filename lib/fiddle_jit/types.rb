@@ -27,6 +27,9 @@ module FiddleJit
       int64: 8, uint64: 8, float: 4, double: 8, pointer: POINTER_SIZE, string: POINTER_SIZE
     }.freeze
 
+    # Builtin name => size, for the hot paths (MemoryPointer.new(:int)).
+    BUILTIN_SIZES = BUILTIN.transform_values { |canonical| SIZES.fetch(canonical) }.freeze
+
     module_function
 
     # The canonical name for +type+, looking in +typedefs+ first; TypeError
@@ -34,15 +37,29 @@ module FiddleJit
     # Symbols: the String "int" does not resolve.
     def resolve(type, typedefs = nil)
       found = typedefs&.fetch(type, nil) || BUILTIN[type]
+      found ||= type if struct_type?(type)
       raise TypeError, "unable to resolve type '#{type}'" unless found
 
       found
     end
+
+    # Struct classes and the type objects Struct.by_ref/by_value return:
+    # resolved by attach_function itself, not by the native layer.
+    def struct_type?(type)
+      (type.is_a?(Class) && type < FiddleJit::Struct) || type.is_a?(FiddleJit::StructByReference) ||
+        type.is_a?(FiddleJit::Type::Struct) || type.is_a?(FiddleJit::Enum)
+    end
   end
 
-  # Size in bytes of a C type, e.g. FiddleJit.type_size(:long) #=> 8.
+  # Size in bytes of a C type, e.g. FiddleJit.type_size(:long) #=> 8; also
+  # Struct classes and type objects (anything with a #size).
   def self.type_size(type)
     return type if type.is_a?(Integer)
+    if type.is_a?(Symbol)
+      size = Types::BUILTIN_SIZES[type]
+      return size || Types::SIZES.fetch(Types.resolve(type))
+    end
+    return type.size if type.respond_to?(:size)
 
     Types::SIZES.fetch(Types.resolve(type))
   end

@@ -1,27 +1,328 @@
-//! FiddleJit::Pointer: a native address. Stubs read `address` inline (it is
-//! the first field of the wrapped struct; see `emit::x86_64::unbox_pointer`),
-//! so the layout is `repr(C)` and must keep `address` first.
+//! FiddleJit::Pointer: a native address, optionally bounded and owning its
+//! memory (MemoryPointer, Buffer and slices share this data type). Stubs read
+//! `address` inline (it is the first field of the wrapped struct; see
+//! `emit::x86_64::unbox_pointer`), so the layout is `repr(C)` and must keep
+//! `address` first (`Cell<usize>` is `repr(transparent)`).
+//!
+//! Every access goes through `Pointer::check`: NULL (or freed) memory raises
+//! `FiddleJit::NullPointerError`, an access outside a sized pointer raises
+//! `IndexError` with the ffi gem's message. Plain `Pointer.new(address)`
+//! objects are unbounded (size `LONG_MAX`), as in the ffi gem.
 
-use magnus::rb_sys::AsRawValue;
-use magnus::typed_data::Obj;
+use magnus::gc::Marker;
+use magnus::rb_sys::{protect, AsRawValue, FromRawValue};
+use magnus::typed_data::{DataTypeFunctions, Obj};
 use magnus::value::{Opaque, ReprValue};
-use magnus::{function, method, prelude::*, Error, RModule, Ruby, TryConvert, TypedData, Value};
+use magnus::{
+    method, prelude::*, Error, ExceptionClass, RArray, RModule, RString, Ruby, TryConvert, TypedData, Value,
+};
+use rb_sys::VALUE;
+use std::cell::Cell;
 use std::sync::OnceLock;
 
-#[magnus::wrap(class = "FiddleJit::Pointer", free_immediately, size)]
+/// The size of an unbounded pointer (the ffi gem's LONG_MAX).
+pub const UNBOUNDED: usize = i64::MAX as usize;
+
+#[derive(TypedData)]
+#[magnus(class = "FiddleJit::Pointer", free_immediately, size, mark)]
 #[repr(C)]
 pub struct Pointer {
-    address: usize,
-    /// Size of the pointed-to type, for `Pointer.new(type, address)`.
-    type_size: usize,
+    /// Read inline by the stubs: keep first.
+    address: Cell<usize>,
+    /// Size of the pointed-to type (`Pointer.new(type, address)`, `#[]`).
+    type_size: Cell<usize>,
+    /// Accessible bytes from `address`; UNBOUNDED for plain pointers.
+    size: Cell<usize>,
+    /// malloc'ed block this object owns (MemoryPointer, dup), or 0.
+    owned: Cell<usize>,
+    owned_size: Cell<usize>,
+    /// Free `owned` when collected.
+    autorelease: Cell<bool>,
+    /// The object whose memory this points into (slice, `+`, Pointer.new(ptr)),
+    /// kept alive by `mark`; 0 when none.
+    parent: Cell<VALUE>,
+}
+
+impl Default for Pointer {
+    fn default() -> Self {
+        Pointer::raw(0, 1, UNBOUNDED)
+    }
+}
+
+impl DataTypeFunctions for Pointer {
+    fn mark(&self, marker: &Marker) {
+        let parent = self.parent.get();
+        if parent != 0 {
+            // SAFETY: `parent` was a live VALUE when stored and is kept alive
+            // (and pinned: rb_gc_mark) by this very mark function.
+            marker.mark(unsafe { Value::from_raw(parent) });
+        }
+    }
+}
+
+impl Drop for Pointer {
+    fn drop(&mut self) {
+        if self.autorelease.get() {
+            self.release();
+        }
+    }
 }
 
 static NULL: OnceLock<Opaque<Value>> = OnceLock::new();
+static NULL_POINTER_ERROR: OnceLock<Opaque<ExceptionClass>> = OnceLock::new();
+
+fn null_pointer_error(ruby: &Ruby) -> ExceptionClass {
+    NULL_POINTER_ERROR.get().map(|c| ruby.get_inner(*c)).unwrap_or_else(|| ruby.exception_runtime_error())
+}
+
+fn index_error(ruby: &Ruby, off: i64, len: i64) -> Error {
+    Error::new(ruby.exception_index_error(), format!("Memory access offset={off} size={len} is out of bounds"))
+}
+
+// --- CRuby conversions (the ones the ffi gem's AbstractMemory uses) ---------
+
+// Each has a Fixnum fast path (no rb_protect, which costs a setjmp) that
+// gives exactly what the CRuby function would.
+
+#[inline]
+fn fixnum(v: Value) -> Option<i64> {
+    let raw = v.as_raw();
+    (raw & 1 == 1).then_some((raw as i64) >> 1)
+}
+
+fn num2long(v: Value) -> Result<i64, Error> {
+    if let Some(n) = fixnum(v) {
+        return Ok(n);
+    }
+    protect(|| unsafe { rb_sys::rb_num2long(v.as_raw()) as VALUE }).map(|r| r as i64)
+}
+fn num2int(v: Value) -> Result<i32, Error> {
+    if let Some(n) = fixnum(v).filter(|n| i32::try_from(*n).is_ok()) {
+        return Ok(n as i32);
+    }
+    protect(|| unsafe { rb_sys::rb_num2int(v.as_raw()) as VALUE }).map(|r| r as i32)
+}
+fn num2uint(v: Value) -> Result<u32, Error> {
+    // NUM2UINT accepts INT_MIN..UINT_MAX.
+    if let Some(n) = fixnum(v).filter(|n| (i32::MIN as i64..=u32::MAX as i64).contains(n)) {
+        return Ok(n as u32);
+    }
+    protect(|| unsafe { rb_sys::rb_num2uint(v.as_raw()) as VALUE }).map(|r| r as u32)
+}
+fn num2ll(v: Value) -> Result<i64, Error> {
+    if let Some(n) = fixnum(v) {
+        return Ok(n);
+    }
+    protect(|| unsafe { rb_sys::rb_num2ll(v.as_raw()) as VALUE }).map(|r| r as i64)
+}
+fn num2ull(v: Value) -> Result<u64, Error> {
+    // NUM2ULL wraps negative Fixnums.
+    if let Some(n) = fixnum(v) {
+        return Ok(n as u64);
+    }
+    protect(|| unsafe { rb_sys::rb_num2ull(v.as_raw()) as VALUE }).map(|r| r as u64)
+}
+fn num2dbl(v: Value) -> Result<f64, Error> {
+    if let Some(n) = fixnum(v) {
+        return Ok(n as f64);
+    }
+    if let Some(f) = magnus::Float::from_value(v) {
+        return Ok(f.to_f64());
+    }
+    protect(|| unsafe { rb_sys::rb_num2dbl(v.as_raw()).to_bits() as VALUE }).map(|r| f64::from_bits(r as u64))
+}
+
+/// A C scalar stored in memory.
+pub trait Scalar: Copy {
+    fn to_value(self, ruby: &Ruby) -> Value;
+    fn from_value(v: Value) -> Result<Self, Error>;
+    /// The value as a VALUE without a Ruby handle (the raw fast paths).
+    fn to_raw(self) -> VALUE;
+    /// A Fixnum/flonum argument converted without raising, if possible.
+    fn from_raw_fast(v: VALUE) -> Option<Self>;
+}
+
+#[inline]
+fn int_to_raw(n: i64) -> VALUE {
+    if (i64::MIN >> 1..=i64::MAX >> 1).contains(&n) {
+        ((n << 1) | 1) as VALUE
+    } else {
+        unsafe { rb_sys::rb_ll2inum(n) }
+    }
+}
+
+#[inline]
+fn uint_to_raw(n: u64) -> VALUE {
+    if n <= (i64::MAX >> 1) as u64 {
+        ((n << 1) | 1) as VALUE
+    } else {
+        unsafe { rb_sys::rb_ull2inum(n) }
+    }
+}
+
+macro_rules! int_scalar {
+    ($t:ty, $conv:ident, $wide:ty, $from:ident, $raw:ident, $lo:expr, $hi:expr) => {
+        impl Scalar for $t {
+            fn to_value(self, ruby: &Ruby) -> Value {
+                ruby.$from(self as $wide).as_value()
+            }
+            fn from_value(v: Value) -> Result<Self, Error> {
+                $conv(v).map(|n| n as $t)
+            }
+            #[inline]
+            fn to_raw(self) -> VALUE {
+                $raw(self as $wide)
+            }
+            #[inline]
+            fn from_raw_fast(v: VALUE) -> Option<Self> {
+                // Fixnums in the range the CRuby conversion accepts; the
+                // same truncation as the slow path.
+                (v & 1 == 1).then(|| (v as i64) >> 1).filter(|n| ($lo..=$hi).contains(n)).map(|n| n as $t)
+            }
+        }
+    };
+}
+const INT_LO: i64 = i32::MIN as i64;
+const INT_HI: i64 = i32::MAX as i64;
+const UINT_HI: i64 = u32::MAX as i64;
+int_scalar!(i8, num2int, i64, integer_from_i64, int_to_raw, INT_LO, INT_HI);
+int_scalar!(u8, num2uint, u64, integer_from_u64, uint_to_raw, INT_LO, UINT_HI);
+int_scalar!(i16, num2int, i64, integer_from_i64, int_to_raw, INT_LO, INT_HI);
+int_scalar!(u16, num2uint, u64, integer_from_u64, uint_to_raw, INT_LO, UINT_HI);
+int_scalar!(i32, num2int, i64, integer_from_i64, int_to_raw, INT_LO, INT_HI);
+int_scalar!(u32, num2uint, u64, integer_from_u64, uint_to_raw, INT_LO, UINT_HI);
+int_scalar!(i64, num2ll, i64, integer_from_i64, int_to_raw, i64::MIN, i64::MAX);
+int_scalar!(u64, num2ull, u64, integer_from_u64, uint_to_raw, i64::MIN, i64::MAX);
+
+impl Scalar for f32 {
+    fn to_value(self, ruby: &Ruby) -> Value {
+        ruby.float_from_f64(self as f64).as_value()
+    }
+    fn to_raw(self) -> VALUE {
+        unsafe { rb_sys::rb_float_new(self as f64) }
+    }
+    fn from_raw_fast(_v: VALUE) -> Option<Self> {
+        None
+    }
+    fn from_value(v: Value) -> Result<Self, Error> {
+        num2dbl(v).map(|d| d as f32)
+    }
+}
+impl Scalar for f64 {
+    fn to_value(self, ruby: &Ruby) -> Value {
+        ruby.float_from_f64(self).as_value()
+    }
+    fn to_raw(self) -> VALUE {
+        unsafe { rb_sys::rb_float_new(self) }
+    }
+    fn from_raw_fast(_v: VALUE) -> Option<Self> {
+        None
+    }
+    fn from_value(v: Value) -> Result<Self, Error> {
+        num2dbl(v)
+    }
+}
+
+/// A `void *` in memory: read as a Pointer, written from a Pointer, nil,
+/// an Integer address or anything with `to_ptr` (like the ffi gem).
+#[derive(Clone, Copy)]
+pub struct PtrVal(usize);
+
+impl Scalar for PtrVal {
+    fn to_value(self, _ruby: &Ruby) -> Value {
+        Pointer::new_value(self.0)
+    }
+    fn from_value(v: Value) -> Result<Self, Error> {
+        pointer_value(v).map(PtrVal)
+    }
+    fn to_raw(self) -> VALUE {
+        Pointer::new_value(self.0).as_raw()
+    }
+    fn from_raw_fast(_v: VALUE) -> Option<Self> {
+        None
+    }
+}
+
+static STRUCT_CLASS: OnceLock<Opaque<magnus::RClass>> = OnceLock::new();
+static POINTER_IVAR: OnceLock<rb_sys::ID> = OnceLock::new();
+
+/// The address of a FiddleJit::Struct's memory (its `@pointer`), without
+/// calling `to_ptr`: the ffi gem also special-cases its Struct class. Used by
+/// the :pointer slow path.
+pub fn struct_pointer_address(value: Value) -> Option<usize> {
+    let ruby = Ruby::get_with(value);
+    let class = match STRUCT_CLASS.get() {
+        Some(c) => ruby.get_inner(*c),
+        None => {
+            let module: RModule = ruby.class_object().const_get("FiddleJit").ok()?;
+            let class: magnus::RClass = module.const_get("Struct").ok()?;
+            // SAFETY: a constant class, pinned so the cached VALUE never moves.
+            unsafe { rb_sys::rb_gc_register_mark_object(class.as_raw()) };
+            let _ = STRUCT_CLASS.set(Opaque::from(class));
+            class
+        }
+    };
+    if !value.is_kind_of(class) {
+        return None;
+    }
+    let id = *POINTER_IVAR.get_or_init(|| unsafe { rb_sys::rb_intern(c"@pointer".as_ptr()) });
+    // SAFETY: rb_ivar_get on a live object; returns nil when unset.
+    let ptr = unsafe { Value::from_raw(rb_sys::rb_ivar_get(value.as_raw(), id)) };
+    Pointer::address_of(ptr)
+}
+
+/// The address a Pointer-ish value denotes (for put_pointer).
+pub fn pointer_value(v: Value) -> Result<usize, Error> {
+    let ruby = Ruby::get_with(v);
+    if v.is_nil() {
+        return Ok(0);
+    }
+    if let Some(a) = Pointer::address_of(v) {
+        return Ok(a);
+    }
+    if v.is_kind_of(ruby.class_integer()) {
+        return num2ull(v).map(|n| n as usize);
+    }
+    if v.respond_to("to_ptr", false)? {
+        let p: Value = v.funcall("to_ptr", ())?;
+        if let Some(a) = Pointer::address_of(p) {
+            return Ok(a);
+        }
+    }
+    Err(Error::new(ruby.exception_arg_error(), "value is not a pointer"))
+}
 
 impl Pointer {
+    fn raw(address: usize, type_size: usize, size: usize) -> Pointer {
+        Pointer {
+            address: Cell::new(address),
+            type_size: Cell::new(type_size),
+            size: Cell::new(size),
+            owned: Cell::new(0),
+            owned_size: Cell::new(0),
+            autorelease: Cell::new(false),
+            parent: Cell::new(0),
+        }
+    }
+
+    /// The Pointer data of `value` (any Pointer subclass), without building
+    /// an Error on failure (TryConvert does, which is slow).
+    pub fn from_value<'a>(value: Value) -> Option<&'a Pointer> {
+        let raw = value.as_raw();
+        // Immediates (Fixnum, nil, true, Symbols, flonums) are never Pointers.
+        if raw & 7 != 0 || raw == rb_sys::Qnil as VALUE || raw == rb_sys::Qfalse as VALUE {
+            return None;
+        }
+        // SAFETY: `raw` is a heap object; the check only reads its type.
+        if unsafe { rb_sys::rb_typeddata_is_kind_of(raw, Pointer::data_type_address() as *const rb_sys::rb_data_type_t) } == 0 {
+            return None;
+        }
+        <&Pointer>::try_convert(value).ok()
+    }
+
     /// The address of a Pointer (or subclass instance), if `value` is one.
     pub fn address_of(value: Value) -> Option<usize> {
-        <&Pointer>::try_convert(value).ok().map(|p| p.address)
+        Pointer::from_value(value).map(|p| p.address.get())
     }
 
     /// A Pointer VALUE for `address`: the shared NULL for 0, like the ffi gem.
@@ -32,7 +333,7 @@ impl Pointer {
                 return ruby.get_inner(*null);
             }
         }
-        ruby.obj_wrap(Pointer { address, type_size: 1 }).as_value()
+        ruby.obj_wrap(Pointer::raw(address, 1, UNBOUNDED)).as_value()
     }
 
     /// Address of the `rb_data_type_t` every Pointer object carries.
@@ -40,7 +341,45 @@ impl Pointer {
         <Pointer as TypedData>::data_type() as *const _ as usize
     }
 
-    fn rb_new(ruby: &Ruby, args: &[Value]) -> Result<Obj<Pointer>, Error> {
+    /// Frees owned memory (if any) and makes the pointer NULL and empty.
+    fn release(&self) {
+        let owned = self.owned.replace(0);
+        if owned != 0 {
+            // SAFETY: `owned` came from calloc/malloc in `allocate` and is
+            // freed exactly once (the field was just cleared).
+            unsafe {
+                libc::free(owned as *mut libc::c_void);
+                rb_sys::rb_gc_adjust_memory_usage(-(self.owned_size.get() as isize) as _);
+            }
+            self.address.set(0);
+            self.size.set(0);
+        }
+    }
+
+    /// Start of `len` bytes at `off`, after the ffi gem's checks: NULL
+    /// (flags 0 there) → NullPointerError, then bounds → IndexError.
+    fn check(&self, ruby: &Ruby, off: i64, len: i64, write: bool) -> Result<*mut u8, Error> {
+        let addr = self.address.get();
+        if addr == 0 {
+            let what = if write { "write" } else { "read" };
+            return Err(Error::new(null_pointer_error(ruby), format!("invalid memory {what} at address=0x{addr:016x}")));
+        }
+        let size = self.size.get() as i64;
+        let end = off.wrapping_add(len);
+        if (off | len | end | size.wrapping_sub(end)) < 0 {
+            return Err(index_error(ruby, off, len));
+        }
+        Ok((addr as *mut u8).wrapping_add(off as usize))
+    }
+
+    fn span(ruby: &Ruby, count: i64, elem: usize) -> Result<i64, Error> {
+        count.checked_mul(elem as i64).ok_or_else(|| index_error(ruby, 0, i64::MAX))
+    }
+
+    // --- construction -------------------------------------------------------
+
+    /// `initialize(address)` / `initialize(type, address)`.
+    fn initialize(ruby: &Ruby, rb_self: &Pointer, args: &[Value]) -> Result<(), Error> {
         let (type_size, address) = match args {
             [address] => (1, *address),
             [ty, address] => (type_size_of(ruby, *ty)?, *address),
@@ -51,86 +390,592 @@ impl Pointer {
                 ))
             }
         };
-        // Like the ffi gem: a Pointer, or an Integer read as NUM2LL (so
-        // negative values wrap and 2**63 is a RangeError); nothing else.
-        let address = match Pointer::address_of(address) {
-            Some(a) => a,
-            None if address.is_kind_of(ruby.class_integer()) => i64::try_convert(address)? as usize,
-            None => {
-                return Err(Error::new(
-                    ruby.exception_type_error(),
-                    format!("wrong argument type {}, expected Integer or FiddleJit::Pointer", address.class()),
-                ))
-            }
-        };
-        Ok(ruby.obj_wrap(Pointer { address, type_size }))
+        rb_self.type_size.set(type_size);
+        // Like the ffi gem: a Pointer (sharing its bounds, keeping it
+        // alive), or an Integer read as NUM2LL (so negative values wrap and
+        // 2**63 is a RangeError); nothing else.
+        if let Some(other) = Pointer::from_value(address) {
+            rb_self.address.set(other.address.get());
+            rb_self.size.set(other.size.get());
+            rb_self.parent.set(address.as_raw());
+            return Ok(());
+        }
+        if address.is_kind_of(ruby.class_integer()) {
+            rb_self.address.set(i64::try_convert(address)? as usize);
+            rb_self.size.set(UNBOUNDED);
+            return Ok(());
+        }
+        Err(Error::new(
+            ruby.exception_type_error(),
+            format!("wrong argument type {}, expected Integer or FiddleJit::Pointer", address.class()),
+        ))
     }
+
+    /// Private `__allocate(type_size, total, clear)`: the MemoryPointer/Buffer
+    /// constructor. Memory is counted by the GC (rb_gc_adjust_memory_usage).
+    fn allocate(ruby: &Ruby, rb_self: &Pointer, type_size: i64, total: i64, clear: bool) -> Result<(), Error> {
+        if total < 0 || type_size < 0 {
+            return Err(Error::new(ruby.exception_arg_error(), format!("negative memory size {total}")));
+        }
+        rb_self.release();
+        let bytes = (total as usize).max(1);
+        // SAFETY: plain libc allocation; checked for NULL below.
+        let block = unsafe { if clear { libc::calloc(bytes, 1) } else { libc::malloc(bytes) } } as usize;
+        if block == 0 {
+            return Err(Error::new(ruby.exception_no_mem_error(), format!("Failed to allocate memory size={total} bytes")));
+        }
+        unsafe { rb_sys::rb_gc_adjust_memory_usage(bytes as _) };
+        rb_self.owned.set(block);
+        rb_self.owned_size.set(bytes);
+        rb_self.address.set(block);
+        rb_self.size.set(total as usize);
+        rb_self.type_size.set((type_size as usize).max(1));
+        rb_self.autorelease.set(true);
+        Ok(())
+    }
+
+    /// MemoryPointer#initialize(type_or_size, count = 1, clear = true): owned
+    /// memory, zeroed unless `clear` is false; with a block, yields self and
+    /// frees the memory when the block ends (also on exceptions, break, throw).
+    fn memory_initialize(ruby: &Ruby, rb_self: Obj<Pointer>, args: &[Value]) -> Result<Value, Error> {
+        let (ty, count, clear) = match args {
+            [ty] => (*ty, 1, true),
+            [ty, count] => (*ty, num2long(*count)?, true),
+            [ty, count, clear] => (*ty, num2long(*count)?, clear.to_bool()),
+            _ => return Err(arity(ruby, args.len(), "1..3")),
+        };
+        let type_size = type_size_of(ruby, ty)? as i64;
+        let total = type_size
+            .checked_mul(count)
+            .ok_or_else(|| Error::new(ruby.exception_arg_error(), "memory size too big"))?;
+        Pointer::allocate(ruby, &rb_self, type_size, total, clear)?;
+        if ruby.block_given() {
+            let result = ruby.yield_value::<_, Value>(rb_self);
+            rb_self.release();
+            result?;
+        }
+        Ok(ruby.qnil().as_value())
+    }
+
+    /// dup/clone: a copy of the memory (ffi: unbounded pointers cannot be duplicated).
+    fn initialize_copy(ruby: &Ruby, rb_self: &Pointer, other: &Pointer) -> Result<(), Error> {
+        if std::ptr::eq(rb_self, other) {
+            return Ok(());
+        }
+        if other.size.get() == UNBOUNDED {
+            return Err(Error::new(ruby.exception_runtime_error(), "cannot duplicate unbounded memory area"));
+        }
+        if other.address.get() == 0 {
+            return Err(Error::new(ruby.exception_runtime_error(), "cannot duplicate unreadable/unwritable memory area"));
+        }
+        let size = other.size.get();
+        Pointer::allocate(ruby, rb_self, other.type_size.get() as i64, size as i64, false)?;
+        // SAFETY: both blocks are at least `size` bytes (bounds of `other`, fresh allocation).
+        unsafe { std::ptr::copy_nonoverlapping(other.address.get() as *const u8, rb_self.address.get() as *mut u8, size) };
+        Ok(())
+    }
+
+    fn derived(rb_self: Obj<Pointer>, address: usize, size: usize) -> Obj<Pointer> {
+        let ruby = Ruby::get_with(rb_self);
+        let p = Pointer::raw(address, rb_self.type_size.get(), size);
+        p.parent.set(rb_self.as_raw());
+        ruby.obj_wrap(p)
+    }
+
+    fn plus(ruby: &Ruby, rb_self: Obj<Pointer>, offset: i64) -> Result<Obj<Pointer>, Error> {
+        let size = rb_self.size.get();
+        if offset < 0 || offset as u64 > size as u64 {
+            return Err(index_error(ruby, offset, 1));
+        }
+        let new_size = if size == UNBOUNDED { UNBOUNDED } else { size - offset as usize };
+        Ok(Pointer::derived(rb_self, rb_self.address.get().wrapping_add(offset as usize), new_size))
+    }
+
+    fn slice(ruby: &Ruby, rb_self: Obj<Pointer>, offset: Value, len: Value) -> Result<Obj<Pointer>, Error> {
+        let (off, len) = (num2long(offset)?, num2long(len)?);
+        let size = rb_self.size.get() as i64;
+        let end = off.wrapping_add(len);
+        if (off | len | end | size.wrapping_sub(end)) < 0 {
+            return Err(index_error(ruby, off, len));
+        }
+        Ok(Pointer::derived(rb_self, rb_self.address.get().wrapping_add(off as usize), len as usize))
+    }
+
+    // --- attributes ------------------------------------------------------------
 
     fn address(&self) -> usize {
-        self.address
+        self.address.get()
     }
-
     fn is_null(&self) -> bool {
-        self.address == 0
+        self.address.get() == 0
+    }
+    fn type_size(&self) -> usize {
+        self.type_size.get()
+    }
+    fn size(&self) -> usize {
+        self.size.get()
+    }
+    fn is_autorelease(&self) -> bool {
+        self.autorelease.get()
     }
 
-    fn type_size(&self) -> usize {
-        self.type_size
+    fn set_autorelease(rb_self: Obj<Pointer>, value: Value) -> Result<Value, Error> {
+        rb_self.check_frozen()?;
+        rb_self.autorelease.set(value.to_bool());
+        Ok(value)
+    }
+
+    /// Frees owned memory now (MemoryPointer#free). Unlike the ffi gem the
+    /// pointer then reads as NULL, so later accesses raise NullPointerError
+    /// instead of touching freed memory.
+    fn free(ruby: &Ruby, rb_self: Obj<Pointer>) -> Result<Obj<Pointer>, Error> {
+        rb_self.check_frozen()?;
+        if rb_self.owned.get() != 0 {
+            rb_self.release();
+        } else {
+            let _: Value = ruby.module_kernel().funcall(
+                "warn",
+                (format!("calling free on non allocated pointer {}", Pointer::inspect(rb_self)),),
+            )?;
+        }
+        Ok(rb_self)
+    }
+
+    /// Private `__invalidate`: NULL and empty from now on (AutoPointer#free).
+    fn invalidate(rb_self: Obj<Pointer>) -> Result<(), Error> {
+        rb_self.check_frozen()?;
+        rb_self.release();
+        rb_self.address.set(0);
+        rb_self.size.set(0);
+        Ok(())
     }
 
     /// Equal addresses; `nil` equals NULL; anything else is an
     /// ArgumentError, as in the ffi gem.
     fn eq(ruby: &Ruby, rb_self: &Self, other: Value) -> Result<bool, Error> {
         if other.is_nil() {
-            return Ok(rb_self.address == 0);
+            return Ok(rb_self.address.get() == 0);
         }
         match Pointer::address_of(other) {
-            Some(a) => Ok(a == rb_self.address),
+            Some(a) => Ok(a == rb_self.address.get()),
             None => Err(Error::new(ruby.exception_arg_error(), "Invalid Memory object")),
         }
     }
 
     fn eql(&self, other: Value) -> bool {
-        Pointer::address_of(other) == Some(self.address)
-    }
-
-    fn plus(ruby: &Ruby, rb_self: &Self, offset: i64) -> Obj<Pointer> {
-        ruby.obj_wrap(Pointer { address: rb_self.address.wrapping_add(offset as usize), type_size: rb_self.type_size })
-    }
-
-    fn inspect(rb_self: Obj<Pointer>) -> String {
-        format!("#<{} address=0x{:016x}>", rb_self.class(), rb_self.address)
+        Pointer::address_of(other) == Some(self.address.get())
     }
 
     fn hash(&self) -> usize {
-        self.address
+        self.address.get()
+    }
+
+    fn inspect(rb_self: Obj<Pointer>) -> String {
+        let size = rb_self.size.get();
+        if size == UNBOUNDED {
+            format!("#<{} address=0x{:016x}>", rb_self.class(), rb_self.address.get())
+        } else {
+            format!("#<{} address=0x{:016x} size={}>", rb_self.class(), rb_self.address.get(), size)
+        }
+    }
+
+    fn clear(ruby: &Ruby, rb_self: Obj<Pointer>) -> Result<Obj<Pointer>, Error> {
+        let size = rb_self.size.get();
+        if size == UNBOUNDED {
+            return Err(Error::new(ruby.exception_arg_error(), "cannot clear unbounded memory area"));
+        }
+        let p = rb_self.check(ruby, 0, size as i64, true)?;
+        // SAFETY: checked: `size` bytes from `p` belong to this pointer.
+        unsafe { std::ptr::write_bytes(p, 0, size) };
+        Ok(rb_self)
+    }
+
+    /// `__copy_from__(src, len)`: memcpy len bytes of `src` to self.
+    fn copy_from(ruby: &Ruby, rb_self: Obj<Pointer>, src: &Pointer, len: i64) -> Result<Obj<Pointer>, Error> {
+        let from = src.check(ruby, 0, len, false)?;
+        let to = rb_self.check(ruby, 0, len, true)?;
+        // SAFETY: both ranges checked; memmove tolerates overlap.
+        unsafe { std::ptr::copy(from, to, len as usize) };
+        Ok(rb_self)
+    }
+
+    // --- scalars ---------------------------------------------------------------
+
+    fn get_at<T: Scalar>(ruby: &Ruby, p: &Pointer, off: i64) -> Result<Value, Error> {
+        let at = p.check(ruby, off, std::mem::size_of::<T>() as i64, false)?;
+        // SAFETY: checked range; memory may be unaligned.
+        Ok(unsafe { (at as *const T).read_unaligned() }.to_value(ruby))
+    }
+
+    fn put_at<T: Scalar>(ruby: &Ruby, p: &Pointer, off: i64, v: Value) -> Result<(), Error> {
+        let value = T::from_value(v)?;
+        let at = p.check(ruby, off, std::mem::size_of::<T>() as i64, true)?;
+        // SAFETY: checked range; memory may be unaligned.
+        unsafe { (at as *mut T).write_unaligned(value) };
+        Ok(())
+    }
+
+    fn get_array_at<T: Scalar>(ruby: &Ruby, p: &Pointer, off: i64, count: i64) -> Result<RArray, Error> {
+        if count < 0 {
+            return Err(Error::new(ruby.exception_arg_error(), "negative array size (or size too big)"));
+        }
+        let elem = std::mem::size_of::<T>();
+        let at = p.check(ruby, off, Pointer::span(ruby, count, elem)?, false)?;
+        let ary = ruby.ary_new_capa(count as usize);
+        for i in 0..count as usize {
+            // SAFETY: within the checked range.
+            let v = unsafe { (at.add(i * elem) as *const T).read_unaligned() };
+            ary.push(v.to_value(ruby))?;
+        }
+        Ok(ary)
+    }
+
+    fn put_array_at<T: Scalar>(ruby: &Ruby, p: &Pointer, off: i64, ary: Value) -> Result<(), Error> {
+        let ary = RArray::from_value(ary).ok_or_else(|| {
+            Error::new(ruby.exception_type_error(), format!("wrong argument type {} (expected Array)", ary.class()))
+        })?;
+        let elem = std::mem::size_of::<T>();
+        let count = ary.len();
+        let at = p.check(ruby, off, Pointer::span(ruby, count as i64, elem)?, true)?;
+        for i in 0..count {
+            let v = T::from_value(ary.entry(i as isize)?)?;
+            // SAFETY: within the checked range (the memory's bounds do not change).
+            unsafe { (at.add(i * elem) as *mut T).write_unaligned(v) };
+        }
+        Ok(())
+    }
+
+    fn get_array<T: Scalar>(ruby: &Ruby, rb_self: &Pointer, off: Value, count: Value) -> Result<RArray, Error> {
+        Pointer::get_array_at::<T>(ruby, rb_self, num2long(off)?, num2long(count)?)
+    }
+    fn read_array<T: Scalar>(ruby: &Ruby, rb_self: &Pointer, count: Value) -> Result<RArray, Error> {
+        Pointer::get_array_at::<T>(ruby, rb_self, 0, num2long(count)?)
+    }
+    fn put_array<T: Scalar>(ruby: &Ruby, rb_self: Obj<Pointer>, off: Value, ary: Value) -> Result<Obj<Pointer>, Error> {
+        Pointer::put_array_at::<T>(ruby, &rb_self, num2long(off)?, ary)?;
+        Ok(rb_self)
+    }
+    fn write_array<T: Scalar>(ruby: &Ruby, rb_self: Obj<Pointer>, ary: Value) -> Result<Obj<Pointer>, Error> {
+        Pointer::put_array_at::<T>(ruby, &rb_self, 0, ary)?;
+        Ok(rb_self)
+    }
+
+    // --- strings and bytes --------------------------------------------------
+
+    /// `get_string(offset, length = nil)`: bytes up to the first NUL within
+    /// `length` (default: the rest of the memory).
+    fn get_string(ruby: &Ruby, rb_self: &Pointer, args: &[Value]) -> Result<RString, Error> {
+        let (off, len) = match args {
+            [off] => (num2long(*off)?, None),
+            [off, len] if len.is_nil() => (num2long(*off)?, None),
+            [off, len] => (num2long(*off)?, Some(num2long(*len)?)),
+            _ => return Err(arity(ruby, args.len(), "1..2")),
+        };
+        let len = len.unwrap_or_else(|| (rb_self.size.get() as i64).wrapping_sub(off));
+        let at = rb_self.check(ruby, off, len, false)?;
+        // SAFETY: checked range (for unbounded pointers, up to the first NUL
+        // the caller promises exists, as in the ffi gem).
+        let n = unsafe { libc::memchr(at as *const libc::c_void, 0, len as usize) };
+        let n = if n.is_null() { len as usize } else { n as usize - at as usize };
+        Ok(ruby.str_from_slice(unsafe { std::slice::from_raw_parts(at, n) }))
+    }
+
+    /// `put_string(offset, str)`: the bytes plus a terminating NUL.
+    fn put_string(ruby: &Ruby, rb_self: Obj<Pointer>, off: Value, s: RString) -> Result<Obj<Pointer>, Error> {
+        let off = num2long(off)?;
+        let bytes = unsafe { s.as_slice() }.to_vec();
+        let at = rb_self.check(ruby, off, bytes.len() as i64 + 1, true)?;
+        // SAFETY: checked range of len + 1 bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), at, bytes.len());
+            *at.add(bytes.len()) = 0;
+        }
+        Ok(rb_self)
+    }
+
+    fn get_bytes(ruby: &Ruby, rb_self: &Pointer, off: Value, len: Value) -> Result<RString, Error> {
+        let (off, len) = (num2long(off)?, num2long(len)?);
+        let at = rb_self.check(ruby, off, len, false)?;
+        Ok(ruby.str_from_slice(unsafe { std::slice::from_raw_parts(at, len as usize) }))
+    }
+
+    fn read_bytes(ruby: &Ruby, rb_self: &Pointer, len: Value) -> Result<RString, Error> {
+        let len = num2long(len)?;
+        let at = rb_self.check(ruby, 0, len, false)?;
+        Ok(ruby.str_from_slice(unsafe { std::slice::from_raw_parts(at, len as usize) }))
+    }
+
+    /// `put_bytes(offset, str, index = 0, length = nil)`.
+    fn put_bytes_at(ruby: &Ruby, p: &Pointer, off: i64, args: &[Value]) -> Result<(), Error> {
+        let (s, idx, len) = match args {
+            [s] => (*s, None, None),
+            [s, i] => (*s, Some(*i), None),
+            [s, i, l] => (*s, Some(*i), Some(*l)),
+            _ => return Err(arity(ruby, args.len() + 1, "2..4")),
+        };
+        let s = RString::try_convert(s)?;
+        let bytes = unsafe { s.as_slice() }.to_vec();
+        let total = bytes.len() as i64;
+        let idx = match idx {
+            Some(i) => num2long(i)?,
+            None => 0,
+        };
+        if idx < 0 {
+            return Err(Error::new(ruby.exception_range_error(), "index out of range"));
+        }
+        let len = match len {
+            Some(l) => num2long(l)?,
+            None => total - idx,
+        };
+        if idx.wrapping_add(len) > total {
+            return Err(Error::new(ruby.exception_range_error(), "length is too big"));
+        }
+        let at = p.check(ruby, off, len, true)?;
+        // SAFETY: checked destination; source range checked above.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr().add(idx as usize), at, len as usize) };
+        Ok(())
+    }
+
+    fn put_bytes(ruby: &Ruby, rb_self: Obj<Pointer>, args: &[Value]) -> Result<Obj<Pointer>, Error> {
+        let Some((off, rest)) = args.split_first() else { return Err(arity(ruby, 0, "2..4")) };
+        Pointer::put_bytes_at(ruby, &rb_self, num2long(*off)?, rest)?;
+        Ok(rb_self)
+    }
+
+    fn write_bytes(ruby: &Ruby, rb_self: Obj<Pointer>, args: &[Value]) -> Result<Obj<Pointer>, Error> {
+        Pointer::put_bytes_at(ruby, &rb_self, 0, args)?;
+        Ok(rb_self)
+    }
+
+    /// `get_array_of_string(offset, count = nil)`: `char *` elements, NULL →
+    /// nil; without a count, up to the first NULL (within the bounds).
+    fn get_array_of_string(ruby: &Ruby, rb_self: &Pointer, args: &[Value]) -> Result<RArray, Error> {
+        let ps = std::mem::size_of::<usize>();
+        let read_str = |addr: usize| -> Value {
+            if addr == 0 {
+                ruby.qnil().as_value()
+            } else {
+                // SAFETY: a C string the memory points at (caller's promise, as in ffi).
+                let c = unsafe { std::ffi::CStr::from_ptr(addr as *const libc::c_char) };
+                ruby.str_from_slice(c.to_bytes()).as_value()
+            }
+        };
+        let ary = ruby.ary_new();
+        match args {
+            [off, count] if !count.is_nil() => {
+                let (off, count) = (num2long(*off)?, num2long(*count)?);
+                let at = rb_self.check(ruby, off, Pointer::span(ruby, count, ps)?, false)?;
+                for i in 0..count as usize {
+                    ary.push(read_str(unsafe { (at.add(i * ps) as *const usize).read_unaligned() }))?;
+                }
+            }
+            [off] | [off, _] => {
+                let off = num2long(*off)?;
+                let at = rb_self.check(ruby, off, ps as i64, false)?;
+                let size = rb_self.size.get() as i64;
+                let mut i = 0usize;
+                // The ffi gem's loop bound: the last slot is never read.
+                while off + ((i * ps) as i64) < size - ps as i64 {
+                    let addr = unsafe { (at.add(i * ps) as *const usize).read_unaligned() };
+                    if addr == 0 {
+                        break;
+                    }
+                    ary.push(read_str(addr))?;
+                    i += 1;
+                }
+            }
+            _ => return Err(arity(ruby, args.len(), "1..2")),
+        }
+        Ok(ary)
     }
 }
 
-fn type_size_of(ruby: &Ruby, ty: Value) -> Result<usize, Error> {
-    if let Ok(n) = usize::try_convert(ty) {
-        return Ok(n);
+// --- raw cfuncs for the hottest accessors --------------------------------
+//
+// get_T(offset)/put_T(offset, v)/read_T/write_T(v) as plain C functions:
+// the common case (Fixnum offset in bounds, Fixnum value) touches no magnus
+// machinery; everything else falls back to the checked methods above, whose
+// errors are raised after every Rust value is dropped.
+
+/// The Pointer data of a receiver. Only methods defined on Pointer use it,
+/// so `rb_self` is a Pointer (or subclass) T_DATA whose data is set by the
+/// alloc function.
+#[inline]
+unsafe fn receiver<'a>(rb_self: VALUE) -> &'a Pointer {
+    let data = (rb_self as *const u8).add(crate::emit::ruby_layout::RTYPEDDATA_DATA as usize) as *const *const Pointer;
+    &**data
+}
+
+#[inline]
+fn fast_span(p: &Pointer, off: VALUE, len: usize) -> Option<*mut u8> {
+    if off & 1 == 0 {
+        return None;
     }
-    // Symbols are resolved by the Ruby layer (FiddleJit.type_size).
+    let off = (off as i64) >> 1;
+    let addr = p.address.get();
+    if addr == 0 || off < 0 || (off as u64).checked_add(len as u64)? > p.size.get() as u64 {
+        return None;
+    }
+    Some((addr + off as usize) as *mut u8)
+}
+
+fn raise_or<T>(r: Result<T, Error>) -> T {
+    match r {
+        Ok(v) => v,
+        // SAFETY: called last in a cfunc entered from Ruby with the GVL;
+        // nothing with a destructor is alive.
+        Err(e) => unsafe { magnus::rb_sys::resume_error(e) },
+    }
+}
+
+unsafe extern "C" fn raw_get<T: Scalar>(rb_self: VALUE, off: VALUE) -> VALUE {
+    let p = receiver(rb_self);
+    if let Some(at) = fast_span(p, off, std::mem::size_of::<T>()) {
+        return (at as *const T).read_unaligned().to_raw();
+    }
+    raise_or(slow_get::<T>(p, Value::from_raw(off)))
+}
+
+fn slow_get<T: Scalar>(p: &Pointer, off: Value) -> Result<VALUE, Error> {
+    let ruby = Ruby::get_with(off);
+    Pointer::get_at::<T>(&ruby, p, num2long(off)?).map(|v| v.as_raw())
+}
+
+unsafe extern "C" fn raw_read<T: Scalar>(rb_self: VALUE) -> VALUE {
+    raw_get::<T>(rb_self, 1 /* Fixnum 0 */)
+}
+
+unsafe extern "C" fn raw_put<T: Scalar>(rb_self: VALUE, off: VALUE, v: VALUE) -> VALUE {
+    let p = receiver(rb_self);
+    if let (Some(value), Some(at)) = (T::from_raw_fast(v), fast_span(p, off, std::mem::size_of::<T>())) {
+        (at as *mut T).write_unaligned(value);
+        return rb_self;
+    }
+    raise_or(slow_put::<T>(p, Value::from_raw(off), Value::from_raw(v)));
+    rb_self
+}
+
+fn slow_put<T: Scalar>(p: &Pointer, off: Value, v: Value) -> Result<(), Error> {
+    let ruby = Ruby::get_with(off);
+    Pointer::put_at::<T>(&ruby, p, num2long(off)?, v)
+}
+
+unsafe extern "C" fn raw_write<T: Scalar>(rb_self: VALUE, v: VALUE) -> VALUE {
+    raw_put::<T>(rb_self, 1 /* Fixnum 0 */, v)
+}
+
+fn define_raw(class: magnus::RClass, name: &str, func: *const (), arity: i32) {
+    let name = std::ffi::CString::new(name).expect("method name");
+    // SAFETY: `func` is one of the raw_* cfuncs above with `arity` VALUE
+    // arguments after self.
+    unsafe {
+        let func: unsafe extern "C" fn() -> VALUE = std::mem::transmute(func);
+        rb_sys::rb_define_method(class.as_raw(), name.as_ptr(), Some(func), arity);
+    }
+}
+
+fn arity(ruby: &Ruby, given: usize, expected: &str) -> Error {
+    Error::new(ruby.exception_arg_error(), format!("wrong number of arguments (given {given}, expected {expected})"))
+}
+
+/// Sizes of the builtin type names (LP64), as lib/fiddle_jit/types.rb has them.
+fn builtin_size(name: &str) -> Option<usize> {
+    Some(match name {
+        "void" | "bool" | "char" | "uchar" | "int8" | "uint8" => 1,
+        "short" | "ushort" | "int16" | "uint16" => 2,
+        "int" | "uint" | "int32" | "uint32" | "float" | "float32" => 4,
+        "int64" | "uint64" | "long_long" | "ulong_long" | "double" | "float64" => 8,
+        "long" | "ulong" | "size_t" | "ssize_t" | "intptr_t" | "uintptr_t" | "pointer" | "string" | "buffer_in"
+        | "buffer_out" | "buffer_inout" => std::mem::size_of::<usize>(),
+        _ => return None,
+    })
+}
+
+fn type_size_of(ruby: &Ruby, ty: Value) -> Result<usize, Error> {
+    if let Some(n) = fixnum(ty).filter(|n| *n >= 0) {
+        return Ok(n as usize);
+    }
+    if let Some(n) = fixnum(ty) {
+        return Err(Error::new(ruby.exception_arg_error(), format!("negative memory size {n}")));
+    }
+    if let Some(sym) = magnus::Symbol::from_value(ty) {
+        if let Some(n) = builtin_size(&sym.name()?) {
+            return Ok(n);
+        }
+    }
+    // Symbols, Struct classes... are resolved by the Ruby layer (FiddleJit.type_size).
     let module: RModule = ruby.class_object().const_get("FiddleJit")?;
     module.funcall("type_size", (ty,))
 }
 
+macro_rules! accessors {
+    ($class:expr, $name:literal, $t:ty) => {
+        define_raw($class, concat!("get_", $name), raw_get::<$t> as *const (), 1);
+        define_raw($class, concat!("put_", $name), raw_put::<$t> as *const (), 2);
+        define_raw($class, concat!("read_", $name), raw_read::<$t> as *const (), 0);
+        define_raw($class, concat!("write_", $name), raw_write::<$t> as *const (), 1);
+        $class.define_method(concat!("get_array_of_", $name), method!(Pointer::get_array::<$t>, 2))?;
+        $class.define_method(concat!("put_array_of_", $name), method!(Pointer::put_array::<$t>, 2))?;
+        $class.define_method(concat!("read_array_of_", $name), method!(Pointer::read_array::<$t>, 1))?;
+        $class.define_method(concat!("write_array_of_", $name), method!(Pointer::write_array::<$t>, 1))?;
+    };
+}
+
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
+    let npe = module.define_error("NullPointerError", ruby.exception_runtime_error())?;
+    let _ = NULL_POINTER_ERROR.set(Opaque::from(npe));
+
     let class = module.define_class("Pointer", ruby.class_object())?;
-    class.undef_default_alloc_func();
-    class.define_singleton_method("new", function!(Pointer::rb_new, -1))?;
+    class.define_alloc_func::<Pointer>();
+    class.define_method("initialize", method!(Pointer::initialize, -1))?;
+    class.define_method("initialize_copy", method!(Pointer::initialize_copy, 1))?;
+    class.define_private_method("__allocate", method!(Pointer::allocate, 3))?;
+    class.define_private_method("__invalidate", method!(Pointer::invalidate, 0))?;
     class.define_method("address", method!(Pointer::address, 0))?;
     class.define_method("to_i", method!(Pointer::address, 0))?;
     class.define_method("null?", method!(Pointer::is_null, 0))?;
     class.define_method("type_size", method!(Pointer::type_size, 0))?;
+    class.define_method("size", method!(Pointer::size, 0))?;
+    class.define_method("total", method!(Pointer::size, 0))?;
+    class.define_method("autorelease?", method!(Pointer::is_autorelease, 0))?;
+    class.define_method("autorelease=", method!(Pointer::set_autorelease, 1))?;
+    class.define_method("free", method!(Pointer::free, 0))?;
     class.define_method("==", method!(Pointer::eq, 1))?;
     class.define_method("eql?", method!(Pointer::eql, 1))?;
     class.define_method("hash", method!(Pointer::hash, 0))?;
     class.define_method("+", method!(Pointer::plus, 1))?;
+    class.define_method("slice", method!(Pointer::slice, 2))?;
     class.define_method("inspect", method!(Pointer::inspect, 0))?;
+    class.define_method("clear", method!(Pointer::clear, 0))?;
+    class.define_method("__copy_from__", method!(Pointer::copy_from, 2))?;
+
+    accessors!(class, "int8", i8);
+    accessors!(class, "uint8", u8);
+    accessors!(class, "int16", i16);
+    accessors!(class, "uint16", u16);
+    accessors!(class, "int32", i32);
+    accessors!(class, "uint32", u32);
+    accessors!(class, "int64", i64);
+    accessors!(class, "uint64", u64);
+    accessors!(class, "long", i64);
+    accessors!(class, "ulong", u64);
+    accessors!(class, "float32", f32);
+    accessors!(class, "float64", f64);
+    accessors!(class, "pointer", PtrVal);
+
+    class.define_method("get_string", method!(Pointer::get_string, -1))?;
+    class.define_method("put_string", method!(Pointer::put_string, 2))?;
+    class.define_method("get_bytes", method!(Pointer::get_bytes, 2))?;
+    class.define_method("put_bytes", method!(Pointer::put_bytes, -1))?;
+    class.define_method("read_bytes", method!(Pointer::read_bytes, 1))?;
+    class.define_method("write_bytes", method!(Pointer::write_bytes, -1))?;
+    class.define_method("get_array_of_string", method!(Pointer::get_array_of_string, -1))?;
+
     class.const_set("SIZE", std::mem::size_of::<usize>())?;
-    let null = ruby.obj_wrap(Pointer { address: 0, type_size: 1 });
+
+    let memory_pointer = module.define_class("MemoryPointer", class)?;
+    memory_pointer.define_method("initialize", method!(Pointer::memory_initialize, -1))?;
+    let null = ruby.obj_wrap(Pointer::raw(0, 1, UNBOUNDED));
     class.const_set("NULL", null)?;
     // SAFETY: NULL is a constant (reachable forever) and pinned by
     // rb_gc_register_mark_object, so the stored VALUE never moves.

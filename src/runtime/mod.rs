@@ -175,6 +175,9 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
         // SAFETY: the String is an argument of the running call, alive until it returns.
         return Ok(unsafe { rb_sys::rb_string_value_ptr(&mut s.as_raw()) } as usize);
     }
+    if let Some(p) = crate::ruby::pointer::struct_pointer_address(value) {
+        return Ok(p);
+    }
     if value.respond_to("to_ptr", false)? {
         let converted: Value = value.funcall("to_ptr", ())?;
         return Pointer::address_of(converted).ok_or_else(|| {

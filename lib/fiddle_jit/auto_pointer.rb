@@ -1,0 +1,77 @@
+# frozen_string_literal: true
+
+module FiddleJit
+  # A Pointer whose memory is released by a proc (or the class's `release`
+  # method) exactly once: when the AutoPointer is garbage-collected, or by an
+  # explicit #free. Same API as the ffi gem's FFI::AutoPointer.
+  #
+  #   ptr = FiddleJit::AutoPointer.new(LibC.malloc(16), LibC.method(:free))
+  #
+  # Difference from the ffi gem: after #free the AutoPointer reads as NULL,
+  # so a later access raises NullPointerError instead of touching released
+  # memory.
+  class AutoPointer < Pointer
+    def initialize(ptr, proc = nil, &_block)
+      super(ptr.type_size, ptr)
+      raise TypeError, "Invalid pointer" if ptr.nil? || !ptr.is_a?(Pointer) ||
+                                            ptr.is_a?(MemoryPointer) || ptr.is_a?(AutoPointer)
+
+      @releaser = if proc
+                    raise RuntimeError, "proc must be callable" unless proc.respond_to?(:call)
+
+                    CallableReleaser.new(ptr, proc)
+                  else
+                    raise RuntimeError, "no release method defined" unless self.class.respond_to?(:release)
+
+                    DefaultReleaser.new(ptr, self.class)
+                  end
+      ObjectSpace.define_finalizer(self, @releaser)
+      self
+    end
+
+    def free
+      @releaser.free
+      __invalidate
+      self
+    end
+
+    def autorelease=(autorelease)
+      @releaser.autorelease = autorelease
+    end
+
+    def autorelease? = @releaser.autorelease
+
+    # Holds the original pointer, not the AutoPointer, so it can be the
+    # finalizer without keeping the AutoPointer alive.
+    class Releaser
+      attr_accessor :autorelease
+
+      def initialize(ptr, proc)
+        @ptr = ptr
+        @proc = proc
+        @autorelease = true
+      end
+
+      def free
+        return unless @ptr
+
+        release(@ptr)
+        @autorelease = false
+        @ptr = nil
+        @proc = nil
+      end
+
+      def call(*_args)
+        release(@ptr) if @autorelease && @ptr
+      end
+    end
+
+    class DefaultReleaser < Releaser
+      def release(ptr) = @proc.release(ptr)
+    end
+
+    class CallableReleaser < Releaser
+      def release(ptr) = @proc.call(ptr)
+    end
+  end
+end

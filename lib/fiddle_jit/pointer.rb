@@ -1,0 +1,149 @@
+# frozen_string_literal: true
+
+module FiddleJit
+  # The native part (src/ruby/pointer.rs) defines the checked accessors for
+  # the fixed-width names (get_int8 … get_uint64, get_long, get_ulong,
+  # get_float32, get_float64, get_pointer, with put_/read_/write_ and the
+  # *_array_of_* forms), strings and bytes. This file adds the ffi gem's
+  # short aliases and the methods that are simpler in Ruby.
+  class Pointer
+    ALIASES = {
+      char: :int8, uchar: :uint8, short: :int16, ushort: :uint16, int: :int32, uint: :uint32,
+      long_long: :int64, ulong_long: :uint64, float: :float32, double: :float64
+    }.freeze
+    PREFIXES = %w[get_ put_ read_ write_ get_array_of_ put_array_of_ read_array_of_ write_array_of_].freeze
+
+    ALIASES.each do |short, canonical|
+      PREFIXES.each { |prefix| alias_method :"#{prefix}#{short}", :"#{prefix}#{canonical}" }
+    end
+
+    # ffi's AbstractMemory LONG_MAX: the size of an unbounded pointer.
+    LONG_MAX = (2**63) - 1
+    private_constant :LONG_MAX
+
+    def self.size = SIZE
+
+    # Accessor suffix for a type usable with get/put (Symbol or typedef).
+    def self.accessor_for(type)
+      canonical = Types.resolve(type)
+      case canonical
+      when :bool, :string then canonical
+      when :void then raise ArgumentError, "undefined type '#{type}'"
+      else canonical == :float ? :float32 : (canonical == :double ? :float64 : canonical)
+      end
+    rescue TypeError
+      raise ArgumentError, "undefined type '#{type}'"
+    end
+
+    # get(type, offset) / put(type, offset, value): by type name.
+    def get(type, offset)
+      case (suffix = Pointer.accessor_for(type))
+      when :bool then get_uint8(offset) != 0
+      when :string
+        ptr = get_pointer(offset)
+        ptr.null? ? nil : ptr.get_string(0)
+      else __send__(:"get_#{suffix}", offset)
+      end
+    end
+
+    def put(type, offset, value)
+      case (suffix = Pointer.accessor_for(type))
+      when :bool then put_uint8(offset, value ? 1 : 0)
+      when :string then raise ArgumentError, "cannot put a :string; use put_string"
+      else __send__(:"put_#{suffix}", offset, value)
+      end
+      nil
+    end
+
+    def read(type) = get(type, 0)
+    def write(type, value) = put(type, 0, value)
+
+    # ptr[i]: the pointer i elements (of type_size bytes) further.
+    def [](index) = self + (index * type_size)
+
+    def to_ptr = self
+    def size_limit? = size != LONG_MAX
+
+    # Byte order of the memory: always the host's (little-endian on x86-64).
+    # Unlike the ffi gem, a byte-swapping view (order(:big)) is not offered.
+    def order(order = nil)
+      return :little if order.nil?
+      return self if %i[little host].include?(order)
+
+      raise NotImplementedError, "byte-swapped pointers (order #{order.inspect}) are not supported by fiddle_jit"
+    end
+
+    def read_string(len = nil)
+      if len
+        return "".b if len.zero?
+
+        get_bytes(0, len)
+      else
+        get_string(0)
+      end
+    end
+
+    def read_string_length(len) = get_bytes(0, len)
+    def read_string_to_null = get_string(0)
+    def write_string_length(str, len) = put_bytes(0, str, 0, len)
+
+    def write_string(str, len = nil)
+      put_bytes(0, str, 0, len || str.bytesize)
+    end
+
+    def read_array_of_type(type, reader, length)
+      ary = []
+      size = FiddleJit.type_size(type)
+      tmp = self
+      length.times do |j|
+        ary << tmp.__send__(reader)
+        tmp += size unless j == length - 1 # avoid OOB
+      end
+      ary
+    end
+
+    def write_array_of_type(type, writer, ary)
+      size = FiddleJit.type_size(type)
+      ary.each_with_index do |val, i|
+        break unless i < self.size
+
+        __send__(writer, i * size, val)
+      end
+      self
+    end
+  end
+
+  # Memory allocated (zeroed unless clear is false) and owned by the object:
+  # freed when it is garbage-collected (unless autorelease is false) or by
+  # #free. With a block, the memory is freed when the block returns.
+  #
+  #   FiddleJit::MemoryPointer.new(:int, 4)          # 16 zeroed bytes
+  #   FiddleJit::MemoryPointer.new(64) { |buf| ... }  # freed after the block
+  class MemoryPointer < Pointer
+    def self.from_string(str)
+      ptr = new(str.bytesize + 1, 1, false)
+      ptr.put_string(0, str)
+      ptr
+    end
+
+    # initialize(type_or_size, count = 1, clear = true) { |ptr| ... } is
+    # native (src/ruby/pointer.rs): allocation, zeroing, block form.
+  end
+
+  # The ffi gem's Buffer (memory for :buffer_in/:buffer_out arguments). In
+  # fiddle_jit it is a Pointer (so stubs unbox it inline) that owns its
+  # memory like a MemoryPointer.
+  class Buffer < Pointer
+    def self.alloc_inout(size, count = 1, clear = true, &block) = new(size, count, clear, &block)
+    def self.alloc_in(size, count = 1, clear = true, &block) = new(size, count, clear, &block)
+    def self.alloc_out(size, count = 1, clear = true, &block) = new(size, count, clear, &block)
+
+    def initialize(size, count = 1, clear = true)
+      type_size = FiddleJit.type_size(size)
+      __allocate(type_size, type_size * Integer(count), clear)
+      yield self if block_given?
+    end
+
+    def inspect = format("#<%s address=0x%016x size=%d>", self.class, address, size)
+  end
+end
