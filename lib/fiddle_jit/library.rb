@@ -11,6 +11,16 @@ module FiddleJit
     end
   end
 
+  # The errno the calling thread's last attached call left (saved by the
+  # stub right after the C call, like the ffi gem's FFI.errno).
+  def self.errno
+    Native.errno
+  end
+
+  def self.errno=(value)
+    Native.errno = value
+  end
+
   # Assembly of the stub behind +mod+'s attached function +name+ (Symbol or
   # String), e.g. `puts FiddleJit.disassemble(LibC, :strlen)`.
   def self.disassemble(mod, name)

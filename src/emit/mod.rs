@@ -12,6 +12,12 @@ mod x86_64_tests;
 
 use crate::abi::StubPlan;
 
+/// The errno table stubs write after each call: `ERRNO_SLOTS` entries of
+/// 16 bytes, `(thread pointer: u64, errno: i32)`, at index
+/// `(tp * ERRNO_HASH_MULTIPLIER) >> 56`. runtime::errno owns and reads it.
+pub const ERRNO_SLOTS: usize = 256;
+pub const ERRNO_HASH_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+
 /// Addresses a stub may call or compare against, provided by the runtime
 /// layer. Each `arg_*` slow path has the contract
 /// `fn(value: VALUE, info: *const StubInfo, index: u32) -> native` and either
@@ -46,6 +52,10 @@ pub struct RuntimeTargets {
     pub str_new_cstr: usize,
     /// The `rb_data_type_t` of Pointer objects, for the inline Pointer check.
     pub pointer_data_type: usize,
+    /// The per-thread errno table (`runtime::errno`) and errno's offset
+    /// from the thread pointer; `None` means the stub does not save errno.
+    pub errno_table: usize,
+    pub errno_tp_offset: Option<i32>,
 }
 
 /// Addresses of the installed slow-path thunks (see `x86_64`): one per

@@ -524,6 +524,27 @@ impl Emitter<'_> {
         }
         let function = self.pool.label(&mut self.ops, self.req.function);
         dynasm!(self.ops ; .arch x64 ; call QWORD [=>function]);
+        self.save_errno();
+    }
+
+    /// errno → the calling thread's slot of the errno table (see
+    /// runtime::errno): one fs-relative load, a multiplicative hash of the
+    /// thread pointer, two stores. Only rax/xmm0 are live after the call.
+    fn save_errno(&mut self) {
+        let Some(offset) = self.targets.errno_tp_offset else { return };
+        let table = self.pool.label(&mut self.ops, self.targets.errno_table);
+        dynasm!(self.ops
+            ; .arch x64
+            ; fs mov rcx, QWORD [0]
+            ; fs mov edx, DWORD [offset]
+            ; mov r11, QWORD super::ERRNO_HASH_MULTIPLIER as i64
+            ; imul r11, rcx
+            ; shr r11, 56
+            ; shl r11d, 4
+            ; mov r10, [=>table]
+            ; mov [r10 + r11], rcx
+            ; mov [r10 + r11 + 8], edx
+        );
     }
 
     fn epilogue(&mut self) {

@@ -208,6 +208,8 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let native = module.define_module("Native")?;
     native.define_singleton_method("attach_function", function!(attach_function, 8))?;
     native.define_singleton_method("disassemble", function!(disassemble, 1))?;
+    native.define_singleton_method("errno", function!(runtime::errno::saved_errno, 0))?;
+    native.define_singleton_method("errno=", function!(runtime::errno::set_saved_errno, 1))?;
     native.define_singleton_method("arena_stats", function!(arena_stats, 0))?;
     native.const_set("ARCH", std::env::consts::ARCH)?;
     native.const_set("JIT_SUPPORTED", cfg!(target_arch = "x86_64"))?;

@@ -10,6 +10,8 @@
 //! exception classes match it; TypeError/RangeError/ArgumentError messages
 //! get the function name and argument position prepended.
 
+pub mod errno;
+
 use crate::ruby::pointer::Pointer;
 use magnus::rb_sys::{protect, resume_error, AsRawValue, FromRawValue};
 use magnus::value::ReprValue;
@@ -228,6 +230,8 @@ pub fn targets() -> crate::emit::RuntimeTargets {
         float_new_in_heap: rb_sys::rb_float_new_in_heap as *const () as usize,
         str_new_cstr: rb_sys::rb_str_new_cstr as *const () as usize,
         pointer_data_type: Pointer::data_type_address(),
+        errno_table: errno::table_address(),
+        errno_tp_offset: errno::errno_tp_offset(),
     }
 }
 

@@ -1,0 +1,59 @@
+# frozen_string_literal: true
+
+require_relative "spec_helper"
+
+RSpec.describe "errno after attached calls" do
+  before(:all) do
+    @fj = Module.new do
+      extend FiddleJit::Library
+      ffi_lib FiddleJit::Library::LIBC
+      attach_function :close, [:int], :int
+      attach_function :chdir, [:string], :int
+      attach_function :strtod, %i[string pointer], :double
+    end
+    @ffi = Module.new do
+      extend FFI::Library
+      ffi_lib FFI::Library::LIBC
+      attach_function :close, [:int], :int
+      attach_function :chdir, [:string], :int
+    end
+  end
+
+  it "reports the errno a failing call left, like FFI.errno" do
+    expect(@ffi.close(-1)).to eq(-1)
+    ffi_errno = FFI.errno
+    expect(@fj.close(-1)).to eq(-1)
+    expect(FiddleJit.errno).to eq(ffi_errno).and eq(Errno::EBADF::Errno)
+    @ffi.chdir("/nonexistent/fiddle_jit")
+    @fj.chdir("/nonexistent/fiddle_jit")
+    expect(FiddleJit.errno).to eq(FFI.errno).and eq(Errno::ENOENT::Errno)
+  end
+
+  it "keeps the value saved right after the call when Ruby code changes errno later" do
+    @fj.close(-1)
+    File.exist?("/nonexistent/fiddle_jit/errno") # sets errno to ENOENT inside Ruby
+    Dir.glob("/nonexistent/*")
+    expect(FiddleJit.errno).to eq(Errno::EBADF::Errno)
+  end
+
+  it "saves errno after calls returning doubles too" do
+    FiddleJit.errno = 0
+    expect(@fj.strtod("1e999", nil)).to eq(Float::INFINITY)
+    expect(FiddleJit.errno).to eq(Errno::ERANGE::Errno)
+  end
+
+  it "is per thread" do
+    @fj.close(-1)
+    other = Thread.new do
+      @fj.chdir("/nonexistent/fiddle_jit")
+      FiddleJit.errno
+    end.value
+    expect(other).to eq(Errno::ENOENT::Errno)
+    expect(FiddleJit.errno).to eq(Errno::EBADF::Errno)
+  end
+
+  it "can be set, like FFI.errno=" do
+    FiddleJit.errno = 42
+    expect(FiddleJit.errno).to eq(42)
+  end
+end
