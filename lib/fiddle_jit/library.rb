@@ -105,10 +105,15 @@ module FiddleJit
         c_name, params, ret, options = name.to_s, func, args, returns
       end
       raise TypeError, "parameter types must be an Array (got #{params.class})" unless params.is_a?(Array)
-      _options = options || {}
+
+      # Like the ffi gem: `blocking: true`, or `@blocking = true` set just
+      # before this call (reset by every attach_function).
+      blocking = (defined?(@blocking) && @blocking) ? true : false
+      @blocking = false
+      blocking = options[:blocking] ? true : false if options.is_a?(Hash) && options.key?(:blocking)
 
       if params.last == :varargs
-        return attach_variadic(name, c_name, params[0...-1], ret)
+        return attach_variadic(name, c_name, params[0...-1], ret, blocking)
       end
 
       resolved = params.map { |t| find_type(t) }
@@ -118,7 +123,8 @@ module FiddleJit
       wrap = ret_conv || arg_convs.any?
       address = find_function_address(c_name)
       stub_name = wrap ? "__fiddle_jit_raw_#{name}" : name.to_s
-      stub, bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params.map(&:to_s), c_name, nil)
+      stub, bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params.map(&:to_s), c_name,
+                                           nil, blocking)
       define_converting_wrapper(name, stub_name.to_sym, arg_convs, ret_conv) if wrap
       (@fiddle_jit_functions ||= {})[name.to_sym] =
         AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
@@ -137,7 +143,7 @@ module FiddleJit
     # A variadic function: `printf("%d %s", :int, 5, :string, "x")`. Each
     # distinct shape of variadic types gets its own stub (cached), installed
     # on a hidden holder module; the public method picks it and calls it.
-    def attach_variadic(name, c_name, fixed, ret)
+    def attach_variadic(name, c_name, fixed, ret, blocking)
       address = find_function_address(c_name)
       fixed_types = fixed.map { |t| native_param_type(find_type(t), name) }
       ret_type, = native_return_type(find_type(ret), name)
@@ -157,7 +163,7 @@ module FiddleJit
 
           shape_name = "#{name}(#{types.join(", ")})"
           Native.attach_function(holder, shape_name, address, fixed_types + var_types, ret_type,
-                                 (fixed + types).map(&:to_s), c_name, fixed.size)
+                                 (fixed + types).map(&:to_s), c_name, fixed.size, blocking)
           shape_name.to_sym
         end
         holder.__send__(stub, *args.first(fixed.size), *pairs.map(&:last))

@@ -56,6 +56,8 @@ pub struct RuntimeTargets {
     /// from the thread pointer; `None` means the stub does not save errno.
     pub errno_table: usize,
     pub errno_tp_offset: Option<i32>,
+    /// `rb_thread_call_without_gvl`, for `blocking: true` stubs.
+    pub call_without_gvl: usize,
 }
 
 /// Addresses of the installed slow-path thunks (see `x86_64`): one per
@@ -107,6 +109,8 @@ pub struct StubRequest<'a> {
     pub info: usize,
     pub targets: &'a RuntimeTargets,
     pub thunks: &'a Thunks,
+    /// Release the GVL around the C call (`blocking: true`).
+    pub blocking: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -119,7 +119,19 @@ struct Frame {
     /// First keep-alive slot: one per :string argument, holding a `to_str`
     /// result for the conservative GC scan until the call returns.
     keep: i32,
+    /// `blocking: true` only: the call block the GVL-free inner function
+    /// reads (see `Emitter::call_without_gvl`).
+    block: Option<i32>,
     size: i32,
+}
+
+/// Layout of a blocking call's block: 6 integer registers, 8 vector
+/// registers, the stack arguments, then rax and xmm0 after the call.
+const BLOCK_XMM: i32 = 6 * 8;
+const BLOCK_STACK: i32 = BLOCK_XMM + 8 * 8;
+
+fn block_size(stack_bytes: i32) -> i32 {
+    BLOCK_STACK + stack_bytes + 16
 }
 
 /// Where an argument's VALUE is when the stub's frame is set up.
@@ -194,15 +206,17 @@ pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
     let strings = plan.args.iter().filter(|e| e.ty == CType::CString).count() as i32;
     let argv = plan.stack_bytes as i32;
     let keep = argv + 8;
+    let block = req.blocking.then_some(keep + 8 * strings);
+    let used = keep + 8 * strings + block.map_or(0, |_| block_size(plan.stack_bytes as i32));
     // Entry rsp ≡ 8 (mod 16); FRAME ≡ 8 makes rsp 16-aligned for calls.
-    let size = (keep + 8 * strings + 8) / 16 * 16 + 8;
+    let size = (used + 8) / 16 * 16 + 8;
     let mut em = Emitter {
         ops: Asm::new(0),
         pool: Pool::default(),
         req,
         targets: *req.targets,
         thunks: *req.thunks,
-        frame: Frame { argv, keep, size },
+        frame: Frame { argv, keep, block, size },
         slow: Vec::new(),
     };
     em.prologue();
@@ -211,10 +225,18 @@ pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
         let ctx = ArgCtx { source: Source { src: e.source, frame: em.frame }, info: req.info, index: e.index as u32 };
         em.convert_arg(e, ctx, &mut strings_seen);
     }
-    em.call();
+    let inner = em.ops.new_dynamic_label();
+    if req.blocking {
+        em.call_without_gvl(inner);
+    } else {
+        em.call();
+    }
     em.rebox_and_return();
     for slow in std::mem::take(&mut em.slow) {
         slow(&mut em.ops, &mut em.pool);
+    }
+    if req.blocking {
+        em.emit_inner(inner);
     }
     let code_len = em.ops.offset().0;
     em.pool.emit(&mut em.ops);
@@ -254,12 +276,32 @@ impl Emitter<'_> {
         }
     }
 
-    /// Moves the converted integer-class value in `reg` to its destination.
+    /// Moves the converted integer-class value in `reg` to its destination
+    /// (for a blocking call: to its place in the call block).
     fn store_int(&mut self, dest: &CLoc, reg: u8) {
-        match dest {
-            CLoc::Int(k) => dynasm!(self.ops ; .arch x64 ; mov Rq(INT_ARG_REGS[*k as usize]), Rq(reg)),
-            CLoc::Stack(off) => dynasm!(self.ops ; .arch x64 ; mov [rsp + *off as i32], Rq(reg)),
+        match (dest, self.frame.block) {
+            (CLoc::Int(k), None) => dynasm!(self.ops ; .arch x64 ; mov Rq(INT_ARG_REGS[*k as usize]), Rq(reg)),
+            (CLoc::Stack(off), None) => dynasm!(self.ops ; .arch x64 ; mov [rsp + *off as i32], Rq(reg)),
+            (CLoc::Int(k), Some(b)) => dynasm!(self.ops ; .arch x64 ; mov [rsp + b + 8 * *k as i32], Rq(reg)),
+            (CLoc::Stack(off), Some(b)) => dynasm!(self.ops ; .arch x64 ; mov [rsp + b + BLOCK_STACK + *off as i32], Rq(reg)),
             _ => unreachable!("rejected in emit_stub"),
+        }
+    }
+
+    /// Stores xmm15 (a double, or a float when `single`) to its destination.
+    fn store_float(&mut self, dest: &CLoc, single: bool) {
+        match (dest, self.frame.block) {
+            (CLoc::Float(k), None) => dynasm!(self.ops ; .arch x64 ; movaps Rx(*k), xmm15),
+            (CLoc::Float(k), Some(b)) => dynasm!(self.ops ; .arch x64 ; movsd QWORD [rsp + b + BLOCK_XMM + 8 * *k as i32], xmm15),
+            (CLoc::Stack(off), block) => {
+                let off = block.map_or(0, |b| b + BLOCK_STACK) + *off as i32;
+                if single {
+                    dynasm!(self.ops ; .arch x64 ; movss DWORD [rsp + off], xmm15)
+                } else {
+                    dynasm!(self.ops ; .arch x64 ; movsd QWORD [rsp + off], xmm15)
+                }
+            }
+            _ => unreachable!("floats go to vector registers or the stack"),
         }
     }
 
@@ -388,12 +430,7 @@ impl Emitter<'_> {
         if single {
             dynasm!(self.ops ; .arch x64 ; cvtsd2ss xmm15, xmm15);
         }
-        match (&e.dest, single) {
-            (CLoc::Float(k), _) => dynasm!(self.ops ; .arch x64 ; movaps Rx(*k), xmm15),
-            (CLoc::Stack(off), true) => dynasm!(self.ops ; .arch x64 ; movss DWORD [rsp + *off as i32], xmm15),
-            (CLoc::Stack(off), false) => dynasm!(self.ops ; .arch x64 ; movsd QWORD [rsp + *off as i32], xmm15),
-            _ => unreachable!("floats go to vector registers or the stack"),
-        }
+        self.store_float(&e.dest, single);
         let thunk = self.thunks.arg_double;
         self.slow.push(Box::new(move |ops, pool| {
             let call = ops.new_dynamic_label();
@@ -525,6 +562,67 @@ impl Emitter<'_> {
         let function = self.pool.label(&mut self.ops, self.req.function);
         dynasm!(self.ops ; .arch x64 ; call QWORD [=>function]);
         self.save_errno();
+    }
+
+    /// `blocking: true`: the arguments are in the call block; run the inner
+    /// function through rb_thread_call_without_gvl (other Ruby threads run
+    /// meanwhile; Thread#raise/kill interrupt it like blocking IO), then
+    /// pick up its result. Ruby restores errno after re-taking the GVL, so
+    /// it is saved here as for any call.
+    fn call_without_gvl(&mut self, inner: DynamicLabel) {
+        let b = self.frame.block.expect("blocking frame");
+        let ret = b + BLOCK_STACK + self.req.plan.stack_bytes as i32;
+        let without_gvl = self.pool.label(&mut self.ops, self.targets.call_without_gvl);
+        dynasm!(self.ops
+            ; .arch x64
+            ; lea rdi, [=>inner]
+            ; lea rsi, [rsp + b]
+            ; mov rdx, -1                      // RUBY_UBF_IO
+            ; xor ecx, ecx
+            ; call QWORD [=>without_gvl]
+            ; mov rax, [rsp + ret]
+            ; movsd xmm0, [rsp + ret + 8]
+        );
+        self.save_errno();
+    }
+
+    /// `void *inner(void *block)`: loads the argument registers and stack
+    /// arguments from the block, calls the C function, stores rax and xmm0.
+    fn emit_inner(&mut self, inner: DynamicLabel) {
+        let stack = self.req.plan.stack_bytes as i32;
+        let function = self.pool.label(&mut self.ops, self.req.function);
+        dynasm!(self.ops
+            ; .arch x64
+            ; =>inner
+            ; push rbx                         // rsp 16-aligned from here
+            ; mov rbx, rdi
+        );
+        if stack > 0 {
+            dynasm!(self.ops ; .arch x64 ; sub rsp, stack);
+        }
+        for q in 0..stack / 8 {
+            dynasm!(self.ops ; .arch x64 ; mov rax, [rbx + BLOCK_STACK + 8 * q] ; mov [rsp + 8 * q], rax);
+        }
+        for e in &self.req.plan.args {
+            match e.dest {
+                CLoc::Int(k) => dynasm!(self.ops ; .arch x64 ; mov Rq(INT_ARG_REGS[k as usize]), [rbx + 8 * k as i32]),
+                CLoc::Float(k) => dynasm!(self.ops ; .arch x64 ; movsd Rx(k), [rbx + BLOCK_XMM + 8 * k as i32]),
+                _ => {}
+            }
+        }
+        if self.req.plan.variadic {
+            dynasm!(self.ops ; .arch x64 ; mov eax, self.req.plan.float_regs_used as i32);
+        }
+        dynasm!(self.ops
+            ; .arch x64
+            ; call QWORD [=>function]
+            ; mov [rbx + BLOCK_STACK + stack], rax
+            ; movsd [rbx + BLOCK_STACK + stack + 8], xmm0
+        );
+        if stack > 0 {
+            dynasm!(self.ops ; .arch x64 ; add rsp, stack);
+        }
+        dynasm!(self.ops ; .arch x64 ; pop rbx ; ret);
     }
 
     /// errno → the calling thread's slot of the errno table (see

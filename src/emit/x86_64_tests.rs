@@ -83,14 +83,25 @@ fn targets() -> RuntimeTargets {
         ll2inum: fake_ll2inum as *const () as usize,
         float_new_in_heap: fake_float_new_in_heap as *const () as usize,
         str_new_cstr: fake_str_new_cstr as *const () as usize,
+        call_without_gvl: fake_without_gvl as *const () as usize,
         ..RuntimeTargets::default()
     }
 }
 
 static ARENA: Mutex<Option<(CodeArena, crate::emit::Thunks)>> = Mutex::new(None);
 
+/// Stands in for rb_thread_call_without_gvl: records the call, runs `f`.
+extern "C" fn fake_without_gvl(f: extern "C" fn(usize) -> usize, data: usize, ubf: isize, _d2: usize) -> usize {
+    SLOW.lock().unwrap().push(("without_gvl", ubf as u64, 0));
+    f(data)
+}
+
 /// Emits and installs a stub for `function` with `params -> ret`.
 fn stub(params: Vec<CType>, ret: CType, function: usize) -> usize {
+    stub_with(params, ret, function, false)
+}
+
+fn stub_with(params: Vec<CType>, ret: CType, function: usize, blocking: bool) -> usize {
     let plan = plan_stub(&Signature::new(params, ret)).unwrap();
     let t = targets();
     let mut guard = ARENA.lock().unwrap();
@@ -99,7 +110,7 @@ fn stub(params: Vec<CType>, ret: CType, function: usize) -> usize {
         let thunks = crate::emit::install_thunks(&mut arena, &t).unwrap();
         (arena, thunks)
     });
-    let code = emit_stub(&StubRequest { plan: &plan, function, info: 0x1f0, targets: &t, thunks }).unwrap();
+    let code = emit_stub(&StubRequest { plan: &plan, function, info: 0x1f0, targets: &t, thunks, blocking }).unwrap();
     arena.install(&code.code).unwrap()
 }
 
@@ -287,6 +298,22 @@ fn strings_embedded_inline_everything_else_to_the_helper() {
     assert!(calls.iter().all(|c| c.0 == "cstr" && c.2 == 0));
 }
 
+#[test]
+fn blocking_stubs_marshal_registers_and_stack_through_the_call_block() {
+    let _g = TEST_LOCK.lock().unwrap();
+    let params: Vec<CType> = (0..20).map(|i| if i % 2 == 0 { I64 } else { F64 }).collect();
+    let f: extern "C" fn(i32, *const V, V) -> V =
+        unsafe { std::mem::transmute(stub_with(params, F64, weighted20 as *const () as usize, true)) };
+    let argv: Vec<V> = (0..20).map(|i| if i % 2 == 0 { fix(i + 1) } else { flo((i + 1) as f64 / 4.0) }).collect();
+    let expect: f64 = (0..20).map(|i| ((i + 1) as f64 / if i % 2 == 0 { 1.0 } else { 4.0 }) * (i + 1) as f64).sum();
+    assert_eq!(unflo(f(20, argv.as_ptr(), NIL)), expect);
+    assert_eq!(slow_calls(), vec![("without_gvl", u64::MAX, 0)], "called once, with RUBY_UBF_IO");
+    let g: extern "C" fn(V, V, V, V) -> V =
+        unsafe { std::mem::transmute(stub_with(vec![I64; 3], I64, sub3 as *const () as usize, true)) };
+    assert_eq!(unfix(g(NIL, fix(10), fix(3), fix(2))), 5);
+    slow_calls();
+}
+
 static TEST_LOCK: Mutex<()> = Mutex::new(());
 
 #[test]
@@ -297,7 +324,7 @@ fn emit_speed() {
     let thunks = crate::emit::Thunks::default();
     let start = std::time::Instant::now();
     for _ in 0..10000 {
-        std::hint::black_box(emit_stub(&StubRequest { plan: &plan, function: 1, info: 2, targets: &t, thunks: &thunks }).unwrap());
+        std::hint::black_box(emit_stub(&StubRequest { plan: &plan, function: 1, info: 2, targets: &t, thunks: &thunks, blocking: false }).unwrap());
     }
     let plan_start = std::time::Instant::now();
     for _ in 0..10000 {

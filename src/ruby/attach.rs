@@ -74,6 +74,8 @@ fn runtime_symbols(targets: &RuntimeTargets, thunks: &Thunks) -> Vec<(u64, Strin
         (targets.ull2inum, "rb_ull2inum"),
         (targets.float_new_in_heap, "rb_float_new_in_heap"),
         (targets.str_new_cstr, "rb_str_new_cstr"),
+        (targets.call_without_gvl, "rb_thread_call_without_gvl"),
+        (targets.errno_table, "fiddle_jit errno table"),
         (targets.pointer_data_type, "FiddleJit::Pointer data type"),
     ] {
         names.push((a as u64, n.to_string()));
@@ -105,7 +107,7 @@ fn parse_types(ruby: &Ruby, names: &[String]) -> Result<Vec<CType>, Error> {
         .collect()
 }
 
-/// `attach_function(module, method_name, address, params, ret, labels, c_name, fixed)`:
+/// `attach_function(module, method_name, address, params, ret, labels, c_name, fixed, blocking)`:
 /// `params`/`ret` are canonical type names (the Ruby layer resolved
 /// aliases), `labels` the names as the user wrote them (for messages),
 /// `fixed` (or nil) the number of fixed parameters of a variadic function
@@ -123,6 +125,7 @@ fn attach_function(
     labels: RArray,
     c_name: String,
     fixed_params: Option<usize>,
+    blocking: bool,
 ) -> Result<(usize, usize), Error> {
     let mut params = parse_types(ruby, &params.to_vec::<String>()?)?;
     let ret = parse_types(ruby, &[ret])?.remove(0);
@@ -146,7 +149,7 @@ fn attach_function(
     }));
     let targets = TARGETS.get_or_init(runtime::targets);
     let (stub, code_len) = with_jit(|jit| {
-        let req = StubRequest { plan: &plan, function: address, info: info as *const StubInfo as usize, targets, thunks: &jit.thunks };
+        let req = StubRequest { plan: &plan, function: address, info: info as *const StubInfo as usize, targets, thunks: &jit.thunks, blocking };
         let emitted = emit::emit_stub(&req)?;
         let stub = jit
             .arena
@@ -206,7 +209,7 @@ fn arena_stats() -> (usize, usize) {
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let native = module.define_module("Native")?;
-    native.define_singleton_method("attach_function", function!(attach_function, 8))?;
+    native.define_singleton_method("attach_function", function!(attach_function, 9))?;
     native.define_singleton_method("disassemble", function!(disassemble, 1))?;
     native.define_singleton_method("errno", function!(runtime::errno::saved_errno, 0))?;
     native.define_singleton_method("errno=", function!(runtime::errno::set_saved_errno, 1))?;

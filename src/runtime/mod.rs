@@ -232,6 +232,7 @@ pub fn targets() -> crate::emit::RuntimeTargets {
         pointer_data_type: Pointer::data_type_address(),
         errno_table: errno::table_address(),
         errno_tp_offset: errno::errno_tp_offset(),
+        call_without_gvl: rb_sys::rb_thread_call_without_gvl as *const () as usize,
     }
 }
 
