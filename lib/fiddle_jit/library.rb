@@ -176,18 +176,23 @@ module FiddleJit
 
 
     # Struct classes and Struct.by_ref are pointers (any :pointer value is
-    # accepted: a Struct through #to_ptr). A struct by value needs the
-    # emitter to copy its bytes, which it does not do yet.
+    # accepted: a Struct through #to_ptr); Struct.by_value is copied into
+    # registers or stack slots by the stub (SysV classification).
     def native_param_type(type, name)
       case type
       when Symbol then type.to_s
       when Enum then "int32"
       when StructByReference, Class then "pointer"
-      when Type::Struct
-        raise NotImplementedError, "#{name}: struct by value (#{type.struct_class}) is not supported yet " \
-                                   "(pass a pointer: #{type.struct_class}.by_ref)"
+      when Type::Struct then struct_descriptor(type)
       else raise TypeError, "#{name}: invalid parameter type #{type.inspect}"
       end
+    end
+
+    # A struct by value for the native layer: ["struct", size, alignment,
+    # [[leaf type, offset], ...]] (the stub copies its eightbytes).
+    def struct_descriptor(type)
+      klass = type.struct_class
+      ["struct", klass.size, klass.alignment, klass.layout.native_leaves]
     end
 
     # [native return type, converter for the result or nil]. A Struct class
@@ -199,8 +204,7 @@ module FiddleJit
       when Enum then ["int32", type]
       when StructByReference then ["pointer", type]
       when Class then ["pointer", nil]
-      when Type::Struct
-        raise NotImplementedError, "#{name}: returning a struct by value (#{type.struct_class}) is not supported yet"
+      when Type::Struct then [struct_descriptor(type) + [type.struct_class], nil]
       else raise TypeError, "#{name}: invalid return type #{type.inspect}"
       end
     end

@@ -58,6 +58,11 @@ pub struct RuntimeTargets {
     pub errno_tp_offset: Option<i32>,
     /// `rb_thread_call_without_gvl`, for `blocking: true` stubs.
     pub call_without_gvl: usize,
+    /// Struct by value: `fn(value, info, index) -> *const u8` (checks the
+    /// VALUE is a big enough Struct and returns its address) and
+    /// `fn(info, bytes) -> VALUE` (a new Struct holding a copy of `bytes`).
+    pub arg_struct: usize,
+    pub ret_struct: usize,
 }
 
 /// Addresses of the installed slow-path thunks (see `x86_64`): one per
@@ -72,6 +77,7 @@ pub struct Thunks {
     pub arg_bool: usize,
     pub arg_pointer: usize,
     pub arg_cstr: usize,
+    pub arg_struct: usize,
 }
 
 /// Emits the thunks for `targets` into `arena`. Call once per process.
@@ -91,6 +97,7 @@ pub fn install_thunks(arena: &mut arena::CodeArena, targets: &RuntimeTargets) ->
             arg_bool: a[5],
             arg_pointer: a[6],
             arg_cstr: a[7],
+            arg_struct: a[8],
         })
     }
     #[cfg(not(target_arch = "x86_64"))]

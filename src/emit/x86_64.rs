@@ -105,6 +105,7 @@ pub fn emit_thunks(targets: &RuntimeTargets) -> Vec<Vec<u8>> {
         targets.arg_bool,
         targets.arg_pointer,
         targets.arg_cstr,
+        targets.arg_struct,
     ]
     .into_iter()
     .map(emit_thunk)
@@ -122,16 +123,23 @@ struct Frame {
     /// `blocking: true` only: the call block the GVL-free inner function
     /// reads (see `Emitter::call_without_gvl`).
     block: Option<i32>,
+    /// Struct-by-value signatures only: incoming VALUE registers are spilled
+    /// here first, because a struct's eightbytes may fill argument registers
+    /// faster than Ruby's arguments are consumed.
+    spill: Option<i32>,
+    /// Struct returns: the bytes the callee returns (eightbytes spilled from
+    /// rax/rdx/xmm0/xmm1, or written through the hidden pointer).
+    retbuf: i32,
     size: i32,
 }
 
 /// Layout of a blocking call's block: 6 integer registers, 8 vector
-/// registers, the stack arguments, then rax and xmm0 after the call.
+/// registers, the stack arguments, then rax, xmm0, rdx, xmm1 after the call.
 const BLOCK_XMM: i32 = 6 * 8;
 const BLOCK_STACK: i32 = BLOCK_XMM + 8 * 8;
 
 fn block_size(stack_bytes: i32) -> i32 {
-    BLOCK_STACK + stack_bytes + 16
+    BLOCK_STACK + stack_bytes + 32
 }
 
 /// Where an argument's VALUE is when the stub's frame is set up.
@@ -144,7 +152,10 @@ struct Source {
 impl Source {
     fn load(&self, ops: &mut Asm, reg: u8) {
         match self.src {
-            ArgSource::Int(r) => dynasm!(ops ; .arch x64 ; mov Rq(reg), Rq(INT_ARG_REGS[r as usize])),
+            ArgSource::Int(r) => match self.frame.spill {
+                Some(base) => dynasm!(ops ; .arch x64 ; mov Rq(reg), [rsp + base + 8 * r as i32]),
+                None => dynasm!(ops ; .arch x64 ; mov Rq(reg), Rq(INT_ARG_REGS[r as usize])),
+            },
             // Above the frame and the return address.
             ArgSource::Stack(off) => dynasm!(ops ; .arch x64 ; mov Rq(reg), [rsp + self.frame.size + 8 + off as i32]),
             ArgSource::Argv(i) => dynasm!(ops
@@ -183,6 +194,31 @@ impl ArgCtx {
     }
 }
 
+/// r10 ← the `n` (1..=8) bytes at [rax + off], zero-extended, reading no
+/// byte past them (the struct may end at a page boundary). Uses r11.
+fn load_bytes(ops: &mut Asm, off: i32, n: i32) {
+    let mut done = 0;
+    for chunk in [4, 2, 1] {
+        if n == 8 {
+            dynasm!(ops ; .arch x64 ; mov r10, [rax + off]);
+            return;
+        }
+        if (n - done) & chunk == 0 {
+            continue;
+        }
+        let reg = if done == 0 { 10 } else { 11 };
+        match chunk {
+            4 => dynasm!(ops ; .arch x64 ; mov Rd(reg), [rax + off + done]),
+            2 => dynasm!(ops ; .arch x64 ; movzx Rd(reg), WORD [rax + off + done]),
+            _ => dynasm!(ops ; .arch x64 ; movzx Rd(reg), BYTE [rax + off + done]),
+        }
+        if done > 0 {
+            dynasm!(ops ; .arch x64 ; shl r11, (8 * done) as i8 ; or r10, r11);
+        }
+        done += chunk;
+    }
+}
+
 struct Emitter<'a> {
     ops: Asm,
     pool: Pool,
@@ -195,19 +231,21 @@ struct Emitter<'a> {
 
 pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
     let plan = req.plan;
-    for e in &plan.args {
-        if matches!(e.dest, CLoc::Pieces(_) | CLoc::StackCopy { .. }) || matches!(e.ty, CType::Struct(_)) {
-            return Err(EmitError::Unsupported(format!("struct by value (argument {})", e.index + 1)));
-        }
-    }
-    if matches!(plan.ret, RetLoc::Pieces(_) | RetLoc::Indirect { .. }) {
-        return Err(EmitError::Unsupported("struct return by value".into()));
-    }
     let strings = plan.args.iter().filter(|e| e.ty == CType::CString).count() as i32;
+    let has_struct = plan.args.iter().any(|e| matches!(e.ty, CType::Struct(_)));
+    let ret_struct_size = match &plan.ret_ty {
+        CType::Struct(s) => (s.size as i32 + 15) / 16 * 16,
+        _ => 0,
+    };
     let argv = plan.stack_bytes as i32;
     let keep = argv + 8;
-    let block = req.blocking.then_some(keep + 8 * strings);
-    let used = keep + 8 * strings + block.map_or(0, |_| block_size(plan.stack_bytes as i32));
+    let mut used = keep + 8 * strings;
+    let block = req.blocking.then_some(used);
+    used += block.map_or(0, |_| block_size(plan.stack_bytes as i32));
+    let spill = has_struct.then_some(used);
+    used += if has_struct { 8 * 6 } else { 0 };
+    let retbuf = (used + 15) / 16 * 16;
+    used = retbuf + ret_struct_size;
     // Entry rsp ≡ 8 (mod 16); FRAME ≡ 8 makes rsp 16-aligned for calls.
     let size = (used + 8) / 16 * 16 + 8;
     let mut em = Emitter {
@@ -216,7 +254,7 @@ pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
         req,
         targets: *req.targets,
         thunks: *req.thunks,
-        frame: Frame { argv, keep, block, size },
+        frame: Frame { argv, keep, block, spill, retbuf, size },
         slow: Vec::new(),
     };
     em.prologue();
@@ -251,6 +289,11 @@ impl Emitter<'_> {
             dynasm!(self.ops ; .arch x64 ; sub rsp, BYTE frame.size as i8);
         } else {
             dynasm!(self.ops ; .arch x64 ; sub rsp, frame.size);
+        }
+        if let (Some(base), CfuncForm::Fixed(n)) = (frame.spill, self.req.plan.form) {
+            for r in 1..=(n as usize).min(5) {
+                dynasm!(self.ops ; .arch x64 ; mov [rsp + base + 8 * r as i32], Rq(INT_ARG_REGS[r]));
+            }
         }
         if let CfuncForm::Argv(n) = self.req.plan.form {
             // f(int argc, VALUE *argv, VALUE self): Ruby does not check the
@@ -319,7 +362,8 @@ impl Emitter<'_> {
                 self.unbox_cstring(e, ctx, keep)
             }
             CType::Pointer => self.unbox_pointer(e, ctx),
-            CType::Void | CType::Struct(_) => unreachable!("rejected by the planner / emit_stub"),
+            CType::Struct(_) => self.copy_struct(e, ctx),
+            CType::Void => unreachable!("rejected by the planner"),
         }
     }
 
@@ -514,6 +558,41 @@ impl Emitter<'_> {
         }));
     }
 
+    /// A struct by value: the helper checks the VALUE is a Struct (of at
+    /// least the struct's size) and returns its address in rax; the stub
+    /// then copies each eightbyte to its register, or the whole struct to
+    /// its stack slots, with loads of exactly the struct's bytes.
+    fn copy_struct(&mut self, e: &PlanEntry, ctx: ArgCtx) {
+        let thunk = self.thunks.arg_struct;
+        ctx.source.load(&mut self.ops, R10);
+        ctx.call_thunk(&mut self.ops, &mut self.pool, thunk);
+        let block = self.frame.block;
+        match &e.dest {
+            CLoc::Pieces(pieces) => {
+                for piece in pieces {
+                    load_bytes(&mut self.ops, piece.offset as i32, piece.size as i32);
+                    match (piece.loc.clone(), block) {
+                        (CLoc::Int(k), None) => dynasm!(self.ops ; .arch x64 ; mov Rq(INT_ARG_REGS[k as usize]), r10),
+                        (CLoc::Float(k), None) => dynasm!(self.ops ; .arch x64 ; movq Rx(k), r10),
+                        (CLoc::Int(k), Some(b)) => dynasm!(self.ops ; .arch x64 ; mov [rsp + b + 8 * k as i32], r10),
+                        (CLoc::Float(k), Some(b)) => dynasm!(self.ops ; .arch x64 ; mov [rsp + b + BLOCK_XMM + 8 * k as i32], r10),
+                        _ => unreachable!("eightbytes go to registers"),
+                    }
+                }
+            }
+            CLoc::StackCopy { offset, size } => {
+                let base = block.map_or(0, |b| b + BLOCK_STACK) + *offset as i32;
+                let mut at = 0;
+                while at < *size as i32 {
+                    load_bytes(&mut self.ops, at, (*size as i32 - at).min(8));
+                    dynasm!(self.ops ; .arch x64 ; mov [rsp + base + at], r10);
+                    at += 8;
+                }
+            }
+            _ => unreachable!("the planner gives structs pieces or a stack copy"),
+        }
+    }
+
     /// nil → NULL; a Pointer (its rb_data_type_t, compared by address) →
     /// its address, inline. Subclasses with other data types, `to_ptr`,
     /// Strings and errors → the helper.
@@ -556,6 +635,10 @@ impl Emitter<'_> {
     }
 
     fn call(&mut self) {
+        if let RetLoc::Indirect { .. } = self.req.plan.ret {
+            let retbuf = self.frame.retbuf;
+            dynasm!(self.ops ; .arch x64 ; lea rdi, [rsp + retbuf]);
+        }
         if self.req.plan.variadic {
             dynasm!(self.ops ; .arch x64 ; mov eax, self.req.plan.float_regs_used as i32);
         }
@@ -571,6 +654,10 @@ impl Emitter<'_> {
     /// it is saved here as for any call.
     fn call_without_gvl(&mut self, inner: DynamicLabel) {
         let b = self.frame.block.expect("blocking frame");
+        if let RetLoc::Indirect { .. } = self.req.plan.ret {
+            let retbuf = self.frame.retbuf;
+            dynasm!(self.ops ; .arch x64 ; lea rax, [rsp + retbuf] ; mov [rsp + b], rax);
+        }
         let ret = b + BLOCK_STACK + self.req.plan.stack_bytes as i32;
         let without_gvl = self.pool.label(&mut self.ops, self.targets.call_without_gvl);
         dynasm!(self.ops
@@ -582,6 +669,8 @@ impl Emitter<'_> {
             ; call QWORD [=>without_gvl]
             ; mov rax, [rsp + ret]
             ; movsd xmm0, [rsp + ret + 8]
+            ; mov rdx, [rsp + ret + 16]
+            ; movsd xmm1, [rsp + ret + 24]
         );
         self.save_errno();
     }
@@ -603,12 +692,13 @@ impl Emitter<'_> {
         for q in 0..stack / 8 {
             dynasm!(self.ops ; .arch x64 ; mov rax, [rbx + BLOCK_STACK + 8 * q] ; mov [rsp + 8 * q], rax);
         }
-        for e in &self.req.plan.args {
-            match e.dest {
-                CLoc::Int(k) => dynasm!(self.ops ; .arch x64 ; mov Rq(INT_ARG_REGS[k as usize]), [rbx + 8 * k as i32]),
-                CLoc::Float(k) => dynasm!(self.ops ; .arch x64 ; movsd Rx(k), [rbx + BLOCK_XMM + 8 * k as i32]),
-                _ => {}
-            }
+        // Every argument register, used or not: simpler than tracking
+        // which ones struct eightbytes and the hidden pointer filled.
+        for k in 0..6u8 {
+            dynasm!(self.ops ; .arch x64 ; mov Rq(INT_ARG_REGS[k as usize]), [rbx + 8 * k as i32]);
+        }
+        for k in 0..8u8 {
+            dynasm!(self.ops ; .arch x64 ; movsd Rx(k), [rbx + BLOCK_XMM + 8 * k as i32]);
         }
         if self.req.plan.variadic {
             dynasm!(self.ops ; .arch x64 ; mov eax, self.req.plan.float_regs_used as i32);
@@ -618,6 +708,8 @@ impl Emitter<'_> {
             ; call QWORD [=>function]
             ; mov [rbx + BLOCK_STACK + stack], rax
             ; movsd [rbx + BLOCK_STACK + stack + 8], xmm0
+            ; mov [rbx + BLOCK_STACK + stack + 16], rdx
+            ; movsd [rbx + BLOCK_STACK + stack + 24], xmm1
         );
         if stack > 0 {
             dynasm!(self.ops ; .arch x64 ; add rsp, stack);
@@ -627,21 +719,22 @@ impl Emitter<'_> {
 
     /// errno → the calling thread's slot of the errno table (see
     /// runtime::errno): one fs-relative load, a multiplicative hash of the
-    /// thread pointer, two stores. Only rax/xmm0 are live after the call.
+    /// thread pointer, two stores. Uses rcx, rsi, r10, r11: the return
+    /// registers (rax, rdx, xmm0, xmm1) are live after the call.
     fn save_errno(&mut self) {
         let Some(offset) = self.targets.errno_tp_offset else { return };
         let table = self.pool.label(&mut self.ops, self.targets.errno_table);
         dynasm!(self.ops
             ; .arch x64
             ; fs mov rcx, QWORD [0]
-            ; fs mov edx, DWORD [offset]
+            ; fs mov esi, DWORD [offset]
             ; mov r11, QWORD super::ERRNO_HASH_MULTIPLIER as i64
             ; imul r11, rcx
             ; shr r11, 56
             ; shl r11d, 4
             ; mov r10, [=>table]
             ; mov [r10 + r11], rcx
-            ; mov [r10 + r11 + 8], edx
+            ; mov [r10 + r11 + 8], esi
         );
     }
 
@@ -733,9 +826,34 @@ impl Emitter<'_> {
                 self.tail_call_with_rax(targets.str_new_cstr);
                 dynasm!(self.ops ; .arch x64 ; =>null ; mov eax, QNIL);
             }
-            CType::Struct(_) => unreachable!("rejected in emit_stub"),
+            CType::Struct(_) => self.rebox_struct(),
         }
         self.epilogue();
+    }
+
+    /// A struct return: its eightbytes (or the bytes the callee wrote
+    /// through the hidden pointer) are in the frame's return buffer; the
+    /// helper makes a new Struct instance holding a copy.
+    fn rebox_struct(&mut self) {
+        let retbuf = self.frame.retbuf;
+        if let RetLoc::Pieces(pieces) = &self.req.plan.ret {
+            for piece in pieces {
+                let at = retbuf + piece.offset as i32;
+                match piece.loc {
+                    CLoc::Int(0) => dynasm!(self.ops ; .arch x64 ; mov [rsp + at], rax),
+                    CLoc::Int(_) => dynasm!(self.ops ; .arch x64 ; mov [rsp + at], rdx),
+                    CLoc::Float(0) => dynasm!(self.ops ; .arch x64 ; movsd [rsp + at], xmm0),
+                    _ => dynasm!(self.ops ; .arch x64 ; movsd [rsp + at], xmm1),
+                }
+            }
+        }
+        let (info, helper) = (self.pool.label(&mut self.ops, self.req.info), self.pool.label(&mut self.ops, self.targets.ret_struct));
+        dynasm!(self.ops
+            ; .arch x64
+            ; mov rdi, [=>info]
+            ; lea rsi, [rsp + retbuf]
+            ; call QWORD [=>helper]
+        );
     }
 
     /// xmm0 → Float VALUE: a flonum when the exponent fits (CRuby's

@@ -3,9 +3,9 @@
 use crate::abi::{self, CfuncForm};
 use crate::emit::{self, arena::CodeArena, EmitError, RuntimeTargets, StubRequest, Thunks};
 use crate::runtime::{self, StubInfo};
-use crate::types::{CType, Signature};
+use crate::types::{CType, Signature, StructType};
 use magnus::rb_sys::AsRawValue;
-use magnus::{function, prelude::*, Error, RArray, RModule, Ruby};
+use magnus::{function, prelude::*, Error, RArray, RModule, RString, Ruby, Value};
 use std::ffi::CString;
 use std::sync::{Mutex, OnceLock};
 
@@ -53,11 +53,11 @@ impl Jit {
     }
 }
 
-const THUNK_NAMES: [&str; 8] =
-    ["arg_int", "arg_uint", "arg_long_long", "arg_ulong_long", "arg_double", "arg_bool", "arg_pointer", "arg_cstr"];
+const THUNK_NAMES: [&str; 9] =
+    ["arg_int", "arg_uint", "arg_long_long", "arg_ulong_long", "arg_double", "arg_bool", "arg_pointer", "arg_cstr", "arg_struct"];
 
-fn thunk_addresses(t: &Thunks) -> [usize; 8] {
-    [t.arg_int, t.arg_uint, t.arg_long_long, t.arg_ulong_long, t.arg_double, t.arg_bool, t.arg_pointer, t.arg_cstr]
+fn thunk_addresses(t: &Thunks) -> [usize; 9] {
+    [t.arg_int, t.arg_uint, t.arg_long_long, t.arg_ulong_long, t.arg_double, t.arg_bool, t.arg_pointer, t.arg_cstr, t.arg_struct]
 }
 
 /// Names for the addresses stubs refer to.
@@ -76,6 +76,7 @@ fn runtime_symbols(targets: &RuntimeTargets, thunks: &Thunks) -> Vec<(u64, Strin
         (targets.str_new_cstr, "rb_str_new_cstr"),
         (targets.call_without_gvl, "rb_thread_call_without_gvl"),
         (targets.errno_table, "fiddle_jit errno table"),
+        (targets.ret_struct, "fiddle_jit ret_struct"),
         (targets.pointer_data_type, "FiddleJit::Pointer data type"),
     ] {
         names.push((a as u64, n.to_string()));
@@ -100,11 +101,38 @@ fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, Em
     f(guard.as_mut().expect("initialized above"))
 }
 
-fn parse_types(ruby: &Ruby, names: &[String]) -> Result<Vec<CType>, Error> {
-    names
-        .iter()
-        .map(|n| CType::from_name(n).ok_or_else(|| Error::new(ruby.exception_type_error(), format!("invalid type: {n}"))))
-        .collect()
+/// A type from the Ruby layer: a canonical name ("int32", "double", ...)
+/// or a struct descriptor `["struct", size, alignment, [[leaf type name,
+/// offset], ...]]` (leaves flattened; see lib/fiddle_jit/struct.rb).
+fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
+    let invalid = |what: String| Error::new(ruby.exception_type_error(), format!("invalid type: {what}"));
+    if let Some(name) = RString::from_value(value) {
+        let name = name.to_string()?;
+        return CType::from_name(&name).ok_or_else(|| invalid(name));
+    }
+    let Some(desc) = RArray::from_value(value) else { return Err(invalid(format!("{value:?}"))) };
+    let tag: String = desc.entry(0)?;
+    if tag != "struct" {
+        return Err(invalid(tag));
+    }
+    let size: usize = desc.entry(1)?;
+    let align: usize = desc.entry(2)?;
+    let leaves: RArray = desc.entry(3)?;
+    let mut fields = Vec::with_capacity(leaves.len());
+    for leaf in leaves.into_iter() {
+        let leaf = RArray::from_value(leaf).ok_or_else(|| invalid("struct leaf".into()))?;
+        let name: String = leaf.entry(0)?;
+        let offset: usize = leaf.entry(1)?;
+        let ty = CType::from_name(&name).filter(|t| !matches!(t, CType::Void)).ok_or_else(|| invalid(name))?;
+        if offset + ty.size() > size {
+            return Err(invalid(format!("struct field at {offset} beyond size {size}")));
+        }
+        fields.push((ty, offset));
+    }
+    if size == 0 || align == 0 {
+        return Err(invalid("empty struct".into()));
+    }
+    Ok(CType::Struct(std::sync::Arc::new(StructType { fields, size, align })))
 }
 
 /// `attach_function(module, method_name, address, params, ret, labels, c_name, fixed, blocking)`:
@@ -121,14 +149,27 @@ fn attach_function(
     method_name: String,
     address: usize,
     params: RArray,
-    ret: String,
+    ret: Value,
     labels: RArray,
     c_name: String,
     fixed_params: Option<usize>,
     blocking: bool,
 ) -> Result<(usize, usize), Error> {
-    let mut params = parse_types(ruby, &params.to_vec::<String>()?)?;
-    let ret = parse_types(ruby, &[ret])?.remove(0);
+    let mut params = params.into_iter().map(|p| parse_type(ruby, p)).collect::<Result<Vec<_>, _>>()?;
+    let ret_value = ret;
+    let ret = parse_type(ruby, ret)?;
+    // A struct return is built as an instance of the class the Ruby layer
+    // appends to its descriptor.
+    let ret_struct = match &ret {
+        CType::Struct(s) => {
+            let class: Value = RArray::from_value(ret_value).expect("struct descriptor").entry(4)?;
+            // SAFETY: pins the class for as long as the stub may run.
+            unsafe { rb_sys::rb_gc_register_mark_object(class.as_raw()) };
+            Some((class.as_raw(), s.size))
+        }
+        _ => None,
+    };
+    let struct_sizes = params.iter().map(|t| if let CType::Struct(s) = t { s.size } else { 0 }).collect();
     if address == 0 {
         return Err(Error::new(ruby.exception_arg_error(), "cannot attach a NULL function address"));
     }
@@ -146,6 +187,8 @@ fn attach_function(
         name: method_name.clone(),
         param_labels: labels.to_vec::<String>()?,
         arity: sig.params.len(),
+        struct_sizes,
+        ret_struct,
     }));
     let targets = TARGETS.get_or_init(runtime::targets);
     let (stub, code_len) = with_jit(|jit| {

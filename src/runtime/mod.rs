@@ -27,6 +27,11 @@ pub struct StubInfo {
     /// The parameter types as written by the user, for messages.
     pub param_labels: Vec<String>,
     pub arity: usize,
+    /// Byte size of each struct-by-value parameter (0 for the others).
+    pub struct_sizes: Vec<usize>,
+    /// A struct-by-value return: its Ruby class (pinned with
+    /// rb_gc_register_mark_object) and size.
+    pub ret_struct: Option<(VALUE, usize)>,
 }
 
 impl StubInfo {
@@ -192,6 +197,64 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
     ))
 }
 
+/// A struct-by-value parameter: the address of a Struct's (or Pointer's)
+/// memory holding at least the struct's size; TypeError otherwise (the ffi
+/// gem would read from whatever it was given).
+pub extern "C" fn arg_struct(value: VALUE, info_ptr: *const StubInfo, index: u32) -> usize {
+    let r = struct_address(unsafe { info(info_ptr) }, index, unsafe { Value::from_raw(value) });
+    finish(r)
+}
+
+fn struct_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, Error> {
+    let ruby = Ruby::get().expect("Ruby thread");
+    let needed = info.struct_sizes.get(index as usize).copied().unwrap_or(0);
+    let memory: Option<Value> = if Pointer::address_of(value).is_some() {
+        Some(value)
+    } else if crate::ruby::pointer::struct_pointer_address(value).is_some() {
+        Some(value.funcall("to_ptr", ())?)
+    } else {
+        None
+    };
+    let Some(memory) = memory else {
+        return Err(Error::new(
+            ruby.exception_type_error(),
+            format!("{}: wrong argument type {} (expected Struct)", info.describe(index), value.class()),
+        ));
+    };
+    let address = Pointer::address_of(memory).unwrap_or(0);
+    let size: i64 = memory.funcall("size", ())?;
+    if address == 0 {
+        return Err(Error::new(ruby.exception_type_error(), format!("{}: struct argument is NULL", info.describe(index))));
+    }
+    if (size as u64) < needed as u64 {
+        return Err(Error::new(
+            ruby.exception_index_error(),
+            format!("{}: struct argument has {size} bytes, needs {needed}", info.describe(index)),
+        ));
+    }
+    Ok(address)
+}
+
+/// A struct-by-value return: a new instance of the struct class holding a
+/// copy of the `size` bytes at `bytes` (the stub's return buffer).
+pub extern "C" fn ret_struct(info_ptr: *const StubInfo, bytes: *const u8) -> VALUE {
+    let r = new_struct(unsafe { info(info_ptr) }, bytes);
+    finish(r).as_raw()
+}
+
+fn new_struct(info: &StubInfo, bytes: *const u8) -> Result<Value, Error> {
+    let (class, size) = info.ret_struct.expect("stub returns a struct");
+    // SAFETY: the class is pinned for the life of the process.
+    let class = unsafe { Value::from_raw(class) };
+    let instance: Value = class.funcall("new", ())?;
+    let memory: Value = instance.funcall("to_ptr", ())?;
+    let address = Pointer::address_of(memory).filter(|a| *a != 0).expect("a new Struct owns memory");
+    // SAFETY: a new Struct of this class owns at least `size` bytes, and the
+    // stub's buffer holds `size` bytes.
+    unsafe { std::ptr::copy_nonoverlapping(bytes, address as *mut u8, size) };
+    Ok(instance)
+}
+
 /// The argv form got the wrong number of arguments. Never returns.
 pub extern "C" fn arity_error(argc: c_int, info_ptr: *const StubInfo) -> ! {
     let e = arity_message(unsafe { info(info_ptr) }, argc);
@@ -233,6 +296,8 @@ pub fn targets() -> crate::emit::RuntimeTargets {
         errno_table: errno::table_address(),
         errno_tp_offset: errno::errno_tp_offset(),
         call_without_gvl: rb_sys::rb_thread_call_without_gvl as *const () as usize,
+        arg_struct: arg_struct as *const () as usize,
+        ret_struct: ret_struct as *const () as usize,
     }
 }
 
