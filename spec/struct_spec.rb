@@ -446,20 +446,6 @@ RSpec.describe "Struct and Union" do
         end
       end
 
-      it "struct by value works as a parameter and a return (see struct_by_value_spec.rb)" do
-        point = structs(FiddleJit)[:point]
-        mod = Module.new do
-          extend FiddleJit::Library
-          ffi_lib MEMORY_FIXTURE_LIB
-          attach_function :fx_point_sum, [point.by_value], :int
-          attach_function :fx_static_point_value, :fx_static_point, [], point.by_ref
-        end
-        p = point.new
-        p[:x] = 3
-        p[:y] = 4
-        expect(mod.fx_point_sum(p)).to eq(7)
-      end
-
       it "Struct.by_value.native_descriptor flattens the layout for the emitter (vs offsetof)" do
         nested = structs(FiddleJit)[:nested]
         inner = fix.fx_layout("nested", "in")
