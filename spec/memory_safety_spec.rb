@@ -100,11 +100,13 @@ RSpec.describe "memory safety" do
         expect { FiddleJit::MemoryPointer.new(-1) }.to raise_error(ArgumentError)
       end
 
-      it "struct by value in a signature raises NotImplementedError, not a crash" do
+      it "struct by value in a signature travels like its one int field (SysV INTEGER class)" do
         k = Class.new(FiddleJit::Struct) { layout :a, :int }
         mod = Module.new { extend FiddleJit::Library }
         mod.ffi_lib "c"
-        expect { mod.attach_function :abs, [k.by_value], :int }.to raise_error(NotImplementedError)
+        mod.attach_function :abs, [k.by_value], :int
+        expect(mod.abs(k.new.tap { |s| s[:a] = -42 })).to eq(42)
+        expect { mod.abs(-42) }.to raise_error(TypeError)
       end
     end
 
