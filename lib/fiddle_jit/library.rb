@@ -50,6 +50,18 @@ module FiddleJit
       @ffi_typedefs[add] = find_type(old)
     end
 
+    # callback(name, params, ret) / callback(params, ret): a C function
+    # signature usable as a parameter or return type (see FiddleJit::Function).
+    def callback(*args)
+      raise ArgumentError, "wrong number of arguments" unless [2, 3].include?(args.length)
+
+      name, params, ret = args.length == 3 ? args : [nil, *args]
+      native_params = params.map { |t| find_type(t) }
+      type = FunctionType.new(find_type(ret), native_params)
+      typedef(type, name) if name
+      type
+    end
+
     def find_type(type)
       Types.resolve(type, @ffi_typedefs)
     end
@@ -67,13 +79,13 @@ module FiddleJit
       raise TypeError, "parameter types must be an Array (got #{params.class})" unless params.is_a?(Array)
       _options = options || {}
 
-      param_types = params.map { |t| find_type(t).to_s }
-      ret_type = find_type(ret).to_s
+      param_types = params.map { |t| find_type(t) }
+      ret_type = find_type(ret)
       lib = ffi_libraries.find { |l| l.find_function(c_name) }
       raise NotFoundError.new(c_name, ffi_libraries.map { |l| l.name || "[current process]" }) unless lib
 
       address = lib.find_function(c_name)
-      bytes = Native.attach_function(self, name.to_s, address, param_types, ret_type, params.map(&:to_s))
+      bytes = Function.attach_address(self, name, address, param_types, ret_type, params.map(&:to_s))
       AttachedFunction.new(name.to_sym, c_name, params, ret, address, bytes)
     end
   end

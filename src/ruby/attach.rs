@@ -9,7 +9,7 @@ use magnus::{function, prelude::*, Error, RArray, RModule, Ruby};
 use std::ffi::CString;
 use std::sync::{Mutex, OnceLock};
 
-static ARENA: Mutex<Option<CodeArena>> = Mutex::new(None);
+pub(crate) static ARENA: Mutex<Option<CodeArena>> = Mutex::new(None);
 static TARGETS: OnceLock<RuntimeTargets> = OnceLock::new();
 
 fn parse_types(ruby: &Ruby, names: &[String]) -> Result<Vec<CType>, Error> {

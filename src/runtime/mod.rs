@@ -207,3 +207,5 @@ pub fn targets() -> crate::emit::RuntimeTargets {
 
 
 
+
+pub mod callback;
