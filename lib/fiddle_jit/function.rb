@@ -68,7 +68,9 @@ module FiddleJit
         case value
         when nil, Function, Pointer then value
         else
-          return value unless value.is_a?(Proc) || value.respond_to?(:call)
+          unless value.is_a?(Proc) || value.respond_to?(:call)
+            raise TypeError, "wrong argument type #{value.class}, expected pointer or proc"
+          end
 
           cache = value.instance_variable_get(:@__fiddle_jit_callbacks__) unless value.frozen?
           fn = cache && cache[type]
@@ -96,12 +98,16 @@ module FiddleJit
       # wrapper around the stub (attached under a private hidden name) that
       # turns Procs/Methods/a block into Functions, opens a callback frame
       # and re-raises an exception a callback raised once C has returned.
-      def attach_address(mod, name, address, params, ret, labels)
+      #
+      # +frame+ forces the wrapper for a function without callback types
+      # that may call callbacks C stored earlier, so their exceptions are
+      # re-raised too (option <tt>callback_frame: true</tt> of attach_function).
+      def attach_address(mod, name, address, params, ret, labels, frame: false)
         name = name.to_s
         native_params = params.map { |t| native_name(t) }
         cb_indexes = params.each_index.select { |i| params[i].is_a?(FunctionType) }
         ret_type = ret.is_a?(FunctionType) ? ret : nil
-        if cb_indexes.empty? && ret_type.nil?
+        if cb_indexes.empty? && ret_type.nil? && !frame
           return Native.attach_function(mod, name, address, native_params, native_name(ret), labels)
         end
 
@@ -188,6 +194,17 @@ module FiddleJit
     end
 
     def null? = address.zero?
+
+    def ==(other)
+      return address.zero? if other.nil?
+
+      other.respond_to?(:address) && other.address == address
+    end
+
+    def eql?(other) = other.is_a?(Function) && other.address == address
+    def hash = address.hash
+    def +(other) = to_ptr + other
+    def type_size = 1
 
     def autorelease? = true
     alias autorelease autorelease?

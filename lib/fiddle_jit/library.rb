@@ -57,7 +57,11 @@ module FiddleJit
 
       name, params, ret = args.length == 3 ? args : [nil, *args]
       native_params = params.map { |t| find_type(t) }
-      type = FunctionType.new(find_type(ret), native_params)
+      ret_type = find_type(ret)
+      # As the ffi gem: C would get a pointer into a Ruby String it cannot own.
+      raise TypeError, ":string is not allowed as return type of callbacks" if ret_type == :string
+
+      type = FunctionType.new(ret_type, native_params)
       typedef(type, name) if name
       type
     end
@@ -77,7 +81,7 @@ module FiddleJit
         c_name, params, ret, options = name.to_s, func, args, returns
       end
       raise TypeError, "parameter types must be an Array (got #{params.class})" unless params.is_a?(Array)
-      _options = options || {}
+      options ||= {}
 
       param_types = params.map { |t| find_type(t) }
       ret_type = find_type(ret)
@@ -85,7 +89,8 @@ module FiddleJit
       raise NotFoundError.new(c_name, ffi_libraries.map { |l| l.name || "[current process]" }) unless lib
 
       address = lib.find_function(c_name)
-      bytes = Function.attach_address(self, name, address, param_types, ret_type, params.map(&:to_s))
+      bytes = Function.attach_address(self, name, address, param_types, ret_type, params.map(&:to_s),
+                                      frame: options[:callback_frame] ? true : false)
       AttachedFunction.new(name.to_sym, c_name, params, ret, address, bytes)
     end
   end

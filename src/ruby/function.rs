@@ -103,7 +103,10 @@ fn callback_stats() -> (usize, usize, usize) {
 }
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
-    let class = module.define_class("Function", ruby.class_object())?;
+    // A Pointer subclass, as in the ffi gem (`is_a?(Pointer)`); its own
+    // data type, so :pointer parameters take it through `to_ptr`.
+    let pointer: magnus::RClass = module.const_get("Pointer")?;
+    let class = module.define_class("Function", pointer)?;
     class.undef_default_alloc_func();
     class.define_singleton_method("__callback", function!(Function::new_callback, 3))?;
     class.define_singleton_method("__pointer", function!(Function::new_pointer, 1))?;

@@ -256,14 +256,13 @@ fn invoke(inv: &mut Invocation) {
         err
     } else {
         // throw / break out of the callback: cannot unwind through C.
-        let ruby = Ruby::get().expect("Ruby thread");
-        magnus::Error::new(
-            ruby.exception_local_jump_error(),
-            "throw or break out of a callback cannot unwind through C frames",
-        )
-        .value()
-        .map(|v| v.as_raw())
-        .unwrap_or(QNIL)
+        // SAFETY: creates a plain exception object with the GVL held.
+        unsafe {
+            rb_sys::rb_exc_new_cstr(
+                rb_sys::rb_eLocalJumpError,
+                c"throw or break out of a callback cannot unwind through C frames".as_ptr(),
+            )
+        }
     };
     match frame {
         // SAFETY: as above.
@@ -283,7 +282,7 @@ fn report_discarded(exc: VALUE) {
     .unwrap_or_else(|| "(exception)".into());
     eprintln!(
         "fiddle_jit: exception in a callback discarded (no fiddle_jit call to re-raise it in: \
-         declare the parameter with a callback type, or the callback ran on a non-Ruby thread):\n{text}"
+         declare the parameter with a callback type or attach the calling function with callback_frame: true; or the callback ran on a non-Ruby thread):\n{text}"
     );
 }
 
