@@ -39,8 +39,7 @@ extern "C" {
     fn ruby_thread_has_gvl_p() -> c_int;
 }
 
-/// Most arguments a callback may take (VALUEs are boxed into a stack array
-/// the GC scans conservatively).
+/// Most arguments a callback may take.
 pub const MAX_ARGS: usize = 32;
 
 const QNIL: VALUE = rb_sys::Qnil as VALUE;
@@ -181,7 +180,11 @@ pub fn frame_pop(frame: RArray) -> Value {
             frames.truncate(i);
         }
     });
-    frame.entry(0).unwrap_or_else(|_| Ruby::get().expect("Ruby thread").qnil().as_value())
+    let exc: Value = frame.entry(0).unwrap_or_else(|_| Ruby::get().expect("Ruby thread").qnil().as_value());
+    if !exc.is_nil() {
+        PENDING_FRAMES.fetch_sub(1, Ordering::Relaxed);
+    }
+    exc
 }
 
 fn current_frame() -> Option<VALUE> {
@@ -193,13 +196,19 @@ fn current_frame() -> Option<VALUE> {
 
 struct Invocation {
     data: *const CallbackData,
-    raw: *const u64,
+    /// The trampoline's argument slots: raw C values, boxed into VALUEs in
+    /// place (the slots are on the machine stack, which the GC scans).
+    raw: *mut u64,
     result: u64,
 }
 
+/// How many frames (all threads) hold a pending exception: the common case
+/// (none) skips the thread-local frame lookup.
+static PENDING_FRAMES: AtomicUsize = AtomicUsize::new(0);
+
 /// `fn(slot, raw_args) -> return bits`, called by trampolines on whatever
 /// thread C calls from.
-pub extern "C" fn callback_entry(slot: *const Slot, raw: *const u64) -> u64 {
+pub extern "C" fn callback_entry(slot: *const Slot, raw: *mut u64) -> u64 {
     // SAFETY: the trampoline passes the slot its thunk loaded.
     let data = unsafe { (*slot).data.load(Ordering::Acquire) };
     if data.is_null() {
@@ -229,14 +238,15 @@ unsafe extern "C" fn invoke_with_gvl(inv: *mut c_void) -> *mut c_void {
 /// Runs the callback with the GVL held: box, call, unbox, all under
 /// rb_protect; an exception goes to the current frame.
 fn invoke(inv: &mut Invocation) {
-    let frame = current_frame();
-    if let Some(frame) = frame {
-        // An earlier callback of this outer call raised: do not run Ruby
-        // code again, C gets zeros until the call returns and re-raises.
-        // SAFETY: `frame` is a live Array (held by the wrapper's local).
-        if unsafe { rb_sys::rb_ary_entry(frame, 0) } != QNIL {
-            inv.result = 0;
-            return;
+    if PENDING_FRAMES.load(Ordering::Relaxed) != 0 {
+        if let Some(frame) = current_frame() {
+            // An earlier callback of this outer call raised: do not run Ruby
+            // code again, C gets zeros until the call returns and re-raises.
+            // SAFETY: `frame` is a live Array (held by the wrapper's local).
+            if unsafe { rb_sys::rb_ary_entry(frame, 0) } != QNIL {
+                inv.result = 0;
+                return;
+            }
         }
     }
     let mut state: c_int = 0;
@@ -264,9 +274,12 @@ fn invoke(inv: &mut Invocation) {
             )
         }
     };
-    match frame {
-        // SAFETY: as above.
-        Some(frame) => unsafe { rb_sys::rb_ary_store(frame, 0, exc) },
+    match current_frame() {
+        Some(frame) => {
+            PENDING_FRAMES.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: `frame` is a live Array (held by the wrapper's local).
+            unsafe { rb_sys::rb_ary_store(frame, 0, exc) }
+        }
         None => report_discarded(exc),
     }
 }
@@ -290,14 +303,15 @@ unsafe extern "C" fn protected_call(arg: VALUE) -> VALUE {
     let inv = &mut *(arg as *mut Invocation);
     let data = &*inv.data;
     let n = data.params.len();
-    let mut argv = [QNIL; MAX_ARGS];
     for (i, ty) in data.params.iter().enumerate() {
-        argv[i] = box_arg(ty, *inv.raw.add(i));
+        let slot = inv.raw.add(i);
+        *slot = box_arg(ty, *slot) as u64;
     }
+    let argv = inv.raw as *const VALUE;
     let ret = if data.is_proc {
-        rb_sys::rb_proc_call_with_block(data.callable, n as c_int, argv.as_ptr(), QNIL)
+        rb_sys::rb_proc_call_with_block(data.callable, n as c_int, argv, QNIL)
     } else {
-        rb_sys::rb_funcallv(data.callable, id_call(), n as c_int, argv.as_ptr())
+        rb_sys::rb_funcallv(data.callable, id_call(), n as c_int, argv)
     };
     inv.result = unbox_ret(&data.ret, ret);
     QNIL
@@ -331,6 +345,7 @@ unsafe fn box_arg(ty: &CType, raw: u64) -> VALUE {
         CType::U16 => fixnum(raw as u16 as i64),
         CType::I32 => fixnum(raw as i32 as i64),
         CType::U32 => fixnum(raw as u32 as i64),
+        CType::I64 if ((raw as i64) << 1) >> 1 == raw as i64 => fixnum(raw as i64),
         CType::I64 => rb_sys::rb_ll2inum(raw as i64),
         CType::U64 => rb_sys::rb_ull2inum(raw),
         CType::F32 => rb_sys::rb_float_new(f32::from_bits(raw as u32) as f64),
@@ -360,6 +375,21 @@ fn fixnum(v: i64) -> VALUE {
 unsafe fn unbox_ret(ty: &CType, v: VALUE) -> u64 {
     if v == QNIL {
         return 0;
+    }
+    if v & 1 == 1 {
+        // Fixnum fast path, with NUM2INT/NUM2UINT's ranges.
+        let i = (v as i64) >> 1;
+        match ty {
+            CType::I8 | CType::I16 | CType::I32 if i == i as i32 as i64 => {
+                return match ty {
+                    CType::I8 => i as i8 as i32 as u32 as u64,
+                    CType::I16 => i as i16 as i32 as u32 as u64,
+                    _ => i as i32 as u32 as u64,
+                }
+            }
+            CType::I64 => return i as u64,
+            _ => {}
+        }
     }
     match ty {
         CType::Void => 0,
@@ -471,7 +501,15 @@ pub mod dispatcher {
             );
             if w.request != 0 {
                 let req = w.request as *mut Request;
-                super::invoke(&mut *(*req).inv);
+                // Box from a copy on this thread's stack: the GC scans it,
+                // not the foreign thread's.
+                let foreign = &mut *(*req).inv;
+                let n = (*foreign.data).params.len();
+                let mut slots = [0u64; MAX_ARGS];
+                std::ptr::copy_nonoverlapping(foreign.raw, slots.as_mut_ptr(), n);
+                let mut local = Invocation { data: foreign.data, raw: slots.as_mut_ptr(), result: 0 };
+                super::invoke(&mut local);
+                foreign.result = local.result;
                 let _q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
                 (*req).done = true;
                 FINISHED.notify_all();
