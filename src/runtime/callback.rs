@@ -293,10 +293,19 @@ fn report_discarded(exc: VALUE) {
     .ok()
     .and_then(|v| unsafe { magnus::RString::from_value(Value::from_raw(v)) }.and_then(|s| s.to_string().ok()))
     .unwrap_or_else(|| "(exception)".into());
-    eprintln!(
+    let message = format!(
         "fiddle_jit: exception in a callback discarded (no fiddle_jit call to re-raise it in: \
-         declare the parameter with a callback type or attach the calling function with callback_frame: true; or the callback ran on a non-Ruby thread):\n{text}"
+         declare the parameter with a callback type or attach the calling function with \
+         callback_frame: true; or the callback ran on a non-Ruby thread):\n{text}"
     );
+    // Kernel#warn (honours $stderr and Warning); stderr if even that fails.
+    let shown = magnus::rb_sys::protect(|| unsafe {
+        let s = rb_sys::rb_utf8_str_new(message.as_ptr() as *const std::ffi::c_char, message.len() as c_long);
+        rb_sys::rb_funcallv(rb_sys::rb_mKernel, rb_sys::rb_intern2(c"warn".as_ptr(), 4), 1, &s)
+    });
+    if shown.is_err() {
+        eprintln!("{message}");
+    }
 }
 
 unsafe extern "C" fn protected_call(arg: VALUE) -> VALUE {
@@ -536,6 +545,4 @@ pub mod dispatcher {
         }
     }
 
-    #[allow(dead_code)]
-    const _: c_long = 0;
 }
