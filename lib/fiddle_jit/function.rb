@@ -7,6 +7,9 @@ module FiddleJit
   # as a return type it yields a Function (nil for NULL).
   class FunctionType
     attr_reader :return_type, :param_types, :options
+    # The last callable passed for this type and its Function (see
+    # Function.for_callback); keeps that one Function alive.
+    attr_accessor :memo
 
     def initialize(return_type, param_types, options = {})
       @return_type = Types.resolve(return_type)
@@ -34,6 +37,12 @@ module FiddleJit
   # for callbacks made from a Proc by a callback parameter, the Proc)
   # referenced for as long as C may call it.
   class Function
+    # Types the generated wrappers refer to by index (append-only).
+    TYPES = []
+    TYPES_LOCK = Mutex.new
+    # Default of the parameter a block may stand in for.
+    UNSET = Object.new.freeze
+
     class << self
       # new(return_type, param_types, proc_or_pointer = nil, options = {}, &block)
       def new(ret, params, callable = nil, options = {}, &block)
@@ -65,6 +74,18 @@ module FiddleJit
       # Function made from a Proc/Method/block (cached on it, so the same
       # Proc always yields the same C address and lives as long as the Proc).
       def for_callback(type, value)
+        # One-entry memo on the type ([callable, function], swapped as one
+        # reference, so threads never see a mismatched pair): passing the
+        # same Proc again costs two ivar reads.
+        memo = type.memo
+        return memo[1] if memo && memo[0].equal?(value)
+
+        fn = for_callback_slow(type, value)
+        type.memo = [value, fn] if fn.is_a?(Function)
+        fn
+      end
+
+      def for_callback_slow(type, value)
         case value
         when nil, Function, Pointer then value
         else
@@ -115,13 +136,65 @@ module FiddleJit
         bytes = Native.attach_function(mod, hidden, address, native_params, native_name(ret), labels)
         mod.singleton_class.__send__(:private, hidden)
         mod.__send__(:private, hidden)
-        body = wrapper_body(mod, hidden, name, params, cb_indexes, ret_type)
-        mod.define_singleton_method(name) { |*args, &blk| body.call(args, blk) }
-        mod.__send__(:define_method, name) { |*args, &blk| body.call(args, blk) }
+        if name.match?(/\A[A-Za-z_][A-Za-z0-9_]*[?!]?\z/)
+          code = wrapper_source(hidden, name, params, cb_indexes, ret_type)
+          mod.module_eval(code, __FILE__, __LINE__)
+          mod.singleton_class.module_eval(code, __FILE__, __LINE__)
+        else
+          body = wrapper_body(mod, hidden, name, params, cb_indexes, ret_type)
+          mod.define_singleton_method(name) { |*args, &blk| body.call(args, blk) }
+          mod.__send__(:define_method, name) { |*args, &blk| body.call(args, blk) }
+        end
         bytes
       end
 
       private
+
+      def type_index(type)
+        TYPES_LOCK.synchronize do
+          TYPES << type
+          TYPES.length - 1
+        end
+      end
+
+      # Ruby source of a fixed-arity wrapper (no splats, no block call):
+      #
+      #   def qsort(a0, a1, a2, a3 = UNSET, &blk)
+      #     if UNSET.equal?(a3) ... a3 = blk end   # block as last callback param
+      #     f3 = Function.for_callback(TYPES[k], a3)
+      #     frame = Native.callback_frame_push
+      #     begin r = __fiddle_jit_qsort(a0, a1, a2, f3.to_ptr) ensure e = Native.callback_frame_pop(frame) end
+      #     raise e if e
+      #     r
+      #   end
+      def wrapper_source(hidden, name, params, cb_indexes, ret_type)
+        n = params.length
+        last_cb = cb_indexes.last
+        formals = (0...n).map { |i| i == last_cb ? "a#{i} = ::FiddleJit::Function::UNSET" : "a#{i}" }
+        lines = ["def #{name}(#{[*formals, "&blk"].join(", ")})"]
+        if last_cb
+          lines << "  if ::FiddleJit::Function::UNSET.equal?(a#{last_cb})"
+          lines << "    raise ::ArgumentError, \"wrong number of arguments (given #{n - 1}, expected #{n}) calling #{name}\" unless blk"
+          lines << "    a#{last_cb} = blk"
+          lines << "  end"
+        end
+        cb_indexes.each do |i|
+          lines << "  f#{i} = ::FiddleJit::Function.for_callback(::FiddleJit::Function::TYPES[#{type_index(params[i])}], a#{i})"
+        end
+        actuals = (0...n).map { |i| cb_indexes.include?(i) ? "(::FiddleJit::Function === f#{i} ? f#{i}.to_ptr : f#{i})" : "a#{i}" }
+        lines << "  frame = ::FiddleJit::Native.callback_frame_push"
+        lines << "  begin"
+        lines << "    r = #{hidden}(#{actuals.join(", ")})"
+        lines << "  ensure"
+        lines << "    e = ::FiddleJit::Native.callback_frame_pop(frame)"
+        lines << "  end"
+        lines << "  raise e if e"
+        # f<i> are still referenced here: the Functions lived through the call.
+        lines << "  #{cb_indexes.map { |i| "f#{i}" }.join(" && ")}" unless cb_indexes.empty?
+        lines << (ret_type ? "  ::FiddleJit::Function.from_native(::FiddleJit::Function::TYPES[#{type_index(ret_type)}], r)" : "  r")
+        lines << "end"
+        lines.join("\n")
+      end
 
       def wrapper_body(mod, hidden, name, params, cb_indexes, ret_type)
         arity = params.length
@@ -132,7 +205,13 @@ module FiddleJit
             raise ArgumentError, "wrong number of arguments (given #{args.length}, expected #{arity}) calling #{name}"
           end
 
-          cb_indexes.each { |i| args[i] = Function.for_callback(params[i], args[i]) }
+          # The stub gets each Function's cached Pointer (its inline fast
+          # path); `fns` keeps the Functions alive until C has returned.
+          fns = cb_indexes.map do |i|
+            fn = Function.for_callback(params[i], args[i])
+            args[i] = fn.is_a?(Function) ? fn.to_ptr : fn
+            fn
+          end
           frame = Native.callback_frame_push
           begin
             result = mod.__send__(hidden, *args)
@@ -140,6 +219,8 @@ module FiddleJit
             exc = Native.callback_frame_pop(frame)
           end
           raise exc if exc
+
+          fns.clear # (a use after the call: the Functions were live throughout)
 
           ret_type ? Function.from_native(ret_type, result) : result
         end

@@ -42,13 +42,23 @@ impl Drop for Function {
     }
 }
 
+/// Is `value` typed data of `data_type` (or a type inheriting from it)?
+pub fn is_typed(value: Value, data_type: usize) -> bool {
+    // SAFETY: a predicate on a live VALUE; false for immediates and non-T_DATA.
+    unsafe { rb_sys::rb_typeddata_is_kind_of(value.as_raw(), data_type as *const rb_sys::rb_data_type_t) != 0 }
+}
+
 fn parse_type(ruby: &Ruby, name: &str) -> Result<CType, Error> {
     CType::from_name(name).ok_or_else(|| Error::new(ruby.exception_type_error(), format!("invalid type: {name}")))
 }
 
 impl Function {
-    /// The address of a Function, if `value` is one.
+    /// The address of a Function, if `value` is one (checked without
+    /// raising: magnus' conversion raises and rescues for other T_DATA).
     pub fn address_of(value: Value) -> Option<usize> {
+        if !is_typed(value, <Function as TypedData>::data_type() as *const _ as usize) {
+            return None;
+        }
         <&Function>::try_convert(value).ok().map(|f| f.address)
     }
 
@@ -102,7 +112,7 @@ fn callback_stats() -> (usize, usize, usize) {
     callback::stats()
 }
 
-pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
+pub fn init(_ruby: &Ruby, module: RModule) -> Result<(), Error> {
     // A Pointer subclass, as in the ffi gem (`is_a?(Pointer)`); its own
     // data type, so :pointer parameters take it through `to_ptr`.
     let pointer: magnus::RClass = module.const_get("Pointer")?;
@@ -116,8 +126,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("free", method!(Function::free, 0))?;
     class.define_method("freed?", method!(Function::is_freed, 0))?;
     let native: RModule = module.const_get("Native")?;
-    native.define_singleton_method("callback_frame_push", function!(callback::frame_push, 0))?;
-    native.define_singleton_method("callback_frame_pop", function!(callback::frame_pop, 1))?;
+    callback::define_frame_functions(native);
     native.define_singleton_method("callback_stats", function!(callback_stats, 0))?;
     Ok(())
 }

@@ -24,8 +24,7 @@ use crate::ruby::function::Function;
 use crate::ruby::pointer::Pointer;
 use crate::types::{CType, Signature};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
-use magnus::value::ReprValue;
-use magnus::{RArray, Ruby, Value};
+use magnus::Value;
 use rb_sys::VALUE;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -164,27 +163,56 @@ thread_local! {
     static FRAMES: RefCell<Vec<VALUE>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `Native.callback_frame_push`: a new frame for an outer C call.
-pub fn frame_push(ruby: &Ruby) -> RArray {
-    let frame = ruby.ary_new_from_values(&[ruby.qnil().as_value()]);
-    FRAMES.with(|f| f.borrow_mut().push(frame.as_raw()));
+/// `Native.callback_frame_push`: a new frame `[nil]` for an outer C call.
+/// A raw cfunc (no conversions to do, and it runs on every wrapped call).
+pub unsafe extern "C" fn frame_push(_module: VALUE) -> VALUE {
+    let frame = rb_sys::rb_ary_new_capa(1);
+    rb_sys::rb_ary_push(frame, QNIL);
+    FRAMES.with(|f| f.borrow_mut().push(frame));
     frame
 }
 
 /// `Native.callback_frame_pop(frame)`: removes `frame`, returns the
 /// exception a callback raised during the call (or nil).
-pub fn frame_pop(frame: RArray) -> Value {
+pub unsafe extern "C" fn frame_pop(_module: VALUE, frame: VALUE) -> VALUE {
     FRAMES.with(|f| {
         let mut frames = f.borrow_mut();
-        if let Some(i) = frames.iter().rposition(|&v| v == frame.as_raw()) {
+        if let Some(i) = frames.iter().rposition(|&v| v == frame) {
             frames.truncate(i);
         }
     });
-    let exc: Value = frame.entry(0).unwrap_or_else(|_| Ruby::get().expect("Ruby thread").qnil().as_value());
-    if !exc.is_nil() {
+    if PENDING_FRAMES.load(Ordering::Relaxed) == 0 {
+        return QNIL;
+    }
+    if rb_sys::RB_TYPE_P(frame, rb_sys::ruby_value_type::RUBY_T_ARRAY) == false {
+        return QNIL;
+    }
+    let exc = rb_sys::rb_ary_entry(frame, 0);
+    if exc != QNIL {
         PENDING_FRAMES.fetch_sub(1, Ordering::Relaxed);
     }
     exc
+}
+
+/// Defines the frame functions on `native` as raw cfuncs.
+pub fn define_frame_functions(native: magnus::RModule) {
+    // SAFETY: the functions have the cfunc signatures the arities announce.
+    unsafe {
+        let push: unsafe extern "C" fn(VALUE) -> VALUE = frame_push;
+        let pop: unsafe extern "C" fn(VALUE, VALUE) -> VALUE = frame_pop;
+        rb_sys::rb_define_singleton_method(
+            native.as_raw(),
+            c"callback_frame_push".as_ptr(),
+            Some(std::mem::transmute::<unsafe extern "C" fn(VALUE) -> VALUE, unsafe extern "C" fn() -> VALUE>(push)),
+            0,
+        );
+        rb_sys::rb_define_singleton_method(
+            native.as_raw(),
+            c"callback_frame_pop".as_ptr(),
+            Some(std::mem::transmute::<unsafe extern "C" fn(VALUE, VALUE) -> VALUE, unsafe extern "C" fn() -> VALUE>(pop)),
+            1,
+        );
+    }
 }
 
 fn current_frame() -> Option<VALUE> {
@@ -415,7 +443,11 @@ unsafe fn unbox_ret(ty: &CType, v: VALUE) -> u64 {
         CType::F64 => rb_sys::rb_num2dbl(v).to_bits(),
         CType::Pointer => {
             let value = Value::from_raw(v);
-            Pointer::address_of(value).or_else(|| Function::address_of(value)).unwrap_or(0) as u64
+            if crate::ruby::function::is_typed(value, Pointer::data_type_address()) {
+                Pointer::address_of(value).unwrap_or(0) as u64
+            } else {
+                Function::address_of(value).unwrap_or(0) as u64
+            }
         }
         CType::CString | CType::Struct(_) => 0,
     }
