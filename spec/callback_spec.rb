@@ -109,6 +109,13 @@ RSpec.describe "callbacks" do
       same { |lib| lib.cb_get_null }
     end
 
+    it "wrapped functions are also instance methods, and check their arity" do
+      same { |lib| Object.new.extend(lib).cb_call_int32(5) { |x| x * 2 } }
+      same { |lib| Object.new.extend(lib).cb_get_doubler.call(4) }
+      same { |lib| lib.cb_call_int32(1) }
+      same { |lib| lib.cb_call_int32(->(x) { x }, 1, 2) }
+    end
+
     it "anything else raises TypeError" do
       same { |lib| lib.cb_call_int32(42, 5) }
       same { |lib| lib.cb_call_int32("str", 5) }
