@@ -285,6 +285,14 @@ RSpec.describe "callbacks" do
       expect(FiddleJit::Native.arena_stats[0] - code_before).to be < 16 * 10
     end
 
+    it "a freed callback Function is not reused for its Proc" do
+      pr = ->(x) { x + 1 }
+      expect(jit.cb_call_int32(pr, 1)).to eq(2)
+      FiddleJit::Function.for_callback(jit.find_type(:i2i), pr).free
+      expect(jit.cb_call_int32(pr, 2)).to eq(3)
+      expect(FiddleJit::Function.for_callback(jit.find_type(:i2i), pr).freed?).to be(false)
+    end
+
     it "free releases the trampoline; calling a freed Function raises, C pointers must not be kept" do
       f = FiddleJit::Function.new(:int32, [:int32]) { |x| x }
       f.free

@@ -98,6 +98,7 @@ module FiddleJit
           return fn if fn
 
           fn = new(type.return_type, type.param_types, value, type.options)
+          fn.instance_variable_set(:@callback_type, type)
           unless value.frozen?
             cache ||= {}.compare_by_identity
             cache[type] = fn
@@ -274,6 +275,18 @@ module FiddleJit
       @to_ptr ||= Pointer.new(address)
     end
 
+    # Releases the trampoline now (C must not call it afterwards), and
+    # forgets this Function in the callback caches so a later call with the
+    # same Proc gets a fresh one.
+    def free
+      native_free
+      type = @callback_type
+      type.memo = nil if type&.memo && type.memo[1].equal?(self)
+      cache = @callable_ref.instance_variable_get(:@__fiddle_jit_callbacks__) if @callable_ref && !@callable_ref.frozen?
+      cache&.delete_if { |_, f| f.equal?(self) }
+      self
+    end
+
     def null? = address.zero?
 
     def ==(other)
@@ -294,6 +307,8 @@ module FiddleJit
       kind = __callable ? "callback" : "pointer"
       format("#<FiddleJit::Function %s (%s) -> %s address=0x%016x>", kind, @param_types.join(", "), @return_type, address)
     end
+
+    private :native_free
 
     private
 

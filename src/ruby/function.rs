@@ -123,7 +123,7 @@ pub fn init(_ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("address", method!(Function::address, 0))?;
     class.define_method("to_i", method!(Function::address, 0))?;
     class.define_method("__callable", method!(Function::callable, 0))?;
-    class.define_method("free", method!(Function::free, 0))?;
+    class.define_method("native_free", method!(Function::free, 0))?;
     class.define_method("freed?", method!(Function::is_freed, 0))?;
     let native: RModule = module.const_get("Native")?;
     callback::define_frame_functions(native);
