@@ -8,6 +8,8 @@
 # Rows:
 #   noop callback   — C calls a `void (*)(void)` Ruby callback N times
 #   int→int         — C calls an `int (*)(int)` identity callback N times
+#   floor           — (column) C calling rb_proc_call_with_block directly: the
+#                     cost CRuby itself charges per Proc call from C
 #   qsort 100k ints — libc qsort with a Ruby comparator that reads both ints
 #                     through an attached C function (same work everywhere)
 #
@@ -56,6 +58,8 @@ def define_lib(ns)
     attach_function :cbb_read_int, [:pointer], :int
     attach_function :cbb_sorted, %i[pointer size_t], :int
     attach_function :qsort, [:pointer, :size_t, :size_t, :cmp], :void
+    attach_function :cbb_floor_void, %i[uintptr_t long], :void
+    attach_function :cbb_floor_int, %i[uintptr_t long], :long
   end
 end
 
@@ -80,6 +84,8 @@ end
 
 noop = -> {}
 id = ->(x) { x }
+noop_value = Fiddle.dlwrap(noop)
+id_value = Fiddle.dlwrap(id)
 jit_buf = JIT.cbb_alloc(SORT_N)
 ffi_buf = FFIL.cbb_alloc(SORT_N)
 fid_buf = jit_buf.address
@@ -100,12 +106,14 @@ ROWS = [
   ["noop callback", N, "ns/callback", {
     "fiddle_jit" => -> { t = now; JIT.cbb_loop_void(noop, N); now - t },
     "ffi" => -> { t = now; FFIL.cbb_loop_void(noop, N); now - t },
-    "Fiddle::Closure" => -> { t = now; FiddleSide::LOOP_VOID.call(FiddleSide::NOOP, N); now - t }
+    "Fiddle::Closure" => -> { t = now; FiddleSide::LOOP_VOID.call(FiddleSide::NOOP, N); now - t },
+    "floor" => -> { t = now; JIT.cbb_floor_void(noop_value, N); now - t }
   }],
   ["int→int callback", N, "ns/callback", {
     "fiddle_jit" => -> { t = now; JIT.cbb_loop_int(id, N); now - t },
     "ffi" => -> { t = now; FFIL.cbb_loop_int(id, N); now - t },
-    "Fiddle::Closure" => -> { t = now; FiddleSide::LOOP_INT.call(FiddleSide::ID, N); now - t }
+    "Fiddle::Closure" => -> { t = now; FiddleSide::LOOP_INT.call(FiddleSide::ID, N); now - t },
+    "floor" => -> { t = now; JIT.cbb_floor_int(id_value, N); now - t }
   }],
   ["qsort #{SORT_N / 1000}k ints", 1e-6, "ms/sort", {
     "fiddle_jit" => -> { sort_checked(JIT, jit_buf) { JIT.qsort(jit_buf, SORT_N, 4, &jit_cmp) } },
@@ -118,7 +126,7 @@ ROWS = [
 
 def now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
 
-CONTENDERS = ["fiddle_jit", "ffi", "Fiddle::Closure"].freeze
+CONTENDERS = ["fiddle_jit", "ffi", "Fiddle::Closure", "floor"].freeze
 results = Hash.new { |h, k| h[k] = Hash.new(Float::INFINITY) }
 ROWS.each do |label, _, unit, fns|
   sort = unit == "ms/sort"
@@ -129,6 +137,8 @@ ROWS.each do |label, _, unit, fns|
   budget = BENCH_TIME / rounds
   rounds.times do
     CONTENDERS.each do |c|
+      next unless fns.key?(c)
+
       spent = 0.0
       loop do
         dt = fns.fetch(c).call
@@ -138,7 +148,7 @@ ROWS.each do |label, _, unit, fns|
       end
     end
   end
-  warn "[bench] #{label}: " + CONTENDERS.map { |c| "#{c} #{(results[label][c] * 1e3).round(2)} ms" }.join(", ")
+  warn "[bench] #{label}: " + fns.keys.map { |c| "#{c} #{(results[label][c] * 1e3).round(2)} ms" }.join(", ")
 end
 
 fmt = ->(v) { v >= 100 ? v.round.to_s : format("%.1f", v) }
@@ -147,12 +157,16 @@ $stderr.flush
 puts "Callbacks, #{RUBY_DESCRIPTION}#{YJIT ? " (YJIT)" : ""}; best of #{ROUNDS} interleaved rounds " \
      "(qsort: 2), BENCH_TIME=#{BENCH_TIME}, N=#{N}"
 puts
-puts "| row | unit | fiddle_jit | ffi | Fiddle::Closure | fiddle_jit/ffi | fiddle_jit/Fiddle |"
-puts "|---|---|---:|---:|---:|---:|---:|"
-ROWS.each do |label, div, unit, _|
-  v = CONTENDERS.to_h { |c| [c, results[label][c] * (unit.start_with?("ns") ? 1e9 / div : 1e3)] }
+puts "| row | unit | fiddle_jit | ffi | Fiddle::Closure | floor | fiddle_jit/ffi | fiddle_jit/Fiddle | floor/fiddle_jit |"
+puts "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+ROWS.each do |label, div, unit, fns|
+  v = fns.keys.to_h { |c| [c, results[label][c] * (unit.start_with?("ns") ? 1e9 / div : 1e3)] }
+  floor = v["floor"]
   puts "| #{label} | #{unit} | #{fmt.(v["fiddle_jit"])} | #{fmt.(v["ffi"])} | #{fmt.(v["Fiddle::Closure"])} | " \
-       "#{format("%.2f×", v["ffi"] / v["fiddle_jit"])} | #{format("%.2f×", v["Fiddle::Closure"] / v["fiddle_jit"])} |"
+       "#{floor ? fmt.(floor) : "—"} | #{format("%.2f×", v["ffi"] / v["fiddle_jit"])} | " \
+       "#{format("%.2f×", v["Fiddle::Closure"] / v["fiddle_jit"])} | #{floor ? format("%.2f", floor / v["fiddle_jit"]) : "—"} |"
 end
 puts
-puts "Ratios > 1 mean fiddle_jit is faster."
+puts "Ratios > 1 mean fiddle_jit is faster. floor: C calling rb_proc_call_with_block directly in a loop"
+puts "(no FFI, no rb_protect, no GVL check) — what CRuby itself charges per call of a Proc from C;"
+puts "floor/fiddle_jit = 1.00 would mean the FFI layer adds nothing."
