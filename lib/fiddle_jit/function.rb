@@ -19,10 +19,8 @@ module FiddleJit
 
     alias result_type return_type
 
-    # How the native layer passes it: a function pointer.
-    def native_name = "pointer"
-
-    def inspect = "#<FiddleJit::FunctionType (#{@param_types.join(", ")}) -> #{@return_type}>"
+    def to_s = "callback(#{@param_types.join(", ")}) -> #{@return_type}"
+    def inspect = "#<FiddleJit::FunctionType #{self}>"
   end
   CallbackInfo = FunctionType
 
