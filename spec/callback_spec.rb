@@ -377,7 +377,8 @@ RSpec.describe "callbacks" do
       "stress" => "callbacks with boxed arguments (Bignum, Float, String, Pointer) under GC.stress",
       "stress_qsort" => "qsort with a block comparator under GC.stress",
       "compact" => "a callback stored by C, GC.compact (also inside callbacks), then called again",
-      "churn" => "thousands of short-lived Functions with GC: slots recycled, stored ones still work"
+      "churn" => "thousands of short-lived Functions with GC: slots recycled, stored ones still work",
+      "pthread_stress" => "callbacks from a C-created pthread and the main thread under GC.stress"
     }.each do |scenario, what|
       it "#{scenario}: #{what}" do
         status, out = run_child(scenario)
