@@ -240,8 +240,7 @@ pub extern "C" fn callback_entry(slot: *const Slot, raw: *mut u64) -> u64 {
     // SAFETY: the trampoline passes the slot its thunk loaded.
     let data = unsafe { (*slot).data.load(Ordering::Acquire) };
     if data.is_null() {
-        eprintln!("fiddle_jit: C called a callback whose Function was freed; returning 0");
-        return 0;
+        return freed_callback();
     }
     let mut inv = Invocation { data, raw, result: 0 };
     // SAFETY: plain queries of the running interpreter.
@@ -258,6 +257,13 @@ pub extern "C" fn callback_entry(slot: *const Slot, raw: *mut u64) -> u64 {
     inv.result
 }
 
+#[cold]
+#[inline(never)]
+fn freed_callback() -> u64 {
+    eprintln!("fiddle_jit: C called a callback whose Function was freed; returning 0");
+    0
+}
+
 unsafe extern "C" fn invoke_with_gvl(inv: *mut c_void) -> *mut c_void {
     invoke(&mut *(inv as *mut Invocation));
     std::ptr::null_mut()
@@ -265,6 +271,7 @@ unsafe extern "C" fn invoke_with_gvl(inv: *mut c_void) -> *mut c_void {
 
 /// Runs the callback with the GVL held: box, call, unbox, all under
 /// rb_protect; an exception goes to the current frame.
+#[inline(always)]
 fn invoke(inv: &mut Invocation) {
     if PENDING_FRAMES.load(Ordering::Relaxed) != 0 {
         if let Some(frame) = current_frame() {
@@ -283,6 +290,14 @@ fn invoke(inv: &mut Invocation) {
     if state == 0 {
         return;
     }
+    captured(inv);
+}
+
+/// The callback raised (or threw): C gets zero, the exception goes to the
+/// current frame. Out of line: the hot path never gets here.
+#[cold]
+#[inline(never)]
+fn captured(inv: &mut Invocation) {
     inv.result = 0;
     // SAFETY: after rb_protect reported a jump, errinfo holds its cause.
     let err = unsafe {
@@ -336,6 +351,7 @@ fn report_discarded(exc: VALUE) {
     }
 }
 
+#[inline(never)]
 unsafe extern "C" fn protected_call(arg: VALUE) -> VALUE {
     let inv = &mut *(arg as *mut Invocation);
     let data = &*inv.data;
