@@ -10,10 +10,11 @@
 # What this file does:
 #   * puts ../lib on the load path and requires "fiddle_jit" (the subject) and
 #     "ffi" (the oracle: Debian's ruby-ffi 1.15.5);
-#   * builds spec/fixtures/fixture.c into spec/fixtures/build/libfjfixture.so
+#   * builds every spec/fixtures/*.c into its own .so in spec/fixtures/build/
 #     with the system `cc -shared -fPIC -O1` when the .so is missing or older
-#     than the .c, and exposes its absolute path as FIXTURE_LIB; likewise
-#     spec/fixtures/memory_fixture.c → MEMORY_FIXTURE_LIB (structs, buffers);
+#     than the .c (fixture.c → libfjfixture.so as FIXTURE_LIB,
+#     callback_fixture.c → CALLBACK_FIXTURE_LIB, memory_fixture.c →
+#     MEMORY_FIXTURE_LIB);
 #   * loads spec/support/*.rb (the differential helper `expect_same`).
 #
 # Oracle self-check: FIDDLE_JIT_SPEC_ORACLE=1 rspec spec
@@ -28,11 +29,15 @@ require "fileutils"
 require "ffi"
 
 module FixtureBuild
-  SRC = File.expand_path("fixtures/fixture.c", __dir__)
   DIR = File.expand_path("fixtures/build", __dir__)
+  SRC = File.expand_path("fixtures/fixture.c", __dir__)
   LIB = File.join(DIR, "libfjfixture.so")
 
-  def self.build!(src = SRC, lib = LIB)
+  # Builds spec/fixtures/<name>.c into build/lib<name>.so (fixture.c keeps
+  # its historical name libfjfixture.so) when missing or stale.
+  def self.build!(src = SRC, lib = nil)
+    base = File.basename(src, ".c")
+    lib ||= File.join(DIR, base == "fixture" ? "libfjfixture.so" : "lib#{base}.so")
     return lib if File.exist?(lib) && File.mtime(lib) >= File.mtime(src)
 
     FileUtils.mkdir_p(DIR)
@@ -40,7 +45,7 @@ module FixtureBuild
     # Build to a private name and rename, so concurrent spec runs never load a
     # half-written library.
     tmp = File.join(DIR, "#{File.basename(lib, ".so")}.#{Process.pid}.so.tmp")
-    cmd = [cc, "-shared", "-fPIC", "-O1", "-o", tmp, src]
+    cmd = [cc, "-shared", "-fPIC", "-O1", "-o", tmp, src, "-lpthread", "-ldl"]
     out = IO.popen(cmd, err: %i[child out], &:read)
     unless $?.success?
       File.delete(tmp) if File.exist?(tmp)
@@ -49,11 +54,17 @@ module FixtureBuild
     File.rename(tmp, lib)
     lib
   end
+
+  # Every spec/fixtures/*.c, built: { "fixture" => path, "callback_fixture" => path }.
+  def self.build_all!
+    Dir[File.expand_path("fixtures/*.c", __dir__)].sort.to_h { |src| [File.basename(src, ".c"), build!(src)] }
+  end
 end
 
-FIXTURE_LIB = FixtureBuild.build!.freeze
-MEMORY_FIXTURE_LIB = FixtureBuild.build!(File.expand_path("fixtures/memory_fixture.c", __dir__),
-                                         File.join(FixtureBuild::DIR, "libfjmemfixture.so")).freeze
+FIXTURE_LIBS = FixtureBuild.build_all!.freeze
+FIXTURE_LIB = FIXTURE_LIBS.fetch("fixture").freeze
+CALLBACK_FIXTURE_LIB = FIXTURE_LIBS.fetch("callback_fixture").freeze
+MEMORY_FIXTURE_LIB = FIXTURE_LIBS.fetch("memory_fixture").freeze
 
 if ENV["FIDDLE_JIT_SPEC_ORACLE"] == "1"
   # Self-check mode: the subject *is* the oracle.

@@ -74,6 +74,22 @@ module FiddleJit
       @ffi_typedefs[add] = find_type(old)
     end
 
+    # callback(name, params, ret) / callback(params, ret): a C function
+    # signature usable as a parameter or return type (see FiddleJit::Function).
+    def callback(*args)
+      raise ArgumentError, "wrong number of arguments" unless [2, 3].include?(args.length)
+
+      name, params, ret = args.length == 3 ? args : [nil, *args]
+      native_params = params.map { |t| find_type(t) }
+      ret_type = find_type(ret)
+      # As the ffi gem: C would get a pointer into a Ruby String it cannot own.
+      raise TypeError, ":string is not allowed as return type of callbacks" if ret_type == :string
+
+      type = FunctionType.new(ret_type, native_params)
+      typedef(type, name) if name
+      type
+    end
+
     def find_type(type)
       Types.resolve(type, @ffi_typedefs)
     end
@@ -117,8 +133,19 @@ module FiddleJit
       end
 
       resolved = params.map { |t| find_type(t) }
+      ret_resolved = find_type(ret)
+      options ||= {}
+      if resolved.any?(FunctionType) || ret_resolved.is_a?(FunctionType) || options[:callback_frame]
+        address = find_function_address(c_name)
+        stub, bytes = Function.attach_address(self, name, address, resolved, ret_resolved, params.map(&:to_s),
+                                              frame: options[:callback_frame] ? true : false,
+                                              c_name: c_name, blocking: blocking)
+        return (@fiddle_jit_functions ||= {})[name.to_sym] =
+                 AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
+      end
+
       param_types = resolved.map { |t| native_param_type(t, name) }
-      ret_type, ret_conv = native_return_type(find_type(ret), name)
+      ret_type, ret_conv = native_return_type(ret_resolved, name)
       arg_convs = resolved.map { |t| t.is_a?(Enum) ? t : nil }
       wrap = ret_conv || arg_convs.any?
       address = find_function_address(c_name)

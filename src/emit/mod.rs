@@ -7,10 +7,12 @@ pub mod disasm;
 pub mod ruby_layout;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64_callback;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod x86_64_tests;
 
-use crate::abi::StubPlan;
+use crate::abi::{CallbackPlan, StubPlan};
 
 /// The errno table stubs write after each call: `ERRNO_SLOTS` entries of
 /// 16 bytes, `(thread pointer: u64, errno: i32)`, at index
@@ -157,6 +159,43 @@ pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = req;
+        Err(EmitError::UnsupportedArch(std::env::consts::ARCH))
+    }
+}
+
+/// One reverse trampoline (C calls Ruby) to build, shared by every callback
+/// of its signature.
+pub struct CallbackRequest<'a> {
+    pub plan: &'a CallbackPlan,
+    /// `extern "C" fn(slot: usize, raw_args: *const u64) -> u64`: the
+    /// runtime entry; `slot` is the thunk's `[trampoline, data]` pair, each
+    /// raw argument one 8-byte slot (floats in their low bytes), the result
+    /// the return value's bits.
+    pub entry: usize,
+}
+
+/// Emits the per-signature reverse trampoline for `req`.
+pub fn emit_callback_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64_callback::emit_trampoline(req)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = req;
+        Err(EmitError::UnsupportedArch(std::env::consts::ARCH))
+    }
+}
+
+/// Emits the per-callback thunk that loads `slot` and jumps through it.
+pub fn emit_callback_thunk(slot: usize) -> Result<Vec<u8>, EmitError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64_callback::emit_thunk(slot)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = slot;
         Err(EmitError::UnsupportedArch(std::env::consts::ARCH))
     }
 }

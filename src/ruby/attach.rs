@@ -84,6 +84,12 @@ fn runtime_symbols(targets: &RuntimeTargets, thunks: &Thunks) -> Vec<(u64, Strin
     names
 }
 
+/// Installs other position-independent code (callback trampolines) in the
+/// same executable arena as the stubs.
+pub(crate) fn install_code(code: &[u8]) -> Result<usize, String> {
+    with_jit(|jit| jit.arena.install(code).map_err(|e| EmitError::Assembler(e.to_string()))).map_err(|e| e.to_string())
+}
+
 fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, EmitError> {
     let mut guard = JIT.lock().unwrap_or_else(|p| p.into_inner());
     if guard.is_none() {

@@ -1,6 +1,7 @@
 //! Ruby bindings (magnus): the classes and module functions lib/ builds on.
 
 pub mod attach;
+pub mod function;
 pub mod library;
 pub mod pointer;
 
@@ -11,5 +12,6 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     pointer::init(ruby, module)?;
     library::init(ruby, module)?;
     attach::init(ruby, module)?;
+    function::init(ruby, module)?;
     Ok(())
 }

@@ -303,3 +303,5 @@ pub fn targets() -> crate::emit::RuntimeTargets {
 
 
 
+
+pub mod callback;

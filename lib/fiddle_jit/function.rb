@@ -1,0 +1,333 @@
+# frozen_string_literal: true
+
+module FiddleJit
+  # A C function signature used as a type: what `callback` defines in a
+  # Library (the ffi gem's FFI::FunctionType / FFI::CallbackInfo). As a
+  # parameter type it takes a Proc, Method, block, Function, Pointer or nil;
+  # as a return type it yields a Function (nil for NULL).
+  class FunctionType
+    attr_reader :return_type, :param_types, :options
+    # The last callable passed for this type and its Function (see
+    # Function.for_callback); keeps that one Function alive.
+    attr_accessor :memo
+
+    def initialize(return_type, param_types, options = {})
+      @return_type = Types.resolve(return_type)
+      @param_types = param_types.map { |t| Types.resolve(t) }
+      @options = options
+    end
+
+    alias result_type return_type
+
+    def to_s = "callback(#{@param_types.join(", ")}) -> #{@return_type}"
+    def inspect = "#<FiddleJit::FunctionType #{self}>"
+  end
+  CallbackInfo = FunctionType
+
+  # A C function pointer (the ffi gem's FFI::Function).
+  #
+  #   add = FiddleJit::Function.new(:int, [:int, :int]) { |a, b| a + b }
+  #   add.address            # what C calls; pass it (or add itself) as :pointer
+  #   FiddleJit::Function.new(:int, [:int, :int], some_pointer).call(1, 2)
+  #
+  # A Function made from a Proc/Method/block keeps it alive (GC-marked and
+  # pinned) for as long as the Function object lives; keep the Function (or,
+  # for callbacks made from a Proc by a callback parameter, the Proc)
+  # referenced for as long as C may call it.
+  class Function
+    # Types the generated wrappers refer to by index (append-only).
+    TYPES = []
+    TYPES_LOCK = Mutex.new
+    # Default of the parameter a block may stand in for.
+    UNSET = Object.new.freeze
+
+    class << self
+      # new(return_type, param_types, proc_or_pointer = nil, options = {}, &block)
+      def new(ret, params, callable = nil, options = {}, &block)
+        if callable.is_a?(Hash) && block
+          options = callable
+          callable = nil
+        end
+        callable ||= block
+        ret = Types.resolve(ret)
+        params = params.map { |t| Types.resolve(t) }
+        fn = case callable
+             when Pointer then __pointer(callable.address)
+             when Function then __pointer(callable.address)
+             when nil then raise ArgumentError, "Function.new needs a Proc, Method, block or Pointer"
+             else
+               unless callable.is_a?(Proc) || callable.respond_to?(:call)
+                 raise TypeError, "wrong argument type #{callable.class}, expected pointer or proc"
+               end
+               __callback(params.map { |t| native_name(t) }, native_name(ret), adapt(callable, params, ret))
+             end
+        fn.__send__(:setup, ret, params, options, callable)
+        fn
+      end
+
+      # The native layer's name for a resolved type.
+      def native_name(type) = type.is_a?(FunctionType) ? "pointer" : type.to_s
+
+      # What a parameter of callback type +type+ passes for +value+: a
+      # Function made from a Proc/Method/block (cached on it, so the same
+      # Proc always yields the same C address and lives as long as the Proc).
+      def for_callback(type, value)
+        # One-entry memo on the type ([callable, function], swapped as one
+        # reference, so threads never see a mismatched pair): passing the
+        # same Proc again costs two ivar reads.
+        memo = type.memo
+        return memo[1] if memo && memo[0].equal?(value)
+
+        fn = for_callback_slow(type, value)
+        type.memo = [value, fn] if fn.is_a?(Function)
+        fn
+      end
+
+      def for_callback_slow(type, value)
+        case value
+        when nil, Function, Pointer then value
+        else
+          unless value.is_a?(Proc) || value.respond_to?(:call)
+            raise TypeError, "wrong argument type #{value.class}, expected pointer or proc"
+          end
+
+          cache = value.instance_variable_get(:@__fiddle_jit_callbacks__) unless value.frozen?
+          fn = cache && cache[type]
+          return fn if fn
+
+          fn = new(type.return_type, type.param_types, value, type.options)
+          fn.instance_variable_set(:@callback_type, type)
+          unless value.frozen?
+            cache ||= {}.compare_by_identity
+            cache[type] = fn
+            value.instance_variable_set(:@__fiddle_jit_callbacks__, cache)
+          end
+          fn
+        end
+      end
+
+      # A C function pointer returned as a callback type: a Function, or nil.
+      def from_native(type, pointer)
+        return nil if pointer.nil? || pointer.null?
+
+        new(type.return_type, type.param_types, pointer, type.options)
+      end
+
+      # Attaches the C function at +address+ to +mod+ as +name+. Signatures
+      # with callback parameters or a callback return get a thin Ruby
+      # wrapper around the stub (attached under a private hidden name) that
+      # turns Procs/Methods/a block into Functions, opens a callback frame
+      # and re-raises an exception a callback raised once C has returned.
+      #
+      # +frame+ forces the wrapper for a function without callback types
+      # that may call callbacks C stored earlier, so their exceptions are
+      # re-raised too (option <tt>callback_frame: true</tt> of attach_function).
+      # Attaches the stub for +address+ as +name+ on +mod+; with callback
+      # parameters or returns (or +frame+), as a private hidden method behind
+      # a wrapper that turns Procs into Functions. Returns [stub address,
+      # code bytes].
+      def attach_address(mod, name, address, params, ret, labels, frame: false, c_name: name.to_s, blocking: false)
+        name = name.to_s
+        native_params = params.map { |t| native_name(t) }
+        cb_indexes = params.each_index.select { |i| params[i].is_a?(FunctionType) }
+        ret_type = ret.is_a?(FunctionType) ? ret : nil
+        if cb_indexes.empty? && ret_type.nil? && !frame
+          return Native.attach_function(mod, name, address, native_params, native_name(ret), labels, c_name, nil, blocking)
+        end
+
+        hidden = "__fiddle_jit_#{name}"
+        bytes = Native.attach_function(mod, hidden, address, native_params, native_name(ret), labels, c_name, nil, blocking)
+        mod.singleton_class.__send__(:private, hidden)
+        mod.__send__(:private, hidden)
+        if name.match?(/\A[A-Za-z_][A-Za-z0-9_]*[?!]?\z/)
+          code = wrapper_source(hidden, name, params, cb_indexes, ret_type)
+          mod.module_eval(code, __FILE__, __LINE__)
+          mod.singleton_class.module_eval(code, __FILE__, __LINE__)
+        else
+          body = wrapper_body(mod, hidden, name, params, cb_indexes, ret_type)
+          mod.define_singleton_method(name) { |*args, &blk| body.call(args, blk) }
+          mod.__send__(:define_method, name) { |*args, &blk| body.call(args, blk) }
+        end
+        bytes
+      end
+
+      private
+
+      def type_index(type)
+        TYPES_LOCK.synchronize do
+          TYPES << type
+          TYPES.length - 1
+        end
+      end
+
+      # Ruby source of a fixed-arity wrapper (no splats, no block call):
+      #
+      #   def qsort(a0, a1, a2, a3 = UNSET, &blk)
+      #     if UNSET.equal?(a3) ... a3 = blk end   # block as last callback param
+      #     f3 = Function.for_callback(TYPES[k], a3)
+      #     frame = Native.callback_frame_push
+      #     begin r = __fiddle_jit_qsort(a0, a1, a2, f3.to_ptr) ensure e = Native.callback_frame_pop(frame) end
+      #     raise e if e
+      #     r
+      #   end
+      def wrapper_source(hidden, name, params, cb_indexes, ret_type)
+        n = params.length
+        last_cb = cb_indexes.last
+        formals = (0...n).map { |i| i == last_cb ? "a#{i} = ::FiddleJit::Function::UNSET" : "a#{i}" }
+        lines = ["def #{name}(#{[*formals, "&blk"].join(", ")})"]
+        if last_cb
+          lines << "  if ::FiddleJit::Function::UNSET.equal?(a#{last_cb})"
+          lines << "    raise ::ArgumentError, \"wrong number of arguments (given #{n - 1}, expected #{n}) calling #{name}\" unless blk"
+          lines << "    a#{last_cb} = blk"
+          lines << "  end"
+        end
+        cb_indexes.each do |i|
+          lines << "  f#{i} = ::FiddleJit::Function.for_callback(::FiddleJit::Function::TYPES[#{type_index(params[i])}], a#{i})"
+        end
+        actuals = (0...n).map { |i| cb_indexes.include?(i) ? "(::FiddleJit::Function === f#{i} ? f#{i}.to_ptr : f#{i})" : "a#{i}" }
+        lines << "  frame = ::FiddleJit::Native.callback_frame_push"
+        lines << "  begin"
+        lines << "    r = #{hidden}(#{actuals.join(", ")})"
+        lines << "  ensure"
+        lines << "    e = ::FiddleJit::Native.callback_frame_pop(frame)"
+        lines << "  end"
+        lines << "  raise e if e"
+        # f<i> are still referenced here: the Functions lived through the call.
+        lines << "  #{cb_indexes.map { |i| "f#{i}" }.join(" && ")}" unless cb_indexes.empty?
+        lines << (ret_type ? "  ::FiddleJit::Function.from_native(::FiddleJit::Function::TYPES[#{type_index(ret_type)}], r)" : "  r")
+        lines << "end"
+        lines.join("\n")
+      end
+
+      def wrapper_body(mod, hidden, name, params, cb_indexes, ret_type)
+        arity = params.length
+        last_cb = cb_indexes.last
+        lambda do |args, blk|
+          args.insert(last_cb, blk) if blk && last_cb && args.length == arity - 1
+          unless args.length == arity
+            raise ArgumentError, "wrong number of arguments (given #{args.length}, expected #{arity}) calling #{name}"
+          end
+
+          # The stub gets each Function's cached Pointer (its inline fast
+          # path); `fns` keeps the Functions alive until C has returned.
+          fns = cb_indexes.map do |i|
+            fn = Function.for_callback(params[i], args[i])
+            args[i] = fn.is_a?(Function) ? fn.to_ptr : fn
+            fn
+          end
+          frame = Native.callback_frame_push
+          begin
+            result = mod.__send__(hidden, *args)
+          ensure
+            exc = Native.callback_frame_pop(frame)
+          end
+          raise exc if exc
+
+          fns.clear # (a use after the call: the Functions were live throughout)
+
+          ret_type ? Function.from_native(ret_type, result) : result
+        end
+      end
+
+      # Callback-typed parameters of the callback arrive as Functions;
+      # a callback-typed return may be a Proc.
+      def adapt(callable, params, ret)
+        cb_params = params.each_index.select { |i| params[i].is_a?(FunctionType) }
+        return callable if cb_params.empty? && !ret.is_a?(FunctionType)
+
+        lambda do |*args|
+          cb_params.each { |i| args[i] = Function.from_native(params[i], args[i]) }
+          result = callable.call(*args)
+          ret.is_a?(FunctionType) ? Function.for_callback(ret, result) : result
+        end
+      end
+    end
+
+    attr_reader :return_type, :param_types
+
+    # Calls the function (C or Ruby-backed, always through its C address).
+    # An exception raised by a callback during the call is re-raised here.
+    def call(*args, &blk)
+      invoker = @invoker || build_invoker
+      frame = Native.callback_frame_push
+      begin
+        result = invoker.call(*args, &blk)
+      ensure
+        exc = Native.callback_frame_pop(frame)
+      end
+      raise exc if exc
+
+      result
+    end
+
+    # Defines +name+ on +mod+ (singleton and instance method, like
+    # attach_function) calling this function. The module keeps it alive.
+    def attach(mod, name)
+      raise RuntimeError, "trying to attach function to non-module" unless mod.is_a?(Module)
+
+      labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
+      Function.attach_address(mod, name, address, @param_types, @return_type, labels)
+      attached = mod.instance_variable_get(:@__fiddle_jit_functions__) || {}
+      attached[name.to_s] = self
+      mod.instance_variable_set(:@__fiddle_jit_functions__, attached)
+      self
+    end
+
+    def to_ptr
+      @to_ptr ||= Pointer.new(address)
+    end
+
+    # Releases the trampoline now (C must not call it afterwards), and
+    # forgets this Function in the callback caches so a later call with the
+    # same Proc gets a fresh one.
+    def free
+      native_free
+      type = @callback_type
+      type.memo = nil if type&.memo && type.memo[1].equal?(self)
+      cache = @callable_ref.instance_variable_get(:@__fiddle_jit_callbacks__) if @callable_ref && !@callable_ref.frozen?
+      cache&.delete_if { |_, f| f.equal?(self) }
+      self
+    end
+
+    def null? = address.zero?
+
+    def ==(other)
+      return address.zero? if other.nil?
+
+      other.respond_to?(:address) && other.address == address
+    end
+
+    def eql?(other) = other.is_a?(Function) && other.address == address
+    def hash = address.hash
+    def +(other) = to_ptr + other
+    def type_size = 1
+
+    def autorelease? = true
+    alias autorelease autorelease?
+
+    def inspect
+      kind = __callable ? "callback" : "pointer"
+      format("#<FiddleJit::Function %s (%s) -> %s address=0x%016x>", kind, @param_types.join(", "), @return_type, address)
+    end
+
+    private :native_free
+
+    private
+
+    def setup(ret, params, options, callable)
+      @return_type = ret
+      @param_types = params
+      @options = options
+      @callable_ref = callable # the unadapted callable, kept alive with us
+    end
+
+    def build_invoker
+      raise RuntimeError, "Function#call after free" if freed?
+
+      mod = Module.new
+      labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
+      Function.attach_address(mod, "call", address, @param_types, @return_type, labels)
+      @invoker = mod
+    end
+  end
+end

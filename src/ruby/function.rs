@@ -1,0 +1,132 @@
+//! FiddleJit::Function: a C function pointer. Either backed by a Ruby
+//! callable (a JIT-emitted reverse trampoline: C calls Ruby), or wrapping
+//! an address C gave us (Ruby calls C; `call`/`attach` live in
+//! lib/fiddle_jit/function.rb and reuse the forward stub emitter).
+//!
+//! Lifetime: the callable is marked (pinned, so GC.compact never moves it
+//! under the trampoline) for as long as the Function object lives; when
+//! the Function is collected (or `free`d) its slot and thunk are recycled
+//! and the address must no longer be called by C.
+
+use crate::runtime::callback::{self, Slot};
+use crate::types::CType;
+use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::typed_data::Obj;
+use magnus::{function, gc, method, prelude::*, DataTypeFunctions, Error, RModule, Ruby, TryConvert, TypedData, Value};
+use std::cell::Cell;
+
+#[derive(TypedData)]
+#[magnus(class = "FiddleJit::Function", mark, free_immediately, size)]
+pub struct Function {
+    address: usize,
+    /// The callback slot, for Functions backed by a Ruby callable.
+    slot: Cell<Option<&'static Slot>>,
+    /// The callable (raw VALUE, marked with rb_gc_mark so it is pinned).
+    callable: Option<rb_sys::VALUE>,
+}
+
+impl DataTypeFunctions for Function {
+    fn mark(&self, marker: &gc::Marker) {
+        if let Some(v) = self.callable {
+            // SAFETY: a VALUE this object has kept alive since creation.
+            marker.mark(unsafe { Value::from_raw(v) });
+        }
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            callback::release(slot);
+        }
+    }
+}
+
+/// Is `value` typed data of `data_type` (or a type inheriting from it)?
+pub fn is_typed(value: Value, data_type: usize) -> bool {
+    // SAFETY: a predicate on a live VALUE; false for immediates and non-T_DATA.
+    unsafe { rb_sys::rb_typeddata_is_kind_of(value.as_raw(), data_type as *const rb_sys::rb_data_type_t) != 0 }
+}
+
+fn parse_type(ruby: &Ruby, name: &str) -> Result<CType, Error> {
+    CType::from_name(name).ok_or_else(|| Error::new(ruby.exception_type_error(), format!("invalid type: {name}")))
+}
+
+impl Function {
+    /// The address of a Function, if `value` is one (checked without
+    /// raising: magnus' conversion raises and rescues for other T_DATA).
+    pub fn address_of(value: Value) -> Option<usize> {
+        if !is_typed(value, <Function as TypedData>::data_type() as *const _ as usize) {
+            return None;
+        }
+        <&Function>::try_convert(value).ok().map(|f| f.address)
+    }
+
+    /// `Function.__callback(params, ret, callable)`: canonical type names.
+    fn new_callback(ruby: &Ruby, params: Vec<String>, ret: String, callable: Value) -> Result<Obj<Function>, Error> {
+        let params = params.iter().map(|p| parse_type(ruby, p)).collect::<Result<Vec<_>, _>>()?;
+        if let Some(i) = params.iter().position(|p| *p == CType::Void) {
+            return Err(Error::new(ruby.exception_arg_error(), format!("callback argument {} cannot be :void", i + 1)));
+        }
+        let ret = parse_type(ruby, &ret)?;
+        // SAFETY: a plain predicate on a live VALUE.
+        let is_proc = unsafe { rb_sys::rb_obj_is_proc(callable.as_raw()) } == rb_sys::Qtrue as rb_sys::VALUE;
+        callback::dispatcher::ensure_started();
+        let slot = callback::allocate(params, ret, callable.as_raw(), is_proc)
+            .map_err(|e| Error::new(ruby.exception_not_imp_error(), e))?;
+        Ok(ruby.obj_wrap(Function { address: slot.thunk(), slot: Cell::new(Some(slot)), callable: Some(callable.as_raw()) }))
+    }
+
+    /// `Function.__pointer(address)`: a C function pointer.
+    fn new_pointer(ruby: &Ruby, address: usize) -> Obj<Function> {
+        ruby.obj_wrap(Function { address, slot: Cell::new(None), callable: None })
+    }
+
+    fn address(&self) -> usize {
+        self.address
+    }
+
+    fn callable(&self) -> Option<Value> {
+        // SAFETY: marked by this object.
+        self.callable.map(|v| unsafe { Value::from_raw(v) })
+    }
+
+    /// Recycles the trampoline slot now (the ffi gem's Function#free).
+    fn free(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
+        match rb_self.slot.take() {
+            Some(slot) => {
+                callback::release(slot);
+                Ok(())
+            }
+            None => Err(Error::new(ruby.exception_runtime_error(), "cannot free function which was not allocated")),
+        }
+    }
+
+    fn is_freed(&self) -> bool {
+        self.callable.is_some() && self.slot.get().is_none()
+    }
+}
+
+/// `[live callbacks, recycled slots, trampolines]`.
+fn callback_stats() -> (usize, usize, usize) {
+    callback::stats()
+}
+
+pub fn init(_ruby: &Ruby, module: RModule) -> Result<(), Error> {
+    // A Pointer subclass, as in the ffi gem (`is_a?(Pointer)`); its own
+    // data type, so :pointer parameters take it through `to_ptr`.
+    let pointer: magnus::RClass = module.const_get("Pointer")?;
+    let class = module.define_class("Function", pointer)?;
+    class.undef_default_alloc_func();
+    class.define_singleton_method("__callback", function!(Function::new_callback, 3))?;
+    class.define_singleton_method("__pointer", function!(Function::new_pointer, 1))?;
+    class.define_method("address", method!(Function::address, 0))?;
+    class.define_method("to_i", method!(Function::address, 0))?;
+    class.define_method("__callable", method!(Function::callable, 0))?;
+    class.define_method("native_free", method!(Function::free, 0))?;
+    class.define_method("freed?", method!(Function::is_freed, 0))?;
+    let native: RModule = module.const_get("Native")?;
+    callback::define_frame_functions(native);
+    native.define_singleton_method("callback_stats", function!(callback_stats, 0))?;
+    Ok(())
+}

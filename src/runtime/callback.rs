@@ -1,0 +1,592 @@
+//! C calling Ruby: callback slots, the runtime entry every reverse
+//! trampoline calls, GVL handling, exception capture and the dispatcher
+//! thread for callbacks from threads Ruby does not know.
+//!
+//! A callback is a **slot** `[trampoline, data]` plus a **thunk** (the
+//! address C gets) that loads the slot into r10 and jumps to the
+//! trampoline; see `emit::x86_64_callback`. Trampolines are emitted once per
+//! signature; slots and thunks are recycled when their `Function` is freed,
+//! so creating callbacks in a loop does not grow executable memory.
+//!
+//! Exceptions: the Ruby call runs under `rb_protect`; a raise never unwinds
+//! through C frames. The exception is stored in the innermost *callback
+//! frame* of the current thread (pushed by the Ruby wrappers of functions
+//! that take callback parameters and by `Function#call`), C gets a zero
+//! return value, and the wrapper re-raises once the outer C function has
+//! returned — the ffi gem's behaviour. While an exception is pending, later
+//! callbacks in the same frame return zero without running Ruby code.
+//! With no frame (a Function passed to a plain `:pointer` parameter, or a
+//! call from a non-Ruby thread) the exception is reported on stderr and
+//! discarded.
+
+use crate::emit::{self, CallbackRequest};
+use crate::ruby::function::Function;
+use crate::ruby::pointer::Pointer;
+use crate::types::{CType, Signature};
+use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::Value;
+use rb_sys::VALUE;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::ffi::{c_int, c_long, c_void};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+
+extern "C" {
+    /// Exported by libruby (thread.c): is the calling native thread a Ruby
+    /// thread that holds the GVL right now?
+    fn ruby_thread_has_gvl_p() -> c_int;
+}
+
+/// Most arguments a callback may take.
+pub const MAX_ARGS: usize = 32;
+
+const QNIL: VALUE = rb_sys::Qnil as VALUE;
+const QTRUE: VALUE = rb_sys::Qtrue as VALUE;
+const QFALSE: VALUE = rb_sys::Qfalse as VALUE;
+
+/// What a callback calls and how it converts.
+pub struct CallbackData {
+    /// The Proc / Method / callable; pinned by its Function's mark function.
+    pub callable: VALUE,
+    pub is_proc: bool,
+    pub params: Vec<CType>,
+    pub ret: CType,
+}
+
+/// The memory a thunk jumps through. `repr(C)`: the thunk reads `target`
+/// at offset 0; the trampoline hands the slot's address to `entry`.
+#[repr(C)]
+pub struct Slot {
+    target: AtomicUsize,
+    data: AtomicPtr<CallbackData>,
+    thunk: usize,
+}
+
+impl Slot {
+    /// The address C calls.
+    pub fn thunk(&self) -> usize {
+        self.thunk
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    trampolines: HashMap<String, usize>,
+    free: Vec<&'static Slot>,
+    live: usize,
+}
+
+static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+
+fn install(code: &[u8]) -> Result<usize, String> {
+    crate::ruby::attach::install_code(code).map_err(|e| format!("cannot map executable memory: {e}"))
+}
+
+/// A callback for `params -> ret` calling `callable`. Never calls into
+/// Ruby (it may run while the GC is not allowed to).
+pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool) -> Result<&'static Slot, String> {
+    if params.len() > MAX_ARGS {
+        return Err(format!("a callback takes at most {MAX_ARGS} arguments (got {})", params.len()));
+    }
+    let key = format!(
+        "{}->{}",
+        params.iter().map(CType::name).collect::<Vec<_>>().join(","),
+        ret.name()
+    );
+    let mut guard = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    let reg = guard.get_or_insert_with(Registry::default);
+    let tramp = match reg.trampolines.get(&key) {
+        Some(&t) => t,
+        None => {
+            let plan = crate::abi::plan_callback(&Signature::new(params.clone(), ret.clone())).map_err(|e| e.to_string())?;
+            let req = CallbackRequest { plan: &plan, entry: callback_entry as *const () as usize };
+            let code = emit::emit_callback_trampoline(&req).map_err(|e| e.to_string())?;
+            let t = install(&code)?;
+            reg.trampolines.insert(key, t);
+            t
+        }
+    };
+    let slot = match reg.free.pop() {
+        Some(s) => s,
+        None => {
+            let slot: &'static mut Slot = Box::leak(Box::new(Slot {
+                target: AtomicUsize::new(0),
+                data: AtomicPtr::new(std::ptr::null_mut()),
+                thunk: 0,
+            }));
+            let code = emit::emit_callback_thunk(slot as *const Slot as usize).map_err(|e| e.to_string())?;
+            slot.thunk = install(&code)?;
+            slot
+        }
+    };
+    let data = Box::into_raw(Box::new(CallbackData { callable, is_proc, params, ret }));
+    slot.target.store(tramp, Ordering::Release);
+    slot.data.store(data, Ordering::Release);
+    reg.live += 1;
+    Ok(slot)
+}
+
+/// Detaches the callback data from `slot` and recycles it. A later call
+/// through the old address reaches a recycled slot: C must not keep
+/// function pointers of freed callbacks (as with the ffi gem).
+pub fn release(slot: &'static Slot) {
+    let data = slot.data.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    if !data.is_null() {
+        // SAFETY: `data` came from Box::into_raw in `allocate` and was
+        // detached from the slot exactly once (the swap above).
+        drop(unsafe { Box::from_raw(data) });
+    }
+    let mut guard = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    let reg = guard.get_or_insert_with(Registry::default);
+    reg.live = reg.live.saturating_sub(1);
+    reg.free.push(slot);
+}
+
+/// `[live callbacks, recycled slots, trampolines]`, for tests.
+pub fn stats() -> (usize, usize, usize) {
+    let guard = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    guard.as_ref().map_or((0, 0, 0), |r| (r.live, r.free.len(), r.trampolines.len()))
+}
+
+// ---------------------------------------------------------------------------
+// Callback frames (where exceptions wait for the outer call to return).
+
+thread_local! {
+    /// Frame Arrays `[pending_exception]` of this thread, innermost last.
+    /// Each Array is also held by the Ruby wrapper's local variable, which
+    /// keeps it (and the exception in it) alive.
+    static FRAMES: RefCell<Vec<VALUE>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `Native.callback_frame_push`: a new frame `[nil]` for an outer C call.
+/// A raw cfunc (no conversions to do, and it runs on every wrapped call).
+pub unsafe extern "C" fn frame_push(_module: VALUE) -> VALUE {
+    let frame = rb_sys::rb_ary_new_capa(1);
+    rb_sys::rb_ary_push(frame, QNIL);
+    FRAMES.with(|f| f.borrow_mut().push(frame));
+    frame
+}
+
+/// `Native.callback_frame_pop(frame)`: removes `frame`, returns the
+/// exception a callback raised during the call (or nil).
+pub unsafe extern "C" fn frame_pop(_module: VALUE, frame: VALUE) -> VALUE {
+    FRAMES.with(|f| {
+        let mut frames = f.borrow_mut();
+        if let Some(i) = frames.iter().rposition(|&v| v == frame) {
+            frames.truncate(i);
+        }
+    });
+    if PENDING_FRAMES.load(Ordering::Relaxed) == 0 {
+        return QNIL;
+    }
+    if rb_sys::RB_TYPE_P(frame, rb_sys::ruby_value_type::RUBY_T_ARRAY) == false {
+        return QNIL;
+    }
+    let exc = rb_sys::rb_ary_entry(frame, 0);
+    if exc != QNIL {
+        PENDING_FRAMES.fetch_sub(1, Ordering::Relaxed);
+    }
+    exc
+}
+
+/// Defines the frame functions on `native` as raw cfuncs.
+pub fn define_frame_functions(native: magnus::RModule) {
+    // SAFETY: the functions have the cfunc signatures the arities announce.
+    unsafe {
+        let push: unsafe extern "C" fn(VALUE) -> VALUE = frame_push;
+        let pop: unsafe extern "C" fn(VALUE, VALUE) -> VALUE = frame_pop;
+        rb_sys::rb_define_singleton_method(
+            native.as_raw(),
+            c"callback_frame_push".as_ptr(),
+            Some(std::mem::transmute::<unsafe extern "C" fn(VALUE) -> VALUE, unsafe extern "C" fn() -> VALUE>(push)),
+            0,
+        );
+        rb_sys::rb_define_singleton_method(
+            native.as_raw(),
+            c"callback_frame_pop".as_ptr(),
+            Some(std::mem::transmute::<unsafe extern "C" fn(VALUE, VALUE) -> VALUE, unsafe extern "C" fn() -> VALUE>(pop)),
+            1,
+        );
+    }
+}
+
+fn current_frame() -> Option<VALUE> {
+    FRAMES.with(|f| f.borrow().last().copied())
+}
+
+// ---------------------------------------------------------------------------
+// The entry every trampoline calls.
+
+struct Invocation {
+    data: *const CallbackData,
+    /// The trampoline's argument slots: raw C values, boxed into VALUEs in
+    /// place (the slots are on the machine stack, which the GC scans).
+    raw: *mut u64,
+    result: u64,
+}
+
+/// How many frames (all threads) hold a pending exception: the common case
+/// (none) skips the thread-local frame lookup.
+static PENDING_FRAMES: AtomicUsize = AtomicUsize::new(0);
+
+/// `fn(slot, raw_args) -> return bits`, called by trampolines on whatever
+/// thread C calls from.
+pub extern "C" fn callback_entry(slot: *const Slot, raw: *mut u64) -> u64 {
+    // SAFETY: the trampoline passes the slot its thunk loaded.
+    let data = unsafe { (*slot).data.load(Ordering::Acquire) };
+    if data.is_null() {
+        return freed_callback();
+    }
+    let mut inv = Invocation { data, raw, result: 0 };
+    // SAFETY: plain queries of the running interpreter.
+    unsafe {
+        if ruby_thread_has_gvl_p() != 0 {
+            invoke(&mut inv);
+        } else if rb_sys::ruby_native_thread_p() != 0 {
+            // A Ruby thread inside a blocking region: take the GVL back.
+            rb_sys::rb_thread_call_with_gvl(Some(invoke_with_gvl), &mut inv as *mut Invocation as *mut c_void);
+        } else {
+            dispatcher::run(&mut inv);
+        }
+    }
+    inv.result
+}
+
+#[cold]
+#[inline(never)]
+fn freed_callback() -> u64 {
+    eprintln!("fiddle_jit: C called a callback whose Function was freed; returning 0");
+    0
+}
+
+unsafe extern "C" fn invoke_with_gvl(inv: *mut c_void) -> *mut c_void {
+    invoke(&mut *(inv as *mut Invocation));
+    std::ptr::null_mut()
+}
+
+/// Runs the callback with the GVL held: box, call, unbox, all under
+/// rb_protect; an exception goes to the current frame.
+#[inline(always)]
+fn invoke(inv: &mut Invocation) {
+    if PENDING_FRAMES.load(Ordering::Relaxed) != 0 {
+        if let Some(frame) = current_frame() {
+            // An earlier callback of this outer call raised: do not run Ruby
+            // code again, C gets zeros until the call returns and re-raises.
+            // SAFETY: `frame` is a live Array (held by the wrapper's local).
+            if unsafe { rb_sys::rb_ary_entry(frame, 0) } != QNIL {
+                inv.result = 0;
+                return;
+            }
+        }
+    }
+    let mut state: c_int = 0;
+    // SAFETY: `protected_call` only reads `inv` through the pointer.
+    unsafe { rb_sys::rb_protect(Some(protected_call), inv as *mut Invocation as VALUE, &mut state) };
+    if state == 0 {
+        return;
+    }
+    captured(inv);
+}
+
+/// The callback raised (or threw): C gets zero, the exception goes to the
+/// current frame. Out of line: the hot path never gets here.
+#[cold]
+#[inline(never)]
+fn captured(inv: &mut Invocation) {
+    inv.result = 0;
+    // SAFETY: after rb_protect reported a jump, errinfo holds its cause.
+    let err = unsafe {
+        let err = rb_sys::rb_errinfo();
+        rb_sys::rb_set_errinfo(QNIL);
+        err
+    };
+    let exc = if unsafe { rb_sys::rb_obj_is_kind_of(err, rb_sys::rb_eException) } != QFALSE {
+        err
+    } else {
+        // throw / break out of the callback: cannot unwind through C.
+        // SAFETY: creates a plain exception object with the GVL held.
+        unsafe {
+            rb_sys::rb_exc_new_cstr(
+                rb_sys::rb_eLocalJumpError,
+                c"throw or break out of a callback cannot unwind through C frames".as_ptr(),
+            )
+        }
+    };
+    match current_frame() {
+        Some(frame) => {
+            PENDING_FRAMES.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: `frame` is a live Array (held by the wrapper's local).
+            unsafe { rb_sys::rb_ary_store(frame, 0, exc) }
+        }
+        None => report_discarded(exc),
+    }
+}
+
+fn report_discarded(exc: VALUE) {
+    // SAFETY: `exc` is a live exception object.
+    let exc = unsafe { Value::from_raw(exc) };
+    let text = magnus::rb_sys::protect(|| unsafe {
+        rb_sys::rb_funcallv(exc.as_raw(), rb_sys::rb_intern2(c"full_message".as_ptr(), 12), 0, std::ptr::null())
+    })
+    .ok()
+    .and_then(|v| unsafe { magnus::RString::from_value(Value::from_raw(v)) }.and_then(|s| s.to_string().ok()))
+    .unwrap_or_else(|| "(exception)".into());
+    let message = format!(
+        "fiddle_jit: exception in a callback discarded (no fiddle_jit call to re-raise it in: \
+         declare the parameter with a callback type or attach the calling function with \
+         callback_frame: true; or the callback ran on a non-Ruby thread):\n{text}"
+    );
+    // Kernel#warn (honours $stderr and Warning); stderr if even that fails.
+    let shown = magnus::rb_sys::protect(|| unsafe {
+        let s = rb_sys::rb_utf8_str_new(message.as_ptr() as *const std::ffi::c_char, message.len() as c_long);
+        rb_sys::rb_funcallv(rb_sys::rb_mKernel, rb_sys::rb_intern2(c"warn".as_ptr(), 4), 1, &s)
+    });
+    if shown.is_err() {
+        eprintln!("{message}");
+    }
+}
+
+#[inline(never)]
+unsafe extern "C" fn protected_call(arg: VALUE) -> VALUE {
+    let inv = &mut *(arg as *mut Invocation);
+    let data = &*inv.data;
+    let n = data.params.len();
+    for (i, ty) in data.params.iter().enumerate() {
+        let slot = inv.raw.add(i);
+        *slot = box_arg(ty, *slot) as u64;
+    }
+    let argv = inv.raw as *const VALUE;
+    let ret = if data.is_proc {
+        rb_sys::rb_proc_call_with_block(data.callable, n as c_int, argv, QNIL)
+    } else {
+        rb_sys::rb_funcallv(data.callable, id_call(), n as c_int, argv)
+    };
+    inv.result = unbox_ret(&data.ret, ret);
+    QNIL
+}
+
+fn id_call() -> rb_sys::ID {
+    static ID: AtomicUsize = AtomicUsize::new(0);
+    let id = ID.load(Ordering::Relaxed);
+    if id != 0 {
+        return id as rb_sys::ID;
+    }
+    // SAFETY: interning needs the GVL, which the caller holds.
+    let id = unsafe { rb_sys::rb_intern2(c"call".as_ptr(), 4) };
+    ID.store(id as usize, Ordering::Relaxed);
+    id
+}
+
+/// A raw C argument → VALUE, as the ffi gem converts callback arguments.
+unsafe fn box_arg(ty: &CType, raw: u64) -> VALUE {
+    match ty {
+        CType::Bool => {
+            if raw as u8 != 0 {
+                QTRUE
+            } else {
+                QFALSE
+            }
+        }
+        CType::I8 => fixnum(raw as i8 as i64),
+        CType::U8 => fixnum(raw as u8 as i64),
+        CType::I16 => fixnum(raw as i16 as i64),
+        CType::U16 => fixnum(raw as u16 as i64),
+        CType::I32 => fixnum(raw as i32 as i64),
+        CType::U32 => fixnum(raw as u32 as i64),
+        CType::I64 if ((raw as i64) << 1) >> 1 == raw as i64 => fixnum(raw as i64),
+        CType::I64 => rb_sys::rb_ll2inum(raw as i64),
+        CType::U64 => rb_sys::rb_ull2inum(raw),
+        CType::F32 => rb_sys::rb_float_new(f32::from_bits(raw as u32) as f64),
+        CType::F64 => rb_sys::rb_float_new(f64::from_bits(raw)),
+        CType::Pointer => Pointer::new_value(raw as usize).as_raw(),
+        CType::CString => {
+            if raw == 0 {
+                QNIL
+            } else {
+                rb_sys::rb_str_new_cstr(raw as *const std::ffi::c_char)
+            }
+        }
+        CType::Void | CType::Struct(_) => QNIL,
+    }
+}
+
+fn fixnum(v: i64) -> VALUE {
+    ((v << 1) | 1) as VALUE
+}
+
+/// The callback's result → return bits, as the ffi gem converts: nil is
+/// zero for every type; integers through NUM2INT/NUM2UINT/NUM2LL/NUM2ULL
+/// (TypeError/RangeError on the Ruby side for anything else); `:bool` is
+/// `value == true`; `:pointer` takes a Pointer or Function (anything else
+/// is NULL); `:string` returns are not supported by the ffi gem and give
+/// NULL.
+unsafe fn unbox_ret(ty: &CType, v: VALUE) -> u64 {
+    if v == QNIL {
+        return 0;
+    }
+    if v & 1 == 1 {
+        // Fixnum fast path, with NUM2INT/NUM2UINT's ranges.
+        let i = (v as i64) >> 1;
+        match ty {
+            CType::I8 | CType::I16 | CType::I32 if i == i as i32 as i64 => {
+                return match ty {
+                    CType::I8 => i as i8 as i32 as u32 as u64,
+                    CType::I16 => i as i16 as i32 as u32 as u64,
+                    _ => i as i32 as u32 as u64,
+                }
+            }
+            CType::I64 => return i as u64,
+            _ => {}
+        }
+    }
+    match ty {
+        CType::Void => 0,
+        CType::Bool => (v == QTRUE) as u64,
+        CType::I8 => rb_sys::rb_num2int(v) as i8 as i32 as u32 as u64,
+        CType::I16 => rb_sys::rb_num2int(v) as i16 as i32 as u32 as u64,
+        CType::I32 => rb_sys::rb_num2int(v) as i32 as u32 as u64,
+        CType::U8 => rb_sys::rb_num2uint(v) as u8 as u64,
+        CType::U16 => rb_sys::rb_num2uint(v) as u16 as u64,
+        CType::U32 => rb_sys::rb_num2uint(v) as u32 as u64,
+        CType::I64 => rb_sys::rb_num2ll(v) as u64,
+        CType::U64 => rb_sys::rb_num2ull(v),
+        CType::F32 => (rb_sys::rb_num2dbl(v) as f32).to_bits() as u64,
+        CType::F64 => rb_sys::rb_num2dbl(v).to_bits(),
+        CType::Pointer => {
+            let value = Value::from_raw(v);
+            if crate::ruby::function::is_typed(value, Pointer::data_type_address()) {
+                Pointer::address_of(value).unwrap_or(0) as u64
+            } else {
+                Function::address_of(value).unwrap_or(0) as u64
+            }
+        }
+        CType::CString | CType::Struct(_) => 0,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Callbacks from native threads Ruby does not know.
+
+/// One Ruby thread runs callbacks that arrive on foreign threads, one at a
+/// time, in arrival order; the foreign thread blocks until its callback has
+/// returned. The dispatcher needs the GVL: if the Ruby thread that started
+/// the C code holds it while waiting for the foreign thread (e.g. a
+/// pthread_join in a non-blocking call), the callback cannot run.
+pub mod dispatcher {
+    use super::*;
+
+    struct Request {
+        inv: *mut Invocation,
+        done: bool,
+    }
+
+    #[derive(Default)]
+    struct Queue {
+        pending: VecDeque<usize>,
+        /// Bumped by the unblocking function to wake the dispatcher.
+        wakeups: u64,
+    }
+
+    static QUEUE: Mutex<Option<Queue>> = Mutex::new(None);
+    static ARRIVED: Condvar = Condvar::new();
+    static FINISHED: Condvar = Condvar::new();
+    /// The dispatcher Ruby thread and the pid it was started in (a forked
+    /// child needs its own).
+    static THREAD: Mutex<Option<(VALUE, u32)>> = Mutex::new(None);
+
+    /// Called from a foreign thread: queue the call, wait until done.
+    pub(super) fn run(inv: &mut Invocation) {
+        let started = THREAD.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|(_, pid)| pid == std::process::id());
+        if !started {
+            eprintln!("fiddle_jit: callback called from a non-Ruby thread before the dispatcher started; returning 0");
+            return;
+        }
+        let mut req = Request { inv, done: false };
+        let addr = &mut req as *mut Request as usize;
+        let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+        q.get_or_insert_with(Queue::default).pending.push_back(addr);
+        ARRIVED.notify_all();
+        // SAFETY: `done` is only written under QUEUE's lock.
+        while !unsafe { (*(addr as *const Request)).done } {
+            q = FINISHED.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    struct Wait {
+        request: usize,
+        seen_wakeups: u64,
+    }
+
+    unsafe extern "C" fn wait_for_request(w: *mut c_void) -> *mut c_void {
+        let w = &mut *(w as *mut Wait);
+        let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let queue = q.get_or_insert_with(Queue::default);
+            if let Some(r) = queue.pending.pop_front() {
+                w.request = r;
+                break;
+            }
+            if queue.wakeups != w.seen_wakeups {
+                break;
+            }
+            q = ARRIVED.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+        std::ptr::null_mut()
+    }
+
+    /// Unblocking function: Ruby wants the thread back (interrupt, kill, exit).
+    unsafe extern "C" fn wake(_: *mut c_void) {
+        let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+        q.get_or_insert_with(Queue::default).wakeups += 1;
+        ARRIVED.notify_all();
+    }
+
+    unsafe extern "C" fn main(_: *mut c_void) -> VALUE {
+        loop {
+            let seen_wakeups = QUEUE.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |q| q.wakeups);
+            let mut w = Wait { request: 0, seen_wakeups };
+            rb_sys::rb_thread_call_without_gvl(
+                Some(wait_for_request),
+                &mut w as *mut Wait as *mut c_void,
+                Some(wake),
+                std::ptr::null_mut(),
+            );
+            if w.request != 0 {
+                let req = w.request as *mut Request;
+                // Box from a copy on this thread's stack: the GC scans it,
+                // not the foreign thread's.
+                let foreign = &mut *(*req).inv;
+                let n = (*foreign.data).params.len();
+                let mut slots = [0u64; MAX_ARGS];
+                std::ptr::copy_nonoverlapping(foreign.raw, slots.as_mut_ptr(), n);
+                let mut local = Invocation { data: foreign.data, raw: slots.as_mut_ptr(), result: 0 };
+                super::invoke(&mut local);
+                foreign.result = local.result;
+                let _q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+                (*req).done = true;
+                FINISHED.notify_all();
+            } else {
+                // Woken by Ruby: handle the interrupt (raises on kill).
+                rb_sys::rb_thread_check_ints();
+            }
+        }
+    }
+
+    /// Starts the dispatcher thread if this process has none (with the GVL).
+    pub fn ensure_started() {
+        let mut t = THREAD.lock().unwrap_or_else(|p| p.into_inner());
+        if t.is_some_and(|(_, pid)| pid == std::process::id()) {
+            return;
+        }
+        // SAFETY: called from Ruby with the GVL held.
+        unsafe {
+            let thread = rb_sys::rb_thread_create(Some(main), std::ptr::null_mut());
+            rb_sys::rb_gc_register_mark_object(thread);
+            let name = rb_sys::rb_str_new_cstr(c"fiddle_jit callbacks".as_ptr());
+            rb_sys::rb_funcallv(thread, rb_sys::rb_intern2(c"name=".as_ptr(), 5), 1, &name);
+            *t = Some((thread, std::process::id()));
+        }
+    }
+
+}
