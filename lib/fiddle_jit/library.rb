@@ -42,6 +42,8 @@ module FiddleJit
   module Library
     LIBC = LibraryLoader::LIBC
     CURRENT_PROCESS = LibraryLoader::CURRENT_PROCESS
+    NO_OPTIONS = {}.freeze
+    NO_CONVERSIONS = [].freeze
     FLAGS = { global: DynamicLibrary::RTLD_GLOBAL, local: DynamicLibrary::RTLD_LOCAL,
               lazy: DynamicLibrary::RTLD_LAZY, now: DynamicLibrary::RTLD_NOW }.freeze
 
@@ -134,7 +136,7 @@ module FiddleJit
 
       resolved = params.map { |t| find_type(t) }
       ret_resolved = find_type(ret)
-      options ||= {}
+      options ||= NO_OPTIONS
       if resolved.any?(FunctionType) || ret_resolved.is_a?(FunctionType) || options[:callback_frame]
         address = find_function_address(c_name)
         stub, bytes = Function.attach_address(self, name, address, resolved, ret_resolved, params.map(&:to_s),
@@ -146,12 +148,11 @@ module FiddleJit
 
       param_types = resolved.map { |t| native_param_type(t, name) }
       ret_type, ret_conv = native_return_type(ret_resolved, name)
-      arg_convs = resolved.map { |t| t.is_a?(Enum) ? t : nil }
+      arg_convs = resolved.any?(Enum) ? resolved.map { |t| t.is_a?(Enum) ? t : nil } : NO_CONVERSIONS
       wrap = ret_conv || arg_convs.any?
       address = find_function_address(c_name)
       stub_name = wrap ? "__fiddle_jit_raw_#{name}" : name.to_s
-      stub, bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params.map(&:to_s), c_name,
-                                           nil, blocking)
+      stub, bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params, c_name, nil, blocking)
       define_converting_wrapper(name, stub_name.to_sym, arg_convs, ret_conv) if wrap
       (@fiddle_jit_functions ||= {})[name.to_sym] =
         AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)

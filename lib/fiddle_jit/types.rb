@@ -36,9 +36,13 @@ module FiddleJit
     # (like the ffi gem) when unknown. As in the ffi gem, builtin types are
     # Symbols: the String "int" does not resolve.
     def resolve(type, typedefs = nil)
+      found = typedefs && typedefs[type]
+      return found if found
+
+      found = BUILTIN[type]
+      return found if found
       return type if type.is_a?(FunctionType)
 
-      found = typedefs&.fetch(type, nil) || BUILTIN[type]
       found ||= type if struct_type?(type)
       raise TypeError, "unable to resolve type '#{type}'" unless found
 

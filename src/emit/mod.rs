@@ -144,10 +144,28 @@ impl std::fmt::Display for EmitError {
 }
 
 /// A stub's bytes: instructions first, then its literal pool.
+#[derive(Clone)]
 pub struct EmittedStub {
     pub code: Vec<u8>,
     /// Bytes of instructions (the rest is data).
     pub code_len: usize,
+    /// Offsets of the literal-pool entries holding the C function's address
+    /// and the stub's info: everything else in a stub depends only on the
+    /// signature, so another function with the same signature gets a copy
+    /// with these two patched (no assembling).
+    pub function_at: usize,
+    pub info_at: usize,
+}
+
+impl EmittedStub {
+    /// This stub for another function and info of the same signature.
+    pub fn retarget(&self, function: usize, info: usize) -> EmittedStub {
+        let (f, i) = (self.function_at, self.info_at);
+        let mut copy = self.clone();
+        copy.code[f..f + 8].copy_from_slice(&(function as u64).to_le_bytes());
+        copy.code[i..i + 8].copy_from_slice(&(info as u64).to_le_bytes());
+        copy
+    }
 }
 
 /// Emits position-independent machine code for `req`.

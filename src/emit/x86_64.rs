@@ -45,12 +45,23 @@ const R10: u8 = 10;
 
 /// 64-bit constants the stub loads RIP-relative (`call [=>label]` is 6 bytes
 /// against 13 for `mov r11, imm64; call r11`), emitted after the code.
-#[derive(Default)]
 struct Pool {
     entries: Vec<(u64, DynamicLabel)>,
+    /// Entries of their own (never shared with an equal constant), so a
+    /// copy of the stub can be retargeted by patching just these two.
+    function: (u64, DynamicLabel),
+    info: (u64, DynamicLabel),
 }
 
 impl Pool {
+    fn new(ops: &mut Asm, function: usize, info: usize) -> Pool {
+        Pool {
+            entries: Vec::new(),
+            function: (function as u64, ops.new_dynamic_label()),
+            info: (info as u64, ops.new_dynamic_label()),
+        }
+    }
+
     fn label(&mut self, ops: &mut Asm, value: usize) -> DynamicLabel {
         if let Some((_, l)) = self.entries.iter().find(|(v, _)| *v == value as u64) {
             return *l;
@@ -60,11 +71,18 @@ impl Pool {
         l
     }
 
-    fn emit(self, ops: &mut Asm) {
+    /// Emits the constants; returns the offsets of the function and info
+    /// entries.
+    fn emit(self, ops: &mut Asm) -> (usize, usize) {
         dynasm!(ops ; .arch x64 ; .align 8);
+        let function_at = ops.offset().0;
+        dynasm!(ops ; .arch x64 ; =>self.function.1 ; .u64 self.function.0);
+        let info_at = ops.offset().0;
+        dynasm!(ops ; .arch x64 ; =>self.info.1 ; .u64 self.info.0);
         for (value, label) in self.entries {
             dynasm!(ops ; .arch x64 ; =>label ; .u64 value);
         }
+        (function_at, info_at)
     }
 }
 
@@ -171,14 +189,13 @@ impl Source {
 #[derive(Clone, Copy)]
 struct ArgCtx {
     source: Source,
-    info: usize,
     index: u32,
 }
 
 impl ArgCtx {
     /// Loads r11 = info, eax = index and calls `thunk` (r10 already set).
     fn call_thunk(&self, ops: &mut Asm, pool: &mut Pool, thunk: usize) {
-        let (info, thunk) = (pool.label(ops, self.info), pool.label(ops, thunk));
+        let (info, thunk) = (pool.info.1, pool.label(ops, thunk));
         dynasm!(ops
             ; .arch x64
             ; mov r11, [=>info]
@@ -248,9 +265,11 @@ pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
     used = retbuf + ret_struct_size;
     // Entry rsp ≡ 8 (mod 16); FRAME ≡ 8 makes rsp 16-aligned for calls.
     let size = (used + 8) / 16 * 16 + 8;
+    let mut ops = Asm::new(0);
+    let pool = Pool::new(&mut ops, req.function, req.info);
     let mut em = Emitter {
-        ops: Asm::new(0),
-        pool: Pool::default(),
+        ops,
+        pool,
         req,
         targets: *req.targets,
         thunks: *req.thunks,
@@ -260,7 +279,7 @@ pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
     em.prologue();
     let mut strings_seen = 0;
     for e in &plan.args {
-        let ctx = ArgCtx { source: Source { src: e.source, frame: em.frame }, info: req.info, index: e.index as u32 };
+        let ctx = ArgCtx { source: Source { src: e.source, frame: em.frame }, index: e.index as u32 };
         em.convert_arg(e, ctx, &mut strings_seen);
     }
     let inner = em.ops.new_dynamic_label();
@@ -277,9 +296,9 @@ pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
         em.emit_inner(inner);
     }
     let code_len = em.ops.offset().0;
-    em.pool.emit(&mut em.ops);
+    let (function_at, info_at) = em.pool.emit(&mut em.ops);
     let code = em.ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))?;
-    Ok(EmittedStub { code, code_len })
+    Ok(EmittedStub { code, code_len, function_at, info_at })
 }
 
 impl Emitter<'_> {
@@ -299,7 +318,7 @@ impl Emitter<'_> {
             // f(int argc, VALUE *argv, VALUE self): Ruby does not check the
             // count for this form, so the stub does.
             let arity = self.ops.new_dynamic_label();
-            let (info, helper) = (self.req.info, self.targets.arity_error);
+            let helper = self.targets.arity_error;
             dynasm!(self.ops
                 ; .arch x64
                 ; mov [rsp + frame.argv], rsi
@@ -307,7 +326,7 @@ impl Emitter<'_> {
                 ; jne =>arity
             );
             self.slow.push(Box::new(move |ops, pool| {
-                let (info, helper) = (pool.label(ops, info), pool.label(ops, helper));
+                let (info, helper) = (pool.info.1, pool.label(ops, helper));
                 dynasm!(ops
                     ; .arch x64
                     ; =>arity
@@ -642,7 +661,7 @@ impl Emitter<'_> {
         if self.req.plan.variadic {
             dynasm!(self.ops ; .arch x64 ; mov eax, self.req.plan.float_regs_used as i32);
         }
-        let function = self.pool.label(&mut self.ops, self.req.function);
+        let function = self.pool.function.1;
         dynasm!(self.ops ; .arch x64 ; call QWORD [=>function]);
         self.save_errno();
     }
@@ -679,7 +698,7 @@ impl Emitter<'_> {
     /// arguments from the block, calls the C function, stores rax and xmm0.
     fn emit_inner(&mut self, inner: DynamicLabel) {
         let stack = self.req.plan.stack_bytes as i32;
-        let function = self.pool.label(&mut self.ops, self.req.function);
+        let function = self.pool.function.1;
         dynasm!(self.ops
             ; .arch x64
             ; =>inner
@@ -847,7 +866,7 @@ impl Emitter<'_> {
                 }
             }
         }
-        let (info, helper) = (self.pool.label(&mut self.ops, self.req.info), self.pool.label(&mut self.ops, self.targets.ret_struct));
+        let (info, helper) = (self.pool.info.1, self.pool.label(&mut self.ops, self.targets.ret_struct));
         dynasm!(self.ops
             ; .arch x64
             ; mov rdi, [=>info]

@@ -332,3 +332,32 @@ fn emit_speed() {
     }
     println!("emit {:?} per stub, plan {:?}", (plan_start - start) / 10000, plan_start.elapsed() / 10000);
 }
+
+#[test]
+fn a_retargeted_stub_calls_the_new_function_with_the_new_info() {
+    let _g = TEST_LOCK.lock().unwrap();
+    extern "C" fn plus(a: i64, b: i64) -> i64 {
+        a + b
+    }
+    extern "C" fn minus(a: i64, b: i64) -> i64 {
+        a - b
+    }
+    let plan = plan_stub(&Signature::new(vec![I64, I64], I64)).unwrap();
+    let t = targets();
+    let mut guard = ARENA.lock().unwrap();
+    let (arena, thunks) = guard.get_or_insert_with(|| {
+        let mut arena = CodeArena::new();
+        let thunks = crate::emit::install_thunks(&mut arena, &t).unwrap();
+        (arena, thunks)
+    });
+    let template = emit_stub(&StubRequest { plan: &plan, function: plus as *const () as usize, info: 0x111, targets: &t, thunks, blocking: false }).unwrap();
+    let copy = template.retarget(minus as *const () as usize, 0x222);
+    let (a, b) = (arena.install(&template.code).unwrap(), arena.install(&copy.code).unwrap());
+    drop(guard);
+    let (fa, fb): (extern "C" fn(V, V, V) -> V, extern "C" fn(V, V, V) -> V) = unsafe { (std::mem::transmute(a), std::mem::transmute(b)) };
+    assert_eq!((unfix(fa(NIL, fix(5), fix(3))), unfix(fb(NIL, fix(5), fix(3)))), (8, 2));
+    // The slow path of the copy reports the copy's info.
+    fb(NIL, 0x4440, fix(1));
+    assert_eq!(slow_calls(), vec![("long_long", 0x4440, 0)]);
+    assert_eq!(u64::from_le_bytes(copy.code[copy.info_at..copy.info_at + 8].try_into().unwrap()), 0x222);
+}

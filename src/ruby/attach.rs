@@ -19,6 +19,9 @@ struct Jit {
     thunks: Thunks,
     /// Every installed stub, for disassembly.
     stubs: Vec<StubRecord>,
+    /// One emitted stub per signature, retargeted (two literal-pool entries
+    /// patched) for later functions of the same signature.
+    templates: std::collections::HashMap<String, emit::EmittedStub>,
     perf_map: Option<std::fs::File>,
 }
 
@@ -95,7 +98,7 @@ fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, Em
     if guard.is_none() {
         let mut arena = CodeArena::new();
         let thunks = emit::install_thunks(&mut arena, TARGETS.get_or_init(runtime::targets))?;
-        let mut jit = Jit { arena, thunks, stubs: Vec::new(), perf_map: open_perf_map() };
+        let mut jit = Jit { arena, thunks, stubs: Vec::new(), templates: Default::default(), perf_map: open_perf_map() };
         if let Some(map) = jit.perf_map.as_mut() {
             use std::io::Write;
             for (address, name) in thunk_addresses(&thunks).iter().zip(THUNK_NAMES) {
@@ -105,6 +108,21 @@ fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, Em
         *guard = Some(jit);
     }
     f(guard.as_mut().expect("initialized above"))
+}
+
+/// How the user wrote a parameter type (a Symbol, usually), for messages.
+fn label_of(value: Value) -> String {
+    if let Some(sym) = magnus::Symbol::from_value(value) {
+        if let Ok(name) = sym.name() {
+            return name.into_owned();
+        }
+    }
+    if let Some(s) = RString::from_value(value) {
+        if let Ok(s) = s.to_string() {
+            return s;
+        }
+    }
+    value.to_string()
 }
 
 /// A type from the Ruby layer: a canonical name ("int32", "double", ...)
@@ -191,15 +209,25 @@ fn attach_function(
     let plan = abi::plan_stub(&sig).map_err(|e| Error::new(ruby.exception_arg_error(), format!("{method_name}: {e}")))?;
     let info: &'static StubInfo = Box::leak(Box::new(StubInfo {
         name: method_name.clone(),
-        param_labels: labels.to_vec::<String>()?,
+        param_labels: labels.into_iter().map(label_of).collect(),
         arity: sig.params.len(),
         struct_sizes,
         ret_struct,
     }));
     let targets = TARGETS.get_or_init(runtime::targets);
     let (stub, code_len) = with_jit(|jit| {
-        let req = StubRequest { plan: &plan, function: address, info: info as *const StubInfo as usize, targets, thunks: &jit.thunks, blocking };
-        let emitted = emit::emit_stub(&req)?;
+        let info_address = info as *const StubInfo as usize;
+        let key = format!("{sig:?}/{blocking}");
+        let cached = jit.templates.get(&key).map(|t| t.retarget(address, info_address));
+        let emitted = match cached {
+            Some(stub) => stub,
+            None => {
+                let req = StubRequest { plan: &plan, function: address, info: info_address, targets, thunks: &jit.thunks, blocking };
+                let stub = emit::emit_stub(&req)?;
+                jit.templates.insert(key, stub.clone());
+                stub
+            }
+        };
         let stub = jit
             .arena
             .install(&emitted.code)

@@ -4,11 +4,11 @@
 
 use libloading::os::unix::Library;
 use magnus::{function, method, prelude::*, Error, RModule, Ruby, Value};
-use std::mem::ManuallyDrop;
 
 #[magnus::wrap(class = "FiddleJit::DynamicLibrary", free_immediately, size)]
 pub struct DynamicLibrary {
-    lib: ManuallyDrop<Library>,
+    /// The dlopen handle (never closed: stubs keep addresses into the library).
+    handle: usize,
     name: Option<String>,
 }
 
@@ -22,13 +22,18 @@ impl DynamicLibrary {
             None => Ok(Library::this()),
         }
         .map_err(|e| Error::new(ruby.exception_load_error(), e.to_string()))?;
-        Ok(DynamicLibrary { lib: ManuallyDrop::new(lib), name })
+        Ok(DynamicLibrary { handle: lib.into_raw() as usize, name })
     }
 
     /// The symbol's address, or nil.
+    /// (Plain dlsym: libloading's checked lookup clears and formats dlerror
+    /// on every call, several times the cost of the lookup itself.)
     fn find_symbol(&self, name: String) -> Option<usize> {
-        // SAFETY: only the address is taken; nothing is called here.
-        unsafe { self.lib.get::<*mut std::ffi::c_void>(name.as_bytes()) }.ok().map(|s| s.into_raw() as usize)
+        let name = std::ffi::CString::new(name).ok()?;
+        // SAFETY: `handle` came from dlopen and is never closed; dlsym only
+        // looks the name up.
+        let address = unsafe { libc::dlsym(self.handle as *mut std::ffi::c_void, name.as_ptr()) };
+        (!address.is_null()).then_some(address as usize)
     }
 
     fn name(&self) -> Option<String> {
