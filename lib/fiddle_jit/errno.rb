@@ -14,14 +14,16 @@ module FiddleJit
       extend FiddleJit::Library
     end
 
+    # errno's address for the calling thread (__errno_location() differs
+    # between threads; the main thread's is cached).
     def self.location
-      @location ||= begin
+      unless Errno.respond_to?(:__errno_location)
         Errno.ffi_lib(LibraryLoader::CURRENT_PROCESS)
         Errno.attach_function(:__errno_location, [], :pointer)
-        Errno.__errno_location
       end
-      # Per thread: __errno_location() differs between threads.
-      Thread.current == Thread.main ? @location : Errno.__errno_location
+      return Errno.__errno_location unless Thread.current == Thread.main
+
+      @main_location ||= Errno.__errno_location
     end
 
     def self.error
