@@ -7,7 +7,9 @@
 #   ruby bench/compat.rb          # or: rake bench:compat
 #
 # Environment: BENCH_TIME (seconds measured per item, default 2),
-# BENCH_WARMUP (default 1), BENCH_RUBYOPT (extra ruby flags for both
+# BENCH_WARMUP (default 1), BENCH_ROUNDS (default 3: the two children
+# alternate this many times and each cell is the best round, which keeps a
+# noisy machine's load from favouring one side), BENCH_RUBYOPT (extra ruby flags for both
 # children, e.g. "--yjit"). Prints a Markdown table; ratio > 1 means
 # fiddle_jit is faster.
 
@@ -91,10 +93,16 @@ run = lambda do |side, *flags|
   JSON.parse(out.lines.last)
 end
 
-warn "[bench:compat] BENCH_TIME=#{ENV.fetch("BENCH_TIME", "2")} flags=#{extra.join(" ")}"
-ffi = run.call("ffi")
-jit = run.call("fiddle_jit", "-I", lib, "-rfiddle_jit/ffi_shim")
-puts "Same `extend FFI::Library` binding; ruby #{RUBY_VERSION} #{extra.join(" ")}".rstrip
+rounds = Integer(ENV.fetch("BENCH_ROUNDS", "3"))
+warn "[bench:compat] BENCH_TIME=#{ENV.fetch("BENCH_TIME", "2")} BENCH_ROUNDS=#{rounds} flags=#{extra.join(" ")}"
+best = ->(a, b) { a.merge(b) { |_, x, y| [x, y].max } }
+ffi = {}
+jit = {}
+rounds.times do
+  ffi = best.call(ffi, run.call("ffi"))
+  jit = best.call(jit, run.call("fiddle_jit", "-I", lib, "-rfiddle_jit/ffi_shim"))
+end
+puts "Same `extend FFI::Library` binding; ruby #{RUBY_VERSION} #{extra.join(" ")}; best of #{rounds} alternating rounds".rstrip
 puts
 puts "| call | ffi gem (i/s) | fiddle_jit/ffi (i/s) | ratio |"
 puts "|---|---:|---:|---:|"
