@@ -14,7 +14,11 @@ module FiddleJit
   class Enum
     attr_reader :tag
 
-    def initialize(info = nil, tag = nil)
+    # Enum.new(info = nil, tag = nil), or Enum.new(native_type, info, tag)
+    # with a Type (e.g. FFI::Type::UINT8) as the ffi gem allows.
+    def initialize(*args)
+      @native_type = args.first.is_a?(Type::Builtin) ? args.shift : nil
+      info, tag = *args
       @tag = tag
       @kv_map = {}
       last_cst = nil
@@ -35,9 +39,9 @@ module FiddleJit
       @vk_map = @kv_map.invert
     end
 
-    def native_type = :int32
-    def size = 4
-    def alignment = 4
+    def native_type = @native_type || Type::INT32
+    def size = native_type.size
+    def alignment = native_type.alignment
     def symbols = @kv_map.keys
 
     def [](query)
@@ -93,8 +97,13 @@ module FiddleJit
     # An enum field: an int read as its Symbol (the Integer when unknown),
     # written from a Symbol or an Integer (the ffi gem's typedef'd enums).
     class Enum < Field
-      def get(ptr) = type.from_native(ptr.get_int32(offset))
-      def put(ptr, value) = ptr.put_int32(offset, type.to_native(value))
+      def initialize(name, offset, type)
+        super
+        @native = type.native_type.canonical
+      end
+
+      def get(ptr) = type.from_native(@native == :int32 ? ptr.get_int32(offset) : ptr.get(@native, offset))
+      def put(ptr, value) = ptr.put(@native, offset, type.to_native(value))
     end
   end
 end

@@ -66,7 +66,13 @@ module FiddleJit
       end
 
       # The native layer's name for a resolved type.
-      def native_name(type) = type.is_a?(FunctionType) ? "pointer" : type.to_s
+      def native_name(type)
+        case type
+        when FunctionType then "pointer"
+        when Type::Builtin then type.canonical.to_s
+        else type.to_s
+        end
+      end
 
       # What a parameter of callback type +type+ passes for +value+: a
       # Function made from a Proc/Method/block (cached on it, so the same

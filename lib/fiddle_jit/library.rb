@@ -43,7 +43,6 @@ module FiddleJit
     LIBC = LibraryLoader::LIBC
     CURRENT_PROCESS = LibraryLoader::CURRENT_PROCESS
     NO_OPTIONS = {}.freeze
-    NO_CONVERSIONS = [].freeze
     FLAGS = { global: DynamicLibrary::RTLD_GLOBAL, local: DynamicLibrary::RTLD_LOCAL,
               lazy: DynamicLibrary::RTLD_LAZY, now: DynamicLibrary::RTLD_NOW }.freeze
 
@@ -71,8 +70,14 @@ module FiddleJit
       @ffi_libs
     end
 
-    def typedef(old, add)
+    # typedef(old, new): +old+ is a type name, a type object, a Struct, an
+    # Enum or a DataConverter; `typedef :enum, :name, [...]` defines an enum.
+    def typedef(old, add, info = nil)
       @ffi_typedefs ||= {}
+      if old == :enum
+        return add.is_a?(Array) ? enum(add) : enum(info, add)
+      end
+
       @ffi_typedefs[add] = find_type(old)
     end
 
@@ -82,8 +87,8 @@ module FiddleJit
       raise ArgumentError, "wrong number of arguments" unless [2, 3].include?(args.length)
 
       name, params, ret = args.length == 3 ? args : [nil, *args]
-      native_params = params.map { |t| find_type(t) }
-      ret_type = find_type(ret)
+      native_params = params.map { |t| Types.resolve(t, @ffi_typedefs) }
+      ret_type = Types.resolve(ret, @ffi_typedefs)
       # As the ffi gem: C would get a pointer into a Ruby String it cannot own.
       raise TypeError, ":string is not allowed as return type of callbacks" if ret_type == :string
 
@@ -92,25 +97,55 @@ module FiddleJit
       type
     end
 
+    # The type object for +type+: a Type::Builtin (e.g. Type::INT32 for
+    # :int, like the ffi gem), or the Struct class / Enum / Type::Mapped.
     def find_type(type)
-      Types.resolve(type, @ffi_typedefs)
+      Type.builtin(Types.resolve(type, @ffi_typedefs))
     end
 
-    # enum(:name, [:a, :b, 5, :c]) / enum([:a, :b]) / enum(:a, :b): defines
-    # a FiddleJit::Enum (typedef'd as :name when named).
-    def enum(*args)
-      name, values = if args[0].is_a?(Symbol) && args[1].is_a?(Array) then [args[0], args[1]]
-                     elsif args[0].is_a?(Array) then [nil, args[0]]
-                     else [nil, args]
-                     end
-      @ffi_enums ||= Enums.new
-      @ffi_enums << (e = Enum.new(values, name))
-      typedef(e, name) if name
-      e
-    end
+    # enum(:name, [:a, :b, 5, :c]) / enum([:a, :b]) / enum(:a, :b), each
+    # optionally preceded by a native type (Type::UINT8...): defines a
+    # FiddleJit::Enum (typedef'd as :name when named).
+    def enum(*args) = generic_enum(Enum, *args)
+
+    # bitmask(:name, [:a, :b, 4, :c]): flags (1, 2, 16) converted to and from
+    # Arrays of Symbols (FiddleJit::Bitmask).
+    def bitmask(*args) = generic_enum(Bitmask, *args)
 
     def enum_type(name) = (@ffi_enums.find(name) if defined?(@ffi_enums) && @ffi_enums)
     def enum_value(symbol) = (@ffi_enums.__map_symbol(symbol) if defined?(@ffi_enums) && @ffi_enums)
+
+    # ffi_convention(:default | :stdcall): recorded like the ffi gem does. On
+    # x86-64 there is one C calling convention; :stdcall only adds the
+    # Windows decorated names (_f@N, f@N) to the symbol lookup, as in ffi.
+    def ffi_convention(convention = nil)
+      @ffi_convention ||= :default
+      @ffi_convention = convention if convention
+      @ffi_convention
+    end
+
+    # attach_variable(name, [c_name,] type): a C global as the module methods
+    # +name+ and +name=+ (a Struct type gives the struct itself, read-only).
+    # Returns the variable's Pointer.
+    def attach_variable(mname, a1, a2 = nil)
+      cname, type = a2 ? [a1, a2] : [mname.to_s, a1]
+      address = nil
+      ffi_libraries.find { |lib| address = lib.find_symbol(cname.to_s) }
+      raise NotFoundError.new(cname, ffi_libraries.map { |l| l.name || "[current process]" }) unless address
+
+      pointer = Pointer.new(address)
+      if type.is_a?(Class) && type < FiddleJit::Struct
+        var = type.new(pointer)
+        define_singleton_method(mname) { var }
+      else
+        holder = Class.new(FiddleJit::Struct)
+        holder.layout(:gvar, find_type(type))
+        var = holder.new(pointer)
+        define_singleton_method(mname) { var[:gvar] }
+        define_singleton_method(:"#{mname}=") { |value| var[:gvar] = value }
+      end
+      pointer
+    end
 
     # attach_function(name, [c_name,] params, return_type, options = {}):
     # defines +name+ as a singleton method and a public instance method (as
@@ -130,7 +165,7 @@ module FiddleJit
       @blocking = false
       blocking = options[:blocking] ? true : false if options.is_a?(Hash) && options.key?(:blocking)
 
-      if params.last == :varargs
+      if params.last == :varargs || params.last == Type::VARARGS
         return attach_variadic(name, c_name, params[0...-1], ret, blocking)
       end
 
@@ -148,9 +183,9 @@ module FiddleJit
 
       param_types = resolved.map { |t| native_param_type(t, name) }
       ret_type, ret_conv = native_return_type(ret_resolved, name)
-      arg_convs = resolved.any?(Enum) ? resolved.map { |t| t.is_a?(Enum) ? t : nil } : NO_CONVERSIONS
+      arg_convs = resolved.map { |t| converter?(t) ? t : nil }
       wrap = ret_conv || arg_convs.any?
-      address = find_function_address(c_name)
+      address = find_function_address(c_name, resolved)
       stub_name = wrap ? "__fiddle_jit_raw_#{name}" : name.to_s
       stub, bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params, c_name, nil, blocking)
       define_converting_wrapper(name, stub_name.to_sym, arg_convs, ret_conv) if wrap
@@ -160,9 +195,29 @@ module FiddleJit
 
     private
 
-    def find_function_address(c_name)
+    def generic_enum(klass, *args)
+      native_type = args.first.is_a?(Type::Builtin) ? args.shift : nil
+      name, values = if args[0].is_a?(Symbol) && args[1].is_a?(Array) then [args[0], args[1]]
+                     elsif args[0].is_a?(Array) then [nil, args[0]]
+                     else [nil, args]
+                     end
+      @ffi_enums ||= Enums.new
+      @ffi_enums << (e = native_type ? klass.new(native_type, values, name) : klass.new(values, name))
+      typedef(e, name) if name
+      e
+    end
+
+    # Enums, Bitmasks and DataConverters (Type::Mapped) convert in Ruby.
+    def converter?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped)
+
+    def find_function_address(c_name, param_types = [])
+      names = [c_name.to_s]
+      if ffi_convention == :stdcall
+        size = param_types.sum { |t| (s = FiddleJit.type_size(t)) + ((4 - s) % 4) }
+        names += ["_#{c_name}@#{size}", "#{c_name}@#{size}"]
+      end
       address = nil
-      ffi_libraries.find { |l| address = l.find_function(c_name) }
+      ffi_libraries.find { |l| names.find { |n| address = l.find_symbol(n) } }
       raise NotFoundError.new(c_name, ffi_libraries.map { |l| l.name || "[current process]" }) unless address
 
       address
@@ -208,8 +263,9 @@ module FiddleJit
     # registers or stack slots by the stub (SysV classification).
     def native_param_type(type, name)
       case type
-      when Symbol then type.to_s
-      when Enum then "int32"
+      when Symbol then native_scalar(type, name)
+      when Type::Builtin then native_scalar(type.canonical, name)
+      when Enum, Type::Mapped then native_param_type(type.native_type, name)
       when StructByReference, Class then "pointer"
       when Type::Struct then struct_descriptor(type)
       else raise TypeError, "#{name}: invalid parameter type #{type.inspect}"
@@ -228,12 +284,27 @@ module FiddleJit
     # instance of the struct over the returned memory.
     def native_return_type(type, name)
       case type
-      when Symbol then [type.to_s, nil]
-      when Enum then ["int32", type]
+      when Symbol, Type::Builtin
+        canonical = type.is_a?(Symbol) ? type : type.canonical
+        return ["pointer", StrPtr] if canonical == :strptr
+
+        [native_scalar(canonical, name), nil]
+      when Enum, Type::Mapped then [native_return_type(type.native_type, name)[0], type]
       when StructByReference then ["pointer", type]
       when Class then ["pointer", nil]
       when Type::Struct then [struct_descriptor(type) + [type.struct_class], nil]
       else raise TypeError, "#{name}: invalid return type #{type.inspect}"
+      end
+    end
+
+    def native_scalar(canonical, name)
+      case canonical
+      when :long_double
+        raise NotImplementedError, "#{name}: :long_double is not supported by fiddle_jit yet " \
+                                   "(the JIT emitter cannot pass x87 80-bit values)"
+      when :strptr then raise TypeError, "#{name}: :strptr is only valid as a return type"
+      when :varargs then raise TypeError, "#{name}: :varargs must be the last parameter type"
+      else canonical.to_s
       end
     end
 
@@ -243,17 +314,38 @@ module FiddleJit
     def define_converting_wrapper(name, raw, arg_convs, ret_conv)
       body =
         if arg_convs.none?
-          ->(*args) { ret_conv.from_native(__send__(raw, *args)) }
+          ->(*args) { ret_conv.from_native(__send__(raw, *args), nil) }
         else
           lambda do |*args|
-            args = args.each_with_index.map { |a, i| (c = arg_convs[i]) ? c.to_native(a) : a }
+            args = args.each_with_index.map { |a, i| (c = arg_convs[i]) ? c.to_native(a, nil) : a }
             r = __send__(raw, *args)
-            ret_conv ? ret_conv.from_native(r) : r
+            ret_conv ? ret_conv.from_native(r, nil) : r
           end
         end
       define_singleton_method(name, &body)
       define_method(name, &body)
       public name
+      define_fast_converting_wrapper(name, raw, arg_convs, ret_conv)
+    end
+
+    # The module method as a plain `def` with fixed arity and the
+    # conversions written out (no splat, no __send__): several times faster
+    # than the generic block above, which stays as the instance method.
+    def define_fast_converting_wrapper(name, raw, arg_convs, ret_conv)
+      return unless name.to_s.match?(/\A[a-z_][a-zA-Z0-9_]*\z/)
+
+      ivar = :"@__fiddle_jit_convs_#{name}"
+      instance_variable_set(ivar, (arg_convs + [ret_conv]).freeze)
+      args = Array.new(arg_convs.size) { |i| "a#{i}" }
+      conv_args = args.each_with_index.map { |a, i| arg_convs[i] ? "c[#{i}].to_native(#{a}, nil)" : a }
+      call = "#{raw}(#{conv_args.join(", ")})"
+      call = "c[#{arg_convs.size}].from_native(#{call}, nil)" if ret_conv
+      singleton_class.class_eval(<<~RUBY, __FILE__, __LINE__ + 1)
+        def #{name}(#{args.join(", ")})
+          c = #{ivar}
+          #{call}
+        end
+      RUBY
     end
   end
 end

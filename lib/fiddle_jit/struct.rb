@@ -5,20 +5,29 @@ module FiddleJit
   module Type
     # A builtin C scalar (:int, :double, :pointer, :string, :bool...).
     class Builtin
+      include Type # so `t.kind_of?(FFI::Type)` holds, as in the ffi gem
+
       attr_reader :name, :canonical, :size, :alignment
 
       def initialize(name, canonical)
         @name = name
         @canonical = canonical
         @size = Types::SIZES.fetch(canonical)
-        @alignment = @size # SysV x86-64 / AAPCS64: scalars are naturally aligned
+        # SysV x86-64 / AAPCS64: scalars are naturally aligned
+        @alignment = canonical == :void ? 1 : @size
       end
 
-      def inspect = "#<FiddleJit::Type::Builtin #{name}>"
+      def native_type = self
+      def ==(other) = other.is_a?(Builtin) && other.canonical == canonical
+      alias eql? ==
+      def hash = canonical.hash
+      def inspect = "#<#{Builtin}:#{canonical.to_s.upcase} size=#{size} alignment=#{alignment}>"
     end
 
     # An inline array field: `[:int, 4]`.
     class Array
+      include Type
+
       attr_reader :element, :length
 
       def initialize(element, length)
@@ -35,6 +44,8 @@ module FiddleJit
 
     # A struct embedded by value (a nested struct field, Struct.by_value).
     class Struct
+      include Type
+
       attr_reader :struct_class
 
       def initialize(struct_class)
@@ -522,6 +533,8 @@ module FiddleJit
         elsif type.is_a?(StructByReference) || type.is_a?(Type::Struct) || type.is_a?(Type::Builtin) ||
               type.respond_to?(:struct_field_class)
           type
+        elsif type.is_a?(DataConverter)
+          Type::Mapped.new(type)
         else
           find_type(type, mod)
         end

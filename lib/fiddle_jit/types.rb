@@ -19,13 +19,20 @@ module FiddleJit
       size_t: ULONG, ssize_t: LONG, intptr_t: LONG, uintptr_t: ULONG,
       float: :float, double: :double, float32: :float, float64: :double,
       pointer: :pointer, string: :string,
-      buffer_in: :pointer, buffer_out: :pointer, buffer_inout: :pointer
+      buffer_in: :pointer, buffer_out: :pointer, buffer_inout: :pointer,
+      # Accepted by the type system (sizes, struct fields, ffi's type
+      # constants) but not by attach_function: see Library#native_param_type.
+      long_double: :long_double, strptr: :strptr, varargs: :varargs
     }.freeze
 
     SIZES = {
       void: 1, bool: 1, int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4,
-      int64: 8, uint64: 8, float: 4, double: 8, pointer: POINTER_SIZE, string: POINTER_SIZE
+      int64: 8, uint64: 8, float: 4, double: 8, pointer: POINTER_SIZE, string: POINTER_SIZE,
+      long_double: 16, strptr: POINTER_SIZE, varargs: 1
     }.freeze
+
+    # Global typedefs (FFI.typedef): name => canonical Symbol or type object.
+    GLOBAL_TYPEDEFS = {}
 
     # Builtin name => size, for the hot paths (MemoryPointer.new(:int)).
     BUILTIN_SIZES = BUILTIN.transform_values { |canonical| SIZES.fetch(canonical) }.freeze
@@ -35,25 +42,30 @@ module FiddleJit
     # The canonical name for +type+, looking in +typedefs+ first; TypeError
     # (like the ffi gem) when unknown. As in the ffi gem, builtin types are
     # Symbols: the String "int" does not resolve.
+    #
+    # Scalars resolve to their canonical Symbol (also from Type::Builtin
+    # objects, e.g. FFI::Type::INT32); Structs, enums, mapped types
+    # (DataConverter) resolve to their type object.
     def resolve(type, typedefs = nil)
-      found = typedefs && typedefs[type]
-      return found if found
-
-      found = BUILTIN[type]
-      return found if found
+      found = (typedefs && typedefs[type]) || BUILTIN[type]
+      return (found.is_a?(Type::Builtin) ? found.canonical : found) if found
       return type if type.is_a?(FunctionType)
+      return type.canonical if type.is_a?(Type::Builtin)
 
+      found = GLOBAL_TYPEDEFS[type]
+      found ||= BUILTIN[PLATFORM_TYPEDEFS[type]] if type.is_a?(Symbol)
       found ||= type if struct_type?(type)
+      found ||= Type::Mapped.new(type) if type.is_a?(DataConverter)
       raise TypeError, "unable to resolve type '#{type}'" unless found
 
-      found
+      found.is_a?(Type::Builtin) ? found.canonical : found
     end
 
     # Struct classes and the type objects Struct.by_ref/by_value return:
     # resolved by attach_function itself, not by the native layer.
     def struct_type?(type)
       (type.is_a?(Class) && type < FiddleJit::Struct) || type.is_a?(FiddleJit::StructByReference) ||
-        type.is_a?(FiddleJit::Type::Struct) || type.is_a?(FiddleJit::Enum)
+        type.is_a?(FiddleJit::Type::Struct) || type.is_a?(FiddleJit::Enum) || type.is_a?(FiddleJit::Type::Mapped)
     end
   end
 

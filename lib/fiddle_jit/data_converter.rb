@@ -1,0 +1,169 @@
+# frozen_string_literal: true
+
+module FiddleJit
+  # The ffi gem's FFI::DataConverter: a custom type converting Ruby values to
+  # and from a native type.
+  #
+  #   module Bool01
+  #     extend FiddleJit::DataConverter
+  #     native_type :int
+  #     def self.to_native(value, _ctx) = value ? 1 : 0
+  #     def self.from_native(value, _ctx) = value != 0
+  #   end
+  #   attach_function :isatty, [:int], Bool01
+  #
+  # In signatures the stub is attached for the native type and a thin Ruby
+  # wrapper converts (like enums); in struct layouts a field of the native
+  # type is converted on get/put.
+  module DataConverter
+    def native_type(type = nil)
+      if type
+        @native_type = Type.builtin(Types.resolve(type))
+      else
+        native_type = defined?(@native_type) && @native_type
+        raise NotImplementedError, "native_type method not overridden and no native_type set" unless native_type
+
+        native_type
+      end
+    end
+
+    def to_native(value, _ctx) = value
+    def from_native(value, _ctx) = value
+  end
+
+  module Type
+    # The Type object for a canonical scalar name (shared instances: the
+    # constants below).
+    def self.builtin(canonical)
+      return canonical unless canonical.is_a?(Symbol)
+
+      BUILTINS.fetch(canonical) { raise TypeError, "unable to resolve type '#{canonical}'" }
+    end
+
+    BUILTINS = Types::SIZES.keys.to_h { |c| [c, Builtin.new(c, c)] }.freeze
+
+    # The ffi gem's FFI::Type::* / FFI::NativeType::* constants.
+    {
+      VOID: :void, BOOL: :bool, INT8: :int8, SCHAR: :int8, CHAR: :int8, UINT8: :uint8, UCHAR: :uint8,
+      INT16: :int16, SHORT: :int16, SSHORT: :int16, UINT16: :uint16, USHORT: :uint16,
+      INT32: :int32, INT: :int32, SINT: :int32, UINT32: :uint32, UINT: :uint32,
+      INT64: :int64, LONG_LONG: :int64, SLONG_LONG: :int64, UINT64: :uint64, ULONG_LONG: :uint64,
+      LONG: Types::LONG, SLONG: Types::LONG, ULONG: Types::ULONG,
+      FLOAT32: :float, FLOAT: :float, FLOAT64: :double, DOUBLE: :double, LONGDOUBLE: :long_double,
+      POINTER: :pointer, STRING: :string, BUFFER_IN: :pointer, BUFFER_OUT: :pointer, BUFFER_INOUT: :pointer,
+      VARARGS: :varargs
+    }.each { |const, canonical| const_set(const, BUILTINS.fetch(canonical)) }
+
+    # A DataConverter used as a type (FFI::Type::Mapped).
+    class Mapped
+      include Type
+
+      attr_reader :converter
+
+      def initialize(converter)
+        %i[native_type to_native from_native].each do |m|
+          raise NoMethodError, "#{m} method not implemented" unless converter.respond_to?(m)
+        end
+        @converter = converter
+      end
+
+      def native_type = Type.builtin(Types.resolve(@converter.native_type))
+      def size = native_type.size
+      def alignment = native_type.alignment
+      def to_native(value, ctx = nil) = @converter.to_native(value, ctx)
+      def from_native(value, ctx = nil) = @converter.from_native(value, ctx)
+      def struct_field_class = StructLayout::Mapped
+      def ==(other) = other.is_a?(Mapped) && other.converter.equal?(@converter)
+      def inspect = "#<FiddleJit::Type::Mapped #{@converter.inspect}>"
+    end
+  end
+
+  class StructLayout
+    # A field of a mapped (DataConverter) type: its native field, converted.
+    class Mapped < Field
+      def initialize(name, offset, type)
+        super
+        @native = StructLayout.field_for(name, offset, type.native_type)
+      end
+
+      def get(ptr) = type.from_native(@native.get(ptr), nil)
+      def put(ptr, value) = @native.put(ptr, type.to_native(value, nil))
+    end
+  end
+
+  # The ffi gem's :strptr return type: [String or nil, Pointer].
+  module StrPtr
+    def self.from_native(ptr, _ctx = nil) = [ptr.null? ? nil : ptr.get_string(0), ptr]
+  end
+
+  # The ffi gem's FFI::Bitmask: symbols are bit flags; a value converts to
+  # and from an Array of Symbols.
+  #
+  #   bitmask :flags, [:read, :write, :exec, 4, :big]   # 1, 2, 4, 16
+  class Bitmask < Enum
+    def initialize(*args)
+      @native_type = args.first.is_a?(Type::Builtin) ? args.shift : Type::INT
+      info, @tag = *args
+      @kv_map = {}
+      unless info.nil?
+        last_cst = nil
+        value = 0
+        info.each do |i|
+          case i
+          when Symbol
+            raise ArgumentError, "duplicate bitmask key" if @kv_map.key?(i)
+
+            @kv_map[i] = 1 << value
+            last_cst = i
+            value += 1
+          when Integer
+            raise ArgumentError, "bitmask index should be positive" if i.negative?
+
+            @kv_map[last_cst] = 1 << i
+            value = i + 1
+          end
+        end
+      end
+      @vk_map = @kv_map.invert
+    end
+
+    def [](*query)
+      flat_query = query.flatten
+      unless flat_query.all? { |o| o.is_a?(Symbol) } || flat_query.all? { |o| o.is_a?(Integer) || o.respond_to?(:to_int) }
+        raise ArgumentError, "query should be homogeneous, #{query.inspect}"
+      end
+
+      case flat_query[0]
+      when Symbol
+        flat_query.inject(0) { |val, o| (v = @kv_map[o]) ? val | v : val }
+      when Integer, ->(o) { o.respond_to?(:to_int) }
+        val = flat_query.inject(0) { |mask, o| mask | o.to_int }
+        @kv_map.select { |_, v| v & val != 0 }.keys
+      end
+    end
+
+    def to_native(query, _ctx = nil)
+      return 0 if query.nil?
+
+      [query].flatten.inject(0) do |val, o|
+        case o
+        when Symbol
+          v = @kv_map[o]
+          raise ArgumentError, "invalid bitmask value, #{o.inspect}" unless v
+
+          val | v
+        when Integer then val | o
+        when ->(obj) { obj.respond_to?(:to_int) } then val | o.to_int
+        else raise ArgumentError, "invalid bitmask value, #{o.inspect}"
+        end
+      end
+    end
+
+    def from_native(val, _ctx = nil)
+      list = @kv_map.select { |_, v| v & val != 0 }.keys
+      remainder = val ^ list.inject(0) { |tmp, o| (v = @kv_map[o]) ? tmp | v : tmp }
+      list.push remainder unless remainder.zero?
+      list
+    end
+  end
+end

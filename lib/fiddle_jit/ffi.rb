@@ -1,0 +1,130 @@
+# frozen_string_literal: true
+
+# The ffi gem's FFI namespace backed by fiddle_jit: unmodified ffi-gem
+# binding code runs on JIT-emitted stubs.
+#
+#   require "fiddle_jit/ffi"
+#   module LibC
+#     extend FFI::Library
+#     ffi_lib FFI::Library::LIBC
+#     attach_function :strlen, [:string], :size_t
+#   end
+#
+# Every FFI::X is the FiddleJit::X class or module itself (a constant alias),
+# so reopening FFI::MemoryPointer etc. modifies the fiddle_jit class. After
+# this file, `require "ffi"` (from any gem) is a no-op: the shim directory
+# (lib/fiddle_jit/shim, holding an ffi.rb) is put first on $LOAD_PATH and its
+# ffi.rb marked as loaded. To make other gems load fiddle_jit when *they*
+# require "ffi" first, start Ruby with `-rfiddle_jit/ffi_shim` (see README).
+
+if defined?(::FFI) && !::FFI.const_defined?(:FIDDLE_JIT, false) &&
+   (defined?(::FFI::Library) || $LOADED_FEATURES.any? { |f| f.end_with?("/ffi_c.so", "/ffi_c.bundle") })
+  raise LoadError, "fiddle_jit/ffi: the ffi gem is already loaded (#{$LOADED_FEATURES.grep(%r{/ffi\.rb\z}).first || "ffi_c"}); " \
+                   "fiddle_jit cannot replace it in the same process. Require \"fiddle_jit/ffi\" (or run Ruby with " \
+                   "-rfiddle_jit/ffi_shim) before anything requires \"ffi\"."
+end
+
+require "fiddle_jit"
+
+module FFI
+  # Marks this FFI module as fiddle_jit's (see the LoadError check above).
+  FIDDLE_JIT = true
+  # The ffi gem version whose API this implements.
+  VERSION = "1.15.5"
+
+  CURRENT_PROCESS = USE_THIS_PROCESS_AS_LIBRARY = FiddleJit::CURRENT_PROCESS
+
+  Platform = FiddleJit::Platform
+  PlatformError = Class.new(LoadError) unless const_defined?(:PlatformError, false)
+  Library = FiddleJit::Library
+  DynamicLibrary = FiddleJit::DynamicLibrary
+  NotFoundError = FiddleJit::NotFoundError
+  NullPointerError = FiddleJit::NullPointerError
+  LastError = FiddleJit::LastError
+
+  # Memory: one class hierarchy (Pointer is also ffi's AbstractMemory).
+  AbstractMemory = FiddleJit::Pointer
+  Pointer = FiddleJit::Pointer
+  MemoryPointer = FiddleJit::MemoryPointer
+  Buffer = FiddleJit::Buffer
+  AutoPointer = FiddleJit::AutoPointer
+
+  Struct = FiddleJit::Struct
+  Union = FiddleJit::Union
+  ManagedStruct = FiddleJit::ManagedStruct
+  StructLayout = FiddleJit::StructLayout
+  StructLayoutBuilder = FiddleJit::StructLayoutBuilder
+  StructByReference = FiddleJit::StructByReference
+  StructByValue = FiddleJit::StructByValue
+
+  Enum = FiddleJit::Enum
+  Enums = FiddleJit::Enums
+  Bitmask = FiddleJit::Bitmask
+  DataConverter = FiddleJit::DataConverter
+
+  # FFI::Type (Type::Builtin, Type::INT32 …, Type::Mapped, Type::Struct,
+  # Type::Array) and the NativeType constants.
+  Type = FiddleJit::Type
+  module NativeType
+    %i[VOID BOOL INT8 UINT8 INT16 UINT16 INT32 UINT32 INT64 UINT64 LONG ULONG FLOAT32 FLOAT64
+       LONGDOUBLE POINTER STRING BUFFER_IN BUFFER_OUT BUFFER_INOUT VARARGS].each do |c|
+      const_set(c, FiddleJit::Type.const_get(c))
+    end
+  end
+
+  # Callbacks come from another branch: alias them when they exist.
+  %i[Function CallbackInfo FunctionType FunctionInfo VariadicInvoker].each do |c|
+    const_set(c, FiddleJit.const_get(c)) if FiddleJit.const_defined?(c, false)
+  end
+  if FiddleJit.const_defined?(:Function, false) && FiddleJit::Type.const_defined?(:Function, false).!
+    FiddleJit::Type.const_set(:Function, FiddleJit.const_defined?(:FunctionType, false) ? FiddleJit::FunctionType : FiddleJit::Function)
+  end
+
+  # Global typedefs: the builtin names and the platform's types.conf names.
+  TypeDefs = FiddleJit::Types::GLOBAL_TYPEDEFS
+  FiddleJit::Types::BUILTIN.each_key { |name| TypeDefs[name] ||= FiddleJit::Type.builtin(FiddleJit::Types.resolve(name)) }
+  FiddleJit::Types::PLATFORM_TYPEDEFS.each_key { |name| TypeDefs[name] ||= FiddleJit::Type.builtin(FiddleJit::Types.resolve(name)) }
+
+  class << self
+    def typedef(old, add)
+      TypeDefs[add] = find_type(old)
+    end
+    alias add_typedef typedef
+
+    def find_type(name, type_map = nil)
+      return name if name.is_a?(FiddleJit::Type)
+
+      found = type_map&.fetch(name, nil)
+      found ||= FiddleJit::Types.resolve(name)
+      FiddleJit::Type.builtin(found)
+    end
+
+    def type_size(type) = FiddleJit.type_size(find_type(type))
+
+    def map_library_name(lib)
+      lib = Library::LIBC if lib == "c"
+      if lib && File.basename(lib) == lib
+        lib = Platform::LIBPREFIX + lib unless lib =~ /^#{Platform::LIBPREFIX}/
+        r = Platform::IS_WINDOWS || Platform::IS_MAC ? "\\.#{Platform::LIBSUFFIX}$" : "\\.so($|\\.[1234567890]+)"
+        lib += ".#{Platform::LIBSUFFIX}" unless lib =~ /#{r}/
+      end
+      lib
+    end
+
+    def errno = LastError.error
+    def errno=(error)
+      LastError.error = error
+    end
+  end
+
+  module Library
+    FlagsMap = FLAGS
+  end
+end
+
+# From now on `require "ffi"` finds the shim (already loaded) instead of the
+# ffi gem, whoever asks.
+shim_dir = File.join(__dir__, "shim")
+$LOAD_PATH.unshift(shim_dir) unless $LOAD_PATH.include?(shim_dir)
+shim = File.join(shim_dir, "ffi.rb")
+$LOADED_FEATURES << shim unless $LOADED_FEATURES.include?(shim)

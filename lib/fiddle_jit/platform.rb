@@ -1,0 +1,114 @@
+# frozen_string_literal: true
+
+require "rbconfig"
+
+module FiddleJit
+  # The ffi gem's FFI::Platform: host OS/CPU facts and C type sizes (sizes
+  # and alignments in bits, as ffi reports them).
+  module Platform
+    OS = case RbConfig::CONFIG["host_os"].downcase
+         when /linux/ then "linux"
+         when /darwin/ then "darwin"
+         when /freebsd/ then "freebsd"
+         when /netbsd/ then "netbsd"
+         when /openbsd/ then "openbsd"
+         when /dragonfly/ then "dragonflybsd"
+         when /sunos|solaris/ then "solaris"
+         when /mingw|mswin/ then "windows"
+         else RbConfig::CONFIG["host_os"].downcase
+         end
+    OSVERSION = RbConfig::CONFIG["host_os"].gsub(/[^\d]/, "").to_i
+    CPU = RbConfig::CONFIG["host_cpu"]
+    ARCH = case CPU.downcase
+           when /amd64|x86_64|x64/ then "x86_64"
+           when /i\d86|x86|i86pc/ then "i386"
+           when /ppc64|powerpc64/ then "powerpc64"
+           when /ppc|powerpc/ then "powerpc"
+           when /sparcv9|sparc64/ then "sparcv9"
+           when /arm64|aarch64/ then "aarch64"
+           when /^arm/ then OS == "darwin" ? "aarch64" : "arm"
+           else CPU
+           end
+
+    IS_LINUX = OS == "linux"
+    IS_MAC = OS == "darwin"
+    IS_FREEBSD = OS == "freebsd"
+    IS_NETBSD = OS == "netbsd"
+    IS_OPENBSD = OS == "openbsd"
+    IS_DRAGONFLYBSD = OS == "dragonfly"
+    IS_SOLARIS = OS == "solaris"
+    IS_WINDOWS = OS == "windows"
+    IS_BSD = IS_MAC || IS_FREEBSD || IS_NETBSD || IS_OPENBSD || IS_DRAGONFLYBSD
+    NAME = "#{ARCH}-#{OS}"
+    # fiddle_jit ships no per-platform .conf files; kept for code that
+    # builds paths from it.
+    CONF_DIR = File.join(__dir__, "platform", NAME)
+
+    LIBPREFIX = OS.match?(/windows|msys/) ? "" : (OS.include?("cygwin") ? "cyg" : "lib")
+    LIBSUFFIX = case OS
+                when /darwin/ then "dylib"
+                when /windows|cygwin|msys/ then "dll"
+                else "so"
+                end
+    if IS_LINUX && !RUBY_PLATFORM.include?("musl")
+      GNU_LIBC = LibraryLoader::LIBC
+      IS_GNU = "constant"
+    else
+      IS_GNU = nil
+    end
+    LIBC = LibraryLoader::LIBC
+
+    LITTLE_ENDIAN = 1234
+    BIG_ENDIAN = 4321
+    BYTE_ORDER = [0x12345678].pack("I") == [0x12345678].pack("N") ? BIG_ENDIAN : LITTLE_ENDIAN
+
+    # Sizes and alignments in bits.
+    { INT8: 1, INT16: 2, INT32: 4, INT64: 8, LONG: [0].pack("l!").bytesize, FLOAT: 4, DOUBLE: 8,
+      ADDRESS: [0].pack("J").bytesize, LONG_DOUBLE: 16 }.each do |name, bytes|
+      const_set(:"#{name}_SIZE", bytes * 8)
+      const_set(:"#{name}_ALIGN", bytes * 8)
+    end
+
+    def self.bsd? = IS_BSD
+    def self.windows? = IS_WINDOWS
+    def self.mac? = IS_MAC
+    def self.solaris? = IS_SOLARIS
+    def self.unix? = !IS_WINDOWS
+  end
+
+  # The ffi gem's DynamicLibrary API on top of the native one
+  # (src/ruby/library.rs: open, find_symbol → address or nil, name).
+  class DynamicLibrary
+    RTLD_NOLOAD = 4
+    RTLD_DEEPBIND = 8
+    RTLD_NODELETE = 0x1000
+    RTLD_FIRST = 0
+    RTLD_MEMBER = 0
+    RTLD_BINDING_MASK = 3
+    RTLD_LOCATION_MASK = 0x100
+    RTLD_ALL_MASK = 0x110f
+
+    # A symbol's address as a Pointer (the ffi gem's
+    # FFI::DynamicLibrary::Symbol).
+    class Symbol < Pointer
+      def inspect = format("#<%s name=%s address=0x%016x>", self.class, @name, address)
+      attr_writer :name
+    end
+
+    alias __native_name name
+    private :__native_name
+
+    # The path it was opened with; "[current process]" for open(nil, ...).
+    def name = __native_name || "[current process]"
+
+    def find_function(name) = symbol(name)
+    def find_variable(name) = symbol(name)
+
+    private
+
+    def symbol(name)
+      address = find_symbol(name.to_s) or return nil
+      Symbol.new(address).tap { |s| s.name = name }
+    end
+  end
+end

@@ -1,0 +1,127 @@
+# frozen_string_literal: true
+
+require_relative "spec_helper"
+
+# Library features added for the ffi drop-in, differential against the ffi
+# gem in-process (the FFI namespace itself is tested in child processes by
+# spec/compat_spec.rb, since this process has the real ffi gem loaded).
+RSpec.describe "ffi drop-in library features" do
+  def both
+    [FFI, FiddleJit].map { |ns| yield ns }
+  end
+
+  def lib(ns, &block)
+    Module.new.tap do |m|
+      m.extend ns::Library
+      m.ffi_lib ns::Library::LIBC
+      m.module_eval(&block)
+    end
+  end
+
+  it "bitmask converts flags to and from Symbols like the ffi gem" do
+    a, b = both do |ns|
+      m = lib(ns) { bitmask :flags, [:a, :b, :c, 5, :d] }
+      bm = m.enum_type(:flags)
+      [bm[:a, :c], bm[:d], bm[19], bm.to_native([:a, :d], nil), bm.to_native(nil, nil), bm.from_native(35, nil),
+       bm.symbols, m.enum_value(:c)]
+    end
+    expect(b).to eq(a)
+    expect { FiddleJit::Bitmask.new([:a, :a]) }.to raise_error(ArgumentError)
+  end
+
+  it "bitmask and DataConverter arguments and returns" do
+    a, b = both do |ns|
+      conv = Module.new do
+        extend ns::DataConverter
+        native_type ns::Type::INT
+        def self.to_native(v, _ctx) = Integer(v.to_s.delete("#"))
+        def self.from_native(v, _ctx) = "##{v}"
+      end
+      m = lib(ns) do
+        bitmask :bits, [:one, :two, :four]
+        attach_function :abs, [conv], conv
+        attach_function :labs_bits, :labs, [:bits], :bits
+      end
+      [m.abs("#-12"), m.labs_bits([:one, :four]), m.labs_bits(3)]
+    end
+    expect(b).to eq(a)
+    expect(a).to eq(["#12", %i[one four], %i[one two]])
+  end
+
+  it "DataConverter and Bitmask struct fields" do
+    a, b = both do |ns|
+      conv = Module.new do
+        extend ns::DataConverter
+        native_type :uint16
+        def self.to_native(v, _ctx) = v * 2
+        def self.from_native(v, _ctx) = v / 2
+      end
+      m = lib(ns) { bitmask :bits, [:x, :y, :z] }
+      mod = Module.new.tap { |mm| mm.extend ns::Library }
+      mod.const_set(:Bits, m.enum_type(:bits))
+      klass = Class.new(ns::Struct) { layout :c, conv, :pad, :uint16, :b, m.enum_type(:bits) }
+      s = klass.new
+      s[:c] = 21
+      s[:b] = [:x, :z]
+      [s[:c], s.pointer.get_uint16(0), s[:b], s.pointer.get_int32(4), klass.size]
+    end
+    expect(b).to eq(a)
+  end
+
+  it "attach_variable reads and writes C globals" do
+    a, b = both do |ns|
+      m = lib(ns) { attach_variable :optind, :int }
+      before = m.optind
+      m.optind = 11
+      after = m.optind
+      m.optind = before
+      [before, after, m.optind]
+    end
+    expect(b).to eq(a)
+    expect { lib(FiddleJit) { attach_variable :no_such_var_x, :int } }.to raise_error(FiddleJit::NotFoundError, /no_such_var_x/)
+  end
+
+  it "ffi_convention :stdcall is recorded and ignored on x86-64, as in the ffi gem" do
+    a, b = both do |ns|
+      m = lib(ns) do
+        ffi_convention :stdcall
+        attach_function :strlen, [:string], :size_t
+      end
+      [m.ffi_convention, m.strlen("abcd")]
+    end
+    expect(b).to eq(a)
+  end
+
+  it ":strptr returns [String, Pointer]" do
+    ENV["FJ_STRPTR"] = "v1"
+    a, b = both do |ns|
+      m = lib(ns) { attach_function :getenv, [:string], :strptr }
+      s, p = m.getenv("FJ_STRPTR")
+      n, q = m.getenv("FJ_STRPTR_NOPE")
+      [s, p.is_a?(ns::Pointer), p.null?, n, q.null?]
+    end
+    expect(b).to eq(a)
+  end
+
+  it "find_type returns Type objects; typedef :enum defines an enum" do
+    a, b = both do |ns|
+      e = nil
+      m = lib(ns) { e = typedef :enum, :color, [:red, :green] }
+      t = m.find_type(:int)
+      [t.size, t.alignment, m.find_type(:size_t).size, e.symbols, e[:green], ns::Type::UINT64.size]
+    end
+    expect(b).to eq(a)
+  end
+
+  it "typed enums (enum Type::UINT8, ...)" do
+    a, b = both do |ns|
+      m = lib(ns) { enum ns::Type::UINT8, :small, [:s0, :s1] }
+      e = m.enum_type(:small)
+      klass = Class.new(ns::Struct) { layout :a, e, :b, :uint8 }
+      s = klass.new
+      s[:a] = :s1
+      [e.native_type.size, klass.size, s[:a], s.pointer.get_uint8(0)]
+    end
+    expect(b).to eq(a)
+  end
+end
