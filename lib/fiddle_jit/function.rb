@@ -337,3 +337,46 @@ module FiddleJit
     end
   end
 end
+
+module FiddleJit
+  # Callbacks as struct fields (function pointers in a layout):
+  #
+  #   class Ops < FiddleJit::Struct
+  #     layout :compare, callback([:int, :int], :int), :arg, :int
+  #   end
+  #   ops[:compare] = ->(a, b) { a <=> b }   # stores a C function pointer
+  #   ops[:compare]                          # => FiddleJit::Function (nil if NULL)
+  #
+  # A Proc stored into a field is turned into a Function that the struct's
+  # memory keeps alive (like the ffi gem's struct references) until the
+  # field is overwritten or the memory is collected.
+  class FunctionType
+    def size = Types::POINTER_SIZE
+    def alignment = Types::POINTER_SIZE
+    def struct_field_class = StructLayout::Callback
+  end
+
+  class StructLayout
+    class Callback < Field
+      def get(ptr) = Function.from_native(type, ptr.get_pointer(offset))
+
+      def put(ptr, value)
+        fn = Function.for_callback(type, value)
+        ptr.put_pointer(offset, fn)
+        refs = ptr.instance_variable_get(:@__fiddle_jit_field_functions__) ||
+               ptr.instance_variable_set(:@__fiddle_jit_field_functions__, {})
+        refs[offset] = fn
+      end
+    end
+  end
+
+  class Struct
+    class << self
+      protected
+
+      # `layout :cb, callback([:int], :void)` inside the class body: an
+      # anonymous callback type (protected, as in the ffi gem).
+      def callback(params, ret) = FunctionType.new(ret, params)
+    end
+  end
+end
