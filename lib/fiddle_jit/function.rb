@@ -68,8 +68,10 @@ module FiddleJit
       # The native layer's name for a resolved type.
       def native_name(type)
         case type
-        when FunctionType then "pointer"
+        when FunctionType, StructByReference then "pointer"
         when Type::Builtin then type.canonical.to_s
+        when Enum, Type::Mapped then native_name(type.native_type)
+        when Class then type < FiddleJit::Struct ? "pointer" : type.to_s
         else type.to_s
         end
       end
@@ -237,14 +239,24 @@ module FiddleJit
 
       # Callback-typed parameters of the callback arrive as Functions;
       # a callback-typed return may be a Proc.
+      # Wraps +callable+ so it sees Ruby values for callback, enum and
+      # mapped-type parameters and may return them (like the ffi gem).
       def adapt(callable, params, ret)
-        cb_params = params.each_index.select { |i| params[i].is_a?(FunctionType) }
-        return callable if cb_params.empty? && !ret.is_a?(FunctionType)
+        converted = ->(t) { t.is_a?(FunctionType) || t.is_a?(Enum) || t.is_a?(Type::Mapped) }
+        conv_params = params.each_index.select { |i| converted.call(params[i]) }
+        return callable if conv_params.empty? && !converted.call(ret)
 
         lambda do |*args|
-          cb_params.each { |i| args[i] = Function.from_native(params[i], args[i]) }
+          conv_params.each do |i|
+            t = params[i]
+            args[i] = t.is_a?(FunctionType) ? Function.from_native(t, args[i]) : t.from_native(args[i], nil)
+          end
           result = callable.call(*args)
-          ret.is_a?(FunctionType) ? Function.for_callback(ret, result) : result
+          case ret
+          when FunctionType then Function.for_callback(ret, result)
+          when Enum, Type::Mapped then ret.to_native(result, nil)
+          else result
+          end
         end
       end
     end

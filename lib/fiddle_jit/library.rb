@@ -228,8 +228,10 @@ module FiddleJit
     # on a hidden holder module; the public method picks it and calls it.
     def attach_variadic(name, c_name, fixed, ret, blocking)
       address = find_function_address(c_name)
-      fixed_types = fixed.map { |t| native_param_type(find_type(t), name) }
-      ret_type, = native_return_type(find_type(ret), name)
+      fixed_resolved = fixed.map { |t| find_type(t) }
+      fixed_types = fixed_resolved.map { |t| variadic_native_type(t, name) }
+      fixed_convs = fixed_resolved.map { |t| variadic_converter(t) }
+      ret_type, ret_conv = native_return_type(find_type(ret), name)
       holder = Module.new
       shapes = {}
       library = self
@@ -240,16 +242,27 @@ module FiddleJit
         # A trailing type without a value passes nil, as in the ffi gem.
         pairs = args.drop(fixed.size).each_slice(2).map { |type, value| [type, value] }
         types = pairs.map(&:first)
-        stub = shapes[types] ||= begin
-          var_types = types.map { |t| library.send(:native_param_type, library.find_type(t), name) }
+        stub, convs = shapes[types] ||= begin
+          resolved = types.map { |t| library.find_type(t) }
+          var_types = resolved.map { |t| library.send(:variadic_native_type, t, name) }
           raise ArgumentError, "#{name}: :void is not a variadic argument type" if var_types.include?("void")
 
           shape_name = "#{name}(#{types.join(", ")})"
           Native.attach_function(holder, shape_name, address, fixed_types + var_types, ret_type,
                                  (fixed + types).map(&:to_s), c_name, fixed.size, blocking)
-          shape_name.to_sym
+          [shape_name.to_sym, fixed_convs + resolved.map { |t| library.send(:variadic_converter, t) }]
         end
-        holder.__send__(stub, *args.first(fixed.size), *pairs.map(&:last))
+        values = args.first(fixed.size) + pairs.map(&:last)
+        if convs.any?
+          values = values.each_with_index.map do |v, i|
+            c = convs[i]
+            next v unless c
+
+            c.is_a?(FunctionType) ? Function.for_callback(c, v) : c.to_native(v)
+          end
+        end
+        result = holder.__send__(stub, *values)
+        ret_conv ? ret_conv.from_native(result, nil) : result
       end
       define_singleton_method(name) { |*args| invoke.call(args) }
       define_method(name) { |*args| invoke.call(args) }
@@ -257,6 +270,16 @@ module FiddleJit
         AttachedFunction.new(name.to_sym, c_name, fixed + [:varargs], ret, address, nil, 0)
     end
 
+
+    # Variadic (and fixed) arguments of a variadic function: callbacks are
+    # function pointers, enums and mapped types their native type.
+    def variadic_native_type(type, name)
+      type.is_a?(FunctionType) ? "pointer" : native_param_type(type, name)
+    end
+
+    def variadic_converter(type)
+      type.is_a?(FunctionType) || converter?(type) ? type : nil
+    end
 
     # Struct classes and Struct.by_ref are pointers (any :pointer value is
     # accepted: a Struct through #to_ptr); Struct.by_value is copied into

@@ -169,7 +169,7 @@ fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
 /// the stub. Returns `[stub address, bytes emitted]`.
 fn attach_function(
     ruby: &Ruby,
-    module: RModule,
+    module: Value,
     method_name: String,
     address: usize,
     params: RArray,
