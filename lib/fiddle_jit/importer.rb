@@ -89,7 +89,7 @@ module FiddleJit
     # The address of a symbol as a Pointer (Fiddle's import_symbol).
     def import_symbol(name)
       address = nil
-      ffi_libraries.find { |l| address = l.find_symbol(name.to_s) }
+      ffi_libraries.find { |l| address = l.find_address(name.to_s) }
       raise Fiddle::DLError, "cannot find the symbol: #{name}" unless address
 
       Pointer.new(address)

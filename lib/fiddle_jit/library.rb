@@ -130,7 +130,7 @@ module FiddleJit
     def attach_variable(mname, a1, a2 = nil)
       cname, type = a2 ? [a1, a2] : [mname.to_s, a1]
       address = nil
-      ffi_libraries.find { |lib| address = lib.find_symbol(cname.to_s) }
+      ffi_libraries.find { |lib| address = lib.find_address(cname.to_s) }
       raise NotFoundError.new(cname, ffi_libraries.map { |l| l.name || "[current process]" }) unless address
 
       pointer = Pointer.new(address)
@@ -217,7 +217,7 @@ module FiddleJit
         names += ["_#{c_name}@#{size}", "#{c_name}@#{size}"]
       end
       address = nil
-      ffi_libraries.find { |l| names.find { |n| address = l.find_symbol(n) } }
+      ffi_libraries.find { |l| names.find { |n| address = l.find_address(n) } }
       raise NotFoundError.new(c_name, ffi_libraries.map { |l| l.name || "[current process]" }) unless address
 
       address

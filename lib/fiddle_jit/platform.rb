@@ -77,7 +77,7 @@ module FiddleJit
   end
 
   # The ffi gem's DynamicLibrary API on top of the native one
-  # (src/ruby/library.rs: open, find_symbol → address or nil, name).
+  # (src/ruby/library.rs: open, find_address → Integer or nil, name).
   class DynamicLibrary
     RTLD_NOLOAD = 4
     RTLD_DEEPBIND = 8
@@ -101,13 +101,14 @@ module FiddleJit
     # The path it was opened with; "[current process]" for open(nil, ...).
     def name = __native_name || "[current process]"
 
+    def find_symbol(name) = symbol(name)
     def find_function(name) = symbol(name)
     def find_variable(name) = symbol(name)
 
     private
 
     def symbol(name)
-      address = find_symbol(name.to_s) or return nil
+      address = find_address(name.to_s) or return nil
       Symbol.new(address).tap { |s| s.name = name }
     end
   end

@@ -45,8 +45,9 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let class = module.define_class("DynamicLibrary", ruby.class_object())?;
     class.undef_default_alloc_func();
     class.define_singleton_method("open", function!(DynamicLibrary::open, 2))?;
-    class.define_method("find_symbol", method!(DynamicLibrary::find_symbol, 1))?;
-    class.define_method("find_function", method!(DynamicLibrary::find_symbol, 1))?;
+    // The address as an Integer (or nil); lib/ builds the ffi gem's
+    // find_symbol/find_function/find_variable (Symbol pointers) on it.
+    class.define_method("find_address", method!(DynamicLibrary::find_symbol, 1))?;
     class.define_method("name", method!(DynamicLibrary::name, 0))?;
     for (name, flag) in [
         ("RTLD_LAZY", libc::RTLD_LAZY),
