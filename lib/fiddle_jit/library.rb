@@ -43,6 +43,7 @@ module FiddleJit
     LIBC = LibraryLoader::LIBC
     CURRENT_PROCESS = LibraryLoader::CURRENT_PROCESS
     NO_OPTIONS = {}.freeze
+    NO_TYPES = [].freeze
     FLAGS = { global: DynamicLibrary::RTLD_GLOBAL, local: DynamicLibrary::RTLD_LOCAL,
               lazy: DynamicLibrary::RTLD_LAZY, now: DynamicLibrary::RTLD_NOW }.freeze
 
@@ -183,8 +184,8 @@ module FiddleJit
 
       param_types = resolved.map { |t| native_param_type(t, name) }
       ret_type, ret_conv = native_return_type(ret_resolved, name)
-      arg_convs = resolved.map { |t| converter?(t) ? t : nil }
-      wrap = ret_conv || arg_convs.any?
+      wrap = ret_conv || resolved.any? { |t| converter?(t) }
+      arg_convs = resolved.map { |t| converter?(t) ? t : nil } if wrap
       address = find_function_address(c_name, resolved)
       stub_name = wrap ? "__fiddle_jit_raw_#{name}" : name.to_s
       stub, bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params, c_name, nil, blocking)
@@ -210,14 +211,16 @@ module FiddleJit
     # Enums, Bitmasks and DataConverters (Type::Mapped) convert in Ruby.
     def converter?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped)
 
-    def find_function_address(c_name, param_types = [])
-      names = [c_name.to_s]
+    def find_function_address(c_name, param_types = NO_TYPES)
+      address = nil
+      c_name = c_name.to_s
       if ffi_convention == :stdcall
         size = param_types.sum { |t| (s = FiddleJit.type_size(t)) + ((4 - s) % 4) }
-        names += ["_#{c_name}@#{size}", "#{c_name}@#{size}"]
+        names = [c_name, "_#{c_name}@#{size}", "#{c_name}@#{size}"]
+        ffi_libraries.find { |l| names.find { |n| address = l.find_address(n) } }
+      else
+        ffi_libraries.find { |l| address = l.find_address(c_name) }
       end
-      address = nil
-      ffi_libraries.find { |l| names.find { |n| address = l.find_address(n) } }
       raise NotFoundError.new(c_name, ffi_libraries.map { |l| l.name || "[current process]" }) unless address
 
       address
@@ -327,7 +330,7 @@ module FiddleJit
                                    "(the JIT emitter cannot pass x87 80-bit values)"
       when :strptr then raise TypeError, "#{name}: :strptr is only valid as a return type"
       when :varargs then raise TypeError, "#{name}: :varargs must be the last parameter type"
-      else canonical.to_s
+      else canonical.name # frozen, interned: no allocation per attach
       end
     end
 
