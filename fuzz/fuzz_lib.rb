@@ -189,6 +189,7 @@ module Fuzz
     case kind
     when :int
       [2**bits, -(2**(bits - 1)) - 1, 2**32, -(2**31) - 1, 2**64, 2**64 - 1, -(2**63) - 1, 2**200, -(2**200),
+       -1, -5, -(2**32), -(2**64), -(2**64) + 1, 2**62, -(2**62) - 1, -0.0, 3.0,
        1.5, -1.5, 1e30, -1e30, 2.0**63, 2.0**64, Float::NAN, Float::INFINITY, -Float::INFINITY,
        nil, true, false, "12", :sym, ToInt.new(5), ToInt.new(2**70), ToInt.new(-7), ToInt.new("x"),
        ToF.new(2.5), ToStr.new("3"), Raising.new, Object.new, Rational(7, 2), Complex(3, 0),
