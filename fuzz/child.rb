@@ -36,7 +36,7 @@ sides = [FFI, FiddleJit].map do |ns|
   m.extend(ns::Library)
   m.ffi_lib lib
   m.attach_function :fz_last_hash, [], :uint64
-  sigs.each { |s| m.attach_function s.name.to_sym, s.params, s.ret }
+  sigs.each { |s| m.attach_function s.name.to_sym, s.params, s.ret, blocking: s.blocking }
   [ns, m]
 end
 
@@ -81,12 +81,16 @@ def show(a)
   end
 end
 
+gc = ENV["FUZZ_GC"]
+GC.auto_compact = true if gc == "compact"
+GC.stress = true if gc == "stress"
 stats = Hash.new(0)
 shown = 0
 t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
 ncalls.times do |i|
-  break if (i & 1023).zero? && Time.now.to_f > deadline
+  break if (i & 63).zero? && Time.now.to_f > deadline
 
+  GC.compact if gc == "compact" && (i % 1000).zero?
   sig = sigs.sample(random: rng)
   args = sig.params.map { |t| Fuzz.valid_arg(rng, t) }
   invalid = rng.rand(100) < (ENV["FUZZ_INVALID_PCT"] || 20).to_i
@@ -113,10 +117,11 @@ ncalls.times do |i|
   next if (shown += 1) > 20
 
   puts "MISMATCH " + JSON.generate(
-    seed: seed, call: i, function: sig.name, params: sig.params, ret: sig.ret,
+    seed: seed, call: i, function: sig.name, params: sig.params, ret: sig.ret, blocking: sig.blocking,
     args: args.map { |a| show(a) }, ffi: want.map(&:to_s), fiddle_jit: got.map(&:to_s)
   )
 end
+GC.stress = false
 stats[:seconds] = (Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0).round(2)
 puts "STATS " + JSON.generate(stats)
 File.delete(src, lib) unless ENV["FUZZ_KEEP"] == "1"

@@ -7,6 +7,9 @@
 #   FUZZ_CALLS=1000000 FUZZ_TIME=900 rake fuzz # long mode
 #   FUZZ_SEED=1234 rake fuzz                   # reproduce a run
 #   FUZZ_BATCH=3 FUZZ_SEED=1234 rake fuzz      # rerun only batch 3
+#   FUZZ_RUBY_FLAGS="--yjit --yjit-call-threshold=1" rake fuzz
+#   FUZZ_GC=compact rake fuzz                  # GC.auto_compact + GC.compact every 1000 calls
+#   FUZZ_GC=stress FUZZ_CALLS=2000 FUZZ_BATCH_CALLS=200 FUZZ_TIME=300 rake fuzz  # GC.stress: ~1 call per second
 #
 # Each batch (FUZZ_FUNCS functions, FUZZ_BATCH_CALLS calls) runs in a child
 # process (fuzz/child.rb); a child killed by a signal is a crash, rerun with
@@ -39,7 +42,7 @@ Dir.mktmpdir("fiddle_jit-fuzz") do |tmp|
 
     bseed = seed * 1000 + b
     n = [per_batch, calls - b * per_batch].min
-    cmd = [RbConfig.ruby, child, bseed.to_s, funcs.to_s, n.to_s, deadline.to_s, tmp]
+    cmd = [RbConfig.ruby, *ENV["FUZZ_RUBY_FLAGS"]&.split, child, bseed.to_s, funcs.to_s, n.to_s, deadline.to_s, tmp]
     out = IO.popen(cmd, err: %i[child out], &:read)
     status = $?
     out.each_line do |line|
@@ -54,7 +57,7 @@ Dir.mktmpdir("fiddle_jit-fuzz") do |tmp|
 
     why = status.signaled? ? "killed by signal #{status.termsig}" : "exit status #{status.exitstatus}"
     # Locate the call: rerun the batch with tracing, keep the last lines.
-    trace = IO.popen({ "FUZZ_TRACE" => "1" }, [*cmd[0..3], (Time.now.to_f + 120).to_s, tmp], err: %i[child out], &:read)
+    trace = IO.popen({ "FUZZ_TRACE" => "1" }, [*cmd[0..-3], (Time.now.to_f + 120).to_s, tmp], err: %i[child out], &:read)
     crashes << "batch #{b} (seed #{bseed}) #{why}:\n#{out[-2000..] || out}\nlast traced calls:\n#{trace.lines.last(5).join}"
     puts "CRASH #{crashes.last}"
   end

@@ -22,12 +22,14 @@ module Fuzz
   RET_TYPES = (PARAM_TYPES + [:void]).freeze
   RET_STRINGS = ["", "fuzz", nil, "\\xff\\x01 bytes"].freeze
 
-  Sig = Struct.new(:name, :params, :ret)
+  Sig = Struct.new(:name, :params, :ret, :blocking)
 
   def self.signatures(rng, count)
     Array.new(count) do |i|
       n = rng.rand(1..20)
-      Sig.new("fz_#{i}", Array.new(n) { PARAM_TYPES.sample(random: rng) }, RET_TYPES.sample(random: rng))
+      # A quarter are attached with blocking: true (a separate stub path: the
+      # arguments go through a call block, the call runs without the GVL).
+      Sig.new("fz_#{i}", Array.new(n) { PARAM_TYPES.sample(random: rng) }, RET_TYPES.sample(random: rng), rng.rand(4).zero?)
     end
   end
 
