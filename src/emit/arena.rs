@@ -76,8 +76,26 @@ fn page_size() -> usize {
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
+/// Why mapping executable memory failed, for the message users see: the
+/// OS error plus the usual causes (an SELinux policy with `deny_execmem`, a
+/// PaX/grsecurity MPROTECT, a seccomp filter, a noexec memfd).
+pub fn describe_map_error(e: &io::Error) -> String {
+    format!("cannot map executable memory (SELinux deny_execmem / PaX MPROTECT / seccomp / noexec?): {e}")
+}
+
+/// Test hook: `FIDDLE_JIT_TEST_DENY_EXECMEM=1` in the environment (read
+/// once, at the first chunk) makes every chunk mapping fail with EACCES, as
+/// under an SELinux policy that denies execmem.
+fn deny_execmem_for_tests() -> bool {
+    static DENY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DENY.get_or_init(|| std::env::var_os("FIDDLE_JIT_TEST_DENY_EXECMEM").is_some_and(|v| v == "1"))
+}
+
 impl Chunk {
     fn map(size: usize) -> io::Result<Chunk> {
+        if deny_execmem_for_tests() {
+            return Err(io::Error::from_raw_os_error(libc::EACCES));
+        }
         // SAFETY: plain syscalls on a descriptor we own; every result is
         // checked, and the fd is closed once both views are mapped (the
         // mappings keep the memory alive).

@@ -88,7 +88,7 @@ pub fn install_thunks(arena: &mut arena::CodeArena, targets: &RuntimeTargets) ->
     {
         let mut a = Vec::new();
         for code in x86_64::emit_thunks(targets) {
-            a.push(arena.install(&code).map_err(|e| EmitError::Assembler(e.to_string()))?);
+            a.push(arena.install(&code).map_err(|e| EmitError::ExecutableMemory(arena::describe_map_error(&e)))?);
         }
         Ok(Thunks {
             arg_int: a[0],
@@ -129,6 +129,9 @@ pub enum EmitError {
     /// The plan uses something this emitter cannot convert yet.
     Unsupported(String),
     Assembler(String),
+    /// The OS refused executable memory (message from
+    /// `arena::describe_map_error`).
+    ExecutableMemory(String),
 }
 
 impl std::fmt::Display for EmitError {
@@ -139,6 +142,7 @@ impl std::fmt::Display for EmitError {
             }
             EmitError::Unsupported(what) => write!(f, "not supported yet: {what}"),
             EmitError::Assembler(e) => write!(f, "assembler error: {e}"),
+            EmitError::ExecutableMemory(e) => write!(f, "{e}"),
         }
     }
 }

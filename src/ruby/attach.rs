@@ -90,7 +90,8 @@ fn runtime_symbols(targets: &RuntimeTargets, thunks: &Thunks) -> Vec<(u64, Strin
 /// Installs other position-independent code (callback trampolines) in the
 /// same executable arena as the stubs.
 pub(crate) fn install_code(code: &[u8]) -> Result<usize, String> {
-    with_jit(|jit| jit.arena.install(code).map_err(|e| EmitError::Assembler(e.to_string()))).map_err(|e| e.to_string())
+    with_jit(|jit| jit.arena.install(code).map_err(|e| EmitError::ExecutableMemory(crate::emit::arena::describe_map_error(&e))))
+        .map_err(|e| e.to_string())
 }
 
 fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, EmitError> {
@@ -231,7 +232,7 @@ fn attach_function(
         let stub = jit
             .arena
             .install(&emitted.code)
-            .map_err(|e| EmitError::Assembler(format!("cannot map executable memory: {e}")))?;
+            .map_err(|e| EmitError::ExecutableMemory(crate::emit::arena::describe_map_error(&e)))?;
         jit.record(StubRecord {
             name: method_name.clone(),
             address: stub,
@@ -243,7 +244,9 @@ fn attach_function(
         Ok((stub, emitted.code.len()))
     })
     .map_err(|e| match e {
-        EmitError::UnsupportedArch(_) | EmitError::Unsupported(_) => {
+        // No executable memory is a property of the platform, like a missing
+        // code generator: NotImplementedError, naming the cause.
+        EmitError::UnsupportedArch(_) | EmitError::Unsupported(_) | EmitError::ExecutableMemory(_) => {
             Error::new(ruby.exception_not_imp_error(), format!("{method_name}: {e}"))
         }
         EmitError::Assembler(_) => Error::new(ruby.exception_runtime_error(), format!("{method_name}: {e}")),

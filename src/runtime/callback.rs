@@ -80,7 +80,7 @@ struct Registry {
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
 fn install(code: &[u8]) -> Result<usize, String> {
-    crate::ruby::attach::install_code(code).map_err(|e| format!("cannot map executable memory: {e}"))
+    crate::ruby::attach::install_code(code)
 }
 
 /// A callback for `params -> ret` calling `callable`. Never calls into

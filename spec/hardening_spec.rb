@@ -1,0 +1,49 @@
+# frozen_string_literal: true
+
+require_relative "spec_helper"
+require "timeout"
+
+# Hardening scenarios, each in a fresh child process
+# (spec/fixtures/hardening_child.rb) so that /proc/self/maps and the arena
+# statistics describe only the scenario, and a crash is a failure report.
+RSpec.describe "hardening (child processes)" do
+  def run_child(scenario, env: {}, timeout: 60)
+    child = File.expand_path("fixtures/hardening_child.rb", __dir__)
+    out = +""
+    IO.popen(env, [RbConfig.ruby, child, scenario, FIXTURE_LIB, CALLBACK_FIXTURE_LIB], err: %i[child out]) do |io|
+      Timeout.timeout(timeout) { out = io.read }
+    rescue Timeout::Error
+      Process.kill(:KILL, io.pid)
+      out << "\n[timed out after #{timeout}s]"
+    end
+    status = $?
+    detail = status.signaled? ? "killed by signal #{status.termsig}" : "exit status #{status.exitstatus}"
+    expect(status.success? && out.start_with?("OK")).to be(true), "#{scenario}: #{detail}\n#{out[0, 4000]}"
+    out
+  end
+
+  before { skip "fiddle_jit's own machinery (arena, stubs, hooks)" if FIDDLE_JIT_ORACLE_MODE }
+
+  it "W^X: after 3000 attachments and 300 callbacks no mapping is writable and executable; " \
+     "the arena's r-x and rw- views match arena_stats and stay within the per-stub budget" do
+    run_child("wx")
+  end
+
+  it "threads: concurrent attach_function in 4 threads while 5 threads call stubs (incl. blocking: true and qsort callbacks)" do
+    run_child("threads")
+  end
+
+  it "fork: stubs, blocking calls, callbacks, Functions and new attachments work in a forked child" do
+    run_child("fork")
+  end
+
+  it "executable memory denied (FIDDLE_JIT_TEST_DENY_EXECMEM=1): attach_function and Function.new raise " \
+     "NotImplementedError naming the cause, no crash" do
+    out = run_child("deny_execmem", env: { "FIDDLE_JIT_TEST_DENY_EXECMEM" => "1" })
+    expect(out).to include("cannot map executable memory")
+  end
+
+  it "GC.compact and GC.auto_compact during calls, callbacks and struct access" do
+    run_child("gc_compact")
+  end
+end
