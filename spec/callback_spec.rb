@@ -304,9 +304,7 @@ RSpec.describe "callbacks" do
 
   describe "volume" do
     it "a callback called 1e6 times from C" do
-      t = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       expect(jit.cb_loop_int(->(i) { i & 1 }, 1_000_000)).to eq(500_000)
-      expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - t).to be < 5
       n = 0
       jit.cb_loop_void(-> { n += 1 }, 1_000_000)
       expect(n).to eq(1_000_000)
@@ -320,7 +318,7 @@ RSpec.describe "callbacks" do
       [jit, ffi].each do |lib|
         seen.clear
         expect(lib.cb_thread_start(pr, 10, 5)).to eq(0)
-        Timeout.timeout(10) { sleep 0.001 until lib.cb_thread_done == 1 }
+        Timeout.timeout(60) { sleep 0.001 until lib.cb_thread_done == 1 }
         expect(lib.cb_thread_result).to eq((10..14).sum * 2)
         expect(seen.size).to eq(5)
         expect(seen).not_to include(Thread.current)
@@ -351,7 +349,7 @@ RSpec.describe "callbacks" do
       it "an exception in a pthread callback is reported and C gets 0" do
         expect do
           jit.cb_thread_start(->(x) { raise "in pthread" if x == 1; x }, 0, 3)
-          Timeout.timeout(10) { sleep 0.001 until jit.cb_thread_done == 1 }
+          Timeout.timeout(60) { sleep 0.001 until jit.cb_thread_done == 1 }
           expect(jit.cb_thread_result).to eq(0 + 0 + 2)
         end.to output(/in pthread/).to_stderr
       end
