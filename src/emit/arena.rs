@@ -55,6 +55,11 @@ impl CodeArena {
             ptr::write_bytes(chunk.rw.add(chunk.used + code.len()), 0xcc, len - code.len());
         }
         let addr = chunk.rx as usize + chunk.used;
+        // AArch64 fetches instructions through a cache that does not snoop
+        // data writes: clean and invalidate the new code's lines (no-op on
+        // x86-64).
+        // SAFETY: [addr, addr+len) is inside the chunk's RX view, readable.
+        dynasmrt::cache_control::synchronize_icache(unsafe { std::slice::from_raw_parts(addr as *const u8, len) });
         chunk.used += len;
         self.bytes += code.len();
         Ok(addr)

@@ -2,6 +2,11 @@
 //! executable-memory arena. Knows Ruby's VALUE layout (`ruby_layout`), never
 //! Ruby's type symbols.
 
+/// Compiled on every host: pure code generation, run under qemu-user by
+/// `rake aarch64` where the host is not aarch64.
+pub mod aarch64;
+#[cfg(test)]
+mod aarch64_tests;
 pub mod arena;
 pub mod disasm;
 pub mod ruby_layout;
@@ -102,7 +107,25 @@ pub fn install_thunks(arena: &mut arena::CodeArena, targets: &RuntimeTargets) ->
             arg_struct: a[8],
         })
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        let mut a = Vec::new();
+        for code in aarch64::emit_thunks(targets) {
+            a.push(arena.install(&code).map_err(|e| EmitError::ExecutableMemory(arena::describe_map_error(&e)))?);
+        }
+        Ok(Thunks {
+            arg_int: a[0],
+            arg_uint: a[1],
+            arg_long_long: a[2],
+            arg_ulong_long: a[3],
+            arg_double: a[4],
+            arg_bool: a[5],
+            arg_pointer: a[6],
+            arg_cstr: a[7],
+            arg_struct: a[8],
+        })
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = (arena, targets);
         Err(EmitError::UnsupportedArch(std::env::consts::ARCH))
@@ -138,7 +161,7 @@ impl std::fmt::Display for EmitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EmitError::UnsupportedArch(arch) => {
-                write!(f, "fiddle_jit has no code generator for {arch} yet (x86_64 only)")
+                write!(f, "fiddle_jit has no code generator for {arch} yet (x86_64 and aarch64 only)")
             }
             EmitError::Unsupported(what) => write!(f, "not supported yet: {what}"),
             EmitError::Assembler(e) => write!(f, "assembler error: {e}"),
@@ -178,7 +201,11 @@ pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
     {
         x86_64::emit_stub(req)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64::emit_stub(req)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = req;
         Err(EmitError::UnsupportedArch(std::env::consts::ARCH))

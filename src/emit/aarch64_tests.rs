@@ -1,0 +1,295 @@
+//! aarch64 stubs on any host: encoder checks here, and the inputs of the
+//! qemu-user harness (`test/aarch64/`, `rake aarch64`), which runs every
+//! stub of [`table`] against C fixtures with fake VALUEs and helpers.
+//!
+//! `FIDDLE_JIT_AARCH64_OUT=<dir> cargo test --lib aarch64_tests` writes one
+//! `.bin` per stub and thunk plus `manifest.txt`. Every address a stub
+//! needs is a SENTINEL (`0x5E5E_0000_0000_xxxx`) in its literal pool, which
+//! the harness replaces with its own fixtures and fakes.
+
+use super::aarch64::{emit_stub, emit_thunks, mov_imm};
+use super::ruby_layout::*;
+use super::{RuntimeTargets, StubRequest, Thunks};
+use crate::abi::{ArgSource, CLoc, CfuncForm, PlanEntry, RetLoc, StubPlan};
+use crate::types::{CType, CType::*, Signature};
+use dynasmrt::aarch64::Aarch64Relocation;
+use dynasmrt::VecAssembler;
+
+const SENTINEL: u64 = 0x5E5E_0000_0000_0000;
+/// errno's offset from tpidr_el0 is an i32: its own marker.
+const ERRNO_OFFSET_SENTINEL: i32 = 0x5E5E_00EE;
+const FUNCTION_ID: u64 = 0x200;
+const INFO_ID: u64 = 0x201;
+const THUNK_ID: u64 = 0x100;
+
+fn s(id: u64) -> usize {
+    (SENTINEL | id) as usize
+}
+
+/// Helper ids, shared with harness.c (`enum helper`).
+fn targets() -> RuntimeTargets {
+    RuntimeTargets {
+        arg_int: s(1),
+        arg_uint: s(2),
+        arg_long_long: s(3),
+        arg_ulong_long: s(4),
+        arg_bool: s(5),
+        arg_double: s(6),
+        arg_cstr: s(7),
+        arg_pointer: s(8),
+        arity_error: s(9),
+        ret_pointer: s(10),
+        ll2inum: s(11),
+        ull2inum: s(12),
+        float_new_in_heap: s(13),
+        str_new_cstr: s(14),
+        pointer_data_type: s(15),
+        errno_table: s(16),
+        errno_tp_offset: Some(ERRNO_OFFSET_SENTINEL),
+        call_without_gvl: s(17),
+        arg_struct: s(18),
+        ret_struct: s(19),
+    }
+}
+
+fn thunks() -> Thunks {
+    let t = |i: u64| s(THUNK_ID + i);
+    Thunks {
+        arg_int: t(0),
+        arg_uint: t(1),
+        arg_long_long: t(2),
+        arg_ulong_long: t(3),
+        arg_double: t(4),
+        arg_bool: t(5),
+        arg_pointer: t(6),
+        arg_cstr: t(7),
+        arg_struct: t(8),
+    }
+}
+
+/// AAPCS64 (Linux) for scalar signatures, as `abi::aapcs64` plans them:
+/// x0-x7 / v0-v7 in order, then 8-byte stack slots; varargs like fixed
+/// arguments. Ruby: self in x0, arguments in x1..x7 then the caller's
+/// stack, or `(argc, argv, self)` beyond 15.
+fn plan(sig: &Signature) -> StubPlan {
+    let n = sig.params.len();
+    let form = if n <= 15 { CfuncForm::Fixed(n as u8) } else { CfuncForm::Argv(n as u32) };
+    let (mut ngrn, mut nsrn, mut stack) = (0u8, 0u8, 0u32);
+    let mut args = Vec::new();
+    for (index, ty) in sig.params.iter().enumerate() {
+        let dest = match ty {
+            F32 | F64 if nsrn < 8 => {
+                nsrn += 1;
+                CLoc::Float(nsrn - 1)
+            }
+            F32 | F64 => {
+                stack += 8;
+                CLoc::Stack(stack - 8)
+            }
+            _ if ngrn < 8 => {
+                ngrn += 1;
+                CLoc::Int(ngrn - 1)
+            }
+            _ => {
+                stack += 8;
+                CLoc::Stack(stack - 8)
+            }
+        };
+        let source = match form {
+            CfuncForm::Argv(_) => ArgSource::Argv(index as u32),
+            CfuncForm::Fixed(_) if index < 7 => ArgSource::Int(index as u8 + 1),
+            CfuncForm::Fixed(_) => ArgSource::Stack(8 * (index as u32 - 7)),
+        };
+        args.push(PlanEntry { index, source, ty: ty.clone(), dest });
+    }
+    let ret = match sig.ret {
+        Void => RetLoc::None,
+        F32 | F64 => RetLoc::Float,
+        _ => RetLoc::Int,
+    };
+    StubPlan {
+        form,
+        args,
+        stack_bytes: stack.div_ceil(16) * 16,
+        float_regs_used: nsrn,
+        variadic: sig.is_variadic(),
+        ret_ty: sig.ret.clone(),
+        ret,
+    }
+}
+
+/// One stub the harness runs: its name (harness.c refers to it), signature
+/// and whether it releases the GVL.
+struct Case {
+    name: String,
+    sig: Signature,
+    blocking: bool,
+}
+
+fn case(name: &str, params: Vec<CType>, ret: CType) -> Case {
+    Case { name: name.to_string(), sig: Signature::new(params, ret), blocking: false }
+}
+
+const INTS: [(&str, CType); 8] =
+    [("i8", I8), ("u8", U8), ("i16", I16), ("u16", U16), ("i32", I32), ("u32", U32), ("i64", I64), ("u64", U64)];
+
+/// The signatures of spec/support/fixture_signatures.rb, as CTypes (the
+/// Ruby aliases — char, long, size_t... — are the same CTypes).
+fn table() -> Vec<Case> {
+    let mut t = Vec::new();
+    for (n, ty) in INTS {
+        t.push(case(&format!("id_{n}"), vec![ty.clone()], ty.clone()));
+        t.push(case(&format!("ret_{n}"), vec![], ty.clone()));
+    }
+    for (n, ty) in [("f32", F32), ("f64", F64), ("bool", Bool), ("pointer", Pointer), ("string", CString)] {
+        t.push(case(&format!("id_{n}"), vec![ty.clone()], ty.clone()));
+        t.push(case(&format!("ret_{n}"), vec![], ty.clone()));
+    }
+    t.push(case("void_void", vec![], Void));
+    for (n, ty) in INTS.into_iter().chain([("bool", Bool)]) {
+        t.push(case(&format!("raw_x0_of_{n}"), vec![ty.clone()], U64));
+        let mut stack = vec![I64; 8];
+        stack.push(ty);
+        t.push(case(&format!("raw_stack_of_{n}"), stack, U64));
+    }
+    for n in [8, 9, 15, 16, 20] {
+        t.push(case(&format!("sum{n}_i64"), vec![I64; n], I64));
+        t.push(case(&format!("sum{n}_dbl"), vec![F64; n], F64));
+    }
+    t.push(case("sum9_f32", vec![F32; 9], F32));
+    let mut mix15: Vec<CType> = [I64, F64].into_iter().cycle().take(14).collect();
+    mix15.push(I64);
+    t.push(case("mix15", mix15, F64));
+    t.push(case("mixed10", vec![I32, F64, CString, Pointer, Bool, U8, F32, I64, U64, I16], F64));
+    let mixed20 = vec![
+        I8, F32, U16, F64, Pointer, F32, CString, F64, I8, F32, U16, F64, Pointer, F32, CString, F64, I8, F32, U16, F64,
+    ];
+    t.push(case("mixed20", mixed20.clone(), F64));
+    t.push(case("set_errno", vec![I32], Void));
+    for mut c in [
+        case("sum9_i64_blocking", vec![I64; 9], I64),
+        case("sum15_dbl_blocking", vec![F64; 15], F64),
+        case("mixed20_blocking", mixed20, F64),
+        case("set_errno_blocking", vec![I32], Void),
+    ] {
+        c.blocking = true;
+        t.push(c);
+    }
+    let varargs: Vec<CType> = [I64, F64].into_iter().cycle().take(18).collect();
+    t.push(Case { name: "vsum".into(), sig: Signature::variadic(vec![I32], varargs, F64), blocking: false });
+    t
+}
+
+fn emit_case(c: &Case) -> super::EmittedStub {
+    let p = plan(&c.sig);
+    let (t, th) = (targets(), thunks());
+    let req = StubRequest { plan: &p, function: s(FUNCTION_ID), info: s(INFO_ID), targets: &t, thunks: &th, blocking: c.blocking };
+    emit_stub(&req).unwrap_or_else(|e| panic!("{}: {e}", c.name))
+}
+
+fn words(code: &[u8]) -> Vec<u32> {
+    code.chunks(4).map(|w| u32::from_le_bytes(w.try_into().unwrap())).collect()
+}
+
+/// Executes a movz/movn/movk sequence on one register.
+fn run_moves(code: &[u8]) -> (u8, u64) {
+    let (mut reg, mut value) = (None, 0u64);
+    for w in words(code) {
+        let (opc, hw, imm, rd) = ((w >> 23) & 0x1ff, (w >> 21) & 3, ((w >> 5) & 0xffff) as u64, (w & 31) as u8);
+        assert_eq!(*reg.get_or_insert(rd), rd, "one register");
+        let shift = 16 * hw;
+        value = match opc {
+            0b1_10_100101 => imm << shift,                                     // movz
+            0b1_00_100101 => !(imm << shift),                                  // movn
+            0b1_11_100101 => (value & !(0xffff << shift)) | (imm << shift),    // movk
+            _ => panic!("not a wide move: {w:#010x}"),
+        };
+    }
+    (reg.unwrap(), value)
+}
+
+#[test]
+fn mov_imm_builds_any_constant_in_few_instructions() {
+    for v in [0u64, 1, 0xffff, 0x1_0000, 0x8000_0000_0000_0002, u64::MAX, u64::MAX - 5, 0x5E5E_0000_0000_0201, 0x1234_5678_9abc_def0, 0xffff_0000_ffff_1234] {
+        let mut ops = VecAssembler::<Aarch64Relocation>::new(0);
+        mov_imm(&mut ops, 13, v);
+        let code = ops.finalize().unwrap();
+        assert_eq!(run_moves(&code), (13, v), "{v:#x}");
+        let halves = (0..4).map(|i| (v >> (16 * i)) & 0xffff);
+        let best = halves.clone().filter(|&h| h != 0).count().min(halves.filter(|&h| h != 0xffff).count()).max(1);
+        assert_eq!(code.len() / 4, best, "{v:#x}");
+    }
+}
+
+#[test]
+fn thunks_save_the_argument_registers_and_end_with_their_target() {
+    let codes = emit_thunks(&targets());
+    assert_eq!(codes.len(), 9);
+    for (code, id) in codes.iter().zip([1u64, 2, 3, 4, 6, 5, 8, 7, 18]) {
+        let tail = u64::from_le_bytes(code[code.len() - 8..].try_into().unwrap());
+        assert_eq!(tail, SENTINEL | id);
+        // stp x29, x30, [sp, #-160]! first, ret before the pool.
+        assert_eq!(words(code)[0], 0xa9b67bfd);
+        assert!(words(&code[..code.len() - 8]).contains(&0xd65f03c0));
+    }
+}
+
+#[test]
+fn every_table_signature_emits_with_function_and_info_in_the_pool() {
+    for c in table() {
+        let stub = emit_case(&c);
+        let at = |o: usize| u64::from_le_bytes(stub.code[o..o + 8].try_into().unwrap());
+        assert_eq!((at(stub.function_at), at(stub.info_at)), (SENTINEL | FUNCTION_ID, SENTINEL | INFO_ID), "{}", c.name);
+        assert!(stub.function_at >= stub.code_len && stub.code_len % 4 == 0);
+        let moved = stub.retarget(0x1111, 0x2222);
+        assert_eq!(u64::from_le_bytes(moved.code[stub.function_at..][..8].try_into().unwrap()), 0x1111);
+        assert_eq!(moved.code[..stub.code_len], stub.code[..stub.code_len]);
+    }
+}
+
+#[test]
+fn narrow_results_are_extended_in_the_stub() {
+    // sxtb x0, w0 / uxtb w0, w0 / sxth x0, w0 / uxth w0, w0 / sxtw x0, w0 / mov w0, w0
+    for (ty, insn) in [(I8, 0x93401c00u32), (U8, 0x53001c00), (I16, 0x93403c00), (U16, 0x53003c00), (I32, 0x93407c00), (U32, 0x2a0003e0)] {
+        let stub = emit_case(&case("ret", vec![], ty.clone()));
+        assert!(words(&stub.code[..stub.code_len]).contains(&insn), "{ty:?}");
+    }
+}
+
+/// Writes the harness inputs when `FIDDLE_JIT_AARCH64_OUT` is set.
+#[test]
+fn write_harness_inputs() {
+    let Some(dir) = std::env::var_os("FIDDLE_JIT_AARCH64_OUT") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut manifest = String::new();
+    for (name, value) in [
+        ("QNIL", QNIL as i64),
+        ("QTRUE", QTRUE as i64),
+        ("T_STRING", T_STRING as i64),
+        ("T_DATA", T_DATA as i64),
+        ("RSTRING_NOEMBED", RSTRING_NOEMBED as i64),
+        ("RSTRING_EMBED_LEN_SHIFT", RSTRING_EMBED_LEN_SHIFT as i64),
+        ("ENCODING_SHIFT", ENCODING_SHIFT as i64),
+        ("RSTRING_HEAP_LEN", RSTRING_HEAP_LEN as i64),
+        ("RSTRING_HEAP_PTR", RSTRING_HEAP_PTR as i64),
+        ("RSTRING_EMBED_ARY", RSTRING_EMBED_ARY as i64),
+        ("RTYPEDDATA_TYPE", RTYPEDDATA_TYPE as i64),
+        ("RTYPEDDATA_DATA", RTYPEDDATA_DATA as i64),
+        ("ERRNO_HASH_MULTIPLIER", super::ERRNO_HASH_MULTIPLIER as i64),
+    ] {
+        manifest += &format!("layout {name} {value}\n");
+    }
+    for (i, code) in emit_thunks(&targets()).iter().enumerate() {
+        let file = format!("thunk{i}.bin");
+        std::fs::write(dir.join(&file), code).unwrap();
+        manifest += &format!("thunk {} {file}\n", THUNK_ID + i as u64);
+    }
+    for c in table() {
+        let stub = emit_case(&c);
+        let file = format!("{}.bin", c.name);
+        std::fs::write(dir.join(&file), &stub.code).unwrap();
+        manifest += &format!("stub {} {file} {} {} {}\n", c.name, stub.code_len, stub.function_at, stub.info_at);
+    }
+    std::fs::write(dir.join("manifest.txt"), manifest).unwrap();
+}

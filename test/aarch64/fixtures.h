@@ -1,0 +1,532 @@
+/* C fixtures and the checks for each stub of aarch64_tests.rs's table.
+ * Included by harness.c. Expected results are computed by calling the
+ * fixture directly with the native values the stub should have produced. */
+#include <stdbool.h>
+
+typedef __int128 i128;
+enum kind { K_I8, K_U8, K_I16, K_U16, K_I32, K_U32, K_I64, K_U64 };
+static const char *KIND_NAMES[] = {"i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64"};
+static int kind_bits(int k) { return 8 << (k / 2); }
+static int kind_signed(int k) { return k % 2 == 0; }
+
+/* x truncated to the kind's width and extended per its signedness. */
+static i128 narrow(int k, uint64_t x) {
+    int b = kind_bits(k);
+    if (b == 64) return kind_signed(k) ? (i128)(int64_t)x : (i128)x;
+    uint64_t m = x & ((1ULL << b) - 1);
+    if (kind_signed(k) && (m >> (b - 1))) return (i128)m - ((i128)1 << b);
+    return m;
+}
+
+/* What the stub's reboxing must produce for native result r. */
+static void check_int_result(VALUE got, int k, i128 r) {
+    if (r >= -((i128)1 << 62) && r < ((i128)1 << 62)) {
+        CHECK_EQ(got, fix((int64_t)r));
+        NO_SLOW_CALLS();
+    } else if (kind_signed(k)) {
+        CHECK_EQ(got, 0xb16);
+        expect_calls(1, H_LL2INUM, (VALUE)(int64_t)r, 0);
+    } else {
+        CHECK_EQ(got, 0xb17);
+        expect_calls(1, H_ULL2INUM, (VALUE)(uint64_t)r, 0);
+    }
+}
+
+static void check_double_result(VALUE got, double r) {
+    if (is_flonum_double(r)) {
+        CHECK_EQ(got, flo(r));
+        if (got & 3) CHECK_DBL(unflo(got), r);
+        NO_SLOW_CALLS();
+    } else {
+        CHECK_EQ(got, 0xf10a7);
+        expect_calls(1, H_FLOAT_NEW_IN_HEAP, bits(r), 0);
+    }
+}
+
+/* ---- identity and constant-return fixtures ------------------------------- */
+static int8_t fx_id_i8(int8_t x) { return x; }
+static uint8_t fx_id_u8(uint8_t x) { return x; }
+static int16_t fx_id_i16(int16_t x) { return x; }
+static uint16_t fx_id_u16(uint16_t x) { return x; }
+static int32_t fx_id_i32(int32_t x) { return x; }
+static uint32_t fx_id_u32(uint32_t x) { return x; }
+static int64_t fx_id_i64(int64_t x) { return x; }
+static uint64_t fx_id_u64(uint64_t x) { return x; }
+static float fx_id_f32(float x) { return x; }
+static double fx_id_f64(double x) { return x; }
+static bool fx_id_bool(bool x) { return x; }
+static void *fx_id_pointer(void *x) { return x; }
+static const char *fx_id_string(const char *x) { return x; }
+static void *const ID_FIXTURES[] = {fx_id_i8, fx_id_u8, fx_id_i16, fx_id_u16, fx_id_i32, fx_id_u32, fx_id_i64, fx_id_u64};
+
+/* Returns whatever 64 bits the check put in ret_value: the stub sees only
+ * the low bits its type defines, the rest is garbage. */
+static uint64_t ret_value;
+static uint64_t fx_ret_raw(void) { return ret_value; }
+static double fx_ret_f64(void) { return from_bits(ret_value); }
+static float fx_ret_f32(void) { float f; uint32_t b = (uint32_t)ret_value; memcpy(&f, &b, 4); return f; }
+/* The raw 64 bits of x0 / of the first stack slot, whatever type the stub
+ * was told the argument has. */
+static uint64_t fx_raw_x0(uint64_t x) { return x; }
+static uint64_t fx_raw_stack(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e, uint64_t f, uint64_t g,
+                             uint64_t h, uint64_t i) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)h;
+    return i;
+}
+static int void_calls;
+static void fx_void(void) { void_calls++; }
+
+static const int64_t INT_SAMPLES[] = {0, 1, -1, 127, 128, -128, -129, 255, 256, 32767, 32768, -32768, -32769,
+    65535, 65536, 2147483647LL, 2147483648LL, -2147483648LL, -2147483649LL, 4294967295LL, 4294967296LL,
+    -4294967296LL, 1LL << 40, (1LL << 62) - 1, -(1LL << 62)};
+#define NSAMPLES (sizeof INT_SAMPLES / sizeof *INT_SAMPLES)
+
+/* Does the stub convert Fixnum v inline (else: the helper's range rule)? */
+static int inline_ok(int k, int64_t v) {
+    if (kind_bits(k) == 64) return 1;
+    if (kind_signed(k)) return v >= INT32_MIN && v <= INT32_MAX;
+    return v >= INT32_MIN && v <= (int64_t)UINT32_MAX;
+}
+static const int HELPER_OF_KIND[] = {H_ARG_INT, H_ARG_UINT, H_ARG_INT, H_ARG_UINT, H_ARG_INT, H_ARG_UINT, H_ARG_LL, H_ARG_ULL};
+static uint64_t fake_result(int k) {
+    switch (HELPER_OF_KIND[k]) {
+    case H_ARG_INT: return 0x100000181ULL;
+    case H_ARG_UINT: return 0x1fffffffeULL;
+    case H_ARG_LL: return (uint64_t)-4242;
+    default: return 0xfedcba9876543210ULL;
+    }
+}
+
+/* Raw x0 / stack slot for a converted value: narrow types extended to 32 bits. */
+static uint64_t raw_of(int k, uint64_t x) {
+    if (kind_bits(k) == 64) return x;
+    return (uint32_t)(uint64_t)narrow(k, x);
+}
+
+static void check_integers(void) {
+    char name[64];
+    for (int k = K_I8; k <= K_U64; k++) {
+        snprintf(name, sizeof name, "id_%s", KIND_NAMES[k]);
+        void *s = stub(name, ID_FIXTURES[k]);
+        for (size_t i = 0; i < NSAMPLES; i++) {
+            int64_t v = INT_SAMPLES[i];
+            VALUE got = CALL(s, fix(v));
+            if (inline_ok(k, v)) {
+                check_int_result(got, k, narrow(k, (uint64_t)v));
+            } else {
+                CHECK(ncalls >= 1 && calls[0].helper == HELPER_OF_KIND[k], "%s(%" PRId64 ") took no slow path", name, v);
+                CHECK_EQ(calls[0].value, fix(v));
+                CHECK(got == fix((int64_t)narrow(k, fake_result(k))), "%s(%" PRId64 ")", name, v);
+            }
+        }
+        /* Non-Fixnums go to the helper with (value, info, index). */
+        VALUE got = CALL(s, HEAP_FLOAT);
+        CHECK(ncalls >= 1, "no slow path");
+        CHECK(calls[0].helper == HELPER_OF_KIND[k] && calls[0].value == HEAP_FLOAT && calls[0].index == 0 &&
+              calls[0].info == info_of_current, "slow path got (%s, %#" PRIx64 ", %#" PRIx64 ", %u)",
+              HELPER_NAMES[calls[0].helper], calls[0].value, calls[0].info, calls[0].index);
+        i128 r = narrow(k, fake_result(k));
+        if (r >= -((i128)1 << 62) && r < ((i128)1 << 62)) CHECK_EQ(got, fix((int64_t)r));
+        else CHECK_EQ(got, kind_signed(k) ? 0xb16 : 0xb17);
+        EXPECT_RAISE(CALL(s, BAD));
+        CHECK_EQ(CALL(s, fix(5)), fix(5)); /* still fine after a raise */
+
+        /* Narrow results: only the type's low bits count. */
+        snprintf(name, sizeof name, "ret_%s", KIND_NAMES[k]);
+        s = stub(name, fx_ret_raw);
+        const uint64_t garbage[] = {0, 1, 0xdeadbeefffffff80ULL, 0x123456789abcdef0ULL, 0xffffffffffffffffULL,
+                                    0x8000000000000000ULL, 0x4000000000000000ULL, 0x3fffffffffffffffULL,
+                                    0xc000000000000000ULL, 0xbfffffffffffffffULL, 0x00000000ffff7fffULL};
+        for (size_t i = 0; i < sizeof garbage / sizeof *garbage; i++) {
+            ret_value = garbage[i];
+            check_int_result(call0(s), k, narrow(k, garbage[i]));
+        }
+
+        /* What the C function sees in x0 and in a stack slot. */
+        snprintf(name, sizeof name, "raw_x0_of_%s", KIND_NAMES[k]);
+        s = stub(name, fx_raw_x0);
+        void *st;
+        snprintf(name, sizeof name, "raw_stack_of_%s", KIND_NAMES[k]);
+        for (size_t i = 0; i < NSAMPLES; i++) {
+            int64_t v = INT_SAMPLES[i];
+            if (!inline_ok(k, v)) continue;
+            current = "raw_x0";
+            check_int_result(CALL(s, fix(v)), K_U64, raw_of(k, (uint64_t)v));
+        }
+        st = stub(name, fx_raw_stack);
+        for (size_t i = 0; i < NSAMPLES; i++) {
+            int64_t v = INT_SAMPLES[i];
+            if (!inline_ok(k, v)) continue;
+            check_int_result(CALL(st, fix(1), fix(2), fix(3), fix(4), fix(5), fix(6), fix(7), fix(8), fix(v)),
+                             K_U64, raw_of(k, (uint64_t)v));
+        }
+        /* Slow-path results are extended the same way. */
+        VALUE got9 = CALL(st, fix(1), fix(2), fix(3), fix(4), fix(5), fix(6), fix(7), fix(8), HEAP_FLOAT);
+        CHECK(ncalls >= 1 && calls[0].helper == HELPER_OF_KIND[k] && calls[0].index == 8, "slow path of argument 9");
+        drop_calls(1);
+        check_int_result(got9, K_U64, raw_of(k, fake_result(k)));
+    }
+}
+
+static void check_bools(void) {
+    void *s = stub("id_bool", fx_id_bool);
+    CHECK_EQ(CALL(s, QTRUE), QTRUE);
+    NO_SLOW_CALLS();
+    CHECK_EQ(CALL(s, QFALSE), QFALSE);
+    NO_SLOW_CALLS();
+    VALUE wrong[] = {QNIL, fix(1), fix(0), HEAP_FLOAT, BAD};
+    for (size_t i = 0; i < 5; i++) {
+        EXPECT_RAISE(CALL(s, wrong[i]));
+        expect_calls(1, H_ARG_BOOL, wrong[i], 0);
+    }
+    s = stub("ret_bool", fx_ret_raw);
+    const uint64_t r[][2] = {{0, QFALSE}, {1, QTRUE}, {0x100, QFALSE}, {0xffffff01, QTRUE},
+                             {0xffffffffffffff00ULL, QFALSE}, {0x80, QTRUE}};
+    for (size_t i = 0; i < 6; i++) {
+        ret_value = r[i][0];
+        CHECK_EQ(call0(s), r[i][1]);
+    }
+    s = stub("raw_x0_of_bool", fx_raw_x0);
+    check_int_result(CALL(s, QTRUE), K_U64, 1);
+    check_int_result(CALL(s, QFALSE), K_U64, 0);
+    s = stub("raw_stack_of_bool", fx_raw_stack);
+    check_int_result(CALL(s, fix(1), fix(2), fix(3), fix(4), fix(5), fix(6), fix(7), fix(8), QTRUE), K_U64, 1);
+    check_int_result(CALL(s, fix(1), fix(2), fix(3), fix(4), fix(5), fix(6), fix(7), fix(8), QFALSE), K_U64, 0);
+}
+
+static const double DBL_SAMPLES[] = {1.5, -2.25, 0.0, 1e-10, 3.141592653589793, -1e10, 65536.0, 1.0 / 3};
+
+static void check_floats(void) {
+    void *s = stub("id_f64", fx_id_f64);
+    for (size_t i = 0; i < sizeof DBL_SAMPLES / sizeof *DBL_SAMPLES; i++) {
+        check_double_result(CALL(s, flo(DBL_SAMPLES[i])), DBL_SAMPLES[i]);
+    }
+    /* Fixnums convert inline; heap Floats (and anything else) via the helper. */
+    check_double_result(CALL(s, fix(7)), 7.0);
+    check_double_result(CALL(s, fix(-(1LL << 53) - 1)), (double)(-(1LL << 53) - 1));
+    VALUE got = CALL(s, HEAP_FLOAT);
+    CHECK_EQ(got, flo(2.5));
+    expect_calls(1, H_ARG_DOUBLE, HEAP_FLOAT, 0);
+    got = CALL(s, QNIL);
+    expect_calls(1, H_ARG_DOUBLE, QNIL, 0);
+    EXPECT_RAISE(CALL(s, BAD));
+
+    s = stub("id_f32", fx_id_f32);
+    for (size_t i = 0; i < sizeof DBL_SAMPLES / sizeof *DBL_SAMPLES; i++) {
+        check_double_result(CALL(s, flo(DBL_SAMPLES[i])), (double)(float)DBL_SAMPLES[i]);
+    }
+    check_double_result(CALL(s, fix(3)), 3.0);
+    got = CALL(s, HEAP_FLOAT);
+    CHECK_EQ(got, flo(2.5));
+
+    /* Results the flonum encoding cannot hold go to rb_float_new_in_heap. */
+    const uint64_t dbl[] = {bits(1e300), bits(-0.0), bits(NAN), 0xfff8000000000000ULL, bits(INFINITY),
+                            bits(-INFINITY), bits(1e-300), 1 /* smallest denormal */, bits(0.0), bits(1.0),
+                            bits(1.0 / 3), bits(1.7976931348623157e308), 0x3000000000000000ULL,
+                            0x2fffffffffffffffULL, 0x4fffffffffffffffULL, 0x5000000000000000ULL};
+    s = stub("ret_f64", fx_ret_f64);
+    for (size_t i = 0; i < sizeof dbl / sizeof *dbl; i++) {
+        ret_value = dbl[i];
+        check_double_result(call0(s), from_bits(dbl[i]));
+    }
+    const uint32_t flt[] = {0x3dcccccd /* 0.1f */, 0x80000000, 0x7fc00000, 0x7f800000, 0xff800000, 0x7f7fffff,
+                            0x00800000, 0x00400000, 0x3fc00000};
+    s = stub("ret_f32", fx_ret_f32);
+    for (size_t i = 0; i < sizeof flt / sizeof *flt; i++) {
+        float f;
+        memcpy(&f, &flt[i], 4);
+        ret_value = 0xdead000000000000ULL | flt[i]; /* garbage above s0 */
+        check_double_result(call0(s), (double)f);
+    }
+}
+
+static void check_pointers(void) {
+    void *s = stub("id_pointer", fx_id_pointer);
+    VALUE got = CALL(s, QNIL);
+    CHECK_EQ(got, 0x9000);
+    expect_calls(1, H_RET_POINTER, 0, 0);
+    VALUE p = pointer_object(0x123456789a, pointer_type);
+    got = CALL(s, p);
+    expect_calls(1, H_RET_POINTER, 0x123456789a, 0);
+    /* Another data type, an immediate, false, a String: the helper. */
+    VALUE others[] = {pointer_object(0x42, other_type), fix(5), QFALSE, QTRUE, heap_string("s"), flo(1.5)};
+    for (size_t i = 0; i < 6; i++) {
+        CALL(s, others[i]);
+        expect_calls(2, H_ARG_POINTER, others[i], 0, H_RET_POINTER, (VALUE)0xabc000, 0);
+    }
+    EXPECT_RAISE(CALL(s, BAD));
+    s = stub("ret_pointer", fx_ret_raw);
+    ret_value = 0xfffffffffffffff0ULL;
+    CHECK_EQ(call0(s), 0x9000);
+    expect_calls(1, H_RET_POINTER, 0xfffffffffffffff0ULL, 0);
+}
+
+static void check_strings(void) {
+    void *s = stub("id_string", fx_id_string);
+    /* Embedded, ASCII-8BIT or UTF-8, NUL right after the bytes: inline. */
+    const char *fast[] = {"", "hello", "123456789012345"};
+    for (int enc = 0; enc <= 1; enc++) {
+        for (size_t i = 0; i < 3; i++) {
+            VALUE str = embedded(fast[i], (long)strlen(fast[i]), enc);
+            CALL(s, str);
+            expect_calls(1, H_STR_NEW_CSTR, (VALUE)((struct RString *)str)->as.ary, 0);
+        }
+    }
+    /* Everything else: the helper, given the address of a slot holding the VALUE. */
+    VALUE slow[] = {embedded("1234567890123456", 16, 0), embedded("12345678901234567890123", 23, 1),
+                    embedded("ab\0cd", 5, 1), embedded("hello", 5, ENC_EUCJP), embedded("\0", 1, 0),
+                    QFALSE, QTRUE, fix(1), flo(2.0), pointer_object(1, pointer_type)};
+    for (size_t i = 0; i < sizeof slow / sizeof *slow; i++) {
+        CALL(s, slow[i]);
+        CHECK(ncalls == 2 && calls[0].helper == H_ARG_CSTR && calls[0].value == slow[i] && calls[0].index == 0 &&
+              calls[0].info == info_of_current && calls[1].helper == H_STR_NEW_CSTR,
+              "string sample %zu: %d calls, first %s", i, ncalls, HELPER_NAMES[calls[0].helper]);
+    }
+    VALUE heap = heap_string("a heap string, longer than any embedded one");
+    CALL(s, heap);
+    expect_calls(2, H_ARG_CSTR, heap, 0, H_STR_NEW_CSTR, (VALUE)((struct RString *)heap)->as.heap.ptr, 0);
+    /* nil → NULL → nil, without a call. */
+    CHECK_EQ(CALL(s, QNIL), QNIL);
+    NO_SLOW_CALLS();
+    EXPECT_RAISE(CALL(s, BAD));
+    s = stub("ret_string", fx_ret_raw);
+    ret_value = 0;
+    CHECK_EQ(call0(s), QNIL);
+    NO_SLOW_CALLS();
+    ret_value = (uint64_t)"abc";
+    CHECK_EQ(call0(s), 0x5700);
+    expect_calls(1, H_STR_NEW_CSTR, (VALUE) "abc", 0);
+
+    s = stub("void_void", fx_void);
+    void_calls = 0;
+    CHECK_EQ(call0(s), QNIL);
+    CHECK_EQ(void_calls, 1);
+}
+
+/* ---- many arguments ------------------------------------------------------ */
+#define H(x) (h = h * 31 + (int64_t)(x))
+static int64_t fx_sum8_i64(int64_t a, int64_t b, int64_t c, int64_t d, int64_t e, int64_t f, int64_t g, int64_t i) {
+    int64_t h = 0; H(a); H(b); H(c); H(d); H(e); H(f); H(g); H(i); return h;
+}
+static int64_t fx_sum9_i64(int64_t a, int64_t b, int64_t c, int64_t d, int64_t e, int64_t f, int64_t g, int64_t i,
+                           int64_t j) {
+    int64_t h = 0; H(a); H(b); H(c); H(d); H(e); H(f); H(g); H(i); H(j); return h;
+}
+#define P15(T) T a1, T a2, T a3, T a4, T a5, T a6, T a7, T a8, T a9, T a10, T a11, T a12, T a13, T a14, T a15
+#define H15 H(a1); H(a2); H(a3); H(a4); H(a5); H(a6); H(a7); H(a8); H(a9); H(a10); H(a11); H(a12); H(a13); H(a14); H(a15)
+static int64_t fx_sum15_i64(P15(int64_t)) { int64_t h = 0; H15; return h; }
+static int64_t fx_sum16_i64(P15(int64_t), int64_t a16) { int64_t h = 0; H15; H(a16); return h; }
+static int64_t fx_sum20_i64(P15(int64_t), int64_t a16, int64_t a17, int64_t a18, int64_t a19, int64_t a20) {
+    int64_t h = 0; H15; H(a16); H(a17); H(a18); H(a19); H(a20); return h;
+}
+#undef H
+#define H(x) (h = h * 1.25 + (x))
+static double fx_sum8_dbl(double a, double b, double c, double d, double e, double f, double g, double i) {
+    double h = 0; H(a); H(b); H(c); H(d); H(e); H(f); H(g); H(i); return h;
+}
+static double fx_sum9_dbl(double a, double b, double c, double d, double e, double f, double g, double i, double j) {
+    double h = 0; H(a); H(b); H(c); H(d); H(e); H(f); H(g); H(i); H(j); return h;
+}
+static double fx_sum15_dbl(P15(double)) { double h = 0; H15; return h; }
+static double fx_sum16_dbl(P15(double), double a16) { double h = 0; H15; H(a16); return h; }
+static double fx_sum20_dbl(P15(double), double a16, double a17, double a18, double a19, double a20) {
+    double h = 0; H15; H(a16); H(a17); H(a18); H(a19); H(a20); return h;
+}
+static float fx_sum9_f32(float a, float b, float c, float d, float e, float f, float g, float i, float j) {
+    float h = 0; H(a); H(b); H(c); H(d); H(e); H(f); H(g); H(i); H(j); return h;
+}
+static double fx_mix15(int64_t a1, double a2, int64_t a3, double a4, int64_t a5, double a6, int64_t a7, double a8,
+                       int64_t a9, double a10, int64_t a11, double a12, int64_t a13, double a14, int64_t a15) {
+    double h = 0; H15; return h;
+}
+static double str_h(const char *s) { return s ? (double)strlen(s) * 1000 + (unsigned char)s[0] : -1; }
+static double fx_mixed10(int32_t a, double b, const char *c, void *d, bool e, uint8_t f, float g, int64_t i,
+                         uint64_t j, int16_t k) {
+    double h = 0; H(a); H(b); H(str_h(c)); H((double)(uintptr_t)d); H(e); H(f); H(g); H((double)i); H((double)j); H(k);
+    return h;
+}
+static double fx_mixed20(int8_t a1, float a2, uint16_t a3, double a4, void *a5, float a6, const char *a7, double a8,
+                         int8_t a9, float a10, uint16_t a11, double a12, void *a13, float a14, const char *a15,
+                         double a16, int8_t a17, float a18, uint16_t a19, double a20) {
+    double h = 0;
+    H(a1); H(a2); H(a3); H(a4); H((double)(uintptr_t)a5); H(a6); H(str_h(a7)); H(a8); H(a9); H(a10);
+    H(a11); H(a12); H((double)(uintptr_t)a13); H(a14); H(str_h(a15)); H(a16); H(a17); H(a18); H(a19); H(a20);
+    return h;
+}
+static double fx_vsum(int n, ...) {
+    va_list ap;
+    va_start(ap, n);
+    double h = n;
+    for (int i = 0; i < 9; i++) {
+        H((double)va_arg(ap, int64_t));
+        H(va_arg(ap, double));
+    }
+    va_end(ap);
+    return h;
+}
+#undef H
+
+static void check_int_sums(void) {
+    struct { const char *name; void *fn; int n; } cases[] = {
+        {"sum8_i64", fx_sum8_i64, 8}, {"sum9_i64", fx_sum9_i64, 9}, {"sum15_i64", fx_sum15_i64, 15},
+        {"sum16_i64", fx_sum16_i64, 16}, {"sum20_i64", fx_sum20_i64, 20}, {"sum9_i64_blocking", fx_sum9_i64, 9}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        void *s = stub(cases[c].name, cases[c].fn);
+        int n = cases[c].n, blocking = strstr(cases[c].name, "blocking") != NULL;
+        for (int slow_at = -1; slow_at < n; slow_at++) {
+            VALUE a[20];
+            int64_t x[20];
+            for (int i = 0; i < n; i++) {
+                x[i] = (i + 1) * 1000003LL * (i % 2 ? -1 : 1);
+                a[i] = fix(x[i]);
+            }
+            if (slow_at >= 0) { a[slow_at] = HEAP_FLOAT; x[slow_at] = -4242; }
+            int64_t want = n == 8 ? fx_sum8_i64(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7])
+                         : n == 9 ? fx_sum9_i64(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8])
+                         : n == 15 ? fx_sum15_i64(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13], x[14])
+                         : n == 16 ? fx_sum16_i64(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13], x[14], x[15])
+                         : fx_sum20_i64(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13], x[14], x[15], x[16], x[17], x[18], x[19]);
+            VALUE got = n > 15 ? call_argv(s, n, a) : call_fixed(s, n, a);
+            int skip = (slow_at >= 0) + blocking;
+            if (slow_at >= 0) CHECK(calls[0].helper == H_ARG_LL && calls[0].index == (uint32_t)slow_at && calls[0].value == HEAP_FLOAT, "slow path at %d", slow_at);
+            if (blocking) {
+                CHECK(calls[skip - 1].helper == H_WITHOUT_GVL && calls[skip - 1].value == (uint64_t)-1 && calls[skip - 1].info == 0, "without_gvl(f, block, RUBY_UBF_IO, 0)");
+            }
+            /* the rest: the result's boxing */
+            memmove(calls, calls + skip, (ncalls - skip) * sizeof *calls);
+            ncalls -= skip;
+            check_int_result(got, K_I64, want);
+        }
+        if (n > 15) {
+            VALUE a[21];
+            for (int i = 0; i < 21; i++) a[i] = fix(i);
+            EXPECT_RAISE(call_argv(s, n - 1, a));
+            expect_calls(1, H_ARITY, (VALUE)(n - 1), 0);
+            EXPECT_RAISE(call_argv(s, n + 1, a));
+            EXPECT_RAISE(call_argv(s, 0, a));
+        }
+    }
+}
+
+static void check_dbl_sums(void) {
+    struct { const char *name; void *fn; int n; } cases[] = {
+        {"sum8_dbl", fx_sum8_dbl, 8}, {"sum9_dbl", fx_sum9_dbl, 9}, {"sum15_dbl", fx_sum15_dbl, 15},
+        {"sum16_dbl", fx_sum16_dbl, 16}, {"sum20_dbl", fx_sum20_dbl, 20}, {"sum15_dbl_blocking", fx_sum15_dbl, 15},
+        {"sum9_f32", fx_sum9_f32, 9}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        void *s = stub(cases[c].name, cases[c].fn);
+        int n = cases[c].n, blocking = strstr(cases[c].name, "blocking") != NULL;
+        int single = strstr(cases[c].name, "f32") != NULL;
+        for (int odd_at = -1; odd_at < n; odd_at++) {
+            VALUE a[20];
+            double x[20];
+            for (int i = 0; i < n; i++) {
+                x[i] = (i + 1) * 0.5 * (i % 2 ? -1 : 1);
+                a[i] = flo(x[i]);
+            }
+            /* Alternately a heap Float (helper → 2.5) and a Fixnum (inline). */
+            if (odd_at >= 0 && odd_at % 2) { a[odd_at] = HEAP_FLOAT; x[odd_at] = 2.5; }
+            if (odd_at >= 0 && odd_at % 2 == 0) { a[odd_at] = fix(-7 - odd_at); x[odd_at] = -7 - odd_at; }
+            double want = single ? (double)fx_sum9_f32(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8])
+                        : n == 8 ? fx_sum8_dbl(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7])
+                        : n == 9 ? fx_sum9_dbl(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8])
+                        : n == 15 ? fx_sum15_dbl(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13], x[14])
+                        : n == 16 ? fx_sum16_dbl(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13], x[14], x[15])
+                        : fx_sum20_dbl(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13], x[14], x[15], x[16], x[17], x[18], x[19]);
+            VALUE got = n > 15 ? call_argv(s, n, a) : call_fixed(s, n, a);
+            int skip = (odd_at >= 0 && odd_at % 2) + blocking;
+            if (odd_at >= 0 && odd_at % 2) CHECK(calls[0].helper == H_ARG_DOUBLE && calls[0].index == (uint32_t)odd_at, "slow path at %d", odd_at);
+            if (blocking) CHECK(calls[skip - 1].helper == H_WITHOUT_GVL, "without_gvl");
+            memmove(calls, calls + skip, (ncalls - skip) * sizeof *calls);
+            ncalls -= skip;
+            check_double_result(got, want);
+        }
+    }
+    void *s = stub("mix15", fx_mix15);
+    VALUE a[15];
+    for (int i = 0; i < 15; i++) a[i] = i % 2 ? flo(i * 0.75) : fix(i * 11 - 50);
+    check_double_result(call_fixed(s, 15, a), fx_mix15(-50, 0.75, -28, 2.25, -6, 3.75, 16, 5.25, 38, 6.75, 60, 8.25, 82, 9.75, 104));
+}
+
+static void check_mixed(void) {
+    void *s = stub("mixed10", fx_mixed10);
+    VALUE str = embedded("str", 3, 1), ptr = pointer_object(0x7000, pointer_type);
+    VALUE got = CALL(s, fix(-5), flo(1.5), str, ptr, QTRUE, fix(200), flo(0.25), fix(-9), fix(77), fix(-300));
+    check_double_result(got, fx_mixed10(-5, 1.5, "str", (void *)0x7000, true, 200, 0.25f, -9, 77, -300));
+    /* The same with every argument through its slow path. */
+    VALUE hs = heap_string("heap");
+    VALUE other = pointer_object(0x8000, other_type);
+    got = CALL(s, HEAP_FLOAT, HEAP_FLOAT, hs, other, QFALSE, HEAP_FLOAT, HEAP_FLOAT, HEAP_FLOAT, HEAP_FLOAT, HEAP_FLOAT);
+    double want = fx_mixed10(0x181, 2.5, "heap", (void *)(0xabc000 + 3), false, 0xfe, 2.5f, -4242,
+                             0xfedcba9876543210ULL, 0x181);
+    for (int i = 0; i < 9 && i < ncalls; i++) {
+        CHECK(calls[i].index == (uint32_t)(i < 4 ? i : i + 1) && calls[i].info == info_of_current, "call %d", i);
+    }
+    drop_calls(9);
+    check_double_result(got, want);
+
+    const char *names[] = {"mixed20", "mixed20_blocking"};
+    for (int b = 0; b < 2; b++) {
+        s = stub(names[b], fx_mixed20);
+        VALUE a[20];
+        VALUE s1 = embedded("abc", 3, 0), s2 = heap_string("heap string");
+        VALUE p1 = pointer_object(0x1000, pointer_type);
+        VALUE v[20] = {fix(-3), flo(0.5), fix(65535), flo(-1.25), p1, flo(2.0), s1, fix(4),
+                       fix(127), HEAP_FLOAT, fix(7), flo(3.5), QNIL, fix(1), s2, flo(-0.75),
+                       fix(-128), flo(0.125), fix(65536 + 5), HEAP_FLOAT};
+        memcpy(a, v, sizeof a);
+        got = call_argv(s, 20, a);
+        want = fx_mixed20(-3, 0.5f, 65535, -1.25, (void *)0x1000, 2.0f, "abc", 4.0, 127, 2.5f, 7, 3.5, NULL, 1.0f,
+                          "heap string", -0.75, -128, 0.125f, 5, 2.5);
+        CHECK(calls[0].helper == H_ARG_DOUBLE && calls[0].index == 9, "argument 10's slow path");
+        CHECK(calls[1].helper == H_ARG_CSTR && calls[1].index == 14, "argument 15's slow path");
+        CHECK(calls[2].helper == H_ARG_DOUBLE && calls[2].index == 19, "argument 20's slow path");
+        drop_calls(3 + b);
+        check_double_result(got, want);
+        EXPECT_RAISE(call_argv(s, 19, a));
+        a[6] = BAD;
+        EXPECT_RAISE(call_argv(s, 20, a));
+    }
+
+    s = stub("vsum", fx_vsum);
+    VALUE va[19];
+    va[0] = fix(9);
+    for (int i = 0; i < 9; i++) {
+        va[1 + 2 * i] = fix(i * 100 - 333);
+        va[2 + 2 * i] = flo(i * 0.5 + 0.25);
+    }
+    got = call_argv(s, 19, va);
+    want = fx_vsum(9, -333LL, 0.25, -233LL, 0.75, -133LL, 1.25, -33LL, 1.75, 67LL, 2.25, 167LL, 2.75, 267LL, 3.25,
+                   367LL, 3.75, 467LL, 4.25);
+    check_double_result(got, want);
+}
+
+static void set_errno_to(int e) { errno = e; }
+
+static void check_errno(void) {
+    const char *names[] = {"set_errno", "set_errno_blocking"};
+    for (int b = 0; b < 2; b++) {
+        void *s = stub(names[b], set_errno_to);
+        int values[] = {42, 0, 123456, -1};
+        for (int i = 0; i < 4; i++) {
+            errno = 7;
+            CHECK_EQ(CALL(s, fix(values[i])), QNIL);
+            uint64_t t = tp();
+            struct errno_slot *slot = &errno_table[(t * 0x9E3779B97F4A7C15ULL) >> 56];
+            CHECK_EQ(slot->thread, t);
+            CHECK_EQ(slot->err, values[i]);
+        }
+    }
+}
+
+static void run_all(void) {
+    check_integers();
+    check_bools();
+    check_floats();
+    check_pointers();
+    check_strings();
+    check_int_sums();
+    check_dbl_sums();
+    check_mixed();
+    check_errno();
+}
