@@ -19,12 +19,6 @@ mod x86_64_tests;
 
 use crate::abi::{CallbackPlan, StubPlan};
 
-/// The errno table stubs write after each call: `ERRNO_SLOTS` entries of
-/// 16 bytes, `(thread pointer: u64, errno: i32)`, at index
-/// `(tp * ERRNO_HASH_MULTIPLIER) >> 56`. runtime::errno owns and reads it.
-pub const ERRNO_SLOTS: usize = 256;
-pub const ERRNO_HASH_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
-
 /// Addresses a stub may call or compare against, provided by the runtime
 /// layer. Each `arg_*` slow path has the contract
 /// `fn(value: VALUE, info: *const StubInfo, index: u32) -> native` and either
@@ -59,10 +53,10 @@ pub struct RuntimeTargets {
     pub str_new_cstr: usize,
     /// The `rb_data_type_t` of Pointer objects, for the inline Pointer check.
     pub pointer_data_type: usize,
-    /// The per-thread errno table (`runtime::errno`) and errno's offset
-    /// from the thread pointer; `None` means the stub does not save errno.
-    pub errno_table: usize,
-    pub errno_tp_offset: Option<i32>,
+    /// `(errno, saved errno)`: both offsets from the thread pointer (static
+    /// TLS, see `runtime::errno`). After the call the stub copies the 32-bit
+    /// errno into the saved slot; `None` means it does not.
+    pub errno_tp_offsets: Option<(i32, i32)>,
     /// `rb_thread_call_without_gvl`, for `blocking: true` stubs.
     pub call_without_gvl: usize,
     /// Struct by value: `fn(value, info, index) -> *const u8` (checks the

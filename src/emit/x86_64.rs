@@ -736,24 +736,15 @@ impl Emitter<'_> {
         dynasm!(self.ops ; .arch x64 ; pop rbx ; ret);
     }
 
-    /// errno → the calling thread's slot of the errno table (see
-    /// runtime::errno): one fs-relative load, a multiplicative hash of the
-    /// thread pointer, two stores. Uses rcx, rsi, r10, r11: the return
-    /// registers (rax, rdx, xmm0, xmm1) are live after the call.
+    /// errno → the calling thread's saved slot (see runtime::errno): both
+    /// are static TLS at fixed fs offsets. Uses esi: the return registers
+    /// (rax, rdx, xmm0, xmm1) are live after the call.
     fn save_errno(&mut self) {
-        let Some(offset) = self.targets.errno_tp_offset else { return };
-        let table = self.pool.label(&mut self.ops, self.targets.errno_table);
+        let Some((errno, saved)) = self.targets.errno_tp_offsets else { return };
         dynasm!(self.ops
             ; .arch x64
-            ; fs mov rcx, QWORD [0]
-            ; fs mov esi, DWORD [offset]
-            ; mov r11, QWORD super::ERRNO_HASH_MULTIPLIER as i64
-            ; imul r11, rcx
-            ; shr r11, 56
-            ; shl r11d, 4
-            ; mov r10, [=>table]
-            ; mov [r10 + r11], rcx
-            ; mov [r10 + r11 + 8], esi
+            ; fs mov esi, DWORD [errno]
+            ; fs mov DWORD [saved], esi
         );
     }
 

@@ -78,7 +78,6 @@ fn runtime_symbols(targets: &RuntimeTargets, thunks: &Thunks) -> Vec<(u64, Strin
         (targets.float_new_in_heap, "rb_float_new_in_heap"),
         (targets.str_new_cstr, "rb_str_new_cstr"),
         (targets.call_without_gvl, "rb_thread_call_without_gvl"),
-        (targets.errno_table, "fiddle_jit errno table"),
         (targets.ret_struct, "fiddle_jit ret_struct"),
         (targets.pointer_data_type, "FiddleJit::Pointer data type"),
     ] {

@@ -1,95 +1,152 @@
 //! errno after each attached call, per thread (`FiddleJit.errno`, the ffi
-//! gem's `FFI.errno`), saved by the stub itself in a few instructions.
+//! gem's `FFI.errno`), saved by the stub itself in two instructions.
 //!
-//! A C library keeps errno in thread-local storage at a constant offset from
-//! the thread pointer (fs:0 on x86-64) for every thread, because libc is in
-//! the initial TLS image. The stub reads it with one fs-relative load and
-//! stores `(thread pointer, errno)` into a 256-entry table slot chosen by
-//! hashing the thread pointer: no call, no TLS lookup, about ten simple
-//! instructions. Reading looks up the calling thread's slot; if another
-//! thread has since taken that slot (a hash collision), it falls back to the
-//! thread's current errno, which is what the saved value was unless Ruby
-//! code in between changed it.
+//! Both errno and the saved copy live in static TLS, at offsets from the
+//! thread pointer that are the same in every thread:
+//!
+//! - libc is in the initial TLS image, so errno is at a constant offset
+//!   (checked once against a new thread);
+//! - the saved copy is one 8-byte thread-local defined below in assembly and
+//!   reached with the *initial-exec* TLS model. That marks this library
+//!   `DF_STATIC_TLS`: the dynamic loader places its TLS block in the static
+//!   TLS area (glibc reserves surplus space there for libraries that are
+//!   dlopen'ed and do this), so the offset is fixed for every thread, past
+//!   and future.
+//!
+//! A stub therefore saves errno with `mov esi, fs:[errno]` and
+//! `mov fs:[saved], esi`: no call, no table, no TLS lookup. Only this one
+//! variable is initial-exec; Rust's own thread-locals keep the default model.
 
-use crate::emit::{ERRNO_HASH_MULTIPLIER, ERRNO_SLOTS as SLOTS};
 use std::sync::OnceLock;
 
-/// The layout `emit` writes: thread pointer at 0, errno at 8, 16 bytes.
-#[repr(C, align(16))]
-pub struct Slot {
-    pub thread: u64,
-    pub errno: i32,
+// The saved errno: one thread-local quadword, and a function returning its
+// offset from the thread pointer (the initial-exec GOT entry).
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+std::arch::global_asm!(
+    ".pushsection .tbss,\"awT\",@nobits",
+    ".p2align 3",
+    ".type fiddle_jit_saved_errno, @tls_object",
+    ".size fiddle_jit_saved_errno, 8",
+    "fiddle_jit_saved_errno:",
+    ".zero 8",
+    ".popsection",
+    ".pushsection .text.fiddle_jit_saved_errno_offset,\"ax\",@progbits",
+    ".globl fiddle_jit_saved_errno_offset",
+    ".hidden fiddle_jit_saved_errno_offset",
+    ".type fiddle_jit_saved_errno_offset, @function",
+    "fiddle_jit_saved_errno_offset:",
+    "mov rax, qword ptr [rip + fiddle_jit_saved_errno@GOTTPOFF]",
+    "ret",
+    ".size fiddle_jit_saved_errno_offset, . - fiddle_jit_saved_errno_offset",
+    ".popsection",
+);
+
+// The same for AArch64 Linux (tpidr_el0-relative, TLS variant I). Not run
+// here: see docs/aarch64.md.
+#[cfg(all(target_arch = "aarch64", target_os = "linux"))]
+std::arch::global_asm!(
+    ".pushsection .tbss,\"awT\",@nobits",
+    ".p2align 3",
+    ".type fiddle_jit_saved_errno, @tls_object",
+    ".size fiddle_jit_saved_errno, 8",
+    "fiddle_jit_saved_errno:",
+    ".zero 8",
+    ".popsection",
+    ".pushsection .text.fiddle_jit_saved_errno_offset,\"ax\",@progbits",
+    ".globl fiddle_jit_saved_errno_offset",
+    ".hidden fiddle_jit_saved_errno_offset",
+    ".type fiddle_jit_saved_errno_offset, @function",
+    "fiddle_jit_saved_errno_offset:",
+    "adrp x0, :gottprel:fiddle_jit_saved_errno",
+    "ldr x0, [x0, #:gottprel_lo12:fiddle_jit_saved_errno]",
+    "ret",
+    ".size fiddle_jit_saved_errno_offset, . - fiddle_jit_saved_errno_offset",
+    ".popsection",
+);
+
+#[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux"))]
+extern "C" {
+    fn fiddle_jit_saved_errno_offset() -> isize;
 }
 
-/// Written by stubs (with the GVL held) and read by `saved_errno`.
-pub static mut FIDDLE_JIT_ERRNO_TABLE: [Slot; SLOTS] = [const { Slot { thread: 0, errno: 0 } }; SLOTS];
-
-#[cfg(target_arch = "x86_64")]
-fn thread_pointer() -> u64 {
-    let tp: u64;
+/// The thread pointer: fs:0 on x86-64 (the TCB's own address), tpidr_el0 on
+/// AArch64.
+fn thread_pointer() -> usize {
+    let tp: usize;
+    #[cfg(target_arch = "x86_64")]
     // SAFETY: on x86-64 Linux fs:0 holds the thread control block's own
-    // address (the thread pointer); reading it has no side effects.
-    unsafe { std::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags)) };
+    // address; reading it has no side effects.
+    unsafe {
+        std::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags))
+    };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: reading the thread pointer register has no side effects.
+    unsafe {
+        std::arch::asm!("mrs {}, tpidr_el0", out(reg) tp, options(nostack, nomem, preserves_flags))
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        tp = 0;
+    }
     tp
 }
 
-fn errno_address() -> u64 {
+fn errno_address() -> usize {
     // SAFETY: __errno_location has no preconditions.
-    unsafe { libc::__errno_location() as u64 }
+    unsafe { libc::__errno_location() as usize }
 }
 
-fn slot_index(tp: u64) -> usize {
-    (tp.wrapping_mul(ERRNO_HASH_MULTIPLIER) >> 56) as usize
-}
-
-/// errno's offset from the thread pointer, if it is the same in a new thread
-/// as in this one (checked once); `None` disables the inline save.
-#[cfg(target_arch = "x86_64")]
-pub fn errno_tp_offset() -> Option<i32> {
-    static OFFSET: OnceLock<Option<i32>> = OnceLock::new();
-    *OFFSET.get_or_init(|| {
-        let here = errno_address().wrapping_sub(thread_pointer()) as i64;
-        let there = std::thread::spawn(|| errno_address().wrapping_sub(thread_pointer()) as i64).join().ok()?;
-        (here == there).then_some(here).and_then(|o| i32::try_from(o).ok())
+/// `(errno, saved errno)` offsets from the thread pointer, when both are
+/// constant across threads (checked once); `None` disables the inline save
+/// and `FFI.errno` then reads errno itself.
+pub fn tp_offsets() -> Option<(i32, i32)> {
+    static OFFSETS: OnceLock<Option<(i32, i32)>> = OnceLock::new();
+    *OFFSETS.get_or_init(|| {
+        let saved = saved_offset()?;
+        let errno_offset = || errno_address().wrapping_sub(thread_pointer()) as isize;
+        let here = errno_offset();
+        let there = std::thread::spawn(errno_offset).join().ok()?;
+        if here != there {
+            return None;
+        }
+        Some((i32::try_from(here).ok()?, i32::try_from(saved).ok()?))
     })
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-pub fn errno_tp_offset() -> Option<i32> {
+#[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux"))]
+fn saved_offset() -> Option<isize> {
+    // SAFETY: returns a constant.
+    Some(unsafe { fiddle_jit_saved_errno_offset() })
+}
+
+#[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux")))]
+fn saved_offset() -> Option<isize> {
     None
+}
+
+/// The calling thread's saved errno slot.
+fn saved_slot() -> Option<*mut i32> {
+    let (_, saved) = tp_offsets()?;
+    Some(thread_pointer().wrapping_add_signed(saved as isize) as *mut i32)
 }
 
 /// The errno the calling thread's last attached call left.
 pub fn saved_errno() -> i32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let tp = thread_pointer();
-        // SAFETY: plain reads of a static written only by threads holding
-        // the GVL, as is this one.
-        let slot = unsafe { &*std::ptr::addr_of!(FIDDLE_JIT_ERRNO_TABLE[slot_index(tp)]) };
-        if slot.thread == tp {
-            return slot.errno;
-        }
+    match saved_slot() {
+        // SAFETY: the slot is this thread's own static-TLS quadword.
+        Some(slot) => unsafe { slot.read() },
+        // SAFETY: reading errno.
+        None => unsafe { *libc::__errno_location() },
     }
-    // SAFETY: reading errno.
-    unsafe { *libc::__errno_location() }
 }
 
 /// `FFI.errno = value`: sets both the saved value and errno.
 pub fn set_saved_errno(value: i32) {
-    // SAFETY: writing errno; the table write happens with the GVL held.
+    // SAFETY: writing errno and this thread's own saved slot.
     unsafe {
         *libc::__errno_location() = value;
-        #[cfg(target_arch = "x86_64")]
-        {
-            let tp = thread_pointer();
-            let slot = &mut *std::ptr::addr_of_mut!(FIDDLE_JIT_ERRNO_TABLE[slot_index(tp)]);
-            slot.thread = tp;
-            slot.errno = value;
+        if let Some(slot) = saved_slot() {
+            slot.write(value);
         }
     }
-}
-
-pub fn table_address() -> usize {
-    std::ptr::addr_of!(FIDDLE_JIT_ERRNO_TABLE) as usize
 }
