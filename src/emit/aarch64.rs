@@ -870,26 +870,20 @@ impl Emitter<'_> {
         );
     }
 
-    /// errno → the calling thread's slot of the errno table (see
-    /// runtime::errno): one tpidr_el0-relative load, a multiplicative hash
-    /// of the thread pointer, two stores. Uses x9..x12: the return
-    /// registers (x0, x1, d0..d3) are live after the call.
+    /// errno → the calling thread's saved copy (see runtime::errno): both
+    /// are static TLS at fixed offsets from tpidr_el0. The offsets come from
+    /// the pool (any i32, the same code for every process, and a harness can
+    /// patch them). Uses x9..x12: the return registers (x0, x1, d0..d3) are
+    /// live after the call.
     fn save_errno(&mut self) {
-        let Some(offset) = self.targets.errno_tp_offset else { return };
-        // From the pool, not an immediate: the same 8 bytes whatever the
-        // offset (and a harness can patch it).
-        self.pool.load(&mut self.ops, 10, offset as i64 as u64);
-        self.pool.load(&mut self.ops, X11, super::ERRNO_HASH_MULTIPLIER);
-        self.pool.load(&mut self.ops, 12, self.targets.errno_table as u64);
+        let Some((errno, saved)) = self.targets.errno_tp_offsets else { return };
+        self.pool.load(&mut self.ops, 10, errno as i64 as u64);
+        self.pool.load(&mut self.ops, X11, saved as i64 as u64);
         dynasm!(self.ops
             ; .arch aarch64
             ; mrs x9, TPIDR_EL0
-            ; ldr w10, [x9, x10]
-            ; mul x11, x11, x9
-            ; lsr x11, x11, 56
-            ; add x12, x12, x11, lsl 4
-            ; str x9, [x12]
-            ; str w10, [x12, 8]
+            ; ldr w12, [x9, x10]
+            ; str w12, [x9, x11]
         );
     }
 

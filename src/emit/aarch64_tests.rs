@@ -16,8 +16,10 @@ use dynasmrt::aarch64::Aarch64Relocation;
 use dynasmrt::VecAssembler;
 
 const SENTINEL: u64 = 0x5E5E_0000_0000_0000;
-/// errno's offset from tpidr_el0 is an i32: its own marker.
+/// errno's and the saved copy's offsets from tpidr_el0 are i32s: markers
+/// of their own.
 const ERRNO_OFFSET_SENTINEL: i32 = 0x5E5E_00EE;
+const SAVED_ERRNO_OFFSET_SENTINEL: i32 = 0x5E5E_00EF;
 const FUNCTION_ID: u64 = 0x200;
 const INFO_ID: u64 = 0x201;
 const THUNK_ID: u64 = 0x100;
@@ -44,8 +46,7 @@ fn targets() -> RuntimeTargets {
         float_new_in_heap: s(13),
         str_new_cstr: s(14),
         pointer_data_type: s(15),
-        errno_table: s(16),
-        errno_tp_offset: Some(ERRNO_OFFSET_SENTINEL),
+        errno_tp_offsets: Some((ERRNO_OFFSET_SENTINEL, SAVED_ERRNO_OFFSET_SENTINEL)),
         call_without_gvl: s(17),
         arg_struct: s(18),
         ret_struct: s(19),
@@ -276,7 +277,6 @@ fn write_harness_inputs() {
         ("RSTRING_EMBED_ARY", RSTRING_EMBED_ARY as i64),
         ("RTYPEDDATA_TYPE", RTYPEDDATA_TYPE as i64),
         ("RTYPEDDATA_DATA", RTYPEDDATA_DATA as i64),
-        ("ERRNO_HASH_MULTIPLIER", super::ERRNO_HASH_MULTIPLIER as i64),
     ] {
         manifest += &format!("layout {name} {value}\n");
     }

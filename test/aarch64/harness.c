@@ -65,7 +65,6 @@ static const struct { const char *name; long value; } LAYOUT[] = {
     {"RSTRING_EMBED_ARY", offsetof(struct RString, as.ary)},
     {"RTYPEDDATA_TYPE", offsetof(struct RTypedData, type)},
     {"RTYPEDDATA_DATA", offsetof(struct RTypedData, data)},
-    {"ERRNO_HASH_MULTIPLIER", (long)0x9E3779B97F4A7C15ULL},
 };
 
 /* ---- checks ------------------------------------------------------------ */
@@ -149,11 +148,11 @@ static uint64_t heap_float[3] = {0x0d, 0xdef0, 0};
 enum helper {
     H_ARG_INT = 1, H_ARG_UINT, H_ARG_LL, H_ARG_ULL, H_ARG_BOOL, H_ARG_DOUBLE, H_ARG_CSTR, H_ARG_POINTER,
     H_ARITY, H_RET_POINTER, H_LL2INUM, H_ULL2INUM, H_FLOAT_NEW_IN_HEAP, H_STR_NEW_CSTR, H_POINTER_TYPE,
-    H_ERRNO_TABLE, H_WITHOUT_GVL, H_ARG_STRUCT, H_RET_STRUCT, H_COUNT
+    H_UNUSED_16, H_WITHOUT_GVL, H_ARG_STRUCT, H_RET_STRUCT, H_COUNT
 };
 static const char *HELPER_NAMES[H_COUNT] = {"?", "arg_int", "arg_uint", "arg_long_long", "arg_ulong_long",
     "arg_bool", "arg_double", "arg_cstr", "arg_pointer", "arity_error", "ret_pointer", "ll2inum", "ull2inum",
-    "float_new_in_heap", "str_new_cstr", "pointer_data_type", "errno_table", "call_without_gvl",
+    "float_new_in_heap", "str_new_cstr", "pointer_data_type", "(unused)", "call_without_gvl",
     "arg_struct", "ret_struct"};
 
 struct call { int helper; uint64_t value, info; uint32_t index; };
@@ -222,8 +221,8 @@ static VALUE fake_ll2inum(int64_t n) { record(H_LL2INUM, (uint64_t)n, 0, 0); ret
 static VALUE fake_ull2inum(uint64_t n) { record(H_ULL2INUM, n, 0, 0); return 0xb17; }
 static VALUE fake_float_new_in_heap(double d) { record(H_FLOAT_NEW_IN_HEAP, bits(d), 0, 0); return 0xf10a7; }
 static VALUE fake_str_new_cstr(const char *p) { record(H_STR_NEW_CSTR, (uint64_t)p, 0, 0); return 0x5700; }
-struct errno_slot { uint64_t thread; int32_t err; int32_t pad; };
-static struct errno_slot errno_table[256] __attribute__((aligned(16)));
+/* Where stubs save errno: static TLS, like runtime::errno's. */
+static __thread int32_t saved_errno __attribute__((tls_model("initial-exec")));
 typedef void *(*gvl_fn)(void *);
 static void *fake_without_gvl(gvl_fn f, void *data, intptr_t ubf, void *data2) {
     record(H_WITHOUT_GVL, (uint64_t)ubf, (uint64_t)data2, 0);
@@ -259,7 +258,6 @@ static uint64_t helper_address(int id) {
     case H_FLOAT_NEW_IN_HEAP: return (uint64_t)fake_float_new_in_heap;
     case H_STR_NEW_CSTR: return (uint64_t)fake_str_new_cstr;
     case H_POINTER_TYPE: return (uint64_t)pointer_type;
-    case H_ERRNO_TABLE: return (uint64_t)errno_table;
     case H_WITHOUT_GVL: return (uint64_t)fake_without_gvl;
     case H_ARG_STRUCT: return (uint64_t)fake_arg_struct;
     case H_RET_STRUCT: return (uint64_t)fake_ret_struct;
@@ -270,6 +268,7 @@ static uint64_t helper_address(int id) {
 /* ---- loading ------------------------------------------------------------- */
 #define SENTINEL 0x5E5E000000000000ULL
 #define ERRNO_OFFSET_SENTINEL 0x5E5E00EEULL
+#define SAVED_ERRNO_OFFSET_SENTINEL 0x5E5E00EFULL
 #define THUNK_ID 0x100
 #define FUNCTION_ID 0x200
 #define INFO_ID 0x201
@@ -312,6 +311,8 @@ static void *map_code(const char *file, long pool_from, uint64_t function, uint6
         memcpy(&w, code + at, 8);
         if (w == ERRNO_OFFSET_SENTINEL) {
             v = (uint64_t)((char *)&errno - (char *)tp());
+        } else if (w == SAVED_ERRNO_OFFSET_SENTINEL) {
+            v = (uint64_t)((char *)&saved_errno - (char *)tp());
         } else if ((w & 0xffff000000000000ULL) == SENTINEL) {
             int id = (int)(w & 0xffff);
             if (id == FUNCTION_ID) v = function;
