@@ -2,9 +2,10 @@
 //! executable-memory arena. Knows Ruby's VALUE layout (`ruby_layout`), never
 //! Ruby's type symbols.
 
-/// Compiled on every host: pure code generation, run under qemu-user by
-/// `rake aarch64` where the host is not aarch64.
+// Pure code generation, compiled on every host: tested here, run under
+// qemu-aarch64 by `rake aarch64` (test/aarch64/run.sh, run_callbacks.sh).
 pub mod aarch64;
+pub mod aarch64_callback;
 #[cfg(test)]
 mod aarch64_tests;
 pub mod arena;
@@ -223,7 +224,11 @@ pub fn emit_callback_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitEr
     {
         x86_64_callback::emit_trampoline(req)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64_callback::emit_trampoline(req)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = req;
         Err(EmitError::UnsupportedArch(std::env::consts::ARCH))
@@ -236,7 +241,11 @@ pub fn emit_callback_thunk(slot: usize) -> Result<Vec<u8>, EmitError> {
     {
         x86_64_callback::emit_thunk(slot)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64_callback::emit_thunk(slot)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = slot;
         Err(EmitError::UnsupportedArch(std::env::consts::ARCH))
