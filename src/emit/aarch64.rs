@@ -288,12 +288,35 @@ fn load_bytes(ops: &mut Asm, dst: u8, off: u32, n: u32) {
     }
 }
 
+/// Copies `size` bytes from [x9] to [x13] (any alignment), touching no
+/// byte outside either range. Uses x11, x12.
+fn copy_bytes(ops: &mut Asm, size: u32) {
+    let mut at = 0;
+    while size - at >= 8 {
+        dynasm!(ops ; .arch aarch64 ; ldr x11, [x9, at] ; str x11, [x13, at]);
+        at += 8;
+    }
+    for chunk in [4, 2, 1] {
+        if (size - at) & chunk == 0 {
+            continue;
+        }
+        match chunk {
+            4 => dynasm!(ops ; .arch aarch64 ; ldr w11, [x9, at] ; str w11, [x13, at]),
+            2 => dynasm!(ops ; .arch aarch64 ; ldrh w11, [x9, at] ; strh w11, [x13, at]),
+            _ => dynasm!(ops ; .arch aarch64 ; ldrb w11, [x9, at] ; strb w11, [x13, at]),
+        }
+        at += chunk;
+    }
+}
+
 struct Emitter<'a> {
     ops: Asm,
     pool: Pool,
     req: &'a StubRequest<'a>,
     targets: RuntimeTargets,
     frame: Frame,
+    /// The next free byte of the frame's struct copy area.
+    next_copy: i32,
     slow: Vec<SlowPath>,
 }
 
@@ -318,6 +341,13 @@ pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
     used += block.map_or(0, |_| BLOCK_STACK + plan.stack_bytes as i32 + BLOCK_RET);
     let spill = has_struct.then_some(used);
     used += if has_struct { 8 * 8 } else { 0 };
+    // Copies of structs over 16 bytes, passed by reference (8-aligned).
+    let copies = used;
+    for e in &plan.args {
+        if let CLoc::ByReference { size, .. } = e.dest {
+            used += (size as i32 + 7) / 8 * 8;
+        }
+    }
     let retbuf = round16(used);
     used = retbuf + ret_struct_size;
     let locals = round16(used);
@@ -332,6 +362,7 @@ pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
         req,
         targets: *req.targets,
         frame: Frame { argv, keep, block, spill, retbuf, locals },
+        next_copy: copies,
         slow: Vec::new(),
     };
     em.prologue();
@@ -364,10 +395,11 @@ fn check_plan(req: &StubRequest) -> Result<(), EmitError> {
     let plan = req.plan;
     for e in &plan.args {
         let ok = match (&e.ty, &e.dest) {
-            (CType::Struct(_), CLoc::Pieces(p)) => {
-                p.iter().all(|p| matches!(p.loc, CLoc::Int(_) | CLoc::Float(_)) && (1..=8).contains(&p.size))
-            }
+            (CType::Struct(_), CLoc::Pieces(p)) => p.iter().all(|p| {
+                matches!(p.loc, CLoc::Int(0..=7) | CLoc::Float(0..=7) | CLoc::Stack(_)) && (1..=8).contains(&p.size)
+            }),
             (CType::Struct(_), CLoc::StackCopy { .. }) => true,
+            (CType::Struct(_), CLoc::ByReference { address, .. }) => matches!(**address, CLoc::Int(0..=7) | CLoc::Stack(_)),
             (CType::Struct(_), _) => false,
             (CType::F32 | CType::F64, CLoc::Float(k)) => *k < 8,
             (_, CLoc::Int(k)) => *k < 8,
@@ -486,7 +518,13 @@ impl Emitter<'_> {
                 ctx.source.load(&mut self.ops, X9);
                 self.unbox_pointer(e, ctx)
             }
-            CType::Struct(_) => self.copy_struct(e, ctx),
+            CType::Struct(_) => {
+                let copy_at = self.next_copy;
+                if let CLoc::ByReference { size, .. } = e.dest {
+                    self.next_copy += (size as i32 + 7) / 8 * 8;
+                }
+                self.copy_struct(e, ctx, copy_at)
+            }
             CType::Void => unreachable!("rejected by the planner"),
         }
     }
@@ -745,11 +783,13 @@ impl Emitter<'_> {
     /// A struct by value: the helper checks the VALUE is a Struct (of at
     /// least the struct's size) and returns its address in x9; the stub
     /// then copies each piece to its register, or the whole struct to its
-    /// stack slots, with loads of exactly the struct's bytes.
-    fn copy_struct(&mut self, e: &PlanEntry, ctx: ArgCtx) {
+    /// stack slots or to the frame (over 16 bytes: the callee gets the
+    /// copy's address), with loads and stores of exactly the struct's bytes.
+    fn copy_struct(&mut self, e: &PlanEntry, ctx: ArgCtx, copy_at: i32) {
         let thunk = self.req.thunks.arg_struct;
         ctx.convert_via(&mut self.ops, &mut self.pool, thunk);
         let block = self.frame.block;
+        let stack_base = block.map_or(0, |b| b + BLOCK_STACK) as u32;
         match &e.dest {
             CLoc::Pieces(pieces) => {
                 for piece in pieces {
@@ -769,18 +809,25 @@ impl Emitter<'_> {
                             load_bytes(&mut self.ops, X11, off, size);
                             dynasm!(self.ops ; .arch aarch64 ; str x11, [sp, (b + BLOCK_D) as u32 + 8 * *k as u32]);
                         }
+                        // Apple variadic HFAs: one 8-byte slot per member.
+                        (CLoc::Stack(slot), _) => {
+                            load_bytes(&mut self.ops, X11, off, size);
+                            dynasm!(self.ops ; .arch aarch64 ; str x11, [sp, stack_base + slot]);
+                        }
                         _ => unreachable!("rejected in check_plan"),
                     }
                 }
             }
             CLoc::StackCopy { offset, size } => {
-                let base = block.map_or(0, |b| b + BLOCK_STACK) as u32 + offset;
-                let mut at = 0;
-                while at < *size {
-                    load_bytes(&mut self.ops, X11, at, (*size - at).min(8));
-                    dynasm!(self.ops ; .arch aarch64 ; str x11, [sp, base + at]);
-                    at += 8;
-                }
+                dynasm!(self.ops ; .arch aarch64 ; add x13, sp, stack_base + offset);
+                copy_bytes(&mut self.ops, *size);
+            }
+            CLoc::ByReference { address, size } => {
+                // AAPCS64 B.4: the callee may write to the copy, never to
+                // the Struct's own memory.
+                dynasm!(self.ops ; .arch aarch64 ; add x13, sp, copy_at as u32);
+                copy_bytes(&mut self.ops, *size);
+                self.store_int(address, 13, 8);
             }
             _ => unreachable!("rejected in check_plan"),
         }

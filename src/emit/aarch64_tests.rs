@@ -10,8 +10,9 @@
 use super::aarch64::{emit_stub, emit_thunks, mov_imm};
 use super::ruby_layout::*;
 use super::{RuntimeTargets, StubRequest, Thunks};
-use crate::abi::{ArgSource, CLoc, CfuncForm, PlanEntry, RetLoc, StubPlan};
-use crate::types::{CType, CType::*, Signature};
+use crate::abi::aapcs64::{plan_stub, Platform};
+use crate::types::{CType, CType::*, Signature, StructType};
+use std::sync::Arc;
 use dynasmrt::aarch64::Aarch64Relocation;
 use dynasmrt::VecAssembler;
 
@@ -65,57 +66,6 @@ fn thunks() -> Thunks {
         arg_pointer: t(6),
         arg_cstr: t(7),
         arg_struct: t(8),
-    }
-}
-
-/// AAPCS64 (Linux) for scalar signatures, as `abi::aapcs64` plans them:
-/// x0-x7 / v0-v7 in order, then 8-byte stack slots; varargs like fixed
-/// arguments. Ruby: self in x0, arguments in x1..x7 then the caller's
-/// stack, or `(argc, argv, self)` beyond 15.
-fn plan(sig: &Signature) -> StubPlan {
-    let n = sig.params.len();
-    let form = if n <= 15 { CfuncForm::Fixed(n as u8) } else { CfuncForm::Argv(n as u32) };
-    let (mut ngrn, mut nsrn, mut stack) = (0u8, 0u8, 0u32);
-    let mut args = Vec::new();
-    for (index, ty) in sig.params.iter().enumerate() {
-        let dest = match ty {
-            F32 | F64 if nsrn < 8 => {
-                nsrn += 1;
-                CLoc::Float(nsrn - 1)
-            }
-            F32 | F64 => {
-                stack += 8;
-                CLoc::Stack(stack - 8)
-            }
-            _ if ngrn < 8 => {
-                ngrn += 1;
-                CLoc::Int(ngrn - 1)
-            }
-            _ => {
-                stack += 8;
-                CLoc::Stack(stack - 8)
-            }
-        };
-        let source = match form {
-            CfuncForm::Argv(_) => ArgSource::Argv(index as u32),
-            CfuncForm::Fixed(_) if index < 7 => ArgSource::Int(index as u8 + 1),
-            CfuncForm::Fixed(_) => ArgSource::Stack(8 * (index as u32 - 7)),
-        };
-        args.push(PlanEntry { index, source, ty: ty.clone(), dest });
-    }
-    let ret = match sig.ret {
-        Void => RetLoc::None,
-        F32 | F64 => RetLoc::Float,
-        _ => RetLoc::Int,
-    };
-    StubPlan {
-        form,
-        args,
-        stack_bytes: stack.div_ceil(16) * 16,
-        float_regs_used: nsrn,
-        variadic: sig.is_variadic(),
-        ret_ty: sig.ret.clone(),
-        ret,
     }
 }
 
@@ -178,11 +128,61 @@ fn table() -> Vec<Case> {
     }
     let varargs: Vec<CType> = [I64, F64].into_iter().cycle().take(18).collect();
     t.push(Case { name: "vsum".into(), sig: Signature::variadic(vec![I32], varargs, F64), blocking: false });
+    t.extend(struct_cases());
+    t
+}
+
+fn st(fields: Vec<CType>) -> CType {
+    Struct(Arc::new(StructType::natural(fields)))
+}
+
+/// The structs of harness fixtures.h, one per AAPCS64 class: x-register
+/// words (8, 16, 3, 12 bytes), HFAs of 2–4 floats/doubles, and over 16
+/// bytes (by reference; results through x8).
+fn struct_cases() -> Vec<Case> {
+    let structs = [
+        ("s_ii", st(vec![I32, I32])),
+        ("s_ld", st(vec![I64, F64])),
+        ("s_b3", st(vec![U8, U8, U8])),
+        ("s_i12", st(vec![I32, I32, I32])),
+        ("s_ff", st(vec![F32, F32])),
+        ("s_fff", st(vec![F32, F32, F32])),
+        ("s_dd", st(vec![F64, F64])),
+        ("s_dddd", st(vec![F64, F64, F64, F64])),
+        ("s_lll", st(vec![I64, I64, I64])),
+        ("s_big", st(vec![I64, F64, I32, U8, I64, F32])),
+    ];
+    let by = |n: &str| structs.iter().find(|(name, _)| *name == n).unwrap().1.clone();
+    let mut t: Vec<Case> = structs.iter().map(|(n, ty)| case(&format!("id_{n}"), vec![ty.clone()], ty.clone())).collect();
+    t.push(case("scribble_lll", vec![by("s_lll")], I64));
+    // Two HFAs fill v0-v7, so s_ff goes to the stack; seven ints leave one
+    // x register, so s_ld goes to the stack; s_lll's address too.
+    let mut exhaust = vec![by("s_dddd"), by("s_dddd"), by("s_ff")];
+    exhaust.extend(vec![I64; 7]);
+    exhaust.extend([by("s_ld"), by("s_lll")]);
+    t.push(case("structs_exhaust", exhaust.clone(), F64));
+    t.push(case("structs_mixed", vec![I32, by("s_lll"), F64, by("s_ii"), by("s_b3"), by("s_fff")], F64));
+    let mut argv = vec![by("s_ld")];
+    argv.extend(vec![I64; 15]);
+    argv.push(by("s_lll"));
+    t.push(case("structs_argv", argv, F64));
+    for mut c in [
+        case("structs_exhaust_blocking", exhaust, F64),
+        case("id_s_dddd_blocking", vec![by("s_dddd")], by("s_dddd")),
+        case("id_s_lll_blocking", vec![by("s_lll")], by("s_lll")),
+    ] {
+        c.blocking = true;
+        t.push(c);
+    }
     t
 }
 
 fn emit_case(c: &Case) -> super::EmittedStub {
-    let p = plan(&c.sig);
+    emit_case_on(c, Platform::Linux)
+}
+
+fn emit_case_on(c: &Case, platform: Platform) -> super::EmittedStub {
+    let p = plan_stub(&c.sig, platform).unwrap();
     let (t, th) = (targets(), thunks());
     let req = StubRequest { plan: &p, function: s(FUNCTION_ID), info: s(INFO_ID), targets: &t, thunks: &th, blocking: c.blocking };
     emit_stub(&req).unwrap_or_else(|e| panic!("{}: {e}", c.name))
@@ -245,6 +245,23 @@ fn every_table_signature_emits_with_function_and_info_in_the_pool() {
         let moved = stub.retarget(0x1111, 0x2222);
         assert_eq!(u64::from_le_bytes(moved.code[stub.function_at..][..8].try_into().unwrap()), 0x1111);
         assert_eq!(moved.code[..stub.code_len], stub.code[..stub.code_len]);
+    }
+}
+
+#[test]
+fn apple_plans_emit_too() {
+    // Packed stack arguments (odd offsets) and variadic arguments on the
+    // stack: every store must be encodable. (Run only on Linux, under qemu.)
+    let mut packed = vec![I64; 8];
+    packed.extend([I8, I16, U8, F32, I32, Bool, F64, U16]);
+    let varargs = Signature::variadic(vec![CString], vec![I32, F64, Pointer, I64, F64], I32);
+    let mut cases = table();
+    cases.push(case("packed", packed, I32));
+    cases.push(Case { name: "printf".into(), sig: varargs, blocking: false });
+    cases.push(Case { name: "printf_hfa".into(), sig: Signature::variadic(vec![I32], vec![st(vec![F32, F32, F32])], Void), blocking: true });
+    for c in cases {
+        let stub = emit_case_on(&c, Platform::Apple);
+        assert!(stub.code_len > 0, "{}", c.name);
     }
 }
 

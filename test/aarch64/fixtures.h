@@ -517,6 +517,126 @@ static void check_errno(void) {
     }
 }
 
+
+/* ---- structs by value (AAPCS64: x-register words, HFAs in v registers,
+ * stack copies, copies passed by reference over 16 bytes, x8 results) ---- */
+typedef struct { int32_t a, b; } s_ii;
+typedef struct { int64_t a; double b; } s_ld;
+typedef struct { uint8_t a, b, c; } s_b3;
+typedef struct { int32_t a, b, c; } s_i12;
+typedef struct { float x, y; } s_ff;
+typedef struct { float x, y, z; } s_fff;
+typedef struct { double x, y; } s_dd;
+typedef struct { double x, y, z, w; } s_dddd;
+typedef struct { int64_t a, b, c; } s_lll;
+typedef struct { int64_t a; double b; int32_t c; uint8_t d; int64_t e; float f; } s_big;
+
+#define ID_STRUCT(T) static T fx_id_##T(T s) { return s; }
+ID_STRUCT(s_ii) ID_STRUCT(s_ld) ID_STRUCT(s_b3) ID_STRUCT(s_i12) ID_STRUCT(s_ff) ID_STRUCT(s_fff)
+ID_STRUCT(s_dd) ID_STRUCT(s_dddd) ID_STRUCT(s_lll) ID_STRUCT(s_big)
+
+/* Writes to its by-reference copy: the caller's Struct must not change. */
+static int64_t fx_scribble_lll(s_lll s) { int64_t sum = s.a + s.b + s.c; s.a = s.b = s.c = -1; __asm__ volatile("" ::"r"(&s) : "memory"); return sum; }
+
+#define H(x) (h = h * 1.25 + (double)(x))
+static double fx_structs_exhaust(s_dddd p, s_dddd q, s_ff r, int64_t i1, int64_t i2, int64_t i3, int64_t i4,
+                                 int64_t i5, int64_t i6, int64_t i7, s_ld t, s_lll u) {
+    double h = 0;
+    H(p.x); H(p.y); H(p.z); H(p.w); H(q.x); H(q.y); H(q.z); H(q.w); H(r.x); H(r.y);
+    H(i1); H(i2); H(i3); H(i4); H(i5); H(i6); H(i7); H(t.a); H(t.b); H(u.a); H(u.b); H(u.c);
+    return h;
+}
+static double fx_structs_mixed(int32_t a, s_lll b, double c, s_ii d, s_b3 e, s_fff f) {
+    double h = 0;
+    H(a); H(b.a); H(b.b); H(b.c); H(c); H(d.a); H(d.b); H(e.a); H(e.b); H(e.c); H(f.x); H(f.y); H(f.z);
+    return h;
+}
+static double fx_structs_argv(s_ld a, int64_t b1, int64_t b2, int64_t b3, int64_t b4, int64_t b5, int64_t b6,
+                              int64_t b7, int64_t b8, int64_t b9, int64_t b10, int64_t b11, int64_t b12, int64_t b13,
+                              int64_t b14, int64_t b15, s_lll c) {
+    double h = 0;
+    H(a.a); H(a.b); H(b1); H(b2); H(b3); H(b4); H(b5); H(b6); H(b7); H(b8); H(b9); H(b10); H(b11); H(b12); H(b13);
+    H(b14); H(b15); H(c.a); H(c.b); H(c.c);
+    return h;
+}
+#undef H
+
+/* Struct instances live in static memory; their address is the "VALUE"
+ * the fake arg_struct helper hands back. */
+static s_ii v_ii = {-7, 0x7fffffff};
+static s_ld v_ld = {-1234567890123LL, 2.75};
+static s_b3 v_b3 = {1, 0x80, 0xff};
+static s_i12 v_i12 = {-1, 2, -3};
+static s_ff v_ff = {1.5f, -0.25f};
+static s_fff v_fff = {0.1f, 0.2f, 0.3f};
+static s_dd v_dd = {1e300, -0.0};
+static s_dddd v_dddd = {1.0, 2.0, 3.5, -4.25}, v_dddd2 = {-1.0, 1e-300, 0.5, 8.0};
+static s_lll v_lll = {1LL << 40, -2, 3};
+static s_big v_big = {-9, 6.5, -33, 200, 1LL << 50, 0.75f};
+
+#define CHECK_STRUCT_ID(T, v) do { \
+    void *s_ = stub("id_" #T, fx_id_##T); \
+    ret_struct_size = sizeof(T); \
+    memset(ret_struct_bytes, 0xee, sizeof ret_struct_bytes); \
+    CHECK_EQ(CALL(s_, (VALUE)&v), 0x57c7); \
+    expect_calls(2, H_ARG_STRUCT, (VALUE)&v, 0, H_RET_STRUCT, (VALUE)0, 0); \
+    CHECK(memcmp(ret_struct_bytes, &v, sizeof(T)) == 0, "%s came back changed", #T); \
+    EXPECT_RAISE(CALL(s_, BAD)); \
+} while (0)
+
+static void check_structs(void) {
+    CHECK_STRUCT_ID(s_ii, v_ii);
+    CHECK_STRUCT_ID(s_ld, v_ld);
+    CHECK_STRUCT_ID(s_b3, v_b3);
+    CHECK_STRUCT_ID(s_i12, v_i12);
+    CHECK_STRUCT_ID(s_ff, v_ff);
+    CHECK_STRUCT_ID(s_fff, v_fff);
+    CHECK_STRUCT_ID(s_dd, v_dd);
+    CHECK_STRUCT_ID(s_dddd, v_dddd);
+    CHECK_STRUCT_ID(s_lll, v_lll);
+    CHECK_STRUCT_ID(s_big, v_big);
+
+    void *s = stub("scribble_lll", fx_scribble_lll);
+    s_lll before = v_lll;
+    VALUE sum = CALL(s, (VALUE)&v_lll);
+    drop_calls(1);
+    check_int_result(sum, K_I64, v_lll.a + v_lll.b + v_lll.c);
+    CHECK(memcmp(&before, &v_lll, sizeof before) == 0, "the callee wrote to the Struct's own memory");
+
+    const char *names[] = {"structs_exhaust", "structs_exhaust_blocking"};
+    for (int b = 0; b < 2; b++) {
+        s = stub(names[b], fx_structs_exhaust);
+        VALUE got = CALL(s, (VALUE)&v_dddd, (VALUE)&v_dddd2, (VALUE)&v_ff, fix(1), fix(-2), fix(3), fix(-4), fix(5),
+                         fix(-6), fix(7), (VALUE)&v_ld, (VALUE)&v_lll);
+        double want = fx_structs_exhaust(v_dddd, v_dddd2, v_ff, 1, -2, 3, -4, 5, -6, 7, v_ld, v_lll);
+        CHECK(calls[0].helper == H_ARG_STRUCT && calls[0].index == 0 && calls[3].helper == H_ARG_STRUCT &&
+              calls[3].index == 10 && calls[4].index == 11, "struct slow paths");
+        drop_calls(5 + b);
+        check_double_result(got, want);
+    }
+    s = stub("structs_mixed", fx_structs_mixed);
+    VALUE got = CALL(s, fix(-11), (VALUE)&v_lll, flo(0.5), (VALUE)&v_ii, (VALUE)&v_b3, (VALUE)&v_fff);
+    drop_calls(4);
+    check_double_result(got, fx_structs_mixed(-11, v_lll, 0.5, v_ii, v_b3, v_fff));
+    s = stub("structs_argv", fx_structs_argv);
+    VALUE a[17];
+    a[0] = (VALUE)&v_ld;
+    for (int i = 1; i <= 15; i++) a[i] = fix(i * i - 40);
+    a[16] = (VALUE)&v_lll;
+    got = call_argv(s, 17, a);
+    drop_calls(2);
+    check_double_result(got, fx_structs_argv(v_ld, -39, -36, -31, -24, -15, -4, 9, 24, 41, 60, 81, 104, 129, 156,
+                                             185, v_lll));
+    s = stub("id_s_dddd_blocking", fx_id_s_dddd);
+    ret_struct_size = sizeof(s_dddd);
+    CHECK_EQ(CALL(s, (VALUE)&v_dddd2), 0x57c7);
+    CHECK(memcmp(ret_struct_bytes, &v_dddd2, sizeof(s_dddd)) == 0, "HFA result through the blocking path");
+    s = stub("id_s_lll_blocking", fx_id_s_lll);
+    ret_struct_size = sizeof(s_lll);
+    CHECK_EQ(CALL(s, (VALUE)&v_lll), 0x57c7);
+    CHECK(memcmp(ret_struct_bytes, &v_lll, sizeof(s_lll)) == 0, "x8 result through the blocking path");
+}
+
 static void run_all(void) {
     check_integers();
     check_bools();
@@ -527,4 +647,5 @@ static void run_all(void) {
     check_dbl_sums();
     check_mixed();
     check_errno();
+    check_structs();
 }
