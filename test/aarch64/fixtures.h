@@ -637,6 +637,59 @@ static void check_structs(void) {
     CHECK(memcmp(ret_struct_bytes, &v_lll, sizeof(s_lll)) == 0, "x8 result through the blocking path");
 }
 
+/* ---- Apple arm64 layouts, read back on Linux ----------------------------
+ * The stub was planned for Apple; this Linux fixture takes eight register
+ * words and then sees the stack argument area as plain 8-byte words. */
+static uint64_t stack_words[6];
+static uint64_t fx_stack_words(uint64_t r0, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5,
+                               uint64_t r6, uint64_t r7, uint64_t s0, uint64_t s1, uint64_t s2, uint64_t s3,
+                               uint64_t s4, uint64_t s5) {
+    (void)r1, (void)r2, (void)r3, (void)r4, (void)r5, (void)r6, (void)r7;
+    uint64_t w[6] = {s0, s1, s2, s3, s4, s5};
+    memcpy(stack_words, w, sizeof w);
+    return r0;
+}
+static void expect_bytes(size_t at, const void *want, size_t n, const char *what) {
+    CHECK(memcmp((const char *)stack_words + at, want, n) == 0, "%s at stack offset %zu", what, at);
+}
+
+static void check_apple_layouts(void) {
+    const char *names[] = {"apple_packed", "apple_packed_blocking"};
+    for (int b = 0; b < 2; b++) {
+        void *s = stub(names[b], fx_stack_words);
+        int8_t i8 = -100; int16_t i16 = -30000; uint8_t u8 = 250; float f = 0.1f; int32_t i32 = -2000000000;
+        uint8_t t = 1; double d = -1e300; uint16_t u16 = 65000;
+        VALUE a[24] = {fix(11), fix(2), fix(3), fix(4), fix(5), fix(6), fix(7), fix(8),
+                       flo(1), flo(2), flo(3), flo(4), flo(5), flo(6), flo(7), flo(8),
+                       fix(i8), fix(i16), fix(u8), flo(0.1), fix(i32), QTRUE, HEAP_FLOAT, fix(u16)};
+        d = 2.5; /* HEAP_FLOAT converts to 2.5 */
+        memset(stack_words, 0xa5, sizeof stack_words);
+        VALUE got = call_argv(s, 24, a);
+        drop_calls(1 + b);
+        check_int_result(got, K_U64, 11);
+        if (trace) for (int i = 0; i < 6; i++) printf("word %d: %016" PRIx64 "\n", i, stack_words[i]);
+        expect_bytes(0, &i8, 1, "int8");
+        expect_bytes(2, &i16, 2, "int16");
+        expect_bytes(4, &u8, 1, "uint8");
+        expect_bytes(8, &f, 4, "float");
+        expect_bytes(12, &i32, 4, "int32");
+        expect_bytes(16, &t, 1, "bool");
+        expect_bytes(24, &d, 8, "double");
+        expect_bytes(32, &u16, 2, "uint16");
+    }
+    void *s = stub("apple_varargs", fx_stack_words);
+    VALUE str = embedded("fmt", 3, 0);
+    memset(stack_words, 0xa5, sizeof stack_words);
+    VALUE got = CALL(s, str, fix(-5), flo(1.5), pointer_object(0xfeed, pointer_type), fix(-(1LL << 40)), flo(0.25));
+    check_int_result(got, K_U64, (uint64_t)((struct RString *)str)->as.ary);
+    /* Every variadic argument in its own 8-byte slot; int extended to 32 bits. */
+    CHECK_EQ(stack_words[0], (uint32_t)-5);
+    CHECK_EQ(stack_words[1], bits(1.5));
+    CHECK_EQ(stack_words[2], 0xfeed);
+    CHECK_EQ(stack_words[3], (uint64_t)-(1LL << 40));
+    CHECK_EQ(stack_words[4], bits(0.25));
+}
+
 static void run_all(void) {
     check_integers();
     check_bools();
@@ -648,4 +701,5 @@ static void run_all(void) {
     check_mixed();
     check_errno();
     check_structs();
+    check_apple_layouts();
 }
