@@ -7,6 +7,11 @@
 # fiddle_jit stub takes.
 #
 #   ruby bench/attach.rb        (also: rake bench:attach)
+#
+# Besides wall-clock time (noisy on a shared machine) it counts instructions
+# per attach_function with callgrind, deterministically: one child process
+# under valgrind, the bench C extension's client requests around each batch
+# of attaches (ATTACH_ICOUNT=0 skips this part).
 
 $LOAD_PATH.unshift File.expand_path("../lib", __dir__)
 require "fiddle_jit"
@@ -44,8 +49,27 @@ end
 
 distinct = distinct_signatures(COUNT)
 shared = Array.new(COUNT) { |i| SHARED[i % SHARED.size] }
+BATCHES = { "distinct signatures" => distinct, "4 shared signatures" => shared }.freeze
+
+if ARGV[0] == "--icount-child"
+  ENV["BENCH_QUIET"] = "1"
+  require_relative "setup"
+  GC.start
+  GC.disable # collections would land in whichever batch they happen to hit
+  BATCHES.each do |label, sigs|
+    { "fiddle_jit" => FiddleJit::Library, "ffi" => FFI::Library }.each do |name, library|
+      attach_all(library, sigs.first(4)) # warm: method caches, first stubs, arena chunk
+      mod = Module.new { extend library }
+      mod.ffi_lib(library::LIBC)
+      FjBenchCext.callgrind_zero
+      sigs.each_with_index { |(params, ret), i| mod.attach_function(:"f#{i}", :abs, params, ret) }
+      FjBenchCext.callgrind_dump("#{name}|#{label}")
+    end
+  end
+  exit 0
+end
 results = {}
-{ "distinct signatures" => distinct, "4 shared signatures" => shared }.each do |label, sigs|
+BATCHES.each do |label, sigs|
   GC.start
   before = FiddleJit::Native.arena_stats.first
   fj = best_of(3) { attach_all(FiddleJit::Library, sigs) }
@@ -63,4 +87,32 @@ puts "| signatures | fiddle_jit | ffi gem | ffi ÷ fiddle_jit | fiddle_jit code 
 puts "| :-- | ---: | ---: | ---: | ---: |"
 results.each do |label, (fj, ffi, bytes)|
   puts format("| %s | %.1f ms (%.1f µs each) | %.1f ms | %.2f× | %.0f |", label, fj * 1e3, fj * 1e6 / COUNT, ffi * 1e3, ffi / fj, bytes)
+end
+
+# Instructions per attach_function (callgrind; see the header).
+if ENV["ATTACH_ICOUNT"] != "0" && system("valgrind --version", out: File::NULL)
+  require "open3"
+  require "tmpdir"
+  ENV["BENCH_QUIET"] = "1"
+  require_relative "setup" # builds the bench C extension outside valgrind
+  counts = Dir.mktmpdir("fiddle_jit-attach-icount") do |dir|
+    out_file = File.join(dir, "callgrind.out")
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=#{out_file}", RbConfig.ruby, __FILE__, "--icount-child"]
+    out, status = Open3.capture2e({ "ATTACH_COUNT" => COUNT.to_s }, *cmd)
+    abort "attach: #{cmd.join(" ")} failed:\n#{out}" unless status.success?
+    Dir[File.join(dir, "callgrind.out.*")].to_h do |file|
+      text = File.read(file)
+      [text[/^desc: Trigger: Client Request: (.*)$/, 1], Integer(text[/^(?:summary|totals): (\d+)/, 1])]
+    end
+  end
+  puts
+  puts "## Instructions per attach_function (callgrind, #{COUNT} functions; includes `:\"f\#{i}\"` and the loop)"
+  puts
+  puts "| signatures | fiddle_jit | ffi gem | ffi ÷ fiddle_jit |"
+  puts "| :-- | ---: | ---: | ---: |"
+  BATCHES.each_key do |label|
+    fj = counts.fetch("fiddle_jit|#{label}").fdiv(COUNT)
+    ffi = counts.fetch("ffi|#{label}").fdiv(COUNT)
+    puts format("| %s | %.0f | %.0f | %.2f× |", label, fj, ffi, ffi / fj)
+  end
 end

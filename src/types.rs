@@ -9,7 +9,7 @@ use std::sync::Arc;
 /// `long`, `size_t` and friends are resolved to a fixed width before they get
 /// here (the Ruby layer knows the platform's data model); `CString` is a
 /// `char *` that Ruby sees as a String.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CType {
     Void,
     Bool,
@@ -122,7 +122,7 @@ impl fmt::Display for CType {
 }
 
 /// A struct's layout: each field's type and byte offset.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct StructType {
     pub fields: Vec<(CType, usize)>,
     pub size: usize,
@@ -163,7 +163,7 @@ impl StructType {
 }
 
 /// A C function's signature.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Signature {
     pub params: Vec<CType>,
     pub ret: CType,

@@ -44,6 +44,13 @@ module FiddleJit
     CURRENT_PROCESS = LibraryLoader::CURRENT_PROCESS
     NO_OPTIONS = {}.freeze
     NO_TYPES = [].freeze
+    # Builtin scalar type Symbols => the native layer's type name, for the
+    # types that need no Ruby-side conversion: attach_function's common case
+    # (every type such a Symbol, no module typedef shadowing it) goes
+    # straight to the native layer without building type objects.
+    PLAIN_PARAMS = Types::BUILTIN.reject { |_, c| %i[void long_double strptr varargs].include?(c) }
+                                 .transform_values { |c| c.name }.freeze
+    PLAIN_RETURNS = PLAIN_PARAMS.merge(void: "void").freeze
     FLAGS = { global: DynamicLibrary::RTLD_GLOBAL, local: DynamicLibrary::RTLD_LOCAL,
               lazy: DynamicLibrary::RTLD_LAZY, now: DynamicLibrary::RTLD_NOW }.freeze
 
@@ -170,9 +177,17 @@ module FiddleJit
         return attach_variadic(name, c_name, params[0...-1], ret, blocking)
       end
 
+      options ||= NO_OPTIONS
+      if (plain = plain_signature(params, ret, options))
+        address = find_function_address(c_name)
+        stub, bytes = Native.attach_function(self, name.to_s, address, plain, PLAIN_RETURNS[ret], params, c_name, nil,
+                                             blocking)
+        return (@fiddle_jit_functions ||= {})[name.to_sym] =
+                 AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
+      end
+
       resolved = params.map { |t| find_type(t) }
       ret_resolved = find_type(ret)
-      options ||= NO_OPTIONS
       if resolved.any?(FunctionType) || ret_resolved.is_a?(FunctionType) || options[:callback_frame]
         address = find_function_address(c_name)
         stub, bytes = Function.attach_address(self, name, address, resolved, ret_resolved, params.map(&:to_s),
@@ -206,6 +221,15 @@ module FiddleJit
       @ffi_enums << (e = native_type ? klass.new(native_type, values, name) : klass.new(values, name))
       typedef(e, name) if name
       e
+    end
+
+    # The native type names of a signature made only of plain builtin
+    # Symbols (see PLAIN_PARAMS), or nil.
+    def plain_signature(params, ret, options)
+      return nil unless PLAIN_RETURNS.key?(ret) && options.empty? && ffi_convention == :default
+      return nil if defined?(@ffi_typedefs) && @ffi_typedefs && (@ffi_typedefs.key?(ret) || params.any? { |t| @ffi_typedefs.key?(t) })
+
+      params.map { |t| PLAIN_PARAMS[t] || (return nil) }
     end
 
     # Enums, Bitmasks and DataConverters (Type::Mapped) convert in Ruby.

@@ -150,6 +150,8 @@ pub enum EmitError {
     /// The OS refused executable memory (message from
     /// `arena::describe_map_error`).
     ExecutableMemory(String),
+    /// The signature cannot be planned (`abi::PlanError`'s message).
+    Plan(String),
 }
 
 impl std::fmt::Display for EmitError {
@@ -160,7 +162,7 @@ impl std::fmt::Display for EmitError {
             }
             EmitError::Unsupported(what) => write!(f, "not supported yet: {what}"),
             EmitError::Assembler(e) => write!(f, "assembler error: {e}"),
-            EmitError::ExecutableMemory(e) => write!(f, "{e}"),
+            EmitError::ExecutableMemory(e) | EmitError::Plan(e) => write!(f, "{e}"),
         }
     }
 }

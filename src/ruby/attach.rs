@@ -6,6 +6,7 @@ use crate::runtime::{self, StubInfo};
 use crate::types::{CType, Signature, StructType};
 use magnus::rb_sys::AsRawValue;
 use magnus::{function, prelude::*, Error, RArray, RModule, RString, Ruby, Value};
+use std::collections::hash_map::Entry;
 use std::ffi::CString;
 use std::sync::{Mutex, OnceLock};
 
@@ -19,9 +20,10 @@ struct Jit {
     thunks: Thunks,
     /// Every installed stub, for disassembly.
     stubs: Vec<StubRecord>,
-    /// One emitted stub per signature, retargeted (two literal-pool entries
-    /// patched) for later functions of the same signature.
-    templates: std::collections::HashMap<String, emit::EmittedStub>,
+    /// One emitted stub per signature (and blocking flag), with its cfunc
+    /// form, retargeted (two literal-pool entries patched) for later
+    /// functions of the same signature: no planning, no assembling.
+    templates: std::collections::HashMap<(Signature, bool), (emit::EmittedStub, CfuncForm)>,
     perf_map: Option<std::fs::File>,
 }
 
@@ -131,8 +133,9 @@ fn label_of(value: Value) -> String {
 fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
     let invalid = |what: String| Error::new(ruby.exception_type_error(), format!("invalid type: {what}"));
     if let Some(name) = RString::from_value(value) {
-        let name = name.to_string()?;
-        return CType::from_name(&name).ok_or_else(|| invalid(name));
+        // SAFETY: the bytes are only read before any Ruby code can run.
+        let found = std::str::from_utf8(unsafe { name.as_slice() }).ok().and_then(CType::from_name);
+        return found.ok_or_else(|| invalid(name.to_string().unwrap_or_default()));
     }
     let Some(desc) = RArray::from_value(value) else { return Err(invalid(format!("{value:?}"))) };
     let tag: String = desc.entry(0)?;
@@ -206,7 +209,6 @@ fn attach_function(
         }
         _ => Signature::new(params, ret),
     };
-    let plan = abi::plan_stub(&sig).map_err(|e| Error::new(ruby.exception_arg_error(), format!("{method_name}: {e}")))?;
     let info: &'static StubInfo = Box::leak(Box::new(StubInfo {
         name: method_name.clone(),
         param_labels: labels.into_iter().map(label_of).collect(),
@@ -215,17 +217,17 @@ fn attach_function(
         ret_struct,
     }));
     let targets = TARGETS.get_or_init(runtime::targets);
-    let (stub, code_len) = with_jit(|jit| {
+    let (stub, code_len, form) = with_jit(|jit| {
         let info_address = info as *const StubInfo as usize;
-        let key = format!("{sig:?}/{blocking}");
-        let cached = jit.templates.get(&key).map(|t| t.retarget(address, info_address));
-        let emitted = match cached {
-            Some(stub) => stub,
-            None => {
+        let key = (sig, blocking);
+        let (emitted, form) = match jit.templates.entry(key) {
+            Entry::Occupied(o) => (o.get().0.retarget(address, info_address), o.get().1),
+            Entry::Vacant(v) => {
+                let plan = abi::plan_stub(&v.key().0).map_err(|e| EmitError::Plan(e.to_string()))?;
                 let req = StubRequest { plan: &plan, function: address, info: info_address, targets, thunks: &jit.thunks, blocking };
                 let stub = emit::emit_stub(&req)?;
-                jit.templates.insert(key, stub.clone());
-                stub
+                v.insert((stub.clone(), plan.form));
+                (stub, plan.form)
             }
         };
         let stub = jit
@@ -240,9 +242,10 @@ fn attach_function(
             function: (address, c_name),
             info: info as *const StubInfo as usize,
         });
-        Ok((stub, emitted.code.len()))
+        Ok((stub, emitted.code.len(), form))
     })
     .map_err(|e| match e {
+        EmitError::Plan(_) => Error::new(ruby.exception_arg_error(), format!("{method_name}: {e}")),
         // No executable memory is a property of the platform, like a missing
         // code generator: NotImplementedError, naming the cause.
         EmitError::UnsupportedArch(_) | EmitError::Unsupported(_) | EmitError::ExecutableMemory(_) => {
@@ -250,7 +253,7 @@ fn attach_function(
         }
         EmitError::Assembler(_) => Error::new(ruby.exception_runtime_error(), format!("{method_name}: {e}")),
     })?;
-    let arity = match plan.form {
+    let arity = match form {
         CfuncForm::Fixed(n) => n as i32,
         CfuncForm::Argv(_) => -1,
     };
@@ -259,8 +262,8 @@ fn attach_function(
     // never freed or moved, with the cfunc signature `arity` announces.
     unsafe {
         let func: unsafe extern "C" fn() -> rb_sys::VALUE = std::mem::transmute(stub);
-        // Not Ractor-safe (callbacks, the shared Pointer::NULL, the errno
-        // table): Ruby then refuses calls from non-main Ractors with
+        // Not Ractor-safe (callbacks, the shared Pointer::NULL, the
+        // callback registry): Ruby then refuses calls from non-main Ractors with
         // Ractor::UnsafeError instead of running them.
         rb_sys::rb_ext_ractor_safe(false);
         rb_sys::rb_define_singleton_method(module.as_raw(), name.as_ptr(), Some(func), arity);
