@@ -66,7 +66,7 @@ struct Pool {
 impl Pool {
     fn new(ops: &mut Asm, function: usize, info: usize) -> Pool {
         Pool {
-            entries: Vec::new(),
+            entries: Vec::with_capacity(8),
             function: (function as u64, ops.new_dynamic_label()),
             info: (info as u64, ops.new_dynamic_label()),
         }
@@ -354,7 +354,10 @@ pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
     if locals > MAX_LOCALS {
         return Err(EmitError::Unsupported(format!("a stub frame of {locals} bytes")));
     }
-    let mut ops = Asm::new(0);
+    // Room for a typical stub up front (as x86_64: growing the buffers
+    // byte by byte dominates the emitter's cost).
+    let n = plan.args.len();
+    let mut ops = Asm::new_with_capacity(0, 320 + 80 * n, 0, 0, 16 + 4 * n, 0, 16 + 4 * n);
     let pool = Pool::new(&mut ops, req.function, req.info);
     let mut em = Emitter {
         ops,
@@ -363,7 +366,7 @@ pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
         targets: *req.targets,
         frame: Frame { argv, keep, block, spill, retbuf, locals },
         next_copy: copies,
-        slow: Vec::new(),
+        slow: Vec::with_capacity(n),
     };
     em.prologue();
     let mut strings_seen = 0;
