@@ -120,11 +120,17 @@ fn table() -> Vec<Case> {
     ];
     t.push(case("mixed20", mixed20.clone(), F64));
     t.push(case("set_errno", vec![I32], Void));
+    // ABI hygiene: sp 16-aligned at the call, caller-saved registers free.
+    t.push(case("stack_aligned0", vec![], U64));
+    t.push(case("stack_aligned9d", vec![F64; 9], U64));
+    t.push(case("stack_aligned20", vec![I64; 20], U64));
+    t.push(case("clobber_caller_saved", vec![I64], I64));
     for mut c in [
         case("sum9_i64_blocking", vec![I64; 9], I64),
         case("sum15_dbl_blocking", vec![F64; 15], F64),
         case("mixed20_blocking", mixed20, F64),
         case("set_errno_blocking", vec![I32], Void),
+        case("stack_aligned9d_blocking", vec![F64; 9], U64),
     ] {
         c.blocking = true;
         t.push(c);

@@ -690,6 +690,72 @@ static void check_apple_layouts(void) {
     CHECK_EQ(stack_words[4], bits(0.25));
 }
 
+/* ---- ABI hygiene ------------------------------------------------------------ */
+static uint64_t sp_mod16(void) {
+    uint64_t sp;
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+    return sp & 15;
+}
+static uint64_t fx_stack_aligned0(void) { return sp_mod16(); }
+static uint64_t fx_stack_aligned9d(double a, double b, double c, double d, double e, double f, double g, double h,
+                                   double i) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)h, (void)i;
+    return sp_mod16();
+}
+static uint64_t fx_stack_aligned20(P15(int64_t), int64_t a16, int64_t a17, int64_t a18, int64_t a19, int64_t a20) {
+    (void)a1, (void)a2, (void)a3, (void)a4, (void)a5, (void)a6, (void)a7, (void)a8, (void)a9, (void)a10;
+    (void)a11, (void)a12, (void)a13, (void)a14, (void)a15, (void)a16, (void)a17, (void)a18, (void)a19, (void)a20;
+    return sp_mod16();
+}
+/* Trashes every caller-saved register it may (x9-x17, v16-v31 and the
+ * argument registers) before returning x. */
+static int64_t fx_clobber(int64_t x) {
+    __asm__ volatile(
+        "mov x9, #-1\n mov x10, #-1\n mov x11, #-1\n mov x12, #-1\n mov x13, #-1\n mov x14, #-1\n mov x15, #-1\n"
+        "mov x16, #-1\n mov x17, #-1\n mov x1, #-1\n mov x2, #-1\n mov x3, #-1\n mov x4, #-1\n mov x5, #-1\n"
+        "mov x6, #-1\n mov x7, #-1\n mov x8, #-1\n movi v16.2d, #-1\n movi v17.2d, #-1\n movi v31.2d, #-1\n"
+        "movi v0.2d, #-1\n movi v1.2d, #-1\n movi v7.2d, #-1\n"
+        ::: "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x16",
+            "x17", "v0", "v1", "v7", "v16", "v17", "v31", "memory");
+    return x;
+}
+
+static void check_hygiene(void) {
+    VALUE a[20];
+    for (int i = 0; i < 20; i++) a[i] = fix(i);
+    check_int_result(call0(stub("stack_aligned0", fx_stack_aligned0)), K_U64, 0);
+    VALUE d[9];
+    for (int i = 0; i < 9; i++) d[i] = flo(i + 0.5);
+    check_int_result(call_fixed(stub("stack_aligned9d", fx_stack_aligned9d), 9, d), K_U64, 0);
+    void *s = stub("stack_aligned9d_blocking", fx_stack_aligned9d);
+    VALUE got = call_fixed(s, 9, d);
+    drop_calls(1);
+    check_int_result(got, K_U64, 0);
+    check_int_result(call_argv(stub("stack_aligned20", fx_stack_aligned20), 20, a), K_U64, 0);
+    s = stub("clobber_caller_saved", fx_clobber);
+    check_int_result(CALL(s, fix(-77)), K_I64, -77);
+    got = CALL(s, HEAP_FLOAT);
+    drop_calls(1);
+    check_int_result(got, K_I64, -4242);
+
+    /* Callee-saved registers survive every kind of stub: inline paths,
+     * slow paths, tail calls, argv form, blocking calls. */
+    struct { const char *name; void *fn; VALUE arg; } probes[] = {
+        {"id_i64", fx_id_i64, fix(5)}, {"id_i64", fx_id_i64, HEAP_FLOAT}, {"id_u64", fx_id_u64, fix(-1)},
+        {"id_f64", fx_id_f64, HEAP_FLOAT}, {"id_string", fx_id_string, 0}, {"id_pointer", fx_id_pointer, QNIL},
+        {"set_errno_blocking", set_errno_to, fix(3)}, {"id_s_lll_blocking", fx_id_s_lll, (VALUE)&v_lll},
+        {"id_s_dddd", fx_id_s_dddd, (VALUE)&v_dddd}};
+    for (size_t i = 0; i < sizeof probes / sizeof *probes; i++) {
+        s = stub(probes[i].name, probes[i].fn);
+        VALUE arg = probes[i].arg ? probes[i].arg : heap_string("heap");
+        VALUE result = 0;
+        ret_struct_size = 32;
+        uint64_t clobbered = callee_saved_probe(s, SELF, arg, &result);
+        CHECK(clobbered == 0, "%" PRIu64 " callee-saved registers changed", clobbered);
+        CHECK(result != 0, "no result");
+    }
+}
+
 static void run_all(void) {
     check_integers();
     check_bools();
@@ -702,4 +768,5 @@ static void run_all(void) {
     check_errno();
     check_structs();
     check_apple_layouts();
+    check_hygiene();
 }

@@ -161,7 +161,11 @@ static int ncalls;
 static jmp_buf raise_env;
 static int raised;
 
+static int misaligned_helper_calls;
 static void record(int h, uint64_t v, uint64_t info, uint32_t index) {
+    uint64_t sp;
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+    if (sp & 15) misaligned_helper_calls++; /* every fake's entry sp, via its own frame */
     if (ncalls < 64) calls[ncalls++] = (struct call){h, v, info, index};
 }
 static void raise_error(void) { raised = 1; longjmp(raise_env, 1); }
@@ -224,9 +228,15 @@ static VALUE fake_str_new_cstr(const char *p) { record(H_STR_NEW_CSTR, (uint64_t
 /* Where stubs save errno: static TLS, like runtime::errno's. */
 static __thread int32_t saved_errno __attribute__((tls_model("initial-exec")));
 typedef void *(*gvl_fn)(void *);
+static int inner_clobbers;
+uint64_t callee_saved_probe(void *stub, VALUE self, VALUE a1, VALUE *result);
+/* Runs the stub's GVL-free inner function, checking it too preserves the
+ * callee-saved registers. */
 static void *fake_without_gvl(gvl_fn f, void *data, intptr_t ubf, void *data2) {
     record(H_WITHOUT_GVL, (uint64_t)ubf, (uint64_t)data2, 0);
-    return f(data);
+    VALUE result;
+    inner_clobbers += (int)callee_saved_probe((void *)f, (VALUE)data, 0, &result);
+    return (void *)result;
 }
 static const void *fake_arg_struct(VALUE v, uint64_t info, uint32_t i) {
     record(H_ARG_STRUCT, v, info, i);
@@ -392,6 +402,41 @@ static void *stub(const char *name, void *function) {
 }
 
 /* ---- calling stubs -------------------------------------------------------- */
+/* uint64_t callee_saved_probe(void *stub, VALUE self, VALUE a1, VALUE *result):
+ * calls stub(self, a1) with x19..x28 and d8..d15 holding known values and
+ * returns how many of them differ afterwards (AAPCS64: the callee must
+ * preserve them; Ruby's VM keeps its state there). */
+__asm__(
+    ".text\n.p2align 2\n.globl callee_saved_probe\n.type callee_saved_probe, %function\n"
+    "callee_saved_probe:\n"
+    "stp x29, x30, [sp, #-176]!\n mov x29, sp\n"
+    "stp x19, x20, [sp, #16]\n stp x21, x22, [sp, #32]\n stp x23, x24, [sp, #48]\n"
+    "stp x25, x26, [sp, #64]\n stp x27, x28, [sp, #80]\n"
+    "stp d8, d9, [sp, #96]\n stp d10, d11, [sp, #112]\n stp d12, d13, [sp, #128]\n stp d14, d15, [sp, #144]\n"
+    "str x3, [sp, #160]\n"
+    "mov x16, x0\n mov x0, x1\n mov x1, x2\n"
+    "mov x19, #0x119\n mov x20, #0x120\n mov x21, #0x121\n mov x22, #0x122\n mov x23, #0x123\n"
+    "mov x24, #0x124\n mov x25, #0x125\n mov x26, #0x126\n mov x27, #0x127\n mov x28, #0x128\n"
+    "fmov d8, x19\n fmov d9, x20\n fmov d10, x21\n fmov d11, x22\n fmov d12, x23\n fmov d13, x24\n"
+    "fmov d14, x25\n fmov d15, x26\n"
+    "blr x16\n"
+    "ldr x3, [sp, #160]\n str x0, [x3]\n mov x0, #0\n"
+    "cmp x19, #0x119\n cinc x0, x0, ne\n cmp x20, #0x120\n cinc x0, x0, ne\n"
+    "cmp x21, #0x121\n cinc x0, x0, ne\n cmp x22, #0x122\n cinc x0, x0, ne\n"
+    "cmp x23, #0x123\n cinc x0, x0, ne\n cmp x24, #0x124\n cinc x0, x0, ne\n"
+    "cmp x25, #0x125\n cinc x0, x0, ne\n cmp x26, #0x126\n cinc x0, x0, ne\n"
+    "cmp x27, #0x127\n cinc x0, x0, ne\n cmp x28, #0x128\n cinc x0, x0, ne\n"
+    "fmov x9, d8\n cmp x9, #0x119\n cinc x0, x0, ne\n fmov x9, d9\n cmp x9, #0x120\n cinc x0, x0, ne\n"
+    "fmov x9, d10\n cmp x9, #0x121\n cinc x0, x0, ne\n fmov x9, d11\n cmp x9, #0x122\n cinc x0, x0, ne\n"
+    "fmov x9, d12\n cmp x9, #0x123\n cinc x0, x0, ne\n fmov x9, d13\n cmp x9, #0x124\n cinc x0, x0, ne\n"
+    "fmov x9, d14\n cmp x9, #0x125\n cinc x0, x0, ne\n fmov x9, d15\n cmp x9, #0x126\n cinc x0, x0, ne\n"
+    "ldp x19, x20, [sp, #16]\n ldp x21, x22, [sp, #32]\n ldp x23, x24, [sp, #48]\n"
+    "ldp x25, x26, [sp, #64]\n ldp x27, x28, [sp, #80]\n"
+    "ldp d8, d9, [sp, #96]\n ldp d10, d11, [sp, #112]\n ldp d12, d13, [sp, #128]\n ldp d14, d15, [sp, #144]\n"
+    "ldp x29, x30, [sp], #176\n ret\n"
+    ".size callee_saved_probe, . - callee_saved_probe\n");
+uint64_t callee_saved_probe(void *stub, VALUE self, VALUE a1, VALUE *result);
+
 typedef VALUE (*fixed_fn)(VALUE self, VALUE, VALUE, VALUE, VALUE, VALUE, VALUE, VALUE, VALUE, VALUE, VALUE,
                           VALUE, VALUE, VALUE, VALUE, VALUE);
 typedef VALUE (*argv_fn)(int argc, const VALUE *argv, VALUE self);
@@ -457,6 +502,9 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nstubs; i++) {
         if (!stubs[i].used) { printf("FAIL stub %s was emitted but never run\n", stubs[i].name); unused++; }
     }
+    current = "helpers";
+    CHECK(misaligned_helper_calls == 0, "%d helper calls with sp not 16-aligned", misaligned_helper_calls);
+    CHECK(inner_clobbers == 0, "blocking calls' inner functions changed %d callee-saved registers", inner_clobbers);
     printf("aarch64 harness: %d stubs, %d checks, %d passed, %d failed%s\n", nstubs, checks, checks - failures,
            failures, unused ? " (and stubs never run)" : "");
     return failures || unused || checks == 0 ? 1 : 0;
