@@ -119,6 +119,11 @@ fn table() -> Vec<Case> {
         I8, F32, U16, F64, Pointer, F32, CString, F64, I8, F32, U16, F64, Pointer, F32, CString, F64, I8, F32, U16, F64,
     ];
     t.push(case("mixed20", mixed20.clone(), F64));
+    t.push(case("str_pair", vec![CString, CString], U64));
+    t.push(case("float_to_double", vec![F32], F64));
+    t.push(case("double_to_float", vec![F64], F32));
+    t.push(case("add_float", vec![F32, F32], F32));
+    t.push(case("int_float_mix", vec![I8, F32, I32, F64], F64));
     t.push(case("set_errno", vec![I32], Void));
     // ABI hygiene: sp 16-aligned at the call, caller-saved registers free.
     t.push(case("stack_aligned0", vec![], U64));

@@ -756,6 +756,35 @@ static void check_hygiene(void) {
     }
 }
 
+/* ---- two strings, float promotions ----------------------------------------- */
+static uint64_t fx_str_pair(const char *a, const char *b) { return strlen(a) * 1000 + strlen(b); }
+static double fx_float_to_double(float x) { return x; }
+static float fx_double_to_float(double x) { return (float)x; }
+static float fx_add_float(float a, float b) { return a + b; }
+static double fx_int_float_mix(int8_t a, float b, int32_t c, double d) { return a * 1000.0 + b * 100.0 + c * 10.0 + d; }
+
+static void check_pairs_and_promotions(void) {
+    void *s = stub("str_pair", fx_str_pair);
+    VALUE a = heap_string("first heap string"), b = heap_string("second");
+    VALUE got = CALL(s, a, b);
+    /* Each string its own keep-alive slot: the first must survive the second's slow path. */
+    expect_calls(2, H_ARG_CSTR, a, 0, H_ARG_CSTR, b, 1);
+    drop_calls(2);
+    check_int_result(got, K_U64, 17 * 1000 + 6);
+    got = CALL(s, embedded("ab", 2, 1), b);
+    drop_calls(1);
+    check_int_result(got, K_U64, 2 * 1000 + 6);
+    check_double_result(CALL(stub("float_to_double", fx_float_to_double), flo(0.1)), (double)0.1f);
+    check_double_result(CALL(stub("double_to_float", fx_double_to_float), flo(0.1)), (double)0.1f);
+    s = stub("add_float", fx_add_float);
+    check_double_result(CALL(s, flo(1.25), fix(2)), 3.25);
+    got = CALL(s, HEAP_FLOAT, flo(0.5));
+    drop_calls(1);
+    check_double_result(got, 3.0);
+    s = stub("int_float_mix", fx_int_float_mix);
+    check_double_result(CALL(s, fix(-3), flo(0.5), fix(70000), flo(-0.125)), fx_int_float_mix(-3, 0.5f, 70000, -0.125));
+}
+
 static void run_all(void) {
     check_integers();
     check_bools();
@@ -769,4 +798,5 @@ static void run_all(void) {
     check_structs();
     check_apple_layouts();
     check_hygiene();
+    check_pairs_and_promotions();
 }
