@@ -107,6 +107,18 @@ struct Assigner {
 }
 
 impl Assigner {
+    /// The alignment C.10 and C.14 use for a (non-HFA) struct of up to 16
+    /// bytes. Linux: its natural alignment ([`arg_align`]). Apple: clang's
+    /// Darwin lowering uses the struct's own alignment, an `aligned(16)`
+    /// included (it becomes an `i128`: even register pair, 16-aligned
+    /// stack slot). UNTESTED on Apple hardware.
+    fn composite_align(&self, s: &StructType) -> u32 {
+        match self.platform {
+            Platform::Linux => arg_align(s),
+            Platform::Apple => (s.align as u32).clamp(1, 16),
+        }
+    }
+
     fn stack_slot(&mut self, size: u32, align: u32) -> u32 {
         self.stack = self.stack.div_ceil(align) * align;
         let offset = self.stack;
@@ -163,7 +175,7 @@ impl Assigner {
             // B.4: a pointer to a caller-owned copy, allocated like a pointer.
             return CLoc::ByReference { address: Box::new(self.scalar(&CType::Pointer)), size: s.size as u32 };
         }
-        let align = arg_align(s);
+        let align = self.composite_align(s);
         let words = s.size.div_ceil(8) as u8;
         let mut first = self.next_int;
         if align == 16 {
@@ -208,7 +220,7 @@ impl Assigner {
         if s.size > MAX_REG_COMPOSITE {
             return CLoc::ByReference { address: Box::new(CLoc::Stack(self.stack_slot(8, 8))), size: s.size as u32 };
         }
-        let offset = self.stack_slot((s.size as u32).div_ceil(8) * 8, arg_align(s).max(8));
+        let offset = self.stack_slot((s.size as u32).div_ceil(8) * 8, self.composite_align(s).max(8));
         CLoc::StackCopy { offset, size: s.size as u32 }
     }
 }
@@ -532,6 +544,16 @@ mod tests {
         let d = dests(params);
         assert_eq!(d[7], CLoc::StackCopy { offset: 0, size: 16 });
         assert_eq!(d[8], CLoc::Stack(16), "NGRN = 8 after a struct goes to the stack");
+    }
+
+    #[test]
+    fn apple_pairs_a_struct_aligned_to_16_like_clang() {
+        let aligned = Struct(Arc::new(StructType { fields: vec![(I64, 0), (I64, 8)], size: 16, align: 16 }));
+        let d = dests_on(Apple, vec![I32, aligned.clone(), I32]);
+        assert_eq!(d[1], CLoc::Pieces(vec![piece(CLoc::Int(2), 0, 8), piece(CLoc::Int(3), 8, 8)]));
+        assert_eq!(d[2], CLoc::Int(4));
+        let d = dests_on(Apple, [vec![I64; 8], vec![I32, aligned]].concat());
+        assert_eq!(d[9], CLoc::StackCopy { offset: 16, size: 16 });
     }
 
     #[test]
