@@ -195,8 +195,8 @@ impl Assigner {
                     .collect(),
             );
         }
-        // C.13–C.15, the same on Apple (clang passes small structs as
-        // 64-bit integer arrays there too).
+        // C.13–C.15 (Apple too: clang passes small structs as 64-bit
+        // integer arrays, so they keep 8-byte slots there).
         self.next_int = INT_ARG_REGS;
         let offset = self.stack_slot((s.size as u32).div_ceil(8) * 8, align.max(8));
         CLoc::StackCopy { offset, size: s.size as u32 }
