@@ -90,9 +90,12 @@ pub fn hfa(s: &StructType) -> Option<(CType, u8)> {
     (uniform && s.size == scalars.len() * size).then_some((member, scalars.len() as u8))
 }
 
-/// AAPCS64 caps the alignment that matters for argument passing at 16.
+/// The alignment rules C.10 and C.14 use: the composite's *natural*
+/// alignment, i.e. its most-aligned member's, ignoring any alignment added
+/// to the struct as a whole (AAPCS64 §5.6; gcc and clang's "unadjusted
+/// alignment", checked by test/aarch64/plan_vs_gcc.c), capped at 16.
 fn arg_align(s: &StructType) -> u32 {
-    (s.align as u32).clamp(1, 16)
+    s.scalars().iter().map(|(t, _)| t.align() as u32).max().unwrap_or(1).clamp(1, 16)
 }
 
 struct Assigner {
@@ -104,6 +107,18 @@ struct Assigner {
 }
 
 impl Assigner {
+    /// The alignment C.10 and C.14 use for a (non-HFA) struct of up to 16
+    /// bytes. Linux: its natural alignment ([`arg_align`]). Apple: clang's
+    /// Darwin lowering uses the struct's own alignment, an `aligned(16)`
+    /// included (it becomes an `i128`: even register pair, 16-aligned
+    /// stack slot). UNTESTED on Apple hardware.
+    fn composite_align(&self, s: &StructType) -> u32 {
+        match self.platform {
+            Platform::Linux => arg_align(s),
+            Platform::Apple => (s.align as u32).clamp(1, 16),
+        }
+    }
+
     fn stack_slot(&mut self, size: u32, align: u32) -> u32 {
         self.stack = self.stack.div_ceil(align) * align;
         let offset = self.stack;
@@ -160,7 +175,7 @@ impl Assigner {
             // B.4: a pointer to a caller-owned copy, allocated like a pointer.
             return CLoc::ByReference { address: Box::new(self.scalar(&CType::Pointer)), size: s.size as u32 };
         }
-        let align = arg_align(s);
+        let align = self.composite_align(s);
         let words = s.size.div_ceil(8) as u8;
         let mut first = self.next_int;
         if align == 16 {
@@ -180,8 +195,8 @@ impl Assigner {
                     .collect(),
             );
         }
-        // C.13–C.15, the same on Apple (clang passes small structs as
-        // 64-bit integer arrays there too).
+        // C.13–C.15 (Apple too: clang passes small structs as 64-bit
+        // integer arrays, so they keep 8-byte slots there).
         self.next_int = INT_ARG_REGS;
         let offset = self.stack_slot((s.size as u32).div_ceil(8) * 8, align.max(8));
         CLoc::StackCopy { offset, size: s.size as u32 }
@@ -205,7 +220,7 @@ impl Assigner {
         if s.size > MAX_REG_COMPOSITE {
             return CLoc::ByReference { address: Box::new(CLoc::Stack(self.stack_slot(8, 8))), size: s.size as u32 };
         }
-        let offset = self.stack_slot((s.size as u32).div_ceil(8) * 8, arg_align(s).max(8));
+        let offset = self.stack_slot((s.size as u32).div_ceil(8) * 8, self.composite_align(s).max(8));
         CLoc::StackCopy { offset, size: s.size as u32 }
     }
 }
@@ -514,17 +529,31 @@ mod tests {
     }
 
     #[test]
-    fn sixteen_byte_aligned_struct_starts_at_an_even_register() {
+    fn alignment_added_to_a_whole_struct_does_not_move_it() {
+        // struct __attribute__((aligned(16))) { int64_t a, b; }: its natural
+        // alignment is its members' (8), so no even-register rounding (C.10)
+        // and 8-byte stack alignment (C.14), as gcc does.
         let aligned = Struct(Arc::new(StructType { fields: vec![(I64, 0), (I64, 8)], size: 16, align: 16 }));
         let d = dests(vec![I32, aligned.clone(), I32]);
-        assert_eq!(d[1], CLoc::Pieces(vec![piece(CLoc::Int(2), 0, 8), piece(CLoc::Int(3), 8, 8)]));
-        assert_eq!(d[2], CLoc::Int(4), "x1 is skipped, not back-filled");
-        // On the stack it is 16-aligned.
+        assert_eq!(d[1], CLoc::Pieces(vec![piece(CLoc::Int(1), 0, 8), piece(CLoc::Int(2), 8, 8)]));
+        assert_eq!(d[2], CLoc::Int(3));
+        let d = dests([vec![I64; 8], vec![I32, aligned.clone()]].concat());
+        assert_eq!(d[9], CLoc::StackCopy { offset: 8, size: 16 });
         let mut params = vec![I64; 7];
         params.extend([aligned, I64]);
         let d = dests(params);
         assert_eq!(d[7], CLoc::StackCopy { offset: 0, size: 16 });
         assert_eq!(d[8], CLoc::Stack(16), "NGRN = 8 after a struct goes to the stack");
+    }
+
+    #[test]
+    fn apple_pairs_a_struct_aligned_to_16_like_clang() {
+        let aligned = Struct(Arc::new(StructType { fields: vec![(I64, 0), (I64, 8)], size: 16, align: 16 }));
+        let d = dests_on(Apple, vec![I32, aligned.clone(), I32]);
+        assert_eq!(d[1], CLoc::Pieces(vec![piece(CLoc::Int(2), 0, 8), piece(CLoc::Int(3), 8, 8)]));
+        assert_eq!(d[2], CLoc::Int(4));
+        let d = dests_on(Apple, [vec![I64; 8], vec![I32, aligned]].concat());
+        assert_eq!(d[9], CLoc::StackCopy { offset: 16, size: 16 });
     }
 
     #[test]
@@ -638,5 +667,104 @@ mod tests {
         assert_eq!(Platform::host(), if cfg!(target_vendor = "apple") { Apple } else { Linux });
         assert!(Apple.caller_extends_narrow_ints());
         assert!(!Linux.caller_extends_narrow_ints());
+    }
+
+    /// Signatures `test/aarch64/plan_vs_gcc.c` calls through a register
+    /// dumping function (keep the two in sync), so gcc's caller code checks
+    /// the Linux plan: structs in x and v registers, HFAs, spills that close
+    /// a register file, by-reference copies, 16-byte alignment, x8 results,
+    /// narrow stack slots and variadic arguments.
+    fn gcc_signatures() -> Vec<(&'static str, Signature)> {
+        let s12 = strukt(vec![I32, I32, I32]);
+        let s16 = strukt(vec![I64, F64]);
+        let s24 = strukt(vec![I64, I64, I64]);
+        let hfa3f = strukt(vec![F32; 3]);
+        let hfa4d = strukt(vec![F64; 4]);
+        let hfa2f = strukt(vec![F32, F32]);
+        let hfa1d = strukt(vec![F64]);
+        let five_d = strukt(vec![F64; 5]);
+        let nested = strukt(vec![strukt(vec![F64, F64]), F64]);
+        let aligned = Struct(Arc::new(StructType { fields: vec![(I64, 0), (I64, 8)], size: 16, align: 16 }));
+        let mixed8 = strukt(vec![I8, F32]);
+        vec![
+            ("small_structs", Signature::new(vec![s12.clone(), I8, s16.clone(), F64], I32)),
+            ("hfas", Signature::new(vec![F32, hfa3f.clone(), hfa4d.clone(), I32, nested.clone()], F64)),
+            ("hfa_spill", Signature::new([vec![F64; 6], vec![hfa3f.clone(), F64, hfa1d.clone(), F32]].concat(), Void)),
+            ("struct_spill", Signature::new([vec![I64; 7], vec![s16.clone(), I32, F64, I8]].concat(), I64)),
+            ("by_reference", Signature::new(vec![s24.clone(), five_d, F64, mixed8], Pointer)),
+            ("by_reference_spill", Signature::new([vec![I64; 8], vec![s24.clone(), I16]].concat(), U8)),
+            ("aligned16", Signature::new(vec![I32, aligned.clone(), I32, F32], I16)),
+            ("aligned16_spill", Signature::new([vec![I64; 7], vec![aligned.clone(), I64]].concat(), I32)),
+            ("aligned16_stack", Signature::new([vec![I64; 8], vec![I32, aligned, I16]].concat(), Void)),
+            (
+                "narrow_stack",
+                Signature::new([vec![F64; 8], vec![I64; 8], vec![I8, I16, U8, I32, F32, F64, Bool, U16]].concat(), F32),
+            ),
+            ("ret_hfa2f", Signature::new(vec![I32, F32], hfa2f)),
+            ("ret_hfa4d", Signature::new(vec![], hfa4d)),
+            ("ret_nested_hfa", Signature::new(vec![F64], nested)),
+            ("ret_s12", Signature::new(vec![s12.clone()], s12)),
+            ("ret_s16", Signature::new(vec![s16.clone(), F64], s16)),
+            ("ret_s24", Signature::new(vec![I64, s24.clone(), F64], s24.clone())),
+            ("ret_s24_full", Signature::new([vec![I64; 8], vec![F64]].concat(), s24)),
+            ("variadic", Signature::variadic(vec![CString], vec![F64, I32, F64, I8, I64], I32)),
+        ]
+    }
+
+    /// One check of the gcc harness: `size` bytes of argument `arg` at byte
+    /// `offset` are at `kind`/`at` (x register, v register, stack offset;
+    /// `by_ref`: that location holds the address of a copy).
+    fn check_line(arg: usize, offset: u32, size: u32, loc: &CLoc, by_ref: bool) -> String {
+        let (kind, at) = match loc {
+            CLoc::Int(n) => ('x', *n as u32),
+            CLoc::Float(n) => ('v', *n as u32),
+            CLoc::Stack(off) => ('s', *off),
+            other => panic!("not a leaf location: {other:?}"),
+        };
+        format!("{{{arg}, {offset}, {size}, '{kind}', {at}, {}}},", by_ref as u8)
+    }
+
+    fn checks_for(arg: usize, ty: &CType, loc: &CLoc) -> Vec<String> {
+        match loc {
+            CLoc::Pieces(pieces) => pieces.iter().map(|p| check_line(arg, p.offset, p.size as u32, &p.loc, false)).collect(),
+            CLoc::StackCopy { offset, size } => vec![check_line(arg, 0, *size, &CLoc::Stack(*offset), false)],
+            CLoc::ByReference { address, size } => vec![check_line(arg, 0, *size, address, true)],
+            leaf => vec![check_line(arg, 0, ty.size() as u32, leaf, false)],
+        }
+    }
+
+    /// Writes `plans.h` for test/aarch64/plan_vs_gcc.c when
+    /// `FIDDLE_JIT_AARCH64_OUT=<dir>` is set (run_callbacks.sh does).
+    #[test]
+    fn gcc_harness_plans() {
+        let mut header = String::from("/* Generated by `cargo test gcc_harness_plans` (src/abi/aapcs64.rs). */\n");
+        for (name, sig) in gcc_signatures() {
+            let plan = plan_stub(&sig, Linux).unwrap();
+            let mut lines = Vec::new();
+            for e in &plan.args {
+                lines.extend(checks_for(e.index, &e.ty, &e.dest));
+            }
+            let ret: Vec<String> = match (&plan.ret, &sig.ret) {
+                (RetLoc::None, _) => vec![],
+                (RetLoc::Int, t) => vec![check_line(0, 0, t.size() as u32, &CLoc::Int(0), false)],
+                (RetLoc::Float, t) => vec![check_line(0, 0, t.size() as u32, &CLoc::Float(0), false)],
+                (RetLoc::Pieces(pieces), _) => {
+                    pieces.iter().map(|p| check_line(0, p.offset, p.size as u32, &p.loc, false)).collect()
+                }
+                (RetLoc::Indirect { size, pointer }, _) => {
+                    assert_eq!(*pointer, ResultPointer::X8);
+                    vec![format!("{{0, 0, {size}, '8', 0, 0}},")]
+                }
+            };
+            assert!(!lines.is_empty() || sig.params.is_empty());
+            header += &format!(
+                "static const struct check {name}_args[] = {{{}{{-1, 0, 0, 0, 0, 0}}}};\n",
+                lines.concat()
+            );
+            header += &format!("static const struct check {name}_ret[] = {{{}{{-1, 0, 0, 0, 0, 0}}}};\n", ret.concat());
+        }
+        if let Some(dir) = std::env::var_os("FIDDLE_JIT_AARCH64_OUT") {
+            std::fs::write(std::path::Path::new(&dir).join("plans.h"), header).unwrap();
+        }
     }
 }

@@ -114,7 +114,8 @@ pub struct StubPlan {
     pub args: Vec<PlanEntry>,
     /// Bytes of outgoing stack arguments (a multiple of 16).
     pub stack_bytes: u32,
-    /// Vector registers used: the value variadic calls put in %al.
+    /// Vector registers used: the value SysV variadic calls put in %al
+    /// (AAPCS64 has no such register; there it is NSRN, informational).
     pub float_regs_used: u8,
     pub variadic: bool,
     pub ret_ty: CType,
