@@ -8,7 +8,7 @@
 //!   stp x29, x30, [sp, #-16]! ; mov x29, sp ; sub sp, sp, #LOCALS
 //!   for each argument, left to right:
 //!       x9 ← its VALUE (incoming register, caller stack, or argv)
-//!       unbox inline using only x9..x12, d16
+//!       unbox inline using only x9..x13, d16
 //!       → its C register (x0-x7 / v0-v7) or outgoing stack slot
 //!   [add x8, sp, #retbuf]  ldr x16, =fn ; blr x16
 //!   rebox x0 / d0 → x0; mov sp, x29; ldp x29, x30, [sp], #16; ret  (or a tail call)
@@ -22,6 +22,12 @@
 //! Struct arguments can take two registers each, so their signatures spill
 //! the incoming VALUEs to the frame first.
 //!
+//! Frame (offsets from sp after the prologue): outgoing stack arguments,
+//! argv (argv form), one keep-alive slot per :string, the blocking call's
+//! block, the VALUE spill, copies of structs passed by reference, the
+//! struct result buffer; x29 points at the saved x29/x30 just above, and the
+//! caller's stack arguments start at x29 + 16.
+//!
 //! Narrow integers: Linux AAPCS64 leaves the upper bits of a narrow argument
 //! or result unspecified (the callee extends); Apple's ABI makes the caller
 //! extend arguments to 32 bits. Stubs always extend arguments to 32 bits
@@ -30,7 +36,9 @@
 //!
 //! Thunk contract: x9 = the VALUE (for :string, the address of a slot
 //! holding it), x10 = the stub's info pointer, w11 = the argument index;
-//! result in x9, or d16 for doubles; only x9..x17, d16 and flags change.
+//! result in x9, or d16 for doubles. x0..x8 and the low halves of d0..d7
+//! are preserved; x9..x17, v16..v31 and flags are not (stubs keep nothing
+//! there across a slow path).
 
 use super::ruby_layout::*;
 use super::{EmitError, EmittedStub, RuntimeTargets, StubRequest};
