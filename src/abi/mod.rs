@@ -6,6 +6,7 @@
 //! (Ruby calls C) places arguments where [`assign_c_locations`] says, and a
 //! reverse trampoline (C calls Ruby) reads them from there.
 
+pub mod aapcs64;
 pub mod sysv_x86_64;
 
 use crate::types::{CType, Signature};
@@ -13,21 +14,33 @@ use crate::types::{CType, Signature};
 /// Where a C-level value lives at the call boundary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CLoc {
-    /// The n-th integer argument register (SysV: rdi, rsi, rdx, rcx, r8, r9).
+    /// The n-th integer argument register (SysV: rdi, rsi, rdx, rcx, r8, r9;
+    /// AAPCS64: xn).
     Int(u8),
-    /// The n-th vector argument register (SysV: xmm0..xmm7).
+    /// The n-th vector argument register (SysV: xmm0..xmm7; AAPCS64: vn).
     Float(u8),
-    /// Byte offset into the stack argument area: from rsp at the call
-    /// instruction for the caller, from rsp+8 at entry for the callee.
+    /// Byte offset into the stack argument area: from rsp (sp) at the call
+    /// instruction for the caller, from rsp+8 (x86-64) or sp (aarch64) at
+    /// entry for the callee. An 8-byte slot, except on Apple arm64 where a
+    /// named scalar argument takes exactly its size (see `abi::aapcs64`).
     Stack(u32),
-    /// A small struct split into eightbytes, each in its own location.
+    /// A small struct split into pieces (SysV eightbytes, AAPCS64 x-register
+    /// words or HFA members), each in its own location.
     Pieces(Vec<Piece>),
     /// A struct passed by value in memory: copied into the stack argument
     /// area at `offset`.
     StackCopy { offset: u32, size: u32 },
+    /// A struct passed by reference to a copy (AAPCS64 rule B.4, structs
+    /// over 16 bytes): the caller copies the `size` bytes to memory it owns
+    /// (its own frame, at least 8-byte aligned, alive until the call
+    /// returns; the callee may write to it) and passes the copy's address
+    /// like a pointer argument, in `address` (an `Int` register or a `Stack`
+    /// slot). SysV never produces it.
+    ByReference { address: Box<CLoc>, size: u32 },
 }
 
-/// One eightbyte of a struct passed in registers.
+/// One piece of a struct passed in registers: its bytes
+/// `offset..offset + size` travel in `loc`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Piece {
     pub loc: CLoc,
@@ -44,11 +57,24 @@ pub enum RetLoc {
     Int,
     /// xmm0 (SysV).
     Float,
-    /// A small struct in rax/rdx/xmm0/xmm1 eightbytes.
+    /// A small struct in rax/rdx/xmm0/xmm1 eightbytes (AAPCS64: x0/x1, or
+    /// v0–v3 for an HFA).
     Pieces(Vec<Piece>),
-    /// A large struct written through a hidden pointer the caller passes as
-    /// the first integer argument.
-    Indirect { size: u32 },
+    /// A large struct written through a hidden pointer the caller passes in
+    /// `pointer`.
+    Indirect { size: u32, pointer: ResultPointer },
+}
+
+/// Where the caller passes the address of a struct result returned in
+/// memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResultPointer {
+    /// As a hidden first integer argument (SysV: rdi), so every argument
+    /// moves one integer register later; the callee returns it in rax.
+    FirstIntArg,
+    /// In x8 (AAPCS64), outside the argument registers: x0 stays the first
+    /// argument, and the callee need not return the address.
+    X8,
 }
 
 /// Where an argument's VALUE is when the stub is entered.
@@ -88,7 +114,8 @@ pub struct StubPlan {
     pub args: Vec<PlanEntry>,
     /// Bytes of outgoing stack arguments (a multiple of 16).
     pub stack_bytes: u32,
-    /// Vector registers used: the value variadic calls put in %al.
+    /// Vector registers used: the value SysV variadic calls put in %al
+    /// (AAPCS64 has no such register; there it is NSRN, informational).
     pub float_regs_used: u8,
     pub variadic: bool,
     pub ret_ty: CType,
@@ -122,18 +149,30 @@ impl std::fmt::Display for PlanError {
     }
 }
 
-/// C locations for a parameter list and return type, in the host's
-/// convention.
+// Both planners are pure Rust and compiled on every host (so `cargo test`
+// checks the aarch64 rules on x86-64); the host's architecture picks one.
+
+/// C locations for a (non-variadic) parameter list and return type, in the
+/// host's convention.
 pub fn assign_c_locations(params: &[CType], ret: &CType) -> (Vec<CLoc>, RetLoc, u32, u8) {
-    sysv_x86_64::assign(params, ret)
+    #[cfg(target_arch = "aarch64")]
+    return aapcs64::assign(params, ret, None, aapcs64::Platform::host());
+    #[cfg(not(target_arch = "aarch64"))]
+    return sysv_x86_64::assign(params, ret);
 }
 
 /// Plans a forward stub for `sig` in the host's convention.
 pub fn plan_stub(sig: &Signature) -> Result<StubPlan, PlanError> {
-    sysv_x86_64::plan_stub(sig)
+    #[cfg(target_arch = "aarch64")]
+    return aapcs64::plan_stub(sig, aapcs64::Platform::host());
+    #[cfg(not(target_arch = "aarch64"))]
+    return sysv_x86_64::plan_stub(sig);
 }
 
 /// Plans a reverse trampoline for `sig` in the host's convention.
 pub fn plan_callback(sig: &Signature) -> Result<CallbackPlan, PlanError> {
-    sysv_x86_64::plan_callback(sig)
+    #[cfg(target_arch = "aarch64")]
+    return aapcs64::plan_callback(sig, aapcs64::Platform::host());
+    #[cfg(not(target_arch = "aarch64"))]
+    return sysv_x86_64::plan_callback(sig);
 }

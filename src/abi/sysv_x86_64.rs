@@ -113,7 +113,7 @@ fn ret_loc(ret: &CType) -> RetLoc {
                         .collect(),
                 )
             }
-            None => RetLoc::Indirect { size: s.size as u32 },
+            None => RetLoc::Indirect { size: s.size as u32, pointer: ResultPointer::FirstIntArg },
         },
         t if t.is_float() => RetLoc::Float,
         _ => RetLoc::Int,
@@ -298,7 +298,7 @@ mod tests {
     fn large_struct_return_uses_hidden_pointer_in_rdi() {
         let big = Arc::new(StructType::natural(vec![I64, I64, I64]));
         let plan = plan_stub(&Signature::new(vec![I64, Struct(big.clone())], Struct(big))).unwrap();
-        assert_eq!(plan.ret, RetLoc::Indirect { size: 24 });
+        assert_eq!(plan.ret, RetLoc::Indirect { size: 24, pointer: ResultPointer::FirstIntArg });
         assert_eq!(plan.args[0].dest, CLoc::Int(1));
         assert_eq!(plan.args[1].dest, CLoc::StackCopy { offset: 0, size: 24 });
         assert_eq!(plan.stack_bytes, 32);

@@ -7,6 +7,14 @@
 //! and a chunk never moves or shrinks once a stub address has been handed out
 //! (dynasmrt's growable buffer remaps on overflow; we avoid it for that
 //! reason: see docs/design.md).
+//!
+//! aarch64 (see docs/aarch64.md): instruction fetch is not coherent with
+//! data writes, so after copying a stub the arena cleans the data cache and
+//! invalidates the instruction cache over the stub's executable addresses
+//! before handing the address out. macOS cannot use memfd; there a chunk is
+//! one `MAP_JIT` mapping, writable or executable per thread, toggled with
+//! `pthread_jit_write_protect_np` around each copy (UNTESTED: no Apple
+//! machine in CI; it is compiled only for macOS).
 
 use std::io;
 use std::ptr;
@@ -14,6 +22,12 @@ use std::ptr;
 const CHUNK_SIZE: usize = 256 * 1024;
 /// Stubs start on a 16-byte boundary (instruction fetch blocks).
 const STUB_ALIGN: usize = 16;
+/// Fill between stubs, so a stray jump past a stub traps: int3 on x86-64,
+/// `udf #0` (the all-zero word) on aarch64.
+#[cfg(not(target_arch = "aarch64"))]
+const PAD: u8 = 0xcc;
+#[cfg(target_arch = "aarch64")]
+const PAD: u8 = 0x00;
 
 struct Chunk {
     rw: *mut u8,
@@ -50,11 +64,13 @@ impl CodeArena {
         // SAFETY: [used, used+len) lies inside the chunk's RW view (checked
         // by `fits`), and no stub has been handed out in that range yet.
         unsafe {
+            let _writable = WriteWindow::open();
             ptr::copy_nonoverlapping(code.as_ptr(), chunk.rw.add(chunk.used), code.len());
-            // Pad with int3 so a stray jump past a stub traps.
-            ptr::write_bytes(chunk.rw.add(chunk.used + code.len()), 0xcc, len - code.len());
+            ptr::write_bytes(chunk.rw.add(chunk.used + code.len()), PAD, len - code.len());
         }
         let addr = chunk.rx as usize + chunk.used;
+        // SAFETY: the range was just written and lies inside the RX view.
+        flush_icache(unsafe { std::slice::from_raw_parts(addr as *const u8, len) });
         chunk.used += len;
         self.bytes += code.len();
         Ok(addr)
@@ -69,6 +85,53 @@ impl CodeArena {
     pub fn reserved_bytes(&self) -> usize {
         self.chunks.iter().map(|c| c.size).sum()
     }
+}
+
+/// Makes the calling thread's view of `MAP_JIT` memory writable until
+/// dropped (macOS on Apple silicon: JIT pages are writable or executable
+/// per thread, never both). A no-op elsewhere: the memfd chunks have a
+/// separate writable view. UNTESTED on macOS.
+struct WriteWindow;
+
+impl WriteWindow {
+    fn open() -> WriteWindow {
+        #[cfg(all(target_os = "macos", target_arch = "aarch64"))]
+        // SAFETY: toggles only this thread's JIT write protection; the
+        // matching drop turns it back on before any stub of this thread runs.
+        unsafe {
+            libc::pthread_jit_write_protect_np(0)
+        };
+        WriteWindow
+    }
+}
+
+impl Drop for WriteWindow {
+    fn drop(&mut self) {
+        #[cfg(all(target_os = "macos", target_arch = "aarch64"))]
+        // SAFETY: as in `open`.
+        unsafe {
+            libc::pthread_jit_write_protect_np(1)
+        };
+    }
+}
+
+/// Makes freshly written code visible to instruction fetch at `code`'s
+/// (executable) addresses. aarch64 Linux: `dc cvau` + `ic ivau` per cache
+/// line, then `dsb ish; isb` (dynasmrt's cache_control, the same sequence
+/// as libgcc's `__clear_cache`); the executable view aliases the written
+/// physical pages, and both cache operations work by virtual address on
+/// any readable mapping. macOS: `sys_icache_invalidate`. Other threads
+/// only ever run a stub after receiving its address from this one, through
+/// a lock (a context synchronization point), so they fetch the new bytes.
+/// A no-op on x86-64 (coherent instruction fetch).
+fn flush_icache(code: &[u8]) {
+    #[cfg(target_arch = "aarch64")]
+    {
+        dynasmrt::cache_control::synchronize_icache(code);
+        dynasmrt::cache_control::prepare_for_execution(code);
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    let _ = code;
 }
 
 fn page_size() -> usize {
@@ -92,6 +155,25 @@ fn deny_execmem_for_tests() -> bool {
 }
 
 impl Chunk {
+    /// macOS: one `MAP_JIT` mapping serves as both views (no memfd there);
+    /// W^X holds per thread through `WriteWindow`. Needs the
+    /// `com.apple.security.cs.allow-jit` entitlement under the hardened
+    /// runtime (a plain `ruby` binary does not use it). UNTESTED.
+    #[cfg(target_os = "macos")]
+    fn map(size: usize) -> io::Result<Chunk> {
+        if deny_execmem_for_tests() {
+            return Err(io::Error::from_raw_os_error(libc::EACCES));
+        }
+        let prot = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
+        // SAFETY: an anonymous mapping; the result is checked.
+        let p = unsafe { libc::mmap(ptr::null_mut(), size, prot, libc::MAP_PRIVATE | libc::MAP_ANON | libc::MAP_JIT, -1, 0) };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Chunk { rw: p as *mut u8, rx: p as *const u8, size, used: 0 })
+    }
+
+    #[cfg(not(target_os = "macos"))]
     fn map(size: usize) -> io::Result<Chunk> {
         if deny_execmem_for_tests() {
             return Err(io::Error::from_raw_os_error(libc::EACCES));
@@ -129,15 +211,23 @@ impl Chunk {
 mod tests {
     use super::*;
 
+    /// `return n` as machine code for the host.
+    fn return_const(n: u8) -> Vec<u8> {
+        if cfg!(target_arch = "aarch64") {
+            // movz w0, #n ; ret
+            [0x5280_0000u32 | (n as u32) << 5, 0xd65f_03c0].iter().flat_map(|w| w.to_le_bytes()).collect()
+        } else {
+            vec![0xb8, n, 0, 0, 0, 0xc3] // mov eax, n ; ret
+        }
+    }
+
     #[test]
     fn stubs_are_packed_aligned_and_runnable() {
         let mut arena = CodeArena::new();
-        // mov eax, 42; ret
-        let a = arena.install(&[0xb8, 42, 0, 0, 0, 0xc3]).unwrap();
-        // mov eax, 7; ret
-        let b = arena.install(&[0xb8, 7, 0, 0, 0, 0xc3]).unwrap();
+        let a = arena.install(&return_const(42)).unwrap();
+        let b = arena.install(&return_const(7)).unwrap();
         assert_eq!(b - a, 16, "second stub packed right after the first");
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         {
             // SAFETY: both addresses hold the complete functions written above.
             let (fa, fb): (extern "C" fn() -> i32, extern "C" fn() -> i32) =
@@ -147,6 +237,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn executable_view_is_never_writable() {
         let mut arena = CodeArena::new();
         let addr = arena.install(&[0xc3]).unwrap();

@@ -2,6 +2,9 @@
 //! executable-memory arena. Knows Ruby's VALUE layout (`ruby_layout`), never
 //! Ruby's type symbols.
 
+// Pure code generation, compiled on every host: tested here, run under
+// qemu-aarch64 by test/aarch64/run_callbacks.sh.
+pub mod aarch64_callback;
 pub mod arena;
 pub mod disasm;
 pub mod ruby_layout;
@@ -198,7 +201,11 @@ pub fn emit_callback_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitEr
     {
         x86_64_callback::emit_trampoline(req)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64_callback::emit_trampoline(req)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = req;
         Err(EmitError::UnsupportedArch(std::env::consts::ARCH))
@@ -211,7 +218,11 @@ pub fn emit_callback_thunk(slot: usize) -> Result<Vec<u8>, EmitError> {
     {
         x86_64_callback::emit_thunk(slot)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64_callback::emit_thunk(slot)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = slot;
         Err(EmitError::UnsupportedArch(std::env::consts::ARCH))

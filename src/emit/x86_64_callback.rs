@@ -58,7 +58,7 @@ pub fn emit_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitError> {
                 ; mov rax, QWORD [rbp + 16 + off as i32]
                 ; mov QWORD [rsp + slot], rax
             ),
-            CLoc::Pieces(_) | CLoc::StackCopy { .. } => unreachable!("rejected above"),
+            CLoc::Pieces(_) | CLoc::StackCopy { .. } | CLoc::ByReference { .. } => unreachable!("rejected above"),
         }
     }
     dynasm!(ops

@@ -1,0 +1,282 @@
+//! aarch64 (AAPCS64) reverse trampolines: C calls Ruby. Same contract as
+//! `x86_64_callback`; pure code generation, compiled on every host so the
+//! encodings are tested here and the code is run under qemu-aarch64 by
+//! `test/aarch64/run_callbacks.sh`.
+//!
+//! * **thunk**, one per callback, the address C receives:
+//!   `ldr x16, slot ; ldr x17, [x16] ; br x17` with `slot` (the address of
+//!   a `[target, data]` pair) in a literal after the code. x16/x17 (IP0,
+//!   IP1) are the intra-procedure-call scratch registers: never arguments,
+//!   free to clobber between a call and its callee, so every argument
+//!   register (x0–x7, x8, v0–v7) and the caller's stack are intact when
+//!   the trampoline starts. x18 (the platform register) is never touched.
+//! * **trampoline**, one per signature, emitted from `abi::plan_callback`:
+//!   copies each C argument from its x register, v register (the low 64
+//!   bits: a float's bits are its low 4 bytes) or caller stack slot (loaded
+//!   at exactly its size, so Apple's packed slots work) into 8-byte raw
+//!   slots on its own stack, calls `entry(slot = x16, raw = sp)`, and moves
+//!   the returned bits to v0 for float/double (x0 is already right for
+//!   everything else; the runtime returns narrow integers extended to 32
+//!   bits, which is what Apple callers expect and Linux callers ignore).
+//!
+//! Frame: `stp x29, x30, [sp, #-16]! ; mov x29, sp ; sub sp, sp, #raw`
+//! (raw rounded to 16: sp stays 16-aligned). Stack arguments are read at
+//! `x29 + 16 + offset`: aarch64 pushes no return address.
+
+use super::{CallbackRequest, EmitError};
+use crate::abi::{CLoc, RetLoc};
+use crate::types::CType;
+use dynasmrt::aarch64::Aarch64Relocation;
+use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
+
+type Asm = VecAssembler<Aarch64Relocation>;
+
+/// Largest caller stack offset a scaled 12-bit load reaches for every
+/// access size (ldrb: 4095 bytes).
+const MAX_STACK_OFFSET: u32 = 4095 - 16;
+/// Most raw slots `str [sp, #8 * i]` reaches (and far beyond
+/// runtime::callback::MAX_ARGS).
+const MAX_ARGS: usize = 512;
+
+pub fn emit_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitError> {
+    let plan = req.plan;
+    if plan.args.len() > MAX_ARGS {
+        return Err(EmitError::Unsupported(format!("a callback with {} arguments", plan.args.len())));
+    }
+    for (i, (ty, loc)) in plan.args.iter().enumerate() {
+        let far = matches!(loc, CLoc::Stack(off) if *off > MAX_STACK_OFFSET);
+        if far || matches!(ty, CType::Struct(_) | CType::Void) || !matches!(loc, CLoc::Int(_) | CLoc::Float(_) | CLoc::Stack(_)) {
+            return Err(EmitError::Unsupported(format!("callback argument {} of type {}", i + 1, ty)));
+        }
+    }
+    if matches!(plan.ret, RetLoc::Pieces(_) | RetLoc::Indirect { .. }) || matches!(plan.ret_ty, CType::Struct(_)) {
+        return Err(EmitError::Unsupported("callback returning a struct by value".into()));
+    }
+    let raw = (8 * plan.args.len() as u32).div_ceil(16).max(1) * 16;
+    let mut ops = Asm::new(0);
+    dynasm!(ops
+        ; .arch aarch64
+        ; stp x29, x30, [sp, #-16]!
+        ; mov x29, sp
+        ; sub sp, sp, raw
+    );
+    for (i, (ty, loc)) in plan.args.iter().enumerate() {
+        let slot = 8 * i as u32;
+        match *loc {
+            CLoc::Int(k) => dynasm!(ops ; .arch aarch64 ; str X(k), [sp, slot]),
+            CLoc::Float(k) => dynasm!(ops ; .arch aarch64 ; str D(k), [sp, slot]),
+            CLoc::Stack(off) => {
+                let at = 16 + off;
+                match ty.size() {
+                    1 => dynasm!(ops ; .arch aarch64 ; ldrb w9, [x29, at]),
+                    2 => dynasm!(ops ; .arch aarch64 ; ldrh w9, [x29, at]),
+                    4 => dynasm!(ops ; .arch aarch64 ; ldr w9, [x29, at]),
+                    _ => dynasm!(ops ; .arch aarch64 ; ldr x9, [x29, at]),
+                }
+                dynasm!(ops ; .arch aarch64 ; str x9, [sp, slot]);
+            }
+            _ => unreachable!("rejected above"),
+        }
+    }
+    dynasm!(ops
+        ; .arch aarch64
+        ; mov x0, x16
+        ; mov x1, sp
+        ; ldr x9, ->entry
+        ; blr x9
+    );
+    match plan.ret_ty {
+        CType::F64 => dynasm!(ops ; .arch aarch64 ; fmov d0, x0),
+        CType::F32 => dynasm!(ops ; .arch aarch64 ; fmov s0, w0),
+        _ => {}
+    }
+    dynasm!(ops
+        ; .arch aarch64
+        ; mov sp, x29
+        ; ldp x29, x30, [sp], #16
+        ; ret
+        ; .align 8
+        ; ->entry:
+        ; .u64 req.entry as u64
+    );
+    ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))
+}
+
+/// `ldr x16, slot ; ldr x17, [x16] ; br x17 ; slot: .u64`: the per-callback
+/// entry point (24 bytes: three instructions, a pad word, the literal).
+pub fn emit_thunk(slot: usize) -> Result<Vec<u8>, EmitError> {
+    let mut ops = Asm::new(0);
+    dynasm!(ops
+        ; .arch aarch64
+        ; ldr x16, ->slot
+        ; ldr x17, [x16]
+        ; br x17
+        ; .align 8
+        ; ->slot:
+        ; .u64 slot as u64
+    );
+    ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::aapcs64::{plan_callback, Platform};
+    use crate::abi::CallbackPlan;
+    use crate::types::{Signature, StructType};
+    use std::sync::Arc;
+
+    fn words(code: &[u8]) -> Vec<u32> {
+        code.chunks(4).map(|w| u32::from_le_bytes(w.try_into().unwrap())).collect()
+    }
+
+    fn plan(params: Vec<CType>, ret: CType) -> CallbackPlan {
+        plan_callback(&Signature::new(params, ret), Platform::Linux).unwrap()
+    }
+
+    #[test]
+    fn thunk_bytes() {
+        let code = emit_thunk(0x1122_3344_5566_7788).unwrap();
+        // Checked with aarch64-linux-gnu-objdump.
+        assert_eq!(
+            words(&code[..16]),
+            vec![
+                0x5800_0090, // ldr x16, #16
+                0xf940_0211, // ldr x17, [x16]
+                0xd61f_0220, // br x17
+                0x0000_0000, // udf #0 (pad)
+            ]
+        );
+        assert_eq!(code[16..], 0x1122_3344_5566_7788u64.to_le_bytes());
+    }
+
+    #[test]
+    fn trampoline_bytes_for_int_double_stack_arg_and_double_return() {
+        // (i64 x 8, f64, i8) -> f64: x0..x7, d0, and the i8 from the stack.
+        let mut params = vec![CType::I64; 8];
+        params.extend([CType::F64, CType::I8]);
+        let p = plan(params, CType::F64);
+        assert_eq!(p.args[9].1, CLoc::Stack(0));
+        let code = emit_trampoline(&CallbackRequest { plan: &p, entry: 0xdead_beef_cafe }).unwrap();
+        // Checked with aarch64-linux-gnu-objdump.
+        let expected = vec![
+            0xa9bf_7bfd, // stp x29, x30, [sp, #-16]!
+            0x9100_03fd, // mov x29, sp
+            0xd101_43ff, // sub sp, sp, #0x50
+            0xf900_03e0, // str x0, [sp]
+            0xf900_07e1, // str x1, [sp, #8]
+            0xf900_0be2, // str x2, [sp, #16]
+            0xf900_0fe3, // str x3, [sp, #24]
+            0xf900_13e4, // str x4, [sp, #32]
+            0xf900_17e5, // str x5, [sp, #40]
+            0xf900_1be6, // str x6, [sp, #48]
+            0xf900_1fe7, // str x7, [sp, #56]
+            0xfd00_23e0, // str d0, [sp, #64]
+            0x3940_43a9, // ldrb w9, [x29, #16]
+            0xf900_27e9, // str x9, [sp, #72]
+            0xaa10_03e0, // mov x0, x16
+            0x9100_03e1, // mov x1, sp
+            0x5800_00c9, // ldr x9, entry (+24)
+            0xd63f_0120, // blr x9
+            0x9e67_0000, // fmov d0, x0
+            0x9100_03bf, // mov sp, x29
+            0xa8c1_7bfd, // ldp x29, x30, [sp], #16
+            0xd65f_03c0, // ret
+        ];
+        assert_eq!(words(&code[..88]), expected);
+        assert_eq!(code[88..], 0xdead_beef_cafeu64.to_le_bytes());
+    }
+
+    #[test]
+    fn stack_loads_use_the_argument_size() {
+        // Apple packs stack arguments: i8 at 0, i16 at 2, f32 at 4, i32 at 8.
+        let mut params = vec![CType::I64; 8];
+        params.extend(vec![CType::F64; 8]);
+        params.extend([CType::I8, CType::I16, CType::F32, CType::I32]);
+        let p = plan_callback(&Signature::new(params, CType::Void), Platform::Apple).unwrap();
+        let locs: Vec<CLoc> = p.args[16..].iter().map(|a| a.1.clone()).collect();
+        assert_eq!(locs, [0, 2, 4, 8].map(CLoc::Stack).to_vec());
+        let code = words(&emit_trampoline(&CallbackRequest { plan: &p, entry: 0 }).unwrap());
+        assert!(code.contains(&0x3940_43a9), "ldrb w9, [x29, #16]");
+        assert!(code.contains(&0x7940_27a9), "ldrh w9, [x29, #18]");
+        assert!(code.contains(&0xb940_17a9), "ldr w9, [x29, #20]");
+        assert!(code.contains(&0xb940_1ba9), "ldr w9, [x29, #24]");
+    }
+
+    #[test]
+    fn float_return_moves_w0_to_s0() {
+        let code = words(&emit_trampoline(&CallbackRequest { plan: &plan(vec![], CType::F32), entry: 0 }).unwrap());
+        assert!(code.contains(&0x1e27_0000), "fmov s0, w0");
+        let code = words(&emit_trampoline(&CallbackRequest { plan: &plan(vec![], CType::I32), entry: 0 }).unwrap());
+        assert!(!code.contains(&0x1e27_0000) && !code.contains(&0x9e67_0000));
+    }
+
+    #[test]
+    fn structs_are_rejected() {
+        let s = CType::Struct(Arc::new(StructType::natural(vec![CType::I32, CType::I32])));
+        for p in [plan(vec![s.clone()], CType::Void), plan(vec![], s)] {
+            assert!(matches!(emit_trampoline(&CallbackRequest { plan: &p, entry: 0 }), Err(EmitError::Unsupported(_))));
+        }
+    }
+
+    /// The signatures `test/aarch64/callbacks.c` calls, by name (keep the
+    /// two in sync): every scalar width, more than eight integer and more
+    /// than eight float arguments (so some arrive on the stack), pointers.
+    fn harness_signatures() -> Vec<(&'static str, Vec<CType>, CType)> {
+        use CType::*;
+        let eight = |t: CType| vec![t; 8];
+        vec![
+            ("ints", vec![I8, U8, I16, U16, I32, U32, I64, U64], I32),
+            ("many_ints", [eight(I64), vec![I32, I8, U16, Pointer]].concat(), I64),
+            ("many_floats", vec![F64, F32, F64, F32, F64, F32, F64, F32, F64, F32, F64], F64),
+            (
+                "mixed",
+                vec![
+                    I32, F64, Pointer, F32, I8, F64, U16, F32, I64, F64, I32, F64, U8, F32, I64, F64, I16, F64, U32, F32,
+                ],
+                F32,
+            ),
+            ("nothing", vec![], Void),
+            ("bools", vec![Bool, Pointer, Bool], Bool),
+            ("stack_narrow", [eight(I64), eight(F64), vec![I8, U8, I16, U16, I32, F32, F64, Bool, U32]].concat(), U8),
+            ("pointer_ret", vec![F32, I64], Pointer),
+        ]
+    }
+
+    /// Placeholders the harness overwrites: the trampoline's entry literal
+    /// and the thunk's slot literal are each the last 8 bytes.
+    const ENTRY_PLACEHOLDER: usize = 0x0123_4567_89ab_cdef;
+    const SLOT_PLACEHOLDER: usize = 0x0fed_cba9_8765_4321;
+
+    fn c_array(name: &str, code: &[u8]) -> String {
+        let bytes: Vec<String> = code.iter().map(|b| format!("0x{b:02x}")).collect();
+        format!("static const unsigned char {name}[{}] = {{{}}};\n", code.len(), bytes.join(","))
+    }
+
+    /// Emits the harness's trampolines (Linux AAPCS64) and a thunk; with
+    /// `FIDDLE_JIT_AARCH64_OUT=<dir>` also writes them to
+    /// `<dir>/callbacks_blobs.h` for test/aarch64/run_callbacks.sh.
+    #[test]
+    fn harness_blobs() {
+        let mut header = String::from("/* Generated by `cargo test harness_blobs` (src/emit/aarch64_callback.rs). */\n");
+        let thunk = emit_thunk(SLOT_PLACEHOLDER).unwrap();
+        assert_eq!(thunk.len(), 24);
+        assert_eq!(thunk[16..], (SLOT_PLACEHOLDER as u64).to_le_bytes());
+        header += &c_array("thunk_code", &thunk);
+        for (name, params, ret) in harness_signatures() {
+            let n = params.len();
+            let p = plan(params, ret);
+            let code = emit_trampoline(&CallbackRequest { plan: &p, entry: ENTRY_PLACEHOLDER }).unwrap();
+            assert_eq!(code.len() % 8, 0);
+            assert_eq!(code[code.len() - 8..], (ENTRY_PLACEHOLDER as u64).to_le_bytes(), "{name}: entry literal last");
+            // Prologue, one or two instructions per argument, call, epilogue.
+            assert!(code.len() >= 4 * (3 + n + 4 + 3) + 8, "{name}");
+            header += &c_array(&format!("tramp_{name}"), &code);
+        }
+        if let Some(dir) = std::env::var_os("FIDDLE_JIT_AARCH64_OUT") {
+            let path = std::path::Path::new(&dir).join("callbacks_blobs.h");
+            std::fs::write(&path, header).unwrap();
+            eprintln!("wrote {}", path.display());
+        }
+    }
+}
