@@ -325,9 +325,6 @@ module FiddleJit
 
     def native_scalar(canonical, name)
       case canonical
-      when :long_double
-        raise NotImplementedError, "#{name}: :long_double is not supported by fiddle_jit yet " \
-                                   "(the JIT emitter cannot pass x87 80-bit values)"
       when :strptr then raise TypeError, "#{name}: :strptr is only valid as a return type"
       when :varargs then raise TypeError, "#{name}: :varargs must be the last parameter type"
       else canonical.name # frozen, interned: no allocation per attach

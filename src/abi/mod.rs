@@ -19,6 +19,7 @@ pub enum CLoc {
     Float(u8),
     /// Byte offset into the stack argument area: from rsp at the call
     /// instruction for the caller, from rsp+8 at entry for the callee.
+    /// 8 bytes, or 16 (16-aligned) for a long double.
     Stack(u32),
     /// A small struct split into eightbytes, each in its own location.
     Pieces(Vec<Piece>),
@@ -44,6 +45,8 @@ pub enum RetLoc {
     Int,
     /// xmm0 (SysV).
     Float,
+    /// The x87 register stack's top, st(0): a long double (SysV class X87).
+    X87,
     /// A small struct in rax/rdx/xmm0/xmm1 eightbytes.
     Pieces(Vec<Piece>),
     /// A large struct written through a hidden pointer the caller passes as
@@ -111,6 +114,8 @@ pub struct CallbackPlan {
 pub enum PlanError {
     VoidParam(usize),
     TooManyParams(usize),
+    /// A struct by value holding a long double (x87 classes in aggregates).
+    LongDoubleInStruct,
 }
 
 impl std::fmt::Display for PlanError {
@@ -118,6 +123,7 @@ impl std::fmt::Display for PlanError {
         match self {
             PlanError::VoidParam(i) => write!(f, "argument {} cannot be :void", i + 1),
             PlanError::TooManyParams(n) => write!(f, "{n} arguments is more than fiddle_jit supports"),
+            PlanError::LongDoubleInStruct => f.write_str("structs by value with :long_double fields are not supported"),
         }
     }
 }

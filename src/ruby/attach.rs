@@ -56,11 +56,16 @@ impl Jit {
     }
 }
 
-const THUNK_NAMES: [&str; 9] =
-    ["arg_int", "arg_uint", "arg_long_long", "arg_ulong_long", "arg_double", "arg_bool", "arg_pointer", "arg_cstr", "arg_struct"];
+const THUNK_NAMES: [&str; 10] = [
+    "arg_int", "arg_uint", "arg_long_long", "arg_ulong_long", "arg_double", "arg_bool", "arg_pointer", "arg_cstr", "arg_struct",
+    "arg_long_double",
+];
 
-fn thunk_addresses(t: &Thunks) -> [usize; 9] {
-    [t.arg_int, t.arg_uint, t.arg_long_long, t.arg_ulong_long, t.arg_double, t.arg_bool, t.arg_pointer, t.arg_cstr, t.arg_struct]
+fn thunk_addresses(t: &Thunks) -> [usize; 10] {
+    [
+        t.arg_int, t.arg_uint, t.arg_long_long, t.arg_ulong_long, t.arg_double, t.arg_bool, t.arg_pointer, t.arg_cstr, t.arg_struct,
+        t.arg_long_double,
+    ]
 }
 
 /// Names for the addresses stubs refer to.
@@ -80,6 +85,7 @@ fn runtime_symbols(targets: &RuntimeTargets, thunks: &Thunks) -> Vec<(u64, Strin
         (targets.call_without_gvl, "rb_thread_call_without_gvl"),
         (targets.errno_table, "fiddle_jit errno table"),
         (targets.ret_struct, "fiddle_jit ret_struct"),
+        (targets.ret_long_double, "fiddle_jit ret_long_double"),
         (targets.pointer_data_type, "FiddleJit::Pointer data type"),
     ] {
         names.push((a as u64, n.to_string()));
@@ -299,6 +305,8 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     native.define_singleton_method("errno", function!(runtime::errno::saved_errno, 0))?;
     native.define_singleton_method("errno=", function!(runtime::errno::set_saved_errno, 1))?;
     native.define_singleton_method("arena_stats", function!(arena_stats, 0))?;
+    native.define_singleton_method("long_double_unpack", function!(runtime::long_double::unpack, 1))?;
+    native.define_singleton_method("long_double_pack", function!(runtime::long_double::pack, 1))?;
     native.const_set("ARCH", std::env::consts::ARCH)?;
     native.const_set("JIT_SUPPORTED", cfg!(target_arch = "x86_64"))?;
     let _ = ruby;

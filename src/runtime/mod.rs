@@ -11,6 +11,7 @@
 //! get the function name and argument position prepended.
 
 pub mod errno;
+pub mod long_double;
 
 use crate::ruby::pointer::Pointer;
 use magnus::rb_sys::{protect, resume_error, AsRawValue, FromRawValue};
@@ -298,6 +299,8 @@ pub fn targets() -> crate::emit::RuntimeTargets {
         call_without_gvl: rb_sys::rb_thread_call_without_gvl as *const () as usize,
         arg_struct: arg_struct as *const () as usize,
         ret_struct: ret_struct as *const () as usize,
+        arg_long_double: long_double::arg_long_double as *const () as usize,
+        ret_long_double: long_double::ret_long_double as *const () as usize,
     }
 }
 
