@@ -120,6 +120,20 @@ module FFI
   module Library
     FlagsMap = FLAGS
   end
+
+  # The ffi gem's FFI::IO: an IO over a file descriptor, and reading from an
+  # IO into native memory (returns the byte count, -1 at EOF).
+  module IO
+    def self.for_fd(fd, mode = "r") = ::IO.for_fd(fd, mode)
+
+    def self.native_read(io, buf, len)
+      tmp = io.read(len)
+      return -1 unless tmp
+
+      buf.put_bytes(0, tmp)
+      tmp.length
+    end
+  end
 end
 
 # From now on `require "ffi"` finds the shim (already loaded) instead of the
