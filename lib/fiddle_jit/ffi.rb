@@ -121,6 +121,37 @@ module FFI
     FlagsMap = FLAGS
   end
 
+  # Functions attached from now on raise exactly the ffi gem's messages
+  # (FiddleJit::Library alone prefixes "fn: argument N (:type): ").
+  FiddleJit::Native.ffi_messages = true
+
+  # FFI::X is FiddleJit::X (one class object, whose #name Ruby fixed when
+  # it was defined), so under this namespace the strings users see from
+  # #inspect/#to_s are rewritten to the ffi gem's class names instead:
+  # `#<FFI::MemoryPointer address=0x... size=8>`. `klass.name` stays
+  # "FiddleJit::..." (overriding Module#name would not reach Ruby's own
+  # messages, which use the real constant path).
+  module FFINames
+    def inspect = super.gsub("#<FiddleJit::", "#<FFI::")
+  end
+  # Pointer#to_s is its inspect in the ffi gem.
+  module FFIPointerToS
+    def to_s = inspect
+  end
+  module FFILibraryToS
+    def to_s = super.sub("#<FiddleJit::", "#<FFI::")
+    def inspect = "#{to_s.delete_suffix(">")} @name=#{(name || "[current process]").inspect}>"
+  end
+  [FiddleJit::Pointer, FiddleJit::DynamicLibrary, FiddleJit::Type::Builtin, FiddleJit::Type::Mapped,
+   FiddleJit::Type::Struct, FiddleJit::Type::Array, FiddleJit::Enum, FiddleJit::StructByReference,
+   FiddleJit::StructByValue, FiddleJit::StructLayout::Field, FiddleJit::Buffer].each { |c| c.prepend(FFINames) }
+  %i[Function FunctionType].each do |c|
+    FiddleJit.const_get(c).prepend(FFINames) if FiddleJit.const_defined?(c, false)
+  end
+  FiddleJit::Pointer.prepend(FFIPointerToS)
+  FiddleJit::DynamicLibrary.prepend(FFILibraryToS)
+  private_constant :FFINames, :FFIPointerToS, :FFILibraryToS
+
   # The ffi gem's FFI::IO: an IO over a file descriptor, and reading from an
   # IO into native memory (returns the byte count, -1 at EOF).
   module IO

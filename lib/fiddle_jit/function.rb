@@ -185,7 +185,7 @@ module FiddleJit
         lines = ["def #{name}(#{[*formals, "&blk"].join(", ")})"]
         if last_cb
           lines << "  if ::FiddleJit::Function::UNSET.equal?(a#{last_cb})"
-          lines << "    raise ::ArgumentError, \"wrong number of arguments (given #{n - 1}, expected #{n}) calling #{name}\" unless blk"
+          lines << "    raise ::ArgumentError, \"#{arity_message(n - 1, n, name)}\" unless blk"
           lines << "    a#{last_cb} = blk"
           lines << "  end"
         end
@@ -207,13 +207,22 @@ module FiddleJit
         lines.join("\n")
       end
 
+      # Under require "fiddle_jit/ffi", the ffi gem's wording.
+      def arity_message(given, expected, name)
+        if Native.ffi_messages?
+          "wrong number of arguments (#{given} for #{expected})"
+        else
+          "wrong number of arguments (given #{given}, expected #{expected}) calling #{name}"
+        end
+      end
+
       def wrapper_body(mod, hidden, name, params, cb_indexes, ret_type)
         arity = params.length
         last_cb = cb_indexes.last
         lambda do |args, blk|
           args.insert(last_cb, blk) if blk && last_cb && args.length == arity - 1
           unless args.length == arity
-            raise ArgumentError, "wrong number of arguments (given #{args.length}, expected #{arity}) calling #{name}"
+            raise ArgumentError, Function.send(:arity_message, args.length, arity, name)
           end
 
           # The stub gets each Function's cached Pointer (its inline fast

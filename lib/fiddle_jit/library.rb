@@ -79,6 +79,7 @@ module FiddleJit
         return add.is_a?(Array) ? enum(add) : enum(info, add)
       end
 
+      (@ffi_long_typedefs ||= {})[add] = ffi_long_name(old)
       @ffi_typedefs[add] = find_type(old)
     end
 
@@ -132,7 +133,12 @@ module FiddleJit
       cname, type = a2 ? [a1, a2] : [mname.to_s, a1]
       address = nil
       ffi_libraries.find { |lib| address = lib.find_address(cname.to_s) }
-      raise NotFoundError.new(cname, ffi_libraries.map { |l| l.name || "[current process]" }) unless address
+      unless address
+        # The ffi gem lists the library objects here (their #to_s), names
+        # elsewhere; FiddleJit::Library names them in both.
+        libs = Native.ffi_messages? ? ffi_libraries : ffi_libraries.map { |l| l.name || "[current process]" }
+        raise NotFoundError.new(cname, libs)
+      end
 
       pointer = Pointer.new(address)
       if type.is_a?(Class) && type < FiddleJit::Struct
@@ -182,7 +188,7 @@ module FiddleJit
                  AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
       end
 
-      param_types = resolved.map { |t| native_param_type(t, name) }
+      param_types = resolved.each_with_index.map { |t, i| ffi_long_param(params[i], t) || native_param_type(t, name) }
       ret_type, ret_conv = native_return_type(ret_resolved, name)
       wrap = ret_conv || resolved.any? { |t| converter?(t) }
       arg_convs = resolved.map { |t| converter?(t) ? t : nil } if wrap
@@ -209,7 +215,32 @@ module FiddleJit
     end
 
     # Enums, Bitmasks and DataConverters (Type::Mapped) convert in Ruby.
-    def converter?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped)
+    # Converted by a Ruby wrapper. Struct.by_ref parameters too: like the
+    # ffi gem they take only an instance of their struct class (or nil).
+    def converter?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped) || type.is_a?(StructByReference)
+
+    # The ffi gem's `long` types (converted with NUM2LONG/NUM2ULONG, whose
+    # error messages differ from NUM2LL's): :long/:ulong and the names it
+    # typedefs to them (size_t, off_t, time_t...).
+    FFI_LONG_NAMES = { long: "long", ulong: "ulong", size_t: "ulong", ssize_t: "long",
+                       intptr_t: "long", uintptr_t: "ulong" }.freeze
+    private_constant :FFI_LONG_NAMES
+
+    def ffi_long_name(type)
+      return nil unless type.is_a?(Symbol)
+      return @ffi_long_typedefs&.[](type) if @ffi_typedefs&.key?(type)
+      return FFI_LONG_NAMES[type] if Types::BUILTIN.key?(type)
+
+      FFI_LONG_NAMES[Types::PLATFORM_TYPEDEFS[type]]
+    end
+
+    # "long"/"ulong" for a parameter the ffi gem types as long (the native
+    # layer treats it as int64/uint64 with ffi's conversion), else nil.
+    def ffi_long_param(written, resolved)
+      return nil unless resolved.is_a?(Type::Builtin) && %i[int64 uint64].include?(resolved.canonical)
+
+      ffi_long_name(written)
+    end
 
     def find_function_address(c_name, param_types = NO_TYPES)
       address = nil
@@ -232,7 +263,7 @@ module FiddleJit
     def attach_variadic(name, c_name, fixed, ret, blocking)
       address = find_function_address(c_name)
       fixed_resolved = fixed.map { |t| find_type(t) }
-      fixed_types = fixed_resolved.map { |t| variadic_native_type(t, name) }
+      fixed_types = fixed_resolved.each_with_index.map { |t, i| ffi_long_param(fixed[i], t) || variadic_native_type(t, name) }
       fixed_convs = fixed_resolved.map { |t| variadic_converter(t) }
       ret_type, ret_conv = native_return_type(find_type(ret), name)
       holder = Module.new
@@ -247,7 +278,9 @@ module FiddleJit
         types = pairs.map(&:first)
         stub, convs = shapes[types] ||= begin
           resolved = types.map { |t| library.find_type(t) }
-          var_types = resolved.map { |t| library.send(:variadic_native_type, t, name) }
+          var_types = resolved.each_with_index.map do |t, i|
+            library.send(:ffi_long_param, types[i], t) || library.send(:variadic_native_type, t, name)
+          end
           raise ArgumentError, "#{name}: :void is not a variadic argument type" if var_types.include?("void")
 
           shape_name = "#{name}(#{types.join(", ")})"

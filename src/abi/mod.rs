@@ -139,6 +139,12 @@ pub fn plan_stub(sig: &Signature) -> Result<StubPlan, PlanError> {
     sysv_x86_64::plan_stub(sig)
 }
 
+/// Plans a forward stub in the `(argc, argv, self)` cfunc form whatever
+/// its arity (`argv`), or in the usual form.
+pub fn plan_stub_in_form(sig: &Signature, argv: bool) -> Result<StubPlan, PlanError> {
+    sysv_x86_64::plan_stub_in_form(sig, argv)
+}
+
 /// Plans a reverse trampoline for `sig` in the host's convention.
 pub fn plan_callback(sig: &Signature) -> Result<CallbackPlan, PlanError> {
     sysv_x86_64::plan_callback(sig)

@@ -174,9 +174,16 @@ fn cfunc_source(form: CfuncForm, i: usize) -> ArgSource {
 }
 
 pub fn plan_stub(sig: &Signature) -> Result<StubPlan, PlanError> {
+    plan_stub_in_form(sig, false)
+}
+
+/// `argv`: use the `(argc, argv, self)` form whatever the arity, so the
+/// stub checks the argument count itself (and words the error like the ffi
+/// gem, whose attached functions have arity -1).
+pub fn plan_stub_in_form(sig: &Signature, argv: bool) -> Result<StubPlan, PlanError> {
     check_params(sig)?;
     let n = sig.params.len();
-    let form = if n <= MAX_FIXED_ARITY { CfuncForm::Fixed(n as u8) } else { CfuncForm::Argv(n as u32) };
+    let form = if n <= MAX_FIXED_ARITY && !argv { CfuncForm::Fixed(n as u8) } else { CfuncForm::Argv(n as u32) };
     let (locs, ret, stack_bytes, float_regs_used) = assign(&sig.params, &sig.ret);
     let args = sig
         .params
@@ -376,5 +383,16 @@ mod tests {
         let fwd: Vec<CLoc> = plan_stub(&sig).unwrap().args.into_iter().map(|e| e.dest).collect();
         assert_eq!(cb, fwd);
         assert_eq!(cb[3], CLoc::Stack(16));
+    }
+
+    #[test]
+    fn argv_form_can_be_forced_for_any_arity() {
+        let sig = Signature::new(vec![I32, F64], I32);
+        let plan = plan_stub_in_form(&sig, true).unwrap();
+        assert_eq!(plan.form, CfuncForm::Argv(2));
+        assert_eq!(plan.args[1].source, ArgSource::Argv(1));
+        assert_eq!(plan.args[1].dest, CLoc::Float(0));
+        assert_eq!(plan_stub_in_form(&Signature::new(vec![], Void), true).unwrap().form, CfuncForm::Argv(0));
+        assert_eq!(plan_stub_in_form(&sig, false).unwrap(), plan_stub(&sig).unwrap());
     }
 }

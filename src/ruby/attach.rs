@@ -7,6 +7,7 @@ use crate::types::{CType, Signature, StructType};
 use magnus::rb_sys::AsRawValue;
 use magnus::{function, prelude::*, Error, RArray, RModule, RString, Ruby, Value};
 use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The process's executable memory and the thunks in it, created on the
@@ -139,7 +140,7 @@ fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
     let invalid = |what: String| Error::new(ruby.exception_type_error(), format!("invalid type: {what}"));
     if let Some(name) = RString::from_value(value) {
         let name = name.to_string()?;
-        return CType::from_name(&name).ok_or_else(|| invalid(name));
+        return CType::from_name(ffi_long_name(&name).unwrap_or(&name)).ok_or_else(|| invalid(name));
     }
     let Some(desc) = RArray::from_value(value) else { return Err(invalid(format!("{value:?}"))) };
     let tag: String = desc.entry(0)?;
@@ -166,6 +167,28 @@ fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
     Ok(CType::Struct(std::sync::Arc::new(StructType { fields, size, align })))
 }
 
+/// `"long"`/`"ulong"`: what the Ruby layer passes for parameters the ffi
+/// gem types as long (64-bit here, converted with NUM2LONG for its messages).
+fn ffi_long_name(name: &str) -> Option<&'static str> {
+    match name {
+        "long" => Some("int64"),
+        "ulong" => Some("uint64"),
+        _ => None,
+    }
+}
+
+/// Set by `require "fiddle_jit/ffi"` (`Native.ffi_messages = true`):
+/// functions attached from then on raise the ffi gem's exact messages.
+static FFI_MESSAGES: AtomicBool = AtomicBool::new(false);
+
+fn set_ffi_messages(on: bool) {
+    FFI_MESSAGES.store(on, Ordering::Relaxed);
+}
+
+fn ffi_messages() -> bool {
+    FFI_MESSAGES.load(Ordering::Relaxed)
+}
+
 /// `attach_function(module, method_name, address, params, ret, labels, c_name, fixed, blocking)`:
 /// `params`/`ret` are canonical type names (the Ruby layer resolved
 /// aliases), `labels` the names as the user wrote them (for messages),
@@ -186,6 +209,10 @@ fn attach_function(
     fixed_params: Option<usize>,
     blocking: bool,
 ) -> Result<(usize, usize), Error> {
+    let ffi_long = params
+        .into_iter()
+        .map(|p| RString::from_value(p).and_then(|s| s.to_string().ok()).is_some_and(|s| ffi_long_name(&s).is_some()))
+        .collect();
     let mut params = params.into_iter().map(|p| parse_type(ruby, p)).collect::<Result<Vec<_>, _>>()?;
     let ret_value = ret;
     let ret = parse_type(ruby, ret)?;
@@ -213,18 +240,23 @@ fn attach_function(
         }
         _ => Signature::new(params, ret),
     };
-    let plan = abi::plan_stub(&sig).map_err(|e| Error::new(ruby.exception_arg_error(), format!("{method_name}: {e}")))?;
+    // ffi-compatible mode: the argv form, so arity errors are the stub's
+    // (worded like the ffi gem's) and the method's arity is -1 as in ffi.
+    let ffi_mode = ffi_messages();
+    let plan = abi::plan_stub_in_form(&sig, ffi_mode).map_err(|e| Error::new(ruby.exception_arg_error(), format!("{method_name}: {e}")))?;
     let info: &'static StubInfo = Box::leak(Box::new(StubInfo {
         name: method_name.clone(),
         param_labels: labels.into_iter().map(label_of).collect(),
         arity: sig.params.len(),
         struct_sizes,
         ret_struct,
+        ffi_messages: ffi_mode,
+        ffi_long,
     }));
     let targets = TARGETS.get_or_init(runtime::targets);
     let (stub, code_len) = with_jit(|jit| {
         let info_address = info as *const StubInfo as usize;
-        let key = format!("{sig:?}/{blocking}");
+        let key = format!("{sig:?}/{blocking}/{ffi_mode}");
         let cached = jit.templates.get(&key).map(|t| t.retarget(address, info_address));
         let emitted = match cached {
             Some(stub) => stub,
@@ -305,6 +337,8 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     native.define_singleton_method("errno", function!(runtime::errno::saved_errno, 0))?;
     native.define_singleton_method("errno=", function!(runtime::errno::set_saved_errno, 1))?;
     native.define_singleton_method("arena_stats", function!(arena_stats, 0))?;
+    native.define_singleton_method("ffi_messages=", function!(set_ffi_messages, 1))?;
+    native.define_singleton_method("ffi_messages?", function!(ffi_messages, 0))?;
     native.define_singleton_method("long_double_unpack", function!(runtime::long_double::unpack, 1))?;
     native.define_singleton_method("long_double_pack", function!(runtime::long_double::pack, 1))?;
     native.const_set("ARCH", std::env::consts::ARCH)?;
