@@ -134,9 +134,12 @@ module FiddleJit
       # parameters or returns (or +frame+), as a private hidden method behind
       # a wrapper that turns Procs into Functions. Returns [stub address,
       # code bytes].
-      def attach_address(mod, name, address, params, ret, labels, frame: false, c_name: name.to_s, blocking: false)
+      # +long_names+: per parameter "long"/"ulong" where the ffi gem types it
+      # as long (see Library#ffi_long_param), else nil.
+      def attach_address(mod, name, address, params, ret, labels, frame: false, c_name: name.to_s, blocking: false,
+                         long_names: nil)
         name = name.to_s
-        native_params = params.map { |t| native_name(t) }
+        native_params = params.each_with_index.map { |t, i| long_names&.[](i) || native_name(t) }
         cb_indexes = params.each_index.select { |i| params[i].is_a?(FunctionType) }
         ret_type = ret.is_a?(FunctionType) ? ret : nil
         if cb_indexes.empty? && ret_type.nil? && !frame

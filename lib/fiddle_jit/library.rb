@@ -183,7 +183,8 @@ module FiddleJit
         address = find_function_address(c_name)
         stub, bytes = Function.attach_address(self, name, address, resolved, ret_resolved, params.map(&:to_s),
                                               frame: options[:callback_frame] ? true : false,
-                                              c_name: c_name, blocking: blocking)
+                                              c_name: c_name, blocking: blocking,
+                                              long_names: resolved.each_with_index.map { |t, i| ffi_long_param(params[i], t) })
         return (@fiddle_jit_functions ||= {})[name.to_sym] =
                  AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
       end

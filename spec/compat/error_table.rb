@@ -75,3 +75,15 @@ p FFI::Pointer.new(16), FFI::MemoryPointer.new(4), FFI::Pointer::NULL, FFI::Type
 puts FFI::Pointer.new(32).to_s, FFI::MemoryPointer.new(8).to_s
 p FFI::AutoPointer.new(FFI::Pointer.new(8), proc {})
 p L.ffi_libraries.first
+# size_t (ffi: long) parameters of a function that also takes a callback
+module L2
+  extend FFI::Library
+  ffi_lib FFI::Library::LIBC
+  callback :cmp, %i[pointer pointer], :int
+  attach_function :qsort, %i[pointer size_t size_t cmp], :void
+end
+show("qsort(String count)") { L2.qsort(nil, "x", 4, proc { 0 }) }
+show("qsort(nil size)") { L2.qsort(nil, 0, nil, proc { 0 }) }
+show("qsort(Integer base)") { L2.qsort(5, 0, 0, proc { 0 }) }
+show("qsort(Integer callback)") { L2.qsort(nil, 0, 0, 5) }
+show("qsort(arity)") { L2.qsort(nil, 0, 0) }
