@@ -82,8 +82,9 @@ module FFI
 
   # Global typedefs: the builtin names and the platform's types.conf names.
   TypeDefs = FiddleJit::Types::GLOBAL_TYPEDEFS
-  FiddleJit::Types::BUILTIN.each_key { |name| TypeDefs[name] ||= FiddleJit::Type.builtin(FiddleJit::Types.resolve(name)) }
-  FiddleJit::Types::PLATFORM_TYPEDEFS.each_key { |name| TypeDefs[name] ||= FiddleJit::Type.builtin(FiddleJit::Types.resolve(name)) }
+  (FiddleJit::Types::BUILTIN.keys + FiddleJit::Types::PLATFORM_TYPEDEFS.keys).each do |name|
+    TypeDefs[name] ||= FiddleJit::Type.ffi_long(name) || FiddleJit::Type.builtin(FiddleJit::Types.resolve(name))
+  end
 
   class << self
     def typedef(old, add)
@@ -95,6 +96,7 @@ module FFI
       return name if name.is_a?(FiddleJit::Type)
 
       found = type_map&.fetch(name, nil)
+      found ||= TypeDefs[name] if name.is_a?(Symbol)
       found ||= FiddleJit::Types.resolve(name)
       FiddleJit::Type.builtin(found)
     end

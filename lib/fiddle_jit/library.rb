@@ -79,7 +79,6 @@ module FiddleJit
         return add.is_a?(Array) ? enum(add) : enum(info, add)
       end
 
-      (@ffi_long_typedefs ||= {})[add] = ffi_long_name(old)
       @ffi_typedefs[add] = find_type(old)
     end
 
@@ -102,7 +101,18 @@ module FiddleJit
     # The type object for +type+: a Type::Builtin (e.g. Type::INT32 for
     # :int, like the ffi gem), or the Struct class / Enum / Type::Mapped.
     def find_type(type)
-      Type.builtin(Types.resolve(type, @ffi_typedefs))
+      return type if type.is_a?(Type::Builtin)
+
+      found = Type.builtin(Types.resolve(type, @ffi_typedefs))
+      return found unless type.is_a?(Symbol) && found.is_a?(Type::Builtin) && %i[int64 uint64].include?(found.canonical)
+
+      # The ffi gem's LONG/ULONG where it would find them (same native type).
+      long = if @ffi_typedefs&.key?(type) then @ffi_typedefs[type]
+             elsif Types::BUILTIN.key?(type) then Type.ffi_long(type)
+             elsif Types::GLOBAL_TYPEDEFS.key?(type) then Types::GLOBAL_TYPEDEFS[type]
+             else Type.ffi_long(type)
+             end
+      long.is_a?(Type::Builtin) && long.canonical == found.canonical ? long : found
     end
 
     # enum(:name, [:a, :b, 5, :c]) / enum([:a, :b]) / enum(:a, :b), each
@@ -220,27 +230,11 @@ module FiddleJit
     # ffi gem they take only an instance of their struct class (or nil).
     def converter?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped) || type.is_a?(StructByReference)
 
-    # The ffi gem's `long` types (converted with NUM2LONG/NUM2ULONG, whose
-    # error messages differ from NUM2LL's): :long/:ulong and the names it
-    # typedefs to them (size_t, off_t, time_t...).
-    FFI_LONG_NAMES = { long: "long", ulong: "ulong", size_t: "ulong", ssize_t: "long",
-                       intptr_t: "long", uintptr_t: "ulong" }.freeze
-    private_constant :FFI_LONG_NAMES
-
-    def ffi_long_name(type)
-      return nil unless type.is_a?(Symbol)
-      return @ffi_long_typedefs&.[](type) if @ffi_typedefs&.key?(type)
-      return FFI_LONG_NAMES[type] if Types::BUILTIN.key?(type)
-
-      FFI_LONG_NAMES[Types::PLATFORM_TYPEDEFS[type]]
-    end
-
-    # "long"/"ulong" for a parameter the ffi gem types as long (the native
-    # layer treats it as int64/uint64 with ffi's conversion), else nil.
-    def ffi_long_param(written, resolved)
-      return nil unless resolved.is_a?(Type::Builtin) && %i[int64 uint64].include?(resolved.canonical)
-
-      ffi_long_name(written)
+    # "long"/"ulong" for a parameter the ffi gem types as long (find_type
+    # gave Type::LONG/ULONG: :long, :size_t, :off_t...), which the native
+    # layer converts with NUM2LONG/NUM2ULONG like ffi; else nil.
+    def ffi_long_param(_written, resolved)
+      resolved.name.to_s if resolved.is_a?(Type::Builtin) && %i[long ulong].include?(resolved.name)
     end
 
     def find_function_address(c_name, param_types = NO_TYPES)

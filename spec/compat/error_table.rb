@@ -87,3 +87,15 @@ show("qsort(nil size)") { L2.qsort(nil, 0, nil, proc { 0 }) }
 show("qsort(Integer base)") { L2.qsort(5, 0, 0, proc { 0 }) }
 show("qsort(Integer callback)") { L2.qsort(nil, 0, 0, 5) }
 show("qsort(arity)") { L2.qsort(nil, 0, 0) }
+# Type objects: ffi's LONG/ULONG for long, size_t, off_t...; FFI::Type::LONG as a parameter type
+p L.find_type(:size_t), L.find_type(:long), L.find_type(:int64), FFI.find_type(:off_t), FFI::Type::LONG, FFI::Type::ULONG
+module L3
+  extend FFI::Library
+  ffi_lib FFI::Library::LIBC
+  typedef :ssize_t, :my_ssize
+  attach_function :labs_obj, :labs, [FFI::Type::LONG], FFI::Type::LONG
+  attach_function :labs_td, :labs, [:my_ssize], :long
+end
+show("Type::LONG(String)") { L3.labs_obj("x") }
+show("typedef ssize_t(nil)") { L3.labs_td(nil) }
+p L3.labs_obj(-7), L3.labs_td(-8)
