@@ -100,15 +100,6 @@ RSpec.describe "ffi gem drop-in (require \"fiddle_jit/ffi\")" do
       OUT
     end
 
-    it "raises NotImplementedError for :long_double, naming the emitter limitation" do
-      out = ffi_eval(<<~RUBY)
-        module LM; extend FFI::Library; ffi_lib "m"
-          begin; attach_function :sinl, [:long_double], :long_double; rescue NotImplementedError => e; puts e.message; end
-        end
-      RUBY
-      expect(out).to eq("sinl: :long_double is not supported by fiddle_jit yet (the JIT emitter cannot pass x87 80-bit values)\n")
-    end
-
     it "FFI.typedef adds global typedefs; DynamicLibrary finds functions and variables as Pointers" do
       out = ffi_eval(<<~RUBY)
         FFI.typedef :uint32, :compat_u32

@@ -10,6 +10,8 @@
 pub mod abi;
 pub mod emit;
 pub mod types;
+#[cfg(target_arch = "x86_64")]
+pub mod x87;
 
 #[cfg(not(test))]
 pub mod ruby;

@@ -23,6 +23,9 @@ pub enum CType {
     U64,
     F32,
     F64,
+    /// x87 80-bit extended precision (`long double` on x86-64 SysV): 16
+    /// bytes, 16-aligned; memory class as an argument, st(0) as a result.
+    LongDouble,
     Pointer,
     CString,
     /// A struct passed or returned by value (planned by the ABI layer; the
@@ -54,6 +57,7 @@ impl CType {
             "uint64" => CType::U64,
             "float32" | "float" => CType::F32,
             "float64" | "double" => CType::F64,
+            "long_double" => CType::LongDouble,
             "pointer" => CType::Pointer,
             "string" => CType::CString,
             _ => return None,
@@ -74,6 +78,7 @@ impl CType {
             CType::U64 => "uint64",
             CType::F32 => "float",
             CType::F64 => "double",
+            CType::LongDouble => "long_double",
             CType::Pointer => "pointer",
             CType::CString => "string",
             CType::Struct(_) => "struct",
@@ -88,6 +93,7 @@ impl CType {
             CType::I16 | CType::U16 => 2,
             CType::I32 | CType::U32 | CType::F32 => 4,
             CType::I64 | CType::U64 | CType::F64 | CType::Pointer | CType::CString => 8,
+            CType::LongDouble => 16,
             CType::Struct(s) => s.size,
         }
     }
@@ -105,10 +111,11 @@ impl CType {
         matches!(self, CType::F32 | CType::F64)
     }
 
-    /// The register class of a scalar; `None` for void and aggregates.
+    /// The register class of a scalar; `None` for void, aggregates and
+    /// long double (x87 class: memory as an argument).
     pub fn reg_class(&self) -> Option<RegClass> {
         match self {
-            CType::Void | CType::Struct(_) => None,
+            CType::Void | CType::Struct(_) | CType::LongDouble => None,
             t if t.is_float() => Some(RegClass::Float),
             _ => Some(RegClass::Integer),
         }
@@ -218,9 +225,19 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for name in ["void", "bool", "int8", "uint64", "float", "double", "pointer", "string"] {
+        for name in ["void", "bool", "int8", "uint64", "float", "double", "long_double", "pointer", "string"] {
             assert_eq!(CType::from_name(name).unwrap().name(), name);
         }
         assert_eq!(CType::from_name("long"), None);
+    }
+
+    #[test]
+    fn long_double_is_16_bytes_16_aligned_and_not_promoted() {
+        assert_eq!((CType::LongDouble.size(), CType::LongDouble.align()), (16, 16));
+        assert_eq!(CType::LongDouble.reg_class(), None);
+        let s = StructType::natural(vec![CType::I32, CType::LongDouble]);
+        assert_eq!((s.fields[1].1, s.size, s.align), (16, 32, 16));
+        let sig = Signature::variadic(vec![CType::CString], vec![CType::LongDouble], CType::I32);
+        assert_eq!(sig.params[1], CType::LongDouble);
     }
 }

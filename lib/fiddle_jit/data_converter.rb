@@ -42,17 +42,36 @@ module FiddleJit
 
     BUILTINS = Types::SIZES.keys.to_h { |c| [c, Builtin.new(c, c)] }.freeze
 
+    # The ffi gem's LONG/ULONG: the same 64-bit integers as INT64/UINT64 to
+    # fiddle_jit (== by canonical type), but objects of their own that
+    # inspect as ffi's and that make attach_function convert like ffi
+    # (NUM2LONG; see Library#ffi_long_param).
+    LONGS = { long: Builtin.new(:long, Types::LONG), ulong: Builtin.new(:ulong, Types::ULONG) }.freeze
+
+    # The ffi gem's `long` types: :long/:ulong and the builtin and platform
+    # typedefs of them (size_t, ssize_t, off_t, time_t...).
+    LONG_NAMES = { long: :long, ulong: :ulong, size_t: :ulong, ssize_t: :long,
+                   intptr_t: :long, uintptr_t: :ulong }.freeze
+
+    # LONG/ULONG for a name the ffi gem types as long (no module typedefs),
+    # else nil.
+    def self.ffi_long(name)
+      key = Types::BUILTIN.key?(name) ? LONG_NAMES[name] : LONG_NAMES[Types::PLATFORM_TYPEDEFS[name]]
+      key && LONGS[key]
+    end
+
     # The ffi gem's FFI::Type::* / FFI::NativeType::* constants.
     {
       VOID: :void, BOOL: :bool, INT8: :int8, SCHAR: :int8, CHAR: :int8, UINT8: :uint8, UCHAR: :uint8,
       INT16: :int16, SHORT: :int16, SSHORT: :int16, UINT16: :uint16, USHORT: :uint16,
       INT32: :int32, INT: :int32, SINT: :int32, UINT32: :uint32, UINT: :uint32,
       INT64: :int64, LONG_LONG: :int64, SLONG_LONG: :int64, UINT64: :uint64, ULONG_LONG: :uint64,
-      LONG: Types::LONG, SLONG: Types::LONG, ULONG: Types::ULONG,
       FLOAT32: :float, FLOAT: :float, FLOAT64: :double, DOUBLE: :double, LONGDOUBLE: :long_double,
       POINTER: :pointer, STRING: :string, BUFFER_IN: :pointer, BUFFER_OUT: :pointer, BUFFER_INOUT: :pointer,
       VARARGS: :varargs
     }.each { |const, canonical| const_set(const, BUILTINS.fetch(canonical)) }
+    LONG = SLONG = LONGS[:long]
+    ULONG = LONGS[:ulong]
 
     # A DataConverter used as a type (FFI::Type::Mapped).
     class Mapped

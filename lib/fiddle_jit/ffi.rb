@@ -82,8 +82,9 @@ module FFI
 
   # Global typedefs: the builtin names and the platform's types.conf names.
   TypeDefs = FiddleJit::Types::GLOBAL_TYPEDEFS
-  FiddleJit::Types::BUILTIN.each_key { |name| TypeDefs[name] ||= FiddleJit::Type.builtin(FiddleJit::Types.resolve(name)) }
-  FiddleJit::Types::PLATFORM_TYPEDEFS.each_key { |name| TypeDefs[name] ||= FiddleJit::Type.builtin(FiddleJit::Types.resolve(name)) }
+  (FiddleJit::Types::BUILTIN.keys + FiddleJit::Types::PLATFORM_TYPEDEFS.keys).each do |name|
+    TypeDefs[name] ||= FiddleJit::Type.ffi_long(name) || FiddleJit::Type.builtin(FiddleJit::Types.resolve(name))
+  end
 
   class << self
     def typedef(old, add)
@@ -95,6 +96,7 @@ module FFI
       return name if name.is_a?(FiddleJit::Type)
 
       found = type_map&.fetch(name, nil)
+      found ||= TypeDefs[name] if name.is_a?(Symbol)
       found ||= FiddleJit::Types.resolve(name)
       FiddleJit::Type.builtin(found)
     end
@@ -119,6 +121,51 @@ module FFI
 
   module Library
     FlagsMap = FLAGS
+  end
+
+  # Functions attached from now on raise exactly the ffi gem's messages
+  # (FiddleJit::Library alone prefixes "fn: argument N (:type): ").
+  FiddleJit::Native.ffi_messages = true
+
+  # FFI::X is FiddleJit::X (one class object, whose #name Ruby fixed when
+  # it was defined), so under this namespace the strings users see from
+  # #inspect/#to_s are rewritten to the ffi gem's class names instead:
+  # `#<FFI::MemoryPointer address=0x... size=8>`. `klass.name` stays
+  # "FiddleJit::..." (overriding Module#name would not reach Ruby's own
+  # messages, which use the real constant path).
+  module FFINames
+    def inspect = super.gsub("#<FiddleJit::", "#<FFI::")
+  end
+  # Pointer#to_s is its inspect in the ffi gem.
+  module FFIPointerToS
+    def to_s = inspect
+  end
+  module FFILibraryToS
+    def to_s = super.sub("#<FiddleJit::", "#<FFI::")
+    def inspect = "#{to_s.delete_suffix(">")} @name=#{(name || "[current process]").inspect}>"
+  end
+  [FiddleJit::Pointer, FiddleJit::DynamicLibrary, FiddleJit::Type::Builtin, FiddleJit::Type::Mapped,
+   FiddleJit::Type::Struct, FiddleJit::Type::Array, FiddleJit::Enum, FiddleJit::StructByReference,
+   FiddleJit::StructByValue, FiddleJit::StructLayout::Field, FiddleJit::Buffer].each { |c| c.prepend(FFINames) }
+  %i[Function FunctionType].each do |c|
+    FiddleJit.const_get(c).prepend(FFINames) if FiddleJit.const_defined?(c, false)
+  end
+  FiddleJit::Pointer.prepend(FFIPointerToS)
+  FiddleJit::DynamicLibrary.prepend(FFILibraryToS)
+  private_constant :FFINames, :FFIPointerToS, :FFILibraryToS
+
+  # The ffi gem's FFI::IO: an IO over a file descriptor, and reading from an
+  # IO into native memory (returns the byte count, -1 at EOF).
+  module IO
+    def self.for_fd(fd, mode = "r") = ::IO.for_fd(fd, mode)
+
+    def self.native_read(io, buf, len)
+      tmp = io.read(len)
+      return -1 unless tmp
+
+      buf.put_bytes(0, tmp)
+      tmp.length
+    end
   end
 end
 

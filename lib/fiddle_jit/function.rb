@@ -134,9 +134,12 @@ module FiddleJit
       # parameters or returns (or +frame+), as a private hidden method behind
       # a wrapper that turns Procs into Functions. Returns [stub address,
       # code bytes].
-      def attach_address(mod, name, address, params, ret, labels, frame: false, c_name: name.to_s, blocking: false)
+      # +long_names+: per parameter "long"/"ulong" where the ffi gem types it
+      # as long (see Library#ffi_long_param), else nil.
+      def attach_address(mod, name, address, params, ret, labels, frame: false, c_name: name.to_s, blocking: false,
+                         long_names: nil)
         name = name.to_s
-        native_params = params.map { |t| native_name(t) }
+        native_params = params.each_with_index.map { |t, i| long_names&.[](i) || native_name(t) }
         cb_indexes = params.each_index.select { |i| params[i].is_a?(FunctionType) }
         ret_type = ret.is_a?(FunctionType) ? ret : nil
         if cb_indexes.empty? && ret_type.nil? && !frame
@@ -185,7 +188,7 @@ module FiddleJit
         lines = ["def #{name}(#{[*formals, "&blk"].join(", ")})"]
         if last_cb
           lines << "  if ::FiddleJit::Function::UNSET.equal?(a#{last_cb})"
-          lines << "    raise ::ArgumentError, \"wrong number of arguments (given #{n - 1}, expected #{n}) calling #{name}\" unless blk"
+          lines << "    raise ::ArgumentError, \"#{arity_message(n - 1, n, name)}\" unless blk"
           lines << "    a#{last_cb} = blk"
           lines << "  end"
         end
@@ -207,13 +210,22 @@ module FiddleJit
         lines.join("\n")
       end
 
+      # Under require "fiddle_jit/ffi", the ffi gem's wording.
+      def arity_message(given, expected, name)
+        if Native.ffi_messages?
+          "wrong number of arguments (#{given} for #{expected})"
+        else
+          "wrong number of arguments (given #{given}, expected #{expected}) calling #{name}"
+        end
+      end
+
       def wrapper_body(mod, hidden, name, params, cb_indexes, ret_type)
         arity = params.length
         last_cb = cb_indexes.last
         lambda do |args, blk|
           args.insert(last_cb, blk) if blk && last_cb && args.length == arity - 1
           unless args.length == arity
-            raise ArgumentError, "wrong number of arguments (given #{args.length}, expected #{arity}) calling #{name}"
+            raise ArgumentError, Function.send(:arity_message, args.length, arity, name)
           end
 
           # The stub gets each Function's cached Pointer (its inline fast

@@ -48,8 +48,10 @@ module FiddleJit
     # types that need no Ruby-side conversion: attach_function's common case
     # (every type such a Symbol, no module typedef shadowing it) goes
     # straight to the native layer without building type objects.
-    PLAIN_PARAMS = Types::BUILTIN.reject { |_, c| %i[void long_double strptr varargs].include?(c) }
-                                 .transform_values { |c| c.name }.freeze
+    # (What find_type + ffi_long_param/native_param_type give them, incl.
+    # "long"/"ulong" where the ffi gem converts with NUM2LONG.)
+    PLAIN_PARAMS = Types::BUILTIN.reject { |_, c| %i[void strptr varargs].include?(c) }
+                                 .to_h { |t, c| [t, Type.ffi_long(t)&.name&.to_s || c.name] }.freeze
     PLAIN_RETURNS = PLAIN_PARAMS.merge(void: "void").freeze
     FLAGS = { global: DynamicLibrary::RTLD_GLOBAL, local: DynamicLibrary::RTLD_LOCAL,
               lazy: DynamicLibrary::RTLD_LAZY, now: DynamicLibrary::RTLD_NOW }.freeze
@@ -108,7 +110,18 @@ module FiddleJit
     # The type object for +type+: a Type::Builtin (e.g. Type::INT32 for
     # :int, like the ffi gem), or the Struct class / Enum / Type::Mapped.
     def find_type(type)
-      Type.builtin(Types.resolve(type, @ffi_typedefs))
+      return type if type.is_a?(Type::Builtin)
+
+      found = Type.builtin(Types.resolve(type, @ffi_typedefs))
+      return found unless type.is_a?(Symbol) && found.is_a?(Type::Builtin) && %i[int64 uint64].include?(found.canonical)
+
+      # The ffi gem's LONG/ULONG where it would find them (same native type).
+      long = if @ffi_typedefs&.key?(type) then @ffi_typedefs[type]
+             elsif Types::BUILTIN.key?(type) then Type.ffi_long(type)
+             elsif Types::GLOBAL_TYPEDEFS.key?(type) then Types::GLOBAL_TYPEDEFS[type]
+             else Type.ffi_long(type)
+             end
+      long.is_a?(Type::Builtin) && long.canonical == found.canonical ? long : found
     end
 
     # enum(:name, [:a, :b, 5, :c]) / enum([:a, :b]) / enum(:a, :b), each
@@ -139,7 +152,12 @@ module FiddleJit
       cname, type = a2 ? [a1, a2] : [mname.to_s, a1]
       address = nil
       ffi_libraries.find { |lib| address = lib.find_address(cname.to_s) }
-      raise NotFoundError.new(cname, ffi_libraries.map { |l| l.name || "[current process]" }) unless address
+      unless address
+        # The ffi gem lists the library objects here (their #to_s), names
+        # elsewhere; FiddleJit::Library names them in both.
+        libs = Native.ffi_messages? ? ffi_libraries : ffi_libraries.map { |l| l.name || "[current process]" }
+        raise NotFoundError.new(cname, libs)
+      end
 
       pointer = Pointer.new(address)
       if type.is_a?(Class) && type < FiddleJit::Struct
@@ -192,12 +210,13 @@ module FiddleJit
         address = find_function_address(c_name)
         stub, bytes = Function.attach_address(self, name, address, resolved, ret_resolved, params.map(&:to_s),
                                               frame: options[:callback_frame] ? true : false,
-                                              c_name: c_name, blocking: blocking)
+                                              c_name: c_name, blocking: blocking,
+                                              long_names: resolved.each_with_index.map { |t, i| ffi_long_param(params[i], t) })
         return (@fiddle_jit_functions ||= {})[name.to_sym] =
                  AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
       end
 
-      param_types = resolved.map { |t| native_param_type(t, name) }
+      param_types = resolved.each_with_index.map { |t, i| ffi_long_param(params[i], t) || native_param_type(t, name) }
       ret_type, ret_conv = native_return_type(ret_resolved, name)
       wrap = ret_conv || resolved.any? { |t| converter?(t) }
       arg_convs = resolved.map { |t| converter?(t) ? t : nil } if wrap
@@ -233,7 +252,16 @@ module FiddleJit
     end
 
     # Enums, Bitmasks and DataConverters (Type::Mapped) convert in Ruby.
-    def converter?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped)
+    # Converted by a Ruby wrapper. Struct.by_ref parameters too: like the
+    # ffi gem they take only an instance of their struct class (or nil).
+    def converter?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped) || type.is_a?(StructByReference)
+
+    # "long"/"ulong" for a parameter the ffi gem types as long (find_type
+    # gave Type::LONG/ULONG: :long, :size_t, :off_t...), which the native
+    # layer converts with NUM2LONG/NUM2ULONG like ffi; else nil.
+    def ffi_long_param(_written, resolved)
+      resolved.name.to_s if resolved.is_a?(Type::Builtin) && %i[long ulong].include?(resolved.name)
+    end
 
     def find_function_address(c_name, param_types = NO_TYPES)
       address = nil
@@ -256,7 +284,7 @@ module FiddleJit
     def attach_variadic(name, c_name, fixed, ret, blocking)
       address = find_function_address(c_name)
       fixed_resolved = fixed.map { |t| find_type(t) }
-      fixed_types = fixed_resolved.map { |t| variadic_native_type(t, name) }
+      fixed_types = fixed_resolved.each_with_index.map { |t, i| ffi_long_param(fixed[i], t) || variadic_native_type(t, name) }
       fixed_convs = fixed_resolved.map { |t| variadic_converter(t) }
       ret_type, ret_conv = native_return_type(find_type(ret), name)
       holder = Module.new
@@ -271,7 +299,9 @@ module FiddleJit
         types = pairs.map(&:first)
         stub, convs = shapes[types] ||= begin
           resolved = types.map { |t| library.find_type(t) }
-          var_types = resolved.map { |t| library.send(:variadic_native_type, t, name) }
+          var_types = resolved.each_with_index.map do |t, i|
+            library.send(:ffi_long_param, types[i], t) || library.send(:variadic_native_type, t, name)
+          end
           raise ArgumentError, "#{name}: :void is not a variadic argument type" if var_types.include?("void")
 
           shape_name = "#{name}(#{types.join(", ")})"
@@ -349,9 +379,6 @@ module FiddleJit
 
     def native_scalar(canonical, name)
       case canonical
-      when :long_double
-        raise NotImplementedError, "#{name}: :long_double is not supported by fiddle_jit yet " \
-                                   "(the JIT emitter cannot pass x87 80-bit values)"
       when :strptr then raise TypeError, "#{name}: :strptr is only valid as a return type"
       when :varargs then raise TypeError, "#{name}: :varargs must be the last parameter type"
       else canonical.name # frozen, interned: no allocation per attach

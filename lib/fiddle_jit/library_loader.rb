@@ -35,7 +35,8 @@ module FiddleJit
     end
 
     # Opens the first loadable of +names+ (a name or an Array of fallback
-    # names); LoadError naming every attempt otherwise.
+    # names); LoadError naming every attempt otherwise, worded as the ffi
+    # gem words it ("Could not open library 'x': <dlerror>", joined by ".\n").
     def open(names, flags)
       attempts = []
       Array(names).each do |name|
@@ -46,8 +47,7 @@ module FiddleJit
           return lib if lib
         end
       end
-      raise LoadError, "Could not open library #{Array(names).map { |n| "'#{n}'" }.join(" or ")}: tried\n  " +
-                       attempts.map { |path, err| "#{path}: #{err}" }.join("\n  ")
+      raise LoadError, attempts.join(".\n")
     end
 
     def candidates(name)
@@ -69,7 +69,7 @@ module FiddleJit
       script = ld_script_target(path, e.message) if depth < 3
       return try_open(script, flags, attempts, depth + 1) if script
 
-      attempts << [path, e.message.sub(/\A.*?: /, "")]
+      attempts << e.message
       nil
     end
 

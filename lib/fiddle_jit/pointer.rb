@@ -42,6 +42,7 @@ module FiddleJit
       when :string
         ptr = get_pointer(offset)
         ptr.null? ? nil : ptr.get_string(0)
+      when :long_double then Native.long_double_unpack(get_bytes(offset, 16))
       else __send__(:"get_#{suffix}", offset)
       end
     end
@@ -50,6 +51,7 @@ module FiddleJit
       case (suffix = Pointer.accessor_for(type))
       when :bool then put_uint8(offset, value ? 1 : 0)
       when :string then raise ArgumentError, "cannot put a :string; use put_string"
+      when :long_double then put_bytes(offset, Native.long_double_pack(value))
       else __send__(:"put_#{suffix}", offset, value)
       end
       nil

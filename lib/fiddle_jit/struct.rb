@@ -21,7 +21,8 @@ module FiddleJit
       def ==(other) = other.is_a?(Builtin) && other.canonical == canonical
       alias eql? ==
       def hash = canonical.hash
-      def inspect = "#<#{Builtin}:#{canonical.to_s.upcase} size=#{size} alignment=#{alignment}>"
+      def inspect = "#<#{Builtin}:#{INSPECT_NAMES.fetch(name) { name.to_s.upcase }} size=#{size} alignment=#{alignment}>"
+      INSPECT_NAMES = { float: "FLOAT32", double: "FLOAT64", long_double: "LONGDOUBLE" }.freeze # the ffi gem's
     end
 
     # An inline array field: `[:int, 4]`.
@@ -194,6 +195,13 @@ module FiddleJit
       end
     end
 
+    # long double: BigDecimal reads, Float/Integer/BigDecimal writes (ffi's
+    # rules, converted natively; see runtime/long_double.rs).
+    class LongDouble < Field
+      def get(ptr) = Native.long_double_unpack(ptr.get_bytes(offset, 16))
+      def put(ptr, value) = ptr.put_bytes(offset, Native.long_double_pack(value))
+    end
+
     class Bool < Field
       def get(ptr) = ptr.get_uint8(offset) != 0
       def put(ptr, value) = ptr.put_uint8(offset, value ? 1 : 0)
@@ -266,6 +274,7 @@ module FiddleJit
           when :pointer then Pointer
           when :string then String
           when :void then raise TypeError, "invalid struct field type :void"
+          when :long_double then LongDouble
           else Number
           end
         when Type::Struct then InnerStruct

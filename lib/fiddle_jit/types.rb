@@ -20,8 +20,8 @@ module FiddleJit
       float: :float, double: :double, float32: :float, float64: :double,
       pointer: :pointer, string: :string,
       buffer_in: :pointer, buffer_out: :pointer, buffer_inout: :pointer,
-      # Accepted by the type system (sizes, struct fields, ffi's type
-      # constants) but not by attach_function: see Library#native_param_type.
+      # :strptr is a return type only, :varargs the last parameter only
+      # (see Library#native_scalar).
       long_double: :long_double, strptr: :strptr, varargs: :varargs
     }.freeze
 

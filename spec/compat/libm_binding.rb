@@ -30,6 +30,10 @@ module CompatLibM
   attach_function :nan, [:string], :double
   attach_function :hypot, [:double, :double], :double
   attach_function :fma, [:double, :double, :double], :double
+  # long double: BigDecimal results (ffi 1.15.5), x87 80-bit precision.
+  attach_function :sqrtl, [:long_double], :long_double
+  attach_function :ldexpl, [:long_double, :int], :long_double
+  attach_function :fmal, [:long_double, :long_double, :long_double], :long_double
 end
 
 M = CompatLibM
@@ -44,6 +48,7 @@ ip = FFI::MemoryPointer.new(:double)
 puts "modf: #{fmt[M.modf(3.75, ip)]} int=#{fmt[ip.read_double]}"
 puts "ldexp: #{fmt[M.ldexp(0.75, 4)]} ilogb=#{M.ilogb(1024.0)} lround=#{M.lround(-2.5)} nan=#{fmt[M.nan("")]}"
 puts "hypot/fma: #{fmt[M.hypot(3, 4)]} #{fmt[M.fma(2, 3, 4)]}"
+puts "long double: #{M.sqrtl(2).inspect} #{M.ldexpl(1.5, 16000).exponent} #{M.fmal(M.sqrtl(2), M.sqrtl(2), -2).inspect}"
 op = M.enum_type(:op)
 puts "enum: #{op.symbols.inspect} #{op[:op_tan]} #{op[5].inspect} #{M.enum_value(:op_cos)}"
 r = M::DivResult.new

@@ -302,9 +302,15 @@ fn cfunc_source(form: CfuncForm, i: usize) -> ArgSource {
 /// from sp at the `blr`; incoming `ArgSource::Stack` offsets from sp at
 /// stub entry (aarch64 pushes no return address).
 pub fn plan_stub(sig: &Signature, platform: Platform) -> Result<StubPlan, PlanError> {
+    plan_stub_in_form(sig, false, platform)
+}
+
+/// [`plan_stub`], in the `(argc, argv, self)` form whatever the arity when
+/// `argv` (the ffi-compatible mode; see `sysv_x86_64::plan_stub_in_form`).
+pub fn plan_stub_in_form(sig: &Signature, argv: bool, platform: Platform) -> Result<StubPlan, PlanError> {
     check_params(sig)?;
     let n = sig.params.len();
-    let form = if n <= MAX_FIXED_ARITY { CfuncForm::Fixed(n as u8) } else { CfuncForm::Argv(n as u32) };
+    let form = if n <= MAX_FIXED_ARITY && !argv { CfuncForm::Fixed(n as u8) } else { CfuncForm::Argv(n as u32) };
     let (locs, ret, stack_bytes, float_regs_used) = assign(&sig.params, &sig.ret, sig.fixed_params, platform);
     let args = sig
         .params
@@ -755,6 +761,7 @@ mod tests {
                     assert_eq!(*pointer, ResultPointer::X8);
                     vec![format!("{{0, 0, {size}, '8', 0, 0}},")]
                 }
+                (RetLoc::X87, _) => unreachable!("SysV only"),
             };
             assert!(!lines.is_empty() || sig.params.is_empty());
             header += &format!(

@@ -21,8 +21,9 @@ pub enum CLoc {
     Float(u8),
     /// Byte offset into the stack argument area: from rsp (sp) at the call
     /// instruction for the caller, from rsp+8 (x86-64) or sp (aarch64) at
-    /// entry for the callee. An 8-byte slot, except on Apple arm64 where a
-    /// named scalar argument takes exactly its size (see `abi::aapcs64`).
+    /// entry for the callee. An 8-byte slot (16, 16-aligned, for an x86-64
+    /// long double), except on Apple arm64 where a named scalar argument
+    /// takes exactly its size (see `abi::aapcs64`).
     Stack(u32),
     /// A small struct split into pieces (SysV eightbytes, AAPCS64 x-register
     /// words or HFA members), each in its own location.
@@ -57,6 +58,8 @@ pub enum RetLoc {
     Int,
     /// xmm0 (SysV).
     Float,
+    /// The x87 register stack's top, st(0): a long double (SysV class X87).
+    X87,
     /// A small struct in rax/rdx/xmm0/xmm1 eightbytes (AAPCS64: x0/x1, or
     /// v0–v3 for an HFA).
     Pieces(Vec<Piece>),
@@ -138,6 +141,8 @@ pub struct CallbackPlan {
 pub enum PlanError {
     VoidParam(usize),
     TooManyParams(usize),
+    /// A struct by value holding a long double (x87 classes in aggregates).
+    LongDoubleInStruct,
 }
 
 impl std::fmt::Display for PlanError {
@@ -145,6 +150,7 @@ impl std::fmt::Display for PlanError {
         match self {
             PlanError::VoidParam(i) => write!(f, "argument {} cannot be :void", i + 1),
             PlanError::TooManyParams(n) => write!(f, "{n} arguments is more than fiddle_jit supports"),
+            PlanError::LongDoubleInStruct => f.write_str("structs by value with :long_double fields are not supported"),
         }
     }
 }
@@ -167,6 +173,15 @@ pub fn plan_stub(sig: &Signature) -> Result<StubPlan, PlanError> {
     return aapcs64::plan_stub(sig, aapcs64::Platform::host());
     #[cfg(not(target_arch = "aarch64"))]
     return sysv_x86_64::plan_stub(sig);
+}
+
+/// Plans a forward stub in the `(argc, argv, self)` cfunc form whatever
+/// its arity (`argv`), or in the usual form.
+pub fn plan_stub_in_form(sig: &Signature, argv: bool) -> Result<StubPlan, PlanError> {
+    #[cfg(target_arch = "aarch64")]
+    return aapcs64::plan_stub_in_form(sig, argv, aapcs64::Platform::host());
+    #[cfg(not(target_arch = "aarch64"))]
+    return sysv_x86_64::plan_stub_in_form(sig, argv);
 }
 
 /// Plans a reverse trampoline for `sig` in the host's convention.

@@ -6,6 +6,8 @@
 //!   or SSE; if the registers for all of its eightbytes are not free, the
 //!   whole struct goes on the stack. Larger structs travel in memory, and are
 //!   returned through a hidden pointer in rdi.
+//! - A long double (class X87/X87UP) always travels in memory: a 16-byte,
+//!   16-aligned stack slot; it is returned in st(0).
 //! - Variadic callers set %al to the number of vector registers used.
 //! - A cfunc with arity n ≤ 15 is `f(self, a1..an)`; Ruby passes self in
 //!   rdi, so argument i arrives one register later than C wants it.
@@ -116,6 +118,7 @@ fn ret_loc(ret: &CType) -> RetLoc {
             None => RetLoc::Indirect { size: s.size as u32, pointer: ResultPointer::FirstIntArg },
         },
         t if t.is_float() => RetLoc::Float,
+        CType::LongDouble => RetLoc::X87,
         _ => RetLoc::Int,
     }
 }
@@ -132,6 +135,7 @@ pub fn assign(params: &[CType], ret: &CType) -> (Vec<CLoc>, RetLoc, u32, u8) {
         .iter()
         .map(|t| match t {
             CType::Struct(s) => a.aggregate(s),
+            CType::LongDouble => a.stack_slot(16, 16),
             t => a.scalar(t.reg_class().unwrap_or(RegClass::Integer)),
         })
         .collect();
@@ -144,6 +148,12 @@ fn check_params(sig: &Signature) -> Result<(), PlanError> {
     }
     if sig.params.len() > MAX_PARAMS {
         return Err(PlanError::TooManyParams(sig.params.len()));
+    }
+    // X87 classes inside aggregates (a struct {long double} comes back in
+    // st0, larger ones in memory): rare enough to refuse rather than plan.
+    let has_x87 = |t: &CType| matches!(t, CType::Struct(s) if s.scalars().iter().any(|(f, _)| *f == CType::LongDouble));
+    if sig.params.iter().chain(std::iter::once(&sig.ret)).any(has_x87) {
+        return Err(PlanError::LongDoubleInStruct);
     }
     Ok(())
 }
@@ -164,9 +174,16 @@ fn cfunc_source(form: CfuncForm, i: usize) -> ArgSource {
 }
 
 pub fn plan_stub(sig: &Signature) -> Result<StubPlan, PlanError> {
+    plan_stub_in_form(sig, false)
+}
+
+/// `argv`: use the `(argc, argv, self)` form whatever the arity, so the
+/// stub checks the argument count itself (and words the error like the ffi
+/// gem, whose attached functions have arity -1).
+pub fn plan_stub_in_form(sig: &Signature, argv: bool) -> Result<StubPlan, PlanError> {
     check_params(sig)?;
     let n = sig.params.len();
-    let form = if n <= MAX_FIXED_ARITY { CfuncForm::Fixed(n as u8) } else { CfuncForm::Argv(n as u32) };
+    let form = if n <= MAX_FIXED_ARITY && !argv { CfuncForm::Fixed(n as u8) } else { CfuncForm::Argv(n as u32) };
     let (locs, ret, stack_bytes, float_regs_used) = assign(&sig.params, &sig.ret);
     let args = sig
         .params
@@ -323,5 +340,59 @@ mod tests {
         let fwd_locs: Vec<CLoc> = fwd.args.into_iter().map(|e| e.dest).collect();
         assert_eq!(cb_locs, fwd_locs);
         assert_eq!(cb.ret, RetLoc::Float);
+    }
+
+    #[test]
+    fn long_double_takes_a_16_aligned_stack_slot_and_returns_in_st0() {
+        // The 7th integer takes stack bytes 0..8; a long double never uses
+        // registers and its slot is padded to a 16-byte boundary.
+        let mut params = vec![I64; 7];
+        params.push(LongDouble);
+        params.push(F64);
+        params.push(LongDouble);
+        let plan = plan_stub(&Signature::new(params, LongDouble)).unwrap();
+        assert_eq!(plan.args[6].dest, CLoc::Stack(0));
+        assert_eq!(plan.args[7].dest, CLoc::Stack(16));
+        assert_eq!(plan.args[8].dest, CLoc::Float(0));
+        assert_eq!(plan.args[9].dest, CLoc::Stack(32));
+        assert_eq!(plan.stack_bytes, 48);
+        assert_eq!(plan.float_regs_used, 1);
+        assert_eq!(plan.ret, RetLoc::X87);
+    }
+
+    #[test]
+    fn long_double_leaves_registers_for_later_arguments() {
+        let d = dests(vec![LongDouble, I32, F64]);
+        assert_eq!(d, vec![CLoc::Stack(0), CLoc::Int(0), CLoc::Float(0)]);
+        let sig = Signature::variadic(vec![CString], vec![LongDouble, F64], I32);
+        let plan = plan_stub(&sig).unwrap();
+        assert_eq!((plan.args[1].dest.clone(), plan.float_regs_used), (CLoc::Stack(0), 1));
+    }
+
+    #[test]
+    fn structs_with_long_double_fields_are_refused() {
+        let s = Arc::new(StructType::natural(vec![LongDouble]));
+        assert_eq!(plan_stub(&Signature::new(vec![], Struct(s.clone()))), Err(PlanError::LongDoubleInStruct));
+        assert_eq!(plan_callback(&Signature::new(vec![Struct(s)], Void)), Err(PlanError::LongDoubleInStruct));
+    }
+
+    #[test]
+    fn callback_and_stub_agree_on_long_double_slots() {
+        let sig = Signature::new(vec![F64, LongDouble, I32, LongDouble], LongDouble);
+        let cb: Vec<CLoc> = plan_callback(&sig).unwrap().args.into_iter().map(|a| a.1).collect();
+        let fwd: Vec<CLoc> = plan_stub(&sig).unwrap().args.into_iter().map(|e| e.dest).collect();
+        assert_eq!(cb, fwd);
+        assert_eq!(cb[3], CLoc::Stack(16));
+    }
+
+    #[test]
+    fn argv_form_can_be_forced_for_any_arity() {
+        let sig = Signature::new(vec![I32, F64], I32);
+        let plan = plan_stub_in_form(&sig, true).unwrap();
+        assert_eq!(plan.form, CfuncForm::Argv(2));
+        assert_eq!(plan.args[1].source, ArgSource::Argv(1));
+        assert_eq!(plan.args[1].dest, CLoc::Float(0));
+        assert_eq!(plan_stub_in_form(&Signature::new(vec![], Void), true).unwrap().form, CfuncForm::Argv(0));
+        assert_eq!(plan_stub_in_form(&sig, false).unwrap(), plan_stub(&sig).unwrap());
     }
 }

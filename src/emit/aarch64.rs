@@ -404,6 +404,11 @@ pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
 /// Rejects plans this emitter has no code for, before emitting anything.
 fn check_plan(req: &StubRequest) -> Result<(), EmitError> {
     let plan = req.plan;
+    // AAPCS64's long double is IEEE binary128 in a q register (Linux) or a
+    // plain double (Apple); neither is implemented yet.
+    if plan.ret_ty == CType::LongDouble || plan.args.iter().any(|e| e.ty == CType::LongDouble) {
+        return Err(EmitError::Unsupported("long double on aarch64".into()));
+    }
     for e in &plan.args {
         let ok = match (&e.ty, &e.dest) {
             (CType::Struct(_), CLoc::Pieces(p)) => p.iter().all(|p| {
@@ -507,6 +512,7 @@ impl Emitter<'_> {
 
     fn convert_arg(&mut self, e: &PlanEntry, ctx: ArgCtx, strings_seen: &mut i32) {
         match e.ty {
+            CType::LongDouble => unreachable!("rejected in check_plan"),
             CType::I8 | CType::I16 | CType::I32 | CType::U8 | CType::U16 | CType::U32 | CType::I64 | CType::U64 => {
                 ctx.source.load(&mut self.ops, X9);
                 self.unbox_integer(e, ctx)
@@ -975,6 +981,7 @@ impl Emitter<'_> {
     fn rebox_and_return(&mut self) {
         let targets = self.targets;
         match self.req.plan.ret_ty {
+            CType::LongDouble => unreachable!("rejected in check_plan"),
             CType::Void => mov_imm(&mut self.ops, 0, QNIL as u64),
             CType::Bool => dynasm!(self.ops
                 ; .arch aarch64

@@ -45,12 +45,15 @@ pub fn emit_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitError> {
     }
     for (i, (ty, loc)) in plan.args.iter().enumerate() {
         let far = matches!(loc, CLoc::Stack(off) if *off > MAX_STACK_OFFSET);
-        if far || matches!(ty, CType::Struct(_) | CType::Void) || !matches!(loc, CLoc::Int(_) | CLoc::Float(_) | CLoc::Stack(_)) {
+        if far || matches!(ty, CType::Struct(_) | CType::Void | CType::LongDouble) || !matches!(loc, CLoc::Int(_) | CLoc::Float(_) | CLoc::Stack(_)) {
             return Err(EmitError::Unsupported(format!("callback argument {} of type {}", i + 1, ty)));
         }
     }
     if matches!(plan.ret, RetLoc::Pieces(_) | RetLoc::Indirect { .. }) || matches!(plan.ret_ty, CType::Struct(_)) {
         return Err(EmitError::Unsupported("callback returning a struct by value".into()));
+    }
+    if plan.ret_ty == CType::LongDouble {
+        return Err(EmitError::Unsupported("callback returning a long double on aarch64".into()));
     }
     let raw = (8 * plan.args.len() as u32).div_ceil(16).max(1) * 16;
     let mut ops = Asm::new(0);

@@ -51,6 +51,9 @@ fn targets() -> RuntimeTargets {
         call_without_gvl: s(17),
         arg_struct: s(18),
         ret_struct: s(19),
+        // Long doubles are refused on aarch64; never in a stub's pool.
+        arg_long_double: s(20),
+        ret_long_double: s(21),
     }
 }
 
@@ -66,6 +69,7 @@ fn thunks() -> Thunks {
         arg_pointer: t(6),
         arg_cstr: t(7),
         arg_struct: t(8),
+        arg_long_double: t(9),
     }
 }
 

@@ -65,6 +65,11 @@ pub struct RuntimeTargets {
     /// `fn(info, bytes) -> VALUE` (a new Struct holding a copy of `bytes`).
     pub arg_struct: usize,
     pub ret_struct: usize,
+    /// long double: `fn(slot: *mut [u8; 16], info, index)` (the slot holds
+    /// the VALUE on entry, the 80-bit value on return) and
+    /// `fn(bytes: *const [u8; 16]) -> VALUE`.
+    pub arg_long_double: usize,
+    pub ret_long_double: usize,
 }
 
 /// Addresses of the installed slow-path thunks (see `x86_64`): one per
@@ -80,6 +85,7 @@ pub struct Thunks {
     pub arg_pointer: usize,
     pub arg_cstr: usize,
     pub arg_struct: usize,
+    pub arg_long_double: usize,
 }
 
 /// Emits the thunks for `targets` into `arena`. Call once per process.
@@ -100,6 +106,7 @@ pub fn install_thunks(arena: &mut arena::CodeArena, targets: &RuntimeTargets) ->
             arg_pointer: a[6],
             arg_cstr: a[7],
             arg_struct: a[8],
+            arg_long_double: a[9],
         })
     }
     #[cfg(target_arch = "aarch64")]

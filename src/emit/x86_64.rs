@@ -124,6 +124,7 @@ pub fn emit_thunks(targets: &RuntimeTargets) -> Vec<Vec<u8>> {
         targets.arg_pointer,
         targets.arg_cstr,
         targets.arg_struct,
+        targets.arg_long_double,
     ]
     .into_iter()
     .map(emit_thunk)
@@ -252,6 +253,7 @@ pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
     let has_struct = plan.args.iter().any(|e| matches!(e.ty, CType::Struct(_)));
     let ret_struct_size = match &plan.ret_ty {
         CType::Struct(s) => (s.size as i32 + 15) / 16 * 16,
+        CType::LongDouble => 16,
         _ => 0,
     };
     let argv = plan.stack_bytes as i32;
@@ -385,6 +387,7 @@ impl Emitter<'_> {
             }
             CType::Pointer => self.unbox_pointer(e, ctx),
             CType::Struct(_) => self.copy_struct(e, ctx),
+            CType::LongDouble => self.convert_long_double(e, ctx),
             CType::Void => unreachable!("rejected by the planner"),
         }
     }
@@ -580,6 +583,18 @@ impl Emitter<'_> {
         }));
     }
 
+    /// A long double travels in a 16-byte stack slot: the VALUE is parked
+    /// in that slot and the helper overwrites it with the 80-bit value
+    /// (ffi's rules: Float via double, BigDecimal at full precision, else
+    /// NUM2DBL). No inline path: x87 values are rare and never hot.
+    fn convert_long_double(&mut self, e: &PlanEntry, ctx: ArgCtx) {
+        let CLoc::Stack(off) = e.dest else { unreachable!("long doubles travel in memory") };
+        let at = self.frame.block.map_or(0, |b| b + BLOCK_STACK) + off as i32;
+        dynasm!(self.ops ; .arch x64 ; mov [rsp + at], rax ; lea r10, [rsp + at]);
+        let thunk = self.thunks.arg_long_double;
+        ctx.call_thunk(&mut self.ops, &mut self.pool, thunk);
+    }
+
     /// A struct by value: the helper checks the VALUE is a Struct (of at
     /// least the struct's size) and returns its address in rax; the stub
     /// then copies each eightbyte to its register, or the whole struct to
@@ -733,6 +748,11 @@ impl Emitter<'_> {
             ; mov [rbx + BLOCK_STACK + stack + 16], rdx
             ; movsd [rbx + BLOCK_STACK + stack + 24], xmm1
         );
+        if self.req.plan.ret == RetLoc::X87 {
+            // Pop st(0) over the rax/xmm0 words: the x87 stack must be
+            // empty again, and the stub reads the value from here.
+            dynasm!(self.ops ; .arch x64 ; fstp TWORD [rbx + BLOCK_STACK + stack]);
+        }
         if stack > 0 {
             dynasm!(self.ops ; .arch x64 ; add rsp, stack);
         }
@@ -840,6 +860,7 @@ impl Emitter<'_> {
                 dynasm!(self.ops ; .arch x64 ; =>null ; mov eax, QNIL);
             }
             CType::Struct(_) => self.rebox_struct(),
+            CType::LongDouble => self.rebox_long_double(),
         }
         self.epilogue();
     }
@@ -865,6 +886,26 @@ impl Emitter<'_> {
             ; .arch x64
             ; mov rdi, [=>info]
             ; lea rsi, [rsp + retbuf]
+            ; call QWORD [=>helper]
+        );
+    }
+
+    /// st(0) → its 16-byte buffer (popping the x87 stack) → the helper,
+    /// which builds a BigDecimal like the ffi gem. A blocking call's inner
+    /// function already popped it into the call block.
+    fn rebox_long_double(&mut self) {
+        let at = match self.frame.block {
+            Some(b) => b + BLOCK_STACK + self.req.plan.stack_bytes as i32,
+            None => {
+                let retbuf = self.frame.retbuf;
+                dynasm!(self.ops ; .arch x64 ; fstp TWORD [rsp + retbuf]);
+                retbuf
+            }
+        };
+        let helper = self.pool.label(&mut self.ops, self.targets.ret_long_double);
+        dynasm!(self.ops
+            ; .arch x64
+            ; lea rdi, [rsp + at]
             ; call QWORD [=>helper]
         );
     }

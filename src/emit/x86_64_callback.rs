@@ -47,12 +47,19 @@ pub fn emit_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitError> {
         ; mov rbp, rsp
         ; sub rsp, frame
     );
-    for (i, (_, loc)) in plan.args.iter().enumerate() {
+    for (i, (ty, loc)) in plan.args.iter().enumerate() {
         let slot = 8 * i as i32;
         match *loc {
             CLoc::Int(k) => dynasm!(ops ; .arch x64 ; mov QWORD [rsp + slot], Rq(INT_ARG_REGS[k as usize])),
             // The whole low quadword: a float's bits are its low 4 bytes.
             CLoc::Float(k) => dynasm!(ops ; .arch x64 ; movsd QWORD [rsp + slot], Rx(k)),
+            // A long double's slot holds the address of its 16 bytes on the
+            // caller's stack (alive until the trampoline returns).
+            CLoc::Stack(off) if *ty == CType::LongDouble => dynasm!(ops
+                ; .arch x64
+                ; lea rax, [rbp + 16 + off as i32]
+                ; mov QWORD [rsp + slot], rax
+            ),
             CLoc::Stack(off) => dynasm!(ops
                 ; .arch x64
                 ; mov rax, QWORD [rbp + 16 + off as i32]
@@ -71,6 +78,8 @@ pub fn emit_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitError> {
     match plan.ret_ty {
         CType::F64 => dynasm!(ops ; .arch x64 ; movq xmm0, rax),
         CType::F32 => dynasm!(ops ; .arch x64 ; movd xmm0, eax),
+        // The entry wrote the 80-bit result over the first two slots.
+        CType::LongDouble => dynasm!(ops ; .arch x64 ; fld TWORD [rsp]),
         _ => {}
     }
     dynasm!(ops ; .arch x64 ; leave ; ret);

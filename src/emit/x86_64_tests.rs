@@ -361,3 +361,63 @@ fn a_retargeted_stub_calls_the_new_function_with_the_new_info() {
     assert_eq!(slow_calls(), vec![("long_long", 0x4440, 0)]);
     assert_eq!(u64::from_le_bytes(copy.code[copy.info_at..copy.info_at + 8].try_into().unwrap()), 0x222);
 }
+
+// --- long double: real libm functions, fake conversion helpers ---------------
+
+/// Stands in for runtime::long_double::arg_long_double: the slot holds a
+/// Fixnum VALUE; writes it back as an 80-bit value.
+extern "C" fn fake_arg_long_double(slot: *mut crate::x87::LongDouble, _info: usize, i: u32) {
+    // SAFETY: the stub passes its 16-byte outgoing slot holding the VALUE.
+    let v = unsafe { *(slot as *const V) };
+    SLOW.lock().unwrap().push(("long_double", v, i));
+    unsafe { std::ptr::write_unaligned(slot, crate::x87::LongDouble::from_f64(unfix(v) as f64)) };
+}
+
+/// Stands in for ret_long_double: the result rounded to a double, as a flonum.
+extern "C" fn fake_ret_long_double(bytes: *const crate::x87::LongDouble) -> V {
+    // SAFETY: the stub's 16-byte return buffer.
+    flo(unsafe { std::ptr::read_unaligned(bytes) }.to_f64())
+}
+
+fn libm(name: &std::ffi::CStr) -> usize {
+    // SAFETY: dlopen/dlsym of the system libm.
+    unsafe {
+        let handle = libc::dlopen(c"libm.so.6".as_ptr(), libc::RTLD_NOW);
+        assert!(!handle.is_null(), "libm.so.6");
+        let f = libc::dlsym(handle, name.as_ptr());
+        assert!(!f.is_null());
+        f as usize
+    }
+}
+
+fn long_double_stub(params: Vec<CType>, function: usize, blocking: bool) -> usize {
+    let plan = plan_stub(&Signature::new(params, LongDouble)).unwrap();
+    let mut t = targets();
+    t.arg_long_double = fake_arg_long_double as *const () as usize;
+    t.ret_long_double = fake_ret_long_double as *const () as usize;
+    // Thunks of their own: the shared arena's were built without these helpers.
+    let mut arena = CodeArena::new();
+    let thunks = crate::emit::install_thunks(&mut arena, &t).unwrap();
+    let code = emit_stub(&StubRequest { plan: &plan, function, info: 0x1f0, targets: &t, thunks: &thunks, blocking }).unwrap();
+    let address = arena.install(&code.code).unwrap();
+    std::mem::forget(arena); // the code stays mapped for the test's lifetime
+    address
+}
+
+#[test]
+fn long_double_args_go_to_16_byte_stack_slots_and_return_from_st0() {
+    let _g = TEST_LOCK.lock().unwrap();
+    for blocking in [false, true] {
+        // ldexpl(long double x, int e): x on the stack, e in edi.
+        let f: extern "C" fn(V, V, V) -> V =
+            unsafe { std::mem::transmute(long_double_stub(vec![LongDouble, I32], libm(c"ldexpl"), blocking)) };
+        assert_eq!(unflo(f(NIL, fix(3), fix(4))), 48.0);
+        assert_eq!(slow_calls().into_iter().filter(|c| c.0 == "long_double").collect::<Vec<_>>(), vec![("long_double", fix(3), 0)]);
+        // fmal(x, y, z): three consecutive 16-byte slots.
+        let g: extern "C" fn(V, V, V, V) -> V =
+            unsafe { std::mem::transmute(long_double_stub(vec![LongDouble; 3], libm(c"fmal"), blocking)) };
+        assert_eq!(unflo(g(NIL, fix(2), fix(-3), fix(100))), 94.0);
+        let idx: Vec<u32> = slow_calls().into_iter().filter(|c| c.0 == "long_double").map(|c| c.2).collect();
+        assert_eq!(idx, vec![0, 1, 2]);
+    }
+}

@@ -8,6 +8,7 @@ use magnus::rb_sys::AsRawValue;
 use magnus::{function, prelude::*, Error, RArray, RModule, RString, Ruby, Value};
 use std::collections::hash_map::Entry;
 use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The process's executable memory and the thunks in it, created on the
@@ -20,10 +21,10 @@ struct Jit {
     thunks: Thunks,
     /// Every installed stub, for disassembly.
     stubs: Vec<StubRecord>,
-    /// One emitted stub per signature (and blocking flag), with its cfunc
+    /// One emitted stub per signature (and blocking and ffi-mode flags), with its cfunc
     /// form, retargeted (two literal-pool entries patched) for later
     /// functions of the same signature: no planning, no assembling.
-    templates: std::collections::HashMap<(Signature, bool), (emit::EmittedStub, CfuncForm)>,
+    templates: std::collections::HashMap<(Signature, bool, bool), (emit::EmittedStub, CfuncForm)>,
     perf_map: Option<std::fs::File>,
 }
 
@@ -58,11 +59,16 @@ impl Jit {
     }
 }
 
-const THUNK_NAMES: [&str; 9] =
-    ["arg_int", "arg_uint", "arg_long_long", "arg_ulong_long", "arg_double", "arg_bool", "arg_pointer", "arg_cstr", "arg_struct"];
+const THUNK_NAMES: [&str; 10] = [
+    "arg_int", "arg_uint", "arg_long_long", "arg_ulong_long", "arg_double", "arg_bool", "arg_pointer", "arg_cstr", "arg_struct",
+    "arg_long_double",
+];
 
-fn thunk_addresses(t: &Thunks) -> [usize; 9] {
-    [t.arg_int, t.arg_uint, t.arg_long_long, t.arg_ulong_long, t.arg_double, t.arg_bool, t.arg_pointer, t.arg_cstr, t.arg_struct]
+fn thunk_addresses(t: &Thunks) -> [usize; 10] {
+    [
+        t.arg_int, t.arg_uint, t.arg_long_long, t.arg_ulong_long, t.arg_double, t.arg_bool, t.arg_pointer, t.arg_cstr, t.arg_struct,
+        t.arg_long_double,
+    ]
 }
 
 /// Names for the addresses stubs refer to.
@@ -81,6 +87,7 @@ fn runtime_symbols(targets: &RuntimeTargets, thunks: &Thunks) -> Vec<(u64, Strin
         (targets.str_new_cstr, "rb_str_new_cstr"),
         (targets.call_without_gvl, "rb_thread_call_without_gvl"),
         (targets.ret_struct, "fiddle_jit ret_struct"),
+        (targets.ret_long_double, "fiddle_jit ret_long_double"),
         (targets.pointer_data_type, "FiddleJit::Pointer data type"),
     ] {
         names.push((a as u64, n.to_string()));
@@ -134,7 +141,9 @@ fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
     let invalid = |what: String| Error::new(ruby.exception_type_error(), format!("invalid type: {what}"));
     if let Some(name) = RString::from_value(value) {
         // SAFETY: the bytes are only read before any Ruby code can run.
-        let found = std::str::from_utf8(unsafe { name.as_slice() }).ok().and_then(CType::from_name);
+        let found = std::str::from_utf8(unsafe { name.as_slice() })
+            .ok()
+            .and_then(|n| CType::from_name(ffi_long_name(n).unwrap_or(n)));
         return found.ok_or_else(|| invalid(name.to_string().unwrap_or_default()));
     }
     let Some(desc) = RArray::from_value(value) else { return Err(invalid(format!("{value:?}"))) };
@@ -162,6 +171,28 @@ fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
     Ok(CType::Struct(std::sync::Arc::new(StructType { fields, size, align })))
 }
 
+/// `"long"`/`"ulong"`: what the Ruby layer passes for parameters the ffi
+/// gem types as long (64-bit here, converted with NUM2LONG for its messages).
+fn ffi_long_name(name: &str) -> Option<&'static str> {
+    match name {
+        "long" => Some("int64"),
+        "ulong" => Some("uint64"),
+        _ => None,
+    }
+}
+
+/// Set by `require "fiddle_jit/ffi"` (`Native.ffi_messages = true`):
+/// functions attached from then on raise the ffi gem's exact messages.
+static FFI_MESSAGES: AtomicBool = AtomicBool::new(false);
+
+fn set_ffi_messages(on: bool) {
+    FFI_MESSAGES.store(on, Ordering::Relaxed);
+}
+
+fn ffi_messages() -> bool {
+    FFI_MESSAGES.load(Ordering::Relaxed)
+}
+
 /// `attach_function(module, method_name, address, params, ret, labels, c_name, fixed, blocking)`:
 /// `params`/`ret` are canonical type names (the Ruby layer resolved
 /// aliases), `labels` the names as the user wrote them (for messages),
@@ -182,6 +213,10 @@ fn attach_function(
     fixed_params: Option<usize>,
     blocking: bool,
 ) -> Result<(usize, usize), Error> {
+    let ffi_long = params
+        .into_iter()
+        .map(|p| RString::from_value(p).and_then(|s| s.to_string().ok()).is_some_and(|s| ffi_long_name(&s).is_some()))
+        .collect();
     let mut params = params.into_iter().map(|p| parse_type(ruby, p)).collect::<Result<Vec<_>, _>>()?;
     let ret_value = ret;
     let ret = parse_type(ruby, ret)?;
@@ -209,21 +244,26 @@ fn attach_function(
         }
         _ => Signature::new(params, ret),
     };
+    // ffi-compatible mode: the argv form, so arity errors are the stub's
+    // (worded like the ffi gem's) and the method's arity is -1 as in ffi.
+    let ffi_mode = ffi_messages();
     let info: &'static StubInfo = Box::leak(Box::new(StubInfo {
         name: method_name.clone(),
         param_labels: labels.into_iter().map(label_of).collect(),
         arity: sig.params.len(),
         struct_sizes,
         ret_struct,
+        ffi_messages: ffi_mode,
+        ffi_long,
     }));
     let targets = TARGETS.get_or_init(runtime::targets);
     let (stub, code_len, form) = with_jit(|jit| {
         let info_address = info as *const StubInfo as usize;
-        let key = (sig, blocking);
+        let key = (sig, blocking, ffi_mode);
         let (emitted, form) = match jit.templates.entry(key) {
             Entry::Occupied(o) => (o.get().0.retarget(address, info_address), o.get().1),
             Entry::Vacant(v) => {
-                let plan = abi::plan_stub(&v.key().0).map_err(|e| EmitError::Plan(e.to_string()))?;
+                let plan = abi::plan_stub_in_form(&v.key().0, ffi_mode).map_err(|e| EmitError::Plan(e.to_string()))?;
                 let req = StubRequest { plan: &plan, function: address, info: info_address, targets, thunks: &jit.thunks, blocking };
                 let stub = emit::emit_stub(&req)?;
                 v.insert((stub.clone(), plan.form));
@@ -301,6 +341,10 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     native.define_singleton_method("errno", function!(runtime::errno::saved_errno, 0))?;
     native.define_singleton_method("errno=", function!(runtime::errno::set_saved_errno, 1))?;
     native.define_singleton_method("arena_stats", function!(arena_stats, 0))?;
+    native.define_singleton_method("ffi_messages=", function!(set_ffi_messages, 1))?;
+    native.define_singleton_method("ffi_messages?", function!(ffi_messages, 0))?;
+    native.define_singleton_method("long_double_unpack", function!(runtime::long_double::unpack, 1))?;
+    native.define_singleton_method("long_double_pack", function!(runtime::long_double::pack, 1))?;
     native.const_set("ARCH", std::env::consts::ARCH)?;
     native.const_set("JIT_SUPPORTED", cfg!(target_arch = "x86_64"))?;
     let _ = ruby;

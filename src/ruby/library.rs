@@ -17,12 +17,28 @@ impl DynamicLibrary {
     fn open(ruby: &Ruby, name: Option<String>, flags: i32) -> Result<DynamicLibrary, Error> {
         // SAFETY: loading a library runs its initializers; that is the
         // documented purpose of this call.
-        let lib = match &name {
-            Some(path) => unsafe { Library::open(Some(path), flags) },
-            None => Ok(Library::this()),
-        }
-        .map_err(|e| Error::new(ruby.exception_load_error(), e.to_string()))?;
-        Ok(DynamicLibrary { handle: lib.into_raw() as usize, name })
+        let handle = match &name {
+            Some(path) => {
+                let c_path = std::ffi::CString::new(path.as_str())
+                    .map_err(|_| Error::new(ruby.exception_arg_error(), "library name contains a NUL byte"))?;
+                // SAFETY: plain dlopen; dlerror is read right after on this
+                // thread (the GVL is held, so no other Ruby thread dlopens).
+                let handle = unsafe { libc::dlopen(c_path.as_ptr(), flags) };
+                if handle.is_null() {
+                    let err = unsafe { libc::dlerror() };
+                    let err = if err.is_null() {
+                        "unknown error".into()
+                    } else {
+                        unsafe { std::ffi::CStr::from_ptr(err) }.to_string_lossy().into_owned()
+                    };
+                    // The ffi gem's message.
+                    return Err(Error::new(ruby.exception_load_error(), format!("Could not open library '{path}': {err}")));
+                }
+                handle as usize
+            }
+            None => Library::this().into_raw() as usize,
+        };
+        Ok(DynamicLibrary { handle, name })
     }
 
     /// The symbol's address, or nil.

@@ -224,6 +224,8 @@ struct Invocation {
     /// place (the slots are on the machine stack, which the GC scans).
     raw: *mut u64,
     result: u64,
+    /// A :long_double result (x87 value), which does not fit `result`.
+    result_ld: crate::x87::LongDouble,
 }
 
 /// How many frames (all threads) hold a pending exception: the common case
@@ -238,7 +240,7 @@ pub extern "C" fn callback_entry(slot: *const Slot, raw: *mut u64) -> u64 {
     if data.is_null() {
         return freed_callback();
     }
-    let mut inv = Invocation { data, raw, result: 0 };
+    let mut inv = Invocation { data, raw, result: 0, result_ld: Default::default() };
     // SAFETY: plain queries of the running interpreter.
     unsafe {
         if ruby_thread_has_gvl_p() != 0 {
@@ -248,6 +250,12 @@ pub extern "C" fn callback_entry(slot: *const Slot, raw: *mut u64) -> u64 {
             rb_sys::rb_thread_call_with_gvl(Some(invoke_with_gvl), &mut inv as *mut Invocation as *mut c_void);
         } else {
             dispatcher::run(&mut inv);
+        }
+        // A long double result goes back in the first two raw slots (at
+        // least 16 bytes, the arguments are dead); the trampoline loads it
+        // into st(0).
+        if (*data).ret == CType::LongDouble {
+            std::ptr::write_unaligned(raw as *mut crate::x87::LongDouble, inv.result_ld);
         }
     }
     inv.result
@@ -362,6 +370,17 @@ unsafe extern "C" fn protected_call(arg: VALUE) -> VALUE {
     } else {
         rb_sys::rb_funcallv(data.callable, id_call(), n as c_int, argv)
     };
+    if data.ret == CType::LongDouble {
+        inv.result_ld = if ret == QNIL {
+            Default::default()
+        } else {
+            match super::long_double::from_value(Value::from_raw(ret)) {
+                Ok(ld) => ld,
+                Err(e) => magnus::rb_sys::resume_error(e),
+            }
+        };
+        return QNIL;
+    }
     inv.result = unbox_ret(&data.ret, ret);
     QNIL
 }
@@ -405,6 +424,14 @@ unsafe fn box_arg(ty: &CType, raw: u64) -> VALUE {
                 QNIL
             } else {
                 rb_sys::rb_str_new_cstr(raw as *const std::ffi::c_char)
+            }
+        }
+        // The trampoline passes the address of the caller's 16-byte slot.
+        CType::LongDouble => {
+            let ld = std::ptr::read_unaligned(raw as *const crate::x87::LongDouble);
+            match super::long_double::to_value(ld) {
+                Ok(v) => v.as_raw(),
+                Err(e) => magnus::rb_sys::resume_error(e),
             }
         }
         CType::Void | CType::Struct(_) => QNIL,
@@ -461,7 +488,7 @@ unsafe fn unbox_ret(ty: &CType, v: VALUE) -> u64 {
                 Function::address_of(value).unwrap_or(0) as u64
             }
         }
-        CType::CString | CType::Struct(_) => 0,
+        CType::CString | CType::Struct(_) | CType::LongDouble => 0,
     }
 }
 
@@ -560,9 +587,11 @@ pub mod dispatcher {
                 let n = (*foreign.data).params.len();
                 let mut slots = [0u64; MAX_ARGS];
                 std::ptr::copy_nonoverlapping(foreign.raw, slots.as_mut_ptr(), n);
-                let mut local = Invocation { data: foreign.data, raw: slots.as_mut_ptr(), result: 0 };
+                let mut local =
+                    Invocation { data: foreign.data, raw: slots.as_mut_ptr(), result: 0, result_ld: Default::default() };
                 super::invoke(&mut local);
                 foreign.result = local.result;
+                foreign.result_ld = local.result_ld;
                 let _q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
                 (*req).done = true;
                 FINISHED.notify_all();

@@ -11,6 +11,7 @@
 //! get the function name and argument position prepended.
 
 pub mod errno;
+pub mod long_double;
 
 use crate::ruby::pointer::Pointer;
 use magnus::rb_sys::{protect, resume_error, AsRawValue, FromRawValue};
@@ -32,12 +33,33 @@ pub struct StubInfo {
     /// A struct-by-value return: its Ruby class (pinned with
     /// rb_gc_register_mark_object) and size.
     pub ret_struct: Option<(VALUE, usize)>,
+    /// Attached under `require "fiddle_jit/ffi"`: conversion and arity
+    /// messages are exactly the ffi gem's (no "fn: argument N (:type): ").
+    pub ffi_messages: bool,
+    /// Per parameter: the ffi gem's type is `long`/`ulong` (also size_t,
+    /// off_t...), which it converts with NUM2LONG/NUM2ULONG rather than
+    /// NUM2LL/NUM2ULL: the same values on LP64, other error messages.
+    pub ffi_long: Vec<bool>,
 }
 
 impl StubInfo {
     fn describe(&self, index: u32) -> String {
         let label = self.param_labels.get(index as usize).map(String::as_str).unwrap_or("?");
         format!("{}: argument {} (:{})", self.name, index + 1, label)
+    }
+
+    /// `message`, with the function and argument in front unless this
+    /// function was attached in ffi-compatible mode.
+    fn message(&self, index: u32, message: &str) -> String {
+        if self.ffi_messages {
+            message.to_string()
+        } else {
+            format!("{}: {}", self.describe(index), message)
+        }
+    }
+
+    fn is_ffi_long(&self, index: u32) -> bool {
+        self.ffi_long.get(index as usize).copied().unwrap_or(false)
     }
 }
 
@@ -60,6 +82,9 @@ fn converting<F: FnOnce() -> VALUE>(info: &StubInfo, index: u32, f: F) -> Result
 
 fn annotate(info: &StubInfo, index: u32, e: Error) -> Error {
     let ruby = Ruby::get().expect("slow paths run on a Ruby thread");
+    if info.ffi_messages {
+        return e;
+    }
     let Some(exc) = e.value() else { return e };
     let class = exc.class();
     let rewrap = [ruby.exception_type_error(), ruby.exception_range_error(), ruby.exception_arg_error(), ruby.exception_float_domain_error()]
@@ -91,15 +116,25 @@ pub extern "C" fn arg_uint(value: VALUE, info_ptr: *const StubInfo, index: u32) 
     finish(r) as i64
 }
 
-/// NUM2LL: int64/long parameters.
+/// NUM2LL: int64/long parameters (NUM2LONG where the ffi gem uses it).
 pub extern "C" fn arg_long_long(value: VALUE, info_ptr: *const StubInfo, index: u32) -> i64 {
-    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_num2ll(value) as VALUE });
+    let info = unsafe { info(info_ptr) };
+    let r = if info.is_ffi_long(index) {
+        converting(info, index, || unsafe { rb_sys::rb_num2long(value) as VALUE })
+    } else {
+        converting(info, index, || unsafe { rb_sys::rb_num2ll(value) as VALUE })
+    };
     finish(r) as i64
 }
 
-/// NUM2ULL: uint64/ulong parameters.
+/// NUM2ULL: uint64/ulong parameters (NUM2ULONG where the ffi gem uses it).
 pub extern "C" fn arg_ulong_long(value: VALUE, info_ptr: *const StubInfo, index: u32) -> u64 {
-    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_num2ull(value) as VALUE });
+    let info = unsafe { info(info_ptr) };
+    let r = if info.is_ffi_long(index) {
+        converting(info, index, || unsafe { rb_sys::rb_num2ulong(value) as VALUE })
+    } else {
+        converting(info, index, || unsafe { rb_sys::rb_num2ull(value) as VALUE })
+    };
     finish(r) as u64
 }
 
@@ -120,6 +155,10 @@ pub extern "C" fn arg_bool(value: VALUE, info_ptr: *const StubInfo, index: u32) 
 fn bool_error(info: &StubInfo, index: u32, value: VALUE) -> Error {
     let ruby = Ruby::get().expect("Ruby thread");
     let value = unsafe { Value::from_raw(value) };
+    if info.ffi_messages {
+        // The ffi gem's message, class name left out as it does.
+        return Error::new(ruby.exception_type_error(), "wrong argument type  (expected a boolean parameter)");
+    }
     Error::new(
         ruby.exception_type_error(),
         format!("{}: wrong argument type {} (expected a boolean parameter)", info.describe(index), value.class()),
@@ -188,8 +227,11 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
     if value.respond_to("to_ptr", false)? {
         let converted: Value = value.funcall("to_ptr", ())?;
         return Pointer::address_of(converted).ok_or_else(|| {
-            Error::new(ruby.exception_arg_error(), format!("{}: to_ptr returned an invalid pointer", info.describe(index)))
+            Error::new(ruby.exception_arg_error(), info.message(index, "to_ptr returned an invalid pointer"))
         });
+    }
+    if info.ffi_messages {
+        return Err(Error::new(ruby.exception_arg_error(), ":pointer argument is not a valid pointer"));
     }
     Err(Error::new(
         ruby.exception_arg_error(),
@@ -264,6 +306,9 @@ pub extern "C" fn arity_error(argc: c_int, info_ptr: *const StubInfo) -> ! {
 
 fn arity_message(info: &StubInfo, argc: c_int) -> Error {
     let ruby = Ruby::get().expect("Ruby thread");
+    if info.ffi_messages {
+        return Error::new(ruby.exception_arg_error(), format!("wrong number of arguments ({argc} for {})", info.arity));
+    }
     Error::new(
         ruby.exception_arg_error(),
         format!("wrong number of arguments (given {argc}, expected {}) calling {}", info.arity, info.name),
@@ -297,6 +342,8 @@ pub fn targets() -> crate::emit::RuntimeTargets {
         call_without_gvl: rb_sys::rb_thread_call_without_gvl as *const () as usize,
         arg_struct: arg_struct as *const () as usize,
         ret_struct: ret_struct as *const () as usize,
+        arg_long_double: long_double::arg_long_double as *const () as usize,
+        ret_long_double: long_double::ret_long_double as *const () as usize,
     }
 }
 
