@@ -41,6 +41,9 @@ pub struct Pointer {
     /// The object whose memory this points into (slice, `+`, Pointer.new(ptr)),
     /// kept alive by `mark`; 0 when none.
     parent: Cell<VALUE>,
+    /// Multi-byte scalars are stored byte-swapped (`order(:big)` on a
+    /// little-endian host, the ffi gem's MEM_SWAP); inherited by `+`/`slice`.
+    swap: Cell<bool>,
 }
 
 impl Default for Pointer {
@@ -140,6 +143,9 @@ pub trait Scalar: Copy {
     fn to_raw(self) -> VALUE;
     /// A Fixnum/flonum argument converted without raising, if possible.
     fn from_raw_fast(v: VALUE) -> Option<Self>;
+    /// The value as byte-swapped memory holds it: bytes reversed for
+    /// integers; floats and pointers unchanged, as in the ffi gem 1.15.
+    fn swap_bytes(self) -> Self;
 }
 
 #[inline]
@@ -179,6 +185,9 @@ macro_rules! int_scalar {
                 // same truncation as the slow path.
                 (v & 1 == 1).then(|| (v as i64) >> 1).filter(|n| ($lo..=$hi).contains(n)).map(|n| n as $t)
             }
+            fn swap_bytes(self) -> Self {
+                <$t>::swap_bytes(self)
+            }
         }
     };
 }
@@ -207,6 +216,9 @@ impl Scalar for f32 {
     fn from_value(v: Value) -> Result<Self, Error> {
         num2dbl(v).map(|d| d as f32)
     }
+    fn swap_bytes(self) -> Self {
+        self // the ffi gem swaps integers only (float32 is NOSWAP there)
+    }
 }
 impl Scalar for f64 {
     fn to_value(self, ruby: &Ruby) -> Value {
@@ -220,6 +232,9 @@ impl Scalar for f64 {
     }
     fn from_value(v: Value) -> Result<Self, Error> {
         num2dbl(v)
+    }
+    fn swap_bytes(self) -> Self {
+        self // as for f32
     }
 }
 
@@ -240,6 +255,9 @@ impl Scalar for PtrVal {
     }
     fn from_raw_fast(_v: VALUE) -> Option<Self> {
         None
+    }
+    fn swap_bytes(self) -> Self {
+        self // the ffi gem does not swap pointers either
     }
 }
 
@@ -302,6 +320,7 @@ impl Pointer {
             owned_size: Cell::new(0),
             autorelease: Cell::new(false),
             parent: Cell::new(0),
+            swap: Cell::new(false),
         }
     }
 
@@ -370,6 +389,17 @@ impl Pointer {
             return Err(index_error(ruby, off, len));
         }
         Ok((addr as *mut u8).wrapping_add(off as usize))
+    }
+
+    /// `v` as stored in (or read from) this memory: byte-swapped for
+    /// `order(:big)` views.
+    #[inline]
+    fn order<T: Scalar>(&self, v: T) -> T {
+        if self.swap.get() {
+            v.swap_bytes()
+        } else {
+            v
+        }
     }
 
     fn span(ruby: &Ruby, count: i64, elem: usize) -> Result<i64, Error> {
@@ -479,6 +509,7 @@ impl Pointer {
         let ruby = Ruby::get_with(rb_self);
         let p = Pointer::raw(address, rb_self.type_size.get(), size);
         p.parent.set(rb_self.as_raw());
+        p.swap.set(rb_self.swap.get());
         ruby.obj_wrap(p)
     }
 
@@ -514,6 +545,12 @@ impl Pointer {
     }
     fn size(&self) -> usize {
         self.size.get()
+    }
+    fn is_swapped(&self) -> bool {
+        self.swap.get()
+    }
+    fn set_swapped(&self) {
+        self.swap.set(true);
     }
     fn is_autorelease(&self) -> bool {
         self.autorelease.get()
@@ -604,14 +641,14 @@ impl Pointer {
     fn get_at<T: Scalar>(ruby: &Ruby, p: &Pointer, off: i64) -> Result<Value, Error> {
         let at = p.check(ruby, off, std::mem::size_of::<T>() as i64, false)?;
         // SAFETY: checked range; memory may be unaligned.
-        Ok(unsafe { (at as *const T).read_unaligned() }.to_value(ruby))
+        Ok(p.order(unsafe { (at as *const T).read_unaligned() }).to_value(ruby))
     }
 
     fn put_at<T: Scalar>(ruby: &Ruby, p: &Pointer, off: i64, v: Value) -> Result<(), Error> {
         let value = T::from_value(v)?;
         let at = p.check(ruby, off, std::mem::size_of::<T>() as i64, true)?;
         // SAFETY: checked range; memory may be unaligned.
-        unsafe { (at as *mut T).write_unaligned(value) };
+        unsafe { (at as *mut T).write_unaligned(p.order(value)) };
         Ok(())
     }
 
@@ -625,7 +662,7 @@ impl Pointer {
         for i in 0..count as usize {
             // SAFETY: within the checked range.
             let v = unsafe { (at.add(i * elem) as *const T).read_unaligned() };
-            ary.push(v.to_value(ruby))?;
+            ary.push(p.order(v).to_value(ruby))?;
         }
         Ok(ary)
     }
@@ -640,7 +677,7 @@ impl Pointer {
         for i in 0..count {
             let v = T::from_value(ary.entry(i as isize)?)?;
             // SAFETY: within the checked range (the memory's bounds do not change).
-            unsafe { (at.add(i * elem) as *mut T).write_unaligned(v) };
+            unsafe { (at.add(i * elem) as *mut T).write_unaligned(p.order(v)) };
         }
         Ok(())
     }
@@ -813,7 +850,7 @@ fn fast_span(p: &Pointer, off: VALUE, len: usize) -> Option<*mut u8> {
     }
     let off = (off as i64) >> 1;
     let addr = p.address.get();
-    if addr == 0 || off < 0 || (off as u64).checked_add(len as u64)? > p.size.get() as u64 {
+    if addr == 0 || off < 0 || p.swap.get() || (off as u64).checked_add(len as u64)? > p.size.get() as u64 {
         return None;
     }
     Some((addr + off as usize) as *mut u8)
@@ -931,6 +968,8 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("initialize_copy", method!(Pointer::initialize_copy, 1))?;
     class.define_private_method("__allocate", method!(Pointer::allocate, 3))?;
     class.define_private_method("__invalidate", method!(Pointer::invalidate, 0))?;
+    class.define_private_method("__swapped?", method!(Pointer::is_swapped, 0))?;
+    class.define_private_method("__swap!", method!(Pointer::set_swapped, 0))?;
     class.define_method("address", method!(Pointer::address, 0))?;
     class.define_method("to_i", method!(Pointer::address, 0))?;
     class.define_method("null?", method!(Pointer::is_null, 0))?;
