@@ -54,6 +54,9 @@ pub struct RuntimeTargets {
     pub str_new_cstr: usize,
     /// The `rb_data_type_t` of Pointer objects, for the inline Pointer check.
     pub pointer_data_type: usize,
+    /// The `rb_data_type_t` of Struct objects (`ruby::struct_memory`), for
+    /// the inline Struct check: `[[data] + 0]` is then the address.
+    pub struct_data_type: usize,
     /// The per-thread errno table (`runtime::errno`) and errno's offset
     /// from the thread pointer; `None` means the stub does not save errno.
     pub errno_table: usize,

@@ -613,12 +613,16 @@ impl Emitter<'_> {
     }
 
     /// nil → NULL; a Pointer (its rb_data_type_t, compared by address) →
-    /// its address, inline. Subclasses with other data types, `to_ptr`,
-    /// Strings and errors → the helper.
+    /// `[data + 0]`, its address, inline. A Struct (the other data type
+    /// compared) → `[[data + 0] + 0]`: its StructData's first field is the
+    /// Pointer data it views (out of line, so the Pointer path keeps its
+    /// length). Other data types, `to_ptr`, Strings and errors → the helper.
     fn unbox_pointer(&mut self, e: &PlanEntry, ctx: ArgCtx) {
         let (slow, null, done) =
             (self.ops.new_dynamic_label(), self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
-        let data_type = self.pool.label(&mut self.ops, self.targets.pointer_data_type);
+        let (not_pointer, load_address) = (self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
+        let pointer_type = self.pool.label(&mut self.ops, self.targets.pointer_data_type);
+        let struct_type = self.pool.label(&mut self.ops, self.targets.struct_data_type);
         dynasm!(self.ops
             ; .arch x64
             ; test al, IMMEDIATE_MASK as i8
@@ -629,10 +633,11 @@ impl Emitter<'_> {
             ; and r10d, T_MASK
             ; cmp r10d, T_DATA                // offset 16 means `type` only for T_DATA
             ; jne =>slow
-            ; mov r10, [=>data_type]
-            ; cmp r10, [rax + RTYPEDDATA_TYPE]
-            ; jne =>slow
+            ; mov r10, [rax + RTYPEDDATA_TYPE]
+            ; cmp r10, [=>pointer_type]
+            ; jne =>not_pointer
             ; mov rax, [rax + RTYPEDDATA_DATA]
+            ; =>load_address
             ; mov rax, [rax]                  // Pointer's first field: address
             ; =>done
         );
@@ -641,6 +646,12 @@ impl Emitter<'_> {
         self.slow.push(Box::new(move |ops, pool| {
             dynasm!(ops
                 ; .arch x64
+                ; =>not_pointer
+                ; cmp r10, [=>struct_type]
+                ; jne =>slow
+                ; mov rax, [rax + RTYPEDDATA_DATA]
+                ; mov rax, [rax]              // StructData's first field: its Pointer's data
+                ; jmp =>load_address
                 ; =>null
                 ; test rax, rax
                 ; jz =>slow

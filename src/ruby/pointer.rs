@@ -13,9 +13,7 @@ use magnus::gc::Marker;
 use magnus::rb_sys::{protect, AsRawValue, FromRawValue};
 use magnus::typed_data::{DataTypeFunctions, Obj};
 use magnus::value::{Opaque, ReprValue};
-use magnus::{
-    method, prelude::*, Error, ExceptionClass, RArray, RModule, RString, Ruby, TryConvert, TypedData, Value,
-};
+use magnus::{method, prelude::*, Error, ExceptionClass, RArray, RModule, RString, Ruby, TryConvert, TypedData, Value};
 use rb_sys::VALUE;
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -136,7 +134,7 @@ fn num2dbl(v: Value) -> Result<f64, Error> {
 }
 
 /// A C scalar stored in memory.
-pub trait Scalar: Copy {
+pub(crate) trait Scalar: Copy {
     fn to_value(self, ruby: &Ruby) -> Value;
     fn from_value(v: Value) -> Result<Self, Error>;
     /// The value as a VALUE without a Ruby handle (the raw fast paths).
@@ -261,32 +259,11 @@ impl Scalar for PtrVal {
     }
 }
 
-static STRUCT_CLASS: OnceLock<Opaque<magnus::RClass>> = OnceLock::new();
-static POINTER_IVAR: OnceLock<rb_sys::ID> = OnceLock::new();
-
-/// The address of a FiddleJit::Struct's memory (its `@pointer`), without
+/// The address of a FiddleJit::Struct's memory (its Pointer), without
 /// calling `to_ptr`: the ffi gem also special-cases its Struct class. Used by
-/// the :pointer slow path.
+/// the :pointer slow path (the stubs check Structs inline).
 pub fn struct_pointer_address(value: Value) -> Option<usize> {
-    let ruby = Ruby::get_with(value);
-    let class = match STRUCT_CLASS.get() {
-        Some(c) => ruby.get_inner(*c),
-        None => {
-            let module: RModule = ruby.class_object().const_get("FiddleJit").ok()?;
-            let class: magnus::RClass = module.const_get("Struct").ok()?;
-            // SAFETY: a constant class, pinned so the cached VALUE never moves.
-            unsafe { rb_sys::rb_gc_register_mark_object(class.as_raw()) };
-            let _ = STRUCT_CLASS.set(Opaque::from(class));
-            class
-        }
-    };
-    if !value.is_kind_of(class) {
-        return None;
-    }
-    let id = *POINTER_IVAR.get_or_init(|| unsafe { rb_sys::rb_intern(c"@pointer".as_ptr()) });
-    // SAFETY: rb_ivar_get on a live object; returns nil when unset.
-    let ptr = unsafe { Value::from_raw(rb_sys::rb_ivar_get(value.as_raw(), id)) };
-    Pointer::address_of(ptr)
+    crate::ruby::struct_memory::StructData::from_value(value).map(|d| d.memory().address.get())
 }
 
 /// The address a Pointer-ish value denotes (for put_pointer).
@@ -845,18 +822,34 @@ unsafe fn receiver<'a>(rb_self: VALUE) -> &'a Pointer {
 
 #[inline]
 fn fast_span(p: &Pointer, off: VALUE, len: usize) -> Option<*mut u8> {
-    if off & 1 == 0 {
+    if off & 1 == 0 || (off as i64) < 0 {
         return None;
     }
-    let off = (off as i64) >> 1;
-    let addr = p.address.get();
-    if addr == 0 || off < 0 || p.swap.get() || (off as u64).checked_add(len as u64)? > p.size.get() as u64 {
-        return None;
-    }
-    Some((addr + off as usize) as *mut u8)
+    p.span_at(((off as i64) >> 1) as usize, len)
 }
 
-fn raise_or<T>(r: Result<T, Error>) -> T {
+impl Pointer {
+    /// `len` bytes at `off` if the raw fast paths may access them directly:
+    /// in bounds, not NULL, not byte-swapped. `None` sends the caller to the
+    /// checked path (which raises the right error or swaps).
+    #[inline]
+    pub(crate) fn span_at(&self, off: usize, len: usize) -> Option<*mut u8> {
+        let addr = self.address.get();
+        if addr == 0 || self.swap.get() || (off as u64).checked_add(len as u64)? > self.size.get() as u64 {
+            return None;
+        }
+        Some((addr + off) as *mut u8)
+    }
+
+    /// Data of a NULL, empty pointer that is never freed: what a Struct's
+    /// memory refers to before `initialize` gave it a Pointer.
+    pub(crate) fn unset_data() -> usize {
+        static UNSET: OnceLock<usize> = OnceLock::new();
+        *UNSET.get_or_init(|| Box::leak(Box::new(Pointer::raw(0, 1, 0))) as *const Pointer as usize)
+    }
+}
+
+pub(crate) fn raise_or<T>(r: Result<T, Error>) -> T {
     match r {
         Ok(v) => v,
         // SAFETY: called last in a cfunc entered from Ruby with the GVL;

@@ -293,6 +293,7 @@ pub fn targets() -> crate::emit::RuntimeTargets {
         float_new_in_heap: rb_sys::rb_float_new_in_heap as *const () as usize,
         str_new_cstr: rb_sys::rb_str_new_cstr as *const () as usize,
         pointer_data_type: Pointer::data_type_address(),
+        struct_data_type: crate::ruby::struct_memory::StructData::data_type_address(),
         errno_table: errno::table_address(),
         errno_tp_offset: errno::errno_tp_offset(),
         call_without_gvl: rb_sys::rb_thread_call_without_gvl as *const () as usize,
