@@ -73,6 +73,12 @@ module FiddleJit
     end
 
     def native_type = :pointer
+
+    # The parameter type for the native layer: a pointer the stub accepts
+    # only as nil, a Pointer or an instance of the struct class (checked
+    # inline against the class; subclasses via the slow path).
+    def native_param = (@native_param ||= ["pointer", @struct_class].freeze)
+
     def size = Types::POINTER_SIZE
     def alignment = Types::POINTER_SIZE
 

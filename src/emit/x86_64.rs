@@ -616,13 +616,18 @@ impl Emitter<'_> {
     /// `[data + 0]`, its address, inline. A Struct (the other data type
     /// compared) → `[[data + 0] + 0]`: its StructData's first field is the
     /// Pointer data it views (out of line, so the Pointer path keeps its
-    /// length). Other data types, `to_ptr`, Strings and errors → the helper.
+    /// length), if the parameter requires no Struct class (`info.ref_classes[i]`
+    /// is 0, see runtime::StubInfo) or the object's class is exactly that
+    /// one. Other data types and classes, `to_ptr`, Strings and errors →
+    /// the helper.
     fn unbox_pointer(&mut self, e: &PlanEntry, ctx: ArgCtx) {
         let (slow, null, done) =
             (self.ops.new_dynamic_label(), self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
         let (not_pointer, load_address) = (self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
         let pointer_type = self.pool.label(&mut self.ops, self.targets.pointer_data_type);
         let struct_type = self.pool.label(&mut self.ops, self.targets.struct_data_type);
+        let (info, class_slot) = (self.pool.info.1, 8 * e.index as i32);
+        let any_class = self.ops.new_dynamic_label();
         dynasm!(self.ops
             ; .arch x64
             ; test al, IMMEDIATE_MASK as i8
@@ -649,6 +654,14 @@ impl Emitter<'_> {
                 ; =>not_pointer
                 ; cmp r10, [=>struct_type]
                 ; jne =>slow
+                ; mov r11, [=>info]
+                ; mov r11, [r11]              // StubInfo.ref_classes
+                ; mov r11, [r11 + class_slot]
+                ; test r11, r11
+                ; jz =>any_class
+                ; cmp r11, [rax + RBASIC_KLASS]
+                ; jne =>slow
+                ; =>any_class
                 ; mov rax, [rax + RTYPEDDATA_DATA]
                 ; mov rax, [rax]              // StructData's first field: its Pointer's data
                 ; jmp =>load_address

@@ -21,7 +21,12 @@ use std::ffi::{c_char, c_int};
 
 /// Per-function data a stub hands to its slow paths. Leaked: a stub's
 /// address may be called for as long as the process lives.
+#[repr(C)]
 pub struct StubInfo {
+    /// One entry per parameter: the Struct class a `Struct.by_ref`
+    /// parameter requires (pinned with rb_gc_register_mark_object), else 0.
+    /// The stubs' inline Struct check reads it at offset 0: keep first.
+    pub ref_classes: *const VALUE,
     /// The Ruby method name (what users see in messages).
     pub name: String,
     /// The parameter types as written by the user, for messages.
@@ -35,6 +40,16 @@ pub struct StubInfo {
 }
 
 impl StubInfo {
+    /// The Struct class parameter `index` requires (`Struct.by_ref`), or 0.
+    fn ref_class(&self, index: u32) -> VALUE {
+        if (index as usize) < self.arity {
+            // SAFETY: `ref_classes` has `arity` entries (built with the info).
+            unsafe { *self.ref_classes.add(index as usize) }
+        } else {
+            0
+        }
+    }
+
     fn describe(&self, index: u32) -> String {
         let label = self.param_labels.get(index as usize).map(String::as_str).unwrap_or("?");
         format!("{}: argument {} (:{})", self.name, index + 1, label)
@@ -175,6 +190,10 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
     if value.is_nil() {
         return Ok(0);
     }
+    let class = info.ref_class(index);
+    if class != 0 {
+        return struct_ref_address(&ruby, info, index, value, class);
+    }
     if let Some(p) = Pointer::address_of(value) {
         return Ok(p);
     }
@@ -194,6 +213,27 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
     Err(Error::new(
         ruby.exception_arg_error(),
         format!("{}: :pointer argument is not a valid pointer (got {})", info.describe(index), value.class()),
+    ))
+}
+
+/// A `Struct.by_ref` parameter (not nil, not an instance of exactly the
+/// class, which the stub takes inline): an instance of a subclass, or a
+/// Pointer (which the ffi gem would refuse; the stub accepts Pointers inline
+/// too); anything else is the ffi gem's TypeError.
+fn struct_ref_address(ruby: &Ruby, info: &StubInfo, index: u32, value: Value, class: VALUE) -> Result<usize, Error> {
+    // SAFETY: the class is pinned for the life of the process.
+    let class = unsafe { magnus::RClass::from_value(Value::from_raw(class)) }.expect("a Struct class");
+    if let Some(p) = Pointer::address_of(value) {
+        return Ok(p);
+    }
+    if value.is_kind_of(class) {
+        if let Some(p) = crate::ruby::pointer::struct_pointer_address(value) {
+            return Ok(p);
+        }
+    }
+    Err(Error::new(
+        ruby.exception_type_error(),
+        format!("{}: wrong argument type {} (expected {})", info.describe(index), value.class(), class),
     ))
 }
 
