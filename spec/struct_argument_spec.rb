@@ -137,7 +137,7 @@ RSpec.describe "Struct arguments (differential against the ffi gem)" do
 
     it "by_ref errors name the function, the argument and both classes" do
       expect { jit[:mod].sum_ref(jit[:other].new) }
-        .to raise_error(TypeError, /sum_ref: argument 1 .*wrong argument type #{Regexp.escape(jit[:other].inspect)} \(expected #{Regexp.escape(jit[:point].inspect)}\)/)
+        .to raise_error(TypeError, /sum_ref: argument 1 \(:#{Regexp.escape(jit[:point].to_s)}\.by_ref\): wrong argument type #{Regexp.escape(jit[:other].inspect)} \(expected #{Regexp.escape(jit[:point].inspect)}\)/)
     end
 
     it "a Struct.by_ref parameter also takes a Pointer (the ffi gem raises TypeError; documented)" do

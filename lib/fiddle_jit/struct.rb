@@ -91,6 +91,8 @@ module FiddleJit
 
     def from_native(value, _ctx = nil) = @struct_class.new(value)
     def inspect = "#<FiddleJit::StructByReference #{struct_class}>"
+    # How argument errors name the parameter: "gettimeofday: argument 1 (:Timeval.by_ref)".
+    def to_s = "#{struct_class}.by_ref"
   end
 
   # Struct.by_ref of a ManagedStruct-like class: results are wrapped into an
