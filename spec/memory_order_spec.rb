@@ -24,16 +24,16 @@ RSpec.describe "Pointer#order (differential against the ffi gem)" do
     expect_same_outcome(label) { |ns| plain(block.call(ns)) }
   end
 
-  INTS = %i[int8 uint8 int16 uint16 int32 uint32 int64 uint64 long ulong char uchar short ushort int uint
+  ORDER_INTS = %i[int8 uint8 int16 uint16 int32 uint32 int64 uint64 long ulong char uchar short ushort int uint
             long_long ulong_long].freeze
-  VALUES = [0, 1, -1, 0x0102, 0x01020304, -2, 2**31 - 1, 0x0102030405060708, 2**63 - 1, -2**63].freeze
+  ORDER_VALUES = [0, 1, -1, 0x0102, 0x01020304, -2, 2**31 - 1, 0x0102030405060708, 2**63 - 1, -2**63].freeze
 
-  INTS.each do |type|
+  ORDER_INTS.each do |type|
     it "#{type}: put/get through order(:big) and order(:network) swap bytes" do
       same("order #{type}") do |ns|
         m = ns::MemoryPointer.new(16)
         big = m.order(:big)
-        VALUES.map do |v|
+        ORDER_VALUES.map do |v|
           big.__send__(:"put_#{type}", 0, v)
           out = [m.get_bytes(0, 8), big.__send__(:"get_#{type}", 0), m.__send__(:"get_#{type}", 0)]
           m.order(:network).__send__(:"write_#{type}", v)

@@ -16,8 +16,8 @@ RSpec.describe "Struct#[] / #[]= (differential against the ffi gem)" do
     { klass: klass, inner: inner, ns: ns }
   end
 
-  SIDES = { FFI => define(FFI) }
-  SIDES[FiddleJit] = define(FiddleJit) unless FIDDLE_JIT_ORACLE_MODE
+  ACCESS_SIDES = { FFI => define(FFI) }
+  ACCESS_SIDES[FiddleJit] = define(FiddleJit) unless FIDDLE_JIT_ORACLE_MODE
 
   def plain(value)
     case value
@@ -44,19 +44,19 @@ RSpec.describe "Struct#[] / #[]= (differential against the ffi gem)" do
   end
 
   def same(label, &block)
-    expect_same_outcome(label) { |ns| plain(block.call(SIDES.fetch(ns))) }
+    expect_same_outcome(label) { |ns| plain(block.call(ACCESS_SIDES.fetch(ns))) }
   end
 
-  INTS = %i[i8 u8 i16 u16 i32 u32 i64 u64 l ul].freeze
-  VALUES = [0, 1, -1, 127, 128, 255, 256, -129, 65_535, 2**31 - 1, 2**31, -2**31, 2**32 - 1, 2**32,
+  ACCESS_INTS = %i[i8 u8 i16 u16 i32 u32 i64 u64 l ul].freeze
+  ACCESS_VALUES = [0, 1, -1, 127, 128, 255, 256, -129, 65_535, 2**31 - 1, 2**31, -2**31, 2**32 - 1, 2**32,
             2**62 - 1, 2**62, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -2**63, 1.9, -1.9, nil, "1", :x,
             Differential::ToInt.new(5)].freeze
 
-  INTS.each do |field|
+  ACCESS_INTS.each do |field|
     it "#{field}: []= then [] for every value (truncation, RangeError, TypeError)" do
       same("field #{field}") do |s|
         st = s[:klass].new
-        VALUES.map do |v|
+        ACCESS_VALUES.map do |v|
           st[field] = v
           [st[field], st.pointer.get_bytes(0, st.size)]
         rescue StandardError => e
@@ -119,7 +119,7 @@ RSpec.describe "Struct#[] / #[]= (differential against the ffi gem)" do
   unless FIDDLE_JIT_ORACLE_MODE
     it "after MemoryPointer#free a struct's fields raise NullPointerError" do
       mem = FiddleJit::MemoryPointer.new(8)
-      st = SIDES.fetch(FiddleJit)[:inner].new(mem)
+      st = ACCESS_SIDES.fetch(FiddleJit)[:inner].new(mem)
       st[:a] = 1
       mem.free
       expect { st[:a] }.to raise_error(FiddleJit::NullPointerError)
@@ -127,7 +127,7 @@ RSpec.describe "Struct#[] / #[]= (differential against the ffi gem)" do
     end
 
     it "a subclass overriding [] still wins over the native method" do
-      k = Class.new(SIDES.fetch(FiddleJit)[:inner]) do
+      k = Class.new(ACCESS_SIDES.fetch(FiddleJit)[:inner]) do
         layout :a, :int, :b, :char
         def [](name) = name == :twice ? super(:a) * 2 : super
       end

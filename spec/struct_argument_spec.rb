@@ -44,11 +44,11 @@ RSpec.describe "Struct arguments (differential against the ffi gem)" do
     { point: point, other: other, union: union, sub: sub, managed: managed, mod: mod, ns: ns }
   end
 
-  SIDES = { FFI => define(FFI) }
-  SIDES[FiddleJit] = define(FiddleJit) unless FIDDLE_JIT_ORACLE_MODE
+  ARG_SIDES = { FFI => define(FFI) }
+  ARG_SIDES[FiddleJit] = define(FiddleJit) unless FIDDLE_JIT_ORACLE_MODE
 
   def same(label, &block)
-    expect_same_outcome(label) { |ns| block.call(SIDES.fetch(ns)) }
+    expect_same_outcome(label) { |ns| block.call(ARG_SIDES.fetch(ns)) }
   end
 
   def point(s, x, y)
@@ -133,7 +133,7 @@ RSpec.describe "Struct arguments (differential against the ffi gem)" do
   end
 
   unless FIDDLE_JIT_ORACLE_MODE
-    let(:jit) { SIDES.fetch(FiddleJit) }
+    let(:jit) { ARG_SIDES.fetch(FiddleJit) }
 
     it "by_ref errors name the function, the argument and both classes" do
       expect { jit[:mod].sum_ref(jit[:other].new) }
