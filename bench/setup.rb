@@ -104,6 +104,7 @@ module F
   attach_function :add, %i[int int], :int
   attach_function :sum6, %i[long long long long long long], :long
   attach_function :ptr_first, [:pointer], :long
+  attach_function :struct_first, :ptr_first, [:pointer], :long
   attach_function :str_ret, [], :string
 end
 
@@ -131,6 +132,7 @@ FIDDLE_JIT_VERSION =
         attach_function :add, %i[int int], :int
         attach_function :sum6, %i[long long long long long long], :long
         attach_function :ptr_first, [:pointer], :long
+        attach_function :struct_first, :ptr_first, [:pointer], :long
         attach_function :str_ret, [], :string
       end
       defined?(FiddleJit::VERSION) ? FiddleJit::VERSION : "?"
@@ -156,6 +158,7 @@ FIDDLE_FNS = {
   sum6: Fiddle::Function.new(FIDDLE_FIXTURE["sum6"], [Fiddle::TYPE_LONG] * 6, Fiddle::TYPE_LONG),
   getpid: Fiddle::Function.new(Fiddle::Handle::DEFAULT["getpid"], [], Fiddle::TYPE_INT),
   ptr_first: Fiddle::Function.new(FIDDLE_FIXTURE["ptr_first"], [Fiddle::TYPE_VOIDP], Fiddle::TYPE_LONG),
+  struct_first: Fiddle::Function.new(FIDDLE_FIXTURE["ptr_first"], [Fiddle::TYPE_VOIDP], Fiddle::TYPE_LONG),
   str_ret: Fiddle::Function.new(FIDDLE_FIXTURE["str_ret"], [], Fiddle::TYPE_VOIDP),
 }.freeze
 
@@ -166,6 +169,17 @@ PTR_ARG["ffi"] = FFI::MemoryPointer.new(:long).tap { |m| m.write_long(42) }
 PTR_ARG["Fiddle"] = Fiddle::Pointer.new(PTR_ARG["ffi"].address)
 PTR_ARG["C ext"] = FjBenchCext.buf(42)
 PTR_ARG["fiddle_jit"] = FiddleJit::Pointer.new(PTR_ARG["ffi"].address) unless SKIP_FIDDLE_JIT
+
+# The struct_first argument: a Struct { long v } holding 42 for fiddle_jit
+# and ffi (a :pointer parameter; the struct's memory is passed); Fiddle and
+# the C extension, which have no such Struct, pass their PTR_ARG.
+STRUCT_ARG = {
+  "ffi" => Class.new(FFI::Struct) { layout :v, :long }.new.tap { |s| s[:v] = 42 },
+  "Fiddle" => PTR_ARG["Fiddle"],
+  "C ext" => PTR_ARG["C ext"],
+}
+STRUCT_ARG["fiddle_jit"] = Class.new(FiddleJit::Struct) { layout :v, :long }.new.tap { |s| s[:v] = 42 } unless SKIP_FIDDLE_JIT
+FjBenchCext.singleton_class.alias_method(:struct_first, :ptr_first)
 
 # name => [receiver expression, call template]; every loop body is `r.<call>(args)`.
 CONTENDERS = {
@@ -183,6 +197,8 @@ FUNCTIONS = [
   { fn: "getpid", label: "getpid()", setup: "", args: "", expect: Process.pid },
   # Only in bench/icount.rb (instructions per call), to keep run.rb short:
   { fn: "ptr_first", label: "ptr_first(ptr)", setup: 'p = PTR_ARG["%<name>s"]', args: "p", expect: 42, icount_only: true },
+  { fn: "struct_first", label: "ptr_first(struct)", setup: 'p = STRUCT_ARG["%<name>s"]', args: "p", expect: 42,
+    icount_only: true },
   { fn: "str_ret", label: "str_ret()", setup: "", args: "", expect: "hello", icount_only: true,
     fiddle_result: "r.call.to_s" },
 ].freeze

@@ -252,9 +252,9 @@ module FiddleJit
     end
 
     # Enums, Bitmasks and DataConverters (Type::Mapped) convert in Ruby.
-    # Converted by a Ruby wrapper. Struct.by_ref parameters too: like the
-    # ffi gem they take only an instance of their struct class (or nil).
-    def converter?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped) || type.is_a?(StructByReference)
+    # (Struct.by_ref parameters do not: the stub checks their class, see
+    # StructByReference#native_param.)
+    def converter?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped)
 
     # "long"/"ulong" for a parameter the ffi gem types as long (find_type
     # gave Type::LONG/ULONG: :long, :size_t, :off_t...), which the native
@@ -338,15 +338,17 @@ module FiddleJit
       type.is_a?(FunctionType) || converter?(type) ? type : nil
     end
 
-    # Struct classes and Struct.by_ref are pointers (any :pointer value is
-    # accepted: a Struct through #to_ptr); Struct.by_value is copied into
+    # Struct classes are pointers (any :pointer value is accepted); a
+    # Struct.by_ref is a pointer the stub checks is nil, a Pointer or an
+    # instance of the struct class (TypeError otherwise); Struct.by_value is copied into
     # registers or stack slots by the stub (SysV classification).
     def native_param_type(type, name)
       case type
       when Symbol then native_scalar(type, name)
       when Type::Builtin then native_scalar(type.canonical, name)
       when Enum, Type::Mapped then native_param_type(type.native_type, name)
-      when StructByReference, Class then "pointer"
+      when StructByReference then type.native_param
+      when Class then "pointer"
       when Type::Struct then struct_descriptor(type)
       else raise TypeError, "#{name}: invalid parameter type #{type.inspect}"
       end

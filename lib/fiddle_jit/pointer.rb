@@ -66,13 +66,26 @@ module FiddleJit
     def to_ptr = self
     def size_limit? = size != LONG_MAX
 
-    # Byte order of the memory: always the host's (little-endian on x86-64).
-    # Unlike the ffi gem, a byte-swapping view (order(:big)) is not offered.
+    # Byte order of the memory (no argument), or a view of it in +order+
+    # (:little, :big or :network), like the ffi gem: a byte order other than
+    # the host's gives a Pointer over the same memory whose multi-byte
+    # scalars (ints, floats, pointers, their arrays, struct fields) are
+    # byte-swapped; the host's order, or a non-Symbol, gives self.
     def order(order = nil)
-      return :little if order.nil?
-      return self if %i[little host].include?(order)
+      return __swapped? ? :big : :little if order.nil?
 
-      raise NotImplementedError, "byte-swapped pointers (order #{order.inspect}) are not supported by fiddle_jit"
+      swap =
+        case order
+        when :little then false
+        when :big, :network then true
+        when Symbol then raise ArgumentError, "unknown byte order"
+        else false
+        end
+      return self unless swap
+
+      view = slice(0, size)
+      view.__send__(:__swap!)
+      view
     end
 
     def read_string(len = nil)

@@ -74,6 +74,12 @@ module FiddleJit
     end
 
     def native_type = :pointer
+
+    # The parameter type for the native layer: a pointer the stub accepts
+    # only as nil, a Pointer or an instance of the struct class (checked
+    # inline against the class; subclasses via the slow path).
+    def native_param = (@native_param ||= ["pointer", @struct_class].freeze)
+
     def size = Types::POINTER_SIZE
     def alignment = Types::POINTER_SIZE
 
@@ -86,6 +92,8 @@ module FiddleJit
 
     def from_native(value, _ctx = nil) = @struct_class.new(value)
     def inspect = "#<FiddleJit::StructByReference #{struct_class}>"
+    # How argument errors name the parameter: "gettimeofday: argument 1 (:Timeval.by_ref)".
+    def to_s = "#{struct_class}.by_ref"
   end
 
   # Struct.by_ref of a ManagedStruct-like class: results are wrapped into an
@@ -121,7 +129,7 @@ module FiddleJit
 
   # The fields of a Struct class: name → Field (offset, type, get/put).
   class StructLayout
-    attr_reader :size, :alignment, :fields, :field_map
+    attr_reader :size, :alignment, :fields, :field_map, :native_table
 
     def initialize(fields, size, alignment, union = false)
       @fields = fields.freeze
@@ -129,6 +137,11 @@ module FiddleJit
       @size = size
       @alignment = alignment
       @union = union
+      # What the native Struct#[]/#[]= look fields up in (src/ruby/struct_memory.rs):
+      # number fields are accessed in place, the others through Field#get/#put.
+      @native_table = StructFieldTable.build(
+        @field_map, fields.map { |f| [f.name, f.offset, f.is_a?(Number) ? f.suffix.to_s : nil, f] }
+      )
       freeze
     end
 
@@ -179,6 +192,8 @@ module FiddleJit
 
     # Integer and floating-point fields: the Pointer accessor for the type.
     class Number < Field
+      attr_reader :suffix
+
       # Ruby source reading/writing this field through +ptr+ (an expression),
       # inlined into the struct class's generated #[] and #[]=.
       def inline_get(ptr) = "#{ptr}.get_#{@suffix}(#{offset})"
@@ -360,40 +375,28 @@ module FiddleJit
   #   end
   #   tv = Timeval.new          # zeroed memory owned by the struct
   #   tv[:tv_sec] = 5
+  #
+  # Instances are native objects (src/ruby/struct_memory.rs) holding their
+  # Pointer, so stubs unbox a Struct argument inline; #pointer/#to_ptr and
+  # #[]/#[]= (fields looked up in the layout's native table) are native too.
   class Struct
-    attr_reader :pointer
-
     # +pointer+: the memory to view (any Pointer: MemoryPointer, a returned
     # Pointer, a slice...); default a new zeroed MemoryPointer of #size.
     def initialize(pointer = nil, *spec)
       self.class.layout(*spec) unless spec.empty?
       layout = self.class.__layout__
-      @pointer =
-        if pointer.nil? then MemoryPointer.new(layout.size, 1, true)
-        elsif pointer.is_a?(Pointer) then pointer
-        else raise ArgumentError, "Invalid Memory object"
-        end
-      @fields = layout.field_map
+      pointer = MemoryPointer.new(layout.size, 1, true) if pointer.nil?
+      __set_memory__(pointer, layout.native_table)
     end
 
     def initialize_copy(other)
       super
       size = other.size
-      @pointer = MemoryPointer.new(size, 1, false).__copy_from__(other.pointer, size)
+      __set_memory__(MemoryPointer.new(size, 1, false).__copy_from__(other.pointer, size),
+                     self.class.__layout__.native_table)
     end
 
-    def [](name)
-      field = @fields[name] or raise ArgumentError, "No such field '#{name}'"
-      field.get(@pointer)
-    end
-
-    def []=(name, value)
-      field = @fields[name] or raise ArgumentError, "No such field '#{name}'"
-      field.put(@pointer, value)
-    end
-
-    def to_ptr = @pointer
-    def null? = @pointer.null?
+    def null? = pointer.null?
     def size = self.class.size
     def alignment = self.class.alignment
     alias align alignment
@@ -404,7 +407,7 @@ module FiddleJit
     def layout = self.class.layout
 
     def clear
-      @pointer.clear
+      pointer.clear
       self
     end
 
@@ -507,10 +510,7 @@ module FiddleJit
         end
         builder.size = @size if defined?(@size) && @size > builder.size
         cspec = builder.build
-        unless self == FiddleJit::Struct
-          @layout = cspec
-          define_field_accessors(cspec)
-        end
+        @layout = cspec unless self == FiddleJit::Struct
         @size = cspec.size
         cspec
       end
@@ -556,37 +556,6 @@ module FiddleJit
       end
 
       private
-
-      # #[] and #[]= specialised for this layout: a `case` over the field
-      # names (a hash dispatch in CRuby) with number fields inlined as one
-      # Pointer accessor call; other fields go through their Field object.
-      def define_field_accessors(layout)
-        numbers = layout.fields.select { |f| f.respond_to?(:inline_get) && f.name.is_a?(Symbol) }
-        return if numbers.empty?
-
-        get = numbers.map { |f| "when #{f.name.inspect} then #{f.inline_get("@pointer")}" }
-        put = numbers.map { |f| "when #{f.name.inspect} then #{f.inline_put("@pointer", "value")}" }
-        class_eval(<<~RUBY, __FILE__, __LINE__ + 1)
-          def [](name)
-            case name
-            #{get.join("\n")}
-            else
-              field = @fields[name] or raise ArgumentError, "No such field '\#{name}'"
-              field.get(@pointer)
-            end
-          end
-
-          def []=(name, value)
-            case name
-            #{put.join("\n")}
-            else
-              field = @fields[name] or raise ArgumentError, "No such field '\#{name}'"
-              field.put(@pointer, value)
-            end
-            value
-          end
-        RUBY
-      end
 
       def array_layout(builder, spec)
         i = 0

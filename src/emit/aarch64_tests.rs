@@ -54,6 +54,8 @@ fn targets() -> RuntimeTargets {
         // Long doubles are refused on aarch64; never in a stub's pool.
         arg_long_double: s(20),
         ret_long_double: s(21),
+        // Struct objects take the slow path on aarch64 (no inline check yet).
+        struct_data_type: s(22),
     }
 }
 

@@ -54,6 +54,9 @@ pub struct RuntimeTargets {
     pub str_new_cstr: usize,
     /// The `rb_data_type_t` of Pointer objects, for the inline Pointer check.
     pub pointer_data_type: usize,
+    /// The `rb_data_type_t` of Struct objects (`ruby::struct_memory`), for
+    /// the inline Struct check: `[[data] + 0]` is then the address.
+    pub struct_data_type: usize,
     /// `(errno, saved errno)`: both offsets from the thread pointer (static
     /// TLS, see `runtime::errno`). After the call the stub copies the 32-bit
     /// errno into the saved slot; `None` means it does not.

@@ -37,6 +37,7 @@ pub const ENCODING_SHIFT: u32 = rb_sys::ruby_encoding_consts::RUBY_ENCODING_SHIF
 pub const ENCODING_INLINE_LIMIT: i32 = 3 << ENCODING_SHIFT;
 
 pub const RBASIC_FLAGS: i32 = offset_of!(rb_sys::RBasic, flags) as i32;
+pub const RBASIC_KLASS: i32 = offset_of!(rb_sys::RBasic, klass) as i32;
 pub const RSTRING_HEAP_LEN: i32 = offset_of!(rb_sys::RString, as_.heap.len) as i32;
 pub const RSTRING_HEAP_PTR: i32 = offset_of!(rb_sys::RString, as_.heap.ptr) as i32;
 pub const RSTRING_EMBED_ARY: i32 = offset_of!(rb_sys::RString, as_.embed.ary) as i32;

@@ -631,12 +631,21 @@ impl Emitter<'_> {
     }
 
     /// nil → NULL; a Pointer (its rb_data_type_t, compared by address) →
-    /// its address, inline. Subclasses with other data types, `to_ptr`,
-    /// Strings and errors → the helper.
+    /// `[data + 0]`, its address, inline. A Struct (the other data type
+    /// compared) → `[[data + 0] + 0]`: its StructData's first field is the
+    /// Pointer data it views (out of line, so the Pointer path keeps its
+    /// length), if the parameter requires no Struct class (`info.ref_classes[i]`
+    /// is 0, see runtime::StubInfo) or the object's class is exactly that
+    /// one. Other data types and classes, `to_ptr`, Strings and errors →
+    /// the helper.
     fn unbox_pointer(&mut self, e: &PlanEntry, ctx: ArgCtx) {
         let (slow, null, done) =
             (self.ops.new_dynamic_label(), self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
-        let data_type = self.pool.label(&mut self.ops, self.targets.pointer_data_type);
+        let (not_pointer, load_address) = (self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
+        let pointer_type = self.pool.label(&mut self.ops, self.targets.pointer_data_type);
+        let struct_type = self.pool.label(&mut self.ops, self.targets.struct_data_type);
+        let (info, class_slot) = (self.pool.info.1, 8 * e.index as i32);
+        let any_class = self.ops.new_dynamic_label();
         dynasm!(self.ops
             ; .arch x64
             ; test al, IMMEDIATE_MASK as i8
@@ -647,10 +656,11 @@ impl Emitter<'_> {
             ; and r10d, T_MASK
             ; cmp r10d, T_DATA                // offset 16 means `type` only for T_DATA
             ; jne =>slow
-            ; mov r10, [=>data_type]
-            ; cmp r10, [rax + RTYPEDDATA_TYPE]
-            ; jne =>slow
+            ; mov r10, [rax + RTYPEDDATA_TYPE]
+            ; cmp r10, [=>pointer_type]
+            ; jne =>not_pointer
             ; mov rax, [rax + RTYPEDDATA_DATA]
+            ; =>load_address
             ; mov rax, [rax]                  // Pointer's first field: address
             ; =>done
         );
@@ -659,6 +669,20 @@ impl Emitter<'_> {
         self.slow.push(Box::new(move |ops, pool| {
             dynasm!(ops
                 ; .arch x64
+                ; =>not_pointer
+                ; cmp r10, [=>struct_type]
+                ; jne =>slow
+                ; mov r11, [=>info]
+                ; mov r11, [r11]              // StubInfo.ref_classes
+                ; mov r11, [r11 + class_slot]
+                ; test r11, r11
+                ; jz =>any_class
+                ; cmp r11, [rax + RBASIC_KLASS]
+                ; jne =>slow
+                ; =>any_class
+                ; mov rax, [rax + RTYPEDDATA_DATA]
+                ; mov rax, [rax]              // StructData's first field: its Pointer's data
+                ; jmp =>load_address
                 ; =>null
                 ; test rax, rax
                 ; jz =>slow

@@ -421,3 +421,84 @@ fn long_double_args_go_to_16_byte_stack_slots_and_return_from_st0() {
         assert_eq!(idx, vec![0, 1, 2]);
     }
 }
+
+// --- :pointer arguments: Pointer and Struct objects unboxed inline ----------
+
+extern "C" fn fake_arg_pointer(v: V, _info: usize, i: u32) -> u64 {
+    SLOW.lock().unwrap().push(("pointer", v, i));
+    0x77
+}
+
+extern "C" fn ident_ptr(p: u64) -> u64 {
+    p
+}
+
+/// A fake T_DATA object: flags, klass and the RTypedData `type`/`data`
+/// words at CRuby's offsets.
+fn fake_typed_data(klass: u64, data_type: u64, data: u64) -> Box<[u64; 8]> {
+    let mut obj = Box::new([0u64; 8]);
+    obj[(RBASIC_FLAGS / 8) as usize] = T_DATA as u64;
+    obj[(RBASIC_KLASS / 8) as usize] = klass;
+    obj[(RTYPEDDATA_TYPE / 8) as usize] = data_type;
+    obj[(RTYPEDDATA_DATA / 8) as usize] = data;
+    obj
+}
+
+#[test]
+fn pointer_and_struct_objects_are_unboxed_inline() {
+    let _g = TEST_LOCK.lock().unwrap();
+    let (pointer_type, struct_type, other_type) = (Box::new(1u64), Box::new(2u64), Box::new(3u64));
+    let pointer_data = Box::new([0xabc0u64, 0, 0]); // Pointer: address first
+    let struct_data = Box::new([&*pointer_data as *const _ as u64, 0, 0]); // StructData: memory first
+    const KLASS: u64 = 0x5000;
+    // StubInfo stand-ins (ref_classes first): parameter 0 takes any Struct, or only KLASS.
+    let any_class = Box::new([0u64]);
+    let only_klass = Box::new([KLASS]);
+    let info_any = Box::new([&*any_class as *const _ as u64]);
+    let info_klass = Box::new([&*only_klass as *const _ as u64]);
+    let mut t = targets();
+    t.arg_pointer = fake_arg_pointer as *const () as usize;
+    t.pointer_data_type = &*pointer_type as *const u64 as usize;
+    t.struct_data_type = &*struct_type as *const u64 as usize;
+    let plan = plan_stub(&Signature::new(vec![Pointer], U64)).unwrap();
+    let mut stubs = Vec::new();
+    {
+        let mut guard = ARENA.lock().unwrap();
+        let (arena, _) = guard.get_or_insert_with(|| {
+            let mut arena = CodeArena::new();
+            let thunks = crate::emit::install_thunks(&mut arena, &targets()).unwrap();
+            (arena, thunks)
+        });
+        // Thunks of our own: arg_pointer differs from the shared targets.
+        let thunks = crate::emit::install_thunks(arena, &t).unwrap();
+        for info in [&*info_any as *const _ as usize, &*info_klass as *const _ as usize] {
+            let req = StubRequest { plan: &plan, function: ident_ptr as *const () as usize, info, targets: &t, thunks: &thunks, blocking: false };
+            let code = emit_stub(&req).unwrap();
+            stubs.push(arena.install(&code.code).unwrap());
+        }
+    }
+    let f_any: extern "C" fn(V, V) -> V = unsafe { std::mem::transmute(stubs[0]) };
+    let f_klass: extern "C" fn(V, V) -> V = unsafe { std::mem::transmute(stubs[1]) };
+    let pointer = fake_typed_data(0x6000, &*pointer_type as *const u64 as u64, &*pointer_data as *const _ as u64);
+    let strukt = fake_typed_data(KLASS, &*struct_type as *const u64 as u64, &*struct_data as *const _ as u64);
+    let other_struct = fake_typed_data(0x7000, &*struct_type as *const u64 as u64, &*struct_data as *const _ as u64);
+    let other_data = fake_typed_data(KLASS, &*other_type as *const u64 as u64, &*pointer_data as *const _ as u64);
+    let addr = |o: &Box<[u64; 8]>| &**o as *const _ as V;
+
+    slow_calls();
+    for f in [f_any, f_klass] {
+        assert_eq!(unfix(f(NIL, addr(&pointer))), 0xabc0); // [data + 0]
+        assert_eq!(unfix(f(NIL, addr(&strukt))), 0xabc0); // [[data + 0] + 0]
+        assert_eq!(unfix(f(NIL, NIL)), 0);
+    }
+    assert_eq!(unfix(f_any(NIL, addr(&other_struct))), 0xabc0); // any Struct class
+    assert!(slow_calls().is_empty(), "Pointers, Structs and nil take no slow path");
+    // Another class than the by_ref one, another data type, an immediate: the helper.
+    assert_eq!(unfix(f_klass(NIL, addr(&other_struct))), 0x77);
+    assert_eq!(unfix(f_any(NIL, addr(&other_data))), 0x77);
+    assert_eq!(unfix(f_any(NIL, fix(3))), 0x77);
+    assert_eq!(
+        slow_calls(),
+        vec![("pointer", addr(&other_struct), 0), ("pointer", addr(&other_data), 0), ("pointer", fix(3), 0)]
+    );
+}

@@ -148,6 +148,9 @@ fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
     }
     let Some(desc) = RArray::from_value(value) else { return Err(invalid(format!("{value:?}"))) };
     let tag: String = desc.entry(0)?;
+    if tag == "pointer" {
+        return Ok(CType::Pointer); // ["pointer", StructClass]: see `ref_class`
+    }
     if tag != "struct" {
         return Err(invalid(tag));
     }
@@ -193,6 +196,19 @@ fn ffi_messages() -> bool {
     FFI_MESSAGES.load(Ordering::Relaxed)
 }
 
+/// The Struct class of a `["pointer", StructClass]` parameter (a
+/// `Struct.by_ref`), pinned for as long as the stub may run; 0 otherwise.
+fn ref_class(value: Value) -> Result<rb_sys::VALUE, Error> {
+    let Some(desc) = RArray::from_value(value) else { return Ok(0) };
+    if desc.len() != 2 || desc.entry::<String>(0)? != "pointer" {
+        return Ok(0);
+    }
+    let class: magnus::RClass = desc.entry(1)?;
+    // SAFETY: pins the class (the stub's inline check compares its VALUE).
+    unsafe { rb_sys::rb_gc_register_mark_object(class.as_raw()) };
+    Ok(class.as_raw())
+}
+
 /// `attach_function(module, method_name, address, params, ret, labels, c_name, fixed, blocking)`:
 /// `params`/`ret` are canonical type names (the Ruby layer resolved
 /// aliases), `labels` the names as the user wrote them (for messages),
@@ -217,6 +233,7 @@ fn attach_function(
         .into_iter()
         .map(|p| RString::from_value(p).and_then(|s| s.to_string().ok()).is_some_and(|s| ffi_long_name(&s).is_some()))
         .collect();
+    let ref_classes = params.into_iter().map(ref_class).collect::<Result<Vec<_>, _>>()?;
     let mut params = params.into_iter().map(|p| parse_type(ruby, p)).collect::<Result<Vec<_>, _>>()?;
     let ret_value = ret;
     let ret = parse_type(ruby, ret)?;
@@ -248,6 +265,7 @@ fn attach_function(
     // (worded like the ffi gem's) and the method's arity is -1 as in ffi.
     let ffi_mode = ffi_messages();
     let info: &'static StubInfo = Box::leak(Box::new(StubInfo {
+        ref_classes: Box::leak(ref_classes.into_boxed_slice()).as_ptr(),
         name: method_name.clone(),
         param_labels: labels.into_iter().map(label_of).collect(),
         arity: sig.params.len(),

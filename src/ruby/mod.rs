@@ -4,12 +4,14 @@ pub mod attach;
 pub mod function;
 pub mod library;
 pub mod pointer;
+pub mod struct_memory;
 
 use magnus::{Error, Ruby};
 
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
     let module = ruby.define_module("FiddleJit")?;
     pointer::init(ruby, module)?;
+    struct_memory::init(ruby, module)?;
     library::init(ruby, module)?;
     attach::init(ruby, module)?;
     function::init(ruby, module)?;

@@ -13,9 +13,7 @@ use magnus::gc::Marker;
 use magnus::rb_sys::{protect, AsRawValue, FromRawValue};
 use magnus::typed_data::{DataTypeFunctions, Obj};
 use magnus::value::{Opaque, ReprValue};
-use magnus::{
-    method, prelude::*, Error, ExceptionClass, RArray, RModule, RString, Ruby, TryConvert, TypedData, Value,
-};
+use magnus::{method, prelude::*, Error, ExceptionClass, RArray, RModule, RString, Ruby, TryConvert, TypedData, Value};
 use rb_sys::VALUE;
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -41,6 +39,9 @@ pub struct Pointer {
     /// The object whose memory this points into (slice, `+`, Pointer.new(ptr)),
     /// kept alive by `mark`; 0 when none.
     parent: Cell<VALUE>,
+    /// Multi-byte scalars are stored byte-swapped (`order(:big)` on a
+    /// little-endian host, the ffi gem's MEM_SWAP); inherited by `+`/`slice`.
+    swap: Cell<bool>,
 }
 
 impl Default for Pointer {
@@ -133,13 +134,16 @@ fn num2dbl(v: Value) -> Result<f64, Error> {
 }
 
 /// A C scalar stored in memory.
-pub trait Scalar: Copy {
+pub(crate) trait Scalar: Copy {
     fn to_value(self, ruby: &Ruby) -> Value;
     fn from_value(v: Value) -> Result<Self, Error>;
     /// The value as a VALUE without a Ruby handle (the raw fast paths).
     fn to_raw(self) -> VALUE;
     /// A Fixnum/flonum argument converted without raising, if possible.
     fn from_raw_fast(v: VALUE) -> Option<Self>;
+    /// The value as byte-swapped memory holds it: bytes reversed for
+    /// integers; floats and pointers unchanged, as in the ffi gem 1.15.
+    fn swap_bytes(self) -> Self;
 }
 
 #[inline]
@@ -179,6 +183,9 @@ macro_rules! int_scalar {
                 // same truncation as the slow path.
                 (v & 1 == 1).then(|| (v as i64) >> 1).filter(|n| ($lo..=$hi).contains(n)).map(|n| n as $t)
             }
+            fn swap_bytes(self) -> Self {
+                <$t>::swap_bytes(self)
+            }
         }
     };
 }
@@ -207,6 +214,9 @@ impl Scalar for f32 {
     fn from_value(v: Value) -> Result<Self, Error> {
         num2dbl(v).map(|d| d as f32)
     }
+    fn swap_bytes(self) -> Self {
+        self // the ffi gem swaps integers only (float32 is NOSWAP there)
+    }
 }
 impl Scalar for f64 {
     fn to_value(self, ruby: &Ruby) -> Value {
@@ -220,6 +230,9 @@ impl Scalar for f64 {
     }
     fn from_value(v: Value) -> Result<Self, Error> {
         num2dbl(v)
+    }
+    fn swap_bytes(self) -> Self {
+        self // as for f32
     }
 }
 
@@ -241,34 +254,16 @@ impl Scalar for PtrVal {
     fn from_raw_fast(_v: VALUE) -> Option<Self> {
         None
     }
+    fn swap_bytes(self) -> Self {
+        self // the ffi gem does not swap pointers either
+    }
 }
 
-static STRUCT_CLASS: OnceLock<Opaque<magnus::RClass>> = OnceLock::new();
-static POINTER_IVAR: OnceLock<rb_sys::ID> = OnceLock::new();
-
-/// The address of a FiddleJit::Struct's memory (its `@pointer`), without
+/// The address of a FiddleJit::Struct's memory (its Pointer), without
 /// calling `to_ptr`: the ffi gem also special-cases its Struct class. Used by
-/// the :pointer slow path.
+/// the :pointer slow path (the stubs check Structs inline).
 pub fn struct_pointer_address(value: Value) -> Option<usize> {
-    let ruby = Ruby::get_with(value);
-    let class = match STRUCT_CLASS.get() {
-        Some(c) => ruby.get_inner(*c),
-        None => {
-            let module: RModule = ruby.class_object().const_get("FiddleJit").ok()?;
-            let class: magnus::RClass = module.const_get("Struct").ok()?;
-            // SAFETY: a constant class, pinned so the cached VALUE never moves.
-            unsafe { rb_sys::rb_gc_register_mark_object(class.as_raw()) };
-            let _ = STRUCT_CLASS.set(Opaque::from(class));
-            class
-        }
-    };
-    if !value.is_kind_of(class) {
-        return None;
-    }
-    let id = *POINTER_IVAR.get_or_init(|| unsafe { rb_sys::rb_intern(c"@pointer".as_ptr()) });
-    // SAFETY: rb_ivar_get on a live object; returns nil when unset.
-    let ptr = unsafe { Value::from_raw(rb_sys::rb_ivar_get(value.as_raw(), id)) };
-    Pointer::address_of(ptr)
+    crate::ruby::struct_memory::StructData::from_value(value).map(|d| d.memory().address.get())
 }
 
 /// The address a Pointer-ish value denotes (for put_pointer).
@@ -302,6 +297,7 @@ impl Pointer {
             owned_size: Cell::new(0),
             autorelease: Cell::new(false),
             parent: Cell::new(0),
+            swap: Cell::new(false),
         }
     }
 
@@ -370,6 +366,17 @@ impl Pointer {
             return Err(index_error(ruby, off, len));
         }
         Ok((addr as *mut u8).wrapping_add(off as usize))
+    }
+
+    /// `v` as stored in (or read from) this memory: byte-swapped for
+    /// `order(:big)` views.
+    #[inline]
+    fn order<T: Scalar>(&self, v: T) -> T {
+        if self.swap.get() {
+            v.swap_bytes()
+        } else {
+            v
+        }
     }
 
     fn span(ruby: &Ruby, count: i64, elem: usize) -> Result<i64, Error> {
@@ -479,6 +486,7 @@ impl Pointer {
         let ruby = Ruby::get_with(rb_self);
         let p = Pointer::raw(address, rb_self.type_size.get(), size);
         p.parent.set(rb_self.as_raw());
+        p.swap.set(rb_self.swap.get());
         ruby.obj_wrap(p)
     }
 
@@ -514,6 +522,12 @@ impl Pointer {
     }
     fn size(&self) -> usize {
         self.size.get()
+    }
+    fn is_swapped(&self) -> bool {
+        self.swap.get()
+    }
+    fn set_swapped(&self) {
+        self.swap.set(true);
     }
     fn is_autorelease(&self) -> bool {
         self.autorelease.get()
@@ -604,14 +618,14 @@ impl Pointer {
     fn get_at<T: Scalar>(ruby: &Ruby, p: &Pointer, off: i64) -> Result<Value, Error> {
         let at = p.check(ruby, off, std::mem::size_of::<T>() as i64, false)?;
         // SAFETY: checked range; memory may be unaligned.
-        Ok(unsafe { (at as *const T).read_unaligned() }.to_value(ruby))
+        Ok(p.order(unsafe { (at as *const T).read_unaligned() }).to_value(ruby))
     }
 
     fn put_at<T: Scalar>(ruby: &Ruby, p: &Pointer, off: i64, v: Value) -> Result<(), Error> {
         let value = T::from_value(v)?;
         let at = p.check(ruby, off, std::mem::size_of::<T>() as i64, true)?;
         // SAFETY: checked range; memory may be unaligned.
-        unsafe { (at as *mut T).write_unaligned(value) };
+        unsafe { (at as *mut T).write_unaligned(p.order(value)) };
         Ok(())
     }
 
@@ -625,7 +639,7 @@ impl Pointer {
         for i in 0..count as usize {
             // SAFETY: within the checked range.
             let v = unsafe { (at.add(i * elem) as *const T).read_unaligned() };
-            ary.push(v.to_value(ruby))?;
+            ary.push(p.order(v).to_value(ruby))?;
         }
         Ok(ary)
     }
@@ -640,7 +654,7 @@ impl Pointer {
         for i in 0..count {
             let v = T::from_value(ary.entry(i as isize)?)?;
             // SAFETY: within the checked range (the memory's bounds do not change).
-            unsafe { (at.add(i * elem) as *mut T).write_unaligned(v) };
+            unsafe { (at.add(i * elem) as *mut T).write_unaligned(p.order(v)) };
         }
         Ok(())
     }
@@ -808,18 +822,34 @@ unsafe fn receiver<'a>(rb_self: VALUE) -> &'a Pointer {
 
 #[inline]
 fn fast_span(p: &Pointer, off: VALUE, len: usize) -> Option<*mut u8> {
-    if off & 1 == 0 {
+    if off & 1 == 0 || (off as i64) < 0 {
         return None;
     }
-    let off = (off as i64) >> 1;
-    let addr = p.address.get();
-    if addr == 0 || off < 0 || (off as u64).checked_add(len as u64)? > p.size.get() as u64 {
-        return None;
-    }
-    Some((addr + off as usize) as *mut u8)
+    p.span_at(((off as i64) >> 1) as usize, len)
 }
 
-fn raise_or<T>(r: Result<T, Error>) -> T {
+impl Pointer {
+    /// `len` bytes at `off` if the raw fast paths may access them directly:
+    /// in bounds, not NULL, not byte-swapped. `None` sends the caller to the
+    /// checked path (which raises the right error or swaps).
+    #[inline]
+    pub(crate) fn span_at(&self, off: usize, len: usize) -> Option<*mut u8> {
+        let addr = self.address.get();
+        if addr == 0 || self.swap.get() || (off as u64).checked_add(len as u64)? > self.size.get() as u64 {
+            return None;
+        }
+        Some((addr + off) as *mut u8)
+    }
+
+    /// Data of a NULL, empty pointer that is never freed: what a Struct's
+    /// memory refers to before `initialize` gave it a Pointer.
+    pub(crate) fn unset_data() -> usize {
+        static UNSET: OnceLock<usize> = OnceLock::new();
+        *UNSET.get_or_init(|| Box::leak(Box::new(Pointer::raw(0, 1, 0))) as *const Pointer as usize)
+    }
+}
+
+pub(crate) fn raise_or<T>(r: Result<T, Error>) -> T {
     match r {
         Ok(v) => v,
         // SAFETY: called last in a cfunc entered from Ruby with the GVL;
@@ -931,6 +961,8 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("initialize_copy", method!(Pointer::initialize_copy, 1))?;
     class.define_private_method("__allocate", method!(Pointer::allocate, 3))?;
     class.define_private_method("__invalidate", method!(Pointer::invalidate, 0))?;
+    class.define_private_method("__swapped?", method!(Pointer::is_swapped, 0))?;
+    class.define_private_method("__swap!", method!(Pointer::set_swapped, 0))?;
     class.define_method("address", method!(Pointer::address, 0))?;
     class.define_method("to_i", method!(Pointer::address, 0))?;
     class.define_method("null?", method!(Pointer::is_null, 0))?;

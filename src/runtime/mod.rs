@@ -22,7 +22,12 @@ use std::ffi::{c_char, c_int};
 
 /// Per-function data a stub hands to its slow paths. Leaked: a stub's
 /// address may be called for as long as the process lives.
+#[repr(C)]
 pub struct StubInfo {
+    /// One entry per parameter: the Struct class a `Struct.by_ref`
+    /// parameter requires (pinned with rb_gc_register_mark_object), else 0.
+    /// The stubs' inline Struct check reads it at offset 0: keep first.
+    pub ref_classes: *const VALUE,
     /// The Ruby method name (what users see in messages).
     pub name: String,
     /// The parameter types as written by the user, for messages.
@@ -43,6 +48,16 @@ pub struct StubInfo {
 }
 
 impl StubInfo {
+    /// The Struct class parameter `index` requires (`Struct.by_ref`), or 0.
+    fn ref_class(&self, index: u32) -> VALUE {
+        if (index as usize) < self.arity {
+            // SAFETY: `ref_classes` has `arity` entries (built with the info).
+            unsafe { *self.ref_classes.add(index as usize) }
+        } else {
+            0
+        }
+    }
+
     fn describe(&self, index: u32) -> String {
         let label = self.param_labels.get(index as usize).map(String::as_str).unwrap_or("?");
         format!("{}: argument {} (:{})", self.name, index + 1, label)
@@ -214,6 +229,10 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
     if value.is_nil() {
         return Ok(0);
     }
+    let class = info.ref_class(index);
+    if class != 0 {
+        return struct_ref_address(&ruby, info, index, value, class);
+    }
     if let Some(p) = Pointer::address_of(value) {
         return Ok(p);
     }
@@ -239,6 +258,27 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
     ))
 }
 
+/// A `Struct.by_ref` parameter (not nil, not an instance of exactly the
+/// class, which the stub takes inline): an instance of a subclass, or a
+/// Pointer (which the ffi gem would refuse; the stub accepts Pointers inline
+/// too); anything else is the ffi gem's TypeError.
+fn struct_ref_address(ruby: &Ruby, info: &StubInfo, index: u32, value: Value, class: VALUE) -> Result<usize, Error> {
+    // SAFETY: the class is pinned for the life of the process.
+    let class = unsafe { magnus::RClass::from_value(Value::from_raw(class)) }.expect("a Struct class");
+    if let Some(p) = Pointer::address_of(value) {
+        return Ok(p);
+    }
+    if value.is_kind_of(class) {
+        if let Some(p) = crate::ruby::pointer::struct_pointer_address(value) {
+            return Ok(p);
+        }
+    }
+    Err(Error::new(
+        ruby.exception_type_error(),
+        info.message(index, &format!("wrong argument type {} (expected {})", value.class(), class)),
+    ))
+}
+
 /// A struct-by-value parameter: the address of a Struct's (or Pointer's)
 /// memory holding at least the struct's size; TypeError otherwise (the ffi
 /// gem would read from whatever it was given).
@@ -260,7 +300,7 @@ fn struct_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, Er
     let Some(memory) = memory else {
         return Err(Error::new(
             ruby.exception_type_error(),
-            format!("{}: wrong argument type {} (expected Struct)", info.describe(index), value.class()),
+            info.message(index, &format!("wrong argument type {} (expected Struct)", value.class())),
         ));
     };
     let address = Pointer::address_of(memory).unwrap_or(0);
@@ -338,6 +378,7 @@ pub fn targets() -> crate::emit::RuntimeTargets {
         float_new_in_heap: rb_sys::rb_float_new_in_heap as *const () as usize,
         str_new_cstr: rb_sys::rb_str_new_cstr as *const () as usize,
         pointer_data_type: Pointer::data_type_address(),
+        struct_data_type: crate::ruby::struct_memory::StructData::data_type_address(),
         errno_tp_offsets: errno::tp_offsets(),
         call_without_gvl: rb_sys::rb_thread_call_without_gvl as *const () as usize,
         arg_struct: arg_struct as *const () as usize,

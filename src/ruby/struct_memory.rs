@@ -1,0 +1,378 @@
+//! The native half of FiddleJit::Struct: every Struct (Union, ManagedStruct,
+//! user subclasses) is a TypedData whose data says which Pointer it views,
+//! like the ffi gem's `Struct { AbstractMemory* pointer; ... }`.
+//!
+//! - Stubs unbox a Struct argument inline (`emit::x86_64::unbox_pointer`):
+//!   the object's `rb_data_type_t` is compared with `StructData`'s, then
+//!   `[data + 0]` is the Pointer's data and `[[data + 0] + 0]` its address.
+//!   So `memory` is the first `repr(C)` field and always points at a live
+//!   Pointer's data (the shared NULL one before `initialize`), and a Pointer
+//!   freed later reads as NULL through it (no stale copy of the address).
+//! - `Struct#[]`/`#[]=` are raw cfuncs: the field name is looked up in the
+//!   layout's `FieldTable` (identity of the Symbol VALUE); integer and float
+//!   fields are read/written in place when in bounds and not byte-swapped,
+//!   every other case calls the Ruby `Field#get`/`#put` (so nested structs,
+//!   arrays, strings, callbacks, enums and custom types keep their Ruby
+//!   semantics and errors).
+
+use super::pointer::{raise_or, Pointer, Scalar};
+use crate::emit::ruby_layout::{RTYPEDDATA_DATA, RTYPEDDATA_TYPE, T_DATA, T_MASK};
+use magnus::gc::Marker;
+use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::typed_data::{DataTypeFunctions, Obj};
+use magnus::value::ReprValue;
+use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, Ruby, TypedData, Value};
+use rb_sys::VALUE;
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+#[derive(TypedData)]
+#[magnus(class = "FiddleJit::Struct", free_immediately, size, mark)]
+#[repr(C)]
+pub struct StructData {
+    /// Read inline by the stubs: keep first. The `Pointer` data of
+    /// `pointer` (kept alive by marking `pointer`; TypedData payloads are
+    /// boxed, so compaction never moves it).
+    memory: Cell<usize>,
+    /// The Pointer object (MemoryPointer, AutoPointer, slice...), or 0
+    /// before `initialize`. Marked with rb_gc_mark, so it is pinned.
+    pointer: Cell<VALUE>,
+    /// The layout's `FieldTable` object, or 0 before `initialize`. Marked.
+    table: Cell<VALUE>,
+}
+
+impl Default for StructData {
+    fn default() -> Self {
+        StructData { memory: Cell::new(Pointer::unset_data()), pointer: Cell::new(0), table: Cell::new(0) }
+    }
+}
+
+impl DataTypeFunctions for StructData {
+    fn mark(&self, marker: &Marker) {
+        for v in [self.pointer.get(), self.table.get()] {
+            if v != 0 {
+                // SAFETY: stored from live VALUEs; kept alive (and pinned) here.
+                marker.mark(unsafe { Value::from_raw(v) });
+            }
+        }
+    }
+}
+
+/// How a field is accessed natively.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    I8,
+    U8,
+    I16,
+    U16,
+    I32,
+    U32,
+    I64,
+    U64,
+    F32,
+    F64,
+    /// Through the Ruby Field object.
+    Ruby,
+}
+
+impl Kind {
+    fn from_suffix(s: &str) -> Kind {
+        match s {
+            "int8" => Kind::I8,
+            "uint8" => Kind::U8,
+            "int16" => Kind::I16,
+            "uint16" => Kind::U16,
+            "int32" => Kind::I32,
+            "uint32" => Kind::U32,
+            "int64" | "long" => Kind::I64,
+            "uint64" | "ulong" => Kind::U64,
+            "float32" => Kind::F32,
+            "float64" => Kind::F64,
+            _ => Kind::Ruby,
+        }
+    }
+}
+
+struct Entry {
+    /// The field name as given to `layout` (a Symbol), compared by VALUE.
+    name: VALUE,
+    offset: usize,
+    kind: Kind,
+    /// The Ruby `StructLayout::Field`.
+    field: VALUE,
+}
+
+/// A layout's fields for the native `[]`/`[]=`. Built once per layout.
+#[derive(TypedData)]
+#[magnus(class = "FiddleJit::StructFieldTable", free_immediately, size, mark)]
+pub struct FieldTable {
+    entries: Vec<Entry>,
+    /// name → Field Hash: names that are not the identical VALUE (e.g. an
+    /// equal String) resolve through it exactly as the Ruby version did.
+    field_map: VALUE,
+}
+
+impl DataTypeFunctions for FieldTable {
+    fn mark(&self, marker: &Marker) {
+        // SAFETY (all): VALUEs stored from live objects, kept alive and
+        // pinned (rb_gc_mark) by this function, so the raw copies stay valid.
+        marker.mark(unsafe { Value::from_raw(self.field_map) });
+        for e in &self.entries {
+            marker.mark(unsafe { Value::from_raw(e.name) });
+            marker.mark(unsafe { Value::from_raw(e.field) });
+        }
+    }
+}
+
+impl FieldTable {
+    /// `FiddleJit::StructFieldTable.build(field_map, [[name, offset, accessor suffix or nil, field], ...])`.
+    fn build(ruby: &Ruby, field_map: RHash, fields: RArray) -> Result<Obj<FieldTable>, Error> {
+        let mut entries = Vec::with_capacity(fields.len());
+        for row in fields.into_iter() {
+            let row = RArray::try_convert(row)?;
+            let (name, offset, suffix, field): (Value, usize, Option<String>, Value) =
+                (row.entry(0)?, row.entry(1)?, row.entry(2)?, row.entry(3)?);
+            let kind = suffix.as_deref().map_or(Kind::Ruby, Kind::from_suffix);
+            entries.push(Entry { name: name.as_raw(), offset, kind, field: field.as_raw() });
+        }
+        Ok(ruby.obj_wrap(FieldTable { entries, field_map: field_map.as_raw() }))
+    }
+
+    fn find(&self, name: VALUE) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+}
+
+static IDS: OnceLock<(rb_sys::ID, rb_sys::ID)> = OnceLock::new();
+
+fn ids() -> (rb_sys::ID, rb_sys::ID) {
+    // SAFETY: rb_intern on static C strings.
+    *IDS.get_or_init(|| unsafe { (rb_sys::rb_intern(c"get".as_ptr()), rb_sys::rb_intern(c"put".as_ptr())) })
+}
+
+impl StructData {
+    /// Address of the `rb_data_type_t` every Struct object carries (compared
+    /// by the stubs).
+    pub fn data_type_address() -> usize {
+        <StructData as TypedData>::data_type() as *const _ as usize
+    }
+
+    /// The StructData of `value` if it is a Struct: a type check and one
+    /// load, no exception built on failure.
+    pub fn from_value<'a>(value: Value) -> Option<&'a StructData> {
+        let raw = value.as_raw();
+        if raw & 7 != 0 || raw == rb_sys::Qnil as VALUE || raw == rb_sys::Qfalse as VALUE {
+            return None;
+        }
+        // SAFETY: `raw` is a heap object: its flags word is readable, and
+        // for T_DATA objects the typed-data header too. Every object with
+        // this data type has StructData behind its data pointer.
+        unsafe {
+            let flags = *(raw as *const VALUE);
+            if flags as i32 & T_MASK != T_DATA {
+                return None;
+            }
+            let ty = *((raw as *const u8).add(RTYPEDDATA_TYPE as usize) as *const usize);
+            if ty != StructData::data_type_address() {
+                return None;
+            }
+            let data = *((raw as *const u8).add(RTYPEDDATA_DATA as usize) as *const *const StructData);
+            data.as_ref()
+        }
+    }
+
+    /// The Pointer this struct views (its data; the shared NULL before
+    /// `initialize`).
+    pub fn memory(&self) -> &Pointer {
+        // SAFETY: `memory` is the data of `pointer` (alive: marked) or the
+        // leaked NULL data.
+        unsafe { &*(self.memory.get() as *const Pointer) }
+    }
+
+    /// Private `__set_memory__(pointer, table)`: what the Struct views and
+    /// how its fields are found.
+    fn set_memory(ruby: &Ruby, rb_self: &StructData, pointer: Value, table: Obj<FieldTable>) -> Result<(), Error> {
+        let memory = Pointer::from_value(pointer)
+            .ok_or_else(|| Error::new(ruby.exception_arg_error(), "Invalid Memory object"))?;
+        // Order matters for the GC only in that both VALUEs are on the
+        // caller's stack (arguments) until this returns.
+        rb_self.pointer.set(pointer.as_raw());
+        rb_self.table.set(table.as_raw());
+        rb_self.memory.set(memory as *const Pointer as usize);
+        Ok(())
+    }
+
+    /// `pointer` / `to_ptr`: the Pointer, or nil before `initialize`.
+    fn pointer(ruby: &Ruby, rb_self: &StructData) -> Value {
+        match rb_self.pointer.get() {
+            0 => ruby.qnil().as_value(),
+            // SAFETY: marked, live.
+            p => unsafe { Value::from_raw(p) },
+        }
+    }
+}
+
+/// The receiver of a method defined on FiddleJit::Struct. A subclass
+/// instance always has StructData (the allocator is inherited); anything
+/// else reaching here (a method re-bound by force) is a TypeError.
+unsafe fn receiver<'a>(rb_self: VALUE) -> &'a StructData {
+    match StructData::from_value(Value::from_raw(rb_self)) {
+        Some(d) => d,
+        None => raise_or(Err(Error::new(
+            Ruby::get_unchecked().exception_type_error(),
+            "wrong argument type (expected FiddleJit::Struct)",
+        ))),
+    }
+}
+
+/// The table and Pointer VALUE of an initialized struct, or raises.
+unsafe fn parts<'a>(d: &'a StructData) -> (&'a FieldTable, VALUE) {
+    let (table, pointer) = (d.table.get(), d.pointer.get());
+    if table == 0 || pointer == 0 {
+        raise_or::<()>(Err(Error::new(
+            Ruby::get_unchecked().exception_runtime_error(),
+            "Struct has no memory (initialize was not called)",
+        )));
+    }
+    let data = *((table as *const u8).add(RTYPEDDATA_DATA as usize) as *const *const FieldTable);
+    (&*data, pointer)
+}
+
+#[inline]
+fn read<T: Scalar>(p: &Pointer, off: usize) -> Option<VALUE> {
+    // SAFETY: span_at checked the bounds.
+    p.span_at(off, std::mem::size_of::<T>()).map(|at| unsafe { (at as *const T).read_unaligned() }.to_raw())
+}
+
+#[inline]
+fn write<T: Scalar>(p: &Pointer, off: usize, v: T) -> bool {
+    match p.span_at(off, std::mem::size_of::<T>()) {
+        Some(at) => {
+            // SAFETY: span_at checked the bounds.
+            unsafe { (at as *mut T).write_unaligned(v) };
+            true
+        }
+        None => false,
+    }
+}
+
+/// A Fixnum or flonum as NUM2DBL would convert it; None for anything else.
+#[inline]
+fn fast_double(v: VALUE) -> Option<f64> {
+    if v & 1 == 1 {
+        Some(((v as i64) >> 1) as f64)
+    } else if v & 3 == 2 {
+        // SAFETY: a flonum; rb_float_value decodes it without allocating.
+        Some(unsafe { rb_sys::rb_float_value(v) })
+    } else {
+        None
+    }
+}
+
+fn read_native(kind: Kind, p: &Pointer, off: usize) -> Option<VALUE> {
+    match kind {
+        Kind::I8 => read::<i8>(p, off),
+        Kind::U8 => read::<u8>(p, off),
+        Kind::I16 => read::<i16>(p, off),
+        Kind::U16 => read::<u16>(p, off),
+        Kind::I32 => read::<i32>(p, off),
+        Kind::U32 => read::<u32>(p, off),
+        Kind::I64 => read::<i64>(p, off),
+        Kind::U64 => read::<u64>(p, off),
+        Kind::F32 => read::<f32>(p, off),
+        Kind::F64 => read::<f64>(p, off),
+        Kind::Ruby => None,
+    }
+}
+
+fn write_native(kind: Kind, p: &Pointer, off: usize, v: VALUE) -> bool {
+    fn int<T: Scalar>(p: &Pointer, off: usize, v: VALUE) -> bool {
+        T::from_raw_fast(v).is_some_and(|x| write(p, off, x))
+    }
+    match kind {
+        Kind::I8 => int::<i8>(p, off, v),
+        Kind::U8 => int::<u8>(p, off, v),
+        Kind::I16 => int::<i16>(p, off, v),
+        Kind::U16 => int::<u16>(p, off, v),
+        Kind::I32 => int::<i32>(p, off, v),
+        Kind::U32 => int::<u32>(p, off, v),
+        Kind::I64 => int::<i64>(p, off, v),
+        Kind::U64 => int::<u64>(p, off, v),
+        Kind::F32 => fast_double(v).is_some_and(|d| write(p, off, d as f32)),
+        Kind::F64 => fast_double(v).is_some_and(|d| write(p, off, d)),
+        Kind::Ruby => false,
+    }
+}
+
+/// The Field for `name` when it is not one of the table's Symbol VALUEs:
+/// the layout's Hash lookup, or ArgumentError.
+unsafe fn field_by_hash(table: &FieldTable, name: VALUE) -> VALUE {
+    let field = rb_sys::rb_hash_aref(table.field_map, name);
+    if field == rb_sys::Qnil as VALUE {
+        let name = Value::from_raw(name);
+        raise_or::<()>(Err(Error::new(
+            Ruby::get_unchecked().exception_arg_error(),
+            format!("No such field '{}'", name.to_s().map(|s| s.into_owned()).unwrap_or_default()),
+        )));
+    }
+    field
+}
+
+/// `Struct#[](name)`.
+unsafe extern "C" fn struct_aref(rb_self: VALUE, name: VALUE) -> VALUE {
+    let d = receiver(rb_self);
+    let (table, pointer) = parts(d);
+    let field = match table.find(name) {
+        Some(e) => {
+            if let Some(v) = read_native(e.kind, d.memory(), e.offset) {
+                return v;
+            }
+            e.field
+        }
+        None => field_by_hash(table, name),
+    };
+    rb_sys::rb_funcallv(field, ids().0, 1, &pointer)
+}
+
+/// `Struct#[]=(name, value)`; returns `value`.
+unsafe extern "C" fn struct_aset(rb_self: VALUE, name: VALUE, value: VALUE) -> VALUE {
+    let d = receiver(rb_self);
+    let (table, pointer) = parts(d);
+    let field = match table.find(name) {
+        Some(e) => {
+            if write_native(e.kind, d.memory(), e.offset, value) {
+                return value;
+            }
+            e.field
+        }
+        None => field_by_hash(table, name),
+    };
+    let args = [pointer, value];
+    rb_sys::rb_funcallv(field, ids().1, 2, args.as_ptr());
+    value
+}
+
+fn define_raw(class: magnus::RClass, name: &str, func: *const (), arity: i32) {
+    let name = std::ffi::CString::new(name).expect("method name");
+    // SAFETY: `func` is one of the raw cfuncs above with `arity` VALUE
+    // arguments after self.
+    unsafe {
+        let func: unsafe extern "C" fn() -> VALUE = std::mem::transmute(func);
+        rb_sys::rb_define_method(class.as_raw(), name.as_ptr(), Some(func), arity);
+    }
+}
+
+pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
+    let class = module.define_class("Struct", ruby.class_object())?;
+    class.define_alloc_func::<StructData>();
+    class.define_private_method("__set_memory__", method!(StructData::set_memory, 2))?;
+    class.define_method("pointer", method!(StructData::pointer, 0))?;
+    class.define_method("to_ptr", method!(StructData::pointer, 0))?;
+    define_raw(class, "[]", struct_aref as *const (), 1);
+    define_raw(class, "[]=", struct_aset as *const (), 2);
+
+    let table = module.define_class("StructFieldTable", ruby.class_object())?;
+    table.undef_default_alloc_func();
+    table.define_singleton_method("build", function!(FieldTable::build, 2))?;
+    Ok(())
+}
