@@ -38,10 +38,6 @@ pub const INDIRECT_RESULT_REG: u8 = 8;
 /// it be used as a temporary, but emitted code never touches it anywhere so
 /// that the same code is valid on every platform.
 pub const PLATFORM_REG: u8 = 18;
-/// Ruby's limit for a fixed-arity cfunc.
-pub const MAX_FIXED_ARITY: usize = 15;
-/// A sanity bound: ffi-gem bindings never come close.
-pub const MAX_PARAMS: usize = 256;
 /// Largest struct passed in registers; larger ones go by reference.
 const MAX_REG_COMPOSITE: usize = 16;
 
@@ -273,29 +269,7 @@ pub fn assign(params: &[CType], ret: &CType, fixed: Option<usize>, platform: Pla
 }
 
 fn check_params(sig: &Signature) -> Result<(), PlanError> {
-    if let Some(i) = sig.params.iter().position(|t| *t == CType::Void) {
-        return Err(PlanError::VoidParam(i));
-    }
-    if sig.params.len() > MAX_PARAMS {
-        return Err(PlanError::TooManyParams(sig.params.len()));
-    }
-    Ok(())
-}
-
-/// Where Ruby puts argument `i` (0-based, self excluded) of a cfunc: VALUEs
-/// are 8 bytes, so the stack slots are 8 bytes on Apple too.
-fn cfunc_source(form: CfuncForm, i: usize) -> ArgSource {
-    match form {
-        CfuncForm::Argv(_) => ArgSource::Argv(i as u32),
-        CfuncForm::Fixed(_) => {
-            let slot = i + 1; // self is x0
-            if slot < INT_ARG_REGS as usize {
-                ArgSource::Int(slot as u8)
-            } else {
-                ArgSource::Stack(8 * (slot - INT_ARG_REGS as usize) as u32)
-            }
-        }
-    }
+    check_common(sig)
 }
 
 /// Plans a forward stub (Ruby calls C). `Stack` offsets in the plan are
@@ -309,25 +283,8 @@ pub fn plan_stub(sig: &Signature, platform: Platform) -> Result<StubPlan, PlanEr
 /// `argv` (the ffi-compatible mode; see `sysv_x86_64::plan_stub_in_form`).
 pub fn plan_stub_in_form(sig: &Signature, argv: bool, platform: Platform) -> Result<StubPlan, PlanError> {
     check_params(sig)?;
-    let n = sig.params.len();
-    let form = if n <= MAX_FIXED_ARITY && !argv { CfuncForm::Fixed(n as u8) } else { CfuncForm::Argv(n as u32) };
-    let (locs, ret, stack_bytes, float_regs_used) = assign(&sig.params, &sig.ret, sig.fixed_params, platform);
-    let args = sig
-        .params
-        .iter()
-        .zip(locs)
-        .enumerate()
-        .map(|(index, (ty, dest))| PlanEntry { index, source: cfunc_source(form, index), ty: ty.clone(), dest })
-        .collect();
-    Ok(StubPlan {
-        form,
-        args,
-        stack_bytes,
-        float_regs_used,
-        variadic: sig.is_variadic(),
-        ret_ty: sig.ret.clone(),
-        ret,
-    })
+    // Ruby's VALUEs are 8 bytes, so their stack slots are 8 bytes on Apple too.
+    Ok(stub_plan(sig, argv, INT_ARG_REGS, assign(&sig.params, &sig.ret, sig.fixed_params, platform)))
 }
 
 /// Plans a reverse trampoline (C calls Ruby): the same locations, read by

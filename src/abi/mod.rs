@@ -155,6 +155,50 @@ impl std::fmt::Display for PlanError {
     }
 }
 
+/// Ruby's limit for a fixed-arity cfunc.
+pub const MAX_FIXED_ARITY: usize = 15;
+/// A sanity bound: ffi-gem bindings never come close.
+pub const MAX_PARAMS: usize = 256;
+
+/// The parameter checks every convention makes.
+fn check_common(sig: &Signature) -> Result<(), PlanError> {
+    if let Some(i) = sig.params.iter().position(|t| *t == CType::Void) {
+        return Err(PlanError::VoidParam(i));
+    }
+    if sig.params.len() > MAX_PARAMS {
+        return Err(PlanError::TooManyParams(sig.params.len()));
+    }
+    Ok(())
+}
+
+/// A convention's C locations for a signature: `(argument locations, return
+/// location, stack bytes, vector registers used)`.
+type Assigned = (Vec<CLoc>, RetLoc, u32, u8);
+
+/// A forward-stub plan from a convention's C locations. Ruby passes the
+/// cfunc's VALUEs like C integer arguments (self first): in the first
+/// `int_regs` registers, then in 8-byte stack slots; `argv` forces the
+/// `(argc, argv, self)` form, which more than [`MAX_FIXED_ARITY`]
+/// parameters need anyway.
+fn stub_plan(sig: &Signature, argv: bool, int_regs: u8, assigned: Assigned) -> StubPlan {
+    let n = sig.params.len();
+    let form = if n <= MAX_FIXED_ARITY && !argv { CfuncForm::Fixed(n as u8) } else { CfuncForm::Argv(n as u32) };
+    let (locs, ret, stack_bytes, float_regs_used) = assigned;
+    let source = |i: usize| match form {
+        CfuncForm::Argv(_) => ArgSource::Argv(i as u32),
+        CfuncForm::Fixed(_) if i + 1 < int_regs as usize => ArgSource::Int(i as u8 + 1),
+        CfuncForm::Fixed(_) => ArgSource::Stack(8 * (i + 1 - int_regs as usize) as u32),
+    };
+    let args = sig
+        .params
+        .iter()
+        .zip(locs)
+        .enumerate()
+        .map(|(index, (ty, dest))| PlanEntry { index, source: source(index), ty: ty.clone(), dest })
+        .collect();
+    StubPlan { form, args, stack_bytes, float_regs_used, variadic: sig.is_variadic(), ret_ty: sig.ret.clone(), ret }
+}
+
 // Both planners are pure Rust and compiled on every host (so `cargo test`
 // checks the aarch64 rules on x86-64); the host's architecture picks one.
 

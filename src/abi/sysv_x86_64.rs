@@ -17,10 +17,6 @@ use crate::types::{RegClass, StructType};
 
 pub const INT_ARG_REGS: u8 = 6;
 pub const FLOAT_ARG_REGS: u8 = 8;
-/// Ruby's limit for a fixed-arity cfunc.
-pub const MAX_FIXED_ARITY: usize = 15;
-/// A sanity bound: ffi-gem bindings never come close.
-pub const MAX_PARAMS: usize = 256;
 
 struct Assigner {
     next_int: u8,
@@ -143,12 +139,7 @@ pub fn assign(params: &[CType], ret: &CType) -> (Vec<CLoc>, RetLoc, u32, u8) {
 }
 
 fn check_params(sig: &Signature) -> Result<(), PlanError> {
-    if let Some(i) = sig.params.iter().position(|t| *t == CType::Void) {
-        return Err(PlanError::VoidParam(i));
-    }
-    if sig.params.len() > MAX_PARAMS {
-        return Err(PlanError::TooManyParams(sig.params.len()));
-    }
+    check_common(sig)?;
     // X87 classes inside aggregates (a struct {long double} comes back in
     // st0, larger ones in memory): rare enough to refuse rather than plan.
     let has_x87 = |t: &CType| matches!(t, CType::Struct(s) if s.scalars().iter().any(|(f, _)| *f == CType::LongDouble));
@@ -156,21 +147,6 @@ fn check_params(sig: &Signature) -> Result<(), PlanError> {
         return Err(PlanError::LongDoubleInStruct);
     }
     Ok(())
-}
-
-/// Where Ruby puts argument `i` (0-based, self excluded) of a cfunc.
-fn cfunc_source(form: CfuncForm, i: usize) -> ArgSource {
-    match form {
-        CfuncForm::Argv(_) => ArgSource::Argv(i as u32),
-        CfuncForm::Fixed(_) => {
-            let slot = i + 1; // self is parameter 0
-            if slot < INT_ARG_REGS as usize {
-                ArgSource::Int(slot as u8)
-            } else {
-                ArgSource::Stack(8 * (slot - INT_ARG_REGS as usize) as u32)
-            }
-        }
-    }
 }
 
 pub fn plan_stub(sig: &Signature) -> Result<StubPlan, PlanError> {
@@ -182,25 +158,7 @@ pub fn plan_stub(sig: &Signature) -> Result<StubPlan, PlanError> {
 /// gem, whose attached functions have arity -1).
 pub fn plan_stub_in_form(sig: &Signature, argv: bool) -> Result<StubPlan, PlanError> {
     check_params(sig)?;
-    let n = sig.params.len();
-    let form = if n <= MAX_FIXED_ARITY && !argv { CfuncForm::Fixed(n as u8) } else { CfuncForm::Argv(n as u32) };
-    let (locs, ret, stack_bytes, float_regs_used) = assign(&sig.params, &sig.ret);
-    let args = sig
-        .params
-        .iter()
-        .zip(locs)
-        .enumerate()
-        .map(|(index, (ty, dest))| PlanEntry { index, source: cfunc_source(form, index), ty: ty.clone(), dest })
-        .collect();
-    Ok(StubPlan {
-        form,
-        args,
-        stack_bytes,
-        float_regs_used,
-        variadic: sig.is_variadic(),
-        ret_ty: sig.ret.clone(),
-        ret,
-    })
+    Ok(stub_plan(sig, argv, INT_ARG_REGS, assign(&sig.params, &sig.ret)))
 }
 
 pub fn plan_callback(sig: &Signature) -> Result<CallbackPlan, PlanError> {

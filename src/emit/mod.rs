@@ -94,47 +94,37 @@ pub struct Thunks {
 /// Emits the thunks for `targets` into `arena`. Call once per process.
 pub fn install_thunks(arena: &mut arena::CodeArena, targets: &RuntimeTargets) -> Result<Thunks, EmitError> {
     #[cfg(target_arch = "x86_64")]
-    {
-        let mut a = Vec::new();
-        for code in x86_64::emit_thunks(targets) {
-            a.push(arena.install(&code).map_err(|e| EmitError::ExecutableMemory(arena::describe_map_error(&e)))?);
-        }
-        Ok(Thunks {
-            arg_int: a[0],
-            arg_uint: a[1],
-            arg_long_long: a[2],
-            arg_ulong_long: a[3],
-            arg_double: a[4],
-            arg_bool: a[5],
-            arg_pointer: a[6],
-            arg_cstr: a[7],
-            arg_struct: a[8],
-            arg_long_double: a[9],
-        })
-    }
+    return install_all(arena, x86_64::emit_thunks(targets));
     #[cfg(target_arch = "aarch64")]
-    {
-        let mut a = Vec::new();
-        for code in aarch64::emit_thunks(targets) {
-            a.push(arena.install(&code).map_err(|e| EmitError::ExecutableMemory(arena::describe_map_error(&e)))?);
-        }
-        Ok(Thunks {
-            arg_int: a[0],
-            arg_uint: a[1],
-            arg_long_long: a[2],
-            arg_ulong_long: a[3],
-            arg_double: a[4],
-            arg_bool: a[5],
-            arg_pointer: a[6],
-            arg_cstr: a[7],
-            arg_struct: a[8],
-        })
-    }
+    return install_all(arena, aarch64::emit_thunks(targets));
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = (arena, targets);
         Err(EmitError::UnsupportedArch(std::env::consts::ARCH))
     }
+}
+
+/// Installs an emitter's thunks, given in the order of [`Thunks`]' fields;
+/// an emitter may stop early (0: no such thunk on this architecture).
+#[allow(dead_code)] // unused on architectures without an emitter
+fn install_all(arena: &mut arena::CodeArena, codes: Vec<Vec<u8>>) -> Result<Thunks, EmitError> {
+    let a = codes
+        .iter()
+        .map(|code| arena.install(code).map_err(|e| EmitError::ExecutableMemory(arena::describe_map_error(&e))))
+        .collect::<Result<Vec<usize>, _>>()?;
+    let at = |i: usize| a.get(i).copied().unwrap_or(0);
+    Ok(Thunks {
+        arg_int: at(0),
+        arg_uint: at(1),
+        arg_long_long: at(2),
+        arg_ulong_long: at(3),
+        arg_double: at(4),
+        arg_bool: at(5),
+        arg_pointer: at(6),
+        arg_cstr: at(7),
+        arg_struct: at(8),
+        arg_long_double: at(9),
+    })
 }
 
 /// One forward stub to build.
