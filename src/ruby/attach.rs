@@ -119,21 +119,6 @@ fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, Em
     f(guard.as_mut().expect("initialized above"))
 }
 
-/// How the user wrote a parameter type (a Symbol, usually), for messages.
-fn label_of(value: Value) -> String {
-    if let Some(sym) = magnus::Symbol::from_value(value) {
-        if let Ok(name) = sym.name() {
-            return name.into_owned();
-        }
-    }
-    if let Some(s) = RString::from_value(value) {
-        if let Ok(s) = s.to_string() {
-            return s;
-        }
-    }
-    value.to_string()
-}
-
 /// A type from the Ruby layer: a canonical name ("int32", "double", ...)
 /// or a struct descriptor `["struct", size, alignment, [[leaf type name,
 /// offset], ...]]` (leaves flattened; see lib/fiddle_jit/struct.rb).
@@ -231,7 +216,8 @@ fn attach_function(
 ) -> Result<(usize, usize), Error> {
     let ffi_long = params
         .into_iter()
-        .map(|p| RString::from_value(p).and_then(|s| s.to_string().ok()).is_some_and(|s| ffi_long_name(&s).is_some()))
+        // SAFETY: the bytes are only read before any Ruby code can run.
+        .map(|p| RString::from_value(p).is_some_and(|s| matches!(unsafe { s.as_slice() }, b"long" | b"ulong")))
         .collect();
     let ref_classes = params.into_iter().map(ref_class).collect::<Result<Vec<_>, _>>()?;
     let mut params = params.into_iter().map(|p| parse_type(ruby, p)).collect::<Result<Vec<_>, _>>()?;
@@ -267,7 +253,14 @@ fn attach_function(
     let info: &'static StubInfo = Box::leak(Box::new(StubInfo {
         ref_classes: Box::leak(ref_classes.into_boxed_slice()).as_ptr(),
         name: method_name.clone(),
-        param_labels: labels.into_iter().map(label_of).collect(),
+        param_labels: {
+            // Formatted only when a message needs them; pinned like the stub.
+            let labels = labels.dup();
+            labels.freeze();
+            // SAFETY: keeps the Array alive for as long as the stub may run.
+            unsafe { rb_sys::rb_gc_register_mark_object(labels.as_raw()) };
+            labels.as_raw()
+        },
         arity: sig.params.len(),
         struct_sizes,
         ret_struct,

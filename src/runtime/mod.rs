@@ -16,7 +16,7 @@ pub mod long_double;
 use crate::ruby::pointer::Pointer;
 use magnus::rb_sys::{protect, resume_error, AsRawValue, FromRawValue};
 use magnus::value::ReprValue;
-use magnus::{Error, ExceptionClass, RString, Ruby, Value};
+use magnus::{Error, ExceptionClass, RArray, RString, Ruby, Value};
 use rb_sys::VALUE;
 use std::ffi::{c_char, c_int};
 
@@ -30,8 +30,9 @@ pub struct StubInfo {
     pub ref_classes: *const VALUE,
     /// The Ruby method name (what users see in messages).
     pub name: String,
-    /// The parameter types as written by the user, for messages.
-    pub param_labels: Vec<String>,
+    /// The parameter types as written by the user (a frozen, pinned Array),
+    /// for messages.
+    pub param_labels: VALUE,
     pub arity: usize,
     /// Byte size of each struct-by-value parameter (0 for the others).
     pub struct_sizes: Vec<usize>,
@@ -47,6 +48,21 @@ pub struct StubInfo {
     pub ffi_long: Vec<bool>,
 }
 
+/// How the user wrote a parameter type (a Symbol, usually), for messages.
+fn label_of(value: Value) -> String {
+    if let Some(sym) = magnus::Symbol::from_value(value) {
+        if let Ok(name) = sym.name() {
+            return name.into_owned();
+        }
+    }
+    if let Some(s) = RString::from_value(value) {
+        if let Ok(s) = s.to_string() {
+            return s;
+        }
+    }
+    value.to_string()
+}
+
 impl StubInfo {
     /// The Struct class parameter `index` requires (`Struct.by_ref`), or 0.
     fn ref_class(&self, index: u32) -> VALUE {
@@ -59,7 +75,9 @@ impl StubInfo {
     }
 
     fn describe(&self, index: u32) -> String {
-        let label = self.param_labels.get(index as usize).map(String::as_str).unwrap_or("?");
+        // SAFETY: a pinned Array (see the field).
+        let labels = RArray::from_value(unsafe { Value::from_raw(self.param_labels) });
+        let label = labels.and_then(|a| a.entry::<Value>(index as isize).ok()).map_or_else(|| "?".into(), label_of);
         format!("{}: argument {} (:{})", self.name, index + 1, label)
     }
 
