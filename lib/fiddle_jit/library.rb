@@ -200,6 +200,7 @@ module FiddleJit
         address = find_function_address(c_name)
         stub, bytes = Native.attach_function(self, name.to_s, address, plain, PLAIN_RETURNS[ret], params, c_name, nil,
                                              blocking)
+        enum_symbols_for(stub)
         return (@fiddle_jit_functions ||= {})[name.to_sym] =
                  AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
       end
@@ -212,6 +213,7 @@ module FiddleJit
                                               frame: options[:callback_frame] ? true : false,
                                               c_name: c_name, blocking: blocking,
                                               long_names: resolved.each_with_index.map { |t, i| ffi_long_param(params[i], t) })
+        enum_symbols_for(stub)
         return (@fiddle_jit_functions ||= {})[name.to_sym] =
                  AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
       end
@@ -223,12 +225,19 @@ module FiddleJit
       address = find_function_address(c_name, resolved)
       stub_name = wrap ? "__fiddle_jit_raw_#{name}" : name.to_s
       stub, bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params, c_name, nil, blocking)
+      enum_symbols_for(stub)
       define_converting_wrapper(name, stub_name.to_sym, arg_convs, ret_conv) if wrap
       (@fiddle_jit_functions ||= {})[name.to_sym] =
         AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
     end
 
     private
+
+    # Like the ffi gem, a function's integer parameters take the Symbols of
+    # the enums this library had defined when it was attached.
+    def enum_symbols_for(stub)
+      Native.stub_enums(stub, @ffi_enums) if defined?(@ffi_enums) && @ffi_enums
+    end
 
     def generic_enum(klass, *args)
       native_type = args.first.is_a?(Type::Builtin) ? args.shift : nil
@@ -305,8 +314,9 @@ module FiddleJit
           raise ArgumentError, "#{name}: :void is not a variadic argument type" if var_types.include?("void")
 
           shape_name = "#{name}(#{types.join(", ")})"
-          Native.attach_function(holder, shape_name, address, fixed_types + var_types, ret_type,
-                                 (fixed + types).map(&:to_s), c_name, fixed.size, blocking)
+          stub, = Native.attach_function(holder, shape_name, address, fixed_types + var_types, ret_type,
+                                         (fixed + types).map(&:to_s), c_name, fixed.size, blocking)
+          library.send(:enum_symbols_for, stub)
           [shape_name.to_sym, fixed_convs + resolved.map { |t| library.send(:variadic_converter, t) }]
         end
         values = args.first(fixed.size) + pairs.map(&:last)
