@@ -253,8 +253,11 @@ module FiddleJit
       # a callback-typed return may be a Proc.
       # Wraps +callable+ so it sees Ruby values for callback, enum and
       # mapped-type parameters and may return them (like the ffi gem).
+      # Struct.ptr / Struct.by_ref parameters arrive as instances of the
+      # struct class, as in the ffi gem (a bare Struct class as a callback
+      # parameter stays a Pointer there, and here).
       def adapt(callable, params, ret)
-        converted = ->(t) { t.is_a?(FunctionType) || t.is_a?(Enum) || t.is_a?(Type::Mapped) }
+        converted = ->(t) { t.is_a?(FunctionType) || t.is_a?(Enum) || t.is_a?(Type::Mapped) || t.is_a?(StructByReference) }
         conv_params = params.each_index.select { |i| converted.call(params[i]) }
         return callable if conv_params.empty? && !converted.call(ret)
 
@@ -266,7 +269,7 @@ module FiddleJit
           result = callable.call(*args)
           case ret
           when FunctionType then Function.for_callback(ret, result)
-          when Enum, Type::Mapped then ret.to_native(result, nil)
+          when Enum, Type::Mapped, StructByReference then ret.to_native(result, nil)
           else result
           end
         end
@@ -296,7 +299,8 @@ module FiddleJit
       raise RuntimeError, "trying to attach function to non-module" unless mod.is_a?(Module)
 
       labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
-      Function.attach_address(mod, name, address, @param_types, @return_type, labels)
+      Function.attach_address(mod, name, address, @param_types, @return_type, labels,
+                              blocking: @options[:blocking] ? true : false)
       attached = mod.instance_variable_get(:@__fiddle_jit_functions__) || {}
       attached[name.to_s] = self
       mod.instance_variable_set(:@__fiddle_jit_functions__, attached)
@@ -356,7 +360,8 @@ module FiddleJit
 
       mod = Module.new
       labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
-      Function.attach_address(mod, "call", address, @param_types, @return_type, labels)
+      Function.attach_address(mod, "call", address, @param_types, @return_type, labels,
+                              blocking: @options[:blocking] ? true : false)
       @invoker = mod
     end
   end

@@ -1,0 +1,133 @@
+# frozen_string_literal: true
+
+require_relative "spec_helper"
+require "open3"
+require "timeout"
+
+# Regressions found by running the ffi gem's own spec suite against the shim
+# (see README "Drop-in for the ffi gem"). Each example is a small program
+# written for the ffi gem. It runs twice, in separate processes: under the
+# ffi gem (the oracle) and under `ruby -rfiddle_jit/ffi_shim`. Both runs must
+# print the same output, and that output must be the expected one.
+RSpec.describe "ffi gem behaviours found by its own spec suite" do
+  LIB = File.expand_path("../lib", __dir__)
+
+  # Runs +script+ in a fresh process; killed after +timeout+ seconds (a
+  # deadlock shows up as a failure, not as a hung suite).
+  def run_script(script, *ruby_args, timeout: 30)
+    Open3.popen3(RbConfig.ruby, *ruby_args, "-e", script) do |stdin, stdout, stderr, wait|
+      stdin.close
+      out = err = nil
+      begin
+        Timeout.timeout(timeout) do
+          out = stdout.read
+          err = stderr.read
+        end
+      rescue Timeout::Error
+        Process.kill(:KILL, wait.pid)
+        raise "timed out after #{timeout}s (a deadlock?) running: ruby #{ruby_args.join(" ")}"
+      end
+      raise "ruby #{ruby_args.join(" ")} failed (#{wait.value.exitstatus}):\n#{err}\n#{out}" unless wait.value.success?
+
+      out
+    end
+  end
+
+  # The output under the ffi gem, after checking that fiddle_jit prints
+  # exactly the same.
+  def same_output(script, **opts)
+    oracle = run_script(script, **opts)
+    ours = run_script(script, "-I", LIB, "-rfiddle_jit/ffi_shim", **opts)
+    expect(ours).to eq(oracle)
+    oracle
+  end
+
+  it "FFI::TYPE_* are the builtin types (FFI::Type::*)" do
+    out = same_output(<<~RUBY)
+      require "ffi"
+      p FFI.constants.grep(/\\ATYPE_/).sort
+      p [FFI::TYPE_INT8.size, FFI::TYPE_UINT16.size, FFI::TYPE_UINT64.alignment, FFI::TYPE_FLOAT32.size, FFI::TYPE_FLOAT64.size]
+      p FFI::TYPE_INT32.equal?(FFI::Type::INT32), FFI::TYPE_POINTER.equal?(FFI::Type::POINTER)
+      m = FFI::MemoryPointer.new(FFI::TYPE_UINT32, 3)
+      m.write_array_of_type(FFI::TYPE_UINT32, :put_uint32, [10, 227, 32])
+      p m.size, m.read_array_of_type(FFI::TYPE_UINT32, :read_uint32, 3)
+    RUBY
+    expect(out.lines[1]).to eq("[1, 2, 8, 4, 8]\n")
+    expect(out.lines.last).to eq("[10, 227, 32]\n")
+  end
+
+  it "FFI::Function.new(..., blocking: true) releases the GVL while C blocks" do
+    # The reader blocks in read(2) until the main thread writes: with the GVL
+    # held the main thread never runs again (the run times out).
+    out = same_output(<<~RUBY, timeout: 20)
+      require "ffi"
+      module L
+        extend FFI::Library
+        ffi_lib FFI::Library::LIBC
+        attach_function :pipe, [:pointer], :int
+      end
+      fds = FFI::MemoryPointer.new(:int, 2)
+      L.pipe(fds)
+      r, w = fds.read_array_of_int(2)
+      read = FFI::Function.new(:ssize_t, [:int, :pointer, :size_t], L.ffi_libraries.first.find_function("read"), blocking: true)
+      buf = FFI::MemoryPointer.new(1)
+      reader = Thread.new { read.call(r, buf, 1) }
+      Thread.pass until reader.status == "sleep" || reader.status == false
+      IO.for_fd(w, autoclose: false).syswrite("x")
+      p reader.value, buf.read_string(1)
+    RUBY
+    expect(out).to eq("1\n\"x\"\n")
+  end
+
+  it "a Struct.ptr / Struct.by_ref callback parameter arrives as a struct instance" do
+    out = same_output(<<~RUBY)
+      require "ffi"
+      class E < FFI::Struct
+        layout :v, :int
+      end
+      module Q
+        extend FFI::Library
+        ffi_lib FFI::Library::LIBC
+        callback :cmp, [E.ptr, E.ptr], :int
+        callback :cmp_ref, [E.by_ref, E.by_ref], :int
+        attach_function :qsort, [:pointer, :size_t, :size_t, :cmp], :void
+        attach_function :qsort_ref, :qsort, [:pointer, :size_t, :size_t, :cmp_ref], :void
+      end
+      %i[qsort qsort_ref].each do |m|
+        arr = FFI::MemoryPointer.new(:int, 4)
+        arr.write_array_of_int([3, 1, 4, 2])
+        classes = []
+        Q.send(m, arr, 4, 4) { |a, b| classes << a.class.name << b.class.name; a[:v] <=> b[:v] }
+        p [m, arr.read_array_of_int(4), classes.uniq]
+      end
+    RUBY
+    expect(out).to eq("[:qsort, [1, 2, 3, 4], [\"E\"]]\n[:qsort_ref, [1, 2, 3, 4], [\"E\"]]\n")
+  end
+
+  it "integer parameters take the Symbols of the library's enums (also variadic ones)" do
+    out = same_output(<<~RUBY)
+      require "ffi"
+      module En
+        extend FFI::Library
+        ffi_lib FFI::Library::LIBC
+        attach_function :labs_before, :labs, [:long], :long # no enums yet: no lookup
+        enum :color, [:red, 5, :green, 7]
+        attach_function :abs, [:int], :int
+        attach_function :labs, [:long], :long
+        attach_function :snprintf, [:pointer, :size_t, :string, :varargs], :int
+        bitmask :flags, [:a, :b, :c]
+        enum :later, [:late, 11] # joins the same enums, so abs sees it too
+      end
+      p En.abs(:red), En.labs(:green), En.abs(:late), En.abs(:c), En.abs(-3)
+      buf = FFI::MemoryPointer.new(32)
+      En.snprintf(buf, 32, "%d %u", :int, :green, :uint, :red)
+      p buf.read_string
+      [-> { En.abs(:nope) }, -> { En.labs_before(:red) }].each do |f|
+        p f.call
+      rescue => e
+        p e.class
+      end
+    RUBY
+    expect(out).to eq("5\n7\n11\n4\n3\n\"7 5\"\nTypeError\nTypeError\n")
+  end
+end
