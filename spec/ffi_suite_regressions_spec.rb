@@ -130,4 +130,44 @@ RSpec.describe "ffi gem behaviours found by its own spec suite" do
     RUBY
     expect(out).to eq("5\n7\n11\n4\n3\n\"7 5\"\nTypeError\nTypeError\n")
   end
+
+  it "Function.new with a struct-by-value return calls through (the callback-capable path)" do
+    out = same_output(<<~RUBY)
+      require "ffi"
+      class DivT < FFI::Struct
+        layout :quot, :int, :rem, :int
+      end
+      libc = FFI::DynamicLibrary.open(FFI::Library::LIBC, FFI::DynamicLibrary::RTLD_LAZY)
+      div = FFI::Function.new(DivT.by_value, [:int, :int], libc.find_function("div"))
+      r = div.call(7, 2)
+      p r.class, r[:quot], r[:rem]
+    RUBY
+    expect(out).to eq("DivT\n3\n1\n")
+  end
+
+  it "a callback type with :varargs is rejected with ArgumentError" do
+    out = same_output(<<~RUBY)
+      require "ffi"
+      begin
+        Module.new { extend FFI::Library; callback :cb, [:int, :varargs], :long }
+      rescue ArgumentError => e
+        puts e.message
+      end
+    RUBY
+    expect(out).to eq("callbacks cannot have variadic parameters\n")
+  end
+
+  it "a callback with a struct by value parameter or return raises NotImplementedError when created, not on attach" do
+    s = Class.new(FiddleJit::Struct) { layout :a, :int, :b, :double }
+    lib = Module.new do
+      extend FiddleJit::Library
+      ffi_lib FiddleJit::Library::LIBC
+      callback :takes, [s.by_value], :void
+      callback :gives, [], s.by_value
+      attach_function :qsort, [:pointer, :size_t, :size_t, :takes], :void
+    end
+    expect { FiddleJit::Function.new(:void, [s.by_value]) { |_| } }.to raise_error(NotImplementedError, /struct by value/)
+    expect { FiddleJit::Function.new(s.by_value, []) { s.new } }.to raise_error(NotImplementedError, /struct by value/)
+    expect { lib.qsort(FiddleJit::MemoryPointer.new(:int, 1), 0, 4) { |_| } }.to raise_error(NotImplementedError)
+  end
 end

@@ -59,6 +59,9 @@ module FiddleJit
                unless callable.is_a?(Proc) || callable.respond_to?(:call)
                  raise TypeError, "wrong argument type #{callable.class}, expected pointer or proc"
                end
+               if ret.is_a?(Type::Struct) || params.any?(Type::Struct)
+                 raise NotImplementedError, "callbacks with struct by value parameters or return are not supported"
+               end
                __callback(params.map { |t| native_name(t) }, native_name(ret), adapt(callable, params, ret))
              end
         fn.__send__(:setup, ret, params, options, callable)
@@ -139,15 +142,16 @@ module FiddleJit
       def attach_address(mod, name, address, params, ret, labels, frame: false, c_name: name.to_s, blocking: false,
                          long_names: nil)
         name = name.to_s
-        native_params = params.each_with_index.map { |t, i| long_names&.[](i) || native_name(t) }
+        native_params = params.each_with_index.map { |t, i| long_names&.[](i) || native_param(t) }
+        native_ret = ret.is_a?(Type::Struct) ? native_param(ret) + [ret.struct_class] : native_name(ret)
         cb_indexes = params.each_index.select { |i| params[i].is_a?(FunctionType) }
         ret_type = ret.is_a?(FunctionType) ? ret : nil
         if cb_indexes.empty? && ret_type.nil? && !frame
-          return Native.attach_function(mod, name, address, native_params, native_name(ret), labels, c_name, nil, blocking)
+          return Native.attach_function(mod, name, address, native_params, native_ret, labels, c_name, nil, blocking)
         end
 
         hidden = "__fiddle_jit_#{name}"
-        bytes = Native.attach_function(mod, hidden, address, native_params, native_name(ret), labels, c_name, nil, blocking)
+        bytes = Native.attach_function(mod, hidden, address, native_params, native_ret, labels, c_name, nil, blocking)
         mod.singleton_class.__send__(:private, hidden)
         mod.__send__(:private, hidden)
         if name.match?(/\A[A-Za-z_][A-Za-z0-9_]*[?!]?\z/)
@@ -163,6 +167,15 @@ module FiddleJit
       end
 
       private
+
+      # A parameter for the native layer: a struct by value is its
+      # descriptor (the stub copies it into registers or stack slots).
+      def native_param(type)
+        return native_name(type) unless type.is_a?(Type::Struct)
+
+        klass = type.struct_class
+        ["struct", klass.size, klass.alignment, klass.layout.native_leaves]
+      end
 
       def type_index(type)
         TYPES_LOCK.synchronize do

@@ -99,6 +99,7 @@ module FiddleJit
       name, params, ret = args.length == 3 ? args : [nil, *args]
       native_params = params.map { |t| Types.resolve(t, @ffi_typedefs) }
       ret_type = Types.resolve(ret, @ffi_typedefs)
+      raise ArgumentError, "callbacks cannot have variadic parameters" if native_params.include?(:varargs)
       # As the ffi gem: C would get a pointer into a Ruby String it cannot own.
       raise TypeError, ":string is not allowed as return type of callbacks" if ret_type == :string
 
