@@ -170,4 +170,31 @@ RSpec.describe "ffi gem behaviours found by its own spec suite" do
     expect { FiddleJit::Function.new(s.by_value, []) { s.new } }.to raise_error(NotImplementedError, /struct by value/)
     expect { lib.qsort(FiddleJit::MemoryPointer.new(:int, 1), 0, 4) { |_| } }.to raise_error(NotImplementedError)
   end
+
+  it "an AutoPointer subclass works as a return and parameter type; AutoPointer.new(Buffer) raises TypeError" do
+    out = same_output(<<~RUBY)
+      require "ffi"
+      class CAP < FFI::AutoPointer
+        def self.release(ptr) = nil
+      end
+      class NoRelease < FFI::AutoPointer; end
+      m = Module.new do
+        extend FFI::Library
+        ffi_lib FFI::Library::LIBC
+        attach_function :calloc, [:size_t, :size_t], CAP
+        attach_function :free, [CAP], :void
+      end
+      r = m.calloc(1, 8)
+      p r.class, r.null?, r.read_long
+      m.free(r)
+      [-> { Module.new { extend FFI::Library; ffi_lib FFI::Library::LIBC; attach_function :calloc, [:size_t, :size_t], NoRelease } },
+       -> { FFI::AutoPointer.new(FFI::Buffer.new(:int)) }, -> { FFI::AutoPointer.new(FFI::Buffer.new(:int), proc {}) },
+       -> { FFI::AutoPointer.new(FFI::MemoryPointer.new(:int), proc {}) }].each do |f|
+        f.call
+      rescue => e
+        p e.class
+      end
+    RUBY
+    expect(out).to eq("CAP\nfalse\n0\nRuntimeError\nTypeError\nTypeError\nTypeError\n")
+  end
 end
