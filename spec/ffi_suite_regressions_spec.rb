@@ -197,4 +197,66 @@ RSpec.describe "ffi gem behaviours found by its own spec suite" do
     RUBY
     expect(out).to eq("CAP\nfalse\n0\nRuntimeError\nTypeError\nTypeError\nTypeError\n")
   end
+
+  it "a Struct subclass whose initialize does not call super gets memory on first field access" do
+    out = same_output(<<~RUBY)
+      require "ffi"
+      class NoSuper < FFI::Struct
+        layout :a, :int, :b, :long_long
+        def initialize(a, b)
+          self[:a] = a
+          self[:b] = b
+        end
+      end
+      s = NoSuper.new(7, 1 << 40)
+      p s[:a], s[:b], s.pointer.size, s.pointer.get_int(0)
+    RUBY
+    expect(out).to eq("7\n#{1 << 40}\n16\n7\n")
+  end
+
+  it "zero-length arrays: only as the last field, and then not bounds-checked" do
+    out = same_output(<<~RUBY)
+      require "ffi"
+      begin
+        Class.new(FFI::Struct) { layout :data, [:char, 0], :count, :int }
+      rescue TypeError => e
+        puts e.message
+      end
+      flex = Class.new(FFI::Struct) { layout :count, :int, :data, [:long, 0] }
+      s = flex.new(FFI::MemoryPointer.new(64))
+      s[:data][0] = 11
+      s[:data][3] = 44
+      p flex.size, s[:data][0], s[:data][3], s[:data].size, s[:data].to_a, s.pointer.get_long(8 + 3 * 8)
+      fixed = Class.new(FFI::Struct) { layout :count, :int, :data, [:long, 1] }
+      begin
+        fixed.new[:data][1] = 1
+      rescue IndexError
+        puts "IndexError"
+      end
+    RUBY
+    expect(out).to eq("type of field 0 has zero size\n8\n11\n44\n0\n[]\n44\nIndexError\n")
+  end
+
+  it "callbacks from foreign threads run on a new \"FFI Callback Runner\" thread each, via \"FFI Callback Dispatcher\"" do
+    out = same_output(<<~RUBY)
+      require "ffi"
+      module T
+        extend FFI::Library
+        ffi_lib FFI::Library::LIBC # pthread_* live in libc (glibc 2.34+)
+        callback :start, [:pointer], :pointer
+        attach_function :pthread_create, [:pointer, :pointer, :start, :pointer], :int
+        attach_function :pthread_join, [:ulong, :pointer], :int, blocking: true
+      end
+      threads = []
+      start = FFI::Function.new(:pointer, [:pointer]) { |_| threads << Thread.current; nil }
+      2.times do
+        tid = FFI::MemoryPointer.new(:ulong)
+        T.pthread_create(tid, nil, start, nil)
+        T.pthread_join(tid.read_ulong, nil)
+      end
+      p Thread.list.map(&:name).include?("FFI Callback Dispatcher")
+      p threads.map(&:name), threads.uniq.size, threads.include?(Thread.current)
+    RUBY
+    expect(out).to eq("true\n[\"FFI Callback Runner\", \"FFI Callback Runner\"]\n2\nfalse\n")
+  end
 end
