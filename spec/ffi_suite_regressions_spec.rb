@@ -259,4 +259,26 @@ RSpec.describe "ffi gem behaviours found by its own spec suite" do
     RUBY
     expect(out).to eq("true\n[\"FFI Callback Runner\", \"FFI Callback Runner\"]\n2\nfalse\n")
   end
+
+  it "attach_function returns an FFI::Function that calls the C function (enums converted)" do
+    out = same_output(<<~RUBY)
+      require "ffi"
+      module M
+        extend FFI::Library
+        ffi_lib FFI::Library::LIBC
+        typedef :int, :myint
+        class S < FFI::Struct
+          layout :c, :char
+        end
+        enum :e, [:x, 3]
+        callback :cmp, [:pointer, :pointer], :int
+        FNS = [attach_function(:abs, [:int], :int), attach_function(:labs2, :labs, [:myint], :long),
+               attach_function(:qsort, [:pointer, :size_t, :size_t, :cmp], :void),
+               attach_function(:abs3, :abs, [:e], :e), attach_function(:strlen_s, :strlen, [S.in], :size_t)]
+      end
+      p M::FNS.map { |f| f.instance_of?(FFI::Function) }
+      p M::FNS[0].call(-5), M::FNS[1].call(-6), M::FNS[3].call(:x), M::FNS[3].call(-3), M.abs3(:x)
+    RUBY
+    expect(out).to eq("[true, true, true, true, true]\n5\n6\n:x\n:x\n:x\n")
+  end
 end

@@ -293,8 +293,11 @@ module FiddleJit
 
     # Calls the function (C or Ruby-backed, always through its C address).
     # An exception raised by a callback during the call is re-raised here.
+    # Enum and DataConverter (Type::Mapped) parameters and result are
+    # converted as in attached functions.
     def call(*args, &blk)
       invoker = @invoker || build_invoker
+      @param_convs&.each_with_index { |c, i| args[i] = c.to_native(args[i], nil) if c && i < args.length }
       frame = Native.callback_frame_push
       begin
         result = invoker.call(*args, &blk)
@@ -303,7 +306,7 @@ module FiddleJit
       end
       raise exc if exc
 
-      result
+      @return_conv ? @return_conv.from_native(result, nil) : result
     end
 
     # Defines +name+ on +mod+ (singleton and instance method, like
@@ -375,6 +378,10 @@ module FiddleJit
       labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
       Function.attach_address(mod, "call", address, @param_types, @return_type, labels,
                               blocking: @options[:blocking] ? true : false)
+      mapped = ->(t) { t.is_a?(Enum) || t.is_a?(Type::Mapped) ? t : nil }
+      convs = @param_types.map(&mapped)
+      @param_convs = convs.any? ? convs : nil
+      @return_conv = mapped.call(@return_type)
       @invoker = mod
     end
   end

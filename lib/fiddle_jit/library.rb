@@ -202,8 +202,7 @@ module FiddleJit
         stub, bytes = Native.attach_function(self, name.to_s, address, plain, PLAIN_RETURNS[ret], params, c_name, nil,
                                              blocking)
         enum_symbols_for(stub)
-        return (@fiddle_jit_functions ||= {})[name.to_sym] =
-                 AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
+        return attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes))
       end
 
       resolved = params.map { |t| find_type(t) }
@@ -215,8 +214,7 @@ module FiddleJit
                                               c_name: c_name, blocking: blocking,
                                               long_names: resolved.each_with_index.map { |t, i| ffi_long_param(params[i], t) })
         enum_symbols_for(stub)
-        return (@fiddle_jit_functions ||= {})[name.to_sym] =
-                 AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
+        return attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes), resolved, ret_resolved)
       end
 
       param_types = resolved.each_with_index.map { |t, i| ffi_long_param(params[i], t) || native_param_type(t, name) }
@@ -228,11 +226,23 @@ module FiddleJit
       stub, bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params, c_name, nil, blocking)
       enum_symbols_for(stub)
       define_converting_wrapper(name, stub_name.to_sym, arg_convs, ret_conv) if wrap
-      (@fiddle_jit_functions ||= {})[name.to_sym] =
-        AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
+      attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes), resolved, ret_resolved)
     end
 
     private
+
+    # What attach_function returns. Under `require "fiddle_jit/ffi"` that is,
+    # as in the ffi gem, an FFI::Function calling the C function; otherwise
+    # the AttachedFunction (stub address, size, #disassemble), which
+    # FiddleJit.disassemble finds either way.
+    def attached(info, resolved = nil, ret_resolved = nil)
+      (@fiddle_jit_functions ||= {})[info.name] = info
+      return info unless Native.ffi_messages?
+
+      fn = Function.__send__(:__pointer, info.address)
+      fn.__send__(:setup, ret_resolved || find_type(info.return_type), resolved || info.params.map { |t| find_type(t) }, {}, nil)
+      fn
+    end
 
     # Like the ffi gem, a function's integer parameters take the Symbols of
     # the enums this library had defined when it was attached.
