@@ -10,7 +10,7 @@ require "timeout"
 # ffi gem (the oracle) and under `ruby -rfiddle_jit/ffi_shim`. Both runs must
 # print the same output, and that output must be the expected one.
 RSpec.describe "ffi gem behaviours found by its own spec suite" do
-  LIB = File.expand_path("../lib", __dir__)
+  def lib_dir = File.expand_path("../lib", __dir__)
 
   # Runs +script+ in a fresh process; killed after +timeout+ seconds (a
   # deadlock shows up as a failure, not as a hung suite).
@@ -37,7 +37,7 @@ RSpec.describe "ffi gem behaviours found by its own spec suite" do
   # exactly the same.
   def same_output(script, **opts)
     oracle = run_script(script, **opts)
-    ours = run_script(script, "-I", LIB, "-rfiddle_jit/ffi_shim", **opts)
+    ours = run_script(script, "-I", lib_dir, "-rfiddle_jit/ffi_shim", **opts)
     expect(ours).to eq(oracle)
     oracle
   end
