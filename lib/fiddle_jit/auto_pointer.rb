@@ -12,6 +12,9 @@ module FiddleJit
   # memory.
   class AutoPointer < Pointer
     def initialize(ptr, proc = nil, &_block)
+      # A Buffer is not a Pointer in the ffi gem (this is its Pointer.new's error).
+      raise TypeError, "wrong argument type, expected Integer or FFI::Pointer" if ptr.is_a?(Buffer)
+
       super(ptr.type_size, ptr)
       raise TypeError, "Invalid pointer" if ptr.nil? || !ptr.is_a?(Pointer) ||
                                             ptr.is_a?(MemoryPointer) || ptr.is_a?(AutoPointer)

@@ -185,4 +185,19 @@ module FiddleJit
       list
     end
   end
+
+  # As in the ffi gem, an AutoPointer subclass is a DataConverter: as a
+  # return type it wraps the returned pointer in the subclass (released by
+  # its `release`); as a parameter it passes the pointer.
+  class AutoPointer
+    extend DataConverter
+
+    def self.native_type
+      raise RuntimeError, "no release method defined for #{inspect}" unless respond_to?(:release, true)
+
+      Type::POINTER
+    end
+
+    def self.from_native(val, _ctx) = new(val)
+  end
 end

@@ -72,6 +72,12 @@ module FFI
     end
   end
 
+  # The ffi gem's FFI::TYPE_* constants: the same objects as FFI::Type::*.
+  %i[VOID BOOL INT8 UINT8 INT16 UINT16 INT32 UINT32 INT64 UINT64 LONG ULONG FLOAT32 FLOAT64
+     LONGDOUBLE POINTER STRING BUFFER_IN BUFFER_OUT BUFFER_INOUT VARARGS].each do |c|
+    const_set(:"TYPE_#{c}", FiddleJit::Type.const_get(c))
+  end
+
   # Callbacks come from another branch: alias them when they exist.
   %i[Function CallbackInfo FunctionType FunctionInfo VariadicInvoker].each do |c|
     const_set(c, FiddleJit.const_get(c)) if FiddleJit.const_defined?(c, false)

@@ -59,6 +59,9 @@ module FiddleJit
                unless callable.is_a?(Proc) || callable.respond_to?(:call)
                  raise TypeError, "wrong argument type #{callable.class}, expected pointer or proc"
                end
+               if ret.is_a?(Type::Struct) || params.any?(Type::Struct)
+                 raise NotImplementedError, "callbacks with struct by value parameters or return are not supported"
+               end
                __callback(params.map { |t| native_name(t) }, native_name(ret), adapt(callable, params, ret))
              end
         fn.__send__(:setup, ret, params, options, callable)
@@ -139,15 +142,16 @@ module FiddleJit
       def attach_address(mod, name, address, params, ret, labels, frame: false, c_name: name.to_s, blocking: false,
                          long_names: nil)
         name = name.to_s
-        native_params = params.each_with_index.map { |t, i| long_names&.[](i) || native_name(t) }
+        native_params = params.each_with_index.map { |t, i| long_names&.[](i) || native_param(t) }
+        native_ret = ret.is_a?(Type::Struct) ? native_param(ret) + [ret.struct_class] : native_name(ret)
         cb_indexes = params.each_index.select { |i| params[i].is_a?(FunctionType) }
         ret_type = ret.is_a?(FunctionType) ? ret : nil
         if cb_indexes.empty? && ret_type.nil? && !frame
-          return Native.attach_function(mod, name, address, native_params, native_name(ret), labels, c_name, nil, blocking)
+          return Native.attach_function(mod, name, address, native_params, native_ret, labels, c_name, nil, blocking)
         end
 
         hidden = "__fiddle_jit_#{name}"
-        bytes = Native.attach_function(mod, hidden, address, native_params, native_name(ret), labels, c_name, nil, blocking)
+        bytes = Native.attach_function(mod, hidden, address, native_params, native_ret, labels, c_name, nil, blocking)
         mod.singleton_class.__send__(:private, hidden)
         mod.__send__(:private, hidden)
         if name.match?(/\A[A-Za-z_][A-Za-z0-9_]*[?!]?\z/)
@@ -163,6 +167,15 @@ module FiddleJit
       end
 
       private
+
+      # A parameter for the native layer: a struct by value is its
+      # descriptor (the stub copies it into registers or stack slots).
+      def native_param(type)
+        return native_name(type) unless type.is_a?(Type::Struct)
+
+        klass = type.struct_class
+        ["struct", klass.size, klass.alignment, klass.layout.native_leaves]
+      end
 
       def type_index(type)
         TYPES_LOCK.synchronize do
@@ -253,8 +266,11 @@ module FiddleJit
       # a callback-typed return may be a Proc.
       # Wraps +callable+ so it sees Ruby values for callback, enum and
       # mapped-type parameters and may return them (like the ffi gem).
+      # Struct.ptr / Struct.by_ref parameters arrive as instances of the
+      # struct class, as in the ffi gem (a bare Struct class as a callback
+      # parameter stays a Pointer there, and here).
       def adapt(callable, params, ret)
-        converted = ->(t) { t.is_a?(FunctionType) || t.is_a?(Enum) || t.is_a?(Type::Mapped) }
+        converted = ->(t) { t.is_a?(FunctionType) || t.is_a?(Enum) || t.is_a?(Type::Mapped) || t.is_a?(StructByReference) }
         conv_params = params.each_index.select { |i| converted.call(params[i]) }
         return callable if conv_params.empty? && !converted.call(ret)
 
@@ -266,7 +282,7 @@ module FiddleJit
           result = callable.call(*args)
           case ret
           when FunctionType then Function.for_callback(ret, result)
-          when Enum, Type::Mapped then ret.to_native(result, nil)
+          when Enum, Type::Mapped, StructByReference then ret.to_native(result, nil)
           else result
           end
         end
@@ -277,8 +293,11 @@ module FiddleJit
 
     # Calls the function (C or Ruby-backed, always through its C address).
     # An exception raised by a callback during the call is re-raised here.
+    # Enum and DataConverter (Type::Mapped) parameters and result are
+    # converted as in attached functions.
     def call(*args, &blk)
       invoker = @invoker || build_invoker
+      @param_convs&.each_with_index { |c, i| args[i] = c.to_native(args[i], nil) if c && i < args.length }
       frame = Native.callback_frame_push
       begin
         result = invoker.call(*args, &blk)
@@ -287,7 +306,7 @@ module FiddleJit
       end
       raise exc if exc
 
-      result
+      @return_conv ? @return_conv.from_native(result, nil) : result
     end
 
     # Defines +name+ on +mod+ (singleton and instance method, like
@@ -296,7 +315,8 @@ module FiddleJit
       raise RuntimeError, "trying to attach function to non-module" unless mod.is_a?(Module)
 
       labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
-      Function.attach_address(mod, name, address, @param_types, @return_type, labels)
+      Function.attach_address(mod, name, address, @param_types, @return_type, labels,
+                              blocking: @options[:blocking] ? true : false)
       attached = mod.instance_variable_get(:@__fiddle_jit_functions__) || {}
       attached[name.to_s] = self
       mod.instance_variable_set(:@__fiddle_jit_functions__, attached)
@@ -356,7 +376,12 @@ module FiddleJit
 
       mod = Module.new
       labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
-      Function.attach_address(mod, "call", address, @param_types, @return_type, labels)
+      Function.attach_address(mod, "call", address, @param_types, @return_type, labels,
+                              blocking: @options[:blocking] ? true : false)
+      mapped = ->(t) { t.is_a?(Enum) || t.is_a?(Type::Mapped) ? t : nil }
+      convs = @param_types.map(&mapped)
+      @param_convs = convs.any? ? convs : nil
+      @return_conv = mapped.call(@return_type)
       @invoker = mod
     end
   end

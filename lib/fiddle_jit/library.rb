@@ -99,6 +99,7 @@ module FiddleJit
       name, params, ret = args.length == 3 ? args : [nil, *args]
       native_params = params.map { |t| Types.resolve(t, @ffi_typedefs) }
       ret_type = Types.resolve(ret, @ffi_typedefs)
+      raise ArgumentError, "callbacks cannot have variadic parameters" if native_params.include?(:varargs)
       # As the ffi gem: C would get a pointer into a Ruby String it cannot own.
       raise TypeError, ":string is not allowed as return type of callbacks" if ret_type == :string
 
@@ -200,8 +201,8 @@ module FiddleJit
         address = find_function_address(c_name)
         stub, bytes = Native.attach_function(self, name.to_s, address, plain, PLAIN_RETURNS[ret], params, c_name, nil,
                                              blocking)
-        return (@fiddle_jit_functions ||= {})[name.to_sym] =
-                 AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
+        enum_symbols_for(stub)
+        return attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes))
       end
 
       resolved = params.map { |t| find_type(t) }
@@ -212,8 +213,8 @@ module FiddleJit
                                               frame: options[:callback_frame] ? true : false,
                                               c_name: c_name, blocking: blocking,
                                               long_names: resolved.each_with_index.map { |t, i| ffi_long_param(params[i], t) })
-        return (@fiddle_jit_functions ||= {})[name.to_sym] =
-                 AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
+        enum_symbols_for(stub)
+        return attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes), resolved, ret_resolved)
       end
 
       param_types = resolved.each_with_index.map { |t, i| ffi_long_param(params[i], t) || native_param_type(t, name) }
@@ -223,12 +224,31 @@ module FiddleJit
       address = find_function_address(c_name, resolved)
       stub_name = wrap ? "__fiddle_jit_raw_#{name}" : name.to_s
       stub, bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params, c_name, nil, blocking)
+      enum_symbols_for(stub)
       define_converting_wrapper(name, stub_name.to_sym, arg_convs, ret_conv) if wrap
-      (@fiddle_jit_functions ||= {})[name.to_sym] =
-        AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes)
+      attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes), resolved, ret_resolved)
     end
 
     private
+
+    # What attach_function returns. Under `require "fiddle_jit/ffi"` that is,
+    # as in the ffi gem, an FFI::Function calling the C function; otherwise
+    # the AttachedFunction (stub address, size, #disassemble), which
+    # FiddleJit.disassemble finds either way.
+    def attached(info, resolved = nil, ret_resolved = nil)
+      (@fiddle_jit_functions ||= {})[info.name] = info
+      return info unless Native.ffi_messages?
+
+      fn = Function.__send__(:__pointer, info.address)
+      fn.__send__(:setup, ret_resolved || find_type(info.return_type), resolved || info.params.map { |t| find_type(t) }, {}, nil)
+      fn
+    end
+
+    # Like the ffi gem, a function's integer parameters take the Symbols of
+    # the enums this library had defined when it was attached.
+    def enum_symbols_for(stub)
+      Native.stub_enums(stub, @ffi_enums) if defined?(@ffi_enums) && @ffi_enums
+    end
 
     def generic_enum(klass, *args)
       native_type = args.first.is_a?(Type::Builtin) ? args.shift : nil
@@ -305,8 +325,9 @@ module FiddleJit
           raise ArgumentError, "#{name}: :void is not a variadic argument type" if var_types.include?("void")
 
           shape_name = "#{name}(#{types.join(", ")})"
-          Native.attach_function(holder, shape_name, address, fixed_types + var_types, ret_type,
-                                 (fixed + types).map(&:to_s), c_name, fixed.size, blocking)
+          stub, = Native.attach_function(holder, shape_name, address, fixed_types + var_types, ret_type,
+                                         (fixed + types).map(&:to_s), c_name, fixed.size, blocking)
+          library.send(:enum_symbols_for, stub)
           [shape_name.to_sym, fixed_convs + resolved.map { |t| library.send(:variadic_converter, t) }]
         end
         values = args.first(fixed.size) + pairs.map(&:last)

@@ -359,6 +359,10 @@ module FiddleJit
     end
 
     def build
+      # As the ffi gem: only the last field may have size 0 (a flexible array).
+      @fields.each_with_index do |f, i|
+        raise TypeError, "type of field #{i} has zero size" if f.size.zero? && i < @fields.length - 1
+      end
       size = @packed ? @size : align(@size, @alignment)
       StructLayout.new(@fields, size, @alignment, @union)
     end
@@ -387,6 +391,13 @@ module FiddleJit
       layout = self.class.__layout__
       pointer = MemoryPointer.new(layout.size, 1, true) if pointer.nil?
       __set_memory__(pointer, layout.native_table)
+    end
+
+    # Zeroed memory for a struct whose subclass initialize did not call
+    # super (called by #[] / #[]= on first use, as the ffi gem allocates).
+    private def __lazy_memory__
+      layout = self.class.__layout__
+      __set_memory__(MemoryPointer.new(layout.size, 1, true), layout.native_table)
     end
 
     def initialize_copy(other)
@@ -439,8 +450,10 @@ module FiddleJit
 
       private
 
+      # A zero-length array (the last field: C's flexible array member) is
+      # not bounds-checked, as in the ffi gem.
       def element(index)
-        raise IndexError, "index #{index} out of bounds" unless index.is_a?(Integer) && index >= 0 && index < size
+        raise IndexError, "index #{index} out of bounds" unless index.is_a?(Integer) && index >= 0 && (size.zero? || index < size)
 
         StructLayout.element_field(@field, index)
       end

@@ -266,6 +266,7 @@ fn attach_function(
         ret_struct,
         ffi_messages: ffi_mode,
         ffi_long,
+        enums: std::sync::atomic::AtomicUsize::new(0),
     }));
     let targets = TARGETS.get_or_init(runtime::targets);
     let (stub, code_len, form) = with_jit(|jit| {
@@ -339,6 +340,22 @@ fn disassemble(stub: usize) -> Option<String> {
     Some(header + &emit::disasm::disassemble(code, record.code_len, record.address as u64, &symbols))
 }
 
+/// `stub_enums(stub, enums)`: integer parameters of the stub at `stub` (an
+/// address attach_function returned) accept the Symbols of `enums` (the
+/// Library's FiddleJit::Enums), as the ffi gem's functions do. False when
+/// `stub` is not a stub.
+fn stub_enums(stub: usize, enums: Value) -> bool {
+    let jit = JIT.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(record) = jit.as_ref().and_then(|j| j.stubs.iter().rev().find(|r| r.address == stub)) else { return false };
+    // SAFETY: keeps `enums` alive (and unmoved) for as long as the stub may
+    // run; `record.info` is the leaked StubInfo of that stub.
+    unsafe {
+        rb_sys::rb_gc_register_mark_object(enums.as_raw());
+        (*(record.info as *const StubInfo)).enums.store(enums.as_raw() as usize, Ordering::Release);
+    }
+    true
+}
+
 /// `[code bytes, reserved bytes]` of the executable arena.
 fn arena_stats() -> (usize, usize) {
     let jit = JIT.lock().unwrap_or_else(|p| p.into_inner());
@@ -349,6 +366,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let native = module.define_module("Native")?;
     native.define_singleton_method("attach_function", function!(attach_function, 9))?;
     native.define_singleton_method("disassemble", function!(disassemble, 1))?;
+    native.define_singleton_method("stub_enums", function!(stub_enums, 2))?;
     native.define_singleton_method("errno", function!(runtime::errno::saved_errno, 0))?;
     native.define_singleton_method("errno=", function!(runtime::errno::set_saved_errno, 1))?;
     native.define_singleton_method("arena_stats", function!(arena_stats, 0))?;

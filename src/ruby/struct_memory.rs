@@ -225,8 +225,15 @@ unsafe fn receiver<'a>(rb_self: VALUE) -> &'a StructData {
     }
 }
 
-/// The table and Pointer VALUE of an initialized struct, or raises.
-unsafe fn parts<'a>(d: &'a StructData) -> (&'a FieldTable, VALUE) {
+/// The table and Pointer VALUE of an initialized struct, or raises. A
+/// struct whose subclass `initialize` did not call super gets zeroed memory
+/// of its size now (private `__lazy_memory__`), as the ffi gem allocates on
+/// first field access.
+unsafe fn parts<'a>(d: &'a StructData, rb_self: VALUE) -> (&'a FieldTable, VALUE) {
+    if d.table.get() == 0 || d.pointer.get() == 0 {
+        let mid = rb_sys::rb_intern(c"__lazy_memory__".as_ptr());
+        rb_sys::rb_funcallv(rb_self, mid, 0, std::ptr::null());
+    }
     let (table, pointer) = (d.table.get(), d.pointer.get());
     if table == 0 || pointer == 0 {
         raise_or::<()>(Err(Error::new(
@@ -321,7 +328,7 @@ unsafe fn field_by_hash(table: &FieldTable, name: VALUE) -> VALUE {
 /// `Struct#[](name)`.
 unsafe extern "C" fn struct_aref(rb_self: VALUE, name: VALUE) -> VALUE {
     let d = receiver(rb_self);
-    let (table, pointer) = parts(d);
+    let (table, pointer) = parts(d, rb_self);
     let field = match table.find(name) {
         Some(e) => {
             if let Some(v) = read_native(e.kind, d.memory(), e.offset) {
@@ -337,7 +344,7 @@ unsafe extern "C" fn struct_aref(rb_self: VALUE, name: VALUE) -> VALUE {
 /// `Struct#[]=(name, value)`; returns `value`.
 unsafe extern "C" fn struct_aset(rb_self: VALUE, name: VALUE, value: VALUE) -> VALUE {
     let d = receiver(rb_self);
-    let (table, pointer) = parts(d);
+    let (table, pointer) = parts(d, rb_self);
     let field = match table.find(name) {
         Some(e) => {
             if write_native(e.kind, d.memory(), e.offset, value) {

@@ -495,9 +495,10 @@ unsafe fn unbox_ret(ty: &CType, v: VALUE) -> u64 {
 // ---------------------------------------------------------------------------
 // Callbacks from native threads Ruby does not know.
 
-/// One Ruby thread runs callbacks that arrive on foreign threads, one at a
-/// time, in arrival order; the foreign thread blocks until its callback has
-/// returned. The dispatcher needs the GVL: if the Ruby thread that started
+/// One Ruby thread ("FFI Callback Dispatcher") takes the callbacks that
+/// arrive on foreign threads and starts a Ruby thread ("FFI Callback
+/// Runner") for each, as the ffi gem does; the foreign thread blocks until
+/// its callback has returned. The dispatcher needs the GVL: if the Ruby thread that started
 /// the C code holds it while waiting for the foreign thread (e.g. a
 /// pthread_join in a non-blocking call), the callback cannot run.
 pub mod dispatcher {
@@ -580,26 +581,36 @@ pub mod dispatcher {
                 std::ptr::null_mut(),
             );
             if w.request != 0 {
-                let req = w.request as *mut Request;
-                // Box from a copy on this thread's stack: the GC scans it,
-                // not the foreign thread's.
-                let foreign = &mut *(*req).inv;
-                let n = (*foreign.data).params.len();
-                let mut slots = [0u64; MAX_ARGS];
-                std::ptr::copy_nonoverlapping(foreign.raw, slots.as_mut_ptr(), n);
-                let mut local =
-                    Invocation { data: foreign.data, raw: slots.as_mut_ptr(), result: 0, result_ld: Default::default() };
-                super::invoke(&mut local);
-                foreign.result = local.result;
-                foreign.result_ld = local.result_ld;
-                let _q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
-                (*req).done = true;
-                FINISHED.notify_all();
+                // As the ffi gem: each callback runs on a new Ruby thread
+                // named "FFI Callback Runner"; the dispatcher goes on waiting.
+                let runner = rb_sys::rb_thread_create(Some(run_request), w.request as *mut c_void);
+                let name = rb_sys::rb_str_new_cstr(c"FFI Callback Runner".as_ptr());
+                rb_sys::rb_funcallv(runner, rb_sys::rb_intern2(c"name=".as_ptr(), 5), 1, &name);
             } else {
                 // Woken by Ruby: handle the interrupt (raises on kill).
                 rb_sys::rb_thread_check_ints();
             }
         }
+    }
+
+    /// A runner thread's body: the callback of one request (a foreign
+    /// thread blocked in `run` until `done`).
+    unsafe extern "C" fn run_request(req: *mut c_void) -> VALUE {
+        let req = req as *mut Request;
+        // Box from a copy on this thread's stack: the GC scans it, not the
+        // foreign thread's.
+        let foreign = &mut *(*req).inv;
+        let n = (*foreign.data).params.len();
+        let mut slots = [0u64; MAX_ARGS];
+        std::ptr::copy_nonoverlapping(foreign.raw, slots.as_mut_ptr(), n);
+        let mut local = Invocation { data: foreign.data, raw: slots.as_mut_ptr(), result: 0, result_ld: Default::default() };
+        super::invoke(&mut local);
+        foreign.result = local.result;
+        foreign.result_ld = local.result_ld;
+        let _q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+        (*req).done = true;
+        FINISHED.notify_all();
+        QNIL
     }
 
     /// Starts the dispatcher thread if this process has none (with the GVL).
@@ -612,7 +623,7 @@ pub mod dispatcher {
         unsafe {
             let thread = rb_sys::rb_thread_create(Some(main), std::ptr::null_mut());
             rb_sys::rb_gc_register_mark_object(thread);
-            let name = rb_sys::rb_str_new_cstr(c"fiddle_jit callbacks".as_ptr());
+            let name = rb_sys::rb_str_new_cstr(c"FFI Callback Dispatcher".as_ptr());
             rb_sys::rb_funcallv(thread, rb_sys::rb_intern2(c"name=".as_ptr(), 5), 1, &name);
             *t = Some((thread, std::process::id()));
         }

@@ -19,6 +19,7 @@ use magnus::value::ReprValue;
 use magnus::{Error, ExceptionClass, RArray, RString, Ruby, Value};
 use rb_sys::VALUE;
 use std::ffi::{c_char, c_int};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Per-function data a stub hands to its slow paths. Leaked: a stub's
 /// address may be called for as long as the process lives.
@@ -46,6 +47,10 @@ pub struct StubInfo {
     /// off_t...), which it converts with NUM2LONG/NUM2ULONG rather than
     /// NUM2LL/NUM2ULL: the same values on LP64, other error messages.
     pub ffi_long: Vec<bool>,
+    /// The defining Library's enums (a FiddleJit::Enums, pinned), or 0: a
+    /// Symbol given for an integer parameter is looked up there, as the
+    /// ffi gem does. Set once, after the stub is installed (Native.stub_enums).
+    pub enums: AtomicUsize,
 }
 
 /// How the user wrote a parameter type (a Symbol, usually), for messages.
@@ -137,15 +142,32 @@ unsafe fn info<'a>(info: *const StubInfo) -> &'a StubInfo {
     &*info
 }
 
+/// What an integer parameter converts: a Symbol becomes its value in the
+/// Library's enums when the function has them (`enums.__map_symbol(sym)`,
+/// nil when unknown, exactly the ffi gem's lookup); anything else is itself.
+/// Called inside the conversion's rb_protect: the lookup is a method call.
+///
+/// SAFETY: `value` is a live VALUE; `info.enums` is 0 or a pinned object.
+unsafe fn enum_mapped(info: &StubInfo, value: VALUE) -> VALUE {
+    let enums = info.enums.load(Ordering::Acquire);
+    if enums == 0 || magnus::Symbol::from_value(Value::from_raw(value)).is_none() {
+        return value;
+    }
+    let mid = rb_sys::rb_intern(b"__map_symbol\0".as_ptr() as *const c_char);
+    rb_sys::rb_funcallv(enums as VALUE, mid, 1, &value)
+}
+
 /// NUM2INT: int8/int16/int32 parameters. Returns the int in rax.
 pub extern "C" fn arg_int(value: VALUE, info_ptr: *const StubInfo, index: u32) -> i64 {
-    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_num2int(value) as VALUE });
+    let info = unsafe { info(info_ptr) };
+    let r = converting(info, index, || unsafe { rb_sys::rb_num2int(enum_mapped(info, value)) as VALUE });
     finish(r) as i64
 }
 
 /// NUM2UINT: uint8/uint16/uint32 parameters (accepts INT_MIN..UINT_MAX).
 pub extern "C" fn arg_uint(value: VALUE, info_ptr: *const StubInfo, index: u32) -> i64 {
-    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_num2uint(value) as VALUE });
+    let info = unsafe { info(info_ptr) };
+    let r = converting(info, index, || unsafe { rb_sys::rb_num2uint(enum_mapped(info, value)) as VALUE });
     finish(r) as i64
 }
 
@@ -153,9 +175,9 @@ pub extern "C" fn arg_uint(value: VALUE, info_ptr: *const StubInfo, index: u32) 
 pub extern "C" fn arg_long_long(value: VALUE, info_ptr: *const StubInfo, index: u32) -> i64 {
     let info = unsafe { info(info_ptr) };
     let r = if info.is_ffi_long(index) {
-        converting(info, index, || unsafe { rb_sys::rb_num2long(value) as VALUE })
+        converting(info, index, || unsafe { rb_sys::rb_num2long(enum_mapped(info, value)) as VALUE })
     } else {
-        converting(info, index, || unsafe { rb_sys::rb_num2ll(value) as VALUE })
+        converting(info, index, || unsafe { rb_sys::rb_num2ll(enum_mapped(info, value)) as VALUE })
     };
     finish(r) as i64
 }
@@ -164,9 +186,9 @@ pub extern "C" fn arg_long_long(value: VALUE, info_ptr: *const StubInfo, index: 
 pub extern "C" fn arg_ulong_long(value: VALUE, info_ptr: *const StubInfo, index: u32) -> u64 {
     let info = unsafe { info(info_ptr) };
     let r = if info.is_ffi_long(index) {
-        converting(info, index, || unsafe { rb_sys::rb_num2ulong(value) as VALUE })
+        converting(info, index, || unsafe { rb_sys::rb_num2ulong(enum_mapped(info, value)) as VALUE })
     } else {
-        converting(info, index, || unsafe { rb_sys::rb_num2ull(value) as VALUE })
+        converting(info, index, || unsafe { rb_sys::rb_num2ull(enum_mapped(info, value)) as VALUE })
     };
     finish(r) as u64
 }
