@@ -314,6 +314,7 @@ module FiddleJit
     def attach(mod, name)
       raise RuntimeError, "trying to attach function to non-module" unless mod.is_a?(Module)
 
+      resolve_types
       labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
       Function.attach_address(mod, name, address, @param_types, @return_type, labels,
                               blocking: @options[:blocking] ? true : false)
@@ -356,6 +357,7 @@ module FiddleJit
     alias autorelease autorelease?
 
     def inspect
+      resolve_types
       kind = __callable ? "callback" : "pointer"
       format("#<FiddleJit::Function %s (%s) -> %s address=0x%016x>", kind, @param_types.join(", "), @return_type, address)
     end
@@ -371,9 +373,27 @@ module FiddleJit
       @callable_ref = callable # the unadapted callable, kept alive with us
     end
 
+    # attach_function's return value under the FFI namespace: the library
+    # resolves the (builtin) type names when the Function is first used, so
+    # attaching pays nothing for a value callers rarely keep.
+    # (One instance variable: on a T_DATA object each is a generic-ivar
+    # table entry, the main cost of creating this Function.)
+    def setup_lazily(library, ret, params)
+      @lazy_types = [library, ret, params]
+    end
+
+    def resolve_types
+      return unless @lazy_types
+
+      library, ret, params = @lazy_types
+      setup(library.find_type(ret), params.map { |t| library.find_type(t) }, {}, nil)
+      @lazy_types = nil
+    end
+
     def build_invoker
       raise RuntimeError, "Function#call after free" if freed?
 
+      resolve_types
       mod = Module.new
       labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
       Function.attach_address(mod, "call", address, @param_types, @return_type, labels,

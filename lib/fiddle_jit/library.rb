@@ -240,7 +240,11 @@ module FiddleJit
       return info unless Native.ffi_messages?
 
       fn = Function.__send__(:__pointer, info.address)
-      fn.__send__(:setup, ret_resolved || find_type(info.return_type), resolved || info.params.map { |t| find_type(t) }, {}, nil)
+      if resolved
+        fn.__send__(:setup, ret_resolved, resolved, {}, nil)
+      else
+        fn.__send__(:setup_lazily, self, info.return_type, info.params)
+      end
       fn
     end
 
