@@ -59,10 +59,7 @@ module FiddleJit
                unless callable.is_a?(Proc) || callable.respond_to?(:call)
                  raise TypeError, "wrong argument type #{callable.class}, expected pointer or proc"
                end
-               if ret.is_a?(Type::Struct) || params.any?(Type::Struct)
-                 raise NotImplementedError, "callbacks with struct by value parameters or return are not supported"
-               end
-               __callback(params.map { |t| native_name(t) }, native_name(ret), adapt(callable, params, ret))
+               __callback(params.map { |t| native_param(t) }, native_param(ret), adapt(callable, params, ret))
              end
         fn.__send__(:setup, ret, params, options, callable)
         fn
@@ -270,22 +267,51 @@ module FiddleJit
       # struct class, as in the ffi gem (a bare Struct class as a callback
       # parameter stays a Pointer there, and here).
       def adapt(callable, params, ret)
-        converted = ->(t) { t.is_a?(FunctionType) || t.is_a?(Enum) || t.is_a?(Type::Mapped) || t.is_a?(StructByReference) }
+        converted = lambda do |t|
+          t.is_a?(FunctionType) || t.is_a?(Enum) || t.is_a?(Type::Mapped) || t.is_a?(StructByReference) ||
+            t.is_a?(Type::Struct)
+        end
         conv_params = params.each_index.select { |i| converted.call(params[i]) }
         return callable if conv_params.empty? && !converted.call(ret)
 
         lambda do |*args|
           conv_params.each do |i|
             t = params[i]
-            args[i] = t.is_a?(FunctionType) ? Function.from_native(t, args[i]) : t.from_native(args[i], nil)
+            args[i] = case t
+                      when FunctionType then Function.from_native(t, args[i])
+                      when Type::Struct then struct_from_bytes(t.struct_class, args[i])
+                      else t.from_native(args[i], nil)
+                      end
           end
           result = callable.call(*args)
           case ret
           when FunctionType then Function.for_callback(ret, result)
           when Enum, Type::Mapped, StructByReference then ret.to_native(result, nil)
+          when Type::Struct then struct_bytes(ret.struct_class, result)
           else result
           end
         end
+      end
+
+      # A struct by value argument of a callback: a new instance holding a
+      # copy of the bytes C passed (the native layer hands them as a String).
+      def struct_from_bytes(klass, bytes)
+        s = klass.new
+        s.pointer.put_bytes(0, bytes)
+        s
+      end
+
+      # A struct by value result of a callback: the bytes of any Struct
+      # instance (zero-padded to the return type's size), as the ffi gem
+      # copies a returned Struct; anything else returns zeros (nil here).
+      def struct_bytes(klass, result)
+        return nil unless result.is_a?(FiddleJit::Struct)
+
+        pointer = result.pointer
+        return nil if pointer.nil? || pointer.null?
+
+        size = [klass.size, result.class.size].min
+        pointer.get_bytes(0, size)
       end
     end
 

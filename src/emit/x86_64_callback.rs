@@ -14,8 +14,15 @@
 //!   `fn(slot: usize, raw: *const u64) -> u64`, and moves the returned bits
 //!   into rax or xmm0 as the return type requires.
 //!
-//! Frame: `push rbp; mov rbp, rsp; sub rsp, 8 * nargs (16-aligned)`. Stack
-//! arguments are read at `rbp + 16 + offset`.
+//! Structs by value: an argument's slot holds the address of its bytes —
+//! a buffer in the trampoline's frame that its eightbytes are stored to, or
+//! the caller's stack copy of a MEMORY-class struct. A struct return gets
+//! one more slot (index nargs) with the address the entry writes the result
+//! bytes to: a 16-byte frame buffer loaded into rax/rdx/xmm0/xmm1 afterwards,
+//! or the caller's hidden result pointer (arrived in rdi, returned in rax).
+//!
+//! Frame: `push rbp; mov rbp, rsp; sub rsp, slots + buffers (16-aligned)`.
+//! Stack arguments are read at `rbp + 16 + offset`.
 
 use super::{CallbackRequest, EmitError};
 use crate::abi::{CLoc, RetLoc};
@@ -31,15 +38,32 @@ const INT_ARG_REGS: [u8; 6] = [7, 6, 2, 1, 8, 9];
 pub fn emit_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitError> {
     let plan = req.plan;
     for (i, (ty, loc)) in plan.args.iter().enumerate() {
-        if matches!(ty, CType::Struct(_) | CType::Void) || matches!(loc, CLoc::Pieces(_) | CLoc::StackCopy { .. }) {
+        if matches!(ty, CType::Void) || matches!(loc, CLoc::ByReference { .. }) {
             return Err(EmitError::Unsupported(format!("callback argument {} of type {}", i + 1, ty)));
         }
     }
-    if matches!(plan.ret, RetLoc::Pieces(_) | RetLoc::Indirect { .. }) || matches!(plan.ret_ty, CType::Struct(_)) {
-        return Err(EmitError::Unsupported("callback returning a struct by value".into()));
+    let nargs = plan.args.len() as i32;
+    // Struct by value arguments in registers get a buffer each (whole
+    // eightbytes), after the raw slots; a struct return gets one more raw
+    // slot (index nargs) holding where the entry writes the result bytes,
+    // and, for a register return, a 16-byte buffer.
+    let struct_ret = matches!(plan.ret, RetLoc::Pieces(_) | RetLoc::Indirect { .. });
+    let mut used = 8 * (nargs + struct_ret as i32);
+    let mut buffers = Vec::with_capacity(plan.args.len());
+    for (ty, loc) in &plan.args {
+        match (ty, loc) {
+            (CType::Struct(s), CLoc::Pieces(_)) => {
+                buffers.push(used);
+                used += (s.size as i32 + 7) / 8 * 8;
+            }
+            _ => buffers.push(0),
+        }
     }
-    let frame = ((plan.args.len() as i32 * 8) + 15) / 16 * 16;
-    let frame = frame.max(16);
+    let retbuf = used;
+    if matches!(plan.ret, RetLoc::Pieces(_)) {
+        used += 16;
+    }
+    let frame = ((used + 15) / 16 * 16).max(16);
     let mut ops = Asm::new(0);
     dynasm!(ops
         ; .arch x64
@@ -49,24 +73,65 @@ pub fn emit_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitError> {
     );
     for (i, (ty, loc)) in plan.args.iter().enumerate() {
         let slot = 8 * i as i32;
-        match *loc {
-            CLoc::Int(k) => dynasm!(ops ; .arch x64 ; mov QWORD [rsp + slot], Rq(INT_ARG_REGS[k as usize])),
+        match loc {
+            CLoc::Int(k) => dynasm!(ops ; .arch x64 ; mov QWORD [rsp + slot], Rq(INT_ARG_REGS[*k as usize])),
             // The whole low quadword: a float's bits are its low 4 bytes.
-            CLoc::Float(k) => dynasm!(ops ; .arch x64 ; movsd QWORD [rsp + slot], Rx(k)),
+            CLoc::Float(k) => dynasm!(ops ; .arch x64 ; movsd QWORD [rsp + slot], Rx(*k)),
             // A long double's slot holds the address of its 16 bytes on the
             // caller's stack (alive until the trampoline returns).
             CLoc::Stack(off) if *ty == CType::LongDouble => dynasm!(ops
                 ; .arch x64
-                ; lea rax, [rbp + 16 + off as i32]
+                ; lea rax, [rbp + 16 + *off as i32]
                 ; mov QWORD [rsp + slot], rax
             ),
             CLoc::Stack(off) => dynasm!(ops
                 ; .arch x64
-                ; mov rax, QWORD [rbp + 16 + off as i32]
+                ; mov rax, QWORD [rbp + 16 + *off as i32]
                 ; mov QWORD [rsp + slot], rax
             ),
-            CLoc::Pieces(_) | CLoc::StackCopy { .. } | CLoc::ByReference { .. } => unreachable!("rejected above"),
+            // A struct in registers: its eightbytes go to its buffer, the
+            // slot gets the buffer's address.
+            CLoc::Pieces(pieces) => {
+                let buf = buffers[i];
+                for p in pieces {
+                    let at = buf + p.offset as i32;
+                    match p.loc {
+                        CLoc::Int(k) => dynasm!(ops ; .arch x64 ; mov QWORD [rsp + at], Rq(INT_ARG_REGS[k as usize])),
+                        CLoc::Float(k) => dynasm!(ops ; .arch x64 ; movsd QWORD [rsp + at], Rx(k)),
+                        CLoc::Stack(off) => dynasm!(ops
+                            ; .arch x64
+                            ; mov rax, QWORD [rbp + 16 + off as i32]
+                            ; mov QWORD [rsp + at], rax
+                        ),
+                        _ => return Err(EmitError::Unsupported(format!("callback argument {} piece {:?}", i + 1, p.loc))),
+                    }
+                }
+                dynasm!(ops
+                    ; .arch x64
+                    ; lea rax, [rsp + buf]
+                    ; mov QWORD [rsp + slot], rax
+                );
+            }
+            // A MEMORY-class struct: the address of the caller's copy.
+            CLoc::StackCopy { offset, .. } => dynasm!(ops
+                ; .arch x64
+                ; lea rax, [rbp + 16 + *offset as i32]
+                ; mov QWORD [rsp + slot], rax
+            ),
+            CLoc::ByReference { .. } => unreachable!("rejected above"),
         }
+    }
+    let ret_slot = 8 * nargs;
+    match plan.ret {
+        RetLoc::Pieces(_) => dynasm!(ops
+            ; .arch x64
+            ; lea rax, [rsp + retbuf]
+            ; mov QWORD [rsp + ret_slot], rax
+        ),
+        // The caller's result memory arrives in rdi; the entry writes there
+        // and rax returns it.
+        RetLoc::Indirect { .. } => dynasm!(ops ; .arch x64 ; mov QWORD [rsp + ret_slot], rdi),
+        _ => {}
     }
     dynasm!(ops
         ; .arch x64
@@ -75,12 +140,26 @@ pub fn emit_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitError> {
         ; mov r11, QWORD req.entry as i64
         ; call r11
     );
-    match plan.ret_ty {
-        CType::F64 => dynasm!(ops ; .arch x64 ; movq xmm0, rax),
-        CType::F32 => dynasm!(ops ; .arch x64 ; movd xmm0, eax),
-        // The entry wrote the 80-bit result over the first two slots.
-        CType::LongDouble => dynasm!(ops ; .arch x64 ; fld TWORD [rsp]),
-        _ => {}
+    match &plan.ret {
+        RetLoc::Pieces(pieces) => {
+            for p in pieces {
+                let at = retbuf + p.offset as i32;
+                match p.loc {
+                    CLoc::Int(0) => dynasm!(ops ; .arch x64 ; mov rax, QWORD [rsp + at]),
+                    CLoc::Int(_) => dynasm!(ops ; .arch x64 ; mov rdx, QWORD [rsp + at]),
+                    CLoc::Float(k) => dynasm!(ops ; .arch x64 ; movsd Rx(k), QWORD [rsp + at]),
+                    _ => return Err(EmitError::Unsupported(format!("callback struct return piece {:?}", p.loc))),
+                }
+            }
+        }
+        RetLoc::Indirect { .. } => dynasm!(ops ; .arch x64 ; mov rax, QWORD [rsp + ret_slot]),
+        _ => match plan.ret_ty {
+            CType::F64 => dynasm!(ops ; .arch x64 ; movq xmm0, rax),
+            CType::F32 => dynasm!(ops ; .arch x64 ; movd xmm0, eax),
+            // The entry wrote the 80-bit result over the first two slots.
+            CType::LongDouble => dynasm!(ops ; .arch x64 ; fld TWORD [rsp]),
+            _ => {}
+        },
     }
     dynasm!(ops ; .arch x64 ; leave ; ret);
     ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))
@@ -185,10 +264,77 @@ mod tests {
         assert_eq!(f(), 3.75);
     }
 
+    /// Copies struct argument bytes (slots 1 and 2 are their addresses)
+    /// and writes a struct result to the destination in slot `NARGS`.
+    extern "C" fn struct_entry(_slot: usize, raw: *const u64) -> u64 {
+        let n = NARGS.with(|n| *n.borrow());
+        // SAFETY: the trampoline passes n + 1 slots; 1 and 2 point at 16 and 32 bytes.
+        unsafe {
+            let a = std::slice::from_raw_parts(*raw.add(1) as *const u64, 2).to_vec();
+            let b = std::slice::from_raw_parts(*raw.add(2) as *const u64, 4).to_vec();
+            let (k, f) = (*raw as u32 as i32, f32::from_bits(*raw.add(3) as u32));
+            let dest = *raw.add(n) as *mut u64;
+            RESULT_BYTES.with(|r| std::ptr::copy_nonoverlapping(r.borrow().as_ptr(), dest, r.borrow().len()));
+            SEEN.with(|s| *s.borrow_mut() = (k as usize, [a, b, vec![f.to_bits() as u64]].concat()));
+        }
+        0xbad
+    }
+
+    thread_local! {
+        static RESULT_BYTES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Mixed {
+        i: i64,
+        d: f64,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Big {
+        a: [i64; 4],
+    }
+
+    fn struct_type(fields: Vec<CType>) -> CType {
+        CType::Struct(std::sync::Arc::new(crate::types::StructType::natural(fields)))
+    }
+
+    fn build_structs(arena: &mut CodeArena, ret: CType) -> usize {
+        let params = vec![CType::I32, struct_type(vec![CType::I64, CType::F64]), struct_type(vec![CType::I64; 4]), CType::F32];
+        let plan = plan_callback(&Signature::new(params, ret)).unwrap();
+        NARGS.with(|n| *n.borrow_mut() = 4);
+        let code = emit_trampoline(&CallbackRequest { plan: &plan, entry: struct_entry as *const () as usize }).unwrap();
+        let tramp = arena.install(&code).unwrap();
+        let slot: &'static Slot = Box::leak(Box::new(Slot { target: tramp, data: 0 }));
+        arena.install(&emit_thunk(slot as *const Slot as usize).unwrap()).unwrap()
+    }
+
     #[test]
-    fn structs_are_rejected() {
-        let s = std::sync::Arc::new(crate::types::StructType::natural(vec![CType::I32, CType::I32]));
-        let plan = plan_callback(&Signature::new(vec![CType::Struct(s)], CType::Void)).unwrap();
-        assert!(matches!(emit_trampoline(&CallbackRequest { plan: &plan, entry: 0 }), Err(EmitError::Unsupported(_))));
+    fn struct_arguments_arrive_as_addresses_and_a_register_struct_returns_in_rax_and_xmm0() {
+        let mut arena = CodeArena::new();
+        let thunk = build_structs(&mut arena, struct_type(vec![CType::I64, CType::F64]));
+        RESULT_BYTES.with(|r| *r.borrow_mut() = vec![(-9i64) as u64, 0.75f64.to_bits()]);
+        // SAFETY: the thunk is a complete function of this signature.
+        let f: extern "C" fn(i32, Mixed, Big, f32) -> Mixed = unsafe { std::mem::transmute(thunk) };
+        let r = f(-3, Mixed { i: 11, d: 2.5 }, Big { a: [1, 2, 3, 4] }, 1.25);
+        assert_eq!(r, Mixed { i: -9, d: 0.75 });
+        let (k, seen) = seen();
+        assert_eq!(k as i32, -3);
+        assert_eq!(seen, vec![11, 2.5f64.to_bits(), 1, 2, 3, 4, 1.25f32.to_bits() as u64]);
+    }
+
+    #[test]
+    fn a_memory_class_struct_returns_through_the_hidden_pointer() {
+        let mut arena = CodeArena::new();
+        let thunk = build_structs(&mut arena, struct_type(vec![CType::I64; 4]));
+        RESULT_BYTES.with(|r| *r.borrow_mut() = vec![5, 6, 7, 8]);
+        // SAFETY: as above.
+        let f: extern "C" fn(i32, Mixed, Big, f32) -> Big = unsafe { std::mem::transmute(thunk) };
+        assert_eq!(f(4, Mixed { i: 1, d: -1.0 }, Big { a: [9, 8, 7, 6] }, 0.5), Big { a: [5, 6, 7, 8] });
+        let (k, seen) = seen();
+        assert_eq!(k, 4);
+        assert_eq!(seen, vec![1, (-1.0f64).to_bits(), 9, 8, 7, 6, 0.5f32.to_bits() as u64]);
     }
 }

@@ -122,7 +122,7 @@ fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, Em
 /// A type from the Ruby layer: a canonical name ("int32", "double", ...)
 /// or a struct descriptor `["struct", size, alignment, [[leaf type name,
 /// offset], ...]]` (leaves flattened; see lib/fiddle_jit/struct.rb).
-fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
+pub(crate) fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
     let invalid = |what: String| Error::new(ruby.exception_type_error(), format!("invalid type: {what}"));
     if let Some(name) = RString::from_value(value) {
         // SAFETY: the bytes are only read before any Ruby code can run.

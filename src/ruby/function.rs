@@ -48,8 +48,8 @@ pub fn is_typed(value: Value, data_type: usize) -> bool {
     unsafe { rb_sys::rb_typeddata_is_kind_of(value.as_raw(), data_type as *const rb_sys::rb_data_type_t) != 0 }
 }
 
-fn parse_type(ruby: &Ruby, name: &str) -> Result<CType, Error> {
-    CType::from_name(name).ok_or_else(|| Error::new(ruby.exception_type_error(), format!("invalid type: {name}")))
+fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
+    crate::ruby::attach::parse_type(ruby, value)
 }
 
 impl Function {
@@ -62,13 +62,14 @@ impl Function {
         <&Function>::try_convert(value).ok().map(|f| f.address)
     }
 
-    /// `Function.__callback(params, ret, callable)`: canonical type names.
-    fn new_callback(ruby: &Ruby, params: Vec<String>, ret: String, callable: Value) -> Result<Obj<Function>, Error> {
-        let params = params.iter().map(|p| parse_type(ruby, p)).collect::<Result<Vec<_>, _>>()?;
+    /// `Function.__callback(params, ret, callable)`: canonical type names,
+    /// or struct descriptors for structs by value (as for attach_function).
+    fn new_callback(ruby: &Ruby, params: magnus::RArray, ret: Value, callable: Value) -> Result<Obj<Function>, Error> {
+        let params = params.into_iter().map(|p| parse_type(ruby, p)).collect::<Result<Vec<_>, _>>()?;
         if let Some(i) = params.iter().position(|p| *p == CType::Void) {
             return Err(Error::new(ruby.exception_arg_error(), format!("callback argument {} cannot be :void", i + 1)));
         }
-        let ret = parse_type(ruby, &ret)?;
+        let ret = parse_type(ruby, ret)?;
         // SAFETY: a plain predicate on a live VALUE.
         let is_proc = unsafe { rb_sys::rb_obj_is_proc(callable.as_raw()) } == rb_sys::Qtrue as rb_sys::VALUE;
         callback::dispatcher::ensure_started();

@@ -89,11 +89,8 @@ pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool) 
     if params.len() > MAX_ARGS {
         return Err(format!("a callback takes at most {MAX_ARGS} arguments (got {})", params.len()));
     }
-    let key = format!(
-        "{}->{}",
-        params.iter().map(CType::name).collect::<Vec<_>>().join(","),
-        ret.name()
-    );
+    // Debug form: a struct by value's key includes its layout.
+    let key = format!("{params:?}->{ret:?}");
     let mut guard = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     let reg = guard.get_or_insert_with(Registry::default);
     let tramp = match reg.trampolines.get(&key) {
@@ -243,6 +240,12 @@ pub extern "C" fn callback_entry(slot: *const Slot, raw: *mut u64) -> u64 {
     let mut inv = Invocation { data, raw, result: 0, result_ld: Default::default() };
     // SAFETY: plain queries of the running interpreter.
     unsafe {
+        // A struct result: zeros unless the callback returns a struct (or
+        // raises), as the ffi gem. Its destination is in raw slot nargs.
+        if let CType::Struct(s) = &(*data).ret {
+            let dest = *raw.add((*data).params.len()) as *mut u8;
+            std::ptr::write_bytes(dest, 0, s.size);
+        }
         if ruby_thread_has_gvl_p() != 0 {
             invoke(&mut inv);
         } else if rb_sys::ruby_native_thread_p() != 0 {
@@ -381,6 +384,15 @@ unsafe extern "C" fn protected_call(arg: VALUE) -> VALUE {
         };
         return QNIL;
     }
+    if let CType::Struct(st) = &data.ret {
+        // The Ruby layer turned the result into a String of its bytes (or nil).
+        if let Some(bytes) = magnus::RString::from_value(Value::from_raw(ret)) {
+            let dest = *inv.raw.add(n) as *mut u8;
+            let src = bytes.as_slice();
+            std::ptr::copy_nonoverlapping(src.as_ptr(), dest, src.len().min(st.size));
+        }
+        return QNIL;
+    }
     inv.result = unbox_ret(&data.ret, ret);
     QNIL
 }
@@ -434,7 +446,10 @@ unsafe fn box_arg(ty: &CType, raw: u64) -> VALUE {
                 Err(e) => magnus::rb_sys::resume_error(e),
             }
         }
-        CType::Void | CType::Struct(_) => QNIL,
+        // The trampoline passes the address of the struct's bytes; Ruby
+        // gets a copy (a String the Ruby layer turns into a struct).
+        CType::Struct(s) => rb_sys::rb_str_new(raw as *const std::ffi::c_char, s.size as c_long),
+        CType::Void => QNIL,
     }
 }
 
@@ -600,8 +615,9 @@ pub mod dispatcher {
         // Box from a copy on this thread's stack: the GC scans it, not the
         // foreign thread's.
         let foreign = &mut *(*req).inv;
-        let n = (*foreign.data).params.len();
-        let mut slots = [0u64; MAX_ARGS];
+        // One more slot: a struct result's destination.
+        let n = (*foreign.data).params.len() + 1;
+        let mut slots = [0u64; MAX_ARGS + 1];
         std::ptr::copy_nonoverlapping(foreign.raw, slots.as_mut_ptr(), n);
         let mut local = Invocation { data: foreign.data, raw: slots.as_mut_ptr(), result: 0, result_ld: Default::default() };
         super::invoke(&mut local);
