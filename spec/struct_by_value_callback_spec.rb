@@ -149,6 +149,22 @@ RSpec.describe "callbacks with structs by value" do
     expect(r).to eq([27.0, 15.0])
   end
 
+  it "calls such a Function from Ruby with Function#call" do
+    r = both do |m|
+      ns = m == @fj ? FiddleJit : FFI
+      f = ns::Function.new(m::S[:big].by_value, [m::S[:mix].by_value, :int]) do |v, k|
+        m::S[:big].new.tap { |b| b[:a] = v[:i] * k; b[:b] = v[:f].to_i; b[:c] = 7; b[:d] = v[:d] }
+      end
+      v = m::S[:mix].new
+      v[:i] = 3
+      v[:f] = 2.5
+      v[:d] = -0.5
+      out = f.call(v, 4)
+      [out.class == m::S[:big], fields(out)]
+    end
+    expect(r).to eq([true, [12, 2, 7, -0.5]])
+  end
+
   it "propagates an exception raised in the block to the caller, for arguments and returns" do
     [@fj, @ffi].each do |m|
       expect { m.cbv_pass_big(->(*) { raise ArgumentError, "boom" }, 1, 1.0) }.to raise_error(ArgumentError, "boom")
