@@ -10,7 +10,8 @@
 # What this file does:
 #   * puts ../lib on the load path and requires "fiddle_jit" (the subject) and
 #     "ffi" (the oracle: Debian's ruby-ffi 1.15.5);
-#   * builds every spec/fixtures/*.c into its own .so in spec/fixtures/build/
+#   * builds every spec/fixtures/*.c into its own .so in
+#     spec/fixtures/build/<arch>-ruby<major.minor>/
 #     with the system `cc -shared -fPIC -O1` when the .so is missing or older
 #     than the .c (fixture.c → libfjfixture.so as FIXTURE_LIB,
 #     callback_fixture.c → CALLBACK_FIXTURE_LIB, memory_fixture.c →
@@ -29,7 +30,10 @@ require "fileutils"
 require "ffi"
 
 module FixtureBuild
-  DIR = File.expand_path("fixtures/build", __dir__)
+  # One directory per architecture and Ruby: chroots of other Debian
+  # releases share this checkout, and a library built against a newer glibc
+  # would not load on the host.
+  DIR = File.expand_path("fixtures/build/#{RbConfig::CONFIG["arch"]}-ruby#{RUBY_VERSION[/\A\d+\.\d+/]}", __dir__)
   SRC = File.expand_path("fixtures/fixture.c", __dir__)
   LIB = File.join(DIR, "libfjfixture.so")
 

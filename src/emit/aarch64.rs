@@ -704,7 +704,13 @@ impl Emitter<'_> {
             ; and x11, x10, x11
             ; cmp x11, T_STRING as u32
             ; b.ne =>slow
-            ; ubfx x10, x10, RSTRING_EMBED_LEN_SHIFT as u32, RSTRING_EMBED_LEN_MAX_MASK.count_ones()
+        );
+        match RSTRING_EMBED_LEN {
+            EmbedLength::Flags { shift, width } => dynasm!(self.ops ; .arch aarch64 ; ubfx x10, x10, shift, width),
+            EmbedLength::Field(at) => dynasm!(self.ops ; .arch aarch64 ; ldr x10, [x9, at as u32]),
+        }
+        dynasm!(self.ops
+            ; .arch aarch64
             ; add x9, x9, RSTRING_EMBED_ARY as u32
             // The embedded area lies inside the object: reading 16 bytes
             // from it is safe whatever the length. Valid iff the first NUL

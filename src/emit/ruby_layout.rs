@@ -25,9 +25,6 @@ pub const T_STRING: i32 = ruby_value_type::RUBY_T_STRING as i32;
 pub const T_DATA: i32 = ruby_value_type::RUBY_T_DATA as i32;
 
 pub const RSTRING_NOEMBED: i32 = ruby_rstring_flags::RSTRING_NOEMBED as i32;
-pub const RSTRING_EMBED_LEN_SHIFT: i8 = rb_sys::ruby_rstring_consts::RSTRING_EMBED_LEN_SHIFT as i8;
-pub const RSTRING_EMBED_LEN_MAX_MASK: i32 =
-    (ruby_rstring_flags::RSTRING_EMBED_LEN_MASK as u32 >> rb_sys::ruby_rstring_consts::RSTRING_EMBED_LEN_SHIFT as u32) as i32;
 /// Encoding index bits of the flags word.
 pub const ENCODING_MASK: i32 = rb_sys::ruby_encoding_consts::RUBY_ENCODING_MASK as i32;
 pub const ENCODING_SHIFT: u32 = rb_sys::ruby_encoding_consts::RUBY_ENCODING_SHIFT as u32;
@@ -38,11 +35,65 @@ pub const ENCODING_INLINE_LIMIT: i32 = 3 << ENCODING_SHIFT;
 
 pub const RBASIC_FLAGS: i32 = offset_of!(rb_sys::RBasic, flags) as i32;
 pub const RBASIC_KLASS: i32 = offset_of!(rb_sys::RBasic, klass) as i32;
+
+// --- RString: the part that differs between Ruby versions -----------------
+//
+//            | embedded length                 | heap length   | bytes
+//   3.1      | flags bits 14..19 (EMBED_LEN)    | as.heap.len   | as.embed.ary (24 bytes in the object)
+//   3.2      | as.embed.len (variable width)    | as.heap.len   | as.embed.ary (slot size - 24)
+//   3.3, 3.4 | len (one field for both kinds)  | len           | as.embed.ary (slot size - 24)
+//   4.0      | as 3.3 (built by construction; not run here)
+//
+// Every number comes from rb-sys's bindings of the Ruby being built against;
+// `build.rs` turns its version into the `ruby_gte_*` cfgs used here. The
+// embedded area always holds at least 16 bytes (24 on 3.1; a 40-byte slot
+// minus the 24-byte header from 3.2 on), which the inline NUL scans rely on.
+
+/// Where an embedded String keeps its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmbedLength {
+    /// `(flags >> shift) & ((1 << width) - 1)` (Ruby 3.1).
+    Flags { shift: u32, width: u32 },
+    /// A `long` at this offset in the object (Ruby 3.2 and later).
+    Field(i32),
+}
+
+#[cfg(ruby_lt_3_2)]
+pub const RSTRING_EMBED_LEN: EmbedLength = EmbedLength::Flags {
+    shift: rb_sys::ruby_rstring_consts::RSTRING_EMBED_LEN_SHIFT as u32,
+    width: (ruby_rstring_flags::RSTRING_EMBED_LEN_MASK as u32
+        >> rb_sys::ruby_rstring_consts::RSTRING_EMBED_LEN_SHIFT as u32)
+        .count_ones(),
+};
+#[cfg(all(ruby_gte_3_2, ruby_lt_3_3))]
+pub const RSTRING_EMBED_LEN: EmbedLength = EmbedLength::Field(offset_of!(rb_sys::RString, as_.embed.len) as i32);
+#[cfg(ruby_gte_3_3)]
+pub const RSTRING_EMBED_LEN: EmbedLength = EmbedLength::Field(offset_of!(rb_sys::RString, len) as i32);
+
+/// Offset of a heap (NOEMBED) String's length.
+#[cfg(ruby_lt_3_3)]
 pub const RSTRING_HEAP_LEN: i32 = offset_of!(rb_sys::RString, as_.heap.len) as i32;
+#[cfg(ruby_gte_3_3)]
+pub const RSTRING_HEAP_LEN: i32 = offset_of!(rb_sys::RString, len) as i32;
 pub const RSTRING_HEAP_PTR: i32 = offset_of!(rb_sys::RString, as_.heap.ptr) as i32;
 pub const RSTRING_EMBED_ARY: i32 = offset_of!(rb_sys::RString, as_.embed.ary) as i32;
-/// Strings up to this length may be embedded; longer ones get memchr.
-pub const RSTRING_EMBED_CAPACITY: i32 = rb_sys::ruby_rstring_consts::RSTRING_EMBED_LEN_MAX as i32 + 1;
+
+/// Test support: the words of a fake embedded String holding `bytes`
+/// (fewer than 16) in this Ruby's layout, for stubs run against fake VALUEs.
+pub fn fake_embedded_string(bytes: &[u8]) -> Box<[u64; 6]> {
+    assert!(bytes.len() < 16);
+    let mut s = Box::new([0u64; 6]);
+    s[0] = T_STRING as u64;
+    match RSTRING_EMBED_LEN {
+        EmbedLength::Flags { shift, .. } => s[0] |= (bytes.len() as u64) << shift,
+        EmbedLength::Field(at) => s[at as usize / 8] = bytes.len() as u64,
+    }
+    // SAFETY: the array has 48 bytes; the embedded area starts at most 24 bytes in.
+    let raw = unsafe { std::slice::from_raw_parts_mut((s.as_mut_ptr() as *mut u8).add(RSTRING_EMBED_ARY as usize), 16) };
+    raw[..bytes.len()].copy_from_slice(bytes);
+    s
+}
+
 pub const RTYPEDDATA_TYPE: i32 = offset_of!(rb_sys::RTypedData, type_) as i32;
 pub const RTYPEDDATA_DATA: i32 = offset_of!(rb_sys::RTypedData, data) as i32;
 

@@ -542,8 +542,17 @@ impl Emitter<'_> {
             ; and r11d, fast_kind
             ; cmp r11d, T_STRING
             ; jne =>slow
-            ; shr r10d, RSTRING_EMBED_LEN_SHIFT
-            ; and r10d, RSTRING_EMBED_LEN_MAX_MASK
+        );
+        match RSTRING_EMBED_LEN {
+            EmbedLength::Flags { shift, width } => dynasm!(self.ops
+                ; .arch x64
+                ; shr r10d, shift as i8
+                ; and r10d, ((1u32 << width) - 1) as i32
+            ),
+            EmbedLength::Field(at) => dynasm!(self.ops ; .arch x64 ; mov r10, [rax + at]),
+        }
+        dynasm!(self.ops
+            ; .arch x64
             ; lea rax, [rax + RSTRING_EMBED_ARY]
             // The embedded area lies inside the object: reading 16 bytes
             // from it is safe whatever the length. Valid iff the first NUL
@@ -554,7 +563,7 @@ impl Emitter<'_> {
             ; pmovmskb r11d, xmm15
             ; bsf r11d, r11d
             ; jz =>slow
-            ; cmp r11d, r10d
+            ; cmp r11, r10
             ; jne =>slow
             ; =>done
         );

@@ -259,12 +259,8 @@ fn fifteen_args_come_from_registers_and_the_callers_stack() {
 }
 
 /// A fake embedded RString holding `bytes` (NUL-terminated).
-fn embedded(bytes: &[u8]) -> Box<[u64; 5]> {
-    let mut s = Box::new([0u64; 5]);
-    s[0] = T_STRING as u64 | ((bytes.len() as u64) << RSTRING_EMBED_LEN_SHIFT);
-    let raw = unsafe { std::slice::from_raw_parts_mut((s.as_mut_ptr() as *mut u8).add(RSTRING_EMBED_ARY as usize), 24) };
-    raw[..bytes.len()].copy_from_slice(bytes);
-    s
+fn embedded(bytes: &[u8]) -> Box<[u64; 6]> {
+    fake_embedded_string(bytes)
 }
 
 extern "C" fn c_strlen(p: *const libc::c_char) -> usize {
@@ -283,10 +279,16 @@ fn strings_embedded_inline_everything_else_to_the_helper() {
     assert!(slow_calls().is_empty(), "embedded strings and nil stay inline");
     // 16..23 bytes, an embedded NUL, a heap string, a Symbol-like immediate
     // and Qfalse all go to the helper (which returns "slow" here).
-    let long = embedded(b"sixteen bytes!!!");
+    let mut long = embedded(b"fifteen bytes!!");
+    // SAFETY: the fake object has 48 bytes; bytes 15..16 of its embedded area are inside it.
+    unsafe { *(long.as_mut_ptr() as *mut u8).add(RSTRING_EMBED_ARY as usize + 15) = b'!' };
+    match RSTRING_EMBED_LEN {
+        EmbedLength::Flags { shift, .. } => long[0] = T_STRING as u64 | (16 << shift),
+        EmbedLength::Field(at) => long[at as usize / 8] = 16,
+    }
     let nul = embedded(b"a\0b");
     let bytes = vec![b'x'; 100].into_iter().chain([0u8]).collect::<Vec<u8>>();
-    let mut heap = Box::new([(T_STRING | RSTRING_NOEMBED) as u64, 0, 0, 0, 0]);
+    let mut heap = Box::new([(T_STRING | RSTRING_NOEMBED) as u64, 0, 0, 0, 0, 0]);
     heap[(RSTRING_HEAP_LEN / 8) as usize] = 100;
     heap[(RSTRING_HEAP_PTR / 8) as usize] = bytes.as_ptr() as u64;
     let values = [long.as_ptr() as V, nul.as_ptr() as V, heap.as_ptr() as V, 0x0c, 0];

@@ -312,7 +312,16 @@ fn captured(inv: &mut Invocation) {
         rb_sys::rb_set_errinfo(QNIL);
         err
     };
-    let exc = if unsafe { rb_sys::rb_obj_is_kind_of(err, rb_sys::rb_eException) } != QFALSE {
+    // A throw or Thread#kill leaves no exception here: from Ruby 3.2 on,
+    // `throw` leaves an internal THROW_DATA imemo whose class is 0, so only
+    // ordinary objects (exceptions are T_OBJECT) may be asked for theirs.
+    // SAFETY: RB_TYPE_P reads the flags of heap objects only; the class
+    // check runs only on a T_OBJECT, which always has one.
+    let is_exception = unsafe {
+        rb_sys::RB_TYPE_P(err, rb_sys::ruby_value_type::RUBY_T_OBJECT)
+            && rb_sys::rb_obj_is_kind_of(err, rb_sys::rb_eException) != QFALSE
+    };
+    let exc = if is_exception {
         err
     } else {
         // throw / break out of the callback: cannot unwind through C.
