@@ -2,6 +2,10 @@
 
 # An unmodified ffi-gem binding of libm (see libc_binding.rb).
 require "ffi"
+# long double results are BigDecimals. From Ruby 3.4 on bigdecimal is a
+# bundled gem, which the ffi gem's own rb_require cannot load, so an ffi
+# user there requires it first (fiddle_jit would load it either way).
+require "bigdecimal"
 
 module CompatLibM
   extend FFI::Library

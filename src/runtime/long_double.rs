@@ -24,7 +24,9 @@ fn big_decimal(ruby: &Ruby, load: bool) -> Option<Value> {
     let object = ruby.class_object();
     // SAFETY: a constant lookup with the GVL held.
     let defined = unsafe { rb_sys::rb_const_defined(object.as_raw(), rb_sys::rb_intern2(c"BigDecimal".as_ptr(), 10)) } != 0;
-    if !defined && (!load || ruby.require("bigdecimal").is_err()) {
+    // Through Kernel#require, as the ffi gem does: rb_require bypasses
+    // RubyGems, which bigdecimal needs from Ruby 3.4 on (a bundled gem).
+    if !defined && (!load || ruby.module_kernel().funcall::<_, _, Value>("require", ("bigdecimal",)).is_err()) {
         return None;
     }
     object.const_get::<_, Value>("BigDecimal").ok()
