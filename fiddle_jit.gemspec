@@ -16,7 +16,7 @@ Gem::Specification.new do |spec|
   spec.license = "MIT"
   spec.required_ruby_version = ">= 3.1"
   spec.files = Dir[
-    "Cargo.toml", "Cargo.lock", "src/**/*.rs", "ext/**/extconf.rb",
+    "Cargo.toml", "Cargo.lock", "build.rs", "src/**/*.rs", "ext/**/extconf.rb",
     "lib/**/*.rb", "README.md", "docs/**/*.md"
   ]
   spec.require_paths = ["lib"]

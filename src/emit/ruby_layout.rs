@@ -15,6 +15,10 @@ pub const IMMEDIATE_MASK: i32 = ruby_special_consts::RUBY_IMMEDIATE_MASK as i32;
 pub const FIXNUM_FLAG: i32 = ruby_special_consts::RUBY_FIXNUM_FLAG as i32;
 pub const FLONUM_MASK: i32 = ruby_special_consts::RUBY_FLONUM_MASK as i32;
 pub const FLONUM_FLAG: i32 = ruby_special_consts::RUBY_FLONUM_FLAG as i32;
+/// Ruby 3.3 moved nil from 8 to 4 (false 0, true 0x14), inside the
+/// immediate tag bits: a `test IMMEDIATE_MASK` no longer lets nil through to
+/// a "nil or false" compare, so conversions check nil first there.
+pub const NIL_HAS_IMMEDIATE_BITS: bool = QNIL & IMMEDIATE_MASK != 0;
 /// The flonum encoding of +0.0, which the rotate rule cannot express.
 pub const FLONUM_ZERO: i64 = 0x8000_0000_0000_0002u64 as i64;
 /// Largest integer that fits a Fixnum (2**62 - 1 on 64-bit).
@@ -105,7 +109,10 @@ mod tests {
     #[test]
     fn layout_is_the_64_bit_ruby_one_we_expect() {
         // Sanity: these hold for every 64-bit CRuby the emitter supports.
-        assert_eq!((QFALSE, QNIL, IMMEDIATE_MASK, FIXNUM_FLAG), (0, 8, 7, 1));
+        assert_eq!((QFALSE, IMMEDIATE_MASK, FIXNUM_FLAG), (0, 7, 1));
+        // nil: 8 up to Ruby 3.2, 4 from 3.3 on; either way above false, so
+        // "nil or false" is one unsigned compare once immediates are out.
+        assert!(QNIL == 8 || (QNIL == 4 && NIL_HAS_IMMEDIATE_BITS));
         assert_eq!(RBASIC_FLAGS, 0);
         assert!(RSTRING_HEAP_PTR > RSTRING_HEAP_LEN);
         assert!(RTYPEDDATA_DATA > RTYPEDDATA_TYPE);
