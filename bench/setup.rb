@@ -28,7 +28,8 @@ require "fiddle"
 
 BENCH_DIR = __dir__
 ROOT = File.expand_path("..", BENCH_DIR)
-BUILD_DIR = File.join(BENCH_DIR, "build")
+# One directory per architecture and Ruby (chroots share this checkout).
+BUILD_DIR = File.join(BENCH_DIR, "build", "#{RbConfig::CONFIG["arch"]}-ruby#{RUBY_VERSION[/\A\d+\.\d+/]}")
 FIXTURE_SRC = File.join(BENCH_DIR, "fixture", "bench_fixture.c")
 FIXTURE_LIB = File.join(BUILD_DIR, "libfjbench.so")
 CEXT_DIR = File.join(BENCH_DIR, "cext")
