@@ -94,6 +94,14 @@ module FFI
   end
 
   class << self
+    # The ffi gem 1.16+'s helper (its compat.rb): Ractor.make_shareable
+    # where Ruby has it, else freeze.
+    if defined?(Ractor.make_shareable)
+      def make_shareable(obj) = Ractor.make_shareable(obj)
+    else
+      def make_shareable(obj) = obj.freeze
+    end
+
     def typedef(old, add)
       TypeDefs[add] = find_type(old)
     end
