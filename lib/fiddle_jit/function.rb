@@ -5,8 +5,8 @@ module FiddleJit
   # Library (the ffi gem's FFI::FunctionType / FFI::CallbackInfo). As a
   # parameter type it takes a Proc, Method, block, Function, Pointer or nil;
   # as a return type it yields a Function (nil for NULL).
-  class FunctionType
-    attr_reader :return_type, :param_types, :options
+  class FunctionType < Type
+    attr_reader :options
     # The last callable passed for this type and its Function (see
     # Function.for_callback); keeps that one Function alive.
     attr_accessor :memo
@@ -15,8 +15,15 @@ module FiddleJit
       @return_type = Types.resolve(return_type)
       @param_types = param_types.map { |t| Types.resolve(t) }
       @options = options
+      @size = @alignment = Types::POINTER_SIZE
+      # The ffi gem's FunctionType: its header and an ffi_type* and a VALUE per parameter.
+      self.__footprint__ = 96 + (16 * @param_types.size)
     end
 
+    # The result and parameter types as Type objects (Type::INT32 for :int),
+    # as the ffi gem 1.16+ returns them.
+    def return_type = Type.builtin(@return_type)
+    def param_types = @param_types.map { |t| Type.builtin(t) }
     alias result_type return_type
 
     def to_s = "callback(#{@param_types.join(", ")}) -> #{@return_type}"
@@ -87,7 +94,8 @@ module FiddleJit
         return memo[1] if memo && memo[0].equal?(value)
 
         fn = for_callback_slow(type, value)
-        type.memo = [value, fn] if fn.is_a?(Function)
+        # (A frozen type, shared with Ractors, keeps no memo.)
+        type.memo = [value, fn] if fn.is_a?(Function) && !type.frozen?
         fn
       end
 
@@ -109,6 +117,8 @@ module FiddleJit
             cache ||= {}.compare_by_identity
             cache[type] = fn
             value.instance_variable_set(:@__fiddle_jit_callbacks__, cache)
+            # What the ffi gem sets on a Proc it made a Function for.
+            value.instance_variable_set(:@__ffi_callback__, fn)
           end
           fn
         end
@@ -315,7 +325,28 @@ module FiddleJit
       end
     end
 
-    attr_reader :return_type, :param_types
+    # The result and parameter types as the ffi gem 1.16+ reports them:
+    # Type objects (Type::INT32 for :int), a Struct.by_ref as a Type::Mapped
+    # of its StructByReference.
+    def return_type
+      resolve_types
+      Function.ffi_type(@return_type)
+    end
+
+    def param_types
+      resolve_types
+      @param_types.map { |t| Function.ffi_type(t) }
+    end
+
+    def self.ffi_type(type)
+      case type
+      when StructByReference then Type::Mapped.new(type)
+      else Type.builtin(type)
+      end
+    end
+
+    # Frozen as any object (a Function's memory is not writable anyway).
+    def freeze = Kernel.instance_method(:freeze).bind_call(self)
 
     # Calls the function (C or Ruby-backed, always through its C address).
     # An exception raised by a callback during the call is re-raised here.
@@ -360,7 +391,7 @@ module FiddleJit
     def free
       native_free
       type = @callback_type
-      type.memo = nil if type&.memo && type.memo[1].equal?(self)
+      type.memo = nil if type&.memo && type.memo[1].equal?(self) && !type.frozen?
       cache = @callable_ref.instance_variable_get(:@__fiddle_jit_callbacks__) if @callable_ref && !@callable_ref.frozen?
       cache&.delete_if { |_, f| f.equal?(self) }
       self
@@ -385,7 +416,9 @@ module FiddleJit
     def inspect
       resolve_types
       kind = __callable ? "callback" : "pointer"
-      format("#<FiddleJit::Function %s (%s) -> %s address=0x%016x>", kind, @param_types.join(", "), @return_type, address)
+      name = ->(t) { t.is_a?(Type::Builtin) ? t.canonical : t }
+      format("#<FiddleJit::Function %s (%s) -> %s address=0x%016x>", kind, @param_types.map(&name).join(", "),
+             name.call(@return_type), address)
     end
 
     private :native_free
@@ -471,7 +504,14 @@ module FiddleJit
 
       # `layout :cb, callback([:int], :void)` inside the class body: an
       # anonymous callback type (protected, as in the ffi gem).
-      def callback(params, ret) = FunctionType.new(ret, params)
+      def callback(params, ret)
+        mod = enclosing_module
+        ret_type = find_type(ret, mod)
+        # As the ffi gem (and Library#callback).
+        raise TypeError, ":string is not allowed as return type of callbacks" if ret_type == Type::STRING
+
+        FunctionType.new(ret_type, params.map { |t| find_type(t, mod) })
+      end
     end
   end
 end
