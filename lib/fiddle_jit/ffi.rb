@@ -121,7 +121,7 @@ module FFI
 
     # The platform's file name for a library name (or LibraryPath), as the
     # ffi gem 1.16+.
-    def map_library_name(lib) = LibraryPath.wrap(lib).to_s
+    def map_library_name(lib) = FiddleJit.map_library_name(lib)
 
     def errno = LastError.error
     def errno=(error)

@@ -194,8 +194,10 @@ module FiddleJit
       return {} unless functions
 
       @ffi_functions ||= {}
-      functions.each_key { |name| @ffi_functions[name] ||= function_view(functions[name]) } unless frozen_definitions?
-      @ffi_functions.dup
+      unless frozen_definitions?
+        functions.each_pair { |name, info| @ffi_functions[name] ||= function_view(info) }
+      end
+      functions.each_key.to_h { |name| [name, @ffi_functions[name]] }
     end
 
     # The attached variables by name: a Struct class, or the variable's Type.

@@ -40,4 +40,8 @@ module FiddleJit
 
     def to_s = root ? File.join(root, full_name) : full_name
   end
+
+  # The platform's file name for a library name or LibraryPath ("m" =>
+  # "libm.so"), as the ffi gem 1.16+'s FFI.map_library_name.
+  def self.map_library_name(lib) = LibraryPath.wrap(lib).to_s
 end
