@@ -350,6 +350,7 @@ module FiddleJit
     def freeze
       to_ptr
       resolve_types
+      @invoker ||= build_invoker unless freed? # what #call needs, made while it may still be
       Kernel.instance_method(:freeze).bind_call(self)
     end
 

@@ -465,7 +465,9 @@ module FiddleJit
       return unless name.to_s.match?(/\A[a-z_][a-zA-Z0-9_]*\z/)
 
       ivar = :"@__fiddle_jit_convs_#{name}"
-      instance_variable_set(ivar, (arg_convs + [ret_conv]).freeze)
+      # Shareable (its Enums and converters frozen), so the wrapper also runs
+      # in other Ractors, as the ffi gem 1.16+'s functions do.
+      instance_variable_set(ivar, FiddleJit.make_shareable(arg_convs + [ret_conv]))
       args = Array.new(arg_convs.size) { |i| "a#{i}" }
       conv_args = args.each_with_index.map { |a, i| arg_convs[i] ? "c[#{i}].to_native(#{a}, nil)" : a }
       call = "#{raw}(#{conv_args.join(", ")})"

@@ -680,13 +680,15 @@ impl Pointer {
     /// pointer then reads as NULL, so later accesses raise NullPointerError
     /// instead of touching freed memory.
     fn free(ruby: &Ruby, rb_self: Obj<Pointer>) -> Result<Obj<Pointer>, Error> {
-        rb_self.check_frozen()?;
         if rb_self.owned.get() != 0 {
+            rb_self.check_frozen()?;
             rb_self.release();
         } else {
+            // (Not a FrozenError for pointers that own nothing: the frozen
+            // NULL warns like the ffi gem's unfrozen one.)
             let _: Value = ruby.module_kernel().funcall(
                 "warn",
-                (format!("calling free on non allocated pointer {}", Pointer::inspect(rb_self)),),
+                (format!("calling free on non allocated pointer {}", rb_self.inspect()),),
             )?;
         }
         Ok(rb_self)
