@@ -72,8 +72,8 @@ impl Function {
         let ret = parse_type(ruby, ret)?;
         // SAFETY: a plain predicate on a live VALUE.
         let is_proc = unsafe { rb_sys::rb_obj_is_proc(callable.as_raw()) } == rb_sys::Qtrue as rb_sys::VALUE;
-        callback::dispatcher::ensure_started();
-        let slot = callback::allocate(params, ret, callable.as_raw(), is_proc)
+        let dispatcher = callback::dispatcher::ensure_started();
+        let slot = callback::allocate(params, ret, callable.as_raw(), is_proc, dispatcher)
             .map_err(|e| Error::new(ruby.exception_not_imp_error(), e))?;
         Ok(ruby.obj_wrap(Function { address: slot.thunk(), slot: std::sync::Mutex::new(Some(slot)), callable: Some(callable.as_raw()) }))
     }
