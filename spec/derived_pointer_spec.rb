@@ -96,6 +96,19 @@ RSpec.describe "derived pointers" do
       end
     end
 
+    it "a struct by value over it raises instead of being copied (the ffi gem segfaults)" do
+      dl = Class.new(FiddleJit::Struct) { layout :d, :double, :l, :long }
+      lib = Module.new do
+        extend FiddleJit::Library
+        ffi_lib FixtureBuild.build!(File.expand_path("fixtures/byvalue_fixture.c", __dir__),
+                                    File.join(FixtureBuild::DIR, "libfjbyvalue.so"))
+        attach_function :bv_take_dl, [dl.by_value], :double
+      end
+      expect { lib.bv_take_dl(dl.new(FiddleJit::Pointer::NULL + 8)) }
+        .to raise_error(RuntimeError, /invalid memory read at address=0x0000000000000008/)
+      expect(lib.bv_take_dl(dl.new.tap { |s| s[:d] = 1.5 })).to eq(3.0)
+    end
+
     it "as a :pointer argument it is its address, as in the ffi gem" do
       expect_same(:id_pointer, Differential::Ptr.new(0)) # NULL itself
       expect(jit_fn(:id_pointer).call(FiddleJit::Pointer::NULL + 8).address).to eq(8)

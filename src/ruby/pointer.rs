@@ -354,6 +354,17 @@ pub fn struct_pointer_address(value: Value) -> Option<usize> {
     crate::ruby::struct_memory::StructData::from_value(value).map(|d| d.memory().address.get())
 }
 
+/// The ffi gem's read check for memory a stub copies from (a struct by
+/// value): RuntimeError "invalid memory read" for a Pointer without read
+/// access (derived from NULL), NullPointerError for NULL. Anything that is
+/// not a Pointer passes (the caller checked what it is).
+pub fn check_readable(memory: Value) -> Result<(), Error> {
+    match Pointer::from_value(memory) {
+        Some(p) => p.check_access(&Ruby::get_with(memory), false),
+        None => Ok(()),
+    }
+}
+
 /// The address a Pointer-ish value denotes (for put_pointer).
 pub fn pointer_value(v: Value) -> Result<usize, Error> {
     let ruby = Ruby::get_with(v);
