@@ -90,6 +90,18 @@ module FiddleJit
       # Function made from a Proc/Method/block (cached on it, so the same
       # Proc always yields the same C address and lives as long as the Proc).
       def for_callback(type, value)
+        # The type's memo (the last callable and its Function, kept alive
+        # until the next: a callback C stored from a temporary Proc lives
+        # until then) saves the lookups below for the same Proc again.
+        fn = type.__callback_memo(value)
+        return fn if fn
+
+        fn = for_callback_lookup(type, value)
+        type.__callback_memo!(value, fn) if fn.is_a?(Function)
+        fn
+      end
+
+      def for_callback_lookup(type, value)
         case value
         when nil, Function, Pointer then value
         else
@@ -397,6 +409,7 @@ module FiddleJit
     def free
       native_free
       type = @callback_type
+      type&.__callback_memo_forget(self)
       if @callable_ref && !@callable_ref.frozen?
         if @callable_ref.instance_variable_get(:@__ffi_callback__).equal?(self)
           @callable_ref.remove_instance_variable(:@__ffi_callback__)
