@@ -318,7 +318,7 @@ RSpec.describe "callbacks" do
       [jit, ffi].each do |lib|
         seen.clear
         expect(lib.cb_thread_start(pr, 10, 5)).to eq(0)
-        Timeout.timeout(60) { sleep 0.001 until lib.cb_thread_done == 1 }
+        Timeout.timeout(60 * SLOWDOWN) { sleep 0.001 until lib.cb_thread_done == 1 }
         expect(lib.cb_thread_result).to eq((10..14).sum * 2)
         expect(seen.size).to eq(5)
         expect(seen).not_to include(Thread.current)
@@ -349,7 +349,7 @@ RSpec.describe "callbacks" do
       it "an exception in a pthread callback is reported and C gets 0" do
         expect do
           jit.cb_thread_start(->(x) { raise "in pthread" if x == 1; x }, 0, 3)
-          Timeout.timeout(60) { sleep 0.001 until jit.cb_thread_done == 1 }
+          Timeout.timeout(60 * SLOWDOWN) { sleep 0.001 until jit.cb_thread_done == 1 }
           expect(jit.cb_thread_result).to eq(0 + 0 + 2)
         end.to output(/in pthread/).to_stderr
       end
@@ -363,10 +363,10 @@ RSpec.describe "callbacks" do
       cmd << "oracle" if FIDDLE_JIT_ORACLE_MODE
       out = +""
       IO.popen(cmd, err: %i[child out]) do |io|
-        Timeout.timeout(timeout) { out = io.read }
+        Timeout.timeout(timeout * SLOWDOWN) { out = io.read }
       rescue Timeout::Error
         Process.kill(:KILL, io.pid)
-        out << "\n[timed out after #{timeout}s]"
+        out << "\n[timed out after #{timeout * SLOWDOWN}s]"
       end
       [$?, out]
     end

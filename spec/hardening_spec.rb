@@ -12,10 +12,10 @@ RSpec.describe "hardening (child processes)" do
     child = File.expand_path("fixtures/hardening_child.rb", __dir__)
     out = +""
     IO.popen(env, [RbConfig.ruby, child, scenario, FIXTURE_LIB, CALLBACK_FIXTURE_LIB], err: %i[child out]) do |io|
-      Timeout.timeout(timeout) { out = io.read }
+      Timeout.timeout(timeout * SLOWDOWN) { out = io.read }
     rescue Timeout::Error
       Process.kill(:KILL, io.pid)
-      out << "\n[timed out after #{timeout}s]"
+      out << "\n[timed out after #{timeout * SLOWDOWN}s]"
     end
     status = $?
     detail = status.signaled? ? "killed by signal #{status.termsig}" : "exit status #{status.exitstatus}"
