@@ -8,7 +8,9 @@
 //! Ruby-facing ones need an interpreter and are tested by RSpec.
 
 pub mod abi;
+pub mod backend;
 pub mod emit;
+pub mod lower;
 pub mod types;
 #[cfg(target_arch = "x86_64")]
 pub mod x87;

@@ -816,7 +816,7 @@ impl Pointer {
 /// alloc function.
 #[inline]
 unsafe fn receiver<'a>(rb_self: VALUE) -> &'a Pointer {
-    let data = (rb_self as *const u8).add(crate::emit::ruby_layout::RTYPEDDATA_DATA as usize) as *const *const Pointer;
+    let data = (rb_self as *const u8).add(crate::lower::ruby_layout::RTYPEDDATA_DATA as usize) as *const *const Pointer;
     &**data
 }
 

@@ -16,7 +16,7 @@
 //!   semantics and errors).
 
 use super::pointer::{raise_or, Pointer, Scalar};
-use crate::emit::ruby_layout::{RTYPEDDATA_DATA, RTYPEDDATA_TYPE, T_DATA, T_MASK};
+use crate::lower::ruby_layout::{RTYPEDDATA_DATA, RTYPEDDATA_TYPE, T_DATA, T_MASK};
 use magnus::gc::Marker;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::typed_data::{DataTypeFunctions, Obj};

@@ -40,7 +40,7 @@
 //! are preserved; x9..x17, v16..v31 and flags are not (stubs keep nothing
 //! there across a slow path).
 
-use super::ruby_layout::*;
+use crate::lower::ruby_layout::*;
 use super::{EmitError, EmittedStub, RuntimeTargets, StubRequest};
 use crate::abi::{ArgSource, CLoc, CfuncForm, PlanEntry, RetLoc};
 use crate::types::CType;

@@ -5,8 +5,8 @@
 use super::*;
 use crate::abi::plan_stub;
 use crate::emit::arena::CodeArena;
-use crate::emit::ruby_layout::*;
-use crate::emit::{RuntimeTargets, StubRequest};
+use crate::lower::ruby_layout::*;
+use crate::backend::{RuntimeTargets, StubRequest};
 use crate::types::{CType, CType::*, Signature};
 use std::sync::Mutex;
 
@@ -88,7 +88,7 @@ fn targets() -> RuntimeTargets {
     }
 }
 
-static ARENA: Mutex<Option<(CodeArena, crate::emit::Thunks)>> = Mutex::new(None);
+static ARENA: Mutex<Option<(CodeArena, crate::backend::Thunks)>> = Mutex::new(None);
 
 /// Stands in for rb_thread_call_without_gvl: records the call, runs `f`.
 extern "C" fn fake_without_gvl(f: extern "C" fn(usize) -> usize, data: usize, ubf: isize, _d2: usize) -> usize {
@@ -107,7 +107,7 @@ fn stub_with(params: Vec<CType>, ret: CType, function: usize, blocking: bool) ->
     let mut guard = ARENA.lock().unwrap();
     let (arena, thunks) = guard.get_or_insert_with(|| {
         let mut arena = CodeArena::new();
-        let thunks = crate::emit::install_thunks(&mut arena, &t).unwrap();
+        let thunks = crate::backend::install_thunks(&mut arena, &t).unwrap();
         (arena, thunks)
     });
     let code = emit_stub(&StubRequest { plan: &plan, function, info: 0x1f0, targets: &t, thunks, blocking }).unwrap();
@@ -323,7 +323,7 @@ static TEST_LOCK: Mutex<()> = Mutex::new(());
 fn emit_speed() {
     let plan = plan_stub(&Signature::new(vec![I64, F64, Pointer, CString], I64)).unwrap();
     let t = targets();
-    let thunks = crate::emit::Thunks::default();
+    let thunks = crate::backend::Thunks::default();
     let start = std::time::Instant::now();
     for _ in 0..10000 {
         std::hint::black_box(emit_stub(&StubRequest { plan: &plan, function: 1, info: 2, targets: &t, thunks: &thunks, blocking: false }).unwrap());
@@ -349,7 +349,7 @@ fn a_retargeted_stub_calls_the_new_function_with_the_new_info() {
     let mut guard = ARENA.lock().unwrap();
     let (arena, thunks) = guard.get_or_insert_with(|| {
         let mut arena = CodeArena::new();
-        let thunks = crate::emit::install_thunks(&mut arena, &t).unwrap();
+        let thunks = crate::backend::install_thunks(&mut arena, &t).unwrap();
         (arena, thunks)
     });
     let template = emit_stub(&StubRequest { plan: &plan, function: plus as *const () as usize, info: 0x111, targets: &t, thunks, blocking: false }).unwrap();
@@ -399,7 +399,7 @@ fn long_double_stub(params: Vec<CType>, function: usize, blocking: bool) -> usiz
     t.ret_long_double = fake_ret_long_double as *const () as usize;
     // Thunks of their own: the shared arena's were built without these helpers.
     let mut arena = CodeArena::new();
-    let thunks = crate::emit::install_thunks(&mut arena, &t).unwrap();
+    let thunks = crate::backend::install_thunks(&mut arena, &t).unwrap();
     let code = emit_stub(&StubRequest { plan: &plan, function, info: 0x1f0, targets: &t, thunks: &thunks, blocking }).unwrap();
     let address = arena.install(&code.code).unwrap();
     std::mem::forget(arena); // the code stays mapped for the test's lifetime
@@ -468,11 +468,11 @@ fn pointer_and_struct_objects_are_unboxed_inline() {
         let mut guard = ARENA.lock().unwrap();
         let (arena, _) = guard.get_or_insert_with(|| {
             let mut arena = CodeArena::new();
-            let thunks = crate::emit::install_thunks(&mut arena, &targets()).unwrap();
+            let thunks = crate::backend::install_thunks(&mut arena, &targets()).unwrap();
             (arena, thunks)
         });
         // Thunks of our own: arg_pointer differs from the shared targets.
-        let thunks = crate::emit::install_thunks(arena, &t).unwrap();
+        let thunks = crate::backend::install_thunks(arena, &t).unwrap();
         for info in [&*info_any as *const _ as usize, &*info_klass as *const _ as usize] {
             let req = StubRequest { plan: &plan, function: ident_ptr as *const () as usize, info, targets: &t, thunks: &thunks, blocking: false };
             let code = emit_stub(&req).unwrap();

@@ -8,7 +8,7 @@
 //! the harness replaces with its own fixtures and fakes.
 
 use super::aarch64::{emit_stub, emit_thunks, mov_imm};
-use super::ruby_layout::*;
+use crate::lower::ruby_layout::*;
 use super::{RuntimeTargets, StubRequest, Thunks};
 use crate::abi::aapcs64::{plan_stub, Platform};
 use crate::types::{CType, CType::*, Signature, StructType};

@@ -28,7 +28,7 @@
 //! it), r11 = the stub's info pointer, eax = the argument index; result in
 //! rax, or xmm15 for doubles; only rax, r10, r11, xmm15 and flags change.
 
-use super::ruby_layout::*;
+use crate::lower::ruby_layout::*;
 use super::{EmitError, EmittedStub, RuntimeTargets, StubRequest, Thunks};
 use crate::abi::{ArgSource, CLoc, CfuncForm, PlanEntry, RetLoc};
 use crate::types::CType;

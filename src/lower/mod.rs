@@ -1,0 +1,3 @@
+//! Lowering: Ruby's side of every conversion.
+
+pub mod ruby_layout;
