@@ -284,7 +284,8 @@ pub fn plan_stub(sig: &Signature, platform: Platform) -> Result<StubPlan, PlanEr
 pub fn plan_stub_in_form(sig: &Signature, argv: bool, platform: Platform) -> Result<StubPlan, PlanError> {
     check_params(sig)?;
     // Ruby's VALUEs are 8 bytes, so their stack slots are 8 bytes on Apple too.
-    Ok(stub_plan(sig, argv, INT_ARG_REGS, assign(&sig.params, &sig.ret, sig.fixed_params, platform)))
+    let widen = Widen::To32ZeroUpper;
+    Ok(stub_plan(sig, argv, INT_ARG_REGS, widen, assign(&sig.params, &sig.ret, sig.fixed_params, platform)))
 }
 
 /// Plans a reverse trampoline (C calls Ruby): the same locations, read by
@@ -623,6 +624,35 @@ mod tests {
             assert_eq!(cb.stack_bytes, fwd.stack_bytes);
             assert_eq!(cb.ret, RetLoc::Float);
         }
+    }
+
+    #[test]
+    fn narrow_integer_arguments_fill_the_w_register_and_zero_the_rest() {
+        for platform in [Linux, Apple] {
+            let plan = plan_stub(&Signature::new(vec![I8, U32, U64], I16), platform).unwrap();
+            let convs: Vec<Conversion> = plan.args.iter().map(|e| e.conv).collect();
+            assert_eq!(
+                convs,
+                vec![
+                    Conversion::Int { bytes: 1, signed: true, widen: Widen::To32ZeroUpper },
+                    Conversion::Int { bytes: 4, signed: false, widen: Widen::To32ZeroUpper },
+                    Conversion::Int { bytes: 8, signed: false, widen: Widen::None },
+                ]
+            );
+            assert_eq!(plan.ret_conv, Conversion::Int { bytes: 2, signed: true, widen: Widen::None });
+        }
+    }
+
+    #[test]
+    fn two_register_structs_spill_the_incoming_values_first() {
+        let s16 = strukt(vec![I64, I64]);
+        let plan = plan_stub(&Signature::new(vec![s16.clone(), s16.clone(), I64], Void), Linux).unwrap();
+        assert_eq!(plan.spill, vec![1, 2, 3]);
+        assert_eq!(plan.args[2].source, ArgSource::Spilled(3));
+        assert_eq!(plan_stub(&Signature::new(vec![s16, I64, I64], Void), Linux).unwrap().spill, Vec::<u8>::new());
+        // x8 carries a large result's address: x0 stays the first argument.
+        let s24 = strukt(vec![I64, I64, I64]);
+        assert_eq!(plan_stub(&Signature::new(vec![I64, F64], s24), Linux).unwrap().spill, Vec::<u8>::new());
     }
 
     #[test]

@@ -1,6 +1,14 @@
-//! Machine code from plans: one emitter per architecture, plus the
-//! executable-memory arena. Knows Ruby's VALUE layout (`ruby_layout`), never
-//! Ruby's type symbols.
+//! Backends: machine code from plans and lowered conversions.
+//!
+//! A forward stub is built in the same steps on every machine
+//! ([`stub::build`]): prologue, each argument's conversion (lowered once
+//! by `crate::lower`, instructions chosen here), the call, the result's
+//! conversion, then the slow paths and the literal pool. Each backend
+//! (`x86_64`, `aarch64`) fills in those steps: instruction selection for
+//! the lowering's ops, the frame and the pool; it re-derives no ABI rule
+//! (those are in the plan) and knows nothing of Ruby beyond what an op
+//! says. Also here: the slow-path thunks, reverse trampolines for
+//! callbacks, and disassembly.
 
 // Pure code generation, compiled on every host: tested here, run under
 // qemu-aarch64 by `rake aarch64` (test/aarch64/run.sh, run_callbacks.sh).
@@ -9,6 +17,7 @@ pub mod aarch64_callback;
 #[cfg(test)]
 mod aarch64_tests;
 pub mod disasm;
+mod stub;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 #[cfg(target_arch = "x86_64")]
@@ -18,6 +27,7 @@ mod x86_64_tests;
 
 use crate::abi::{CallbackPlan, StubPlan};
 use crate::emit::arena::{self, CodeArena};
+use crate::lower::{Helper, TailTarget};
 
 /// Addresses a stub may call or compare against, provided by the runtime
 /// layer. Each `arg_*` slow path has the contract
@@ -74,8 +84,9 @@ pub struct RuntimeTargets {
     pub ret_long_double: usize,
 }
 
-/// Addresses of the installed slow-path thunks (see `x86_64`): one per
-/// conversion helper.
+/// Addresses of the installed slow-path thunks: one per conversion helper
+/// ([`Helper`]), shared by every stub. A thunk saves the argument registers,
+/// calls its helper and restores them (contracts in `x86_64`, `aarch64`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Thunks {
     pub arg_int: usize,
@@ -88,6 +99,37 @@ pub struct Thunks {
     pub arg_cstr: usize,
     pub arg_struct: usize,
     pub arg_long_double: usize,
+}
+
+impl RuntimeTargets {
+    /// The function a stub tail-calls.
+    pub(crate) fn tail_target(&self, target: TailTarget) -> usize {
+        match target {
+            TailTarget::Ll2Inum => self.ll2inum,
+            TailTarget::Ull2Inum => self.ull2inum,
+            TailTarget::FloatNewInHeap => self.float_new_in_heap,
+            TailTarget::StrNewCstr => self.str_new_cstr,
+            TailTarget::RetPointer => self.ret_pointer,
+        }
+    }
+}
+
+impl Thunks {
+    /// The thunk that calls `helper`.
+    pub(crate) fn of(&self, helper: Helper) -> usize {
+        match helper {
+            Helper::ArgInt => self.arg_int,
+            Helper::ArgUint => self.arg_uint,
+            Helper::ArgLongLong => self.arg_long_long,
+            Helper::ArgUlongLong => self.arg_ulong_long,
+            Helper::ArgBool => self.arg_bool,
+            Helper::ArgDouble => self.arg_double,
+            Helper::ArgCstr => self.arg_cstr,
+            Helper::ArgPointer => self.arg_pointer,
+            Helper::ArgStruct => self.arg_struct,
+            Helper::ArgLongDouble => self.arg_long_double,
+        }
+    }
 }
 
 /// Emits the thunks for `targets` into `arena`. Call once per process.
@@ -141,9 +183,9 @@ pub struct StubRequest<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EmitError {
-    /// The host architecture has no emitter yet.
+    /// The host architecture has no backend yet.
     UnsupportedArch(&'static str),
-    /// The plan uses something this emitter cannot convert yet.
+    /// The plan uses something this backend cannot convert yet.
     Unsupported(String),
     Assembler(String),
     /// The OS refused executable memory (message from

@@ -258,46 +258,141 @@ fn fifteen_args_come_from_registers_and_the_callers_stack() {
     assert_eq!(unfix(r), 1501);
 }
 
-/// A fake embedded RString holding `bytes` (NUL-terminated).
-fn embedded(bytes: &[u8]) -> Box<[u64; 6]> {
-    fake_embedded_string(bytes)
+/// A fake String object: `words` 8-byte words, flags = T_STRING with
+/// encoding index `encoding`, then embedded `bytes` (NUL-terminated) or,
+/// with `heap`, its length and pointer (3.1: as.heap; 3.3+: len).
+fn fake_string(bytes: &[u8], encoding: u64, heap: Option<*const u8>) -> Vec<u64> {
+    let mut s = vec![0u64; 8 + bytes.len() / 8];
+    s[0] = T_STRING as u64 | encoding << ENCODING_SHIFT;
+    match heap {
+        Some(ptr) => {
+            s[0] |= RSTRING_NOEMBED as u64;
+            s[(RSTRING_HEAP_LEN / 8) as usize] = bytes.len() as u64;
+            s[(RSTRING_HEAP_PTR / 8) as usize] = ptr as u64;
+        }
+        None => {
+            match RSTRING_EMBED_LEN {
+                EmbedLength::Flags { shift, width } => {
+                    assert!(bytes.len() < 1 << width);
+                    s[0] |= (bytes.len() as u64) << shift;
+                }
+                EmbedLength::Field(at) => s[at as usize / 8] = bytes.len() as u64,
+            }
+            // SAFETY: the words hold the header and len + 1 more bytes.
+            let ary = unsafe { std::slice::from_raw_parts_mut((s.as_mut_ptr() as *mut u8).add(RSTRING_EMBED_ARY as usize), bytes.len() + 1) };
+            ary[..bytes.len()].copy_from_slice(bytes);
+        }
+    }
+    s
 }
 
 extern "C" fn c_strlen(p: *const libc::c_char) -> usize {
     if p.is_null() { 999 } else { unsafe { libc::strlen(p) } }
 }
 
+const UTF_8: u64 = 1;
+const US_ASCII: u64 = 2;
+
 #[test]
-fn strings_embedded_inline_everything_else_to_the_helper() {
+fn strings_stringvaluecstr_accepts_unchanged_are_inline() {
     let _g = TEST_LOCK.lock().unwrap();
     let f: extern "C" fn(V, V) -> V = unsafe { std::mem::transmute(stub(vec![CString], U64, c_strlen as *const () as usize)) };
-    for s in [&b""[..], b"hello", b"fifteen bytes!!"] {
-        let v = embedded(s);
-        assert_eq!(unfix(f(NIL, v.as_ptr() as V)), s.len() as i64);
+    let text = |n: usize| (0..n).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>();
+    let mut inline = Vec::new();
+    for n in [0, 5, 15, 16, 23] {
+        for encoding in [0, UTF_8, US_ASCII] {
+            inline.push((fake_string(&text(n), encoding, None), n));
+        }
+    }
+    // Heap Strings: their bytes, NUL-terminated at len (as Ruby keeps them).
+    let heap_bytes: Vec<Vec<u8>> = [16, 17, 40, 100, 256, 300, 4096].iter().map(|&n| [text(n), vec![0]].concat()).collect();
+    for b in &heap_bytes {
+        let n = b.len() - 1;
+        inline.push((fake_string(&b[..n], US_ASCII, Some(b.as_ptr())), n));
+    }
+    for (s, n) in &inline {
+        assert_eq!(unfix(f(NIL, s.as_ptr() as V)), *n as i64);
     }
     assert_eq!(unfix(f(NIL, NIL)), 999);
-    assert!(slow_calls().is_empty(), "embedded strings and nil stay inline");
-    // 16..23 bytes, an embedded NUL, a heap string, a Symbol-like immediate
-    // and Qfalse all go to the helper (which returns "slow" here).
-    let mut long = embedded(b"fifteen bytes!!");
-    // SAFETY: the fake object has 48 bytes; bytes 15..16 of its embedded area are inside it.
-    unsafe { *(long.as_mut_ptr() as *mut u8).add(RSTRING_EMBED_ARY as usize + 15) = b'!' };
-    match RSTRING_EMBED_LEN {
-        EmbedLength::Flags { shift, .. } => long[0] = T_STRING as u64 | (16 << shift),
-        EmbedLength::Field(at) => long[at as usize / 8] = 16,
-    }
-    let nul = embedded(b"a\0b");
-    let bytes = vec![b'x'; 100].into_iter().chain([0u8]).collect::<Vec<u8>>();
-    let mut heap = Box::new([(T_STRING | RSTRING_NOEMBED) as u64, 0, 0, 0, 0, 0]);
-    heap[(RSTRING_HEAP_LEN / 8) as usize] = 100;
-    heap[(RSTRING_HEAP_PTR / 8) as usize] = bytes.as_ptr() as u64;
-    let values = [long.as_ptr() as V, nul.as_ptr() as V, heap.as_ptr() as V, 0x0c, 0];
-    for v in values {
-        assert_eq!(unfix(f(NIL, v)), 4);
+    assert!(slow_calls().is_empty(), "these Strings and nil stay inline");
+}
+
+#[test]
+fn strings_stringvaluecstr_would_change_or_reject_go_to_the_helper() {
+    let _g = TEST_LOCK.lock().unwrap();
+    let f: extern "C" fn(V, V) -> V = unsafe { std::mem::transmute(stub(vec![CString], U64, c_strlen as *const () as usize)) };
+    let nul_inside = b"0123456789\0abcdefghijklmnop\0".to_vec();
+    let unterminated = vec![b'u'; 41];
+    let short_heap = b"0123456789\0".to_vec();
+    let long_heap = [vec![b'l'; 5000], vec![0]].concat();
+    let values = vec![
+        fake_string(b"a\0b", UTF_8, None),                        // embedded NUL
+        fake_string(b"0123456789abcdef\0xyz", 0, None),          // embedded NUL after 16 bytes
+        fake_string(b"hello", 3, None),                            // UTF-16BE: two-byte terminator
+        fake_string(b"hello", 10, None),                           // EUC-JP
+        fake_string(&nul_inside[..27], UTF_8, Some(nul_inside.as_ptr())),
+        fake_string(&unterminated[..40], UTF_8, Some(unterminated.as_ptr())), // a shared substring
+        fake_string(&short_heap[..10], UTF_8, Some(short_heap.as_ptr())),
+        fake_string(&long_heap[..5000], UTF_8, Some(long_heap.as_ptr())),     // memchr's job
+        vec![T_DATA as u64, 0, 0, 0, 0, 0],
+    ];
+    let mut expect: Vec<V> = values.iter().map(|v| v.as_ptr() as V).collect();
+    expect.extend([0x0c, 0, fix(5), QTRUE as V]);
+    for &v in &expect {
+        assert_eq!(unfix(f(NIL, v)), 4, "{v:#x}");
     }
     let calls = slow_calls();
-    assert_eq!(calls.iter().map(|c| c.1).collect::<Vec<_>>(), values.to_vec(), "the helper sees each VALUE in its slot");
+    assert_eq!(calls.iter().map(|c| c.1).collect::<Vec<_>>(), expect, "the helper sees each VALUE in its slot");
     assert!(calls.iter().all(|c| c.0 == "cstr" && c.2 == 0));
+}
+
+#[test]
+fn a_nul_anywhere_inside_sends_the_string_to_the_helper() {
+    let _g = TEST_LOCK.lock().unwrap();
+    let f: extern "C" fn(V, V) -> V = unsafe { std::mem::transmute(stub(vec![CString], U64, c_strlen as *const () as usize)) };
+    for n in [16usize, 17, 23, 40, 127, 128, 129, 200, 300, 1000] {
+        let mut bytes = [vec![b'n'; n], vec![0]].concat();
+        for at in 0..n {
+            bytes[at] = 0;
+            let mut strings = vec![fake_string(&bytes[..n], UTF_8, Some(bytes.as_ptr()))];
+            if !matches!(RSTRING_EMBED_LEN, EmbedLength::Flags { width, .. } if n >= 1 << width) {
+                strings.push(fake_string(&bytes[..n], UTF_8, None));
+            }
+            for s in strings {
+                assert_eq!(unfix(f(NIL, s.as_ptr() as V)), 4, "NUL at {at} of {n}");
+                assert_eq!(slow_calls().len(), 1, "NUL at {at} of {n}");
+            }
+            bytes[at] = b'n';
+        }
+    }
+}
+
+#[test]
+fn heap_strings_are_read_no_further_than_their_terminator() {
+    let _g = TEST_LOCK.lock().unwrap();
+    let f: extern "C" fn(V, V) -> V = unsafe { std::mem::transmute(stub(vec![CString], U64, c_strlen as *const () as usize)) };
+    let page = 4096;
+    // SAFETY: an anonymous mapping of three pages, the outer two made
+    // inaccessible; only the middle one is written.
+    let middle = unsafe {
+        let map = libc::mmap(std::ptr::null_mut(), 3 * page, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+        assert_ne!(map, libc::MAP_FAILED);
+        let middle = (map as *mut u8).add(page);
+        assert_eq!(libc::mprotect(middle as *mut libc::c_void, page, libc::PROT_READ | libc::PROT_WRITE), 0);
+        std::slice::from_raw_parts_mut(middle, page)
+    };
+    for n in [16, 17, 31, 32, 33, 100, 127, 128, 129, 143, 144, 145, 255, 256, 1000, 4000] {
+        middle.fill(b'x');
+        // At the start of the page, then ending with its last byte.
+        middle[n] = 0;
+        let first = fake_string(&middle[..n], UTF_8, Some(middle.as_ptr()));
+        assert_eq!(unfix(f(NIL, first.as_ptr() as V)), n as i64);
+        middle[n] = b'x';
+        middle[page - 1] = 0;
+        let last = fake_string(&middle[page - 1 - n..page - 1], UTF_8, Some(middle[page - 1 - n..].as_ptr()));
+        assert_eq!(unfix(f(NIL, last.as_ptr() as V)), n as i64);
+    }
+    assert!(slow_calls().is_empty());
 }
 
 #[test]

@@ -28,11 +28,11 @@ pub const RSTRING_NOEMBED: i32 = ruby_rstring_flags::RSTRING_NOEMBED as i32;
 /// Encoding index bits of the flags word.
 pub const ENCODING_MASK: i32 = rb_sys::ruby_encoding_consts::RUBY_ENCODING_MASK as i32;
 pub const ENCODING_SHIFT: u32 = rb_sys::ruby_encoding_consts::RUBY_ENCODING_SHIFT as u32;
-/// Encoding indexes 0..2 are ASCII-8BIT, UTF-8 and US-ASCII in every Ruby:
-/// one-byte NUL terminator, so the inline NUL checks are exactly
-/// StringValueCStr's. Other encodings take the slow path.
-pub const ENCODING_INLINE_LIMIT: i32 = 3 << ENCODING_SHIFT;
-
+/// Encoding indexes 0, 1 and 2 are ASCII-8BIT, UTF-8 and US-ASCII in every
+/// Ruby (encindex.h): one-byte NUL terminators, so a NUL byte ends the
+/// String exactly as StringValueCStr checks. Others take the slow path.
+pub const ENCODING_INDEX_UTF_8: i32 = 1;
+pub const ENCODING_INDEX_US_ASCII: i32 = 2;
 pub const RBASIC_FLAGS: i32 = offset_of!(rb_sys::RBasic, flags) as i32;
 pub const RBASIC_KLASS: i32 = offset_of!(rb_sys::RBasic, klass) as i32;
 
@@ -77,22 +77,6 @@ pub const RSTRING_HEAP_LEN: i32 = offset_of!(rb_sys::RString, as_.heap.len) as i
 pub const RSTRING_HEAP_LEN: i32 = offset_of!(rb_sys::RString, len) as i32;
 pub const RSTRING_HEAP_PTR: i32 = offset_of!(rb_sys::RString, as_.heap.ptr) as i32;
 pub const RSTRING_EMBED_ARY: i32 = offset_of!(rb_sys::RString, as_.embed.ary) as i32;
-
-/// Test support: the words of a fake embedded String holding `bytes`
-/// (fewer than 16) in this Ruby's layout, for stubs run against fake VALUEs.
-pub fn fake_embedded_string(bytes: &[u8]) -> Box<[u64; 6]> {
-    assert!(bytes.len() < 16);
-    let mut s = Box::new([0u64; 6]);
-    s[0] = T_STRING as u64;
-    match RSTRING_EMBED_LEN {
-        EmbedLength::Flags { shift, .. } => s[0] |= (bytes.len() as u64) << shift,
-        EmbedLength::Field(at) => s[at as usize / 8] = bytes.len() as u64,
-    }
-    // SAFETY: the array has 48 bytes; the embedded area starts at most 24 bytes in.
-    let raw = unsafe { std::slice::from_raw_parts_mut((s.as_mut_ptr() as *mut u8).add(RSTRING_EMBED_ARY as usize), 16) };
-    raw[..bytes.len()].copy_from_slice(bytes);
-    s
-}
 
 pub const RTYPEDDATA_TYPE: i32 = offset_of!(rb_sys::RTypedData, type_) as i32;
 pub const RTYPEDDATA_DATA: i32 = offset_of!(rb_sys::RTypedData, data) as i32;
