@@ -37,10 +37,10 @@
 //! runs the lowering's fast path (`lower::cstr_fast_path`), which saves
 //! nothing.
 
-use super::stub::{round16, Frame, FrameShape, Pool, StubBackend};
+use super::stub::{round16, Conv, Frame, FrameShape, MachineOp, StubBackend};
 use super::{EmitError, EmittedStub, RuntimeTargets, StubRequest};
 use crate::abi::{ArgSource, CLoc, CfuncForm, PlanEntry, ResultPointer, RetLoc};
-use crate::lower::{self, Cond, Const, FReg, HelperInput, HelperOutput, IntRange, LabelId, Lowered, Op, Operand, Reg};
+use crate::lower::{Cond, Const, HelperInput, HelperOutput, IntRange, Lowered, Op, Operand};
 use crate::types::CType;
 use dynasmrt::aarch64::{encode_logical_immediate_64bit, Aarch64Relocation};
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
@@ -121,9 +121,7 @@ fn mov_imm_len(value: u64) -> usize {
 /// `target(x9, x10, w11)`, restore; result in x9 and d16. With a
 /// `fast_path` (the helper's, lowered), that runs first.
 fn emit_thunk(target: usize, fast_path: Option<&Lowered>) -> Vec<u8> {
-    let mut ops = Asm::new(0);
-    let pool = Pool::new(&mut ops, 0, 0);
-    let mut code = Code { ops, pool, data_types: [0; 2] };
+    let mut code = Code::new();
     let helper = code.ops.new_dynamic_label();
     if let Some(l) = fast_path {
         code.fast_path(l, helper);
@@ -150,88 +148,13 @@ fn emit_thunk(target: usize, fast_path: Option<&Lowered>) -> Vec<u8> {
         ; ldp x29, x30, [sp], #160
         ; ret
     );
-    code.pool.emit_constants(&mut code.ops);
-    code.ops.finalize().expect("thunk assembles")
+    code.finish()
 }
 
 /// Machine code for every thunk, in the order of `Thunks`' fields (long
 /// doubles are refused on aarch64: no thunk for them).
 pub fn emit_thunks(targets: &RuntimeTargets) -> Vec<Vec<u8>> {
-    let cstr = lower::cstr_fast_path();
-    [
-        (targets.arg_int, None),
-        (targets.arg_uint, None),
-        (targets.arg_long_long, None),
-        (targets.arg_ulong_long, None),
-        (targets.arg_double, None),
-        (targets.arg_bool, None),
-        (targets.arg_pointer, None),
-        (targets.arg_cstr, Some(&cstr)),
-        (targets.arg_struct, None),
-    ]
-    .into_iter()
-    .map(|(target, fast_path)| emit_thunk(target, fast_path))
-    .collect()
-}
-
-/// One conversion's machine registers (see `lower::Reg`) and labels.
-#[derive(Clone)]
-struct Conv {
-    value: u8,
-    arg: u8,
-    farg: u8,
-    t1: u8,
-    t2: u8,
-    ret: u8,
-    labels: Vec<DynamicLabel>,
-    // Where the argument comes from and goes, for a stub's conversions.
-    source: ArgSource,
-    dest: CLoc,
-    index: u32,
-    keep: Option<i32>,
-    /// A struct passed by reference: its copy in the frame.
-    copy: Option<i32>,
-}
-
-impl Conv {
-    fn r(&self, reg: Reg) -> u8 {
-        match reg {
-            Reg::Value => self.value,
-            Reg::Arg => self.arg,
-            Reg::Ret => self.ret,
-            Reg::T1 => self.t1,
-            Reg::T2 => self.t2,
-        }
-    }
-
-    fn f(&self, reg: FReg) -> u8 {
-        match reg {
-            FReg::Arg => self.farg,
-            FReg::Ret => 0,
-        }
-    }
-
-    fn label(&self, l: LabelId) -> DynamicLabel {
-        self.labels[l.0 as usize]
-    }
-}
-
-/// The registers of the result's conversion: `Ret` is x0, as C returns it.
-fn result_registers() -> Conv {
-    Conv {
-        value: 0,
-        arg: 0,
-        farg: D16,
-        t1: X10,
-        t2: X11,
-        ret: 0,
-        labels: Vec::new(),
-        source: ArgSource::Int(0),
-        dest: CLoc::Int(0),
-        index: 0,
-        keep: None,
-        copy: None,
-    }
+    super::emit_thunks(targets, &super::THUNK_HELPERS[..9], emit_thunk)
 }
 
 /// A forward stub for `req`: the lowering's conversions in this
@@ -246,7 +169,6 @@ pub(crate) struct Stub<'a> {
     frame: Frame,
     arity: Option<DynamicLabel>,
     inner: DynamicLabel,
-    cold: Vec<(Conv, Vec<Op>)>,
 }
 
 /// Rejects plans this backend has no code for, before emitting anything.
@@ -284,15 +206,9 @@ impl<'a> StubBackend<'a> for Stub<'a> {
         if frame.size > MAX_LOCALS {
             return Err(EmitError::Unsupported(format!("a stub frame of {} bytes", frame.size)));
         }
-        // Room for a typical stub up front (as x86_64: growing the buffers
-        // byte by byte dominates the emitter's cost).
-        let n = req.plan.args.len();
-        let mut ops = Asm::new_with_capacity(0, 320 + 80 * n, 0, 0, 16 + 4 * n, 0, 16 + 4 * n);
-        let pool = Pool::new(&mut ops, req.function, req.info);
-        let inner = ops.new_dynamic_label();
-        let data_types = [req.targets.pointer_data_type as u64, req.targets.struct_data_type as u64];
-        let code = Code { ops, pool, data_types };
-        Ok(Stub { code, req, frame, arity: None, inner, cold: Vec::with_capacity(n) })
+        let mut code = Code::for_stub(req, 320, 80);
+        let inner = code.ops.new_dynamic_label();
+        Ok(Stub { code, req, frame, arity: None, inner })
     }
 
     fn prologue(&mut self) {
@@ -320,7 +236,7 @@ impl<'a> StubBackend<'a> for Stub<'a> {
         }
     }
 
-    fn argument(&mut self, e: &PlanEntry, l: &Lowered) {
+    fn argument_registers(&self, e: &PlanEntry, _: &Lowered) -> Conv {
         let value = match e.source {
             ArgSource::Int(r) => r,
             _ => X9,
@@ -333,27 +249,78 @@ impl<'a> StubBackend<'a> for Stub<'a> {
             (CLoc::Float(k), None) => *k,
             _ => D16,
         };
-        let labels = (0..l.labels).map(|_| self.code.ops.new_dynamic_label()).collect();
-        let (keep, copy) = (self.frame.keep[e.index], self.frame.copies[e.index]);
-        let c = Conv {
-            value,
-            arg,
-            farg,
-            t1: X10,
-            t2: X11,
-            ret: 0,
-            labels,
+        Conv {
             source: e.source,
             dest: e.dest.clone(),
             index: e.index as u32,
-            keep,
-            copy,
-        };
-        for op in &l.hot {
-            self.op(&c, *op);
+            keep: self.frame.keep[e.index],
+            copy: self.frame.copies[e.index],
+            ..Conv::registers(value, arg, farg, 0, [X10, X11, 0])
         }
-        if !l.cold.is_empty() {
-            self.cold.push((c, l.cold.clone()));
+    }
+
+    fn result_registers(&self) -> Conv {
+        Conv::registers(0, 0, D16, 0, [X10, X11, 0])
+    }
+
+    type Relocation = Aarch64Relocation;
+
+    fn code(&mut self) -> &mut Code {
+        &mut self.code
+    }
+
+    fn code_op(&mut self, _: &Conv, op: MachineOp) -> bool {
+        self.code.op(op)
+    }
+
+    fn stub_op(&mut self, c: &Conv, op: MachineOp) {
+        match op {
+            Op::LoadValue => {
+                if !matches!(c.source, ArgSource::Int(_)) {
+                    self.load_source(c.source, c.value);
+                }
+            }
+            Op::Place { bytes } => self.place(c, bytes as u32),
+            Op::PlaceFloat { single } => self.place_float(c, single),
+            Op::CallHelper { helper, input, output } => {
+                self.load_source(c.source, X9);
+                match input {
+                    HelperInput::Value => {}
+                    HelperInput::KeptValue => {
+                        let keep = c.keep.expect("a keep-alive slot") as u32;
+                        dynasm!(self.code.ops ; .arch aarch64 ; str x9, [sp, keep] ; add x9, sp, keep);
+                    }
+                    HelperInput::ParkedInDest => unreachable!("long doubles are refused on aarch64"),
+                }
+                let thunk = self.code.pool.label(&mut self.code.ops, self.req.thunks.of(helper) as u64);
+                let info = self.code.pool.info;
+                dynasm!(self.code.ops ; .arch aarch64 ; ldr x10, =>info);
+                mov_imm(&mut self.code.ops, X11, c.index as u64);
+                dynasm!(self.code.ops ; .arch aarch64 ; ldr x16, =>thunk ; blr x16);
+                match output {
+                    HelperOutput::Arg => self.code.mov(c.arg, X9),
+                    HelperOutput::FArg if c.farg != D16 => dynasm!(self.code.ops ; .arch aarch64 ; fmov D(c.farg), d16),
+                    HelperOutput::FArg | HelperOutput::None => {}
+                }
+            }
+            Op::CopyStruct { src } => {
+                debug_assert_eq!(src, X9, "copy_struct reads from x9");
+                self.copy_struct(c);
+            }
+            Op::BoxStructResult => self.box_struct_result(),
+            Op::BoxLongDoubleResult => unreachable!("long doubles are refused on aarch64"),
+            Op::Return => {
+                self.leave();
+                dynasm!(self.code.ops ; .arch aarch64 ; ret);
+            }
+            // x0 (or d0) is already the target's argument.
+            Op::TailCall { target } => {
+                let l = self.code.pool.label(&mut self.code.ops, self.req.targets.tail_target(target) as u64);
+                dynasm!(self.code.ops ; .arch aarch64 ; ldr x16, =>l);
+                self.leave();
+                dynasm!(self.code.ops ; .arch aarch64 ; br x16);
+            }
+            op => unreachable!("{op:?} in a stub"),
         }
     }
 
@@ -374,14 +341,6 @@ impl<'a> StubBackend<'a> for Stub<'a> {
         self.save_errno();
     }
 
-    fn result(&mut self, l: &Lowered) {
-        let labels = (0..l.labels).map(|_| self.code.ops.new_dynamic_label()).collect();
-        let c = Conv { labels, ..result_registers() };
-        for op in &l.hot {
-            self.op(&c, *op);
-        }
-    }
-
     fn finish(mut self) -> Result<EmittedStub, EmitError> {
         if let Some(arity) = self.arity {
             dynasm!(self.code.ops ; .arch aarch64 ; =>arity);
@@ -390,18 +349,10 @@ impl<'a> StubBackend<'a> for Stub<'a> {
             // w0 still holds argc.
             dynasm!(self.code.ops ; .arch aarch64 ; ldr x1, =>info ; ldr x16, =>helper ; blr x16 ; brk 0);
         }
-        for (c, ops) in std::mem::take(&mut self.cold) {
-            for op in ops {
-                self.op(&c, op);
-            }
-        }
         if self.req.blocking {
             self.emit_inner();
         }
-        let code_len = self.code.ops.offset().0;
-        let (function_at, info_at) = self.code.pool.emit(&mut self.code.ops);
-        let code = self.code.ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))?;
-        Ok(EmittedStub { code, code_len, function_at, info_at })
+        self.code.finish_stub()
     }
 }
 
@@ -413,14 +364,7 @@ fn result_pointer_register(pointer: ResultPointer) -> u8 {
     }
 }
 
-/// Instructions being assembled and their literal pool: what every op
-/// that needs no stub frame is emitted into (stubs and thunks).
-struct Code {
-    ops: Asm,
-    pool: Pool,
-    /// `Const::PointerDataType`, `Const::StructDataType`.
-    data_types: [u64; 2],
-}
+type Code = super::stub::Code<Aarch64Relocation>;
 
 impl Code {
     fn bcond(&mut self, cond: Cond, target: DynamicLabel) {
@@ -473,77 +417,53 @@ impl Code {
     /// works in x14, x15 and x17 (x12, x13 are the ops' own scratch); its
     /// result goes in x9.
     fn fast_path(&mut self, l: &Lowered, helper: DynamicLabel) {
-        let labels = (0..l.labels).map(|_| self.ops.new_dynamic_label()).collect();
-        let c = Conv { value: 14, arg: 14, t1: 15, t2: 17, ret: X9, labels, ..result_registers() };
+        let mut c = Conv::registers(14, 14, D16, 0, [15, 17, X9]);
+        c.labels = (0..l.labels).map(|_| self.ops.new_dynamic_label()).collect();
         for op in l.hot.iter().chain(&l.cold) {
             match op {
                 Op::LoadValue => dynasm!(self.ops ; .arch aarch64 ; ldr x14, [x9]),
                 Op::Return => dynasm!(self.ops ; .arch aarch64 ; ret),
                 Op::Fallback => dynasm!(self.ops ; .arch aarch64 ; b =>helper),
-                op => assert!(self.op(&c, *op), "{op:?} in a helper's fast path"),
+                op => assert!(self.op(c.resolve(*op)), "{op:?} in a helper's fast path"),
             }
         }
     }
 
-    /// Instructions for `op` of conversion `c`, if it is one that needs
-    /// only registers, labels and the pool; `false` for the others.
-    fn op(&mut self, c: &Conv, op: Op) -> bool {
+    /// Instructions for `op`, if it is one that needs only registers,
+    /// labels and the pool; `false` for the others.
+    fn op(&mut self, op: MachineOp) -> bool {
         match op {
-            Op::Label(l) => {
-                let l = c.label(l);
-                dynasm!(self.ops ; .arch aarch64 ; =>l);
+            Op::Label(l) => dynasm!(self.ops ; .arch aarch64 ; =>l),
+            Op::Jump(l) => dynasm!(self.ops ; .arch aarch64 ; b =>l),
+            Op::BranchIfBits { reg, mask, set: true, target } if mask.count_ones() == 1 => {
+                dynasm!(self.ops ; .arch aarch64 ; tbnz X(reg), mask.trailing_zeros(), =>target)
             }
-            Op::Jump(l) => {
-                let l = c.label(l);
-                dynasm!(self.ops ; .arch aarch64 ; b =>l);
+            Op::BranchIfBits { reg, mask, set: false, target } if mask.count_ones() == 1 => {
+                dynasm!(self.ops ; .arch aarch64 ; tbz X(reg), mask.trailing_zeros(), =>target)
             }
             Op::BranchIfBits { reg, mask, set, target } => {
-                let (r, target) = (c.r(reg), c.label(target));
-                if mask.count_ones() == 1 {
-                    let bit = mask.trailing_zeros();
-                    if set {
-                        dynasm!(self.ops ; .arch aarch64 ; tbnz X(r), bit, =>target);
-                    } else {
-                        dynasm!(self.ops ; .arch aarch64 ; tbz X(r), bit, =>target);
-                    }
-                    return true;
-                }
-                self.logical_imm_test(r, mask as u64);
+                self.logical_imm_test(reg, mask as u64);
                 self.bcond(if set { Cond::Ne } else { Cond::Eq }, target);
             }
-            Op::BranchUnlessTag { reg, mask, tag, tmp, target } => {
-                let (r, t, target) = (c.r(reg), c.r(tmp), c.label(target));
-                if mask == tag && mask.count_ones() == 1 {
-                    dynasm!(self.ops ; .arch aarch64 ; tbz X(r), mask.trailing_zeros(), =>target);
-                } else {
-                    dynasm!(self.ops
-                        ; .arch aarch64
-                        ; and XSP(t), X(r), mask as u64
-                        ; cmp XSP(t), tag as u32
-                        ; b.ne =>target
-                    );
-                }
+            Op::BranchUnlessTag { reg, mask, tag, target, .. } if mask == tag && mask.count_ones() == 1 => {
+                dynasm!(self.ops ; .arch aarch64 ; tbz X(reg), mask.trailing_zeros(), =>target)
             }
+            Op::BranchUnlessTag { reg, mask, tag, tmp, target } => dynasm!(self.ops
+                ; .arch aarch64
+                ; and XSP(tmp), X(reg), mask as u64
+                ; cmp XSP(tmp), tag as u32
+                ; b.ne =>target
+            ),
+            Op::BranchIfCmp { a, cond: Cond::Eq, b: Operand::Imm(0), target } => dynasm!(self.ops ; .arch aarch64 ; cbz X(a), =>target),
+            Op::BranchIfCmp { a, cond: Cond::Ne, b: Operand::Imm(0), target } => dynasm!(self.ops ; .arch aarch64 ; cbnz X(a), =>target),
             Op::BranchIfCmp { a, cond, b, target } => {
-                let (a, target) = (c.r(a), c.label(target));
                 match b {
-                    Operand::Imm(0) if cond == Cond::Eq => {
-                        dynasm!(self.ops ; .arch aarch64 ; cbz X(a), =>target);
-                        return true;
-                    }
-                    Operand::Imm(0) if cond == Cond::Ne => {
-                        dynasm!(self.ops ; .arch aarch64 ; cbnz X(a), =>target);
-                        return true;
-                    }
                     Operand::Imm(v) if (0..4096).contains(&v) => dynasm!(self.ops ; .arch aarch64 ; cmp XSP(a), v as u32),
                     Operand::Imm(v) => {
                         self.load_imm(X12, v as u64);
                         dynasm!(self.ops ; .arch aarch64 ; cmp X(a), x12);
                     }
-                    Operand::Reg(b) => {
-                        let b = c.r(b);
-                        dynasm!(self.ops ; .arch aarch64 ; cmp X(a), X(b));
-                    }
+                    Operand::Reg(b) => dynasm!(self.ops ; .arch aarch64 ; cmp X(a), X(b)),
                     Operand::Const(k) => {
                         self.load_const(X12, k);
                         dynasm!(self.ops ; .arch aarch64 ; cmp X(a), x12);
@@ -552,209 +472,149 @@ impl Code {
                 self.bcond(cond, target);
             }
             Op::BranchIfInRange { reg, range, fits, target, .. } => {
-                let (r, target) = (c.r(reg), c.label(target));
                 match range {
-                    IntRange::I32 => dynasm!(self.ops ; .arch aarch64 ; cmp XSP(r), W(r), sxtw),
-                    IntRange::U32 => dynasm!(self.ops ; .arch aarch64 ; cmp XSP(r), W(r), uxtw),
+                    IntRange::I32 => dynasm!(self.ops ; .arch aarch64 ; cmp XSP(reg), W(reg), sxtw),
+                    IntRange::U32 => dynasm!(self.ops ; .arch aarch64 ; cmp XSP(reg), W(reg), uxtw),
                 }
                 self.bcond(if fits { Cond::Eq } else { Cond::Ne }, target);
             }
             Op::BranchUnlessFieldIn { src, shift, width, lo, hi, tmp, target } => {
-                let (s, t, target) = (c.r(src), c.r(tmp), c.label(target));
-                dynasm!(self.ops ; .arch aarch64 ; ubfx X(t), X(s), shift as u32, width as u32);
+                dynasm!(self.ops ; .arch aarch64 ; ubfx X(tmp), X(src), shift as u32, width as u32);
                 if lo != 0 {
-                    dynasm!(self.ops ; .arch aarch64 ; sub XSP(t), XSP(t), lo as u32);
+                    dynasm!(self.ops ; .arch aarch64 ; sub XSP(tmp), XSP(tmp), lo as u32);
                 }
-                dynasm!(self.ops ; .arch aarch64 ; cmp XSP(t), (hi - lo) as u32 ; b.hi =>target);
+                dynasm!(self.ops ; .arch aarch64 ; cmp XSP(tmp), (hi - lo) as u32 ; b.hi =>target);
             }
             Op::BranchIfHighBits { src, shift, tmp, target } => {
-                let (s, t, target) = (c.r(src), c.r(tmp), c.label(target));
-                dynasm!(self.ops ; .arch aarch64 ; lsr X(t), X(s), shift as u32 ; cbnz X(t), =>target);
+                dynasm!(self.ops ; .arch aarch64 ; lsr X(tmp), X(src), shift as u32 ; cbnz X(tmp), =>target)
             }
-            Op::Mov { dst, src } => {
-                let d = c.r(dst);
-                match src {
-                    Operand::Imm(v) => self.load_imm(d, v as u64),
-                    Operand::Reg(s) => {
-                        let s = c.r(s);
-                        self.mov(d, s);
-                    }
-                    Operand::Const(k) => self.load_const(d, k),
-                }
-            }
-            Op::Load { dst, base, offset } => {
-                let (d, b) = (c.r(dst), c.r(base));
-                dynasm!(self.ops ; .arch aarch64 ; ldr X(d), [X(b), offset as u32]);
-            }
-            Op::AddImm { dst, src, imm } => {
-                let (d, s) = (c.r(dst), c.r(src));
-                dynasm!(self.ops ; .arch aarch64 ; add XSP(d), XSP(s), imm as u32);
+            Op::Mov { dst, src: Operand::Imm(v) } => self.load_imm(dst, v as u64),
+            Op::Mov { dst, src: Operand::Reg(src) } => self.mov(dst, src),
+            Op::Mov { dst, src: Operand::Const(k) } => self.load_const(dst, k),
+            Op::Load { dst, base, offset } => dynasm!(self.ops ; .arch aarch64 ; ldr X(dst), [X(base), offset as u32]),
+            Op::AddImm { dst, src, imm } => dynasm!(self.ops ; .arch aarch64 ; add XSP(dst), XSP(src), imm as u32),
+            Op::AndImm { dst, src, imm } if encode_logical_immediate_64bit(imm as u64).is_some() => {
+                dynasm!(self.ops ; .arch aarch64 ; and XSP(dst), X(src), imm as u64)
             }
             Op::AndImm { dst, src, imm } => {
-                let (d, s) = (c.r(dst), c.r(src));
-                if encode_logical_immediate_64bit(imm as u64).is_some() {
-                    dynasm!(self.ops ; .arch aarch64 ; and XSP(d), X(s), imm as u64);
-                } else {
-                    self.load_imm(X12, imm as u64);
-                    dynasm!(self.ops ; .arch aarch64 ; and X(d), X(s), x12);
-                }
+                self.load_imm(X12, imm as u64);
+                dynasm!(self.ops ; .arch aarch64 ; and X(dst), X(src), x12);
             }
-            Op::OrImm { dst, src, imm } => {
-                let (d, s) = (c.r(dst), c.r(src));
-                dynasm!(self.ops ; .arch aarch64 ; orr XSP(d), X(s), imm as u64);
-            }
+            Op::OrImm { dst, src, imm } => dynasm!(self.ops ; .arch aarch64 ; orr XSP(dst), X(src), imm as u64),
             Op::BitField { dst, src, shift, width } => {
-                let (d, s) = (c.r(dst), c.r(src));
-                dynasm!(self.ops ; .arch aarch64 ; ubfx X(d), X(s), shift as u32, width as u32);
+                dynasm!(self.ops ; .arch aarch64 ; ubfx X(dst), X(src), shift as u32, width as u32)
             }
             Op::ShiftOutTagBit { dst, src, unless } => {
-                let (d, s, unless) = (c.r(dst), c.r(src), c.label(unless));
-                dynasm!(self.ops ; .arch aarch64 ; tbz X(s), 0, =>unless ; asr X(d), X(s), 1);
+                dynasm!(self.ops ; .arch aarch64 ; tbz X(src), 0, =>unless ; asr X(dst), X(src), 1)
             }
             Op::DoubleOrBranch { dst, src, overflow } => {
-                let (d, s, overflow) = (c.r(dst), c.r(src), c.label(overflow));
-                dynasm!(self.ops ; .arch aarch64 ; adds X(d), X(s), X(s) ; b.vs =>overflow);
+                dynasm!(self.ops ; .arch aarch64 ; adds X(dst), X(src), X(src) ; b.vs =>overflow)
             }
-            Op::SubTopBit { dst, src } => {
-                let (d, s) = (c.r(dst), c.r(src));
-                dynasm!(self.ops ; .arch aarch64 ; sub X(d), X(s), X(s), lsr 63);
-            }
-            Op::RotateLeft { reg, n } => {
-                let r = c.r(reg);
-                dynasm!(self.ops ; .arch aarch64 ; ror X(r), X(r), 64 - n as u32);
-            }
-            Op::RotateRight { reg, n } => {
-                let r = c.r(reg);
-                dynasm!(self.ops ; .arch aarch64 ; ror X(r), X(r), n as u32);
-            }
+            Op::SubTopBit { dst, src } => dynasm!(self.ops ; .arch aarch64 ; sub X(dst), X(src), X(src), lsr 63),
+            Op::RotateLeft { reg, n } => dynasm!(self.ops ; .arch aarch64 ; ror X(reg), X(reg), 64 - n as u32),
+            Op::RotateRight { reg, n } => dynasm!(self.ops ; .arch aarch64 ; ror X(reg), X(reg), n as u32),
             // Writing a w register zeroes bits 32..63.
-            Op::Extend32 { reg, from_bits, signed } => {
-                let r = c.r(reg);
-                match (from_bits, signed) {
-                    (8, true) => dynasm!(self.ops ; .arch aarch64 ; sxtb W(r), W(r)),
-                    (8, false) => dynasm!(self.ops ; .arch aarch64 ; uxtb W(r), W(r)),
-                    (16, true) => dynasm!(self.ops ; .arch aarch64 ; sxth W(r), W(r)),
-                    (16, false) => dynasm!(self.ops ; .arch aarch64 ; uxth W(r), W(r)),
-                    _ => dynasm!(self.ops ; .arch aarch64 ; mov W(r), W(r)),
-                }
+            Op::Extend32 { reg, from_bits: 8, signed: true } => dynasm!(self.ops ; .arch aarch64 ; sxtb W(reg), W(reg)),
+            Op::Extend32 { reg, from_bits: 16, signed: true } => dynasm!(self.ops ; .arch aarch64 ; sxth W(reg), W(reg)),
+            Op::Extend64 { reg, from_bits: 8, signed: true } => dynasm!(self.ops ; .arch aarch64 ; sxtb X(reg), W(reg)),
+            Op::Extend64 { reg, from_bits: 16, signed: true } => dynasm!(self.ops ; .arch aarch64 ; sxth X(reg), W(reg)),
+            Op::Extend64 { reg, from_bits: 32, signed: true } => dynasm!(self.ops ; .arch aarch64 ; sxtw X(reg), W(reg)),
+            Op::Extend32 { reg, from_bits: 8, .. } | Op::Extend64 { reg, from_bits: 8, .. } => {
+                dynasm!(self.ops ; .arch aarch64 ; uxtb W(reg), W(reg))
             }
-            Op::Extend64 { reg, from_bits, signed } => {
-                let r = c.r(reg);
-                match (from_bits, signed) {
-                    (8, true) => dynasm!(self.ops ; .arch aarch64 ; sxtb X(r), W(r)),
-                    (8, false) => dynasm!(self.ops ; .arch aarch64 ; uxtb W(r), W(r)),
-                    (16, true) => dynasm!(self.ops ; .arch aarch64 ; sxth X(r), W(r)),
-                    (16, false) => dynasm!(self.ops ; .arch aarch64 ; uxth W(r), W(r)),
-                    (_, true) => dynasm!(self.ops ; .arch aarch64 ; sxtw X(r), W(r)),
-                    (_, false) => dynasm!(self.ops ; .arch aarch64 ; mov W(r), W(r)),
-                }
+            Op::Extend32 { reg, from_bits: 16, .. } | Op::Extend64 { reg, from_bits: 16, .. } => {
+                dynasm!(self.ops ; .arch aarch64 ; uxth W(reg), W(reg))
             }
-            Op::ShiftInTagBit { reg } => {
-                let r = c.r(reg);
-                dynasm!(self.ops ; .arch aarch64 ; lsl X(r), X(r), 1 ; orr XSP(r), X(r), 1);
-            }
+            Op::Extend32 { reg, .. } | Op::Extend64 { reg, .. } => dynasm!(self.ops ; .arch aarch64 ; mov W(reg), W(reg)),
+            Op::ShiftInTagBit { reg } => dynasm!(self.ops ; .arch aarch64 ; lsl X(reg), X(reg), 1 ; orr XSP(reg), X(reg), 1),
             Op::SelectOnLowByte { dst, src, nonzero, zero, tmp } => {
-                let (d, s, t) = (c.r(dst), c.r(src), c.r(tmp));
-                dynasm!(self.ops ; .arch aarch64 ; tst W(s), 0xff);
-                mov_imm(&mut self.ops, t, nonzero as u64);
+                dynasm!(self.ops ; .arch aarch64 ; tst W(src), 0xff);
+                mov_imm(&mut self.ops, tmp, nonzero as u64);
                 if zero == 0 {
-                    dynasm!(self.ops ; .arch aarch64 ; csel X(d), X(t), xzr, ne);
+                    dynasm!(self.ops ; .arch aarch64 ; csel X(dst), X(tmp), xzr, ne);
                 } else {
                     mov_imm(&mut self.ops, X12, zero as u64);
-                    dynasm!(self.ops ; .arch aarch64 ; csel X(d), X(t), x12, ne);
+                    dynasm!(self.ops ; .arch aarch64 ; csel X(dst), X(tmp), x12, ne);
                 }
             }
-            Op::BitsToDouble { dst, src } => {
-                let (d, s) = (c.f(dst), c.r(src));
-                dynasm!(self.ops ; .arch aarch64 ; fmov D(d), X(s));
-            }
-            Op::DoubleToBits { dst, src } => {
-                let (d, s) = (c.r(dst), c.f(src));
-                dynasm!(self.ops ; .arch aarch64 ; fmov X(d), D(s));
-            }
-            Op::ZeroDouble { dst } => {
-                let d = c.f(dst);
-                dynasm!(self.ops ; .arch aarch64 ; fmov D(d), xzr);
-            }
-            Op::IntToDouble { dst, src } => {
-                let (d, s) = (c.f(dst), c.r(src));
-                dynasm!(self.ops ; .arch aarch64 ; scvtf D(d), X(s));
-            }
-            Op::DoubleToFloat { reg } => {
-                let r = c.f(reg);
-                dynasm!(self.ops ; .arch aarch64 ; fcvt S(r), D(r));
-            }
-            Op::FloatToDouble { reg } => {
-                let r = c.f(reg);
-                dynasm!(self.ops ; .arch aarch64 ; fcvt D(r), S(r));
-            }
-            Op::BranchUnlessNulAt16 { ptr, len, tmp, target } => {
-                let (p, n, t, target) = (c.r(ptr), c.r(len), c.r(tmp), c.label(target));
-                let (second, found) = (self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
-                // Zero bytes of a word w: the lowest set bit of
-                // (w - 0x01..01) & !w & 0x80..80 marks the first one exactly.
-                dynasm!(self.ops
-                    ; .arch aarch64
-                    ; mov x13, 0
-                    ; ldr X(t), [X(p)]
-                    ; =>second
-                    ; orr x12, xzr, 0x0101_0101_0101_0101
-                    ; sub x12, X(t), x12
-                    ; bic x12, x12, X(t)
-                    ; and x12, x12, 0x8080_8080_8080_8080
-                    ; cbnz x12, =>found
-                    ; cbnz x13, =>target                 // no NUL in 16 bytes
-                    ; mov x13, 8
-                    ; ldr X(t), [X(p), 8]
-                    ; b =>second
-                    ; =>found
-                    ; rbit x12, x12
-                    ; clz x12, x12
-                    ; add x12, x13, x12, lsr 3           // index of the first NUL
-                    ; cmp x12, X(n)
-                    ; b.ne =>target
-                );
-            }
-            Op::BranchUnlessNulAtLong { ptr, len, tmp, target } => {
-                let (p, n, t, target) = (c.r(ptr), c.r(len), c.r(tmp), c.label(target));
-                let words = self.ops.new_dynamic_label();
-                dynasm!(self.ops
-                    ; .arch aarch64
-                    ; cmp XSP(n), 16
-                    ; b.lo =>target
-                    ; cmp XSP(n), INLINE_SCAN_LIMIT
-                    ; b.hi =>target
-                    ; orr x13, xzr, 0x0101_0101_0101_0101
-                    // The 8 bytes ending with ptr[len]: only their last may be
-                    // NUL, so the zero-byte mask is exactly its top bit.
-                    ; add x12, X(p), X(n)
-                    ; ldur X(t), [x12, -7]
-                    ; sub x12, X(t), x13
-                    ; bic x12, x12, X(t)
-                    ; and x12, x12, 0x8080_8080_8080_8080
-                    ; eor x12, x12, 0x8000_0000_0000_0000
-                    ; cbnz x12, =>target
-                    // Then words down from len - 8, and the one at 0.
-                    ; sub XSP(n), XSP(n), 8
-                    ; =>words
-                    ; ldr X(t), [X(p), X(n)]
-                    ; sub x12, X(t), x13
-                    ; bic x12, x12, X(t)
-                    ; tst x12, 0x8080_8080_8080_8080
-                    ; b.ne =>target
-                    ; subs X(n), XSP(n), 8
-                    ; b.hi =>words
-                    ; ldr X(t), [X(p)]
-                    ; sub x12, X(t), x13
-                    ; bic x12, x12, X(t)
-                    ; tst x12, 0x8080_8080_8080_8080
-                    ; b.ne =>target
-                );
-            }
+            Op::BitsToDouble { dst, src } => dynasm!(self.ops ; .arch aarch64 ; fmov D(dst), X(src)),
+            Op::DoubleToBits { dst, src } => dynasm!(self.ops ; .arch aarch64 ; fmov X(dst), D(src)),
+            Op::ZeroDouble { dst } => dynasm!(self.ops ; .arch aarch64 ; fmov D(dst), xzr),
+            Op::IntToDouble { dst, src } => dynasm!(self.ops ; .arch aarch64 ; scvtf D(dst), X(src)),
+            Op::DoubleToFloat { reg } => dynasm!(self.ops ; .arch aarch64 ; fcvt S(reg), D(reg)),
+            Op::FloatToDouble { reg } => dynasm!(self.ops ; .arch aarch64 ; fcvt D(reg), S(reg)),
+            Op::BranchUnlessNulAt16 { ptr, len, tmp, target } => self.nul_at_16(ptr, len, tmp, target),
+            Op::BranchUnlessNulAtLong { ptr, len, tmp, target } => self.nul_at_long(ptr, len, tmp, target),
             Op::Trap => dynasm!(self.ops ; .arch aarch64 ; brk 0),
             _ => return false,
         }
         true
+    }
+
+    /// `BranchUnlessNulAt16`, a word at a time. The zero bytes of a word w:
+    /// the lowest set bit of (w - 0x01..01) & !w & 0x80..80 marks the first
+    /// one exactly (higher ones may be false). Uses x12, x13.
+    fn nul_at_16(&mut self, p: u8, n: u8, t: u8, target: DynamicLabel) {
+        let (second, found) = (self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
+        dynasm!(self.ops
+            ; .arch aarch64
+            ; mov x13, 0
+            ; ldr X(t), [X(p)]
+            ; =>second
+            ; orr x12, xzr, 0x0101_0101_0101_0101
+            ; sub x12, X(t), x12
+            ; bic x12, x12, X(t)
+            ; and x12, x12, 0x8080_8080_8080_8080
+            ; cbnz x12, =>found
+            ; cbnz x13, =>target                 // no NUL in 16 bytes
+            ; mov x13, 8
+            ; ldr X(t), [X(p), 8]
+            ; b =>second
+            ; =>found
+            ; rbit x12, x12
+            ; clz x12, x12
+            ; add x12, x13, x12, lsr 3           // index of the first NUL
+            ; cmp x12, X(n)
+            ; b.ne =>target
+        );
+    }
+
+    /// `BranchUnlessNulAtLong`, a word at a time (as `nul_at_16`). Uses
+    /// x12, x13.
+    fn nul_at_long(&mut self, p: u8, n: u8, t: u8, target: DynamicLabel) {
+        let words = self.ops.new_dynamic_label();
+        dynasm!(self.ops
+            ; .arch aarch64
+            ; cmp XSP(n), 16
+            ; b.lo =>target
+            ; cmp XSP(n), INLINE_SCAN_LIMIT
+            ; b.hi =>target
+            ; orr x13, xzr, 0x0101_0101_0101_0101
+            // The 8 bytes ending with ptr[len]: only their last may be NUL,
+            // so the zero-byte mask is exactly its top bit.
+            ; add x12, X(p), X(n)
+            ; ldur X(t), [x12, -7]
+            ; sub x12, X(t), x13
+            ; bic x12, x12, X(t)
+            ; and x12, x12, 0x8080_8080_8080_8080
+            ; eor x12, x12, 0x8000_0000_0000_0000
+            ; cbnz x12, =>target
+            // Then words down from len - 8, and the one at 0.
+            ; sub XSP(n), XSP(n), 8
+            ; =>words
+            ; ldr X(t), [X(p), X(n)]
+            ; sub x12, X(t), x13
+            ; bic x12, x12, X(t)
+            ; tst x12, 0x8080_8080_8080_8080
+            ; b.ne =>target
+            ; subs X(n), XSP(n), 8
+            ; b.hi =>words
+            ; ldr X(t), [X(p)]
+            ; sub x12, X(t), x13
+            ; bic x12, x12, X(t)
+            ; tst x12, 0x8080_8080_8080_8080
+            ; b.ne =>target
+        );
     }
 }
 
@@ -780,61 +640,6 @@ impl Stub<'_> {
         }
     }
 
-    /// Instructions for one op of conversion `c`.
-    fn op(&mut self, c: &Conv, op: Op) {
-        if self.code.op(c, op) {
-            return;
-        }
-        match op {
-            Op::LoadValue => {
-                if !matches!(c.source, ArgSource::Int(_)) {
-                    self.load_source(c.source, c.value);
-                }
-            }
-            Op::Place { bytes } => self.place(c, bytes as u32),
-            Op::PlaceFloat { single } => self.place_float(c, single),
-            Op::CallHelper { helper, input, output } => {
-                self.load_source(c.source, X9);
-                match input {
-                    HelperInput::Value => {}
-                    HelperInput::KeptValue => {
-                        let keep = c.keep.expect("a keep-alive slot") as u32;
-                        dynasm!(self.code.ops ; .arch aarch64 ; str x9, [sp, keep] ; add x9, sp, keep);
-                    }
-                    HelperInput::ParkedInDest => unreachable!("long doubles are refused on aarch64"),
-                }
-                let thunk = self.code.pool.label(&mut self.code.ops, self.req.thunks.of(helper) as u64);
-                let info = self.code.pool.info;
-                dynasm!(self.code.ops ; .arch aarch64 ; ldr x10, =>info);
-                mov_imm(&mut self.code.ops, X11, c.index as u64);
-                dynasm!(self.code.ops ; .arch aarch64 ; ldr x16, =>thunk ; blr x16);
-                match output {
-                    HelperOutput::Arg => self.code.mov(c.arg, X9),
-                    HelperOutput::FArg if c.farg != D16 => dynasm!(self.code.ops ; .arch aarch64 ; fmov D(c.farg), d16),
-                    HelperOutput::FArg | HelperOutput::None => {}
-                }
-            }
-            Op::CopyStruct { src } => {
-                let s = c.r(src);
-                debug_assert_eq!(s, X9, "copy_struct reads from x9");
-                self.copy_struct(c);
-            }
-            Op::BoxStructResult => self.box_struct_result(),
-            Op::BoxLongDoubleResult => unreachable!("long doubles are refused on aarch64"),
-            Op::Return => {
-                self.leave();
-                dynasm!(self.code.ops ; .arch aarch64 ; ret);
-            }
-            // x0 (or d0) is already the target's argument.
-            Op::TailCall { target } => {
-                let l = self.code.pool.label(&mut self.code.ops, self.req.targets.tail_target(target) as u64);
-                dynasm!(self.code.ops ; .arch aarch64 ; ldr x16, =>l);
-                self.leave();
-                dynasm!(self.code.ops ; .arch aarch64 ; br x16);
-            }
-            op => unreachable!("{op:?} in a stub"),
-        }
-    }
 
     /// Removes the frame and restores x29, x30.
     fn leave(&mut self) {

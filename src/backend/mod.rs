@@ -27,7 +27,7 @@ mod x86_64_tests;
 
 use crate::abi::{CallbackPlan, StubPlan};
 use crate::emit::arena::{self, CodeArena};
-use crate::lower::{Helper, TailTarget};
+use crate::lower::{self, Helper, Lowered, TailTarget};
 
 /// Addresses a stub may call or compare against, provided by the runtime
 /// layer. Each `arg_*` slow path has the contract
@@ -102,6 +102,22 @@ pub struct Thunks {
 }
 
 impl RuntimeTargets {
+    /// The function behind a thunk.
+    fn helper(&self, helper: Helper) -> usize {
+        match helper {
+            Helper::ArgInt => self.arg_int,
+            Helper::ArgUint => self.arg_uint,
+            Helper::ArgLongLong => self.arg_long_long,
+            Helper::ArgUlongLong => self.arg_ulong_long,
+            Helper::ArgBool => self.arg_bool,
+            Helper::ArgDouble => self.arg_double,
+            Helper::ArgCstr => self.arg_cstr,
+            Helper::ArgPointer => self.arg_pointer,
+            Helper::ArgStruct => self.arg_struct,
+            Helper::ArgLongDouble => self.arg_long_double,
+        }
+    }
+
     /// The function a stub tail-calls.
     pub(crate) fn tail_target(&self, target: TailTarget) -> usize {
         match target {
@@ -130,6 +146,48 @@ impl Thunks {
             Helper::ArgLongDouble => self.arg_long_double,
         }
     }
+
+    #[allow(dead_code)] // unused on architectures without a backend
+    fn set(&mut self, helper: Helper, address: usize) {
+        let field = match helper {
+            Helper::ArgInt => &mut self.arg_int,
+            Helper::ArgUint => &mut self.arg_uint,
+            Helper::ArgLongLong => &mut self.arg_long_long,
+            Helper::ArgUlongLong => &mut self.arg_ulong_long,
+            Helper::ArgBool => &mut self.arg_bool,
+            Helper::ArgDouble => &mut self.arg_double,
+            Helper::ArgCstr => &mut self.arg_cstr,
+            Helper::ArgPointer => &mut self.arg_pointer,
+            Helper::ArgStruct => &mut self.arg_struct,
+            Helper::ArgLongDouble => &mut self.arg_long_double,
+        };
+        *field = address;
+    }
+}
+
+/// Every helper with a thunk, in the order of `Thunks`' fields (and of
+/// `ruby::attach`'s names for them).
+pub(crate) const THUNK_HELPERS: [Helper; 10] = [
+    Helper::ArgInt,
+    Helper::ArgUint,
+    Helper::ArgLongLong,
+    Helper::ArgUlongLong,
+    Helper::ArgDouble,
+    Helper::ArgBool,
+    Helper::ArgPointer,
+    Helper::ArgCstr,
+    Helper::ArgStruct,
+    Helper::ArgLongDouble,
+];
+
+/// Machine code for the thunk of each of `helpers`: a backend's
+/// `emit_thunk(helper address, the helper's lowered fast path)`.
+pub(crate) fn emit_thunks(
+    targets: &RuntimeTargets,
+    helpers: &[Helper],
+    emit_thunk: fn(usize, Option<&Lowered>) -> Vec<u8>,
+) -> Vec<Vec<u8>> {
+    helpers.iter().map(|&h| emit_thunk(targets.helper(h), lower::helper_fast_path(h).as_ref())).collect()
 }
 
 /// Emits the thunks for `targets` into `arena`. Call once per process.
@@ -145,27 +203,16 @@ pub fn install_thunks(arena: &mut CodeArena, targets: &RuntimeTargets) -> Result
     }
 }
 
-/// Installs an emitter's thunks, given in the order of [`Thunks`]' fields;
-/// an emitter may stop early (0: no such thunk on this architecture).
-#[allow(dead_code)] // unused on architectures without an emitter
+/// Installs a backend's thunks, for a prefix of [`THUNK_HELPERS`] (the
+/// others' addresses stay 0: no such thunk on this architecture).
+#[allow(dead_code)] // unused on architectures without a backend
 fn install_all(arena: &mut CodeArena, codes: Vec<Vec<u8>>) -> Result<Thunks, EmitError> {
-    let a = codes
-        .iter()
-        .map(|code| arena.install(code).map_err(|e| EmitError::ExecutableMemory(arena::describe_map_error(&e))))
-        .collect::<Result<Vec<usize>, _>>()?;
-    let at = |i: usize| a.get(i).copied().unwrap_or(0);
-    Ok(Thunks {
-        arg_int: at(0),
-        arg_uint: at(1),
-        arg_long_long: at(2),
-        arg_ulong_long: at(3),
-        arg_double: at(4),
-        arg_bool: at(5),
-        arg_pointer: at(6),
-        arg_cstr: at(7),
-        arg_struct: at(8),
-        arg_long_double: at(9),
-    })
+    let mut thunks = Thunks::default();
+    for (&helper, code) in THUNK_HELPERS.iter().zip(&codes) {
+        let address = arena.install(code).map_err(|e| EmitError::ExecutableMemory(arena::describe_map_error(&e)))?;
+        thunks.set(helper, address);
+    }
+    Ok(thunks)
 }
 
 /// One forward stub to build.

@@ -2,8 +2,8 @@
 //! frame's layout and its literal pool.
 
 use super::{EmitError, EmittedStub, StubRequest};
-use crate::abi::{CLoc, CfuncForm, PlanEntry, StubPlan};
-use crate::lower::{self, Lowered};
+use crate::abi::{ArgSource, CLoc, CfuncForm, PlanEntry, StubPlan};
+use crate::lower::{self, FReg, LabelId, Lowered, Op, Reg};
 use crate::types::CType;
 use dynasmrt::relocations::Relocation;
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
@@ -15,31 +15,136 @@ pub(crate) trait StubBackend<'a>: Sized {
     /// Sets up the frame, saves the plan's spilled registers and, in the
     /// argv form, checks the argument count.
     fn prologue(&mut self);
-    /// Emits one argument's conversion (its hot part; the cold part is
-    /// kept for `finish`).
-    fn argument(&mut self, entry: &PlanEntry, conv: &Lowered);
+    /// The machine registers of an argument's conversion (labels empty).
+    fn argument_registers(&self, entry: &PlanEntry, conv: &Lowered) -> Conv;
+    /// The machine registers of the result's conversion (labels empty).
+    fn result_registers(&self) -> Conv;
+    type Relocation: Relocation;
+    fn code(&mut self) -> &mut Code<Self::Relocation>;
+    /// Instructions for an op that needs no more than registers, labels
+    /// and the pool; `false` for the others.
+    fn code_op(&mut self, c: &Conv, op: MachineOp) -> bool;
+    /// Instructions for the other ops, which need the stub's frame and
+    /// request.
+    fn stub_op(&mut self, c: &Conv, op: MachineOp);
     /// Makes the call (through `rb_thread_call_without_gvl` for a blocking
     /// stub) and saves errno.
     fn call(&mut self);
-    /// Emits the result's conversion, which returns on every path.
-    fn result(&mut self, conv: &Lowered);
-    /// Emits the slow paths, the blocking call's inner function and the
+    /// After the slow paths: the rest of the out-of-line code (the
+    /// argument-count error, the blocking call's inner function) and the
     /// literal pool.
     fn finish(self) -> Result<EmittedStub, EmitError>;
 }
 
-/// A forward stub for `req`: the lowering's conversions through backend `B`.
+/// Instructions for one op of conversion `c`.
+fn emit_op<'a, B: StubBackend<'a>>(b: &mut B, c: &Conv, op: Op) {
+    let op = c.resolve(op);
+    if !b.code_op(c, op) {
+        b.stub_op(c, op);
+    }
+}
+
+/// Labels for a conversion.
+fn labels<'a, B: StubBackend<'a>>(b: &mut B, n: u8) -> Vec<DynamicLabel> {
+    (0..n).map(|_| b.code().ops.new_dynamic_label()).collect()
+}
+
+/// A forward stub for `req`: the lowering's conversions through backend
+/// `B`. Each conversion's hot part goes where it runs; the cold parts
+/// (slow paths) after the result's conversion, which returns on every path.
 pub(crate) fn build<'a, B: StubBackend<'a>>(req: &'a StubRequest<'a>) -> Result<EmittedStub, EmitError> {
     let args: Vec<Lowered> = req.plan.args.iter().map(lower::argument).collect();
     let result = lower::result(req.plan);
     let mut b = B::new(req, &args)?;
     b.prologue();
+    let mut cold = Vec::with_capacity(args.len());
     for (entry, conv) in req.plan.args.iter().zip(&args) {
-        b.argument(entry, conv);
+        let mut c = b.argument_registers(entry, conv);
+        c.labels = labels(&mut b, conv.labels);
+        for op in &conv.hot {
+            emit_op(&mut b, &c, *op);
+        }
+        cold.push((c, &conv.cold));
     }
     b.call();
-    b.result(&result);
+    let mut c = b.result_registers();
+    c.labels = labels(&mut b, result.labels);
+    for op in &result.hot {
+        emit_op(&mut b, &c, *op);
+    }
+    for (c, ops) in cold {
+        for op in ops {
+            emit_op(&mut b, &c, *op);
+        }
+    }
     b.finish()
+}
+
+/// An op with machine registers and labels.
+pub(crate) type MachineOp = Op<u8, u8, DynamicLabel>;
+
+/// `Reg::Value`'s machine register when a backend reads the VALUE in
+/// place, from its stack slot (x86-64).
+pub(crate) const VALUE_IN_MEMORY: u8 = 0xff;
+
+/// One conversion's machine registers (see `lower::Reg`) and labels, and
+/// where its argument comes from and goes.
+#[derive(Clone, Debug)]
+pub(crate) struct Conv {
+    pub value: u8,
+    /// Where the VALUE is read in place when `value` is `VALUE_IN_MEMORY`.
+    pub value_at: i32,
+    pub arg: u8,
+    pub farg: u8,
+    pub fret: u8,
+    pub t1: u8,
+    pub t2: u8,
+    pub ret: u8,
+    pub labels: Vec<DynamicLabel>,
+    pub source: ArgSource,
+    pub dest: CLoc,
+    pub index: u32,
+    /// The keep-alive slot and the by-reference copy (see [`Frame`]).
+    pub keep: Option<i32>,
+    pub copy: Option<i32>,
+}
+
+impl Conv {
+    /// Registers only: for the result, a helper's fast path.
+    pub fn registers(value: u8, arg: u8, farg: u8, fret: u8, [t1, t2, ret]: [u8; 3]) -> Conv {
+        Conv {
+            value,
+            value_at: 0,
+            arg,
+            farg,
+            fret,
+            t1,
+            t2,
+            ret,
+            labels: Vec::new(),
+            source: ArgSource::Int(0),
+            dest: CLoc::Int(0),
+            index: 0,
+            keep: None,
+            copy: None,
+        }
+    }
+
+    /// `op` with these registers and labels.
+    pub fn resolve(&self, op: Op) -> MachineOp {
+        let r = |reg| match reg {
+            Reg::Value => self.value,
+            Reg::Arg => self.arg,
+            Reg::Ret => self.ret,
+            Reg::T1 => self.t1,
+            Reg::T2 => self.t2,
+        };
+        let f = |reg| match reg {
+            FReg::Arg => self.farg,
+            FReg::Ret => self.fret,
+        };
+        op.resolve(r, f, |l: LabelId| self.labels[l.0 as usize])
+    }
 }
 
 /// A stub's frame: offsets from the stack pointer once the prologue has
@@ -103,6 +208,50 @@ impl Frame {
         let retbuf = round16(used);
         let used = retbuf + (shape.retbuf_bytes)(&plan.ret_ty);
         Frame { argv, keep, block, spill, copies, retbuf, size: (shape.size)(used) }
+    }
+}
+
+/// Instructions being assembled and their literal pool: what every op
+/// that needs no stub frame is emitted into (stubs and thunks). Each
+/// backend adds its instruction selection for `Code<its relocation>`.
+pub(crate) struct Code<R: Relocation> {
+    pub ops: VecAssembler<R>,
+    pub pool: Pool,
+    /// `Const::PointerDataType`, `Const::StructDataType`.
+    pub data_types: [u64; 2],
+}
+
+impl<R: Relocation> Code<R> {
+    /// For a stub of `req`, with room for about `bytes_per_arg` bytes a
+    /// parameter up front: growing the buffers byte by byte was a third of
+    /// the emitter's cost.
+    pub fn for_stub(req: &StubRequest, base_bytes: usize, bytes_per_arg: usize) -> Self {
+        let n = req.plan.args.len();
+        let mut ops = VecAssembler::new_with_capacity(0, base_bytes + bytes_per_arg * n, 0, 0, 16 + 4 * n, 0, 16 + 4 * n);
+        let pool = Pool::new(&mut ops, req.function, req.info);
+        let data_types = [req.targets.pointer_data_type as u64, req.targets.struct_data_type as u64];
+        Code { ops, pool, data_types }
+    }
+
+    /// For code that is no stub (a thunk): no function, no info.
+    pub fn new() -> Self {
+        let mut ops = VecAssembler::new(0);
+        let pool = Pool::new(&mut ops, 0, 0);
+        Code { ops, pool, data_types: [0; 2] }
+    }
+
+    /// A stub: its instructions, then its pool.
+    pub fn finish_stub(mut self) -> Result<EmittedStub, EmitError> {
+        let code_len = self.ops.offset().0;
+        let (function_at, info_at) = self.pool.emit(&mut self.ops);
+        let code = self.ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))?;
+        Ok(EmittedStub { code, code_len, function_at, info_at })
+    }
+
+    /// Other code: its instructions, then its constants.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.pool.emit_constants(&mut self.ops);
+        self.ops.finalize().expect("code assembles")
     }
 }
 

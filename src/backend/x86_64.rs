@@ -28,15 +28,13 @@
 //! the lowering's fast path (`lower::cstr_fast_path`) without saving
 //! anything.
 
-use super::stub::{round16, Frame, FrameShape, Pool, StubBackend};
+use super::stub::{round16, Conv, Frame, FrameShape, MachineOp, StubBackend, VALUE_IN_MEMORY};
 use super::{EmitError, EmittedStub, RuntimeTargets, StubRequest};
 use crate::abi::{ArgSource, CLoc, CfuncForm, PlanEntry, ResultPointer, RetLoc};
-use crate::lower::{self, Cond, Const, FReg, HelperInput, HelperOutput, IntRange, LabelId, Lowered, Op, Operand, Reg, TailTarget};
+use crate::lower::{Cond, Const, HelperInput, HelperOutput, IntRange, Lowered, Op, Operand, Reg, TailTarget};
 use crate::types::CType;
 use dynasmrt::x64::X64Relocation;
-use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
-
-type Asm = VecAssembler<X64Relocation>;
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 
 /// SysV integer argument registers in order: rdi, rsi, rdx, rcx, r8, r9.
 const INT_ARG_REGS: [u8; 6] = [7, 6, 2, 1, 8, 9];
@@ -70,9 +68,7 @@ const SHAPE: FrameShape = FrameShape {
 /// A thunk: save every argument register, call `target(r10, r11, eax)`,
 /// restore. With a `fast_path` (the helper's, lowered), that runs first.
 fn emit_thunk(target: usize, fast_path: Option<&Lowered>) -> Vec<u8> {
-    let mut ops = Asm::new(0);
-    let pool = Pool::new(&mut ops, 0, 0);
-    let mut code = Code { ops, pool, data_types: [0; 2] };
+    let mut code = Code::new();
     let helper = code.ops.new_dynamic_label();
     if let Some(l) = fast_path {
         code.fast_path(l, helper);
@@ -97,80 +93,12 @@ fn emit_thunk(target: usize, fast_path: Option<&Lowered>) -> Vec<u8> {
         ; pop r9 ; pop r8 ; pop rcx ; pop rdx ; pop rsi ; pop rdi
         ; ret
     );
-    code.pool.emit_constants(&mut code.ops);
-    code.ops.finalize().expect("thunk assembles")
+    code.finish()
 }
 
 /// Machine code for every thunk, in the order of `Thunks`' fields.
 pub fn emit_thunks(targets: &RuntimeTargets) -> Vec<Vec<u8>> {
-    let cstr = lower::cstr_fast_path();
-    [
-        (targets.arg_int, None),
-        (targets.arg_uint, None),
-        (targets.arg_long_long, None),
-        (targets.arg_ulong_long, None),
-        (targets.arg_double, None),
-        (targets.arg_bool, None),
-        (targets.arg_pointer, None),
-        (targets.arg_cstr, Some(&cstr)),
-        (targets.arg_struct, None),
-        (targets.arg_long_double, None),
-    ]
-    .into_iter()
-    .map(|(target, fast_path)| emit_thunk(target, fast_path))
-    .collect()
-}
-
-/// Where `Reg::Value` is during one conversion.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ValueLoc {
-    Reg(u8),
-    /// `[rsp + offset]`, read in place.
-    Mem(i32),
-}
-
-/// One conversion's machine registers (see `lower::Reg`) and labels.
-#[derive(Clone)]
-struct Conv {
-    value: ValueLoc,
-    arg: u8,
-    farg: u8,
-    t1: u8,
-    t2: u8,
-    ret: u8,
-    labels: Vec<DynamicLabel>,
-    // Where the argument comes from and goes, for a stub's conversions.
-    source: ArgSource,
-    dest: CLoc,
-    index: u32,
-    keep: Option<i32>,
-}
-
-impl Conv {
-    /// The machine register of `reg`.
-    fn r(&self, reg: Reg) -> u8 {
-        match reg {
-            Reg::Value => match self.value {
-                ValueLoc::Reg(r) => r,
-                ValueLoc::Mem(_) => unreachable!("read in place only by ops that take a memory operand"),
-            },
-            Reg::Arg => self.arg,
-            Reg::Ret => self.ret,
-            Reg::T1 => self.t1,
-            Reg::T2 => self.t2,
-        }
-    }
-
-    fn f(&self, reg: FReg) -> u8 {
-        match reg {
-            FReg::Arg => self.farg,
-            FReg::Ret => 0,
-        }
-    }
-
-    fn label(&self, l: LabelId) -> DynamicLabel {
-        self.labels[l.0 as usize]
-    }
+    super::emit_thunks(targets, &super::THUNK_HELPERS, emit_thunk)
 }
 
 /// A forward stub for `req`: the lowering's conversions in this
@@ -187,22 +115,14 @@ pub(crate) struct Stub<'a> {
     arity: Option<DynamicLabel>,
     /// A blocking stub's inner function.
     inner: DynamicLabel,
-    /// Cold parts of the conversions, emitted by `finish`.
-    cold: Vec<(Conv, Vec<Op>)>,
 }
 
 impl<'a> StubBackend<'a> for Stub<'a> {
     fn new(req: &'a StubRequest<'a>, args: &[Lowered]) -> Result<Self, EmitError> {
         let frame = Frame::layout(req.plan, args, req.blocking, &SHAPE);
-        // Room for a typical stub up front: growing these buffers byte by
-        // byte was a third of the emitter's cost.
-        let n = req.plan.args.len();
-        let mut ops = Asm::new_with_capacity(0, 256 + 64 * n, 0, 0, 16 + 4 * n, 0, 16 + 4 * n);
-        let pool = Pool::new(&mut ops, req.function, req.info);
-        let inner = ops.new_dynamic_label();
-        let data_types = [req.targets.pointer_data_type as u64, req.targets.struct_data_type as u64];
-        let code = Code { ops, pool, data_types };
-        Ok(Stub { code, req, frame, arity: None, inner, cold: Vec::with_capacity(n) })
+        let mut code = Code::for_stub(req, 256, 64);
+        let inner = code.ops.new_dynamic_label();
+        Ok(Stub { code, req, frame, arity: None, inner })
     }
 
     fn prologue(&mut self) {
@@ -230,42 +150,98 @@ impl<'a> StubBackend<'a> for Stub<'a> {
         }
     }
 
-    fn argument(&mut self, e: &PlanEntry, l: &Lowered) {
-        let value = match e.source {
-            ArgSource::Int(r) => ValueLoc::Reg(INT_ARG_REGS[r as usize]),
+    fn argument_registers(&self, e: &PlanEntry, l: &Lowered) -> Conv {
+        let (value, value_at) = match e.source {
+            ArgSource::Int(r) => (INT_ARG_REGS[r as usize], 0),
             ArgSource::Stack(_) | ArgSource::Spilled(_) if l.hot.iter().chain(&l.cold).all(reads_value_in_memory) => {
-                ValueLoc::Mem(self.source_offset(e.source))
+                (VALUE_IN_MEMORY, self.source_offset(e.source))
             }
-            _ => ValueLoc::Reg(RAX),
+            _ => (RAX, 0),
         };
         let arg = match (&e.dest, self.frame.block) {
-            (CLoc::Int(k), None) if value != ValueLoc::Reg(INT_ARG_REGS[*k as usize]) => INT_ARG_REGS[*k as usize],
+            (CLoc::Int(k), None) if INT_ARG_REGS[*k as usize] != value => INT_ARG_REGS[*k as usize],
             _ => RAX,
         };
         let farg = match (&e.dest, self.frame.block) {
             (CLoc::Float(k), None) => *k,
             _ => XMM15,
         };
-        let labels = (0..l.labels).map(|_| self.code.ops.new_dynamic_label()).collect();
-        let keep = self.frame.keep[e.index];
-        let c = Conv {
-            value,
-            arg,
-            farg,
-            t1: R10,
-            t2: R11,
-            ret: RAX,
-            labels,
+        Conv {
+            value_at,
             source: e.source,
             dest: e.dest.clone(),
             index: e.index as u32,
-            keep,
-        };
-        for op in &l.hot {
-            self.op(&c, *op);
+            keep: self.frame.keep[e.index],
+            ..Conv::registers(value, arg, farg, 0, [R10, R11, RAX])
         }
-        if !l.cold.is_empty() {
-            self.cold.push((c, l.cold.clone()));
+    }
+
+    fn result_registers(&self) -> Conv {
+        Conv::registers(RAX, RAX, XMM15, 0, [R10, R11, RAX])
+    }
+
+    type Relocation = X64Relocation;
+
+    fn code(&mut self) -> &mut Code {
+        &mut self.code
+    }
+
+    fn code_op(&mut self, c: &Conv, op: MachineOp) -> bool {
+        self.code.op(op, c.value_at)
+    }
+
+    fn stub_op(&mut self, c: &Conv, op: MachineOp) {
+        match op {
+            Op::LoadValue => {
+                if c.value == RAX {
+                    self.load_source(c.source, RAX);
+                }
+            }
+            Op::Place { .. } => self.place(c),
+            Op::PlaceFloat { single } => self.place_float(c, single),
+            Op::CallHelper { helper, input, output } => {
+                self.load_source(c.source, R10);
+                let at = match input {
+                    HelperInput::Value => None,
+                    HelperInput::KeptValue => Some(c.keep.expect("a keep-alive slot")),
+                    HelperInput::ParkedInDest => {
+                        let CLoc::Stack(off) = c.dest else { unreachable!("parked in a stack slot") };
+                        Some(self.frame.block.map_or(0, |b| b + BLOCK_STACK) + off as i32)
+                    }
+                };
+                if let Some(at) = at {
+                    dynasm!(self.code.ops ; .arch x64 ; mov [rsp + at], r10 ; lea r10, [rsp + at]);
+                }
+                let (info, thunk) = (self.code.pool.info, self.code.pool.label(&mut self.code.ops, self.req.thunks.of(helper) as u64));
+                dynasm!(self.code.ops ; .arch x64 ; mov r11, [=>info]);
+                if c.index == 0 {
+                    dynasm!(self.code.ops ; .arch x64 ; xor eax, eax);
+                } else {
+                    dynasm!(self.code.ops ; .arch x64 ; mov eax, c.index as i32);
+                }
+                dynasm!(self.code.ops ; .arch x64 ; call QWORD [=>thunk]);
+                match output {
+                    HelperOutput::Arg => self.code.mov(c.arg, RAX),
+                    HelperOutput::FArg if c.farg != XMM15 => dynasm!(self.code.ops ; .arch x64 ; movaps Rx(c.farg), xmm15),
+                    HelperOutput::FArg | HelperOutput::None => {}
+                }
+            }
+            Op::CopyStruct { src } => self.copy_struct(&c.dest, src),
+            Op::BoxStructResult => self.box_struct_result(),
+            Op::BoxLongDoubleResult => self.box_long_double_result(),
+            Op::Return => {
+                self.leave();
+                dynasm!(self.code.ops ; .arch x64 ; ret);
+            }
+            Op::TailCall { target } => {
+                if target != TailTarget::FloatNewInHeap {
+                    dynasm!(self.code.ops ; .arch x64 ; mov rdi, rax);
+                }
+                let l = self.code.pool.label(&mut self.code.ops, self.req.targets.tail_target(target) as u64);
+                self.leave();
+                dynasm!(self.code.ops ; .arch x64 ; jmp QWORD [=>l]);
+            }
+            op => unreachable!("{op:?} in a stub"),
         }
     }
 
@@ -290,14 +266,6 @@ impl<'a> StubBackend<'a> for Stub<'a> {
         self.save_errno();
     }
 
-    fn result(&mut self, l: &Lowered) {
-        let labels = (0..l.labels).map(|_| self.code.ops.new_dynamic_label()).collect();
-        let c = Conv { labels, ..result_registers() };
-        for op in &l.hot {
-            self.op(&c, *op);
-        }
-    }
-
     fn finish(mut self) -> Result<EmittedStub, EmitError> {
         if let Some(arity) = self.arity {
             let (info, helper) = (self.code.pool.info, self.code.pool.label(&mut self.code.ops, self.req.targets.arity_error as u64));
@@ -309,35 +277,10 @@ impl<'a> StubBackend<'a> for Stub<'a> {
                 ; int3
             );
         }
-        for (c, ops) in std::mem::take(&mut self.cold) {
-            for op in ops {
-                self.op(&c, op);
-            }
-        }
         if self.req.blocking {
             self.emit_inner();
         }
-        let code_len = self.code.ops.offset().0;
-        let (function_at, info_at) = self.code.pool.emit(&mut self.code.ops);
-        let code = self.code.ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))?;
-        Ok(EmittedStub { code, code_len, function_at, info_at })
-    }
-}
-
-/// The registers of the result's conversion: `Ret` is rax, as C returns it.
-fn result_registers() -> Conv {
-    Conv {
-        value: ValueLoc::Reg(RAX),
-        arg: RAX,
-        farg: XMM15,
-        t1: R10,
-        t2: R11,
-        ret: RAX,
-        labels: Vec::new(),
-        source: ArgSource::Int(0),
-        dest: CLoc::Int(0),
-        index: 0,
-        keep: None,
+        self.code.finish_stub()
     }
 }
 
@@ -371,14 +314,7 @@ fn fits_i32(v: i64) -> bool {
     i32::try_from(v).is_ok()
 }
 
-/// Instructions being assembled and their literal pool: what every op
-/// that needs no stub frame is emitted into (stubs and thunks).
-struct Code {
-    ops: Asm,
-    pool: Pool,
-    /// `Const::PointerDataType`, `Const::StructDataType`.
-    data_types: [u64; 2],
-}
+type Code = super::stub::Code<X64Relocation>;
 
 impl Code {
     fn jcc(&mut self, cond: Cond, target: DynamicLabel) {
@@ -420,60 +356,48 @@ impl Code {
         const RDI: u8 = 7;
         const RSI: u8 = 6;
         const RDX: u8 = 2;
-        let labels = (0..l.labels).map(|_| self.ops.new_dynamic_label()).collect();
-        let c = Conv { value: ValueLoc::Reg(RDI), arg: RDI, t1: RSI, t2: RDX, labels, ..result_registers() };
+        let mut c = Conv::registers(RDI, RDI, XMM15, 0, [RSI, RDX, RAX]);
+        c.labels = (0..l.labels).map(|_| self.ops.new_dynamic_label()).collect();
         dynasm!(self.ops ; .arch x64 ; push rdi ; push rsi ; push rdx);
         for op in l.hot.iter().chain(&l.cold) {
             match op {
                 Op::LoadValue => dynasm!(self.ops ; .arch x64 ; mov rdi, [r10]),
                 Op::Return => dynasm!(self.ops ; .arch x64 ; pop rdx ; pop rsi ; pop rdi ; ret),
                 Op::Fallback => dynasm!(self.ops ; .arch x64 ; pop rdx ; pop rsi ; pop rdi ; jmp =>helper),
-                op => assert!(self.op(&c, *op), "{op:?} in a helper's fast path"),
+                op => assert!(self.op(c.resolve(*op), 0), "{op:?} in a helper's fast path"),
             }
         }
     }
 
-    /// Instructions for `op` of conversion `c`, if it is one that needs
-    /// only registers, labels and the pool; `false` for the others.
-    fn op(&mut self, c: &Conv, op: Op) -> bool {
+    /// Instructions for `op`, if it is one that needs only registers,
+    /// labels and the pool; `false` for the others. `value_at`: where a
+    /// VALUE read in place is (`VALUE_IN_MEMORY`).
+    fn op(&mut self, op: MachineOp, value_at: i32) -> bool {
         match op {
-            Op::Label(l) => {
-                let l = c.label(l);
-                dynasm!(self.ops ; .arch x64 ; =>l);
-            }
-            Op::Jump(l) => {
-                let l = c.label(l);
-                dynasm!(self.ops ; .arch x64 ; jmp =>l);
-            }
+            Op::Label(l) => dynasm!(self.ops ; .arch x64 ; =>l),
+            Op::Jump(l) => dynasm!(self.ops ; .arch x64 ; jmp =>l),
             Op::BranchIfBits { reg, mask, set, target } => {
-                let (r, target) = (c.r(reg), c.label(target));
                 if (0..=0x7f).contains(&mask) {
-                    dynasm!(self.ops ; .arch x64 ; test Rb(r), mask as i8);
+                    dynasm!(self.ops ; .arch x64 ; test Rb(reg), mask as i8);
                 } else {
-                    dynasm!(self.ops ; .arch x64 ; test Rd(r), mask as i32);
+                    dynasm!(self.ops ; .arch x64 ; test Rd(reg), mask as i32);
                 }
-                if set {
-                    dynasm!(self.ops ; .arch x64 ; jnz =>target);
-                } else {
-                    dynasm!(self.ops ; .arch x64 ; jz =>target);
-                }
+                self.jcc(if set { Cond::Ne } else { Cond::Eq }, target);
             }
             Op::BranchUnlessTag { reg, mask, tag, tmp, target } => {
-                let (r, tmp, target) = (c.r(reg), c.r(tmp), c.label(target));
                 if mask == tag && mask.count_ones() == 1 {
-                    dynasm!(self.ops ; .arch x64 ; test Rb(r), mask as i8 ; jz =>target);
+                    dynasm!(self.ops ; .arch x64 ; test Rb(reg), mask as i8 ; jz =>target);
                 } else {
                     // (v - tag) & mask == 0 ⟺ v & mask == tag (tag ⊆ mask).
                     dynasm!(self.ops
                         ; .arch x64
-                        ; lea Rd(tmp), [BYTE Rq(r) - tag as i8]
+                        ; lea Rd(tmp), [BYTE Rq(reg) - tag as i8]
                         ; test Rb(tmp), mask as i8
                         ; jnz =>target
                     );
                 }
             }
             Op::BranchIfCmp { a, cond, b, target } => {
-                let (a, target) = (c.r(a), c.label(target));
                 match b {
                     Operand::Imm(0) if matches!(cond, Cond::Eq | Cond::Ne) => dynasm!(self.ops ; .arch x64 ; test Rq(a), Rq(a)),
                     Operand::Imm(v) if fits_i8(v) => dynasm!(self.ops ; .arch x64 ; cmp Rq(a), BYTE v as i32),
@@ -482,10 +406,7 @@ impl Code {
                         let l = self.pool.label(&mut self.ops, v as u64);
                         dynasm!(self.ops ; .arch x64 ; cmp Rq(a), [=>l]);
                     }
-                    Operand::Reg(b) => {
-                        let b = c.r(b);
-                        dynasm!(self.ops ; .arch x64 ; cmp Rq(a), Rq(b));
-                    }
+                    Operand::Reg(b) => dynasm!(self.ops ; .arch x64 ; cmp Rq(a), Rq(b)),
                     Operand::Const(k) => {
                         let l = self.pool_label(k);
                         dynasm!(self.ops ; .arch x64 ; cmp Rq(a), [=>l]);
@@ -494,26 +415,20 @@ impl Code {
                 self.jcc(cond, target);
             }
             Op::BranchIfInRange { reg, range, fits, tmp, target } => {
-                let (r, tmp, target) = (c.r(reg), c.r(tmp), c.label(target));
                 match range {
-                    IntRange::I32 => dynasm!(self.ops ; .arch x64 ; movsxd Rq(tmp), Rd(r)),
-                    IntRange::U32 => dynasm!(self.ops ; .arch x64 ; mov Rd(tmp), Rd(r)),
+                    IntRange::I32 => dynasm!(self.ops ; .arch x64 ; movsxd Rq(tmp), Rd(reg)),
+                    IntRange::U32 => dynasm!(self.ops ; .arch x64 ; mov Rd(tmp), Rd(reg)),
                 }
-                dynasm!(self.ops ; .arch x64 ; cmp Rq(tmp), Rq(r));
+                dynasm!(self.ops ; .arch x64 ; cmp Rq(tmp), Rq(reg));
                 self.jcc(if fits { Cond::Eq } else { Cond::Ne }, target);
             }
             Op::BranchUnlessFieldIn { src, shift, width, lo, hi, tmp, target } => {
-                let (s, tmp, target) = (c.r(src), c.r(tmp), c.label(target));
                 if shift + width == 63 {
                     // The field is right below the sign bit: shift it out.
-                    dynasm!(self.ops ; .arch x64 ; lea Rq(tmp), [Rq(s) + Rq(s)] ; shr Rq(tmp), shift as i8 + 1);
+                    dynasm!(self.ops ; .arch x64 ; lea Rq(tmp), [Rq(src) + Rq(src)] ; shr Rq(tmp), shift as i8 + 1);
                 } else {
-                    dynasm!(self.ops
-                        ; .arch x64
-                        ; mov Rq(tmp), Rq(s)
-                        ; shr Rq(tmp), shift as i8
-                        ; and Rd(tmp), ((1u32 << width) - 1) as i32
-                    );
+                    self.mov(tmp, src);
+                    dynasm!(self.ops ; .arch x64 ; shr Rq(tmp), shift as i8 ; and Rd(tmp), ((1u32 << width) - 1) as i32);
                 }
                 if lo != 0 {
                     dynasm!(self.ops ; .arch x64 ; sub Rd(tmp), BYTE lo as i8);
@@ -521,240 +436,176 @@ impl Code {
                 dynasm!(self.ops ; .arch x64 ; cmp Rd(tmp), BYTE (hi - lo) as i32 ; ja =>target);
             }
             Op::BranchIfHighBits { src, shift, tmp, target } => {
-                let (s, tmp, target) = (c.r(src), c.r(tmp), c.label(target));
-                self.mov(tmp, s);
+                self.mov(tmp, src);
                 dynasm!(self.ops ; .arch x64 ; shr Rq(tmp), shift as i8 ; jnz =>target);
             }
-            Op::Mov { dst, src } => {
-                let d = c.r(dst);
-                match src {
-                    Operand::Imm(0) => dynasm!(self.ops ; .arch x64 ; xor Rd(d), Rd(d)),
-                    Operand::Imm(v) if u32::try_from(v).is_ok() => dynasm!(self.ops ; .arch x64 ; mov Rd(d), v as i32),
-                    Operand::Imm(v) if fits_i32(v) => dynasm!(self.ops ; .arch x64 ; mov Rq(d), v as i32),
-                    Operand::Imm(v) => dynasm!(self.ops ; .arch x64 ; mov Rq(d), QWORD v),
-                    Operand::Reg(s) => {
-                        let s = c.r(s);
-                        self.mov(d, s);
-                    }
-                    Operand::Const(k) => {
-                        let l = self.pool_label(k);
-                        dynasm!(self.ops ; .arch x64 ; mov Rq(d), [=>l]);
-                    }
+            Op::Mov { dst, src } => match src {
+                Operand::Imm(0) => dynasm!(self.ops ; .arch x64 ; xor Rd(dst), Rd(dst)),
+                Operand::Imm(v) if u32::try_from(v).is_ok() => dynasm!(self.ops ; .arch x64 ; mov Rd(dst), v as i32),
+                Operand::Imm(v) if fits_i32(v) => dynasm!(self.ops ; .arch x64 ; mov Rq(dst), v as i32),
+                Operand::Imm(v) => dynasm!(self.ops ; .arch x64 ; mov Rq(dst), QWORD v),
+                Operand::Reg(src) => self.mov(dst, src),
+                Operand::Const(k) => {
+                    let l = self.pool_label(k);
+                    dynasm!(self.ops ; .arch x64 ; mov Rq(dst), [=>l]);
                 }
-            }
-            Op::Load { dst, base, offset } => {
-                let (d, b) = (c.r(dst), c.r(base));
-                self.load(d, b, offset);
-            }
-            Op::AddImm { dst, src, imm } => {
-                let (d, s) = (c.r(dst), c.r(src));
-                if d == s {
-                    dynasm!(self.ops ; .arch x64 ; add Rq(d), imm as i32);
-                } else {
-                    dynasm!(self.ops ; .arch x64 ; lea Rq(d), [Rq(s) + imm as i32]);
+            },
+            Op::Load { dst, base, offset } => self.load(dst, base, offset),
+            Op::AddImm { dst, src, imm } if dst == src => dynasm!(self.ops ; .arch x64 ; add Rq(dst), imm as i32),
+            Op::AddImm { dst, src, imm } => dynasm!(self.ops ; .arch x64 ; lea Rq(dst), [Rq(src) + imm as i32]),
+            // A 32-bit and clears bits 32..63, as such a mask does.
+            Op::AndImm { dst, src, imm } if u32::try_from(imm).is_ok() => {
+                if dst != src {
+                    dynasm!(self.ops ; .arch x64 ; mov Rd(dst), Rd(src));
                 }
+                dynasm!(self.ops ; .arch x64 ; and Rd(dst), imm as i32);
             }
             Op::AndImm { dst, src, imm } => {
-                let (d, s) = (c.r(dst), c.r(src));
-                if u32::try_from(imm).is_ok() {
-                    // A 32-bit and clears bits 32..63, as the mask does.
-                    if d != s {
-                        dynasm!(self.ops ; .arch x64 ; mov Rd(d), Rd(s));
-                    }
-                    dynasm!(self.ops ; .arch x64 ; and Rd(d), imm as i32);
+                self.mov(dst, src);
+                if fits_i8(imm) {
+                    dynasm!(self.ops ; .arch x64 ; and Rq(dst), BYTE imm as i8);
                 } else {
-                    self.mov(d, s);
-                    if fits_i8(imm) {
-                        dynasm!(self.ops ; .arch x64 ; and Rq(d), BYTE imm as i8);
-                    } else {
-                        dynasm!(self.ops ; .arch x64 ; and Rq(d), imm as i32);
-                    }
+                    dynasm!(self.ops ; .arch x64 ; and Rq(dst), imm as i32);
                 }
             }
             Op::OrImm { dst, src, imm } => {
-                let (d, s) = (c.r(dst), c.r(src));
-                self.mov(d, s);
+                self.mov(dst, src);
                 if fits_i8(imm) {
-                    dynasm!(self.ops ; .arch x64 ; or Rq(d), BYTE imm as i8);
+                    dynasm!(self.ops ; .arch x64 ; or Rq(dst), BYTE imm as i8);
                 } else {
-                    dynasm!(self.ops ; .arch x64 ; or Rq(d), imm as i32);
+                    dynasm!(self.ops ; .arch x64 ; or Rq(dst), imm as i32);
                 }
             }
             Op::BitField { dst, src, shift, width } => {
-                let (d, s) = (c.r(dst), c.r(src));
                 let mask = ((1u64 << width) - 1) as i32;
                 if shift + width <= 32 {
-                    if d != s {
-                        dynasm!(self.ops ; .arch x64 ; mov Rd(d), Rd(s));
+                    if dst != src {
+                        dynasm!(self.ops ; .arch x64 ; mov Rd(dst), Rd(src));
                     }
-                    dynasm!(self.ops ; .arch x64 ; shr Rd(d), shift as i8 ; and Rd(d), mask);
+                    dynasm!(self.ops ; .arch x64 ; shr Rd(dst), shift as i8 ; and Rd(dst), mask);
                 } else {
-                    self.mov(d, s);
-                    dynasm!(self.ops ; .arch x64 ; shr Rq(d), shift as i8 ; and Rd(d), mask);
+                    self.mov(dst, src);
+                    dynasm!(self.ops ; .arch x64 ; shr Rq(dst), shift as i8 ; and Rd(dst), mask);
                 }
             }
             Op::ShiftOutTagBit { dst, src, unless } => {
-                let (d, unless) = (c.r(dst), c.label(unless));
-                match (src, c.value) {
-                    (Reg::Value, ValueLoc::Mem(at)) => self.load(d, RSP, at),
-                    (src, _) => {
-                        let s = c.r(src);
-                        self.mov(d, s);
-                    }
+                if src == VALUE_IN_MEMORY {
+                    self.load(dst, RSP, value_at);
+                } else {
+                    self.mov(dst, src);
                 }
                 // The tag bit shifts out into CF.
-                dynasm!(self.ops ; .arch x64 ; sar Rq(d), 1 ; jnc =>unless);
+                dynasm!(self.ops ; .arch x64 ; sar Rq(dst), 1 ; jnc =>unless);
             }
             Op::DoubleOrBranch { dst, src, overflow } => {
-                let (d, s, overflow) = (c.r(dst), c.r(src), c.label(overflow));
-                self.mov(d, s);
-                dynasm!(self.ops ; .arch x64 ; add Rq(d), Rq(d) ; jo =>overflow);
+                self.mov(dst, src);
+                dynasm!(self.ops ; .arch x64 ; add Rq(dst), Rq(dst) ; jo =>overflow);
             }
             Op::SubTopBit { dst, src } => {
-                let (d, s) = (c.r(dst), c.r(src));
-                self.mov(d, s);
-                dynasm!(self.ops ; .arch x64 ; bt Rq(d), 63 ; sbb Rq(d), BYTE 0);
+                self.mov(dst, src);
+                dynasm!(self.ops ; .arch x64 ; bt Rq(dst), 63 ; sbb Rq(dst), BYTE 0);
             }
-            Op::RotateLeft { reg, n } => {
-                let r = c.r(reg);
-                dynasm!(self.ops ; .arch x64 ; rol Rq(r), n as i8);
+            Op::RotateLeft { reg, n } => dynasm!(self.ops ; .arch x64 ; rol Rq(reg), n as i8),
+            Op::RotateRight { reg, n } => dynasm!(self.ops ; .arch x64 ; ror Rq(reg), n as i8),
+            // 32-bit destinations clear bits 32..63.
+            Op::Extend32 { reg, from_bits: 8, signed: true } => dynasm!(self.ops ; .arch x64 ; movsx Rd(reg), Rb(reg)),
+            Op::Extend32 { reg, from_bits: 16, signed: true } => dynasm!(self.ops ; .arch x64 ; movsx Rd(reg), Rw(reg)),
+            Op::Extend64 { reg, from_bits: 8, signed: true } => dynasm!(self.ops ; .arch x64 ; movsx Rq(reg), Rb(reg)),
+            Op::Extend64 { reg, from_bits: 16, signed: true } => dynasm!(self.ops ; .arch x64 ; movsx Rq(reg), Rw(reg)),
+            Op::Extend64 { reg, from_bits: 32, signed: true } => dynasm!(self.ops ; .arch x64 ; movsxd Rq(reg), Rd(reg)),
+            Op::Extend32 { reg, from_bits: 8, .. } | Op::Extend64 { reg, from_bits: 8, .. } => {
+                dynasm!(self.ops ; .arch x64 ; movzx Rd(reg), Rb(reg))
             }
-            Op::RotateRight { reg, n } => {
-                let r = c.r(reg);
-                dynasm!(self.ops ; .arch x64 ; ror Rq(r), n as i8);
+            Op::Extend32 { reg, from_bits: 16, .. } | Op::Extend64 { reg, from_bits: 16, .. } => {
+                dynasm!(self.ops ; .arch x64 ; movzx Rd(reg), Rw(reg))
             }
-            Op::Extend32 { reg, from_bits, signed } => {
-                let r = c.r(reg);
-                match (from_bits, signed) {
-                    (8, true) => dynasm!(self.ops ; .arch x64 ; movsx Rd(r), Rb(r)),
-                    (8, false) => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), Rb(r)),
-                    (16, true) => dynasm!(self.ops ; .arch x64 ; movsx Rd(r), Rw(r)),
-                    (16, false) => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), Rw(r)),
-                    _ => dynasm!(self.ops ; .arch x64 ; mov Rd(r), Rd(r)),
-                }
-            }
-            Op::Extend64 { reg, from_bits, signed } => {
-                let r = c.r(reg);
-                match (from_bits, signed) {
-                    (8, true) => dynasm!(self.ops ; .arch x64 ; movsx Rq(r), Rb(r)),
-                    (8, false) => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), Rb(r)),
-                    (16, true) => dynasm!(self.ops ; .arch x64 ; movsx Rq(r), Rw(r)),
-                    (16, false) => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), Rw(r)),
-                    (_, true) => dynasm!(self.ops ; .arch x64 ; movsxd Rq(r), Rd(r)),
-                    (_, false) => dynasm!(self.ops ; .arch x64 ; mov Rd(r), Rd(r)),
-                }
-            }
-            Op::ShiftInTagBit { reg } => {
-                let r = c.r(reg);
-                dynasm!(self.ops ; .arch x64 ; lea Rq(r), [Rq(r) + Rq(r) + 1]);
-            }
-            Op::SelectOnLowByte { dst, src, nonzero, zero, tmp } => {
-                let (d, s, t) = (c.r(dst), c.r(src), c.r(tmp));
-                // mov keeps the flags of the test.
-                dynasm!(self.ops
-                    ; .arch x64
-                    ; test Rb(s), Rb(s)
-                    ; mov Rd(d), zero as i32
-                    ; mov Rd(t), nonzero as i32
-                    ; cmovnz Rd(d), Rd(t)
-                );
-            }
-            Op::BitsToDouble { dst, src } => {
-                let (d, s) = (c.f(dst), c.r(src));
-                dynasm!(self.ops ; .arch x64 ; movq Rx(d), Rq(s));
-            }
-            Op::DoubleToBits { dst, src } => {
-                let (d, s) = (c.r(dst), c.f(src));
-                dynasm!(self.ops ; .arch x64 ; movq Rq(d), Rx(s));
-            }
-            Op::ZeroDouble { dst } => {
-                let d = c.f(dst);
-                dynasm!(self.ops ; .arch x64 ; xorps Rx(d), Rx(d));
-            }
-            Op::IntToDouble { dst, src } => {
-                let (d, s) = (c.f(dst), c.r(src));
-                dynasm!(self.ops ; .arch x64 ; cvtsi2sd Rx(d), Rq(s));
-            }
-            Op::DoubleToFloat { reg } => {
-                let r = c.f(reg);
-                dynasm!(self.ops ; .arch x64 ; cvtsd2ss Rx(r), Rx(r));
-            }
-            Op::FloatToDouble { reg } => {
-                let r = c.f(reg);
-                dynasm!(self.ops ; .arch x64 ; cvtss2sd Rx(r), Rx(r));
-            }
-            Op::BranchUnlessNulAt16 { ptr, len, tmp, target } => {
-                let (p, n, t, target) = (c.r(ptr), c.r(len), c.r(tmp), c.label(target));
-                dynasm!(self.ops
-                    ; .arch x64
-                    ; movdqu xmm15, [Rq(p)]
-                    ; pxor xmm14, xmm14
-                    ; pcmpeqb xmm15, xmm14
-                    ; pmovmskb Rd(t), xmm15
-                    ; bsf Rd(t), Rd(t)                  // ZF: no NUL at all
-                    ; jz =>target
-                    ; cmp Rq(t), Rq(n)
-                    ; jne =>target
-                );
-            }
-            Op::BranchUnlessNulAtLong { ptr, len, tmp, target } => {
-                let (p, n, t, target) = (c.r(ptr), c.r(len), c.r(tmp), c.label(target));
-                let [blocks128, blocks16, first] = [(); 3].map(|_| self.ops.new_dynamic_label());
-                // xmm14 = 0; a block has a NUL iff its bytewise minimum has one.
-                dynasm!(self.ops
-                    ; .arch x64
-                    ; cmp Rq(n), BYTE 16
-                    ; jb =>target
-                    ; cmp Rq(n), INLINE_SCAN_LIMIT
-                    ; ja =>target
-                    ; pxor xmm14, xmm14
-                    // The 16 bytes ending with ptr[len]: only their last may be NUL.
-                    ; movdqu xmm15, [Rq(p) + Rq(n) - 15]
-                    ; pcmpeqb xmm15, xmm14
-                    ; pmovmskb Rd(t), xmm15
-                    ; cmp Rd(t), 0x8000
-                    ; jne =>target
-                    // Then [0, len - 15) in blocks ending at len - 16 + 16:
-                    // 128 bytes a step, then 16, then the one at 0.
-                    ; sub Rq(n), BYTE 16
-                    ; =>blocks128
-                    ; cmp Rq(n), BYTE 112
-                    ; jl =>blocks16
-                    ; movdqu xmm15, [Rq(p) + Rq(n)]
-                );
-                for k in 1..8 {
-                    dynasm!(self.ops ; .arch x64 ; movdqu xmm13, [Rq(p) + Rq(n) - 16 * k] ; pminub xmm15, xmm13);
-                }
-                dynasm!(self.ops
-                    ; .arch x64
-                    ; pcmpeqb xmm15, xmm14
-                    ; pmovmskb Rd(t), xmm15
-                    ; test Rd(t), Rd(t)
-                    ; jnz =>target
-                    ; sub Rq(n), 128
-                    ; jmp =>blocks128
-                    ; =>blocks16
-                    ; test Rq(n), Rq(n)
-                    ; jle =>first
-                    ; movdqu xmm15, [Rq(p) + Rq(n)]
-                    ; pcmpeqb xmm15, xmm14
-                    ; pmovmskb Rd(t), xmm15
-                    ; test Rd(t), Rd(t)
-                    ; jnz =>target
-                    ; sub Rq(n), BYTE 16
-                    ; jmp =>blocks16
-                    ; =>first
-                    ; movdqu xmm15, [Rq(p)]
-                    ; pcmpeqb xmm15, xmm14
-                    ; pmovmskb Rd(t), xmm15
-                    ; test Rd(t), Rd(t)
-                    ; jnz =>target
-                );
-            }
+            Op::Extend32 { reg, .. } | Op::Extend64 { reg, .. } => dynasm!(self.ops ; .arch x64 ; mov Rd(reg), Rd(reg)),
+            Op::ShiftInTagBit { reg } => dynasm!(self.ops ; .arch x64 ; lea Rq(reg), [Rq(reg) + Rq(reg) + 1]),
+            // mov keeps the flags of the test.
+            Op::SelectOnLowByte { dst, src, nonzero, zero, tmp } => dynasm!(self.ops
+                ; .arch x64
+                ; test Rb(src), Rb(src)
+                ; mov Rd(dst), zero as i32
+                ; mov Rd(tmp), nonzero as i32
+                ; cmovnz Rd(dst), Rd(tmp)
+            ),
+            Op::BitsToDouble { dst, src } => dynasm!(self.ops ; .arch x64 ; movq Rx(dst), Rq(src)),
+            Op::DoubleToBits { dst, src } => dynasm!(self.ops ; .arch x64 ; movq Rq(dst), Rx(src)),
+            Op::ZeroDouble { dst } => dynasm!(self.ops ; .arch x64 ; xorps Rx(dst), Rx(dst)),
+            Op::IntToDouble { dst, src } => dynasm!(self.ops ; .arch x64 ; cvtsi2sd Rx(dst), Rq(src)),
+            Op::DoubleToFloat { reg } => dynasm!(self.ops ; .arch x64 ; cvtsd2ss Rx(reg), Rx(reg)),
+            Op::FloatToDouble { reg } => dynasm!(self.ops ; .arch x64 ; cvtss2sd Rx(reg), Rx(reg)),
+            Op::BranchUnlessNulAt16 { ptr, len, tmp, target } => dynasm!(self.ops
+                ; .arch x64
+                ; movdqu xmm15, [Rq(ptr)]
+                ; pxor xmm14, xmm14
+                ; pcmpeqb xmm15, xmm14
+                ; pmovmskb Rd(tmp), xmm15
+                ; bsf Rd(tmp), Rd(tmp)                  // ZF: no NUL at all
+                ; jz =>target
+                ; cmp Rq(tmp), Rq(len)
+                ; jne =>target
+            ),
+            Op::BranchUnlessNulAtLong { ptr, len, tmp, target } => self.nul_at_long(ptr, len, tmp, target),
             Op::Trap => dynasm!(self.ops ; .arch x64 ; int3),
             _ => return false,
         }
         true
+    }
+
+    /// `BranchUnlessNulAtLong`: 128 bytes a step, with SSE2 (every x86-64
+    /// has it). xmm14 = 0; a block has a NUL iff its bytewise minimum has.
+    fn nul_at_long(&mut self, p: u8, n: u8, t: u8, target: DynamicLabel) {
+        let [blocks128, blocks16, first] = [(); 3].map(|_| self.ops.new_dynamic_label());
+        dynasm!(self.ops
+            ; .arch x64
+            ; cmp Rq(n), BYTE 16
+            ; jb =>target
+            ; cmp Rq(n), INLINE_SCAN_LIMIT
+            ; ja =>target
+            ; pxor xmm14, xmm14
+            // The 16 bytes ending with ptr[len]: only their last may be NUL.
+            ; movdqu xmm15, [Rq(p) + Rq(n) - 15]
+            ; pcmpeqb xmm15, xmm14
+            ; pmovmskb Rd(t), xmm15
+            ; cmp Rd(t), 0x8000
+            ; jne =>target
+            // Then [0, len - 15) in 16-byte blocks down from len - 16: 8 a
+            // step while they last, then one, then the one at 0.
+            ; sub Rq(n), BYTE 16
+            ; =>blocks128
+            ; cmp Rq(n), BYTE 112
+            ; jl =>blocks16
+            ; movdqu xmm15, [Rq(p) + Rq(n)]
+        );
+        for k in 1..8 {
+            dynasm!(self.ops ; .arch x64 ; movdqu xmm13, [Rq(p) + Rq(n) - 16 * k] ; pminub xmm15, xmm13);
+        }
+        dynasm!(self.ops
+            ; .arch x64
+            ; pcmpeqb xmm15, xmm14
+            ; pmovmskb Rd(t), xmm15
+            ; test Rd(t), Rd(t)
+            ; jnz =>target
+            ; sub Rq(n), 128
+            ; jmp =>blocks128
+            ; =>blocks16
+            ; test Rq(n), Rq(n)
+            ; jle =>first
+            ; movdqu xmm15, [Rq(p) + Rq(n)]
+            ; pcmpeqb xmm15, xmm14
+            ; pmovmskb Rd(t), xmm15
+            ; test Rd(t), Rd(t)
+            ; jnz =>target
+            ; sub Rq(n), BYTE 16
+            ; jmp =>blocks16
+            ; =>first
+            ; movdqu xmm15, [Rq(p)]
+            ; pcmpeqb xmm15, xmm14
+            ; pmovmskb Rd(t), xmm15
+            ; test Rd(t), Rd(t)
+            ; jnz =>target
+        );
     }
 }
 
@@ -790,67 +641,6 @@ impl Stub<'_> {
         }
     }
 
-    /// Instructions for one op of conversion `c`.
-    fn op(&mut self, c: &Conv, op: Op) {
-        if self.code.op(c, op) {
-            return;
-        }
-        match op {
-            Op::LoadValue => {
-                if c.value == ValueLoc::Reg(RAX) {
-                    self.load_source(c.source, RAX);
-                }
-            }
-            Op::Place { .. } => self.place(c),
-            Op::PlaceFloat { single } => self.place_float(c, single),
-            Op::CallHelper { helper, input, output } => {
-                self.load_source(c.source, R10);
-                let at = match input {
-                    HelperInput::Value => None,
-                    HelperInput::KeptValue => Some(c.keep.expect("a keep-alive slot")),
-                    HelperInput::ParkedInDest => {
-                        let CLoc::Stack(off) = c.dest else { unreachable!("parked in a stack slot") };
-                        Some(self.frame.block.map_or(0, |b| b + BLOCK_STACK) + off as i32)
-                    }
-                };
-                if let Some(at) = at {
-                    dynasm!(self.code.ops ; .arch x64 ; mov [rsp + at], r10 ; lea r10, [rsp + at]);
-                }
-                let (info, thunk) = (self.code.pool.info, self.code.pool.label(&mut self.code.ops, self.req.thunks.of(helper) as u64));
-                dynasm!(self.code.ops ; .arch x64 ; mov r11, [=>info]);
-                if c.index == 0 {
-                    dynasm!(self.code.ops ; .arch x64 ; xor eax, eax);
-                } else {
-                    dynasm!(self.code.ops ; .arch x64 ; mov eax, c.index as i32);
-                }
-                dynasm!(self.code.ops ; .arch x64 ; call QWORD [=>thunk]);
-                match output {
-                    HelperOutput::Arg => self.code.mov(c.arg, RAX),
-                    HelperOutput::FArg if c.farg != XMM15 => dynasm!(self.code.ops ; .arch x64 ; movaps Rx(c.farg), xmm15),
-                    HelperOutput::FArg | HelperOutput::None => {}
-                }
-            }
-            Op::CopyStruct { src } => {
-                let s = c.r(src);
-                self.copy_struct(&c.dest, s);
-            }
-            Op::BoxStructResult => self.box_struct_result(),
-            Op::BoxLongDoubleResult => self.box_long_double_result(),
-            Op::Return => {
-                self.leave();
-                dynasm!(self.code.ops ; .arch x64 ; ret);
-            }
-            Op::TailCall { target } => {
-                if target != TailTarget::FloatNewInHeap {
-                    dynasm!(self.code.ops ; .arch x64 ; mov rdi, rax);
-                }
-                let l = self.code.pool.label(&mut self.code.ops, self.req.targets.tail_target(target) as u64);
-                self.leave();
-                dynasm!(self.code.ops ; .arch x64 ; jmp QWORD [=>l]);
-            }
-            op => unreachable!("{op:?} in a stub"),
-        }
-    }
 
     /// Removes the frame (rcx is free: no result travels in it).
     fn leave(&mut self) {

@@ -90,10 +90,20 @@ pub enum Const {
 
 /// The second operand of a comparison or a move.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operand {
+pub enum Operand<R = Reg> {
     Imm(i64),
-    Reg(Reg),
+    Reg(R),
     Const(Const),
+}
+
+impl Operand {
+    fn resolve<R>(self, r: impl Fn(Reg) -> R) -> Operand<R> {
+        match self {
+            Operand::Imm(v) => Operand::Imm(v),
+            Operand::Reg(reg) => Operand::Reg(r(reg)),
+            Operand::Const(k) => Operand::Const(k),
+        }
+    }
 }
 
 /// A slow-path helper, called through its thunk (which saves the argument
@@ -173,75 +183,75 @@ pub enum IntRange {
 
 /// One step of a conversion. Integer registers are 64 bits wide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    Label(LabelId),
-    Jump(LabelId),
+pub enum Op<R = Reg, F = FReg, L = LabelId> {
+    Label(L),
+    Jump(L),
     /// Makes `Reg::Value` the argument's VALUE (see [`Reg`]).
     LoadValue,
     /// `Reg::Arg` → the plan's destination; `bytes` is the C value's size
     /// (a packed stack slot gets exactly that many bytes).
     Place { bytes: u8 },
-    /// `FReg::Arg` → the plan's destination, as a float when `single`.
+    /// `F::Arg` → the plan's destination, as a float when `single`.
     PlaceFloat { single: bool },
     /// Branch if `reg & mask` is nonzero (`set`) or zero (`!set`).
-    BranchIfBits { reg: Reg, mask: i64, set: bool, target: LabelId },
+    BranchIfBits { reg: R, mask: i64, set: bool, target: L },
     /// Branch unless `reg & mask == tag` (a tag test). May clobber `tmp`.
-    BranchUnlessTag { reg: Reg, mask: i64, tag: i64, tmp: Reg, target: LabelId },
+    BranchUnlessTag { reg: R, mask: i64, tag: i64, tmp: R, target: L },
     /// Branch if `a cond b`.
-    BranchIfCmp { a: Reg, cond: Cond, b: Operand, target: LabelId },
+    BranchIfCmp { a: R, cond: Cond, b: Operand<R>, target: L },
     /// Branch if `reg` is (`fits`) or is not (`!fits`) in `range`. May
     /// clobber `tmp`.
-    BranchIfInRange { reg: Reg, range: IntRange, fits: bool, tmp: Reg, target: LabelId },
+    BranchIfInRange { reg: R, range: IntRange, fits: bool, tmp: R, target: L },
     /// Branch unless bits `shift..shift + width` of `src`, as an unsigned
     /// number, are in `lo..=hi`. May clobber `tmp`.
-    BranchUnlessFieldIn { src: Reg, shift: u8, width: u8, lo: i64, hi: i64, tmp: Reg, target: LabelId },
+    BranchUnlessFieldIn { src: R, shift: u8, width: u8, lo: i64, hi: i64, tmp: R, target: L },
     /// Branch if `src >> shift` (logical) is nonzero. May clobber `tmp`.
-    BranchIfHighBits { src: Reg, shift: u8, tmp: Reg, target: LabelId },
-    Mov { dst: Reg, src: Operand },
+    BranchIfHighBits { src: R, shift: u8, tmp: R, target: L },
+    Mov { dst: R, src: Operand<R> },
     /// `dst ← [base + offset]`, 8 bytes.
-    Load { dst: Reg, base: Reg, offset: i32 },
-    AddImm { dst: Reg, src: Reg, imm: i64 },
-    AndImm { dst: Reg, src: Reg, imm: i64 },
-    OrImm { dst: Reg, src: Reg, imm: i64 },
+    Load { dst: R, base: R, offset: i32 },
+    AddImm { dst: R, src: R, imm: i64 },
+    AndImm { dst: R, src: R, imm: i64 },
+    OrImm { dst: R, src: R, imm: i64 },
     /// `dst ← (src >> shift) & (2**width - 1)`.
-    BitField { dst: Reg, src: Reg, shift: u8, width: u8 },
+    BitField { dst: R, src: R, shift: u8, width: u8 },
     /// If bit 0 of `src` is set, `dst ← src >> 1` (arithmetic); else branch
     /// (nothing written). Fixnums carry their tag in bit 0.
-    ShiftOutTagBit { dst: Reg, src: Reg, unless: LabelId },
+    ShiftOutTagBit { dst: R, src: R, unless: L },
     /// `dst ← src + src`, branching if that overflows (signed).
-    DoubleOrBranch { dst: Reg, src: Reg, overflow: LabelId },
+    DoubleOrBranch { dst: R, src: R, overflow: L },
     /// `dst ← src - (src >> 63)` (logical shift): subtracts the top bit.
-    SubTopBit { dst: Reg, src: Reg },
-    RotateLeft { reg: Reg, n: u8 },
-    RotateRight { reg: Reg, n: u8 },
+    SubTopBit { dst: R, src: R },
+    RotateLeft { reg: R, n: u8 },
+    RotateRight { reg: R, n: u8 },
     /// `reg`'s low `from_bits` bits extended (per `signed`) to 32 bits;
     /// bits 32..63 zero.
-    Extend32 { reg: Reg, from_bits: u8, signed: bool },
+    Extend32 { reg: R, from_bits: u8, signed: bool },
     /// `reg`'s low `from_bits` bits extended (per `signed`) to 64 bits.
-    Extend64 { reg: Reg, from_bits: u8, signed: bool },
+    Extend64 { reg: R, from_bits: u8, signed: bool },
     /// `reg ← reg * 2 + 1`.
-    ShiftInTagBit { reg: Reg },
+    ShiftInTagBit { reg: R },
     /// `dst ← src's low byte ≠ 0 ? nonzero : zero` (both 0..2**31). May
     /// clobber `tmp`.
-    SelectOnLowByte { dst: Reg, src: Reg, nonzero: i64, zero: i64, tmp: Reg },
+    SelectOnLowByte { dst: R, src: R, nonzero: i64, zero: i64, tmp: R },
     /// The bits of `src` as a double.
-    BitsToDouble { dst: FReg, src: Reg },
+    BitsToDouble { dst: F, src: R },
     /// A double's bits.
-    DoubleToBits { dst: Reg, src: FReg },
-    ZeroDouble { dst: FReg },
+    DoubleToBits { dst: R, src: F },
+    ZeroDouble { dst: F },
     /// Signed integer → double.
-    IntToDouble { dst: FReg, src: Reg },
-    DoubleToFloat { reg: FReg },
-    FloatToDouble { reg: FReg },
+    IntToDouble { dst: F, src: R },
+    DoubleToFloat { reg: F },
+    FloatToDouble { reg: F },
     /// Branch unless the first NUL of the 16 bytes at `ptr` is at index
     /// `len` (so `len` < 16). All 16 bytes must be readable. May clobber
     /// `tmp`.
-    BranchUnlessNulAt16 { ptr: Reg, len: Reg, tmp: Reg, target: LabelId },
+    BranchUnlessNulAt16 { ptr: R, len: R, tmp: R, target: L },
     /// Branch unless the first NUL at `ptr` is at index `len`, reading no
     /// byte outside `ptr[0..=len]`. Needs `len` ≥ 16; the backend may also
     /// branch for lengths it does not scan inline (its slow path is then
     /// cheaper than its loop). May clobber `len` and `tmp`.
-    BranchUnlessNulAtLong { ptr: Reg, len: Reg, tmp: Reg, target: LabelId },
+    BranchUnlessNulAtLong { ptr: R, len: R, tmp: R, target: L },
     /// Calls `helper` through its thunk with (input, info, the argument's
     /// index); the argument registers survive, `T1`, `T2` and a scratch
     /// `Value`/`Arg` do not.
@@ -250,7 +260,7 @@ pub enum Op {
     Trap,
     /// The struct at address `src` → the plan's destination (pieces in
     /// registers, a stack copy, or a frame copy passed by reference).
-    CopyStruct { src: Reg },
+    CopyStruct { src: R },
     /// The struct result (registers, or the buffer the callee wrote
     /// through the hidden pointer) → `Ret`, a new Struct (`ret_struct`).
     BoxStructResult,
@@ -262,8 +272,64 @@ pub enum Op {
     /// helper's arguments as they came.
     Fallback,
     /// Leaves the stub by jumping to `target` with `Ret` (or, for
-    /// `FloatNewInHeap`, `FReg::Ret`) as its argument.
+    /// `FloatNewInHeap`, `F::Ret`) as its argument.
     TailCall { target: TailTarget },
+}
+
+impl Op {
+    /// This op with the backend's registers and labels in place of the
+    /// abstract ones.
+    pub fn resolve<R: Copy, F: Copy, L: Copy>(
+        self,
+        r: impl Fn(Reg) -> R,
+        f: impl Fn(FReg) -> F,
+        l: impl Fn(LabelId) -> L,
+    ) -> Op<R, F, L> {
+        match self {
+            Label(x) => Label(l(x)),
+            Jump(x) => Jump(l(x)),
+            LoadValue => LoadValue,
+            Place { bytes } => Place { bytes },
+            PlaceFloat { single } => PlaceFloat { single },
+            BranchIfBits { reg, mask, set, target } => BranchIfBits { reg: r(reg), mask, set, target: l(target) },
+            BranchUnlessTag { reg, mask, tag, tmp, target } => BranchUnlessTag { reg: r(reg), mask, tag, tmp: r(tmp), target: l(target) },
+            BranchIfCmp { a, cond, b, target } => BranchIfCmp { a: r(a), cond, b: b.resolve(&r), target: l(target) },
+            BranchIfInRange { reg, range, fits, tmp, target } => BranchIfInRange { reg: r(reg), range, fits, tmp: r(tmp), target: l(target) },
+            BranchUnlessFieldIn { src, shift, width, lo, hi, tmp, target } => BranchUnlessFieldIn { src: r(src), shift, width, lo, hi, tmp: r(tmp), target: l(target) },
+            BranchIfHighBits { src, shift, tmp, target } => BranchIfHighBits { src: r(src), shift, tmp: r(tmp), target: l(target) },
+            Mov { dst, src } => Mov { dst: r(dst), src: src.resolve(&r) },
+            Load { dst, base, offset } => Load { dst: r(dst), base: r(base), offset },
+            AddImm { dst, src, imm } => AddImm { dst: r(dst), src: r(src), imm },
+            AndImm { dst, src, imm } => AndImm { dst: r(dst), src: r(src), imm },
+            OrImm { dst, src, imm } => OrImm { dst: r(dst), src: r(src), imm },
+            BitField { dst, src, shift, width } => BitField { dst: r(dst), src: r(src), shift, width },
+            ShiftOutTagBit { dst, src, unless } => ShiftOutTagBit { dst: r(dst), src: r(src), unless: l(unless) },
+            DoubleOrBranch { dst, src, overflow } => DoubleOrBranch { dst: r(dst), src: r(src), overflow: l(overflow) },
+            SubTopBit { dst, src } => SubTopBit { dst: r(dst), src: r(src) },
+            RotateLeft { reg, n } => RotateLeft { reg: r(reg), n },
+            RotateRight { reg, n } => RotateRight { reg: r(reg), n },
+            Extend32 { reg, from_bits, signed } => Extend32 { reg: r(reg), from_bits, signed },
+            Extend64 { reg, from_bits, signed } => Extend64 { reg: r(reg), from_bits, signed },
+            ShiftInTagBit { reg } => ShiftInTagBit { reg: r(reg) },
+            SelectOnLowByte { dst, src, nonzero, zero, tmp } => SelectOnLowByte { dst: r(dst), src: r(src), nonzero, zero, tmp: r(tmp) },
+            BitsToDouble { dst, src } => BitsToDouble { dst: f(dst), src: r(src) },
+            DoubleToBits { dst, src } => DoubleToBits { dst: r(dst), src: f(src) },
+            ZeroDouble { dst } => ZeroDouble { dst: f(dst) },
+            IntToDouble { dst, src } => IntToDouble { dst: f(dst), src: r(src) },
+            DoubleToFloat { reg } => DoubleToFloat { reg: f(reg) },
+            FloatToDouble { reg } => FloatToDouble { reg: f(reg) },
+            BranchUnlessNulAt16 { ptr, len, tmp, target } => BranchUnlessNulAt16 { ptr: r(ptr), len: r(len), tmp: r(tmp), target: l(target) },
+            BranchUnlessNulAtLong { ptr, len, tmp, target } => BranchUnlessNulAtLong { ptr: r(ptr), len: r(len), tmp: r(tmp), target: l(target) },
+            CallHelper { helper, input, output } => CallHelper { helper, input, output },
+            Trap => Trap,
+            CopyStruct { src } => CopyStruct { src: r(src) },
+            BoxStructResult => BoxStructResult,
+            BoxLongDoubleResult => BoxLongDoubleResult,
+            Return => Return,
+            Fallback => Fallback,
+            TailCall { target } => TailCall { target },
+        }
+    }
 }
 
 impl Op {
@@ -479,6 +545,12 @@ fn embedded_length(flags: Reg) -> Op {
         EmbedLength::Flags { shift, width } => BitField { dst: flags, src: flags, shift: shift as u8, width: width as u8 },
         EmbedLength::Field(at) => Load { dst: flags, base: Value, offset: at },
     }
+}
+
+/// The lowered fast path `helper`'s thunk runs before saving anything and
+/// calling it, if it has one.
+pub fn helper_fast_path(helper: Helper) -> Option<Lowered> {
+    (helper == Helper::ArgCstr).then(cstr_fast_path)
 }
 
 /// The StringValueCStr helper's fast path, run by its thunk (once per
