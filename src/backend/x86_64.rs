@@ -343,6 +343,32 @@ impl Code {
         }
     }
 
+    /// `cmp reg, imm` (64 or 32 bits), with a one-byte immediate where it
+    /// fits: dynasm-rs always picks the 4-byte form of `cmp r/m, imm`, so
+    /// that one is encoded here (REX, 83 /7 ib).
+    pub(super) fn cmp_imm(&mut self, reg: u8, imm: i32, wide: bool) {
+        match i8::try_from(imm) {
+            Ok(imm) => {
+                let rex = 0x40 | if wide { 8 } else { 0 } | (reg >> 3);
+                if rex != 0x40 {
+                    self.ops.push(rex);
+                }
+                self.ops.extend([0x83, 0xf8 | (reg & 7), imm as u8]);
+            }
+            Err(_) if wide => dynasm!(self.ops ; .arch x64 ; cmp Rq(reg), imm),
+            Err(_) => dynasm!(self.ops ; .arch x64 ; cmp Rd(reg), imm),
+        }
+    }
+
+    /// `and reg32, imm` (clearing bits 32..63), one-byte immediate where it fits.
+    fn and32(&mut self, reg: u8, imm: i32) {
+        if fits_i8(imm as i64) {
+            dynasm!(self.ops ; .arch x64 ; and Rd(reg), BYTE imm as i8);
+        } else {
+            dynasm!(self.ops ; .arch x64 ; and Rd(reg), imm);
+        }
+    }
+
     fn mov(&mut self, dst: u8, src: u8) {
         if dst != src {
             dynasm!(self.ops ; .arch x64 ; mov Rq(dst), Rq(src));
@@ -400,8 +426,7 @@ impl Code {
             Op::BranchIfCmp { a, cond, b, target } => {
                 match b {
                     Operand::Imm(0) if matches!(cond, Cond::Eq | Cond::Ne) => dynasm!(self.ops ; .arch x64 ; test Rq(a), Rq(a)),
-                    Operand::Imm(v) if fits_i8(v) => dynasm!(self.ops ; .arch x64 ; cmp Rq(a), BYTE v as i32),
-                    Operand::Imm(v) if fits_i32(v) => dynasm!(self.ops ; .arch x64 ; cmp Rq(a), v as i32),
+                    Operand::Imm(v) if fits_i32(v) => self.cmp_imm(a, v as i32, true),
                     Operand::Imm(v) => {
                         let l = self.pool.label(&mut self.ops, v as u64);
                         dynasm!(self.ops ; .arch x64 ; cmp Rq(a), [=>l]);
@@ -433,7 +458,8 @@ impl Code {
                 if lo != 0 {
                     dynasm!(self.ops ; .arch x64 ; sub Rd(tmp), BYTE lo as i8);
                 }
-                dynasm!(self.ops ; .arch x64 ; cmp Rd(tmp), BYTE (hi - lo) as i32 ; ja =>target);
+                self.cmp_imm(tmp, (hi - lo) as i32, false);
+                dynasm!(self.ops ; .arch x64 ; ja =>target);
             }
             Op::BranchIfHighBits { src, shift, tmp, target } => {
                 self.mov(tmp, src);
@@ -452,13 +478,14 @@ impl Code {
             },
             Op::Load { dst, base, offset } => self.load(dst, base, offset),
             Op::AddImm { dst, src, imm } if dst == src => dynasm!(self.ops ; .arch x64 ; add Rq(dst), imm as i32),
+            Op::AddImm { dst, src, imm } if fits_i8(imm) => dynasm!(self.ops ; .arch x64 ; lea Rq(dst), [BYTE Rq(src) + imm as i8]),
             Op::AddImm { dst, src, imm } => dynasm!(self.ops ; .arch x64 ; lea Rq(dst), [Rq(src) + imm as i32]),
             // A 32-bit and clears bits 32..63, as such a mask does.
             Op::AndImm { dst, src, imm } if u32::try_from(imm).is_ok() => {
                 if dst != src {
                     dynasm!(self.ops ; .arch x64 ; mov Rd(dst), Rd(src));
                 }
-                dynasm!(self.ops ; .arch x64 ; and Rd(dst), imm as i32);
+                self.and32(dst, imm as i32);
             }
             Op::AndImm { dst, src, imm } => {
                 self.mov(dst, src);
@@ -482,11 +509,12 @@ impl Code {
                     if dst != src {
                         dynasm!(self.ops ; .arch x64 ; mov Rd(dst), Rd(src));
                     }
-                    dynasm!(self.ops ; .arch x64 ; shr Rd(dst), shift as i8 ; and Rd(dst), mask);
+                    dynasm!(self.ops ; .arch x64 ; shr Rd(dst), shift as i8);
                 } else {
                     self.mov(dst, src);
-                    dynasm!(self.ops ; .arch x64 ; shr Rq(dst), shift as i8 ; and Rd(dst), mask);
+                    dynasm!(self.ops ; .arch x64 ; shr Rq(dst), shift as i8);
                 }
+                self.and32(dst, mask);
             }
             Op::ShiftOutTagBit { dst, src, unless } => {
                 if src == VALUE_IN_MEMORY {
@@ -557,9 +585,9 @@ impl Code {
     /// has it). xmm14 = 0; a block has a NUL iff its bytewise minimum has.
     fn nul_at_long(&mut self, p: u8, n: u8, t: u8, target: DynamicLabel) {
         let [blocks128, blocks16, first] = [(); 3].map(|_| self.ops.new_dynamic_label());
+        self.cmp_imm(n, 16, true);
         dynasm!(self.ops
             ; .arch x64
-            ; cmp Rq(n), BYTE 16
             ; jb =>target
             ; cmp Rq(n), INLINE_SCAN_LIMIT
             ; ja =>target
@@ -574,7 +602,10 @@ impl Code {
             // step while they last, then one, then the one at 0.
             ; sub Rq(n), BYTE 16
             ; =>blocks128
-            ; cmp Rq(n), BYTE 112
+        );
+        self.cmp_imm(n, 112, true);
+        dynasm!(self.ops
+            ; .arch x64
             ; jl =>blocks16
             ; movdqu xmm15, [Rq(p) + Rq(n)]
         );

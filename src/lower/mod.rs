@@ -514,8 +514,10 @@ fn string_arg(l: &mut Lowered) {
     let hot_kind = T_MASK | RSTRING_NOEMBED | (ENCODING_MASK & !(ENCODING_INDEX_UTF_8 << ENCODING_SHIFT));
     l.hot.extend([
         LoadValue,
-        BranchIfBits { reg: Value, mask: IMMEDIATE_MASK as i64, set: true, target: slow },
+        // nil, false and the smallest immediates (nil is one of them by its
+        // bits from Ruby 3.2 on), then the other immediates.
         BranchIfCmp { a: Value, cond: Cond::BelowOrEqual, b: Operand::Imm(QNIL as i64), target: nil_or_false },
+        BranchIfBits { reg: Value, mask: IMMEDIATE_MASK as i64, set: true, target: slow },
         Load { dst: T1, base: Value, offset: RBASIC_FLAGS },
         AndImm { dst: T2, src: T1, imm: hot_kind as i64 },
         BranchIfCmp { a: T2, cond: Cond::Ne, b: Operand::Imm(T_STRING as i64), target: slow },
@@ -530,7 +532,7 @@ fn string_arg(l: &mut Lowered) {
     l.cold.extend([
         Label(nil_or_false),
         // false → the helper's TypeError.
-        BranchIfCmp { a: Value, cond: Cond::Eq, b: Operand::Imm(QFALSE as i64), target: slow },
+        BranchIfCmp { a: Value, cond: Cond::Ne, b: Operand::Imm(QNIL as i64), target: slow },
         Mov { dst: Arg, src: Operand::Imm(0) },
         Jump(done),
         Label(slow),
@@ -607,8 +609,9 @@ fn pointer_arg(l: &mut Lowered, index: usize) {
     let [slow, nil_or_false, not_pointer, any_class, address, done] = [(); 6].map(|_| l.label());
     l.hot.extend([
         LoadValue,
-        BranchIfBits { reg: Value, mask: IMMEDIATE_MASK as i64, set: true, target: slow },
+        // As for Strings: nil first, then immediates.
         BranchIfCmp { a: Value, cond: Cond::BelowOrEqual, b: Operand::Imm(QNIL as i64), target: nil_or_false },
+        BranchIfBits { reg: Value, mask: IMMEDIATE_MASK as i64, set: true, target: slow },
         Load { dst: T1, base: Value, offset: RBASIC_FLAGS },
         AndImm { dst: T1, src: T1, imm: T_MASK as i64 },
         // RTypedData's `type` is one only in a T_DATA.
@@ -636,7 +639,7 @@ fn pointer_arg(l: &mut Lowered, index: usize) {
         Jump(address),
         Label(nil_or_false),
         // false → the helper's ArgumentError.
-        BranchIfCmp { a: Value, cond: Cond::Eq, b: Operand::Imm(QFALSE as i64), target: slow },
+        BranchIfCmp { a: Value, cond: Cond::Ne, b: Operand::Imm(QNIL as i64), target: slow },
         Mov { dst: Arg, src: Operand::Imm(0) },
         Jump(done),
         Label(slow),

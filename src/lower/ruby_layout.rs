@@ -88,8 +88,12 @@ mod tests {
 
     #[test]
     fn layout_is_the_64_bit_ruby_one_we_expect() {
-        // Sanity: these hold for every 64-bit CRuby the emitter supports.
-        assert_eq!((QFALSE, QNIL, IMMEDIATE_MASK, FIXNUM_FLAG), (0, 8, 7, 1));
+        // Sanity: these hold for every 64-bit CRuby the stubs support.
+        assert_eq!((QFALSE, IMMEDIATE_MASK, FIXNUM_FLAG, FLONUM_FLAG), (0, 7, 1, 2));
+        // Ruby 3.2 moved nil from 8 to 4: inside the immediate mask, so a
+        // conversion tells nil apart before testing for immediates.
+        assert_eq!(QNIL, if cfg!(ruby_lt_3_2) { 8 } else { 4 });
+        assert_eq!(QTRUE, 0x14);
         assert_eq!(RBASIC_FLAGS, 0);
         assert!(RSTRING_HEAP_PTR > RSTRING_HEAP_LEN);
         assert!(RTYPEDDATA_DATA > RTYPEDDATA_TYPE);
