@@ -62,15 +62,6 @@ impl Platform {
             Platform::Linux
         }
     }
-
-    /// Whether a callee may rely on 8- and 16-bit integer arguments being
-    /// sign/zero-extended to 32 bits by its caller (Apple), or must extend
-    /// them itself (Linux: the upper bits are unspecified). Forward stubs
-    /// extend every narrow argument either way; reverse trampolines never
-    /// rely on it (the runtime truncates each raw slot to its type).
-    pub fn caller_extends_narrow_ints(self) -> bool {
-        self == Platform::Apple
-    }
 }
 
 /// The member type and count of a homogeneous floating-point aggregate:
@@ -284,6 +275,9 @@ pub fn plan_stub(sig: &Signature, platform: Platform) -> Result<StubPlan, PlanEr
 pub fn plan_stub_in_form(sig: &Signature, argv: bool, platform: Platform) -> Result<StubPlan, PlanError> {
     check_params(sig)?;
     // Ruby's VALUEs are 8 bytes, so their stack slots are 8 bytes on Apple too.
+    // Apple's callees may rely on narrow arguments extended to 32 bits,
+    // Linux's extend them themselves: extending serves both. (Reverse
+    // trampolines never rely on it: the runtime truncates each raw slot.)
     let widen = Widen::To32ZeroUpper;
     Ok(stub_plan(sig, argv, INT_ARG_REGS, widen, assign(&sig.params, &sig.ret, sig.fixed_params, platform)))
 }
@@ -658,8 +652,6 @@ mod tests {
     #[test]
     fn host_platform_is_linux_here() {
         assert_eq!(Platform::host(), if cfg!(target_vendor = "apple") { Apple } else { Linux });
-        assert!(Apple.caller_extends_narrow_ints());
-        assert!(!Linux.caller_extends_narrow_ints());
     }
 
     /// Signatures `test/aarch64/plan_vs_gcc.c` calls through a register

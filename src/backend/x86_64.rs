@@ -209,8 +209,12 @@ impl<'a> StubBackend<'a> for Stub<'a> {
                         Some(self.frame.block.map_or(0, |b| b + BLOCK_STACK) + off as i32)
                     }
                 };
-                if let Some(at) = at {
-                    dynasm!(self.code.ops ; .arch x64 ; mov [rsp + at], r10 ; lea r10, [rsp + at]);
+                match at {
+                    Some(at) if fits_i8(at as i64) => {
+                        dynasm!(self.code.ops ; .arch x64 ; mov [BYTE rsp + at as i8], r10 ; lea r10, [BYTE rsp + at as i8])
+                    }
+                    Some(at) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + at], r10 ; lea r10, [rsp + at]),
+                    None => {}
                 }
                 let (info, thunk) = (self.code.pool.info, self.code.pool.label(&mut self.code.ops, self.req.thunks.of(helper) as u64));
                 dynasm!(self.code.ops ; .arch x64 ; mov r11, [=>info]);

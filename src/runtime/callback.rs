@@ -4,7 +4,7 @@
 //!
 //! A callback is a **slot** `[trampoline, data]` plus a **thunk** (the
 //! address C gets) that loads the slot into r10 and jumps to the
-//! trampoline; see `emit::x86_64_callback`. Trampolines are emitted once per
+//! trampoline; see `backend::x86_64_callback`. Trampolines are emitted once per
 //! signature; slots and thunks are recycled when their `Function` is freed,
 //! so creating callbacks in a loop does not grow executable memory.
 //!
