@@ -515,13 +515,8 @@ fn string_arg(l: &mut Lowered) {
     // Type, NOEMBED and encoding index 0 or 1 (ASCII-8BIT, UTF-8) in one
     // mask and compare.
     let hot_kind = T_MASK | RSTRING_NOEMBED | (ENCODING_MASK & !(ENCODING_INDEX_UTF_8 << ENCODING_SHIFT));
+    l.hot.extend(flags_of_a_heap_object(nil_or_false, slow));
     l.hot.extend([
-        LoadValue,
-        // nil, false and the smallest immediates (nil is one of them by its
-        // bits from Ruby 3.2 on), then the other immediates.
-        BranchIfCmp { a: Value, cond: Cond::BelowOrEqual, b: Operand::Imm(QNIL as i64), target: nil_or_false },
-        BranchIfBits { reg: Value, mask: IMMEDIATE_MASK as i64, set: true, target: slow },
-        Load { dst: T1, base: Value, offset: RBASIC_FLAGS },
         AndImm { dst: T2, src: T1, imm: hot_kind as i64 },
         BranchIfCmp { a: T2, cond: Cond::Ne, b: Operand::Imm(T_STRING as i64), target: slow },
         embedded_length(T1),
@@ -532,16 +527,36 @@ fn string_arg(l: &mut Lowered) {
         Label(done),
         Place { bytes: 8 },
     ]);
+    l.cold.extend(nil_is_null(nil_or_false, slow, done));
     l.cold.extend([
-        Label(nil_or_false),
-        // false → the helper's TypeError.
-        BranchIfCmp { a: Value, cond: Cond::Ne, b: Operand::Imm(QNIL as i64), target: slow },
-        Mov { dst: Arg, src: Operand::Imm(0) },
-        Jump(done),
         Label(slow),
         CallHelper { helper: Helper::ArgCstr, input: HelperInput::KeptValue, output: HelperOutput::Arg },
         Jump(done),
     ]);
+}
+
+/// `T1` ← the flags of the object `Value` is, after sending nil, false
+/// and the smallest immediates to `nil_or_false` (nil is one of them by its
+/// bits from Ruby 3.2 on: 4, inside the immediate mask) and the other
+/// immediates to `slow`.
+fn flags_of_a_heap_object(nil_or_false: LabelId, slow: LabelId) -> [Op; 4] {
+    [
+        LoadValue,
+        BranchIfCmp { a: Value, cond: Cond::BelowOrEqual, b: Operand::Imm(QNIL as i64), target: nil_or_false },
+        BranchIfBits { reg: Value, mask: IMMEDIATE_MASK as i64, set: true, target: slow },
+        Load { dst: T1, base: Value, offset: RBASIC_FLAGS },
+    ]
+}
+
+/// At `nil_or_false`: nil → NULL, anything else (false, a small immediate)
+/// → `slow`, where the helper raises the ffi gem's error.
+fn nil_is_null(nil_or_false: LabelId, slow: LabelId, done: LabelId) -> [Op; 4] {
+    [
+        Label(nil_or_false),
+        BranchIfCmp { a: Value, cond: Cond::Ne, b: Operand::Imm(QNIL as i64), target: slow },
+        Mov { dst: Arg, src: Operand::Imm(0) },
+        Jump(done),
+    ]
 }
 
 /// `T1` (flags on entry, 3.1) ← an embedded String's length.
@@ -610,12 +625,8 @@ pub fn cstr_fast_path() -> Lowered {
 /// data types and classes, `to_ptr`, Strings and errors → the helper.
 fn pointer_arg(l: &mut Lowered, index: usize) {
     let [slow, nil_or_false, not_pointer, any_class, address, done] = [(); 6].map(|_| l.label());
+    l.hot.extend(flags_of_a_heap_object(nil_or_false, slow));
     l.hot.extend([
-        LoadValue,
-        // As for Strings: nil first, then immediates.
-        BranchIfCmp { a: Value, cond: Cond::BelowOrEqual, b: Operand::Imm(QNIL as i64), target: nil_or_false },
-        BranchIfBits { reg: Value, mask: IMMEDIATE_MASK as i64, set: true, target: slow },
-        Load { dst: T1, base: Value, offset: RBASIC_FLAGS },
         AndImm { dst: T1, src: T1, imm: T_MASK as i64 },
         // RTypedData's `type` is one only in a T_DATA.
         BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Imm(T_DATA as i64), target: slow },
@@ -640,11 +651,9 @@ fn pointer_arg(l: &mut Lowered, index: usize) {
         Load { dst: Arg, base: Value, offset: RTYPEDDATA_DATA },
         Load { dst: Arg, base: Arg, offset: 0 },
         Jump(address),
-        Label(nil_or_false),
-        // false → the helper's ArgumentError.
-        BranchIfCmp { a: Value, cond: Cond::Ne, b: Operand::Imm(QNIL as i64), target: slow },
-        Mov { dst: Arg, src: Operand::Imm(0) },
-        Jump(done),
+    ]);
+    l.cold.extend(nil_is_null(nil_or_false, slow, done));
+    l.cold.extend([
         Label(slow),
         CallHelper { helper: Helper::ArgPointer, input: HelperInput::Value, output: HelperOutput::Arg },
         Jump(done),
