@@ -5,7 +5,7 @@ require "open3"
 require "timeout"
 
 # Regressions found by running the ffi gem's own spec suite against the shim
-# (see README "Drop-in for the ffi gem"). Each example is a small program
+# (see docs/compatibility.md). Each example is a small program
 # written for the ffi gem. It runs twice, in separate processes: under the
 # ffi gem (the oracle) and under `ruby -rfiddle_jit/ffi_shim`. Both runs must
 # print the same output, and that output must be the expected one.

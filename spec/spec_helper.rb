@@ -80,6 +80,7 @@ else
 end
 
 Dir[File.expand_path("support/**/*.rb", __dir__)].sort.each { |f| require f }
+FFI_FOLLOWED_VERSION = Differential::FOLLOWED_VERSION
 
 RSpec.configure do |config|
   config.include Differential::Helpers

@@ -42,8 +42,10 @@ pub const RBASIC_KLASS: i32 = offset_of!(rb_sys::RBasic, klass) as i32;
 //   3.1      | flags bits 14..19 (EMBED_LEN)    | as.heap.len   | as.embed.ary (24 bytes in the object)
 //   3.2      | as.embed.len (variable width)    | as.heap.len   | as.embed.ary (slot size - 24)
 //   3.3, 3.4 | len (one field for both kinds)  | len           | as.embed.ary (slot size - 24)
-//   4.0      | as 3.3 (built by construction; not run here)
+//   4.0      | as 3.3
 //
+// 3.2 and 4.0 are built by construction, not run here: script/headers-check
+// builds this crate against their headers and runs the cargo tests.
 // Every number comes from rb-sys's bindings of the Ruby being built against;
 // `build.rs` turns its version into the `ruby_gte_*` cfgs used here. The
 // embedded area always holds at least 16 bytes (24 on 3.1; a 40-byte slot
@@ -78,6 +80,12 @@ pub const RSTRING_HEAP_LEN: i32 = offset_of!(rb_sys::RString, len) as i32;
 pub const RSTRING_HEAP_PTR: i32 = offset_of!(rb_sys::RString, as_.heap.ptr) as i32;
 pub const RSTRING_EMBED_ARY: i32 = offset_of!(rb_sys::RString, as_.embed.ary) as i32;
 
+// RTypedData: `type` at 16, `typed_flag` at 24, `data` at 32 up to 3.4; 4.0
+// puts `fields_obj` at 16 and `type` at 24, marks typed data with a flags bit
+// (RUBY_TYPED_FL_IS_TYPED_DATA) and an embedded one with bit 0 of `type`.
+// Stubs compare `type` with a known rb_data_type_t by address, so an
+// embedded object (4.0) or an RData (dmark/dfree there) never matches, and
+// `data` is a pointer: fiddle_jit's data types are not RUBY_TYPED_EMBEDDABLE.
 pub const RTYPEDDATA_TYPE: i32 = offset_of!(rb_sys::RTypedData, type_) as i32;
 pub const RTYPEDDATA_DATA: i32 = offset_of!(rb_sys::RTypedData, data) as i32;
 
@@ -91,7 +99,8 @@ mod tests {
         // Sanity: these hold for every 64-bit CRuby the stubs support.
         assert_eq!((QFALSE, IMMEDIATE_MASK, FIXNUM_FLAG, FLONUM_FLAG), (0, 7, 1, 2));
         // Ruby 3.2 moved nil from 8 to 4: inside the immediate mask, so a
-        // conversion tells nil apart before testing for immediates.
+        // conversion tells nil apart before testing for immediates; either
+        // way nil is above false and every immediate below it.
         assert_eq!(QNIL, if cfg!(ruby_lt_3_2) { 8 } else { 4 });
         assert_eq!(QTRUE, 0x14);
         assert_eq!(RBASIC_FLAGS, 0);
