@@ -83,17 +83,11 @@ pub(crate) fn build<'a, B: StubBackend<'a>>(req: &'a StubRequest<'a>) -> Result<
 /// An op with machine registers and labels.
 pub(crate) type MachineOp = Op<u8, u8, DynamicLabel>;
 
-/// `Reg::Value`'s machine register when a backend reads the VALUE in
-/// place, from its stack slot (x86-64).
-pub(crate) const VALUE_IN_MEMORY: u8 = 0xff;
-
 /// One conversion's machine registers (see `lower::Reg`) and labels, and
 /// where its argument comes from and goes.
 #[derive(Clone, Debug)]
 pub(crate) struct Conv {
     pub value: u8,
-    /// Where the VALUE is read in place when `value` is `VALUE_IN_MEMORY`.
-    pub value_at: i32,
     pub arg: u8,
     pub farg: u8,
     pub fret: u8,
@@ -114,7 +108,6 @@ impl Conv {
     pub fn registers(value: u8, arg: u8, farg: u8, fret: u8, [t1, t2, ret]: [u8; 3]) -> Conv {
         Conv {
             value,
-            value_at: 0,
             arg,
             farg,
             fret,

@@ -28,7 +28,7 @@
 //! the lowering's fast path (`lower::cstr_fast_path`) without saving
 //! anything.
 
-use super::stub::{round16, Conv, Frame, FrameShape, MachineOp, StubBackend, VALUE_IN_MEMORY};
+use super::stub::{round16, Conv, Frame, FrameShape, MachineOp, StubBackend};
 use super::{EmitError, EmittedStub, RuntimeTargets, StubRequest};
 use crate::abi::{ArgSource, CLoc, CfuncForm, PlanEntry, ResultPointer, RetLoc};
 use crate::lower::{Cond, Const, HelperInput, HelperOutput, IntRange, Lowered, Op, Operand, Reg, TailTarget};
@@ -43,6 +43,9 @@ const RSP: u8 = 4;
 const R10: u8 = 10;
 const R11: u8 = 11;
 const XMM15: u8 = 15;
+/// `Reg::Value`'s register when the VALUE is read in place from its stack
+/// slot (`reads_value_in_memory`).
+const VALUE_IN_MEMORY: u8 = 0xff;
 /// Strings up to this long are checked for NULs in the StringValueCStr
 /// thunk's fast path; for longer ones the helper's memchr (vectorized by
 /// glibc for the CPU) beats the SSE2 loop by more than the call costs.
@@ -151,12 +154,12 @@ impl<'a> StubBackend<'a> for Stub<'a> {
     }
 
     fn argument_registers(&self, e: &PlanEntry, l: &Lowered) -> Conv {
-        let (value, value_at) = match e.source {
-            ArgSource::Int(r) => (INT_ARG_REGS[r as usize], 0),
+        let value = match e.source {
+            ArgSource::Int(r) => INT_ARG_REGS[r as usize],
             ArgSource::Stack(_) | ArgSource::Spilled(_) if l.hot.iter().chain(&l.cold).all(reads_value_in_memory) => {
-                (VALUE_IN_MEMORY, self.source_offset(e.source))
+                VALUE_IN_MEMORY
             }
-            _ => (RAX, 0),
+            _ => RAX,
         };
         let arg = match (&e.dest, self.frame.block) {
             (CLoc::Int(k), None) if INT_ARG_REGS[*k as usize] != value => INT_ARG_REGS[*k as usize],
@@ -167,7 +170,6 @@ impl<'a> StubBackend<'a> for Stub<'a> {
             _ => XMM15,
         };
         Conv {
-            value_at,
             source: e.source,
             dest: e.dest.clone(),
             index: e.index as u32,
@@ -187,7 +189,8 @@ impl<'a> StubBackend<'a> for Stub<'a> {
     }
 
     fn code_op(&mut self, c: &Conv, op: MachineOp) -> bool {
-        self.code.op(op, c.value_at)
+        let value_at = if c.value == VALUE_IN_MEMORY { self.source_offset(c.source) } else { 0 };
+        self.code.op(op, value_at)
     }
 
     fn stub_op(&mut self, c: &Conv, op: MachineOp) {
