@@ -1,7 +1,8 @@
 //! `FiddleJit::Native.attach_function`: plan, emit, install, define.
 
 use crate::abi::{self, CfuncForm};
-use crate::emit::{self, arena::CodeArena, EmitError, RuntimeTargets, StubRequest, Thunks};
+use crate::backend::{self, EmitError, RuntimeTargets, StubRequest, Thunks};
+use crate::emit::arena::CodeArena;
 use crate::runtime::{self, StubInfo};
 use crate::types::{CType, Signature, StructType};
 use magnus::rb_sys::AsRawValue;
@@ -24,7 +25,7 @@ struct Jit {
     /// One emitted stub per signature (and blocking and ffi-mode flags), with its cfunc
     /// form, retargeted (two literal-pool entries patched) for later
     /// functions of the same signature: no planning, no assembling.
-    templates: std::collections::HashMap<(Signature, bool, bool), (emit::EmittedStub, CfuncForm)>,
+    templates: std::collections::HashMap<(Signature, bool, bool), (backend::EmittedStub, CfuncForm)>,
     perf_map: Option<std::fs::File>,
 }
 
@@ -106,7 +107,7 @@ fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, Em
     let mut guard = JIT.lock().unwrap_or_else(|p| p.into_inner());
     if guard.is_none() {
         let mut arena = CodeArena::new();
-        let thunks = emit::install_thunks(&mut arena, TARGETS.get_or_init(runtime::targets))?;
+        let thunks = backend::install_thunks(&mut arena, TARGETS.get_or_init(runtime::targets))?;
         let mut jit = Jit { arena, thunks, stubs: Vec::new(), templates: Default::default(), perf_map: open_perf_map() };
         if let Some(map) = jit.perf_map.as_mut() {
             use std::io::Write;
@@ -277,7 +278,7 @@ fn attach_function(
             Entry::Vacant(v) => {
                 let plan = abi::plan_stub_in_form(&v.key().0, ffi_mode).map_err(|e| EmitError::Plan(e.to_string()))?;
                 let req = StubRequest { plan: &plan, function: address, info: info_address, targets, thunks: &jit.thunks, blocking };
-                let stub = emit::emit_stub(&req)?;
+                let stub = backend::emit_stub(&req)?;
                 v.insert((stub.clone(), plan.form));
                 (stub, plan.form)
             }
@@ -337,7 +338,7 @@ fn disassemble(stub: usize) -> Option<String> {
     let mut symbols = runtime_symbols(TARGETS.get()?, &jit.as_ref()?.thunks);
     symbols.push((record.function.0 as u64, record.function.1.clone()));
     symbols.push((record.info as u64, format!("info for {}", record.name)));
-    Some(header + &emit::disasm::disassemble(code, record.code_len, record.address as u64, &symbols))
+    Some(header + &backend::disasm::disassemble(code, record.code_len, record.address as u64, &symbols))
 }
 
 /// `stub_enums(stub, enums)`: integer parameters of the stub at `stub` (an

@@ -4,7 +4,7 @@
 //!
 //! A callback is a **slot** `[trampoline, data]` plus a **thunk** (the
 //! address C gets) that loads the slot into r10 and jumps to the
-//! trampoline; see `emit::x86_64_callback`. Trampolines are emitted once per
+//! trampoline; see `backend::x86_64_callback`. Trampolines are emitted once per
 //! signature; slots and thunks are recycled when their `Function` is freed,
 //! so creating callbacks in a loop does not grow executable memory.
 //!
@@ -19,7 +19,7 @@
 //! call from a non-Ruby thread) the exception is reported on stderr and
 //! discarded.
 
-use crate::emit::{self, CallbackRequest};
+use crate::backend::{self, CallbackRequest};
 use crate::ruby::function::Function;
 use crate::ruby::pointer::Pointer;
 use crate::types::{CType, Signature};
@@ -98,7 +98,7 @@ pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool) 
         None => {
             let plan = crate::abi::plan_callback(&Signature::new(params.clone(), ret.clone())).map_err(|e| e.to_string())?;
             let req = CallbackRequest { plan: &plan, entry: callback_entry as *const () as usize };
-            let code = emit::emit_callback_trampoline(&req).map_err(|e| e.to_string())?;
+            let code = backend::emit_callback_trampoline(&req).map_err(|e| e.to_string())?;
             let t = install(&code)?;
             reg.trampolines.insert(key, t);
             t
@@ -112,7 +112,7 @@ pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool) 
                 data: AtomicPtr::new(std::ptr::null_mut()),
                 thunk: 0,
             }));
-            let code = emit::emit_callback_thunk(slot as *const Slot as usize).map_err(|e| e.to_string())?;
+            let code = backend::emit_callback_thunk(slot as *const Slot as usize).map_err(|e| e.to_string())?;
             slot.thunk = install(&code)?;
             slot
         }

@@ -401,8 +401,8 @@ pub extern "C" fn ret_pointer(address: usize) -> VALUE {
 }
 
 /// Every address a stub may call, for the emitter.
-pub fn targets() -> crate::emit::RuntimeTargets {
-    crate::emit::RuntimeTargets {
+pub fn targets() -> crate::backend::RuntimeTargets {
+    crate::backend::RuntimeTargets {
         arg_int: arg_int as *const () as usize,
         arg_uint: arg_uint as *const () as usize,
         arg_long_long: arg_long_long as *const () as usize,
