@@ -3,7 +3,7 @@
 # Instructions per call, counted with valgrind's callgrind: deterministic,
 # so it can be compared across commits and is immune to machine load.
 #
-#   ruby bench/icount.rb          # table on stdout, also written to bench/RESULTS.md
+#   ruby bench/icount.rb          # table on stdout, also written to bench/RESULTS*.md (one per Ruby)
 #
 # One process runs under callgrind. For every (contender, function) it runs
 # the same loop as bench/run.rb: a short warm-up, then CALLGRIND_ZERO_STATS,
@@ -123,4 +123,11 @@ report = <<~MD
   #{table}
 MD
 puts report
-File.write(File.join(__dir__, "RESULTS.md"), "# fiddle_jit benchmark results\n\nReproduce with `rake bench:icount` (or `ruby bench/icount.rb`).\n\n#{report}")
+# One file per Ruby and CPU: bench/RESULTS.md for the host's Ruby 3.1 on
+# x86-64 (the figures the docs quote), RESULTS-ruby<X.Y>-<cpu>.md otherwise
+# (`rake bench:icount:rubies` runs this in the other Rubies' chroots).
+minor = RUBY_VERSION[/\A\d+\.\d+/]
+host_cpu = RbConfig::CONFIG["host_cpu"]
+out = minor == "3.1" && host_cpu == "x86_64" ? "RESULTS.md" : "RESULTS-ruby#{minor}-#{host_cpu}.md"
+File.write(File.join(__dir__, out),
+           "# fiddle_jit benchmark results\n\nReproduce with `rake bench:icount` (or `ruby bench/icount.rb`).\n\n#{report}")
