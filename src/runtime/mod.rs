@@ -11,6 +11,7 @@
 //! get the function name and argument position prepended.
 
 pub mod errno;
+pub mod jump;
 pub mod long_double;
 
 use crate::ruby::pointer::Pointer;
