@@ -25,8 +25,8 @@ RSpec.describe "hardening (child processes)" do
 
   before { skip "fiddle_jit's own machinery (arena, stubs, hooks)" if FIDDLE_JIT_ORACLE_MODE }
 
-  it "W^X: after 3000 attachments and 300 callbacks no mapping is writable and executable; " \
-     "the arena's r-x and rw- views match arena_stats and stay within the per-stub budget" do
+  it "W^X: after 3000 attachments and 300 callbacks no mapping is writable and executable; the arena's " \
+     "r-x and rw- views match arena_stats, only the chunk being filled is writable, within the per-stub budget" do
     run_child("wx")
   end
 
@@ -36,6 +36,10 @@ RSpec.describe "hardening (child processes)" do
 
   it "fork: stubs, blocking calls, callbacks, Functions and new attachments work in a forked child" do
     run_child("fork")
+  end
+
+  it "fork: parent and child both attach after the fork, and each keeps running its own stubs" do
+    run_child("fork_attach")
   end
 
   it "executable memory denied (FIDDLE_JIT_TEST_DENY_EXECMEM=1): attach_function and Function.new raise " \

@@ -3,6 +3,7 @@
 use crate::abi::{self, CfuncForm};
 use crate::emit::{self, arena::CodeArena, EmitError, RuntimeTargets, StubRequest, Thunks};
 use crate::runtime::{self, StubInfo};
+use crate::ruby::stub_lifetime::{self, AttachKey, OwnedStub, StubOwner};
 use crate::types::{CType, Signature, StructType};
 use magnus::rb_sys::AsRawValue;
 use magnus::{function, prelude::*, Error, RArray, RModule, RString, Ruby, Value};
@@ -95,6 +96,22 @@ fn runtime_symbols(targets: &RuntimeTargets, thunks: &Thunks) -> Vec<(u64, Strin
     names
 }
 
+/// The JIT, after giving the arena back the code of stubs whose module was
+/// collected (and forgetting their disassembly records). Every user of the
+/// JIT goes through here, so a record never outlives its stub's info.
+fn lock_jit() -> std::sync::MutexGuard<'static, Option<Jit>> {
+    let mut guard = JIT.lock().unwrap_or_else(|p| p.into_inner());
+    let reclaimed = stub_lifetime::take_reclaimed();
+    if let (Some(jit), false) = (guard.as_mut(), reclaimed.is_empty()) {
+        let gone: std::collections::HashSet<usize> = reclaimed.iter().map(|r| r.0).collect();
+        jit.stubs.retain(|r| !gone.contains(&r.address));
+        for (address, len) in reclaimed {
+            jit.arena.free(address, len);
+        }
+    }
+    guard
+}
+
 /// Installs other position-independent code (callback trampolines) in the
 /// same executable arena as the stubs.
 pub(crate) fn install_code(code: &[u8]) -> Result<usize, String> {
@@ -103,7 +120,7 @@ pub(crate) fn install_code(code: &[u8]) -> Result<usize, String> {
 }
 
 fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, EmitError> {
-    let mut guard = JIT.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = lock_jit();
     if guard.is_none() {
         let mut arena = CodeArena::new();
         let thunks = emit::install_thunks(&mut arena, TARGETS.get_or_init(runtime::targets))?;
@@ -182,15 +199,14 @@ fn ffi_messages() -> bool {
 }
 
 /// The Struct class of a `["pointer", StructClass]` parameter (a
-/// `Struct.by_ref`), pinned for as long as the stub may run; 0 otherwise.
+/// `Struct.by_ref`), 0 otherwise. (Pinned by the stub's owner: the stub's
+/// inline check compares its VALUE.)
 fn ref_class(value: Value) -> Result<rb_sys::VALUE, Error> {
     let Some(desc) = RArray::from_value(value) else { return Ok(0) };
     if desc.len() != 2 || desc.entry::<String>(0)? != "pointer" {
         return Ok(0);
     }
     let class: magnus::RClass = desc.entry(1)?;
-    // SAFETY: pins the class (the stub's inline check compares its VALUE).
-    unsafe { rb_sys::rb_gc_register_mark_object(class.as_raw()) };
     Ok(class.as_raw())
 }
 
@@ -228,8 +244,6 @@ fn attach_function(
     let ret_struct = match &ret {
         CType::Struct(s) => {
             let class: Value = RArray::from_value(ret_value).expect("struct descriptor").entry(4)?;
-            // SAFETY: pins the class for as long as the stub may run.
-            unsafe { rb_sys::rb_gc_register_mark_object(class.as_raw()) };
             Some((class.as_raw(), s.size))
         }
         _ => None,
@@ -250,29 +264,53 @@ fn attach_function(
     // ffi-compatible mode: the argv form, so arity errors are the stub's
     // (worded like the ffi gem's) and the method's arity is -1 as in ffi.
     let ffi_mode = ffi_messages();
-    let info: &'static StubInfo = Box::leak(Box::new(StubInfo {
-        ref_classes: Box::leak(ref_classes.into_boxed_slice()).as_ptr(),
-        name: method_name.clone(),
-        param_labels: {
-            // Formatted only when a message needs them; pinned like the stub.
-            let labels = labels.dup();
-            labels.freeze();
-            // SAFETY: keeps the Array alive for as long as the stub may run.
-            unsafe { rb_sys::rb_gc_register_mark_object(labels.as_raw()) };
-            labels.as_raw()
-        },
-        arity: sig.params.len(),
-        struct_sizes,
-        ret_struct,
+    let key = AttachKey {
+        function: address,
+        signature: sig,
+        blocking,
         ffi_messages: ffi_mode,
         ffi_long,
+        ref_classes,
+        ret_struct,
+        c_name,
+    };
+    let owner = StubOwner::of(ruby, module)?;
+    // The same function, signature and labels under this name: its stub
+    // again (nothing emitted, nothing kept).
+    for (stub, len, old_labels) in owner.find(&method_name, &key) {
+        // SAFETY: compares two live Arrays (Symbols, Strings, type objects).
+        if unsafe { rb_sys::rb_equal(old_labels, labels.as_raw()) } == rb_sys::Qtrue as rb_sys::VALUE {
+            let arity = match key_form(&key) {
+                CfuncForm::Fixed(n) => n as i32,
+                CfuncForm::Argv(_) => -1,
+            };
+            define(ruby, module, &method_name, stub, arity)?;
+            return Ok((stub, len));
+        }
+    }
+    // Held here (so on the stack the GC scans) until the owner marks it.
+    let frozen_labels = labels.dup();
+    frozen_labels.freeze();
+    let info = Box::into_raw(Box::new(StubInfo {
+        ref_classes: std::ptr::null(),
+        ref_classes_owned: key.ref_classes.clone().into_boxed_slice(),
+        name: method_name.clone(),
+        // Formatted only when a message needs them.
+        param_labels: frozen_labels.as_raw(),
+        arity: key.signature.params.len(),
+        struct_sizes,
+        ret_struct: key.ret_struct,
+        ffi_messages: ffi_mode,
+        ffi_long: key.ffi_long.clone(),
         enums: std::sync::atomic::AtomicUsize::new(0),
     }));
+    // SAFETY: just allocated, not shared yet; the slice is owned by the info.
+    unsafe { (*info).ref_classes = (*info).ref_classes_owned.as_ptr() };
     let targets = TARGETS.get_or_init(runtime::targets);
-    let (stub, code_len, form) = with_jit(|jit| {
-        let info_address = info as *const StubInfo as usize;
-        let key = (sig, blocking, ffi_mode);
-        let (emitted, form) = match jit.templates.entry(key) {
+    let emitted = with_jit(|jit| {
+        let info_address = info as usize;
+        let template_key = (key.signature.clone(), blocking, ffi_mode);
+        let (emitted, form) = match jit.templates.entry(template_key) {
             Entry::Occupied(o) => (o.get().0.retarget(address, info_address), o.get().1),
             Entry::Vacant(v) => {
                 let plan = abi::plan_stub_in_form(&v.key().0, ffi_mode).map_err(|e| EmitError::Plan(e.to_string()))?;
@@ -291,8 +329,8 @@ fn attach_function(
             address: stub,
             len: emitted.code.len(),
             code_len: emitted.code_len,
-            function: (address, c_name),
-            info: info as *const StubInfo as usize,
+            function: (address, key.c_name.clone()),
+            info: info as usize,
         });
         Ok((stub, emitted.code.len(), form))
     })
@@ -304,15 +342,44 @@ fn attach_function(
             Error::new(ruby.exception_not_imp_error(), format!("{method_name}: {e}"))
         }
         EmitError::Assembler(_) => Error::new(ruby.exception_runtime_error(), format!("{method_name}: {e}")),
-    })?;
+    });
+    let (stub, code_len, form) = match emitted {
+        Ok(done) => done,
+        Err(e) => {
+            // SAFETY: made above by Box::into_raw and never handed out.
+            drop(unsafe { Box::from_raw(info) });
+            return Err(e);
+        }
+    };
     let arity = match form {
         CfuncForm::Fixed(n) => n as i32,
         CfuncForm::Argv(_) => -1,
     };
-    let name = CString::new(method_name).map_err(|e| Error::new(ruby.exception_arg_error(), e.to_string()))?;
+    // Owned before the methods exist: defining them may run the GC.
+    owner.add(method_name.clone(), OwnedStub { key, address: stub, len: code_len, info });
+    std::hint::black_box(frozen_labels);
+    define(ruby, module, &method_name, stub, arity)?;
+    Ok((stub, code_len))
+}
+
+/// The cfunc form a stub of `key` has (the template's).
+fn key_form(key: &AttachKey) -> CfuncForm {
+    let jit = lock_jit();
+    jit.as_ref()
+        .and_then(|j| j.templates.get(&(key.signature.clone(), key.blocking, key.ffi_messages)))
+        .map(|t| t.1)
+        .expect("a stub was emitted from this template")
+}
+
+/// Defines `name` on `module` as a singleton method and a public instance
+/// method whose body is the stub at `stub`.
+fn define(ruby: &Ruby, module: Value, name: &str, stub: usize, arity: i32) -> Result<(), Error> {
+    let name = CString::new(name).map_err(|e| Error::new(ruby.exception_arg_error(), e.to_string()))?;
     // SAFETY: `stub` is the address of complete machine code in the arena,
-    // never freed or moved, with the cfunc signature `arity` announces.
-    unsafe {
+    // with the cfunc signature `arity` announces, owned by `module` (so not
+    // freed while a method of it can run). Under protect: defining raises
+    // FrozenError on a frozen module.
+    magnus::rb_sys::protect(|| unsafe {
         let func: unsafe extern "C" fn() -> rb_sys::VALUE = std::mem::transmute(stub);
         // Not Ractor-safe (callbacks, the shared Pointer::NULL, the
         // callback registry): Ruby then refuses calls from non-main Ractors with
@@ -321,14 +388,15 @@ fn attach_function(
         rb_sys::rb_define_singleton_method(module.as_raw(), name.as_ptr(), Some(func), arity);
         rb_sys::rb_define_method(module.as_raw(), name.as_ptr(), Some(func), arity);
         rb_sys::rb_ext_ractor_safe(true);
-    }
-    Ok((stub, code_len))
+        rb_sys::Qnil as rb_sys::VALUE
+    })
+    .map(|_| ())
 }
 
 /// Assembly of the stub installed at `stub` (an address attach_function
 /// returned), or nil.
 fn disassemble(stub: usize) -> Option<String> {
-    let jit = JIT.lock().unwrap_or_else(|p| p.into_inner());
+    let jit = lock_jit();
     let record = jit.as_ref()?.stubs.iter().find(|r| r.address == stub)?;
     // SAFETY: the record describes installed code, mapped for the life of
     // the process and never written again.
@@ -345,21 +413,25 @@ fn disassemble(stub: usize) -> Option<String> {
 /// Library's FiddleJit::Enums), as the ffi gem's functions do. False when
 /// `stub` is not a stub.
 fn stub_enums(stub: usize, enums: Value) -> bool {
-    let jit = JIT.lock().unwrap_or_else(|p| p.into_inner());
+    let jit = lock_jit();
     let Some(record) = jit.as_ref().and_then(|j| j.stubs.iter().rev().find(|r| r.address == stub)) else { return false };
-    // SAFETY: keeps `enums` alive (and unmoved) for as long as the stub may
-    // run; `record.info` is the leaked StubInfo of that stub.
-    unsafe {
-        rb_sys::rb_gc_register_mark_object(enums.as_raw());
-        (*(record.info as *const StubInfo)).enums.store(enums.as_raw() as usize, Ordering::Release);
-    }
+    // SAFETY: `record.info` is the StubInfo of that stub, alive (records of
+    // reclaimed stubs are dropped by lock_jit); its owner marks `enums`
+    // from now on (the module whose Library passes it keeps it anyway).
+    unsafe { (*(record.info as *const StubInfo)).enums.store(enums.as_raw() as usize, Ordering::Release) };
     true
 }
 
-/// `[code bytes, reserved bytes]` of the executable arena.
-fn arena_stats() -> (usize, usize) {
-    let jit = JIT.lock().unwrap_or_else(|p| p.into_inner());
-    jit.as_ref().map_or((0, 0), |j| (j.arena.code_bytes(), j.arena.reserved_bytes()))
+/// `[code bytes, reserved bytes, writable bytes]` of the executable arena
+/// (after giving back the code of collected modules' stubs).
+fn arena_stats() -> (usize, usize, usize) {
+    let jit = lock_jit();
+    jit.as_ref().map_or((0, 0, 0), |j| (j.arena.code_bytes(), j.arena.reserved_bytes(), j.arena.writable_bytes()))
+}
+
+/// How many stubs `module` owns (for tests).
+fn owned_stubs(ruby: &Ruby, module: Value) -> Result<usize, Error> {
+    Ok(StubOwner::of(ruby, module)?.count())
 }
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
@@ -370,12 +442,14 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     native.define_singleton_method("errno", function!(runtime::errno::saved_errno, 0))?;
     native.define_singleton_method("errno=", function!(runtime::errno::set_saved_errno, 1))?;
     native.define_singleton_method("arena_stats", function!(arena_stats, 0))?;
+    native.define_singleton_method("owned_stubs", function!(owned_stubs, 1))?;
+    let owner_class = native.define_class("StubOwner", ruby.class_object())?;
+    owner_class.undef_default_alloc_func();
     native.define_singleton_method("ffi_messages=", function!(set_ffi_messages, 1))?;
     native.define_singleton_method("ffi_messages?", function!(ffi_messages, 0))?;
     native.define_singleton_method("long_double_unpack", function!(runtime::long_double::unpack, 1))?;
     native.define_singleton_method("long_double_pack", function!(runtime::long_double::pack, 1))?;
     native.const_set("ARCH", std::env::consts::ARCH)?;
     native.const_set("JIT_SUPPORTED", cfg!(target_arch = "x86_64"))?;
-    let _ = ruby;
     Ok(())
 }
