@@ -443,6 +443,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     native.define_singleton_method("errno=", function!(runtime::errno::set_saved_errno, 1))?;
     native.define_singleton_method("arena_stats", function!(arena_stats, 0))?;
     native.define_singleton_method("owned_stubs", function!(owned_stubs, 1))?;
+    native.define_singleton_method("owned_stub_total", function!(stub_lifetime::owned_total, 0))?;
     let owner_class = native.define_class("StubOwner", ruby.class_object())?;
     owner_class.undef_default_alloc_func();
     native.define_singleton_method("ffi_messages=", function!(set_ffi_messages, 1))?;

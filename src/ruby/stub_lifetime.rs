@@ -96,6 +96,14 @@ impl DataTypeFunctions for StubOwner {
     }
 }
 
+/// Stubs owned by live modules, all modules together (for tests).
+static OWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// `Native.owned_stub_total`: stubs (each with its StubInfo) not reclaimed.
+pub fn owned_total() -> usize {
+    OWNED.load(Ordering::Relaxed)
+}
+
 /// Stubs whose owner was collected: `(address, installed bytes)`.
 static RECLAIMED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
 
@@ -104,6 +112,7 @@ impl Drop for StubOwner {
         let stubs = std::mem::take(self.stubs.get_mut());
         let mut reclaimed = RECLAIMED.lock().unwrap_or_else(|p| p.into_inner());
         for stub in stubs.into_values().flatten() {
+            OWNED.fetch_sub(1, Ordering::Relaxed);
             reclaimed.push((stub.address, stub.len));
             // SAFETY: the info was made by Box::into_raw for this stub
             // only, and its module (so every method running the stub) is
@@ -158,6 +167,7 @@ impl StubOwner {
     }
 
     pub fn add(&self, name: String, stub: OwnedStub) {
+        OWNED.fetch_add(1, Ordering::Relaxed);
         self.stubs.borrow_mut().entry(name).or_default().push(stub);
     }
 
