@@ -124,6 +124,7 @@ impl CodeArena {
         let addr = chunk.rx as usize + offset;
         // SAFETY: the range was just written and lies inside the RX view.
         flush_icache(unsafe { std::slice::from_raw_parts(addr as *const u8, len) });
+        valgrind_discard_translations(addr, len);
         self.bytes += code.len();
         Ok(addr)
     }
@@ -283,6 +284,34 @@ fn flush_icache(code: &[u8]) {
     }
     #[cfg(not(target_arch = "aarch64"))]
     let _ = code;
+}
+
+/// Under valgrind, drops its translations of `[addr, addr+len)`: a hole
+/// refilled through the writable alias is new code at an address valgrind
+/// may have translated before, and it cannot see writes made through
+/// another mapping. The client request (valgrind.h's
+/// VALGRIND_DISCARD_TRANSLATIONS) is a no-op sequence on real hardware: four
+/// rotations of rdi adding up to 128 bits, then `xchg rbx, rbx`.
+fn valgrind_discard_translations(addr: usize, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const VG_USERREQ_DISCARD_TRANSLATIONS: u64 = 0x1002;
+        let args: [u64; 6] = [VG_USERREQ_DISCARD_TRANSLATIONS, addr as u64, len as u64, 0, 0, 0];
+        // SAFETY: rotates rdi back to its value and exchanges rbx with
+        // itself; reads `args` (under valgrind); rdx gets the result.
+        unsafe {
+            std::arch::asm!(
+                "rol rdi, 3", "rol rdi, 13", "rol rdi, 61", "rol rdi, 51",
+                "xchg rbx, rbx",
+                in("rax") args.as_ptr(),
+                inout("rdx") 0u64 => _,
+                out("rdi") _,
+                options(nostack),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (addr, len);
 }
 
 fn page_size() -> usize {
