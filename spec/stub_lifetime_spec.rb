@@ -1,7 +1,6 @@
 # frozen_string_literal: true
 
 require_relative "spec_helper"
-require "timeout"
 
 # Stubs are reclaimed once nothing can run them (their module was
 # collected), never while a thread is inside one; re-attaching a name
@@ -11,19 +10,8 @@ require "timeout"
 RSpec.describe "stub lifetime (child processes)" do
   before { skip "fiddle_jit's own machinery (arena, stub owners)" if FIDDLE_JIT_ORACLE_MODE }
 
-  def run_child(scenario, timeout: 300)
-    child = File.expand_path("fixtures/lifetime_child.rb", __dir__)
-    out = +""
-    IO.popen([RbConfig.ruby, child, scenario, FIXTURE_LIB, CALLBACK_FIXTURE_LIB], err: %i[child out]) do |io|
-      # (bounds a hang, which is a failure; nothing here is timed)
-      Timeout.timeout(timeout) { out = io.read }
-    rescue Timeout::Error
-      Process.kill(:KILL, io.pid)
-      out << "\n[timed out after #{timeout}s]"
-    end
-    status = $?
-    detail = status.signaled? ? "killed by signal #{status.termsig}" : "exit status #{status.exitstatus}"
-    expect(status.success? && out.start_with?("OK")).to be(true), "#{scenario}: #{detail}\n#{out[0, 4000]}"
+  def run_child(scenario)
+    run_child_scenario("lifetime_child.rb", scenario, FIXTURE_LIB, CALLBACK_FIXTURE_LIB, timeout: 300)
   end
 
   it "throwaway modules attaching functions leave no code, stub data or pinned objects behind" do
