@@ -379,14 +379,17 @@ impl Chunk {
             if !self.rw.is_null() {
                 let rw = libc::mmap(self.rw as *mut libc::c_void, self.size, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_FIXED, fd, 0);
                 if rw == libc::MAP_FAILED {
-                    // The old writable view would write the shared copy: drop it.
+                    // The old writable view would write the shared copy:
+                    // replace it with a new one of the copy.
                     libc::munmap(self.rw as *mut libc::c_void, self.size);
                     self.rw = ptr::null_mut();
+                    self.own_gen = now;
+                    return self.map_writable();
                 }
             }
         }
         self.own_gen = now;
-        self.map_writable()
+        Ok(())
     }
 
     /// macOS: a forked child's MAP_PRIVATE memory is its own already.
