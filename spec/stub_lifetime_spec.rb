@@ -14,6 +14,18 @@ RSpec.describe "stub lifetime (child processes)" do
     run_child_scenario("lifetime_child.rb", scenario, FIXTURE_LIB, CALLBACK_FIXTURE_LIB, timeout: 300)
   end
 
+  it "attaching to a frozen module raises FrozenError like the ffi gem, before or after its first stub" do
+    [FFI, FiddleJit].each do |ns|
+      fresh = Module.new.freeze
+      used = Module.new
+      ns::Function.new(:int, [:int], ns::Pointer.new(0x1000)).attach(used, "f")
+      used.freeze
+      [fresh, used].each do |mod|
+        expect { ns::Function.new(:int, [:int], ns::Pointer.new(0x1000)).attach(mod, "g") }.to raise_error(FrozenError)
+      end
+    end
+  end
+
   it "throwaway modules attaching functions leave no code, stub data or pinned objects behind" do
     run_child("modules")
   end

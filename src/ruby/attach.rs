@@ -3,11 +3,10 @@
 use crate::abi::{self, CfuncForm};
 use crate::emit::{self, arena::CodeArena, EmitError, RuntimeTargets, StubRequest, Thunks};
 use crate::runtime::{self, StubInfo};
-use crate::ruby::stub_lifetime::{self, AttachKey, OwnedStub, StubOwner};
+use crate::ruby::stub_lifetime::{self, OwnedStub, StubOwner};
 use crate::types::{CType, Signature, StructType};
-use magnus::rb_sys::AsRawValue;
+use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{function, prelude::*, Error, RArray, RModule, RString, Ruby, Value};
-use std::collections::hash_map::Entry;
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -22,10 +21,11 @@ struct Jit {
     thunks: Thunks,
     /// Every installed stub, for disassembly.
     stubs: Vec<StubRecord>,
-    /// One emitted stub per signature (and blocking and ffi-mode flags), with its cfunc
-    /// form, retargeted (two literal-pool entries patched) for later
-    /// functions of the same signature: no planning, no assembling.
-    templates: std::collections::HashMap<(Signature, bool, bool), (emit::EmittedStub, CfuncForm)>,
+    /// One emitted stub per signature and blocking/ffi-mode flags (index
+    /// `blocking + 2 * ffi_mode`), with its cfunc form, retargeted (two
+    /// literal-pool entries patched) for later functions of the same
+    /// signature: no planning, no assembling.
+    templates: std::collections::HashMap<Signature, [Option<(emit::EmittedStub, CfuncForm)>; 4]>,
     perf_map: Option<std::fs::File>,
 }
 
@@ -230,7 +230,7 @@ fn attach_function(
     fixed_params: Option<usize>,
     blocking: bool,
 ) -> Result<(usize, usize), Error> {
-    let ffi_long = params
+    let ffi_long: Vec<bool> = params
         .into_iter()
         // SAFETY: the bytes are only read before any Ruby code can run.
         .map(|p| RString::from_value(p).is_some_and(|s| matches!(unsafe { s.as_slice() }, b"long" | b"ulong")))
@@ -264,26 +264,19 @@ fn attach_function(
     // ffi-compatible mode: the argv form, so arity errors are the stub's
     // (worded like the ffi gem's) and the method's arity is -1 as in ffi.
     let ffi_mode = ffi_messages();
-    let key = AttachKey {
-        function: address,
-        signature: sig,
-        blocking,
-        ffi_messages: ffi_mode,
-        ffi_long,
-        ref_classes,
-        ret_struct,
-        c_name,
-    };
     let owner = StubOwner::of(ruby, module)?;
-    // The same function, signature and labels under this name: its stub
-    // again (nothing emitted, nothing kept).
-    for (stub, len, old_labels) in owner.find(&method_name, &key) {
+    // The same function, signature, conversions and labels under this
+    // name: its stub again (nothing emitted, nothing kept).
+    let same = |s: &OwnedStub| {
+        s.function == address
+            && s.blocking == blocking
+            && s.signature == sig
+            // SAFETY: alive with its owner.
+            && unsafe { &*s.info }.same_conversions(&ref_classes, ret_struct, ffi_mode, &ffi_long)
+    };
+    for (stub, len, arity, old_labels) in owner.find(&method_name, same) {
         // SAFETY: compares two live Arrays (Symbols, Strings, type objects).
         if unsafe { rb_sys::rb_equal(old_labels, labels.as_raw()) } == rb_sys::Qtrue as rb_sys::VALUE {
-            let arity = match key_form(&key) {
-                CfuncForm::Fixed(n) => n as i32,
-                CfuncForm::Argv(_) => -1,
-            };
             define(ruby, module, &method_name, stub, arity)?;
             return Ok((stub, len));
         }
@@ -291,32 +284,34 @@ fn attach_function(
     // Held here (so on the stack the GC scans) until the owner marks it.
     let frozen_labels = labels.dup();
     frozen_labels.freeze();
+    let ref_classes = ref_classes.into_boxed_slice();
     let info = Box::into_raw(Box::new(StubInfo {
-        ref_classes: std::ptr::null(),
-        ref_classes_owned: key.ref_classes.clone().into_boxed_slice(),
-        name: method_name.clone(),
+        ref_classes: ref_classes.as_ptr(),
+        ref_classes_owned: ref_classes,
+        name: method_name,
         // Formatted only when a message needs them.
         param_labels: frozen_labels.as_raw(),
-        arity: key.signature.params.len(),
+        arity: sig.params.len(),
         struct_sizes,
-        ret_struct: key.ret_struct,
+        ret_struct,
         ffi_messages: ffi_mode,
-        ffi_long: key.ffi_long.clone(),
+        ffi_long,
         enums: std::sync::atomic::AtomicUsize::new(0),
     }));
-    // SAFETY: just allocated, not shared yet; the slice is owned by the info.
-    unsafe { (*info).ref_classes = (*info).ref_classes_owned.as_ptr() };
+    // SAFETY: just made; nothing else refers to it yet.
+    let method_name = unsafe { &(*info).name };
     let targets = TARGETS.get_or_init(runtime::targets);
+    let flags = blocking as usize + 2 * ffi_mode as usize;
     let emitted = with_jit(|jit| {
         let info_address = info as usize;
-        let template_key = (key.signature.clone(), blocking, ffi_mode);
-        let (emitted, form) = match jit.templates.entry(template_key) {
-            Entry::Occupied(o) => (o.get().0.retarget(address, info_address), o.get().1),
-            Entry::Vacant(v) => {
-                let plan = abi::plan_stub_in_form(&v.key().0, ffi_mode).map_err(|e| EmitError::Plan(e.to_string()))?;
+        let cached = jit.templates.get(&sig).and_then(|t| t[flags].as_ref());
+        let (emitted, form) = match cached {
+            Some((template, form)) => (template.retarget(address, info_address), *form),
+            None => {
+                let plan = abi::plan_stub_in_form(&sig, ffi_mode).map_err(|e| EmitError::Plan(e.to_string()))?;
                 let req = StubRequest { plan: &plan, function: address, info: info_address, targets, thunks: &jit.thunks, blocking };
                 let stub = emit::emit_stub(&req)?;
-                v.insert((stub.clone(), plan.form));
+                jit.templates.entry(sig.clone()).or_default()[flags] = Some((stub.clone(), plan.form));
                 (stub, plan.form)
             }
         };
@@ -329,8 +324,8 @@ fn attach_function(
             address: stub,
             len: emitted.code.len(),
             code_len: emitted.code_len,
-            function: (address, key.c_name.clone()),
-            info: info as usize,
+            function: (address, c_name),
+            info: info_address,
         });
         Ok((stub, emitted.code.len(), form))
     })
@@ -356,30 +351,29 @@ fn attach_function(
         CfuncForm::Argv(_) => -1,
     };
     // Owned before the methods exist: defining them may run the GC.
-    owner.add(method_name.clone(), OwnedStub { key, address: stub, len: code_len, info });
+    owner.add(OwnedStub::new(stub, code_len, info, address, sig, blocking, arity));
     std::hint::black_box(frozen_labels);
-    define(ruby, module, &method_name, stub, arity)?;
+    // SAFETY: the info lives as long as its owner, which `module` holds.
+    define(ruby, module, unsafe { &(*info).name }, stub, arity)?;
     Ok((stub, code_len))
-}
-
-/// The cfunc form a stub of `key` has (the template's).
-fn key_form(key: &AttachKey) -> CfuncForm {
-    let jit = lock_jit();
-    jit.as_ref()
-        .and_then(|j| j.templates.get(&(key.signature.clone(), key.blocking, key.ffi_messages)))
-        .map(|t| t.1)
-        .expect("a stub was emitted from this template")
 }
 
 /// Defines `name` on `module` as a singleton method and a public instance
 /// method whose body is the stub at `stub`.
 fn define(ruby: &Ruby, module: Value, name: &str, stub: usize, arity: i32) -> Result<(), Error> {
     let name = CString::new(name).map_err(|e| Error::new(ruby.exception_arg_error(), e.to_string()))?;
+    // rb_define_method raises FrozenError on a frozen module: raised here
+    // instead, through magnus (no longjmp over this frame).
+    // SAFETY: a flag read of a live object.
+    if unsafe { rb_sys::rb_obj_frozen_p(module.as_raw()) } != rb_sys::Qfalse as rb_sys::VALUE {
+        // SAFETY: the class of a live object.
+        let class = unsafe { Value::from_raw(rb_sys::rb_obj_class(module.as_raw())) };
+        return Err(Error::new(ruby.exception_frozen_error(), format!("can't modify frozen {}: {}", class.inspect(), module.inspect())));
+    }
     // SAFETY: `stub` is the address of complete machine code in the arena,
     // with the cfunc signature `arity` announces, owned by `module` (so not
-    // freed while a method of it can run). Under protect: defining raises
-    // FrozenError on a frozen module.
-    magnus::rb_sys::protect(|| unsafe {
+    // freed while a method of it can run).
+    unsafe {
         let func: unsafe extern "C" fn() -> rb_sys::VALUE = std::mem::transmute(stub);
         // Not Ractor-safe (callbacks, the shared Pointer::NULL, the
         // callback registry): Ruby then refuses calls from non-main Ractors with
@@ -388,9 +382,8 @@ fn define(ruby: &Ruby, module: Value, name: &str, stub: usize, arity: i32) -> Re
         rb_sys::rb_define_singleton_method(module.as_raw(), name.as_ptr(), Some(func), arity);
         rb_sys::rb_define_method(module.as_raw(), name.as_ptr(), Some(func), arity);
         rb_sys::rb_ext_ractor_safe(true);
-        rb_sys::Qnil as rb_sys::VALUE
-    })
-    .map(|_| ())
+    }
+    Ok(())
 }
 
 /// Assembly of the stub installed at `stub` (an address attach_function

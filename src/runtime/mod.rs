@@ -71,6 +71,12 @@ fn label_of(value: Value) -> String {
 }
 
 impl StubInfo {
+    /// Do two infos convert and report alike (all but the name, labels
+    /// and enums, which the stub's owner compares or sets separately)?
+    pub fn same_conversions(&self, ref_classes: &[VALUE], ret_struct: Option<(VALUE, usize)>, ffi_messages: bool, ffi_long: &[bool]) -> bool {
+        *self.ref_classes_owned == *ref_classes && self.ret_struct == ret_struct && self.ffi_messages == ffi_messages && self.ffi_long == ffi_long
+    }
+
     /// The Struct class parameter `index` requires (`Struct.by_ref`), or 0.
     fn ref_class(&self, index: u32) -> VALUE {
         if (index as usize) < self.arity {
