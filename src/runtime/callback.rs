@@ -356,7 +356,7 @@ fn invoke(inv: &mut Invocation) {
         // destination (s.size bytes) in raw slot nargs.
         unsafe { std::ptr::write_bytes(*inv.raw.add(slot.nargs) as *mut u8, 0, s.size) };
     }
-    inv.long_double = slot.ret == CType::LongDouble;
+    inv.long_double = matches!(slot.ret, CType::LongDouble);
     if PENDING_FRAMES.load(Ordering::Relaxed) != 0 || jump::any_pending() {
         if skip_ruby() {
             return;
@@ -510,7 +510,7 @@ unsafe extern "C" fn protected_call(arg: VALUE) -> VALUE {
     } else {
         rb_sys::rb_funcallv(data.callable, id_call(), n as c_int, argv)
     };
-    if data.ret == CType::LongDouble {
+    if matches!(data.ret, CType::LongDouble) {
         inv.result_ld = if ret == QNIL {
             Default::default()
         } else {
