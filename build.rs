@@ -3,6 +3,10 @@
 //! version-specific object layout in `src/emit/ruby_layout.rs` is chosen at
 //! compile time.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Without this cargo reruns the script (and rebuilds the crate) whenever
+    // any file of the package changes; rb-sys's own DEP_RB_* inputs are
+    // tracked through the dependency.
+    println!("cargo:rerun-if-changed=build.rs");
     rb_sys_env::activate()?;
     Ok(())
 }

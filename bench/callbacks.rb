@@ -29,7 +29,7 @@ ROOT = File.expand_path("..", __dir__)
 $LOAD_PATH.unshift File.join(ROOT, "lib")
 require "fiddle_jit"
 
-BUILD_DIR = File.join(__dir__, "build")
+BUILD_DIR = File.join(__dir__, "build", "#{RbConfig::CONFIG["arch"]}-ruby#{RUBY_VERSION[/\A\d+\.\d+/]}")
 SRC = File.join(__dir__, "fixture", "callback_bench.c")
 LIB = File.join(BUILD_DIR, "libfjcbbench.so")
 BENCH_TIME = Float(ENV.fetch("BENCH_TIME", "3"))

@@ -19,6 +19,7 @@
 # See bench/README.md.
 
 require "rbconfig"
+require "fileutils"
 require "open3"
 require "time"
 require "etc"
@@ -28,7 +29,8 @@ require "fiddle"
 
 BENCH_DIR = __dir__
 ROOT = File.expand_path("..", BENCH_DIR)
-BUILD_DIR = File.join(BENCH_DIR, "build")
+# One directory per architecture and Ruby (chroots share this checkout).
+BUILD_DIR = File.join(BENCH_DIR, "build", "#{RbConfig::CONFIG["arch"]}-ruby#{RUBY_VERSION[/\A\d+\.\d+/]}")
 FIXTURE_SRC = File.join(BENCH_DIR, "fixture", "bench_fixture.c")
 FIXTURE_LIB = File.join(BUILD_DIR, "libfjbench.so")
 CEXT_DIR = File.join(BENCH_DIR, "cext")
@@ -67,7 +69,7 @@ def run_cmd!(*cmd)
 end
 
 def build!
-  Dir.mkdir(BUILD_DIR) unless Dir.exist?(BUILD_DIR)
+  FileUtils.mkdir_p(BUILD_DIR)
 
   if stale?(FIXTURE_LIB, [FIXTURE_SRC])
     log "building #{FIXTURE_LIB}"

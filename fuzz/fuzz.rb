@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 # Differential fuzzer: fiddle_jit vs the ffi gem on random signatures and
-# random (valid and invalid) arguments. See README "Hardening".
+# random (valid and invalid) arguments. See docs/hardening.md.
 #
 #   rake fuzz                                  # short mode: 100k calls, <= 60 s
 #   FUZZ_CALLS=1000000 FUZZ_TIME=900 rake fuzz # long mode

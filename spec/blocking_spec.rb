@@ -40,7 +40,7 @@ RSpec.describe "blocking: true" do
 
   it "lets other threads run during the call" do
     with_counting_thread do |counter|
-      expect(watcher(true).wait_for_change(counter, 60_000)).to eq(1)
+      expect(watcher(true).wait_for_change(counter, 60_000 * SLOWDOWN)).to eq(1)
     end
   end
 

@@ -38,22 +38,22 @@ RSpec.describe "ffi gem drop-in (require \"fiddle_jit/ffi\")" do
 
     it "ruby -rfiddle_jit/ffi_shim: an unmodified file's require \"ffi\" gets fiddle_jit" do
       out, = run_ruby("-I", LIB_DIR, "-rfiddle_jit/ffi_shim", third_party)
-      expect(out).to eq("backend=fiddle_jit ffi_c=false strlen=5 version=1.15.5\n")
+      expect(out).to eq("backend=fiddle_jit ffi_c=false strlen=5 version=#{FFI_FOLLOWED_VERSION}\n")
     end
 
     it "RUBYOPT=-I lib/fiddle_jit/shim: the same, without -r" do
       out, = run_ruby(third_party, env: { "RUBYOPT" => "-I#{File.join(LIB_DIR, "fiddle_jit", "shim")} -I#{LIB_DIR}" })
-      expect(out).to eq("backend=fiddle_jit ffi_c=false strlen=5 version=1.15.5\n")
+      expect(out).to eq("backend=fiddle_jit ffi_c=false strlen=5 version=#{FFI_FOLLOWED_VERSION}\n")
     end
 
     it "without the shim the same file uses the ffi gem (the oracle)" do
       out, = run_ruby(third_party)
-      expect(out).to eq("backend=ffi ffi_c=true strlen=5 version=1.15.5\n")
+      expect(out).to eq("backend=ffi ffi_c=true strlen=5 version=#{FFI::VERSION}\n")
     end
 
     it "require \"ffi\" after require \"fiddle_jit/ffi\" does not load the ffi gem" do
       out, = run_ruby("-I", LIB_DIR, "-e", 'require "fiddle_jit/ffi"; p require("ffi"); require_relative ARGV[0]', third_party)
-      expect(out).to eq("false\nbackend=fiddle_jit ffi_c=false strlen=5 version=1.15.5\n")
+      expect(out).to eq("false\nbackend=fiddle_jit ffi_c=false strlen=5 version=#{FFI_FOLLOWED_VERSION}\n")
     end
 
     it "require \"fiddle_jit/ffi\" after the ffi gem raises a clear LoadError" do
@@ -89,10 +89,10 @@ RSpec.describe "ffi gem drop-in (require \"fiddle_jit/ffi\")" do
         1
         true
         8
-        "1.15.5"
+        "#{FFI_FOLLOWED_VERSION}"
         128
-        "x86_64"
-        "x86_64-linux"
+        #{FFI::Platform::CPU.inspect}
+        #{FFI::Platform::NAME.inspect}
         false
         4
         4

@@ -5,7 +5,7 @@ require "open3"
 require "timeout"
 
 # Regressions found by running the ffi gem's own spec suite against the shim
-# (see README "Drop-in for the ffi gem"). Each example is a small program
+# (see docs/compatibility.md). Each example is a small program
 # written for the ffi gem. It runs twice, in separate processes: under the
 # ffi gem (the oracle) and under `ruby -rfiddle_jit/ffi_shim`. Both runs must
 # print the same output, and that output must be the expected one.
@@ -19,13 +19,13 @@ RSpec.describe "ffi gem behaviours found by its own spec suite" do
       stdin.close
       out = err = nil
       begin
-        Timeout.timeout(timeout) do
+        Timeout.timeout(timeout * SLOWDOWN) do
           out = stdout.read
           err = stderr.read
         end
       rescue Timeout::Error
         Process.kill(:KILL, wait.pid)
-        raise "timed out after #{timeout}s (a deadlock?) running: ruby #{ruby_args.join(" ")}"
+        raise "timed out after #{timeout * SLOWDOWN}s (a deadlock?) running: ruby #{ruby_args.join(" ")}"
       end
       raise "ruby #{ruby_args.join(" ")} failed (#{wait.value.exitstatus}):\n#{err}\n#{out}" unless wait.value.success?
 

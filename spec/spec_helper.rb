@@ -65,6 +65,12 @@ module FixtureBuild
   end
 end
 
+# How many times slower than native this Ruby runs: `rake arm64` sets
+# FIDDLE_JIT_SLOWDOWN for Ruby under qemu-user. It scales the hang guards
+# (Timeout around child processes and waits, so a deadlock still fails)
+# and the fuzzer's volume, never a value an example asserts.
+SLOWDOWN = Integer(ENV.fetch("FIDDLE_JIT_SLOWDOWN", "1"))
+
 FIXTURE_LIBS = FixtureBuild.build_all!.freeze
 FIXTURE_LIB = FIXTURE_LIBS.fetch("fixture").freeze
 CALLBACK_FIXTURE_LIB = FIXTURE_LIBS.fetch("callback_fixture").freeze
@@ -80,6 +86,7 @@ else
 end
 
 Dir[File.expand_path("support/**/*.rb", __dir__)].sort.each { |f| require f }
+FFI_FOLLOWED_VERSION = Differential::FOLLOWED_VERSION
 
 RSpec.configure do |config|
   config.include Differential::Helpers

@@ -280,7 +280,11 @@ RSpec.describe "Struct and Union" do
         pt.clear
         r + [m.read_array_of_int(2), pt2.values]
       end
-      same("struct new bad") { |_ns, s| s[:point].new("x") }
+      bad_memory = Differential::FfiChange.new(since: "1.16.0", change: "Struct.new with a non-memory argument raises " \
+                                                                          "TypeError (it raised ArgumentError)",
+                                               now: TypeError)
+      expect_same_outcome("struct new bad", ffi_changed: bad_memory) { |ns| structs(ns)[:point].new("x") }
+      expect_same_outcome("struct new Integer", ffi_changed: bad_memory) { |ns| structs(ns)[:point].new(16) }
       same("struct new too small") { |ns, s| s[:point].new(ns::MemoryPointer.new(4))[:y] }
       same("struct new NULL") { |ns, s| s[:point].new(ns::Pointer::NULL)[:x] }
       same("struct no layout") { |ns| Class.new(ns::Struct).new }

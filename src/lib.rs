@@ -10,8 +10,16 @@
 pub mod abi;
 pub mod emit;
 pub mod types;
+pub mod binary128;
 #[cfg(target_arch = "x86_64")]
 pub mod x87;
+
+/// This machine's C `long double`: x87 80-bit extended on x86-64, IEEE
+/// binary128 on AArch64 (Linux).
+#[cfg(target_arch = "x86_64")]
+pub use x87::LongDouble;
+#[cfg(target_arch = "aarch64")]
+pub use binary128::LongDouble;
 
 #[cfg(not(test))]
 pub mod ruby;

@@ -1,11 +1,11 @@
 # frozen_string_literal: true
 
 # Hand-written C extension used as the "C ext" column of bench/run.rb.
-# Built out of tree: bench/run.rb runs this with Dir.chdir("bench/build"),
-# then `make`. Links against bench/build/libfjbench.so (built first by run.rb).
+# Built out of tree: bench/run.rb runs this with Dir.chdir(bench/build/<arch>-ruby<X.Y>),
+# then `make`. Links against that directory's libfjbench.so (built first by run.rb).
 require "mkmf"
 
-build_dir = File.expand_path("../build", __dir__)
+build_dir = Dir.pwd # bench/setup.rb runs this from its build directory
 
 $LDFLAGS << " -L#{build_dir} -Wl,-rpath,#{build_dir}"
 have_library("fjbench", "add") or abort "libfjbench.so not found in #{build_dir} (build bench/fixture first)"

@@ -29,8 +29,9 @@ require "fiddle_jit"
 module FFI
   # Marks this FFI module as fiddle_jit's (see the LoadError check above).
   FIDDLE_JIT = true
-  # The ffi gem version whose API this implements.
-  VERSION = "1.15.5"
+  # The ffi gem version whose API and behaviour this follows (the current
+  # line; gems compare it before using newer features).
+  VERSION = "1.17.0"
 
   CURRENT_PROCESS = USE_THIS_PROCESS_AS_LIBRARY = FiddleJit::CURRENT_PROCESS
 

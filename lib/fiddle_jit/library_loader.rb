@@ -3,9 +3,9 @@
 module FiddleJit
   # Finds and opens shared libraries the way the ffi gem's ffi_lib does
   # (name as given, then "lib<name>.so", following GNU ld scripts such as
-  # /usr/lib/x86_64-linux-gnu/libm.so), plus a search of the usual library
-  # directories for versioned files ("libm.so.6") when no unversioned
-  # development symlink is installed.
+  # /usr/lib/x86_64-linux-gnu/libm.so), plus, only when that fails, a search
+  # of the usual library directories for versioned files ("libm.so.6") for
+  # systems without the unversioned development symlink.
   module LibraryLoader
     LIBC = if RUBY_PLATFORM.include?("darwin") then "libc.dylib"
            elsif RUBY_PLATFORM.include?("musl") then "libc.so"
@@ -34,33 +34,47 @@ module FiddleJit
       name
     end
 
-    # Opens the first loadable of +names+ (a name or an Array of fallback
-    # names); LoadError naming every attempt otherwise, worded as the ffi
-    # gem words it ("Could not open library 'x': <dlerror>", joined by ".\n").
-    def open(names, flags)
-      attempts = []
-      Array(names).each do |name|
-        return DynamicLibrary.open(nil, flags) if name.equal?(CURRENT_PROCESS)
+    # What the ffi gem (1.17) appends to every "Could not open library"
+    # message on Linux, where it searches no directories of its own.
+    SEARCH_PATH_MESSAGE = "Searched in <system library path>"
 
-        candidates(name.to_s).each do |candidate|
-          lib = try_open(candidate, flags, attempts)
+    # Opens the first loadable of +names+ (a name or an Array of fallback
+    # names) the way the ffi gem 1.17 does: each name as given, then mapped
+    # ("m" => "libm.so"), following GNU ld scripts. Only when none loads,
+    # versioned files ("libm.so.6") in the usual library directories, for
+    # systems without the development symlink (beyond the ffi gem; scanned
+    # once per name per process). LoadError otherwise, worded as the ffi gem
+    # words it: every "Could not open library 'x': <dlerror>", joined by
+    # ".\n", then SEARCH_PATH_MESSAGE.
+    def open(names, flags)
+      return DynamicLibrary.open(nil, flags) if names.equal?(CURRENT_PROCESS)
+
+      errors = []
+      libnames = Array(names).flat_map { |name| [name.to_s, map_library_name(name)].uniq }
+      libnames.each do |libname|
+        lib = try_open(libname, flags, errors)
+        return lib if lib
+      end
+      libnames.each do |libname|
+        versioned_files(libname).each do |path|
+          lib = try_open(path, flags, errors)
           return lib if lib
         end
       end
-      raise LoadError, attempts.join(".\n")
+      raise LoadError, [*errors, SEARCH_PATH_MESSAGE].join(".\n")
     end
 
-    def candidates(name)
-      mapped = map_library_name(name)
-      list = [name, mapped]
-      unless mapped.include?("/")
-        search_dirs.each do |dir|
-          list << File.join(dir, mapped)
-          # Versioned files when no dev symlink exists: highest version first.
-          list.concat(Dir.glob(File.join(dir, "#{mapped}.*")).sort_by { |p| p.scan(/\d+/).map(&:to_i) }.reverse)
-        end
-      end
-      list.uniq.select { |path| !path.include?("/") || File.exist?(path) || path == name }
+    VERSIONED = {} # rubocop:disable Style/MutableConstant -- a per-process cache
+    private_constant :VERSIONED
+
+    # "libfoo.so" => the existing "libfoo.so.N[.M]" files of the library
+    # directories, highest version first.
+    def versioned_files(libname)
+      return [] if libname.include?("/") || !libname.end_with?(".#{LIBSUFFIX}")
+
+      VERSIONED[libname] ||= search_dirs.flat_map do |dir|
+        Dir.glob(File.join(dir, "#{libname}.*")).sort_by { |p| p.scan(/\d+/).map(&:to_i) }.reverse
+      end.uniq.freeze
     end
 
     def try_open(path, flags, attempts, depth = 0)
@@ -76,9 +90,13 @@ module FiddleJit
     # A GNU ld script (libc.so, libm.so) names the real library:
     # "GROUP ( /lib/x86_64-linux-gnu/libm.so.6 ... )".
     def ld_script_target(path, message)
-      return unless message.match?(/invalid ELF header|file too short|invalid file format/)
+      # The ffi gem's pattern: the file name in dlerror's message stops at
+      # blanks, parentheses and the colon.
+      match = message.match(/(([^ \t()])+\.so([^ \t:()])*):([ \t])*(invalid ELF header|file too short|invalid file format)/)
+      return unless match
 
-      file = message[%r{(/\S+?\.so\S*?):}, 1] || path
+      file = match[1]
+      file = path unless File.file?(file)
       return unless File.file?(file)
 
       File.binread(file, 4096)[/(?:GROUP|INPUT)\s*\(\s*([^\s)]+)/, 1]

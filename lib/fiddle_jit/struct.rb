@@ -21,7 +21,8 @@ module FiddleJit
       def ==(other) = other.is_a?(Builtin) && other.canonical == canonical
       alias eql? ==
       def hash = canonical.hash
-      def inspect = "#<#{Builtin}:#{INSPECT_NAMES.fetch(name) { name.to_s.upcase }} size=#{size} alignment=#{alignment}>"
+      # "Builtin::INT32" as the ffi gem 1.17 prints it (1.15: "Builtin:INT32").
+      def inspect = "#<#{Builtin}::#{INSPECT_NAMES.fetch(name) { name.to_s.upcase }} size=#{size} alignment=#{alignment}>"
       INSPECT_NAMES = { float: "FLOAT32", double: "FLOAT64", long_double: "LONGDOUBLE" }.freeze # the ffi gem's
     end
 

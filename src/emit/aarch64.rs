@@ -196,6 +196,30 @@ pub fn emit_thunks(targets: &RuntimeTargets) -> Vec<Vec<u8>> {
     .collect()
 }
 
+/// Immediates (the VALUE in x9) → `slow`; nil and false → `null`, which
+/// tells them apart (nil → NULL, false → the helper's error); heap objects
+/// fall through.
+fn split_immediates(ops: &mut Asm, slow: DynamicLabel, null: DynamicLabel) {
+    if NIL_HAS_IMMEDIATE_BITS {
+        dynasm!(ops
+            ; .arch aarch64
+            ; cmp x9, QNIL as u32
+            ; b.eq =>null
+            ; tst x9, IMMEDIATE_MASK as u64
+            ; b.ne =>slow
+            ; cbz x9, =>null
+        );
+    } else {
+        dynasm!(ops
+            ; .arch aarch64
+            ; tst x9, IMMEDIATE_MASK as u64
+            ; b.ne =>slow
+            ; cmp x9, QNIL as u32
+            ; b.ls =>null
+        );
+    }
+}
+
 /// The stub's locals, as offsets from sp after the prologue (x29 points at
 /// the saved x29/x30 pair just above them).
 #[derive(Clone, Copy)]
@@ -690,12 +714,9 @@ impl Emitter<'_> {
         let found = self.ops.new_dynamic_label();
         // One mask and compare: T_STRING, embedded, encoding index 0 or 1.
         let fast_kind = (T_MASK | RSTRING_NOEMBED | (ENCODING_MASK & !(1 << ENCODING_SHIFT))) as u64;
+        split_immediates(&mut self.ops, slow, null);
         dynasm!(self.ops
             ; .arch aarch64
-            ; tst x9, IMMEDIATE_MASK as u64
-            ; b.ne =>slow
-            ; cmp x9, QNIL as u32
-            ; b.ls =>null                        // nil, or false (0) which `null` sends on
             ; ldr x10, [x9, RBASIC_FLAGS as u32]
         );
         mov_imm(&mut self.ops, X11, fast_kind);
@@ -766,12 +787,9 @@ impl Emitter<'_> {
     fn unbox_pointer(&mut self, e: &PlanEntry, ctx: ArgCtx) {
         let (slow, null, done) =
             (self.ops.new_dynamic_label(), self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
+        split_immediates(&mut self.ops, slow, null);
         dynasm!(self.ops
             ; .arch aarch64
-            ; tst x9, IMMEDIATE_MASK as u64
-            ; b.ne =>slow
-            ; cmp x9, QNIL as u32
-            ; b.ls =>null                        // nil, or false (sent on to the helper)
             ; ldr x10, [x9, RBASIC_FLAGS as u32]
             ; and x10, x10, T_MASK as u64
             ; cmp x10, T_DATA as u32             // offset 16 means `type` only for T_DATA

@@ -15,6 +15,10 @@ pub const IMMEDIATE_MASK: i32 = ruby_special_consts::RUBY_IMMEDIATE_MASK as i32;
 pub const FIXNUM_FLAG: i32 = ruby_special_consts::RUBY_FIXNUM_FLAG as i32;
 pub const FLONUM_MASK: i32 = ruby_special_consts::RUBY_FLONUM_MASK as i32;
 pub const FLONUM_FLAG: i32 = ruby_special_consts::RUBY_FLONUM_FLAG as i32;
+/// Ruby 3.2 moved nil from 8 to 4 (false 0, true 0x14), inside the
+/// immediate tag bits: a `test IMMEDIATE_MASK` no longer lets nil through to
+/// a "nil or false" compare, so conversions check nil first there.
+pub const NIL_HAS_IMMEDIATE_BITS: bool = QNIL & IMMEDIATE_MASK != 0;
 /// The flonum encoding of +0.0, which the rotate rule cannot express.
 pub const FLONUM_ZERO: i64 = 0x8000_0000_0000_0002u64 as i64;
 /// Largest integer that fits a Fixnum (2**62 - 1 on 64-bit).
@@ -42,8 +46,10 @@ pub const RBASIC_KLASS: i32 = offset_of!(rb_sys::RBasic, klass) as i32;
 //   3.1      | flags bits 14..19 (EMBED_LEN)    | as.heap.len   | as.embed.ary (24 bytes in the object)
 //   3.2      | as.embed.len (variable width)    | as.heap.len   | as.embed.ary (slot size - 24)
 //   3.3, 3.4 | len (one field for both kinds)  | len           | as.embed.ary (slot size - 24)
-//   4.0      | as 3.3 (built by construction; not run here)
+//   4.0      | as 3.3
 //
+// 3.2 and 4.0 are built by construction, not run here: script/headers-check
+// builds this crate against their headers and runs the cargo tests.
 // Every number comes from rb-sys's bindings of the Ruby being built against;
 // `build.rs` turns its version into the `ruby_gte_*` cfgs used here. The
 // embedded area always holds at least 16 bytes (24 on 3.1; a 40-byte slot
@@ -94,6 +100,12 @@ pub fn fake_embedded_string(bytes: &[u8]) -> Box<[u64; 6]> {
     s
 }
 
+// RTypedData: `type` at 16, `typed_flag` at 24, `data` at 32 up to 3.4; 4.0
+// puts `fields_obj` at 16 and `type` at 24, marks typed data with a flags bit
+// (RUBY_TYPED_FL_IS_TYPED_DATA) and an embedded one with bit 0 of `type`.
+// Stubs compare `type` with a known rb_data_type_t by address, so an
+// embedded object (4.0) or an RData (dmark/dfree there) never matches, and
+// `data` is a pointer: fiddle_jit's data types are not RUBY_TYPED_EMBEDDABLE.
 pub const RTYPEDDATA_TYPE: i32 = offset_of!(rb_sys::RTypedData, type_) as i32;
 pub const RTYPEDDATA_DATA: i32 = offset_of!(rb_sys::RTypedData, data) as i32;
 
@@ -105,7 +117,10 @@ mod tests {
     #[test]
     fn layout_is_the_64_bit_ruby_one_we_expect() {
         // Sanity: these hold for every 64-bit CRuby the emitter supports.
-        assert_eq!((QFALSE, QNIL, IMMEDIATE_MASK, FIXNUM_FLAG), (0, 8, 7, 1));
+        assert_eq!((QFALSE, IMMEDIATE_MASK, FIXNUM_FLAG), (0, 7, 1));
+        // nil: 8 up to Ruby 3.1, 4 from 3.2 on; either way above false, so
+        // "nil or false" is one unsigned compare once immediates are out.
+        assert!(QNIL == 8 || (QNIL == 4 && NIL_HAS_IMMEDIATE_BITS));
         assert_eq!(RBASIC_FLAGS, 0);
         assert!(RSTRING_HEAP_PTR > RSTRING_HEAP_LEN);
         assert!(RTYPEDDATA_DATA > RTYPEDDATA_TYPE);

@@ -131,6 +131,31 @@ pub fn emit_thunks(targets: &RuntimeTargets) -> Vec<Vec<u8>> {
     .collect()
 }
 
+/// Immediates (the VALUE in rax) → `slow`; nil and false → `null`, which
+/// tells them apart (nil → NULL, false → the helper's error); heap objects
+/// fall through.
+fn split_immediates(ops: &mut Asm, slow: DynamicLabel, null: DynamicLabel) {
+    if NIL_HAS_IMMEDIATE_BITS {
+        dynasm!(ops
+            ; .arch x64
+            ; cmp rax, QNIL
+            ; je =>null
+            ; test al, IMMEDIATE_MASK as i8
+            ; jnz =>slow
+            ; test rax, rax
+            ; jz =>null
+        );
+    } else {
+        dynasm!(ops
+            ; .arch x64
+            ; test al, IMMEDIATE_MASK as i8
+            ; jnz =>slow
+            ; cmp rax, QNIL
+            ; jbe =>null
+        );
+    }
+}
+
 /// The stub's own frame, below the return address.
 #[derive(Clone, Copy)]
 struct Frame {
@@ -531,12 +556,9 @@ impl Emitter<'_> {
             (self.ops.new_dynamic_label(), self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
         // One mask and compare: T_STRING, embedded, encoding index 0 or 1.
         let fast_kind = T_MASK | RSTRING_NOEMBED | (ENCODING_MASK & !(1 << ENCODING_SHIFT));
+        split_immediates(&mut self.ops, slow, null);
         dynasm!(self.ops
             ; .arch x64
-            ; test al, IMMEDIATE_MASK as i8
-            ; jnz =>slow
-            ; cmp rax, QNIL
-            ; jbe =>null                       // nil, or false (0) which `null` sends on
             ; mov r10, [rax + RBASIC_FLAGS]
             ; mov r11d, r10d
             ; and r11d, fast_kind
@@ -655,12 +677,9 @@ impl Emitter<'_> {
         let struct_type = self.pool.label(&mut self.ops, self.targets.struct_data_type);
         let (info, class_slot) = (self.pool.info.1, 8 * e.index as i32);
         let any_class = self.ops.new_dynamic_label();
+        split_immediates(&mut self.ops, slow, null);
         dynasm!(self.ops
             ; .arch x64
-            ; test al, IMMEDIATE_MASK as i8
-            ; jnz =>slow
-            ; cmp rax, QNIL
-            ; jbe =>null                      // nil, or false (sent on to the helper)
             ; mov r10, [rax + RBASIC_FLAGS]
             ; and r10d, T_MASK
             ; cmp r10d, T_DATA                // offset 16 means `type` only for T_DATA

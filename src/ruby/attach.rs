@@ -444,6 +444,5 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     native.define_singleton_method("long_double_unpack", function!(runtime::long_double::unpack, 1))?;
     native.define_singleton_method("long_double_pack", function!(runtime::long_double::pack, 1))?;
     native.const_set("ARCH", std::env::consts::ARCH)?;
-    native.const_set("JIT_SUPPORTED", cfg!(target_arch = "x86_64"))?;
     Ok(())
 }

@@ -398,9 +398,9 @@ impl Pointer {
             }
         };
         rb_self.type_size.set(type_size);
-        // Like the ffi gem: a Pointer (sharing its bounds, keeping it
-        // alive), or an Integer read as NUM2LL (so negative values wrap and
-        // 2**63 is a RangeError); nothing else.
+        // Like the ffi gem 1.17: a Pointer (sharing its bounds, keeping it
+        // alive), or an Integer read as NUM2ULL (so negative values wrap
+        // and 2**64 is a RangeError; 1.15 read NUM2LL); nothing else.
         if let Some(other) = Pointer::from_value(address) {
             rb_self.address.set(other.address.get());
             rb_self.size.set(other.size.get());
@@ -408,7 +408,7 @@ impl Pointer {
             return Ok(());
         }
         if address.is_kind_of(ruby.class_integer()) {
-            rb_self.address.set(i64::try_convert(address)? as usize);
+            rb_self.address.set(num2ull(address)? as usize);
             rb_self.size.set(UNBOUNDED);
             return Ok(());
         }
@@ -566,14 +566,14 @@ impl Pointer {
 
     /// Equal addresses; `nil` equals NULL; anything else is an
     /// ArgumentError, as in the ffi gem.
-    fn eq(ruby: &Ruby, rb_self: &Self, other: Value) -> Result<bool, Error> {
+    /// The ffi gem 1.17's rule: nil equals NULL; another Pointer equals
+    /// when the addresses do; anything else is not equal (1.15 raised
+    /// ArgumentError for non-pointers).
+    fn eq(&self, other: Value) -> bool {
         if other.is_nil() {
-            return Ok(rb_self.address.get() == 0);
+            return self.address.get() == 0;
         }
-        match Pointer::address_of(other) {
-            Some(a) => Ok(a == rb_self.address.get()),
-            None => Err(Error::new(ruby.exception_arg_error(), "Invalid Memory object")),
-        }
+        Pointer::from_value(other).is_some_and(|p| p.address.get() == self.address.get())
     }
 
     fn eql(&self, other: Value) -> bool {

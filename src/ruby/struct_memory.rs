@@ -192,8 +192,13 @@ impl StructData {
     /// Private `__set_memory__(pointer, table)`: what the Struct views and
     /// how its fields are found.
     fn set_memory(ruby: &Ruby, rb_self: &StructData, pointer: Value, table: Obj<FieldTable>) -> Result<(), Error> {
-        let memory = Pointer::from_value(pointer)
-            .ok_or_else(|| Error::new(ruby.exception_arg_error(), "Invalid Memory object"))?;
+        // The ffi gem 1.17 raises TypeError here (1.15: ArgumentError).
+        let memory = Pointer::from_value(pointer).ok_or_else(|| {
+            Error::new(
+                ruby.exception_type_error(),
+                format!("wrong argument type {} (expected FiddleJit::Pointer)", pointer.class()),
+            )
+        })?;
         // Order matters for the GC only in that both VALUEs are on the
         // caller's stack (arguments) until this returns.
         rb_self.pointer.set(pointer.as_raw());

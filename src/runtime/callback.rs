@@ -285,7 +285,7 @@ struct Invocation {
     raw: *mut u64,
     result: u64,
     /// A :long_double result (x87 value), which does not fit `result`.
-    result_ld: crate::x87::LongDouble,
+    result_ld: crate::LongDouble,
     /// The slot's signature returns a long double (set with the GVL, so the
     /// caller's thread need not read the slot's data).
     long_double: bool,
@@ -324,7 +324,7 @@ pub extern "C" fn callback_entry(slot: *const Slot, raw: *mut u64) -> u64 {
         // least 16 bytes, the arguments are dead); the trampoline loads it
         // into st(0).
         if inv.long_double {
-            std::ptr::write_unaligned(raw as *mut crate::x87::LongDouble, inv.result_ld);
+            std::ptr::write_unaligned(raw as *mut crate::LongDouble, inv.result_ld);
         }
     }
     inv.result
@@ -577,7 +577,7 @@ unsafe fn box_arg(ty: &CType, raw: u64) -> VALUE {
         }
         // The trampoline passes the address of the caller's 16-byte slot.
         CType::LongDouble => {
-            let ld = std::ptr::read_unaligned(raw as *const crate::x87::LongDouble);
+            let ld = std::ptr::read_unaligned(raw as *const crate::LongDouble);
             match super::long_double::to_value(ld) {
                 Ok(v) => v.as_raw(),
                 Err(e) => magnus::rb_sys::resume_error(e),

@@ -9,14 +9,14 @@
 //!   use; a Float if bigdecimal cannot be loaded. Like the ffi gem,
 //!   infinities and NaN raise ArgumentError (BigDecimal() rejects "inf").
 //!
-//! The value itself (Rust has no `f80`) is `crate::x87::LongDouble`.
+//! The value itself (Rust has no `f80`) is `crate::LongDouble`.
 
 use super::{annotate, finish, info, StubInfo};
 use magnus::rb_sys::{protect, AsRawValue, FromRawValue};
 use magnus::value::ReprValue;
 use magnus::{Error, Module, RString, Ruby, Value};
 use rb_sys::VALUE;
-use crate::x87::LongDouble;
+use crate::LongDouble;
 
 /// The BigDecimal class if it is loaded (the ffi gem's argument rule does
 /// not require it), or after requiring it (its result rule does).
