@@ -15,9 +15,14 @@
 //! code goes into that space, and loses it again when another chunk needs
 //! refilling or it is full.
 //!
-//! Reclaimed stubs (`free`) leave holes that later stubs fill (first fit
-//! within a chunk, neighbours merged). Who frees a stub must know that no
-//! thread can run it any more (see `ruby::stub_lifetime`).
+//! A freed stub (`free`) leaves a hole that only a stub of the same *code
+//! class* fills: the same instructions, differing only in their literal
+//! pool (a template retargeted to another function, see
+//! `EmittedStub::retarget`). So whatever an instruction fetch or a
+//! translation cache holds for that address stays right: x86-64 fetches
+//! coherently anyway, but valgrind and qemu-user translate guest code once
+//! and cannot see a write made through the other mapping. Who frees a stub
+//! must know that no thread can run it any more (see `ruby::stub_lifetime`).
 //!
 //! fork: the memfd pages are shared between parent and child, but each
 //! process has its own idea of which bytes are free. So after a fork a
@@ -36,7 +41,7 @@
 //! machine in CI; it is compiled only for macOS), and a forked child gets a
 //! private copy from the kernel.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,9 +82,8 @@ struct Chunk {
     size: usize,
     /// Bytes handed out from the start (the tail after it is free).
     used: usize,
-    /// Reclaimed blocks below `used`: offset → length.
-    holes: BTreeMap<usize, usize>,
-    hole_bytes: usize,
+    /// Freed stubs in this chunk not refilled yet.
+    holes: usize,
     /// `FORK_GEN` when this process last made the memory its own.
     own_gen: u64,
 }
@@ -88,8 +92,15 @@ struct Chunk {
 // access is serialized by the arena's owner (a Mutex).
 unsafe impl Send for Chunk {}
 
+/// A freed stub's place: chunk index and offset.
+#[derive(Clone, Copy)]
+struct Hole {
+    chunk: usize,
+    offset: usize,
+}
+
 /// An arena of executable code: stubs are appended, freed, and their space
-/// reused.
+/// reused by stubs of the same code class.
 #[derive(Default)]
 pub struct CodeArena {
     chunks: Vec<Chunk>,
@@ -98,6 +109,8 @@ pub struct CodeArena {
     /// The chunk (other than the last) whose writable view is mapped for
     /// refilling its holes.
     refill: Option<usize>,
+    /// Per code class: its holes (all the same size).
+    holes: HashMap<u32, Vec<Hole>>,
 }
 
 impl CodeArena {
@@ -106,16 +119,29 @@ impl CodeArena {
     }
 
     /// Copies position-independent `code` into executable memory and
-    /// returns the address it runs at, valid until `free`d.
+    /// returns the address it runs at, for the life of the process.
     pub fn install(&mut self, code: &[u8]) -> io::Result<usize> {
+        self.install_in_class(code, None)
+    }
+
+    /// Like `install`, for code of `class` that may be `free`d: it may go
+    /// where a freed stub of the same class was.
+    pub fn install_reusable(&mut self, code: &[u8], class: u32) -> io::Result<usize> {
+        self.install_in_class(code, Some(class))
+    }
+
+    fn install_in_class(&mut self, code: &[u8], class: Option<u32>) -> io::Result<usize> {
         let len = Self::rounded(code.len());
-        let (index, offset) = self.place(len)?;
+        let (index, offset) = match class.and_then(|c| self.take_hole(c)) {
+            Some(found) => found?,
+            None => self.append(len)?,
+        };
         let chunk = &mut self.chunks[index];
         chunk.make_own()?;
         // SAFETY: [offset, offset+len) lies inside the chunk and is free
-        // (a hole or the tail), its writable view is mapped (`place`), and
-        // no stub there can run: nothing was handed out there, or what was
-        // has been freed.
+        // (a hole of this class, or the tail), its writable view is mapped
+        // (`take_hole`, `append`), and no stub there can run: nothing was
+        // handed out there, or what was has been freed.
         unsafe {
             let _writable = WriteWindow::open();
             ptr::copy_nonoverlapping(code.as_ptr(), chunk.rw.add(offset), code.len());
@@ -124,39 +150,18 @@ impl CodeArena {
         let addr = chunk.rx as usize + offset;
         // SAFETY: the range was just written and lies inside the RX view.
         flush_icache(unsafe { std::slice::from_raw_parts(addr as *const u8, len) });
-        valgrind_discard_translations(addr, len);
         self.bytes += code.len();
         Ok(addr)
     }
 
-    /// Gives back the `code_len` bytes installed at `addr`. The caller
-    /// guarantees that no thread runs or will run that code.
-    pub fn free(&mut self, addr: usize, code_len: usize) {
-        let len = Self::rounded(code_len);
-        let Some(chunk) = self.chunks.iter_mut().find(|c| (c.rx as usize..c.rx as usize + c.size).contains(&addr)) else {
+    /// Gives back the `code_len` bytes of `class` installed at `addr`. The
+    /// caller guarantees that no thread runs or will run that code.
+    pub fn free(&mut self, addr: usize, code_len: usize, class: u32) {
+        let Some(chunk) = self.chunks.iter().position(|c| (c.rx as usize..c.rx as usize + c.size).contains(&addr)) else {
             return;
         };
-        let offset = addr - chunk.rx as usize;
-        debug_assert!(offset + len <= chunk.used);
-        let (mut start, mut end) = (offset, offset + len);
-        if let Some((&before, &blen)) = chunk.holes.range(..start).next_back() {
-            if before + blen == start {
-                chunk.holes.remove(&before);
-                chunk.hole_bytes -= blen;
-                start = before;
-            }
-        }
-        if let Some(&alen) = chunk.holes.get(&end) {
-            chunk.holes.remove(&end);
-            chunk.hole_bytes -= alen;
-            end += alen;
-        }
-        if end == chunk.used {
-            chunk.used = start; // back to the tail
-        } else {
-            chunk.holes.insert(start, end - start);
-            chunk.hole_bytes += end - start;
-        }
+        self.chunks[chunk].holes += 1;
+        self.holes.entry(class).or_default().push(Hole { chunk, offset: addr - self.chunks[chunk].rx as usize });
         self.bytes -= code_len;
     }
 
@@ -164,31 +169,36 @@ impl CodeArena {
         len.div_ceil(STUB_ALIGN) * STUB_ALIGN
     }
 
-    /// Where `len` bytes go: a hole of the chunks that have a writable view,
-    /// the last chunk's tail, a hole of another chunk (which becomes the
-    /// refill chunk), or a new chunk; with the writable view mapped.
-    fn place(&mut self, len: usize) -> io::Result<(usize, usize)> {
-        let last = self.chunks.len().checked_sub(1);
-        for i in self.refill.into_iter().chain(last) {
-            if let Some(offset) = self.chunks[i].take_hole(len) {
-                return Ok((i, offset));
+    /// A hole of `class`, with its chunk's writable view mapped: one in a
+    /// chunk that has the view already if there is (the last chunk or the
+    /// refill chunk), else the newest, whose chunk becomes the refill chunk.
+    fn take_hole(&mut self, class: u32) -> Option<io::Result<(usize, usize)>> {
+        let holes = self.holes.get_mut(&class).filter(|h| !h.is_empty())?;
+        let chunks = &self.chunks;
+        let pick = holes.iter().rposition(|h| !chunks[h.chunk].rw.is_null()).unwrap_or(holes.len() - 1);
+        let hole = holes.swap_remove(pick);
+        self.chunks[hole.chunk].holes -= 1;
+        let last = self.chunks.len() - 1;
+        if hole.chunk != last {
+            if let Err(e) = self.set_refill(Some(hole.chunk)) {
+                return Some(Err(e));
             }
         }
+        Some(Ok((hole.chunk, hole.offset)))
+    }
+
+    /// `len` bytes of the last chunk's tail, or of a new chunk.
+    fn append(&mut self, len: usize) -> io::Result<(usize, usize)> {
         // A refill chunk with no holes left keeps no writable view.
-        if self.refill.is_some_and(|i| self.chunks[i].hole_bytes == 0) {
+        if self.refill.is_some_and(|i| self.chunks[i].holes == 0) {
             self.set_refill(None)?;
         }
+        let last = self.chunks.len().checked_sub(1);
         if let Some(i) = last {
             let c = &mut self.chunks[i];
             if c.size - c.used >= len {
                 c.used += len;
                 return Ok((i, c.used - len));
-            }
-        }
-        if let Some(i) = (0..self.chunks.len()).find(|&i| Some(i) != last && self.chunks[i].hole_bytes >= len) {
-            if let Some(offset) = self.chunks[i].take_hole(len) {
-                self.set_refill(Some(i))?;
-                return Ok((i, offset));
             }
         }
         let mut chunk = Chunk::map(len.max(CHUNK_SIZE).div_ceil(page_size()) * page_size())?;
@@ -286,34 +296,6 @@ fn flush_icache(code: &[u8]) {
     let _ = code;
 }
 
-/// Under valgrind, drops its translations of `[addr, addr+len)`: a hole
-/// refilled through the writable alias is new code at an address valgrind
-/// may have translated before, and it cannot see writes made through
-/// another mapping. The client request (valgrind.h's
-/// VALGRIND_DISCARD_TRANSLATIONS) is a no-op sequence on real hardware: four
-/// rotations of rdi adding up to 128 bits, then `xchg rbx, rbx`.
-fn valgrind_discard_translations(addr: usize, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        const VG_USERREQ_DISCARD_TRANSLATIONS: u64 = 0x1002;
-        let args: [u64; 6] = [VG_USERREQ_DISCARD_TRANSLATIONS, addr as u64, len as u64, 0, 0, 0];
-        // SAFETY: rotates rdi back to its value and exchanges rbx with
-        // itself; reads `args` (under valgrind); rdx gets the result.
-        unsafe {
-            std::arch::asm!(
-                "rol rdi, 3", "rol rdi, 13", "rol rdi, 61", "rol rdi, 51",
-                "xchg rbx, rbx",
-                in("rax") args.as_ptr(),
-                inout("rdx") 0u64 => _,
-                out("rdi") _,
-                options(nostack),
-            );
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (addr, len);
-}
-
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
@@ -335,17 +317,6 @@ fn deny_execmem_for_tests() -> bool {
 }
 
 impl Chunk {
-    /// First fit among the holes; splits the rest off.
-    fn take_hole(&mut self, len: usize) -> Option<usize> {
-        let (&offset, &hlen) = self.holes.iter().find(|(_, &l)| l >= len)?;
-        self.holes.remove(&offset);
-        if hlen > len {
-            self.holes.insert(offset + len, hlen - len);
-        }
-        self.hole_bytes -= len;
-        Some(offset)
-    }
-
     /// After a fork, replaces the shared memory under both views by a
     /// private copy before this process writes (see the module comment).
     #[cfg(not(target_os = "macos"))]
@@ -445,7 +416,7 @@ impl Chunk {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Chunk { fd: -1, rw: p as *mut u8, rx: p as *const u8, size, used: 0, holes: BTreeMap::new(), hole_bytes: 0, own_gen: 0 })
+        Ok(Chunk { fd: -1, rw: p as *mut u8, rx: p as *const u8, size, used: 0, holes: 0, own_gen: 0 })
     }
 
     #[cfg(not(target_os = "macos"))]
@@ -466,7 +437,7 @@ impl Chunk {
                 return Err(e);
             }
             let mut chunk =
-                Chunk { fd, rw: ptr::null_mut(), rx: rx as *const u8, size, used: 0, holes: BTreeMap::new(), hole_bytes: 0, own_gen };
+                Chunk { fd, rw: ptr::null_mut(), rx: rx as *const u8, size, used: 0, holes: 0, own_gen };
             if let Err(e) = chunk.map_writable() {
                 libc::munmap(rx, size);
                 libc::close(fd);
@@ -563,30 +534,23 @@ mod tests {
     #[cfg(target_os = "linux")]
     fn full_chunks_keep_no_writable_view() {
         let mut arena = CodeArena::new();
-        let first = arena.install(&[0xc3; 64]).unwrap();
-        let first_rw = arena.chunks[0].rw as usize;
+        let first = arena.install_reusable(&[0xc3; 64], 1).unwrap();
+        let first_rw = arena.chunks[0].rw;
         for _ in 0..(3 * CHUNK_SIZE / 64) {
             arena.install(&[0x90; 64]).unwrap();
         }
         assert!(arena.chunks.len() >= 3);
         assert_eq!(arena.writable_bytes(), CHUNK_SIZE, "only the chunk being appended to");
-        assert!(arena.chunks[0].rw.is_null(), "the first chunk's writable view was unmapped");
-        let _ = first_rw;
-        // Freeing a stub in the first chunk and reusing its space (once the
-        // last chunk is full) maps a writable view of that chunk again, and
-        // only of that one.
-        arena.free(first, 64);
-        let tail = arena.chunks.last().map(|c| c.size - c.used).unwrap();
-        for _ in 0..tail / 64 {
-            arena.install(&[0x90; 64]).unwrap();
-        }
+        assert!(arena.chunks[0].rw.is_null() && !first_rw.is_null(), "the first chunk's writable view was unmapped");
+        // Freeing a stub in the first chunk and reusing its space maps a
+        // writable view of that chunk again, and only of that one.
+        arena.free(first, 64, 1);
         let chunks = arena.chunks.len();
-        let again = arena.install(&[0xcc; 64]).unwrap();
-        assert_eq!(arena.chunks.len(), chunks, "no new chunk");
-        assert_eq!(again, first, "the hole is reused");
+        let again = arena.install_reusable(&[0xcc; 64], 1).unwrap();
+        assert_eq!((again, arena.chunks.len()), (first, chunks), "the hole is reused, no new chunk");
         assert_eq!(arena.writable_bytes(), 2 * CHUNK_SIZE);
-        // Once the hole is filled, the next stub goes to the last chunk and
-        // the refilled chunk's view goes away.
+        // The refilled chunk has no holes left: the next stub goes to the
+        // tail and that chunk's view goes away.
         arena.install(&[0x90; 64]).unwrap();
         assert_eq!(arena.writable_bytes(), CHUNK_SIZE);
         assert!(perms_at(first).unwrap().starts_with("r-x"));
@@ -594,27 +558,22 @@ mod tests {
 
     #[test]
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    fn freed_space_is_reused_and_merged() {
+    fn a_hole_is_reused_by_its_code_class_only() {
         let mut arena = CodeArena::new();
-        let a = arena.install(&return_const(1)).unwrap();
-        let b = arena.install(&[0x90; 40]).unwrap();
-        let c = arena.install(&[0x90; 40]).unwrap();
-        let d = arena.install(&return_const(4)).unwrap();
+        let a = arena.install_reusable(&return_const(1), 7).unwrap();
+        let b = arena.install_reusable(&return_const(2), 7).unwrap();
         let bytes = arena.code_bytes();
-        arena.free(b, 40);
-        arena.free(c, 40);
-        assert_eq!(arena.code_bytes(), bytes - 80);
-        // b and c (48 bytes each) merged: an 80-byte stub fits there.
-        let e = arena.install(&[0x90; 80]).unwrap();
-        assert_eq!((b - a, c - a, d - a, e - a), (16, 64, 112, 16));
-        // Freeing the last stub gives its space back to the tail.
-        arena.free(d, return_const(4).len());
-        // (with the 16 bytes left of b+c's hole before it)
-        let f = arena.install(&[0x90; 17]).unwrap();
-        assert_eq!(f - a, 96);
-        let g = arena.install(&return_const(6)).unwrap();
-        assert_eq!(g - a, 128);
-        assert_eq!((run(a), run(g)), (1, 6));
+        arena.free(a, return_const(1).len(), 7);
+        assert_eq!(arena.code_bytes(), bytes - return_const(1).len());
+        // Another class (other instructions) goes to the tail, not into a's place.
+        let c = arena.install_reusable(&[0x90; 6], 8).unwrap();
+        assert!(c > b);
+        let d = arena.install(&return_const(4)).unwrap();
+        assert!(d > c);
+        // The same class takes the hole.
+        let e = arena.install_reusable(&return_const(5), 7).unwrap();
+        assert_eq!(e, a);
+        assert_eq!((run(e), run(b), run(d)), (5, 2, 4));
     }
 
     /// Parent and child both install code after a fork: each keeps its own

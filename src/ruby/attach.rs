@@ -25,8 +25,18 @@ struct Jit {
     /// `blocking + 2 * ffi_mode`), with its cfunc form, retargeted (two
     /// literal-pool entries patched) for later functions of the same
     /// signature: no planning, no assembling.
-    templates: std::collections::HashMap<Signature, [Option<(emit::EmittedStub, CfuncForm)>; 4]>,
+    /// Each template's index in insertion order is the arena code class of
+    /// its stubs (they differ only in their literal pools).
+    templates: std::collections::HashMap<Signature, [Option<Template>; 4]>,
+    template_count: u32,
     perf_map: Option<std::fs::File>,
+}
+
+struct Template {
+    stub: emit::EmittedStub,
+    form: CfuncForm,
+    /// Arena code class: stubs retargeted from this template.
+    class: u32,
 }
 
 struct StubRecord {
@@ -105,8 +115,8 @@ fn lock_jit() -> std::sync::MutexGuard<'static, Option<Jit>> {
     if let (Some(jit), false) = (guard.as_mut(), reclaimed.is_empty()) {
         let gone: std::collections::HashSet<usize> = reclaimed.iter().map(|r| r.0).collect();
         jit.stubs.retain(|r| !gone.contains(&r.address));
-        for (address, len) in reclaimed {
-            jit.arena.free(address, len);
+        for (address, len, class) in reclaimed {
+            jit.arena.free(address, len, class);
         }
     }
     guard
@@ -124,7 +134,8 @@ fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, Em
     if guard.is_none() {
         let mut arena = CodeArena::new();
         let thunks = emit::install_thunks(&mut arena, TARGETS.get_or_init(runtime::targets))?;
-        let mut jit = Jit { arena, thunks, stubs: Vec::new(), templates: Default::default(), perf_map: open_perf_map() };
+        let mut jit =
+            Jit { arena, thunks, stubs: Vec::new(), templates: Default::default(), template_count: 0, perf_map: open_perf_map() };
         if let Some(map) = jit.perf_map.as_mut() {
             use std::io::Write;
             for (address, name) in thunk_addresses(&thunks).iter().zip(THUNK_NAMES) {
@@ -305,19 +316,21 @@ fn attach_function(
     let emitted = with_jit(|jit| {
         let info_address = info as usize;
         let cached = jit.templates.get(&sig).and_then(|t| t[flags].as_ref());
-        let (emitted, form) = match cached {
-            Some((template, form)) => (template.retarget(address, info_address), *form),
+        let (emitted, form, class) = match cached {
+            Some(t) => (t.stub.retarget(address, info_address), t.form, t.class),
             None => {
                 let plan = abi::plan_stub_in_form(&sig, ffi_mode).map_err(|e| EmitError::Plan(e.to_string()))?;
                 let req = StubRequest { plan: &plan, function: address, info: info_address, targets, thunks: &jit.thunks, blocking };
                 let stub = emit::emit_stub(&req)?;
-                jit.templates.entry(sig.clone()).or_default()[flags] = Some((stub.clone(), plan.form));
-                (stub, plan.form)
+                let class = jit.template_count;
+                jit.template_count += 1;
+                jit.templates.entry(sig.clone()).or_default()[flags] = Some(Template { stub: stub.clone(), form: plan.form, class });
+                (stub, plan.form, class)
             }
         };
         let stub = jit
             .arena
-            .install(&emitted.code)
+            .install_reusable(&emitted.code, class)
             .map_err(|e| EmitError::ExecutableMemory(crate::emit::arena::describe_map_error(&e)))?;
         jit.record(StubRecord {
             name: method_name.clone(),
@@ -327,7 +340,7 @@ fn attach_function(
             function: (address, c_name),
             info: info_address,
         });
-        Ok((stub, emitted.code.len(), form))
+        Ok((stub, emitted.code.len(), form, class))
     })
     .map_err(|e| match e {
         EmitError::Plan(_) => Error::new(ruby.exception_arg_error(), format!("{method_name}: {e}")),
@@ -338,7 +351,7 @@ fn attach_function(
         }
         EmitError::Assembler(_) => Error::new(ruby.exception_runtime_error(), format!("{method_name}: {e}")),
     });
-    let (stub, code_len, form) = match emitted {
+    let (stub, code_len, form, class) = match emitted {
         Ok(done) => done,
         Err(e) => {
             // SAFETY: made above by Box::into_raw and never handed out.
@@ -351,7 +364,7 @@ fn attach_function(
         CfuncForm::Argv(_) => -1,
     };
     // Owned before the methods exist: defining them may run the GC.
-    owner.add(OwnedStub::new(stub, code_len, info, address, sig, blocking, arity));
+    owner.add(OwnedStub::new(stub, code_len, class, info, address, sig, blocking, arity));
     std::hint::black_box(frozen_labels);
     // SAFETY: the info lives as long as its owner, which `module` holds.
     define(ruby, module, unsafe { &(*info).name }, stub, arity)?;

@@ -43,8 +43,9 @@ use std::sync::Mutex;
 /// these and the info's conversions (`StubInfo::same_conversions`) agree.
 pub struct OwnedStub {
     pub address: usize,
-    /// Bytes installed in the arena.
+    /// Bytes installed in the arena, and their code class.
     pub len: usize,
+    pub class: u32,
     /// From `Box::into_raw`; the stub's literal pool points at it.
     pub info: *mut StubInfo,
     pub function: usize,
@@ -124,8 +125,8 @@ pub fn owned_total() -> usize {
     OWNED.load(Ordering::Relaxed)
 }
 
-/// Stubs whose owner was collected: `(address, installed bytes)`.
-static RECLAIMED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+/// Stubs whose owner was collected: `(address, installed bytes, code class)`.
+static RECLAIMED: Mutex<Vec<(usize, usize, u32)>> = Mutex::new(Vec::new());
 
 impl Drop for StubOwner {
     fn drop(&mut self) {
@@ -133,7 +134,7 @@ impl Drop for StubOwner {
         let mut reclaimed = RECLAIMED.lock().unwrap_or_else(|p| p.into_inner());
         for stub in stubs {
             OWNED.fetch_sub(1, Ordering::Relaxed);
-            reclaimed.push((stub.address, stub.len));
+            reclaimed.push((stub.address, stub.len, stub.class));
             // SAFETY: the info was made by Box::into_raw for this stub
             // only, and its module (so every method running the stub) is
             // garbage.
@@ -143,7 +144,7 @@ impl Drop for StubOwner {
 }
 
 /// The code of stubs freed since the last call (for the arena).
-pub fn take_reclaimed() -> Vec<(usize, usize)> {
+pub fn take_reclaimed() -> Vec<(usize, usize, u32)> {
     std::mem::take(&mut *RECLAIMED.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
@@ -222,7 +223,17 @@ impl StubOwner {
 }
 
 impl OwnedStub {
-    pub fn new(address: usize, len: usize, info: *mut StubInfo, function: usize, signature: crate::types::Signature, blocking: bool, arity: i32) -> OwnedStub {
-        OwnedStub { address, len, info, function, signature, blocking, arity, older: None }
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        address: usize,
+        len: usize,
+        class: u32,
+        info: *mut StubInfo,
+        function: usize,
+        signature: crate::types::Signature,
+        blocking: bool,
+        arity: i32,
+    ) -> OwnedStub {
+        OwnedStub { address, len, class, info, function, signature, blocking, arity, older: None }
     }
 }
