@@ -3,7 +3,7 @@
 # Instructions per call, counted with valgrind's callgrind: deterministic,
 # so it can be compared across commits and is immune to machine load.
 #
-#   ruby bench/icount.rb          # table on stdout, also written to bench/RESULTS.md
+#   ruby bench/icount.rb          # table on stdout, also written to bench/RESULTS*.md (one per Ruby)
 #
 # One process runs under callgrind. For every (contender, function) it runs
 # the same loop as bench/run.rb: a short warm-up, then CALLGRIND_ZERO_STATS,
@@ -11,6 +11,12 @@
 # extension). Instructions per call = dump total ÷ N − the empty loop's
 # instructions per iteration. The floor is the C extension's empty arity-1
 # method (`noop1`): Ruby's method dispatch alone.
+#
+# Besides bench/setup.rb's functions, `strlen` of two longer Strings: 40
+# bytes (a heap String on Ruby 3.1, embedded in a larger slot from 3.2 on)
+# and 1000 bytes (a heap String everywhere). The table also lists each
+# fiddle_jit stub's size: instruction bytes + literal pool bytes
+# (`FiddleJit.disassemble`).
 #
 # Environment: ICOUNT_N (iterations per measurement, default 20000).
 
@@ -20,6 +26,15 @@ require "open3"
 require "tmpdir"
 
 N = Integer(ENV.fetch("ICOUNT_N", "20000"))
+
+# Rows of this table only; the same shape as setup.rb's FUNCTIONS.
+LONG_STRINGS = [40, 1000].map do |n|
+  { fn: "strlen", label: "strlen(#{n} bytes)", setup: "s = \"x\" * #{n}", args: "s", expect: n }
+end.freeze
+
+def icount_functions
+  FUNCTIONS + LONG_STRINGS
+end
 
 if ARGV[0] == "--child"
   ENV["BENCH_QUIET"] = "1"
@@ -33,16 +48,31 @@ if ARGV[0] == "--child"
   end
   measure.call("empty", make_loop("nil", "", "nil"))
   measure.call("floor", make_loop(FLOOR[:recv], FLOOR[:setup], FLOOR[:call]))
-  FUNCTIONS.each do |func|
+  icount_functions.each do |func|
     CONTENDERS.each do |contender, (recv, template)|
       body = make_loop(recv_code(recv, func), setup_code(func, contender), call_code(template, func, contender))
-      measure.call("#{contender}|#{func[:fn]}", body)
+      measure.call("#{contender}|#{func[:label]}", body)
     end
   end
   exit 0
 end
 
 require_relative "setup" # builds and sanity-checks once, outside valgrind
+LONG_STRINGS.each do |func|
+  CONTENDERS.each do |name, (recv, template)|
+    got = make_once(recv_code(recv, func), setup_code(func, name), call_code(template, func, name)).call
+    abort "icount: #{name} #{func[:label]} returned #{got.inspect}, expected #{func[:expect]}" unless got == func[:expect]
+  end
+end
+
+# "code + pool" bytes of fiddle_jit's stub for +func+, from the disassembly's header.
+def stub_bytes(func)
+  return "—" unless defined?(J)
+
+  header = FiddleJit.disassemble(J, func[:fn]).lines.first.to_s
+  code, pool = header.match(/(\d+) code \+ (\d+) literal pool/)&.captures
+  code ? "#{code} + #{pool}" : "—"
+end
 system("valgrind --version", out: File::NULL) or abort "icount: valgrind is required (apt-get install valgrind)"
 
 totals = Dir.mktmpdir("fiddle_jit-icount") do |dir|
@@ -63,20 +93,21 @@ abort "icount: no client-request dumps found (is the C extension built with valg
 per_iter = ->(name) { totals.fetch(name).fdiv(N) }
 empty = per_iter["empty"]
 floor = per_iter["floor"] - empty
-counts = FUNCTIONS.to_h do |func|
-  [func[:fn], CONTENDERS.keys.to_h { |name| [name, per_iter["#{name}|#{func[:fn]}"] - empty] }]
+counts = icount_functions.to_h do |func|
+  [func[:label], CONTENDERS.keys.to_h { |name| [name, per_iter["#{name}|#{func[:label]}"] - empty] }]
 end
 
 names = CONTENDERS.keys
 fmt = ->(x) { format("%.0f", x) }
 ratio = ->(a, b) { a && b ? format("%.2f×", b / a) : "—" }
-header = ["function", *names, "fiddle_jit − floor", "C ext − floor", "ffi ÷ fiddle_jit", "C ext ÷ fiddle_jit"]
-rows = FUNCTIONS.map do |func|
-  c = counts[func[:fn]]
+header = ["function", *names, "fiddle_jit − floor", "C ext − floor", "ffi ÷ fiddle_jit", "C ext ÷ fiddle_jit",
+          "stub bytes (code + pool)"]
+rows = icount_functions.map do |func|
+  c = counts[func[:label]]
   ["`#{func[:label]}`", *names.map { |n| fmt[c[n]] }, fmt[c["fiddle_jit"] - floor], fmt[c["C ext"] - floor],
-   ratio[c["fiddle_jit"], c["ffi"]], ratio[c["fiddle_jit"], c["C ext"]]]
+   ratio[c["fiddle_jit"], c["ffi"]], ratio[c["fiddle_jit"], c["C ext"]], stub_bytes(func)]
 end
-floor_row = ["`#{FLOOR[:label]}` (floor)", *names.map { "—" }, "—", "—", "—", "—"]
+floor_row = ["`#{FLOOR[:label]}` (floor)", *names.map { "—" }, "—", "—", "—", "—", "—"]
 floor_row[names.index("C ext") + 1] = fmt[floor]
 rows << floor_row
 
@@ -92,4 +123,11 @@ report = <<~MD
   #{table}
 MD
 puts report
-File.write(File.join(__dir__, "RESULTS.md"), "# fiddle_jit benchmark results\n\nReproduce with `rake bench:icount` (or `ruby bench/icount.rb`).\n\n#{report}")
+# One file per Ruby and CPU: bench/RESULTS.md for the host's Ruby 3.1 on
+# x86-64 (the figures the docs quote), RESULTS-ruby<X.Y>-<cpu>.md otherwise
+# (`rake bench:icount:rubies` runs this in the other Rubies' chroots).
+minor = RUBY_VERSION[/\A\d+\.\d+/]
+host_cpu = RbConfig::CONFIG["host_cpu"]
+out = minor == "3.1" && host_cpu == "x86_64" ? "RESULTS.md" : "RESULTS-ruby#{minor}-#{host_cpu}.md"
+File.write(File.join(__dir__, out),
+           "# fiddle_jit benchmark results\n\nReproduce with `rake bench:icount` (or `ruby bench/icount.rb`).\n\n#{report}")

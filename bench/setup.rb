@@ -19,6 +19,7 @@
 # See bench/README.md.
 
 require "rbconfig"
+require "fileutils"
 require "open3"
 require "time"
 require "etc"
@@ -68,7 +69,7 @@ def run_cmd!(*cmd)
 end
 
 def build!
-  Dir.mkdir(BUILD_DIR) unless Dir.exist?(BUILD_DIR)
+  FileUtils.mkdir_p(BUILD_DIR)
 
   if stale?(FIXTURE_LIB, [FIXTURE_SRC])
     log "building #{FIXTURE_LIB}"

@@ -91,8 +91,8 @@ RSpec.describe "ffi gem drop-in (require \"fiddle_jit/ffi\")" do
         8
         "#{FFI_FOLLOWED_VERSION}"
         128
-        "x86_64"
-        "x86_64-linux"
+        #{FFI::Platform::CPU.inspect}
+        #{FFI::Platform::NAME.inspect}
         false
         4
         4

@@ -19,13 +19,13 @@ RSpec.describe "ffi gem behaviours found by its own spec suite" do
       stdin.close
       out = err = nil
       begin
-        Timeout.timeout(timeout) do
+        Timeout.timeout(timeout * SLOWDOWN) do
           out = stdout.read
           err = stderr.read
         end
       rescue Timeout::Error
         Process.kill(:KILL, wait.pid)
-        raise "timed out after #{timeout}s (a deadlock?) running: ruby #{ruby_args.join(" ")}"
+        raise "timed out after #{timeout * SLOWDOWN}s (a deadlock?) running: ruby #{ruby_args.join(" ")}"
       end
       raise "ruby #{ruby_args.join(" ")} failed (#{wait.value.exitstatus}):\n#{err}\n#{out}" unless wait.value.success?
 

@@ -14,10 +14,10 @@ RSpec.describe "GC.stress (child process)" do
     cmd << "oracle" if FIDDLE_JIT_ORACLE_MODE
     out = +""
     IO.popen(cmd, err: %i[child out]) do |io|
-      Timeout.timeout(timeout) { out = io.read }
+      Timeout.timeout(timeout * SLOWDOWN) { out = io.read }
     rescue Timeout::Error
       Process.kill(:KILL, io.pid)
-      out << "\n[timed out after #{timeout}s]"
+      out << "\n[timed out after #{timeout * SLOWDOWN}s]"
     end
     [$?, out]
   end

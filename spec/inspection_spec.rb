@@ -16,7 +16,15 @@ RSpec.describe "stub inspection" do
   it "disassembles a stub, naming the C function it calls and its slow-path thunk" do
     text = FiddleJit.disassemble(mod, :strlen)
     expect(text).to include("fiddle_jit stub for strlen")
-    expect(text).to match(/call\s+qword ptr \[[0-9A-Fa-f]+h?\]\s+; strlen/)
+    if RbConfig::CONFIG["host_cpu"].match?(/aarch64|arm64/)
+      # ldr x16, <pool> ; blr x16 (yaxpeax-arm's syntax)
+      call = text.lines.index { |l| l.match?(/\sldr x16, \$\+0x\h+  ; strlen$/) }
+      expect(call).not_to be_nil, text
+      expect(text.lines[call + 1]).to match(/\sblr x16$/)
+    else
+      expect(text).to match(/call\s+qword ptr \[[0-9A-Fa-f]+h?\]\s+; strlen/)
+    end
+    expect(text).not_to include(".inst")
     expect(text).to include("fiddle_jit thunk arg_cstr")
     expect(text).to include("rb_ull2inum") # size_t results beyond Fixnum range
     expect(text.lines.grep(/\A0x/).size).to be > 10

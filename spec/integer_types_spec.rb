@@ -2,6 +2,11 @@
 
 require_relative "spec_helper"
 
+# Where the ffi gem lacks a typedef C has (intptr_t and uintptr_t with
+# Debian's ffi 1.15.5 on aarch64-linux), its side attaches the builtin that
+# a C probe says is the same type (Differential.oracle_type): the ffi gem
+# still decides every value and exception, and the pinned boundaries
+# (`expect:`) come from C (INTPTR_MIN, UINTPTR_MAX in the fixture).
 RSpec.describe "integer types (differential vs the ffi gem)" do
   FixtureSignatures::INT_TYPES.each do |type, (bits, signed)|
     describe ":#{type} identity (id_#{type})" do

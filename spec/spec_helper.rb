@@ -65,6 +65,12 @@ module FixtureBuild
   end
 end
 
+# How many times slower than native this Ruby runs: `rake arm64` sets
+# FIDDLE_JIT_SLOWDOWN for Ruby under qemu-user. It scales the hang guards
+# (Timeout around child processes and waits, so a deadlock still fails)
+# and the fuzzer's volume, never a value an example asserts.
+SLOWDOWN = Integer(ENV.fetch("FIDDLE_JIT_SLOWDOWN", "1"))
+
 FIXTURE_LIBS = FixtureBuild.build_all!.freeze
 FIXTURE_LIB = FIXTURE_LIBS.fetch("fixture").freeze
 CALLBACK_FIXTURE_LIB = FIXTURE_LIBS.fetch("callback_fixture").freeze
@@ -84,6 +90,7 @@ FFI_FOLLOWED_VERSION = Differential::FOLLOWED_VERSION
 
 RSpec.configure do |config|
   config.include Differential::Helpers
+  config.include ChildScenario
   config.expect_with(:rspec) { |c| c.syntax = :expect }
   config.disable_monkey_patching!
   config.order = :defined

@@ -1,14 +1,18 @@
 //! fiddle_jit: an ffi-gem-compatible FFI whose calls go through per-function
 //! machine-code stubs.
 //!
-//! Layers, each depending only on those before it:
-//! `types` (C type model) ← `abi` (calling-convention plans) ← `emit`
-//! (machine code and executable memory) ← `runtime` (slow paths stubs call)
-//! and `ruby` (magnus bindings). `cargo test` covers the pure layers; the
-//! Ruby-facing ones need an interpreter and are tested by RSpec.
+//! Layers, each depending only on those before it (docs/design.md):
+//! `types` (C type model) ← `abi` (calling-convention plans) ← `lower`
+//! (Ruby's side of each conversion, as machine-independent ops) ←
+//! `backend` (machine code for them; `emit`: executable memory) ←
+//! `runtime` (slow paths stubs call) and `ruby` (magnus bindings).
+//! `cargo test` covers the pure layers; the Ruby-facing ones need an
+//! interpreter and are tested by RSpec.
 
 pub mod abi;
+pub mod backend;
 pub mod emit;
+pub mod lower;
 pub mod types;
 pub mod binary128;
 #[cfg(target_arch = "x86_64")]

@@ -1,11 +1,16 @@
 # frozen_string_literal: true
 
+require "rbconfig"
+
 module FiddleJit
   module Types
-    # Platform typedefs (the ffi gem reads these from its types.conf). This
-    # table is the x86_64-linux (glibc, LP64) one; spec/platform_types_spec.rb
-    # checks every entry against sizeof/signedness probes compiled by cc.
-    PLATFORM_TYPEDEFS = {
+    # Platform typedefs (the ffi gem reads these from its
+    # platform/<arch>-<os>/types.conf). spec/platform_types_spec.rb checks
+    # every entry of the host's table against sizeof/signedness probes
+    # compiled by cc (on aarch64 inside the arm64 chroot).
+    #
+    # x86_64-linux (glibc, LP64): the ffi gem's names and types.
+    X86_64_LINUX_TYPEDEFS = {
       __blkcnt64_t: :long, __blkcnt_t: :long, __blksize_t: :long, __clock_t: :long,
       __clockid_t: :int, __daddr_t: :int, __dev_t: :ulong, __fd_mask: :long,
       __fsblkcnt64_t: :ulong, __fsblkcnt_t: :ulong, __fsfilcnt64_t: :ulong, __fsfilcnt_t: :ulong,
@@ -39,6 +44,28 @@ module FiddleJit
       uint_fast64_t: :ulong, uint_fast8_t: :uchar, uint_least16_t: :ushort, uint_least32_t: :uint,
       uint_least64_t: :ulong, uint_least8_t: :uchar, uintmax_t: :ulong, uintptr_t: :ulong,
       ulong: :ulong, ushort: :ushort, wchar_t: :int,
+      caddr_t: :pointer, # not from types.conf: the ffi gem adds it after loading that
     }.freeze
+
+    # aarch64-linux (glibc, LP64): the same names. The ffi gem's aarch64
+    # types.conf lacks some of them (intptr_t, uintptr_t, the uintN_t family,
+    # wchar_t, ptrdiff_t...): those follow C; for the others its spelling is
+    # kept (int64_t as long_long). Where the two ABIs differ:
+    AARCH64_LINUX_TYPEDEFS = X86_64_LINUX_TYPEDEFS.merge(
+      # the generic kernel `struct stat` has a 32-bit st_nlink and st_blksize
+      __blksize_t: :int, blksize_t: :int, __nlink_t: :uint, nlink_t: :uint,
+      # AAPCS64 makes wchar_t unsigned
+      wchar_t: :uint,
+      int64_t: :long_long
+    ).freeze
+
+    # Other platforms get the x86_64-linux table (no table of theirs exists
+    # or is checked yet).
+    PLATFORM_TYPEDEFS =
+      if RbConfig::CONFIG["host_cpu"].match?(/\A(aarch64|arm64)/) && RbConfig::CONFIG["host_os"].include?("linux")
+        AARCH64_LINUX_TYPEDEFS
+      else
+        X86_64_LINUX_TYPEDEFS
+      end
   end
 end

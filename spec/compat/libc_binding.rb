@@ -15,12 +15,20 @@ module CompatLibC
     layout :tv_sec, :time_t, :tv_nsec, :long
   end
 
-  # struct stat on x86-64 Linux (glibc).
+  # struct stat of glibc: x86-64's own layout, or the generic one of the
+  # newer architectures (aarch64: 32-bit st_nlink and st_blksize).
   class Stat < FFI::Struct
-    layout :st_dev, :dev_t, :st_ino, :ino_t, :st_nlink, :nlink_t, :st_mode, :mode_t,
-           :st_uid, :uid_t, :st_gid, :gid_t, :__pad0, :int, :st_rdev, :dev_t, :st_size, :off_t,
-           :st_blksize, :blksize_t, :st_blocks, :blkcnt_t,
-           :st_atim, Timespec, :st_mtim, Timespec, :st_ctim, Timespec, :__reserved, [:long, 3]
+    if FFI::Platform::ARCH == "aarch64"
+      layout :st_dev, :dev_t, :st_ino, :ino_t, :st_mode, :mode_t, :st_nlink, :nlink_t,
+             :st_uid, :uid_t, :st_gid, :gid_t, :st_rdev, :dev_t, :__pad1, :dev_t, :st_size, :off_t,
+             :st_blksize, :blksize_t, :__pad2, :int, :st_blocks, :blkcnt_t,
+             :st_atim, Timespec, :st_mtim, Timespec, :st_ctim, Timespec, :__reserved, [:int, 2]
+    else
+      layout :st_dev, :dev_t, :st_ino, :ino_t, :st_nlink, :nlink_t, :st_mode, :mode_t,
+             :st_uid, :uid_t, :st_gid, :gid_t, :__pad0, :int, :st_rdev, :dev_t, :st_size, :off_t,
+             :st_blksize, :blksize_t, :st_blocks, :blkcnt_t,
+             :st_atim, Timespec, :st_mtim, Timespec, :st_ctim, Timespec, :__reserved, [:long, 3]
+    end
   end
 
   class Passwd < FFI::Struct

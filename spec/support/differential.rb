@@ -107,6 +107,10 @@ module Differential
       return @attached[name] if @attached.key?(name)
 
       c_name, args, ret = FixtureSignatures::SIGS.fetch(name)
+      if ns == FFI
+        args = args.map { |t| Differential.oracle_type(t) }
+        ret = Differential.oracle_type(ret)
+      end
       @attached[name] =
         begin
           m = mod or raise @lib_error
@@ -168,6 +172,25 @@ module Differential
   end
 
   def self.float_hex(f) = [f].pack("G").unpack1("H*")
+
+  # The type the oracle attaches for +type+: itself, or, where the ffi gem
+  # lacks a typedef C has (Debian's ffi 1.15.5 on aarch64-linux has no
+  # intptr_t/uintptr_t), the builtin integer C says is the same type
+  # (spec/support/c_types.rb), so the ffi gem still decides every value and
+  # exception.
+  def self.oracle_type(type)
+    return type unless type.is_a?(Symbol)
+
+    @oracle_types ||= {}
+    @oracle_types.fetch(type) do
+      @oracle_types[type] = begin
+        FFI.find_type(type)
+        type
+      rescue TypeError
+        CTypes.builtin_for(type)
+      end
+    end
+  end
 
   # The ffi gem line fiddle_jit follows. Where the oracle installed next to a
   # Ruby is older (Debian's ffi 1.15.5 on Ruby 3.1) and the ffi gem changed

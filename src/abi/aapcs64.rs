@@ -62,15 +62,6 @@ impl Platform {
             Platform::Linux
         }
     }
-
-    /// Whether a callee may rely on 8- and 16-bit integer arguments being
-    /// sign/zero-extended to 32 bits by its caller (Apple), or must extend
-    /// them itself (Linux: the upper bits are unspecified). Forward stubs
-    /// extend every narrow argument either way; reverse trampolines never
-    /// rely on it (the runtime truncates each raw slot to its type).
-    pub fn caller_extends_narrow_ints(self) -> bool {
-        self == Platform::Apple
-    }
 }
 
 /// The member type and count of a homogeneous floating-point aggregate:
@@ -284,7 +275,11 @@ pub fn plan_stub(sig: &Signature, platform: Platform) -> Result<StubPlan, PlanEr
 pub fn plan_stub_in_form(sig: &Signature, argv: bool, platform: Platform) -> Result<StubPlan, PlanError> {
     check_params(sig)?;
     // Ruby's VALUEs are 8 bytes, so their stack slots are 8 bytes on Apple too.
-    Ok(stub_plan(sig, argv, INT_ARG_REGS, assign(&sig.params, &sig.ret, sig.fixed_params, platform)))
+    // Apple's callees may rely on narrow arguments extended to 32 bits,
+    // Linux's extend them themselves: extending serves both. (Reverse
+    // trampolines never rely on it: the runtime truncates each raw slot.)
+    let widen = Widen::To32ZeroUpper;
+    Ok(stub_plan(sig, argv, INT_ARG_REGS, widen, assign(&sig.params, &sig.ret, sig.fixed_params, platform)))
 }
 
 /// Plans a reverse trampoline (C calls Ruby): the same locations, read by
@@ -626,10 +621,37 @@ mod tests {
     }
 
     #[test]
+    fn narrow_integer_arguments_fill_the_w_register_and_zero_the_rest() {
+        for platform in [Linux, Apple] {
+            let plan = plan_stub(&Signature::new(vec![I8, U32, U64], I16), platform).unwrap();
+            let convs: Vec<Conversion> = plan.args.iter().map(|e| e.conv).collect();
+            assert_eq!(
+                convs,
+                vec![
+                    Conversion::Int { bytes: 1, signed: true, widen: Widen::To32ZeroUpper },
+                    Conversion::Int { bytes: 4, signed: false, widen: Widen::To32ZeroUpper },
+                    Conversion::Int { bytes: 8, signed: false, widen: Widen::None },
+                ]
+            );
+            assert_eq!(plan.ret_conv, Conversion::Int { bytes: 2, signed: true, widen: Widen::None });
+        }
+    }
+
+    #[test]
+    fn two_register_structs_spill_the_incoming_values_first() {
+        let s16 = strukt(vec![I64, I64]);
+        let plan = plan_stub(&Signature::new(vec![s16.clone(), s16.clone(), I64], Void), Linux).unwrap();
+        assert_eq!(plan.spill, vec![1, 2, 3]);
+        assert_eq!(plan.args[2].source, ArgSource::Spilled(3));
+        assert_eq!(plan_stub(&Signature::new(vec![s16, I64, I64], Void), Linux).unwrap().spill, Vec::<u8>::new());
+        // x8 carries a large result's address: x0 stays the first argument.
+        let s24 = strukt(vec![I64, I64, I64]);
+        assert_eq!(plan_stub(&Signature::new(vec![I64, F64], s24), Linux).unwrap().spill, Vec::<u8>::new());
+    }
+
+    #[test]
     fn host_platform_is_linux_here() {
         assert_eq!(Platform::host(), if cfg!(target_vendor = "apple") { Apple } else { Linux });
-        assert!(Apple.caller_extends_narrow_ints());
-        assert!(!Linux.caller_extends_narrow_ints());
     }
 
     /// Signatures `test/aarch64/plan_vs_gcc.c` calls through a register

@@ -80,15 +80,85 @@ pub enum ResultPointer {
     X8,
 }
 
-/// Where an argument's VALUE is when the stub is entered.
+/// Where an argument's VALUE is when the stub converts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArgSource {
     /// An incoming integer register (cfunc parameter index, self included).
     Int(u8),
+    /// Incoming integer register n, saved to the stub's frame by its
+    /// prologue (see [`StubPlan::spill`]).
+    Spilled(u8),
     /// Byte offset into the caller's stack argument area.
     Stack(u32),
     /// `argv[i]` of the `(int argc, VALUE *argv, VALUE self)` form.
     Argv(u32),
+}
+
+/// What a stub turns an argument's VALUE into, or a result into a VALUE
+/// from, in C terms: the value class and the convention's rule for the
+/// register bits a narrow integer does not fill. How a Ruby value becomes
+/// one is `crate::lower`'s business.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conversion {
+    /// No value (a void result).
+    Void,
+    /// An integer of `bytes` (1, 2, 4 or 8) bytes.
+    Int { bytes: u8, signed: bool, widen: Widen },
+    /// false → 0, true → 1, in the whole register.
+    Bool,
+    Double,
+    Float,
+    /// A NUL-terminated `char *` that Ruby sees as a String.
+    CString,
+    Pointer,
+    /// A struct by value: its bytes go where `PlanEntry::dest` says.
+    Struct,
+    /// An x87 long double, in memory (SysV).
+    LongDouble,
+}
+
+/// The register bits above a narrow integer's own bytes, as the
+/// convention has them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Widen {
+    /// Not defined: the receiver extends the value itself. Every 8-byte
+    /// integer, and narrow results under both conventions (a callee sets
+    /// only al/ax/eax, w0's low bits).
+    None,
+    /// Extended to 32 bits per the signedness; bits 32..63 not defined.
+    /// SysV arguments: the psABI does not require it, but clang-built
+    /// callees rely on it, so callers do it.
+    To32,
+    /// Extended to 32 bits, bits 32..63 zero (AAPCS64 arguments, written
+    /// through w registers; Apple's callers must extend to 32 bits, Linux
+    /// callees extend themselves).
+    To32ZeroUpper,
+}
+
+impl Conversion {
+    /// The conversion of a value of type `ty`; `widen` is the convention's
+    /// rule for narrow integers.
+    pub fn of(ty: &CType, widen: Widen) -> Conversion {
+        let int = |bytes: u8, signed| Conversion::Int { bytes, signed, widen: if bytes < 8 { widen } else { Widen::None } };
+        match ty {
+            CType::Void => Conversion::Void,
+            CType::Bool => Conversion::Bool,
+            CType::I8 => int(1, true),
+            CType::U8 => int(1, false),
+            CType::I16 => int(2, true),
+            CType::U16 => int(2, false),
+            CType::I32 => int(4, true),
+            CType::U32 => int(4, false),
+            CType::I64 => int(8, true),
+            CType::U64 => int(8, false),
+            CType::F32 => Conversion::Float,
+            CType::F64 => Conversion::Double,
+            CType::LongDouble => Conversion::LongDouble,
+            CType::Pointer => Conversion::Pointer,
+            CType::CString => Conversion::CString,
+            CType::Struct(_) => Conversion::Struct,
+        }
+    }
 }
 
 /// How Ruby calls the stub.
@@ -107,14 +177,21 @@ pub struct PlanEntry {
     pub index: usize,
     pub source: ArgSource,
     pub ty: CType,
+    pub conv: Conversion,
     pub dest: CLoc,
 }
 
-/// Everything an emitter needs to build a forward stub.
+/// Everything a backend needs to build a forward stub.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StubPlan {
     pub form: CfuncForm,
     pub args: Vec<PlanEntry>,
+    /// Incoming integer registers the prologue saves to the frame before
+    /// any argument is converted, because a destination register would
+    /// otherwise overwrite one of them before its VALUE is read (a struct's
+    /// pieces fill registers faster than Ruby's arguments are consumed).
+    /// Their arguments' sources are then [`ArgSource::Spilled`].
+    pub spill: Vec<u8>,
     /// Bytes of outgoing stack arguments (a multiple of 16).
     pub stack_bytes: u32,
     /// Vector registers used: the value SysV variadic calls put in %al
@@ -122,10 +199,11 @@ pub struct StubPlan {
     pub float_regs_used: u8,
     pub variadic: bool,
     pub ret_ty: CType,
+    pub ret_conv: Conversion,
     pub ret: RetLoc,
 }
 
-/// Everything an emitter needs to build a reverse trampoline (C calls Ruby).
+/// Everything a backend needs to build a reverse trampoline (C calls Ruby).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallbackPlan {
     /// Where each incoming C argument is, in order.
@@ -179,8 +257,9 @@ type Assigned = (Vec<CLoc>, RetLoc, u32, u8);
 /// cfunc's VALUEs like C integer arguments (self first): in the first
 /// `int_regs` registers, then in 8-byte stack slots; `argv` forces the
 /// `(argc, argv, self)` form, which more than [`MAX_FIXED_ARITY`]
-/// parameters need anyway.
-fn stub_plan(sig: &Signature, argv: bool, int_regs: u8, assigned: Assigned) -> StubPlan {
+/// parameters need anyway. `widen` is the convention's rule for narrow
+/// integer arguments.
+fn stub_plan(sig: &Signature, argv: bool, int_regs: u8, widen: Widen, assigned: Assigned) -> StubPlan {
     let n = sig.params.len();
     let form = if n <= MAX_FIXED_ARITY && !argv { CfuncForm::Fixed(n as u8) } else { CfuncForm::Argv(n as u32) };
     let (locs, ret, stack_bytes, float_regs_used) = assigned;
@@ -189,14 +268,60 @@ fn stub_plan(sig: &Signature, argv: bool, int_regs: u8, assigned: Assigned) -> S
         CfuncForm::Fixed(_) if i + 1 < int_regs as usize => ArgSource::Int(i as u8 + 1),
         CfuncForm::Fixed(_) => ArgSource::Stack(8 * (i + 1 - int_regs as usize) as u32),
     };
-    let args = sig
+    let mut args: Vec<PlanEntry> = sig
         .params
         .iter()
         .zip(locs)
         .enumerate()
-        .map(|(index, (ty, dest))| PlanEntry { index, source: source(index), ty: ty.clone(), dest })
+        .map(|(index, (ty, dest))| PlanEntry {
+            index,
+            source: source(index),
+            ty: ty.clone(),
+            conv: Conversion::of(ty, widen),
+            dest,
+        })
         .collect();
-    StubPlan { form, args, stack_bytes, float_regs_used, variadic: sig.is_variadic(), ret_ty: sig.ret.clone(), ret }
+    let mut spill = Vec::new();
+    if overwrites_a_later_source(&args) {
+        for e in &mut args {
+            if let ArgSource::Int(r) = e.source {
+                spill.push(r);
+                e.source = ArgSource::Spilled(r);
+            }
+        }
+    }
+    StubPlan {
+        form,
+        args,
+        spill,
+        stack_bytes,
+        float_regs_used,
+        variadic: sig.is_variadic(),
+        ret_ty: sig.ret.clone(),
+        ret_conv: Conversion::of(&sig.ret, Widen::None),
+        ret,
+    }
+}
+
+/// The integer registers a destination writes.
+fn int_registers(dest: &CLoc) -> Vec<u8> {
+    match dest {
+        CLoc::Int(k) => vec![*k],
+        CLoc::Pieces(pieces) => pieces.iter().flat_map(|p| int_registers(&p.loc)).collect(),
+        CLoc::ByReference { address, .. } => int_registers(address),
+        CLoc::Float(_) | CLoc::Stack(_) | CLoc::StackCopy { .. } => vec![],
+    }
+}
+
+/// Whether converting the arguments left to right straight into their
+/// destinations would overwrite the incoming register of an argument not
+/// yet converted. Ruby passes argument i in integer register i+1 and C
+/// wants its k-th integer argument in register k ≤ i, so scalars never do;
+/// struct pieces (two registers for one argument) can.
+fn overwrites_a_later_source(args: &[PlanEntry]) -> bool {
+    args.iter().enumerate().any(|(i, e)| {
+        int_registers(&e.dest).into_iter().any(|k| args[i + 1..].iter().any(|later| later.source == ArgSource::Int(k)))
+    })
 }
 
 // Both planners are pure Rust and compiled on every host (so `cargo test`

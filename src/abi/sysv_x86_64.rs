@@ -158,7 +158,7 @@ pub fn plan_stub(sig: &Signature) -> Result<StubPlan, PlanError> {
 /// gem, whose attached functions have arity -1).
 pub fn plan_stub_in_form(sig: &Signature, argv: bool) -> Result<StubPlan, PlanError> {
     check_params(sig)?;
-    Ok(stub_plan(sig, argv, INT_ARG_REGS, assign(&sig.params, &sig.ret)))
+    Ok(stub_plan(sig, argv, INT_ARG_REGS, Widen::To32, assign(&sig.params, &sig.ret)))
 }
 
 pub fn plan_callback(sig: &Signature) -> Result<CallbackPlan, PlanError> {
@@ -341,6 +341,49 @@ mod tests {
         let fwd: Vec<CLoc> = plan_stub(&sig).unwrap().args.into_iter().map(|e| e.dest).collect();
         assert_eq!(cb, fwd);
         assert_eq!(cb[3], CLoc::Stack(16));
+    }
+
+    #[test]
+    fn narrow_integer_arguments_are_widened_to_32_bits_and_results_not() {
+        let plan = plan_stub(&Signature::new(vec![I8, U16, I32, I64, Bool], U8)).unwrap();
+        let convs: Vec<Conversion> = plan.args.iter().map(|e| e.conv).collect();
+        assert_eq!(
+            convs,
+            vec![
+                Conversion::Int { bytes: 1, signed: true, widen: Widen::To32 },
+                Conversion::Int { bytes: 2, signed: false, widen: Widen::To32 },
+                Conversion::Int { bytes: 4, signed: true, widen: Widen::To32 },
+                Conversion::Int { bytes: 8, signed: true, widen: Widen::None },
+                Conversion::Bool,
+            ]
+        );
+        assert_eq!(plan.ret_conv, Conversion::Int { bytes: 1, signed: false, widen: Widen::None });
+    }
+
+    #[test]
+    fn scalar_arguments_need_no_spill_even_behind_a_hidden_result_pointer() {
+        // The hidden pointer shifts every integer destination one register
+        // later: argument i's destination is its own incoming register,
+        // which is read before it is written.
+        let big = Arc::new(StructType::natural(vec![I64, I64, I64]));
+        let plan = plan_stub(&Signature::new(vec![I64, F64, Pointer], Struct(big))).unwrap();
+        assert_eq!(plan.spill, Vec::<u8>::new());
+        assert_eq!((plan.args[0].source, plan.args[0].dest.clone()), (ArgSource::Int(1), CLoc::Int(1)));
+        assert_eq!(plan_stub(&Signature::new(vec![I64; 6], I64)).unwrap().spill, Vec::<u8>::new());
+    }
+
+    #[test]
+    fn struct_pieces_that_would_overwrite_later_values_spill_them_first() {
+        // { long, long } takes two registers: the second struct's pieces
+        // go to rdx and rcx, and rcx still holds the third VALUE.
+        let s = Arc::new(StructType::natural(vec![I64, I64]));
+        let plan = plan_stub(&Signature::new(vec![Struct(s.clone()), Struct(s.clone()), F64], Void)).unwrap();
+        assert_eq!(plan.spill, vec![1, 2, 3]);
+        let sources: Vec<ArgSource> = plan.args.iter().map(|e| e.source).collect();
+        assert_eq!(sources, vec![ArgSource::Spilled(1), ArgSource::Spilled(2), ArgSource::Spilled(3)]);
+        // A struct's own incoming register is read (by the helper) before
+        // its pieces are written.
+        assert_eq!(plan_stub(&Signature::new(vec![Struct(s), I32, F64], Void)).unwrap().spill, Vec::<u8>::new());
     }
 
     #[test]

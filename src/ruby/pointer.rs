@@ -1,7 +1,7 @@
 //! FiddleJit::Pointer: a native address, optionally bounded and owning its
 //! memory (MemoryPointer, Buffer and slices share this data type). Stubs read
 //! `address` inline (it is the first field of the wrapped struct; see
-//! `emit::x86_64::unbox_pointer`), so the layout is `repr(C)` and must keep
+//! `lower::pointer_arg`), so the layout is `repr(C)` and must keep
 //! `address` first (`Cell<usize>` is `repr(transparent)`).
 //!
 //! Every access goes through `Pointer::check`: NULL (or freed) memory raises
@@ -980,7 +980,7 @@ impl Pointer {
 /// alloc function.
 #[inline]
 unsafe fn receiver<'a>(rb_self: VALUE) -> &'a Pointer {
-    let data = (rb_self as *const u8).add(crate::emit::ruby_layout::RTYPEDDATA_DATA as usize) as *const *const Pointer;
+    let data = (rb_self as *const u8).add(crate::lower::ruby_layout::RTYPEDDATA_DATA as usize) as *const *const Pointer;
     &**data
 }
 

@@ -2,7 +2,7 @@
 //! user subclasses) is a TypedData whose data says which Pointer it views,
 //! like the ffi gem's `Struct { AbstractMemory* pointer; ... }`.
 //!
-//! - Stubs unbox a Struct argument inline (`emit::x86_64::unbox_pointer`):
+//! - Stubs unbox a Struct argument inline (`lower::pointer_arg`):
 //!   the object's `rb_data_type_t` is compared with `StructData`'s, then
 //!   `[data + 0]` is the Pointer's data and `[[data + 0] + 0]` its address.
 //!   So `memory` is the first `repr(C)` field and always points at a live
@@ -16,7 +16,7 @@
 //!   semantics and errors).
 
 use super::pointer::{raise_or, Pointer, Scalar, Word, READ, WRITE};
-use crate::emit::ruby_layout::{RTYPEDDATA_DATA, RTYPEDDATA_TYPE, T_DATA, T_MASK};
+use crate::lower::ruby_layout::{RTYPEDDATA_DATA, RTYPEDDATA_TYPE, T_DATA, T_MASK};
 use magnus::gc::Marker;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::typed_data::{DataTypeFunctions, Obj};

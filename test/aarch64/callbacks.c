@@ -1,4 +1,4 @@
-/* Runs fiddle_jit's aarch64 reverse trampolines (src/emit/aarch64_callback.rs)
+/* Runs fiddle_jit's aarch64 reverse trampolines (src/backend/aarch64_callback.rs)
  * under qemu-aarch64: C code compiled by gcc calls each trampoline, through
  * its per-callback thunk, with real C arguments; a fake runtime entry records
  * the raw 8-byte slots it receives and returns chosen bits. Every slot and

@@ -254,6 +254,19 @@ static void check_pointers(void) {
         CALL(s, others[i]);
         expect_calls(2, H_ARG_POINTER, others[i], 0, H_RET_POINTER, (VALUE)0xabc000, 0);
     }
+    /* A Struct → the address of the memory it views, inline, when the
+     * parameter takes any Struct (ref_classes[0] = 0) or exactly its class. */
+    VALUE st = struct_object(0x7777, 0xbeef00), other_class = struct_object(0x8888, 0xbeef00);
+    CALL(s, st);
+    expect_calls(1, H_RET_POINTER, (VALUE)0xbeef00, 0);
+    CALL(s, other_class);
+    expect_calls(1, H_RET_POINTER, (VALUE)0xbeef00, 0);
+    ((uint64_t *)((struct fake_info *)info_of_current)->ref_classes)[0] = 0x7777;
+    CALL(s, st);
+    expect_calls(1, H_RET_POINTER, (VALUE)0xbeef00, 0);
+    CALL(s, other_class);
+    expect_calls(2, H_ARG_POINTER, other_class, 0, H_RET_POINTER, (VALUE)0xabc000, 0);
+    ((uint64_t *)((struct fake_info *)info_of_current)->ref_classes)[0] = 0;
     EXPECT_RAISE(CALL(s, BAD));
     s = stub("ret_pointer", fx_ret_raw);
     ret_value = 0xfffffffffffffff0ULL;
@@ -263,18 +276,43 @@ static void check_pointers(void) {
 
 static void check_strings(void) {
     void *s = stub("id_string", fx_id_string);
-    /* Embedded, ASCII-8BIT or UTF-8, NUL right after the bytes: inline. */
-    const char *fast[] = {"", "hello", "123456789012345"};
-    for (int enc = 0; enc <= 1; enc++) {
-        for (size_t i = 0; i < 3; i++) {
+    /* Inline, no helper call: Strings in ASCII-8BIT, UTF-8 or US-ASCII whose
+     * first NUL is at len, embedded or not (embedded ASCII-8BIT/UTF-8 under
+     * 16 bytes in the stub, the others in the StringValueCStr thunk's fast
+     * path). */
+    const char *fast[] = {"", "hello", "123456789012345", "1234567890123456", "12345678901234567890123"};
+    for (int enc = 0; enc <= 2; enc++) {
+        for (size_t i = 0; i < sizeof fast / sizeof *fast; i++) {
             VALUE str = embedded(fast[i], (long)strlen(fast[i]), enc);
             CALL(s, str);
             expect_calls(1, H_STR_NEW_CSTR, (VALUE)((struct RString *)str)->as.ary, 0);
         }
     }
+    static char long_text[300];
+    memset(long_text, 'L', sizeof long_text - 1);
+    const long heap_lengths[] = {16, 17, 40, 255, 256};
+    for (size_t i = 0; i < sizeof heap_lengths / sizeof *heap_lengths; i++) {
+        const char *text = long_text + sizeof long_text - 1 - heap_lengths[i];
+        VALUE str = heap_bytes(text, heap_lengths[i], (int)i % 3);
+        CALL(s, str);
+        expect_calls(1, H_STR_NEW_CSTR, (VALUE)text, 0);
+    }
+    /* A NUL at each place of a long heap String: the helper. */
+    char nul_inside[100];
+    for (int at = 0; at < 99; at++) {
+        memset(nul_inside, 'n', 99);
+        nul_inside[99] = 0;
+        nul_inside[at] = 0;
+        VALUE str = heap_bytes(nul_inside, 99, ENC_UTF8);
+        CALL(s, str);
+        CHECK(ncalls == 2 && calls[0].helper == H_ARG_CSTR && calls[0].value == str, "NUL at %d: %d calls", at, ncalls);
+        nstrings--;
+    }
     /* Everything else: the helper, given the address of a slot holding the VALUE. */
-    VALUE slow[] = {embedded("1234567890123456", 16, 0), embedded("12345678901234567890123", 23, 1),
-                    embedded("ab\0cd", 5, 1), embedded("hello", 5, ENC_EUCJP), embedded("\0", 1, 0),
+    VALUE slow[] = {embedded("ab\0cd", 5, 1), embedded("hello", 5, ENC_EUCJP), embedded("hello", 5, 3 /* UTF-16BE */),
+                    embedded("\0", 1, 0), embedded("1234567890123456\0xy", 19, 0),
+                    heap_string("fifteen bytes!!"), heap_bytes("unterminated: the next byte is no NUL", 20, ENC_UTF8),
+                    heap_bytes(long_text, 299, ENC_UTF8) /* longer than the fast path scans */,
                     QFALSE, QTRUE, fix(1), flo(2.0), pointer_object(1, pointer_type)};
     for (size_t i = 0; i < sizeof slow / sizeof *slow; i++) {
         CALL(s, slow[i]);
@@ -282,9 +320,6 @@ static void check_strings(void) {
               calls[0].info == info_of_current && calls[1].helper == H_STR_NEW_CSTR,
               "string sample %zu: %d calls, first %s", i, ncalls, HELPER_NAMES[calls[0].helper]);
     }
-    VALUE heap = heap_string("a heap string, longer than any embedded one");
-    CALL(s, heap);
-    expect_calls(2, H_ARG_CSTR, heap, 0, H_STR_NEW_CSTR, (VALUE)((struct RString *)heap)->as.heap.ptr, 0);
     /* nil → NULL → nil, without a call. */
     CHECK_EQ(CALL(s, QNIL), QNIL);
     NO_SLOW_CALLS();
@@ -765,7 +800,7 @@ static double fx_int_float_mix(int8_t a, float b, int32_t c, double d) { return 
 
 static void check_pairs_and_promotions(void) {
     void *s = stub("str_pair", fx_str_pair);
-    VALUE a = heap_string("first heap string"), b = heap_string("second");
+    VALUE a = slow_string("first slow string"), b = slow_string("second");
     VALUE got = CALL(s, a, b);
     /* Each string its own keep-alive slot: the first must survive the second's slow path. */
     expect_calls(2, H_ARG_CSTR, a, 0, H_ARG_CSTR, b, 1);

@@ -7,8 +7,8 @@
  * pool; this program maps each stub, replaces the sentinels with its own C
  * fixtures and fake slow-path helpers, and calls it with fake VALUEs laid
  * out like Ruby 3.1's (Fixnums, flonums, RString embedded and heap,
- * RTypedData Pointers, nil/true/false). Fakes record (helper, value, info,
- * index); raising fakes longjmp back to the check.
+ * RTypedData Pointers and Structs, nil/true/false). Fakes record (helper,
+ * value, info, index); raising fakes longjmp back to the check.
  *
  * Exit status 0 iff every check passed; the last line is the summary.
  */
@@ -55,6 +55,8 @@ struct RTypedData {
 };
 /* FiddleJit::Pointer's data: the address comes first. */
 struct PointerData { uint64_t address, size; };
+/* FiddleJit::Struct's data: the Pointer data it views comes first. */
+struct StructData { struct PointerData *memory; VALUE pointer, table; };
 
 static const struct { const char *name; long value; } LAYOUT[] = {
     {"QNIL", 8}, {"QTRUE", 20}, {"T_STRING", T_STRING}, {"T_DATA", T_DATA},
@@ -104,7 +106,7 @@ static double unflo(VALUE v) {
     return from_bits(rotr((2 - b63) | (v & ~(uint64_t)3), 3));
 }
 
-static struct RString strings[64];
+static struct RString strings[128];
 static int nstrings;
 static VALUE embedded(const char *bytes, long len, int enc) {
     struct RString *s = &strings[nstrings++];
@@ -115,26 +117,42 @@ static VALUE embedded(const char *bytes, long len, int enc) {
     if (len < 24) s->as.ary[len] = 0;
     return (VALUE)s;
 }
-static VALUE heap_string(const char *cstr) {
+/* A heap String of `len` bytes at `ptr` (whatever follows them). */
+static VALUE heap_bytes(const char *ptr, long len, int enc) {
     struct RString *s = &strings[nstrings++];
-    s->flags = T_STRING | RSTRING_NOEMBED | ((uint64_t)ENC_UTF8 << ENCODING_SHIFT);
+    s->flags = T_STRING | RSTRING_NOEMBED | ((uint64_t)enc << ENCODING_SHIFT);
     s->klass = 0x1234;
-    s->as.heap.len = (long)strlen(cstr);
-    s->as.heap.ptr = (char *)cstr;
-    s->as.heap.capa = s->as.heap.len;
+    s->as.heap.len = len;
+    s->as.heap.ptr = (char *)ptr;
+    s->as.heap.capa = len;
     return (VALUE)s;
 }
+static VALUE heap_string(const char *cstr) { return heap_bytes(cstr, (long)strlen(cstr), ENC_UTF8); }
+/* A String no inline path takes (EUC-JP): always the helper. */
+static VALUE slow_string(const char *cstr) { return heap_bytes(cstr, (long)strlen(cstr), ENC_EUCJP); }
 
 static const char pointer_type[16] = "Pointer type";
 static const char other_type[16] = "Other type";
-static struct RTypedData typed[16];
-static struct PointerData pdata[16];
+static struct RTypedData typed[64];
+static struct PointerData pdata[64];
 static int ntyped;
 static VALUE pointer_object(uint64_t address, const void *type) {
     struct RTypedData *t = &typed[ntyped];
     pdata[ntyped] = (struct PointerData){address, 0};
     *t = (struct RTypedData){T_DATA, 0x5678, type, 1, &pdata[ntyped]};
     ntyped++;
+    return (VALUE)t;
+}
+static const char struct_type[16] = "Struct type";
+static struct StructData sdata[64];
+static int nstructs;
+/* A FiddleJit::Struct of class `klass` viewing memory at `address`. */
+static VALUE struct_object(uint64_t klass, uint64_t address) {
+    struct RTypedData *t = &typed[ntyped];
+    pdata[ntyped] = (struct PointerData){address, 0};
+    sdata[nstructs] = (struct StructData){&pdata[ntyped], 0, 0};
+    *t = (struct RTypedData){T_DATA, klass, struct_type, 1, &sdata[nstructs]};
+    ntyped++, nstructs++;
     return (VALUE)t;
 }
 /* A heap object no inline path accepts (a T_OBJECT); fakes raise on it. */
@@ -148,12 +166,12 @@ static uint64_t heap_float[3] = {0x0d, 0xdef0, 0};
 enum helper {
     H_ARG_INT = 1, H_ARG_UINT, H_ARG_LL, H_ARG_ULL, H_ARG_BOOL, H_ARG_DOUBLE, H_ARG_CSTR, H_ARG_POINTER,
     H_ARITY, H_RET_POINTER, H_LL2INUM, H_ULL2INUM, H_FLOAT_NEW_IN_HEAP, H_STR_NEW_CSTR, H_POINTER_TYPE,
-    H_UNUSED_16, H_WITHOUT_GVL, H_ARG_STRUCT, H_RET_STRUCT, H_COUNT
+    H_UNUSED_16, H_WITHOUT_GVL, H_ARG_STRUCT, H_RET_STRUCT, H_UNUSED_20, H_UNUSED_21, H_STRUCT_TYPE, H_COUNT
 };
 static const char *HELPER_NAMES[H_COUNT] = {"?", "arg_int", "arg_uint", "arg_long_long", "arg_ulong_long",
     "arg_bool", "arg_double", "arg_cstr", "arg_pointer", "arity_error", "ret_pointer", "ll2inum", "ull2inum",
     "float_new_in_heap", "str_new_cstr", "pointer_data_type", "(unused)", "call_without_gvl",
-    "arg_struct", "ret_struct"};
+    "arg_struct", "ret_struct", "(unused)", "(unused)", "struct_data_type"};
 
 struct call { int helper; uint64_t value, info; uint32_t index; };
 static struct call calls[64];
@@ -268,6 +286,7 @@ static uint64_t helper_address(int id) {
     case H_FLOAT_NEW_IN_HEAP: return (uint64_t)fake_float_new_in_heap;
     case H_STR_NEW_CSTR: return (uint64_t)fake_str_new_cstr;
     case H_POINTER_TYPE: return (uint64_t)pointer_type;
+    case H_STRUCT_TYPE: return (uint64_t)struct_type;
     case H_WITHOUT_GVL: return (uint64_t)fake_without_gvl;
     case H_ARG_STRUCT: return (uint64_t)fake_arg_struct;
     case H_RET_STRUCT: return (uint64_t)fake_ret_struct;
@@ -373,7 +392,12 @@ static void load_manifest(void) {
     fclose(f);
 }
 
-/* Per-stub info: the fakes check the stub passed its own. */
+/* Per-stub info, laid out like runtime::StubInfo as far as stubs read it
+ * (ref_classes first: the Struct class each parameter requires, 0 = any);
+ * the fakes check the stub passed its own. */
+struct fake_info { const uint64_t *ref_classes; };
+static struct fake_info infos[256];
+static uint64_t ref_classes[256][32];
 static uint64_t info_of_current;
 
 /* The stub `name` calling `function`; every check until the next stub()
@@ -385,7 +409,8 @@ static void *stub(const char *name, void *function) {
             s->used = 1;
             if (trace) printf("stub %s\n", name);
             current = s->name;
-            info_of_current = 0x1f0000 + (uint64_t)i * 16;
+            infos[i].ref_classes = ref_classes[i];
+            info_of_current = (uint64_t)&infos[i];
             long len;
             unsigned char *code = read_file(s->file, &len);
             uint64_t f, inf;

@@ -18,7 +18,7 @@ trap 'rm -rf "$out"' EXIT
 qemu="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 
 FIDDLE_JIT_AARCH64_OUT="$out" cargo test --release --lib --quiet -- \
-    emit::aarch64_callback::tests::harness_blobs abi::aapcs64::tests::gcc_harness_plans --exact
+    backend::aarch64_callback::tests::harness_blobs abi::aapcs64::tests::gcc_harness_plans --exact
 for f in callbacks_blobs.h plans.h; do
     test -s "$out/$f" || { echo "run_callbacks.sh: cargo test did not write $f" >&2; exit 1; }
 done

@@ -15,10 +15,6 @@ pub const IMMEDIATE_MASK: i32 = ruby_special_consts::RUBY_IMMEDIATE_MASK as i32;
 pub const FIXNUM_FLAG: i32 = ruby_special_consts::RUBY_FIXNUM_FLAG as i32;
 pub const FLONUM_MASK: i32 = ruby_special_consts::RUBY_FLONUM_MASK as i32;
 pub const FLONUM_FLAG: i32 = ruby_special_consts::RUBY_FLONUM_FLAG as i32;
-/// Ruby 3.2 moved nil from 8 to 4 (false 0, true 0x14), inside the
-/// immediate tag bits: a `test IMMEDIATE_MASK` no longer lets nil through to
-/// a "nil or false" compare, so conversions check nil first there.
-pub const NIL_HAS_IMMEDIATE_BITS: bool = QNIL & IMMEDIATE_MASK != 0;
 /// The flonum encoding of +0.0, which the rotate rule cannot express.
 pub const FLONUM_ZERO: i64 = 0x8000_0000_0000_0002u64 as i64;
 /// Largest integer that fits a Fixnum (2**62 - 1 on 64-bit).
@@ -32,11 +28,11 @@ pub const RSTRING_NOEMBED: i32 = ruby_rstring_flags::RSTRING_NOEMBED as i32;
 /// Encoding index bits of the flags word.
 pub const ENCODING_MASK: i32 = rb_sys::ruby_encoding_consts::RUBY_ENCODING_MASK as i32;
 pub const ENCODING_SHIFT: u32 = rb_sys::ruby_encoding_consts::RUBY_ENCODING_SHIFT as u32;
-/// Encoding indexes 0..2 are ASCII-8BIT, UTF-8 and US-ASCII in every Ruby:
-/// one-byte NUL terminator, so the inline NUL checks are exactly
-/// StringValueCStr's. Other encodings take the slow path.
-pub const ENCODING_INLINE_LIMIT: i32 = 3 << ENCODING_SHIFT;
-
+/// Encoding indexes 0, 1 and 2 are ASCII-8BIT, UTF-8 and US-ASCII in every
+/// Ruby (encindex.h): one-byte NUL terminators, so a NUL byte ends the
+/// String exactly as StringValueCStr checks. Others take the slow path.
+pub const ENCODING_INDEX_UTF_8: i32 = 1;
+pub const ENCODING_INDEX_US_ASCII: i32 = 2;
 pub const RBASIC_FLAGS: i32 = offset_of!(rb_sys::RBasic, flags) as i32;
 pub const RBASIC_KLASS: i32 = offset_of!(rb_sys::RBasic, klass) as i32;
 
@@ -84,22 +80,6 @@ pub const RSTRING_HEAP_LEN: i32 = offset_of!(rb_sys::RString, len) as i32;
 pub const RSTRING_HEAP_PTR: i32 = offset_of!(rb_sys::RString, as_.heap.ptr) as i32;
 pub const RSTRING_EMBED_ARY: i32 = offset_of!(rb_sys::RString, as_.embed.ary) as i32;
 
-/// Test support: the words of a fake embedded String holding `bytes`
-/// (fewer than 16) in this Ruby's layout, for stubs run against fake VALUEs.
-pub fn fake_embedded_string(bytes: &[u8]) -> Box<[u64; 6]> {
-    assert!(bytes.len() < 16);
-    let mut s = Box::new([0u64; 6]);
-    s[0] = T_STRING as u64;
-    match RSTRING_EMBED_LEN {
-        EmbedLength::Flags { shift, .. } => s[0] |= (bytes.len() as u64) << shift,
-        EmbedLength::Field(at) => s[at as usize / 8] = bytes.len() as u64,
-    }
-    // SAFETY: the array has 48 bytes; the embedded area starts at most 24 bytes in.
-    let raw = unsafe { std::slice::from_raw_parts_mut((s.as_mut_ptr() as *mut u8).add(RSTRING_EMBED_ARY as usize), 16) };
-    raw[..bytes.len()].copy_from_slice(bytes);
-    s
-}
-
 // RTypedData: `type` at 16, `typed_flag` at 24, `data` at 32 up to 3.4; 4.0
 // puts `fields_obj` at 16 and `type` at 24, marks typed data with a flags bit
 // (RUBY_TYPED_FL_IS_TYPED_DATA) and an embedded one with bit 0 of `type`.
@@ -116,11 +96,13 @@ mod tests {
 
     #[test]
     fn layout_is_the_64_bit_ruby_one_we_expect() {
-        // Sanity: these hold for every 64-bit CRuby the emitter supports.
-        assert_eq!((QFALSE, IMMEDIATE_MASK, FIXNUM_FLAG), (0, 7, 1));
-        // nil: 8 up to Ruby 3.1, 4 from 3.2 on; either way above false, so
-        // "nil or false" is one unsigned compare once immediates are out.
-        assert!(QNIL == 8 || (QNIL == 4 && NIL_HAS_IMMEDIATE_BITS));
+        // Sanity: these hold for every 64-bit CRuby the stubs support.
+        assert_eq!((QFALSE, IMMEDIATE_MASK, FIXNUM_FLAG, FLONUM_FLAG), (0, 7, 1, 2));
+        // Ruby 3.2 moved nil from 8 to 4: inside the immediate mask, so a
+        // conversion tells nil apart before testing for immediates; either
+        // way nil is above false and every immediate below it.
+        assert_eq!(QNIL, if cfg!(ruby_lt_3_2) { 8 } else { 4 });
+        assert_eq!(QTRUE, 0x14);
         assert_eq!(RBASIC_FLAGS, 0);
         assert!(RSTRING_HEAP_PTR > RSTRING_HEAP_LEN);
         assert!(RTYPEDDATA_DATA > RTYPEDDATA_TYPE);

@@ -1,0 +1,8 @@
+# frozen_string_literal: true
+
+# The first `-r` of every child bench/side_by_side.rb runs under callgrind
+# (--instr-atstart=no): Ruby's boot so far ran uninstrumented; from here on
+# instructions are counted, so the shim's `-r` and the measured script are.
+# With BENCH_INSTR_AFTER_LOAD set the child starts it itself, later.
+require ENV.fetch("BENCH_CEXT")
+FjBenchCext.callgrind_start unless ENV["BENCH_INSTR_AFTER_LOAD"]
