@@ -67,9 +67,6 @@ pub struct CallbackData {
     pub is_proc: bool,
     pub params: Vec<CType>,
     pub ret: CType,
-    /// The `dispatcher::Dispatcher` of the Ractor that made the callback
-    /// (what runs it when C calls from a thread Ruby does not know).
-    pub dispatcher: usize,
     /// Calls running now (a callback may be called again from inside
     /// itself, and its Function may be freed meanwhile).
     in_use: Cell<u32>,
@@ -92,6 +89,11 @@ pub struct Slot {
     ret: CType,
     /// Index of the slot's signature in `Registry::pools`.
     pool: usize,
+    /// The `dispatcher::Dispatcher` of the Ractor that made the slot's
+    /// current callback (what runs it when C calls from a thread Ruby does
+    /// not know). On the slot, not in its data: a foreign thread reads it
+    /// without the GVL.
+    dispatcher: AtomicUsize,
 }
 
 impl Slot {
@@ -153,6 +155,7 @@ pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool, 
                 nargs: params.len(),
                 ret: ret.clone(),
                 pool,
+                dispatcher: AtomicUsize::new(0),
             }));
             let code = backend::emit_callback_thunk(slot as *const Slot as usize).map_err(|e| e.to_string())?;
             slot.thunk = install(&code)?;
@@ -166,8 +169,8 @@ pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool, 
         ret,
         in_use: Cell::new(0),
         released: Cell::new(false),
-        dispatcher,
     }));
+    slot.dispatcher.store(dispatcher, Ordering::Release);
     slot.data.store(data, Ordering::Release);
     reg.live += 1;
     Ok(slot)
@@ -704,8 +707,8 @@ pub mod dispatcher {
     /// Called from a foreign thread: queue the call on the dispatcher of
     /// the callback's Ractor, wait until done.
     pub(super) fn run(inv: &mut Invocation) {
-        // SAFETY: `data` is the live callback data the trampoline's slot held.
-        let d = unsafe { (*inv.data).dispatcher } as *const Dispatcher;
+        // SAFETY: the trampoline passes its slot; slots are never freed.
+        let d = unsafe { (*inv.slot).dispatcher.load(Ordering::Acquire) } as *const Dispatcher;
         // SAFETY: dispatchers are leaked, never freed; after a fork the
         // Ractor's replacement is linked from the one the callback recorded.
         let mut d = unsafe { d.as_ref() };
@@ -841,11 +844,15 @@ pub mod dispatcher {
                 let next = old.successor.swap(ptr as usize, Ordering::AcqRel);
                 link = (next as *const Dispatcher).as_ref().filter(|n| n.pid != std::process::id());
             }
+            // Recorded before the Ruby calls below, which may switch
+            // threads: another thread of this Ractor then uses this
+            // dispatcher (its queue waits for the thread) instead of
+            // starting a second one.
+            rb_sys::rb_ractor_local_storage_ptr_set(key(), ptr);
             let thread = rb_sys::rb_thread_create(Some(main), ptr);
             rb_sys::rb_gc_register_mark_object(thread);
             let name = rb_sys::rb_str_new_cstr(c"FFI Callback Dispatcher".as_ptr());
             rb_sys::rb_funcallv(thread, rb_sys::rb_intern2(c"name=".as_ptr(), 5), 1, &name);
-            rb_sys::rb_ractor_local_storage_ptr_set(key(), ptr);
             ptr as usize
         }
     }
