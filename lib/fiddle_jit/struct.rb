@@ -38,8 +38,7 @@ module FiddleJit
         @name = name
         @canonical = canonical
         @size = Types::SIZES.fetch(canonical)
-        # SysV x86-64 / AAPCS64: scalars are naturally aligned
-        @alignment = canonical == :void ? 1 : @size
+        @alignment = Types::ALIGNMENTS.fetch(canonical)
         self.__footprint__ = 112 # the ffi gem's BuiltinType: a Type and its name
         freeze
       end

@@ -5,9 +5,9 @@ use crate::backend::{self, EmitError, RuntimeTargets, StubRequest, Thunks};
 use crate::emit::arena::CodeArena;
 use crate::runtime::{self, StubInfo};
 use crate::ruby::stub_lifetime::{self, OwnedStub, StubOwner};
-use crate::types::{CType, Signature, StructType};
+use crate::types::{CType, NamedType, Signature, StructType};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
-use magnus::{function, prelude::*, Error, RArray, RModule, RString, Ruby, Value};
+use magnus::{function, prelude::*, Error, RArray, RHash, RModule, RString, Ruby, Value};
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -157,7 +157,7 @@ pub(crate) fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
         // SAFETY: the bytes are only read before any Ruby code can run.
         let found = std::str::from_utf8(unsafe { name.as_slice() })
             .ok()
-            .and_then(|n| CType::from_name(ffi_long_name(n).unwrap_or(n)));
+            .and_then(CType::from_name);
         return found.ok_or_else(|| invalid(name.to_string().unwrap_or_default()));
     }
     let Some(desc) = RArray::from_value(value) else { return Err(invalid(format!("{value:?}"))) };
@@ -186,16 +186,6 @@ pub(crate) fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
         return Err(invalid("empty struct".into()));
     }
     Ok(CType::Struct(std::sync::Arc::new(StructType { fields, size, align })))
-}
-
-/// `"long"`/`"ulong"`: what the Ruby layer passes for parameters the ffi
-/// gem types as long (64-bit here, converted with NUM2LONG for its messages).
-fn ffi_long_name(name: &str) -> Option<&'static str> {
-    match name {
-        "long" => Some("int64"),
-        "ulong" => Some("uint64"),
-        _ => None,
-    }
 }
 
 /// Set by `require "fiddle_jit/ffi"` (`Native.ffi_messages = true`):
@@ -457,5 +447,24 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     native.define_singleton_method("long_double_unpack", function!(runtime::long_double::unpack, 1))?;
     native.define_singleton_method("long_double_pack", function!(runtime::long_double::pack, 1))?;
     native.const_set("ARCH", std::env::consts::ARCH)?;
+    native.const_set("C_TYPES", c_types(ruby)?)?;
     Ok(())
+}
+
+/// The C type table (`types::TYPE_NAMES`) for lib/fiddle_jit/types.rb: a
+/// frozen Hash `name => [canonical name, size, alignment]` (Symbols and
+/// Integers, frozen: Ractor-shareable).
+fn c_types(ruby: &Ruby) -> Result<RHash, Error> {
+    let table = ruby.hash_new();
+    for t in NamedType::all() {
+        let row = ruby.ary_new_from_values(&[
+            ruby.to_symbol(t.canonical).as_value(),
+            ruby.integer_from_u64(t.size as u64).as_value(),
+            ruby.integer_from_u64(t.align as u64).as_value(),
+        ]);
+        row.freeze();
+        table.aset(ruby.to_symbol(t.name), row)?;
+    }
+    table.freeze();
+    Ok(table)
 }

@@ -15,6 +15,7 @@ use magnus::typed_data::{DataTypeFunctions, Obj};
 use magnus::value::{Opaque, ReprValue};
 use magnus::{method, prelude::*, Error, ExceptionClass, RArray, RModule, RString, Ruby, TryConvert, TypedData, Value};
 use rb_sys::VALUE;
+use crate::types::NamedType;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -1081,18 +1082,6 @@ fn arity(ruby: &Ruby, given: usize, expected: &str) -> Error {
 }
 
 /// Sizes of the builtin type names (LP64), as lib/fiddle_jit/types.rb has them.
-fn builtin_size(name: &str) -> Option<usize> {
-    Some(match name {
-        "void" | "bool" | "char" | "uchar" | "int8" | "uint8" => 1,
-        "short" | "ushort" | "int16" | "uint16" => 2,
-        "int" | "uint" | "int32" | "uint32" | "float" | "float32" => 4,
-        "int64" | "uint64" | "long_long" | "ulong_long" | "double" | "float64" => 8,
-        "long" | "ulong" | "size_t" | "ssize_t" | "intptr_t" | "uintptr_t" | "pointer" | "string" | "buffer_in"
-        | "buffer_out" | "buffer_inout" => std::mem::size_of::<usize>(),
-        _ => return None,
-    })
-}
-
 fn type_size_of(ruby: &Ruby, ty: Value) -> Result<usize, Error> {
     if let Some(n) = fixnum(ty).filter(|n| *n >= 0) {
         return Ok(n as usize);
@@ -1101,8 +1090,8 @@ fn type_size_of(ruby: &Ruby, ty: Value) -> Result<usize, Error> {
         return Err(Error::new(ruby.exception_arg_error(), format!("negative memory size {n}")));
     }
     if let Some(sym) = magnus::Symbol::from_value(ty) {
-        if let Some(n) = builtin_size(&sym.name()?) {
-            return Ok(n);
+        if let Some(t) = NamedType::find(&sym.name()?) {
+            return Ok(t.size);
         }
     }
     // Symbols, Struct classes... are resolved by the Ruby layer (FiddleJit.type_size).

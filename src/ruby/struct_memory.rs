@@ -16,6 +16,7 @@
 //!   semantics and errors).
 
 use super::pointer::{raise_or, Pointer, Scalar, Word, READ, WRITE};
+use crate::types::CType;
 use crate::lower::ruby_layout::{RTYPEDDATA_DATA, RTYPEDDATA_TYPE, T_DATA, T_MASK};
 use magnus::gc::Marker;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
@@ -75,18 +76,19 @@ enum Kind {
 }
 
 impl Kind {
-    fn from_suffix(s: &str) -> Kind {
-        match s {
-            "int8" => Kind::I8,
-            "uint8" => Kind::U8,
-            "int16" => Kind::I16,
-            "uint16" => Kind::U16,
-            "int32" => Kind::I32,
-            "uint32" => Kind::U32,
-            "int64" | "long" => Kind::I64,
-            "uint64" | "ulong" => Kind::U64,
-            "float32" => Kind::F32,
-            "float64" => Kind::F64,
+    /// The accessor for a field of the type named `name` (a type table name).
+    fn of(name: &str) -> Kind {
+        match CType::from_name(name) {
+            Some(CType::I8) => Kind::I8,
+            Some(CType::U8) => Kind::U8,
+            Some(CType::I16) => Kind::I16,
+            Some(CType::U16) => Kind::U16,
+            Some(CType::I32) => Kind::I32,
+            Some(CType::U32) => Kind::U32,
+            Some(CType::I64) => Kind::I64,
+            Some(CType::U64) => Kind::U64,
+            Some(CType::F32) => Kind::F32,
+            Some(CType::F64) => Kind::F64,
             _ => Kind::Ruby,
         }
     }
@@ -131,7 +133,7 @@ impl FieldTable {
             let row = RArray::try_convert(row)?;
             let (name, offset, suffix, field): (Value, usize, Option<String>, Value) =
                 (row.entry(0)?, row.entry(1)?, row.entry(2)?, row.entry(3)?);
-            let kind = suffix.as_deref().map_or(Kind::Ruby, Kind::from_suffix);
+            let kind = suffix.as_deref().map_or(Kind::Ruby, Kind::of);
             entries.push(Entry { name: name.as_raw(), offset, kind, field: field.as_raw() });
         }
         Ok(ruby.obj_wrap(FieldTable { entries, field_map: field_map.as_raw() }))
