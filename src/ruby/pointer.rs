@@ -348,13 +348,6 @@ impl Scalar for PtrVal {
     }
 }
 
-/// The address of a FiddleJit::Struct's memory (its Pointer), without
-/// calling `to_ptr`: the ffi gem also special-cases its Struct class. Used by
-/// the :pointer slow path (the stubs check Structs inline).
-pub fn struct_pointer_address(value: Value) -> Option<usize> {
-    crate::ruby::struct_memory::StructData::from_value(value).map(|d| d.memory().address.get())
-}
-
 /// The ffi gem's read check for memory a stub copies from (a struct by
 /// value): RuntimeError "invalid memory read" for a Pointer without read
 /// access (derived from NULL), NullPointerError for NULL. Anything that is
@@ -660,7 +653,7 @@ impl Pointer {
 
     // --- attributes ------------------------------------------------------------
 
-    fn address(&self) -> usize {
+    pub(crate) fn address(&self) -> usize {
         self.address.get()
     }
     fn is_null(&self) -> bool {

@@ -182,6 +182,13 @@ impl StructData {
         }
     }
 
+    /// The address of a FiddleJit::Struct's memory (its Pointer), without
+    /// calling `to_ptr`: the ffi gem also special-cases its Struct class.
+    /// Used by the :pointer slow path (the stubs check Structs inline).
+    pub fn address_of(value: Value) -> Option<usize> {
+        StructData::from_value(value).map(|d| d.memory().address())
+    }
+
     /// The Pointer this struct views (its data; the shared NULL before
     /// `initialize`).
     pub fn memory(&self) -> &Pointer {

@@ -21,8 +21,7 @@
 
 use super::jump::{self, Target};
 use crate::backend::{self, CallbackRequest};
-use crate::ruby::function::Function;
-use crate::ruby::pointer::Pointer;
+use super::host::host;
 use crate::types::{CType, Signature};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::Value;
@@ -119,7 +118,7 @@ struct Registry {
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
 fn install(code: &[u8]) -> Result<usize, String> {
-    crate::ruby::attach::install_code(code)
+    (host().install_code)(code)
 }
 
 /// A callback for `params -> ret` calling `callable`. Never calls into
@@ -574,7 +573,7 @@ unsafe fn box_arg(ty: &CType, raw: u64) -> VALUE {
         CType::U64 => rb_sys::rb_ull2inum(raw),
         CType::F32 => rb_sys::rb_float_new(f32::from_bits(raw as u32) as f64),
         CType::F64 => rb_sys::rb_float_new(f64::from_bits(raw)),
-        CType::Pointer => Pointer::new_value(raw as usize).as_raw(),
+        CType::Pointer => (host().new_pointer)(raw as usize).as_raw(),
         CType::CString => {
             if raw == 0 {
                 QNIL
@@ -641,11 +640,8 @@ unsafe fn unbox_ret(ty: &CType, v: VALUE) -> u64 {
         CType::F64 => rb_sys::rb_num2dbl(v).to_bits(),
         CType::Pointer => {
             let value = Value::from_raw(v);
-            if crate::ruby::function::is_typed(value, Pointer::data_type_address()) {
-                Pointer::address_of(value).unwrap_or(0) as u64
-            } else {
-                Function::address_of(value).unwrap_or(0) as u64
-            }
+            let host = host();
+            (host.pointer_address)(value).or_else(|| (host.function_address)(value)).unwrap_or(0) as u64
         }
         CType::CString | CType::Struct(_) | CType::LongDouble => 0,
     }

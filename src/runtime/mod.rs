@@ -11,10 +11,11 @@
 //! get the function name and argument position prepended.
 
 pub mod errno;
+pub mod host;
 pub mod jump;
 pub mod long_double;
 
-use crate::ruby::pointer::Pointer;
+use host::host;
 use magnus::rb_sys::{protect, resume_error, AsRawValue, FromRawValue};
 use magnus::value::ReprValue;
 use magnus::{Error, ExceptionClass, RArray, RString, Ruby, Value};
@@ -281,19 +282,19 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
     if class != 0 {
         return struct_ref_address(&ruby, info, index, value, class);
     }
-    if let Some(p) = Pointer::address_of(value) {
+    if let Some(p) = (host().pointer_address)(value) {
         return Ok(p);
     }
     if let Some(s) = RString::from_value(value) {
         // SAFETY: the String is an argument of the running call, alive until it returns.
         return Ok(unsafe { rb_sys::rb_string_value_ptr(&mut s.as_raw()) } as usize);
     }
-    if let Some(p) = crate::ruby::pointer::struct_pointer_address(value) {
+    if let Some(p) = (host().struct_address)(value) {
         return Ok(p);
     }
     if value.respond_to("to_ptr", false)? {
         let converted: Value = value.funcall("to_ptr", ())?;
-        return Pointer::address_of(converted).ok_or_else(|| {
+        return (host().pointer_address)(converted).ok_or_else(|| {
             Error::new(ruby.exception_arg_error(), info.message(index, "to_ptr returned an invalid pointer"))
         });
     }
@@ -313,11 +314,11 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
 fn struct_ref_address(ruby: &Ruby, info: &StubInfo, index: u32, value: Value, class: VALUE) -> Result<usize, Error> {
     // SAFETY: the class is pinned by the stub's owner while the stub can run.
     let class = unsafe { magnus::RClass::from_value(Value::from_raw(class)) }.expect("a Struct class");
-    if let Some(p) = Pointer::address_of(value) {
+    if let Some(p) = (host().pointer_address)(value) {
         return Ok(p);
     }
     if value.is_kind_of(class) {
-        if let Some(p) = crate::ruby::pointer::struct_pointer_address(value) {
+        if let Some(p) = (host().struct_address)(value) {
             return Ok(p);
         }
     }
@@ -338,9 +339,9 @@ pub extern "C" fn arg_struct(value: VALUE, info_ptr: *const StubInfo, index: u32
 fn struct_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, Error> {
     let ruby = Ruby::get().expect("Ruby thread");
     let needed = info.struct_sizes.get(index as usize).copied().unwrap_or(0);
-    let memory: Option<Value> = if Pointer::address_of(value).is_some() {
+    let memory: Option<Value> = if (host().pointer_address)(value).is_some() {
         Some(value)
-    } else if crate::ruby::pointer::struct_pointer_address(value).is_some() {
+    } else if (host().struct_address)(value).is_some() {
         Some(value.funcall("to_ptr", ())?)
     } else {
         None
@@ -351,11 +352,11 @@ fn struct_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, Er
             info.message(index, &format!("wrong argument type {} (expected Struct)", value.class())),
         ));
     };
-    let address = Pointer::address_of(memory).unwrap_or(0);
+    let address = (host().pointer_address)(memory).unwrap_or(0);
     let size: i64 = memory.funcall("size", ())?;
     // A Pointer derived from NULL has no access (the ffi gem segfaults).
     if address != 0 {
-        crate::ruby::pointer::check_readable(memory)?;
+        (host().check_readable)(memory)?;
     }
     if address == 0 {
         return Err(Error::new(ruby.exception_type_error(), format!("{}: struct argument is NULL", info.describe(index))));
@@ -382,7 +383,7 @@ fn new_struct(info: &StubInfo, bytes: *const u8) -> Result<Value, Error> {
     let class = unsafe { Value::from_raw(class) };
     let instance: Value = class.funcall("new", ())?;
     let memory: Value = instance.funcall("to_ptr", ())?;
-    let address = Pointer::address_of(memory).filter(|a| *a != 0).expect("a new Struct owns memory");
+    let address = (host().pointer_address)(memory).filter(|a| *a != 0).expect("a new Struct owns memory");
     // SAFETY: a new Struct of this class owns at least `size` bytes, and the
     // stub's buffer holds `size` bytes.
     unsafe { std::ptr::copy_nonoverlapping(bytes, address as *mut u8, size) };
@@ -409,7 +410,7 @@ fn arity_message(info: &StubInfo, argc: c_int) -> Error {
 
 /// A :pointer return: a new Pointer, or Pointer::NULL for NULL.
 pub extern "C" fn ret_pointer(address: usize) -> VALUE {
-    Pointer::new_value(address).as_raw()
+    (host().new_pointer)(address).as_raw()
 }
 
 /// Every address a stub may call, for the emitter.
@@ -429,8 +430,8 @@ pub fn targets() -> crate::backend::RuntimeTargets {
         ull2inum: rb_sys::rb_ull2inum as *const () as usize,
         float_new_in_heap: rb_sys::rb_float_new_in_heap as *const () as usize,
         str_new_cstr: rb_sys::rb_str_new_cstr as *const () as usize,
-        pointer_data_type: Pointer::data_type_address(),
-        struct_data_type: crate::ruby::struct_memory::StructData::data_type_address(),
+        pointer_data_type: host().pointer_data_type,
+        struct_data_type: host().struct_data_type,
         errno_tp_offsets: errno::tp_offsets(),
         call_without_gvl: rb_sys::rb_thread_call_without_gvl as *const () as usize,
         arg_struct: arg_struct as *const () as usize,
