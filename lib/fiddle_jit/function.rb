@@ -164,15 +164,17 @@ module FiddleJit
         cb_indexes = params.each_index.select { |i| params[i].is_a?(FunctionType) }
         ret_type = ret.is_a?(FunctionType) ? ret : nil
         if cb_indexes.empty? && ret_type.nil? && !frame
-          return Native.attach_function(mod, name, address, native_params, native_ret, labels, c_name, nil, blocking)
+          return Native.attach_function(mod, name, address, native_params, native_ret, labels, c_name, nil,
+                                        Library.attach_options(mod, blocking))
         end
 
         hidden = "__fiddle_jit_#{name}"
-        bytes = Native.attach_function(mod, hidden, address, native_params, native_ret, labels, c_name, nil, blocking)
+        bytes = Native.attach_function(mod, hidden, address, native_params, native_ret, labels, c_name, nil,
+                                       Library.attach_options(mod, blocking))
         mod.singleton_class.__send__(:private, hidden)
         mod.__send__(:private, hidden)
         if name.match?(/\A[A-Za-z_][A-Za-z0-9_]*[?!]?\z/)
-          code = wrapper_source(hidden, name, params, cb_indexes, ret_type)
+          code = wrapper_source(mod, hidden, name, params, cb_indexes, ret_type)
           mod.module_eval(code, __FILE__, __LINE__)
           mod.singleton_class.module_eval(code, __FILE__, __LINE__)
         else
@@ -213,14 +215,14 @@ module FiddleJit
       #     raise e if e
       #     r
       #   end
-      def wrapper_source(hidden, name, params, cb_indexes, ret_type)
+      def wrapper_source(mod, hidden, name, params, cb_indexes, ret_type)
         n = params.length
         last_cb = cb_indexes.last
         formals = (0...n).map { |i| i == last_cb ? "a#{i} = ::FiddleJit::Function::UNSET" : "a#{i}" }
         lines = ["def #{name}(#{[*formals, "&blk"].join(", ")})"]
         if last_cb
           lines << "  if ::FiddleJit::Function::UNSET.equal?(a#{last_cb})"
-          lines << "    raise ::ArgumentError, \"#{arity_message(n - 1, n, name)}\" unless blk"
+          lines << "    raise ::ArgumentError, \"#{arity_message(mod, n - 1, n, name)}\" unless blk"
           lines << "    a#{last_cb} = blk"
           lines << "  end"
         end
@@ -242,9 +244,9 @@ module FiddleJit
         lines.join("\n")
       end
 
-      # Under require "fiddle_jit/ffi", the ffi gem's wording.
-      def arity_message(given, expected, name)
-        if Native.ffi_messages?
+      # For a module with the ffi gem's behaviour (Library.ffi_compatible?), its wording.
+      def arity_message(mod, given, expected, name)
+        if Library.ffi_compatible?(mod)
           "wrong number of arguments (#{given} for #{expected})"
         else
           "wrong number of arguments (given #{given}, expected #{expected}) calling #{name}"
@@ -257,7 +259,7 @@ module FiddleJit
         lambda do |args, blk|
           args.insert(last_cb, blk) if blk && last_cb && args.length == arity - 1
           unless args.length == arity
-            raise ArgumentError, Function.send(:arity_message, args.length, arity, name)
+            raise ArgumentError, Function.send(:arity_message, mod, args.length, arity, name)
           end
 
           # The stub gets each Function's cached Pointer (its inline fast

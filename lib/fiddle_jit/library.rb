@@ -62,6 +62,25 @@ module FiddleJit
       raise RuntimeError, "must only be extended by module" unless mod.is_a?(Module)
     end
 
+    # Whether functions attached to +mod+ behave as the ffi gem's (its
+    # messages, arity -1, attach_function returning an FFI::Function): a
+    # property of the module, true for one extended with FFI::Library
+    # (fiddle_jit/ffi), false for one extended with FiddleJit::Library,
+    # whatever was required. Another module (Function#attach onto a plain
+    # module) follows the namespace in use: ffi's once fiddle_jit/ffi is loaded.
+    def self.ffi_compatible?(mod)
+      return mod.__ffi_compatible__? if mod.singleton_class.include?(Library)
+
+      defined?(::FFI::FIDDLE_JIT) ? true : false
+    end
+
+    # Native.attach_function's options for a function attached to +mod+.
+    def self.attach_options(mod, blocking)
+      (blocking ? Native::BLOCKING : 0) | (ffi_compatible?(mod) ? Native::FFI_COMPATIBLE : 0)
+    end
+
+    def __ffi_compatible__? = false
+
     # Loads libraries: names ("c", "m", "libm.so.6"), paths, or Arrays of
     # fallback names (the first that loads is used).
     def ffi_lib(*names)
@@ -158,7 +177,7 @@ module FiddleJit
       unless address
         # The ffi gem lists the library objects here (their #to_s), names
         # elsewhere; FiddleJit::Library names them in both.
-        libs = Native.ffi_messages? ? ffi_libraries : ffi_libraries.map { |l| l.name || "[current process]" }
+        libs = __ffi_compatible__? ? ffi_libraries : ffi_libraries.map { |l| l.name || "[current process]" }
         raise NotFoundError.new(cname, libs)
       end
 
@@ -242,7 +261,7 @@ module FiddleJit
       if (plain = plain_signature(params, ret, options))
         address = find_function_address(c_name)
         stub, bytes = Native.attach_function(self, name.to_s, address, plain, PLAIN_RETURNS[ret], params, c_name, nil,
-                                             blocking)
+                                             Library.attach_options(self, blocking))
         enum_symbols_for(stub)
         return attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes))
       end
@@ -265,7 +284,8 @@ module FiddleJit
       arg_convs = resolved.map { |t| converter?(t) ? t : nil } if wrap
       address = find_function_address(c_name, resolved)
       stub_name = wrap ? "__fiddle_jit_raw_#{name}" : name.to_s
-      stub, bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params, c_name, nil, blocking)
+      stub, bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params, c_name, nil,
+                                           Library.attach_options(self, blocking))
       enum_symbols_for(stub)
       define_converting_wrapper(name, stub_name.to_sym, arg_convs, ret_conv) if wrap
       attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes), resolved, ret_resolved)
@@ -289,7 +309,7 @@ module FiddleJit
     def attached(info, resolved = nil, ret_resolved = nil)
       (@fiddle_jit_functions ||= {})[info.name] = info
       @ffi_functions&.delete(info.name) unless frozen_definitions?
-      return info unless Native.ffi_messages?
+      return info unless __ffi_compatible__?
 
       fn = Function.__send__(:__pointer, info.address)
       if resolved
@@ -376,7 +396,7 @@ module FiddleJit
       (@fiddle_jit_functions ||= {})[name.to_sym] = info
       (@ffi_functions ||= {})[name.to_sym] = invoker
       # Under the FFI namespace, what the ffi gem returns.
-      Native.ffi_messages? ? invoker : info
+      __ffi_compatible__? ? invoker : info
     end
 
     # Variadic (and fixed) arguments of a variadic function: callbacks are

@@ -9,7 +9,7 @@ use crate::types::{CType, NamedType, Signature, StructType};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{function, prelude::*, Error, RArray, RHash, RModule, RString, Ruby, Value};
 use std::ffi::CString;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Mutex, OnceLock};
 
 /// The process's executable memory and the thunks in it, created on the
@@ -23,7 +23,7 @@ struct Jit {
     /// Every installed stub, for disassembly.
     stubs: Vec<StubRecord>,
     /// One emitted stub per signature and blocking/ffi-mode flags (index
-    /// `blocking + 2 * ffi_mode`), with its cfunc form, retargeted (two
+    /// `options & (BLOCKING | FFI_COMPATIBLE)`), with its cfunc form, retargeted (two
     /// literal-pool entries patched) for later functions of the same
     /// signature: no planning, no assembling.
     /// Each template's index in insertion order is the arena code class of
@@ -188,17 +188,12 @@ pub(crate) fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
     Ok(CType::Struct(std::sync::Arc::new(StructType { fields, size, align })))
 }
 
-/// Set by `require "fiddle_jit/ffi"` (`Native.ffi_messages = true`):
-/// functions attached from then on raise the ffi gem's exact messages.
-static FFI_MESSAGES: AtomicBool = AtomicBool::new(false);
-
-fn set_ffi_messages(on: bool) {
-    FFI_MESSAGES.store(on, Ordering::Relaxed);
-}
-
-fn ffi_messages() -> bool {
-    FFI_MESSAGES.load(Ordering::Relaxed)
-}
+/// `attach_function`'s `options` bits (`Native::BLOCKING`,
+/// `Native::FFI_COMPATIBLE`): the call releases the GVL; the function
+/// behaves as the ffi gem's (its messages, the argv form so arity is -1),
+/// which the Ruby layer decides per module (`Library.attach_options`).
+const BLOCKING: usize = 1;
+const FFI_COMPATIBLE: usize = 2;
 
 /// The Struct class of a `["pointer", StructClass]` parameter (a
 /// `Struct.by_ref`), 0 otherwise. (Pinned by the stub's owner: the stub's
@@ -212,11 +207,11 @@ fn ref_class(value: Value) -> Result<rb_sys::VALUE, Error> {
     Ok(class.as_raw())
 }
 
-/// `attach_function(module, method_name, address, params, ret, labels, c_name, fixed, blocking)`:
+/// `attach_function(module, method_name, address, params, ret, labels, c_name, fixed, options)`:
 /// `params`/`ret` are canonical type names (the Ruby layer resolved
 /// aliases), `labels` the names as the user wrote them (for messages),
 /// `fixed` (or nil) the number of fixed parameters of a variadic function
-/// whose call shape `params` describes.
+/// whose call shape `params` describes, `options` the bits above.
 /// Defines `method_name` on `module` as a singleton method and a public
 /// instance method (what the ffi gem's Function#attach does) whose body is
 /// the stub. Returns `[stub address, bytes emitted]`.
@@ -230,8 +225,10 @@ fn attach_function(
     labels: RArray,
     c_name: String,
     fixed_params: Option<usize>,
-    blocking: bool,
+    options: usize,
 ) -> Result<(usize, usize), Error> {
+    let blocking = options & BLOCKING != 0;
+    let ffi_mode = options & FFI_COMPATIBLE != 0;
     let ffi_long: Vec<bool> = params
         .into_iter()
         // SAFETY: the bytes are only read before any Ruby code can run.
@@ -265,7 +262,6 @@ fn attach_function(
     };
     // ffi-compatible mode: the argv form, so arity errors are the stub's
     // (worded like the ffi gem's) and the method's arity is -1 as in ffi.
-    let ffi_mode = ffi_messages();
     let owner = StubOwner::of(ruby, module)?;
     // The same function, signature, conversions and labels under this
     // name: its stub again (nothing emitted, nothing kept).
@@ -303,7 +299,7 @@ fn attach_function(
     // SAFETY: just made; nothing else refers to it yet.
     let method_name = unsafe { &(*info).name };
     let targets = TARGETS.get_or_init(runtime::targets);
-    let flags = blocking as usize + 2 * ffi_mode as usize;
+    let flags = options & (BLOCKING | FFI_COMPATIBLE);
     let emitted = with_jit(|jit| {
         let info_address = info as usize;
         let cached = jit.templates.get(&sig).and_then(|t| t[flags].as_ref());
@@ -442,8 +438,8 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     native.define_singleton_method("owned_stub_total", function!(stub_lifetime::owned_total, 0))?;
     let owner_class = native.define_class("StubOwner", ruby.class_object())?;
     owner_class.undef_default_alloc_func();
-    native.define_singleton_method("ffi_messages=", function!(set_ffi_messages, 1))?;
-    native.define_singleton_method("ffi_messages?", function!(ffi_messages, 0))?;
+    native.const_set("BLOCKING", BLOCKING)?;
+    native.const_set("FFI_COMPATIBLE", FFI_COMPATIBLE)?;
     native.define_singleton_method("long_double_unpack", function!(runtime::long_double::unpack, 1))?;
     native.define_singleton_method("long_double_pack", function!(runtime::long_double::pack, 1))?;
     native.const_set("ARCH", std::env::consts::ARCH)?;
