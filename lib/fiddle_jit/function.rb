@@ -160,7 +160,7 @@ module FiddleJit
                          long_names: nil)
         name = name.to_s
         native_params = params.each_with_index.map { |t, i| long_names&.[](i) || native_param(t) }
-        native_ret = ret.is_a?(Type::Struct) ? native_param(ret) + [ret.struct_class] : native_name(ret)
+        native_ret = ret.is_a?(Type::Struct) ? ret.native_return_descriptor : native_name(ret)
         cb_indexes = params.each_index.select { |i| params[i].is_a?(FunctionType) }
         ret_type = ret.is_a?(FunctionType) ? ret : nil
         if cb_indexes.empty? && ret_type.nil? && !frame
@@ -190,10 +190,7 @@ module FiddleJit
       # A parameter for the native layer: a struct by value is its
       # descriptor (the stub copies it into registers or stack slots).
       def native_param(type)
-        return native_name(type) unless type.is_a?(Type::Struct)
-
-        klass = type.struct_class
-        ["struct", klass.size, klass.alignment, klass.layout.native_leaves]
+        type.is_a?(Type::Struct) ? type.native_descriptor : native_name(type)
       end
 
       # The constant path a wrapper reads +type+ from.

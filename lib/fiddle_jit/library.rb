@@ -324,7 +324,7 @@ module FiddleJit
     # Like the ffi gem, a function's integer parameters take the Symbols of
     # the enums this library had defined when it was attached.
     def enum_symbols_for(stub)
-      Native.stub_enums(stub, @ffi_enums) if defined?(@ffi_enums) && @ffi_enums
+      Native.stub_enums(stub, @ffi_enums.symbol_map) if defined?(@ffi_enums) && @ffi_enums
     end
 
     def generic_enum(klass, *args)
@@ -420,17 +420,11 @@ module FiddleJit
       when Enum, Type::Mapped then native_param_type(type.native_type, name)
       when StructByReference then type.native_param
       when Class then "pointer"
-      when Type::Struct then struct_descriptor(type)
+      when Type::Struct then type.native_descriptor
       else raise TypeError, "#{name}: invalid parameter type #{type.inspect}"
       end
     end
 
-    # A struct by value for the native layer: ["struct", size, alignment,
-    # [[leaf type, offset], ...]] (the stub copies its eightbytes).
-    def struct_descriptor(type)
-      klass = type.struct_class
-      ["struct", klass.size, klass.alignment, klass.layout.native_leaves]
-    end
 
     # [native return type, converter for the result or nil]. A Struct class
     # returns a plain Pointer (like the ffi gem); Struct.by_ref returns an
@@ -445,7 +439,7 @@ module FiddleJit
       when Enum, Type::Mapped then [native_return_type(type.native_type, name)[0], type]
       when StructByReference then ["pointer", type]
       when Class then ["pointer", nil]
-      when Type::Struct then [struct_descriptor(type) + [type.struct_class], nil]
+      when Type::Struct then [type.native_return_descriptor, nil]
       else raise TypeError, "#{name}: invalid return type #{type.inspect}"
       end
     end

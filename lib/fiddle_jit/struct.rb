@@ -83,6 +83,19 @@ module FiddleJit
       def size = struct_class.size
       def alignment = struct_class.alignment
       def inspect = "#<FiddleJit::Type::Struct #{struct_class}>"
+
+      # The struct by value for the native layer (parameters, returns,
+      # callbacks): ["struct", size, alignment, leaves] with every scalar
+      # leaf (nested structs and inline arrays flattened) as [canonical type
+      # name, byte offset]. This is Rust's `CType::Struct(StructType {
+      # fields, size, align })` with `StructType::scalars()` already applied
+      # (src/ruby/attach.rs `parse_type`).
+      def native_descriptor
+        ["struct", size, alignment, struct_class.layout.native_leaves]
+      end
+
+      # As a return type: the class to build the result as, appended.
+      def native_return_descriptor = native_descriptor << struct_class
     end
   end
 
@@ -137,22 +150,11 @@ module FiddleJit
     def from_native(ptr, _ctx = nil) = struct_class.new(AutoPointer.new(ptr, @method))
   end
 
-  # Struct.by_value / Struct.val: a struct passed or returned by value. A
-  # struct field of this type is embedded. attach_function does not accept
-  # it yet (NotImplementedError): the emitter does not copy struct bytes.
+  # Struct.by_value / Struct.val: a struct passed or returned by value
+  # (Type::Struct#native_descriptor). A struct field of this type is embedded.
   class StructByValue < Type::Struct
     def layout = struct_class.layout
     def inspect = "#<FiddleJit::StructByValue #{struct_class}>"
-
-    # What attach_function will hand the native layer for a by-value struct
-    # once the emitter supports it: ["struct", size, alignment, leaves] with
-    # every scalar leaf (nested structs and inline arrays flattened) as
-    # [canonical type name, byte offset]. This is Rust's
-    # `CType::Struct(StructType { fields, size, align })` with
-    # `StructType::scalars()` already applied.
-    def native_descriptor
-      ["struct", size, alignment, struct_class.layout.native_leaves]
-    end
   end
 
   # The fields of a Struct class: name → Field (offset, type, get/put).

@@ -402,9 +402,9 @@ fn disassemble(stub: usize) -> Option<String> {
 
 /// `stub_enums(stub, enums)`: integer parameters of the stub at `stub` (an
 /// address attach_function returned) accept the Symbols of `enums` (the
-/// Library's FiddleJit::Enums), as the ffi gem's functions do. False when
+/// Library's enums' Symbol => value Hash), as the ffi gem's functions do. False when
 /// `stub` is not a stub.
-fn stub_enums(stub: usize, enums: Value) -> bool {
+fn stub_enums(stub: usize, enums: RHash) -> bool {
     let jit = lock_jit();
     let Some(record) = jit.as_ref().and_then(|j| j.stubs.iter().rev().find(|r| r.address == stub)) else { return false };
     // SAFETY: `record.info` is the StubInfo of that stub, alive (records of

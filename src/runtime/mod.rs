@@ -50,7 +50,7 @@ pub struct StubInfo {
     /// off_t...), which it converts with NUM2LONG/NUM2ULONG rather than
     /// NUM2LL/NUM2ULL: the same values on LP64, other error messages.
     pub ffi_long: Vec<bool>,
-    /// The defining Library's enums (a FiddleJit::Enums), or 0: a
+    /// The defining Library's enums (their Symbol => value Hash), or 0: a
     /// Symbol given for an integer parameter is looked up there, as the
     /// ffi gem does. Set once, after the stub is installed (Native.stub_enums).
     pub enums: AtomicUsize,
@@ -152,18 +152,16 @@ unsafe fn info<'a>(info: *const StubInfo) -> &'a StubInfo {
 }
 
 /// What an integer parameter converts: a Symbol becomes its value in the
-/// Library's enums when the function has them (`enums.__map_symbol(sym)`,
+/// Library's enums when the function has them (their Symbol => value Hash;
 /// nil when unknown, exactly the ffi gem's lookup); anything else is itself.
-/// Called inside the conversion's rb_protect: the lookup is a method call.
 ///
-/// SAFETY: `value` is a live VALUE; `info.enums` is 0 or an object pinned by the stub's owner.
+/// SAFETY: `value` is a live VALUE; `info.enums` is 0 or a Hash pinned by the stub's owner.
 unsafe fn enum_mapped(info: &StubInfo, value: VALUE) -> VALUE {
     let enums = info.enums.load(Ordering::Acquire);
     if enums == 0 || magnus::Symbol::from_value(Value::from_raw(value)).is_none() {
         return value;
     }
-    let mid = rb_sys::rb_intern(b"__map_symbol\0".as_ptr() as *const c_char);
-    rb_sys::rb_funcallv(enums as VALUE, mid, 1, &value)
+    rb_sys::rb_hash_lookup2(enums as VALUE, value, rb_sys::Qnil as VALUE)
 }
 
 /// NUM2INT: int8/int16/int32 parameters. Returns the int in rax.
