@@ -230,11 +230,6 @@ module FiddleJit
     class Number < Field
       attr_reader :suffix
 
-      # Ruby source reading/writing this field through +ptr+ (an expression),
-      # inlined into the struct class's generated #[] and #[]=.
-      def inline_get(ptr) = "#{ptr}.get_#{@suffix}(#{offset})"
-      def inline_put(ptr, value) = "#{ptr}.put_#{@suffix}(#{offset}, #{value})"
-
       def initialize(name, offset, type)
         super
         @suffix = suffix = FiddleJit::Pointer.accessor_for(type.canonical)

@@ -17,7 +17,7 @@
 
 use super::pointer::{raise_or, Pointer, Scalar, Word, READ, WRITE};
 use crate::types::CType;
-use crate::lower::ruby_layout::{RTYPEDDATA_DATA, RTYPEDDATA_TYPE, T_DATA, T_MASK};
+use crate::runtime::objects;
 use magnus::gc::Marker;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::typed_data::{DataTypeFunctions, Obj};
@@ -115,12 +115,13 @@ pub struct FieldTable {
 
 impl DataTypeFunctions for FieldTable {
     fn mark(&self, marker: &Marker) {
-        // SAFETY (all): VALUEs stored from live objects, kept alive and
-        // pinned (rb_gc_mark) by this function, so the raw copies stay valid.
-        marker.mark(unsafe { Value::from_raw(self.field_map) });
+        // SAFETY: VALUEs stored from live objects, kept alive and pinned
+        // (rb_gc_mark) by this function, so the raw copies stay valid.
+        let mark = |v: VALUE| marker.mark(unsafe { Value::from_raw(v) });
+        mark(self.field_map);
         for e in &self.entries {
-            marker.mark(unsafe { Value::from_raw(e.name) });
-            marker.mark(unsafe { Value::from_raw(e.field) });
+            mark(e.name);
+            mark(e.field);
         }
     }
 }
@@ -161,25 +162,7 @@ impl StructData {
     /// The StructData of `value` if it is a Struct: a type check and one
     /// load, no exception built on failure.
     pub fn from_value<'a>(value: Value) -> Option<&'a StructData> {
-        let raw = value.as_raw();
-        if raw & 7 != 0 || raw == rb_sys::Qnil as VALUE || raw == rb_sys::Qfalse as VALUE {
-            return None;
-        }
-        // SAFETY: `raw` is a heap object: its flags word is readable, and
-        // for T_DATA objects the typed-data header too. Every object with
-        // this data type has StructData behind its data pointer.
-        unsafe {
-            let flags = *(raw as *const VALUE);
-            if flags as i32 & T_MASK != T_DATA {
-                return None;
-            }
-            let ty = *((raw as *const u8).add(RTYPEDDATA_TYPE as usize) as *const usize);
-            if ty != StructData::data_type_address() {
-                return None;
-            }
-            let data = *((raw as *const u8).add(RTYPEDDATA_DATA as usize) as *const *const StructData);
-            data.as_ref()
-        }
+        objects::typed_data::<StructData>(value.as_raw())
     }
 
     /// The address of a FiddleJit::Struct's memory (its Pointer), without
@@ -254,8 +237,9 @@ unsafe fn parts<'a>(d: &'a StructData, rb_self: VALUE) -> (&'a FieldTable, VALUE
             "Struct has no memory (initialize was not called)",
         )));
     }
-    let data = *((table as *const u8).add(RTYPEDDATA_DATA as usize) as *const *const FieldTable);
-    (&*data, pointer as VALUE)
+    // SAFETY: `table` is the FieldTable object `__set_memory__` stored
+    // (typed: Obj<FieldTable>), pinned by this struct's mark.
+    (objects::typed_data_unchecked::<FieldTable>(table as VALUE), pointer as VALUE)
 }
 
 #[inline]

@@ -460,6 +460,8 @@ fn captured(inv: &mut Invocation, state: c_int) {
         unsafe { rb_sys::rb_set_errinfo(QNIL) };
         let exc = jump::local_jump_error();
         return match frame {
+            // SAFETY: with the GVL; `frame` is the live callback frame Array
+            // (on the wrapper's stack).
             Some(frame) => unsafe {
                 PENDING_FRAMES.fetch_add(1, Ordering::Relaxed);
                 rb_sys::rb_ary_store(frame, 0, exc)
@@ -484,6 +486,7 @@ fn report_discarded(exc: VALUE) {
         rb_sys::rb_funcallv(exc.as_raw(), rb_sys::rb_intern2(c"full_message".as_ptr(), 12), 0, std::ptr::null())
     })
     .ok()
+    // SAFETY: `v` is full_message's live result.
     .and_then(|v| unsafe { magnus::RString::from_value(Value::from_raw(v)) }.and_then(|s| s.to_string().ok()))
     .unwrap_or_else(|| "(exception)".into());
     let message = format!(
@@ -491,6 +494,8 @@ fn report_discarded(exc: VALUE) {
          which has no Ruby caller to raise it in):\n{text}"
     );
     // Kernel#warn (honours $stderr and Warning); stderr if even that fails.
+    // SAFETY: with the GVL (the dispatcher thread is a Ruby thread); the
+    // String lives on this stack while Kernel#warn runs; rb_protect catches a raise.
     let shown = magnus::rb_sys::protect(|| unsafe {
         let s = rb_sys::rb_utf8_str_new(message.as_ptr() as *const std::ffi::c_char, message.len() as c_long);
         rb_sys::rb_funcallv(rb_sys::rb_mKernel, rb_sys::rb_intern2(c"warn".as_ptr(), 4), 1, &s)
@@ -709,6 +714,7 @@ pub mod dispatcher {
         // Ractor's replacement is linked from the one the callback recorded.
         let mut d = unsafe { d.as_ref() };
         while let Some(stale) = d.filter(|d| d.pid != std::process::id()) {
+            // SAFETY: as above: leaked dispatchers, never freed.
             d = unsafe { (stale.successor.load(Ordering::Acquire) as *const Dispatcher).as_ref() };
         }
         let d = match d {

@@ -12,6 +12,7 @@
 
 pub mod errno;
 pub mod host;
+pub mod objects;
 pub mod jump;
 pub mod long_double;
 
@@ -145,8 +146,11 @@ fn annotate(info: &StubInfo, index: u32, e: Error) -> Error {
     Error::new(class, format!("{}: {}", info.describe(index), message))
 }
 
-// SAFETY (all helpers): `info` is the leaked StubInfo the stub was built
-// with; `value` is a live VALUE from the stub's argument slots.
+/// The StubInfo a stub passes its slow paths.
+///
+/// SAFETY: `info` is the StubInfo the stub was built with: leaked when it
+/// was attached and dropped only with the stub's owner, after the stub can
+/// no longer run, so alive while the helper does.
 unsafe fn info<'a>(info: *const StubInfo) -> &'a StubInfo {
     &*info
 }
@@ -164,51 +168,88 @@ unsafe fn enum_mapped(info: &StubInfo, value: VALUE) -> VALUE {
     rb_sys::rb_hash_lookup2(enums as VALUE, value, rb_sys::Qnil as VALUE)
 }
 
+/// CRuby's numeric conversions (NUM2INT ... NUM2DBL), as the ffi gem picks
+/// them per type.
+#[derive(Clone, Copy)]
+pub enum Num {
+    Int,
+    Uint,
+    Long,
+    Ulong,
+    LongLong,
+    UlongLong,
+    /// The double's bits.
+    Double,
+}
+
+/// `num`'s conversion of `v`: the result's bits. May raise.
+///
+/// SAFETY: `v` is a live VALUE; the caller catches a raise (rb_protect).
+unsafe fn num_raw(num: Num, v: VALUE) -> VALUE {
+    match num {
+        Num::Int => rb_sys::rb_num2int(v) as VALUE,
+        Num::Uint => rb_sys::rb_num2uint(v) as VALUE,
+        Num::Long => rb_sys::rb_num2long(v) as VALUE,
+        Num::Ulong => rb_sys::rb_num2ulong(v) as VALUE,
+        Num::LongLong => rb_sys::rb_num2ll(v) as VALUE,
+        Num::UlongLong => rb_sys::rb_num2ull(v) as VALUE,
+        Num::Double => rb_sys::rb_num2dbl(v).to_bits() as VALUE,
+    }
+}
+
+/// `num`'s conversion of `v` under rb_protect: the result's bits, or the
+/// exception it raised.
+pub fn convert_num(num: Num, v: Value) -> Result<VALUE, Error> {
+    // SAFETY: `v` is a live VALUE (a Value handle); rb_protect catches a raise.
+    protect(|| unsafe { num_raw(num, v.as_raw()) })
+}
+
+/// An integer parameter: `plain`'s conversion, or `ffi_long`'s where the ffi
+/// gem types the parameter as long (`StubInfo::is_ffi_long`), after the
+/// enum lookup, under rb_protect (errors annotated, then raised). The
+/// result's bits.
+fn integer_arg(value: VALUE, info_ptr: *const StubInfo, index: u32, plain: Num, ffi_long: Num) -> VALUE {
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`).
+    let info = unsafe { info(info_ptr) };
+    let num = if info.is_ffi_long(index) { ffi_long } else { plain };
+    // SAFETY: `value` is a live VALUE from the stub's argument slots, the
+    // enum Hash is pinned (see `enum_mapped`); rb_protect catches a raise.
+    let r = converting(info, index, || unsafe { num_raw(num, enum_mapped(info, value)) });
+    finish(r)
+}
+
 /// NUM2INT: int8/int16/int32 parameters. Returns the int in rax.
 pub extern "C" fn arg_int(value: VALUE, info_ptr: *const StubInfo, index: u32) -> i64 {
-    let info = unsafe { info(info_ptr) };
-    let r = converting(info, index, || unsafe { rb_sys::rb_num2int(enum_mapped(info, value)) as VALUE });
-    finish(r) as i64
+    integer_arg(value, info_ptr, index, Num::Int, Num::Int) as i64
 }
 
 /// NUM2UINT: uint8/uint16/uint32 parameters (accepts INT_MIN..UINT_MAX).
 pub extern "C" fn arg_uint(value: VALUE, info_ptr: *const StubInfo, index: u32) -> i64 {
-    let info = unsafe { info(info_ptr) };
-    let r = converting(info, index, || unsafe { rb_sys::rb_num2uint(enum_mapped(info, value)) as VALUE });
-    finish(r) as i64
+    integer_arg(value, info_ptr, index, Num::Uint, Num::Uint) as i64
 }
 
 /// NUM2LL: int64/long parameters (NUM2LONG where the ffi gem uses it).
 pub extern "C" fn arg_long_long(value: VALUE, info_ptr: *const StubInfo, index: u32) -> i64 {
-    let info = unsafe { info(info_ptr) };
-    let r = if info.is_ffi_long(index) {
-        converting(info, index, || unsafe { rb_sys::rb_num2long(enum_mapped(info, value)) as VALUE })
-    } else {
-        converting(info, index, || unsafe { rb_sys::rb_num2ll(enum_mapped(info, value)) as VALUE })
-    };
-    finish(r) as i64
+    integer_arg(value, info_ptr, index, Num::LongLong, Num::Long) as i64
 }
 
 /// NUM2ULL: uint64/ulong parameters (NUM2ULONG where the ffi gem uses it).
 pub extern "C" fn arg_ulong_long(value: VALUE, info_ptr: *const StubInfo, index: u32) -> u64 {
-    let info = unsafe { info(info_ptr) };
-    let r = if info.is_ffi_long(index) {
-        converting(info, index, || unsafe { rb_sys::rb_num2ulong(enum_mapped(info, value)) as VALUE })
-    } else {
-        converting(info, index, || unsafe { rb_sys::rb_num2ull(enum_mapped(info, value)) as VALUE })
-    };
-    finish(r) as u64
+    integer_arg(value, info_ptr, index, Num::UlongLong, Num::Ulong) as u64
 }
 
 /// NUM2DBL: float/double parameters. Returns the double in xmm0.
 pub extern "C" fn arg_double(value: VALUE, info_ptr: *const StubInfo, index: u32) -> f64 {
-    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_num2dbl(value).to_bits() as VALUE });
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`); `value` is a
+    // live VALUE from its argument slots; rb_protect catches a raise.
+    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { num_raw(Num::Double, value) });
     f64::from_bits(finish(r) as u64)
 }
 
 /// A :bool parameter got something other than true/false: TypeError, as
 /// the ffi gem raises. Never returns.
 pub extern "C" fn arg_bool(value: VALUE, info_ptr: *const StubInfo, index: u32) -> ! {
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`).
     let e = bool_error(unsafe { info(info_ptr) }, index, value);
     // SAFETY: see `finish`.
     unsafe { resume_error(e) }
@@ -216,6 +257,7 @@ pub extern "C" fn arg_bool(value: VALUE, info_ptr: *const StubInfo, index: u32) 
 
 fn bool_error(info: &StubInfo, index: u32, value: VALUE) -> Error {
     let ruby = Ruby::get().expect("Ruby thread");
+    // SAFETY: a live VALUE from the stub's argument slots.
     let value = unsafe { Value::from_raw(value) };
     if info.ffi_messages {
         // The ffi gem's message, class name left out as it does.
@@ -238,6 +280,9 @@ pub extern "C" fn arg_cstr(slot: *mut VALUE, info_ptr: *const StubInfo, index: u
     if let Some(ptr) = plain_cstr(value) {
         return ptr;
     }
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`); `slot` as
+    // above (StringValueCStr may store `to_str`'s result there); rb_protect
+    // catches a raise.
     let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_string_value_cstr(slot) as VALUE });
     finish(r) as *const c_char
 }
@@ -267,6 +312,8 @@ fn plain_cstr(value: VALUE) -> Option<*const c_char> {
 /// subclasses, Strings (their bytes, like the ffi gem), objects with
 /// `to_ptr`; anything else is an ArgumentError, as in the ffi gem.
 pub extern "C" fn arg_pointer(value: VALUE, info_ptr: *const StubInfo, index: u32) -> usize {
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`); `value` a live
+    // VALUE from its argument slots.
     let r = pointer_address(unsafe { info(info_ptr) }, index, unsafe { Value::from_raw(value) });
     finish(r)
 }
@@ -330,6 +377,7 @@ fn struct_ref_address(ruby: &Ruby, info: &StubInfo, index: u32, value: Value, cl
 /// memory holding at least the struct's size; TypeError otherwise (the ffi
 /// gem would read from whatever it was given).
 pub extern "C" fn arg_struct(value: VALUE, info_ptr: *const StubInfo, index: u32) -> usize {
+    // SAFETY: as in `arg_pointer`.
     let r = struct_address(unsafe { info(info_ptr) }, index, unsafe { Value::from_raw(value) });
     finish(r)
 }
@@ -371,6 +419,7 @@ fn struct_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, Er
 /// A struct-by-value return: a new instance of the struct class holding a
 /// copy of the `size` bytes at `bytes` (the stub's return buffer).
 pub extern "C" fn ret_struct(info_ptr: *const StubInfo, bytes: *const u8) -> VALUE {
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`).
     let r = new_struct(unsafe { info(info_ptr) }, bytes);
     finish(r).as_raw()
 }
@@ -390,6 +439,7 @@ fn new_struct(info: &StubInfo, bytes: *const u8) -> Result<Value, Error> {
 
 /// The argv form got the wrong number of arguments. Never returns.
 pub extern "C" fn arity_error(argc: c_int, info_ptr: *const StubInfo) -> ! {
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`).
     let e = arity_message(unsafe { info(info_ptr) }, argc);
     // SAFETY: see `finish`.
     unsafe { resume_error(e) }
