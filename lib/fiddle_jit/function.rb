@@ -163,14 +163,11 @@ module FiddleJit
         native_ret = ret.is_a?(Type::Struct) ? ret.native_return_descriptor : native_name(ret)
         cb_indexes = params.each_index.select { |i| params[i].is_a?(FunctionType) }
         ret_type = ret.is_a?(FunctionType) ? ret : nil
-        if cb_indexes.empty? && ret_type.nil? && !frame
-          return Native.attach_function(mod, name, address, native_params, native_ret, labels, c_name, nil,
-                                        Library.attach_options(mod, blocking))
-        end
+        signature = Library.native_signature(mod, native_params, native_ret, labels, blocking: blocking)
+        return Native.attach_function(mod, name, address, c_name, signature) if cb_indexes.empty? && ret_type.nil? && !frame
 
         hidden = "__fiddle_jit_#{name}"
-        bytes = Native.attach_function(mod, hidden, address, native_params, native_ret, labels, c_name, nil,
-                                       Library.attach_options(mod, blocking))
+        bytes = Native.attach_function(mod, hidden, address, c_name, signature)
         mod.singleton_class.__send__(:private, hidden)
         mod.__send__(:private, hidden)
         if name.match?(/\A[A-Za-z_][A-Za-z0-9_]*[?!]?\z/)

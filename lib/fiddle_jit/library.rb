@@ -74,9 +74,13 @@ module FiddleJit
       defined?(::FFI::FIDDLE_JIT) ? true : false
     end
 
-    # Native.attach_function's options for a function attached to +mod+.
-    def self.attach_options(mod, blocking)
-      (blocking ? Native::BLOCKING : 0) | (ffi_compatible?(mod) ? Native::FFI_COMPATIBLE : 0)
+    # The signature Native.attach_function takes for a function attached to
+    # +mod+ (src/ruby/attach.rs AttachSignature): +params+/+ret+ native type
+    # names or struct descriptors, +labels+ the types as written (messages),
+    # +fixed+ the fixed parameter count of a variadic call shape.
+    def self.native_signature(mod, params, ret, labels, fixed: nil, blocking: false)
+      options = (blocking ? Native::BLOCKING : 0) | (ffi_compatible?(mod) ? Native::FFI_COMPATIBLE : 0)
+      Native::Signature.new(params, ret, labels, fixed, options)
     end
 
     def __ffi_compatible__? = false
@@ -260,8 +264,8 @@ module FiddleJit
       options ||= NO_OPTIONS
       if (plain = plain_signature(params, ret, options))
         address = find_function_address(c_name)
-        stub, bytes = Native.attach_function(self, name.to_s, address, plain, PLAIN_RETURNS[ret], params, c_name, nil,
-                                             Library.attach_options(self, blocking))
+        signature = Library.native_signature(self, plain, PLAIN_RETURNS[ret], params, blocking: blocking)
+        stub, bytes = Native.attach_function(self, name.to_s, address, c_name, signature)
         enum_symbols_for(stub)
         return attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes))
       end
@@ -284,8 +288,8 @@ module FiddleJit
       arg_convs = resolved.map { |t| converter?(t) ? t : nil } if wrap
       address = find_function_address(c_name, resolved)
       stub_name = wrap ? "__fiddle_jit_raw_#{name}" : name.to_s
-      stub, bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params, c_name, nil,
-                                           Library.attach_options(self, blocking))
+      signature = Library.native_signature(self, param_types, ret_type, params, blocking: blocking)
+      stub, bytes = Native.attach_function(self, stub_name, address, c_name, signature)
       enum_symbols_for(stub)
       define_converting_wrapper(name, stub_name.to_sym, arg_convs, ret_conv) if wrap
       attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes), resolved, ret_resolved)
