@@ -158,6 +158,8 @@ impl Drop for Pointer {
 }
 
 static NULL: OnceLock<Opaque<Value>> = OnceLock::new();
+/// FiddleJit::MemoryPointer (a VALUE; classes are pinned: see init).
+static MEMORY_POINTER_CLASS: OnceLock<usize> = OnceLock::new();
 static NULL_POINTER_ERROR: OnceLock<Opaque<ExceptionClass>> = OnceLock::new();
 
 fn null_pointer_error(ruby: &Ruby) -> ExceptionClass {
@@ -438,7 +440,12 @@ impl Pointer {
         if unsafe { rb_sys::rb_typeddata_is_kind_of(raw, Pointer::data_type_address() as *const rb_sys::rb_data_type_t) } == 0 {
             return None;
         }
-        <&Pointer>::try_convert(value).ok()
+        // SAFETY: typed data of Pointer's type: its data pointer is set by
+        // the alloc function (or obj_wrap) to a live boxed Pointer.
+        unsafe {
+            let data = *((raw as *const u8).add(crate::lower::ruby_layout::RTYPEDDATA_DATA as usize) as *const *const Pointer);
+            data.as_ref()
+        }
     }
 
     /// The address of a Pointer (or subclass instance), if `value` is one.
@@ -1009,6 +1016,25 @@ impl Pointer {
         Some((addr + off) as *mut u8)
     }
 
+    /// A new MemoryPointer of `size` zeroed bytes (type size `size`), as
+    /// `MemoryPointer.new(size, 1, true)` without the method dispatch: what
+    /// `Struct.new` allocates.
+    pub(crate) fn new_memory(size: usize) -> Result<Value, Error> {
+        // SAFETY: set in init, a class constant (pinned by its constant).
+        let class = MEMORY_POINTER_CLASS.get().map(|c| *c as VALUE).expect("MemoryPointer class");
+        let ruby = Ruby::get().expect("Ruby thread");
+        // SAFETY: rb_obj_alloc runs the class's (Pointer's) alloc function.
+        let obj = unsafe { Value::from_raw(rb_sys::rb_obj_alloc(class)) };
+        let p = Pointer::from_value(obj).expect("a Pointer");
+        Pointer::allocate(&ruby, p, size as i64, size as i64, true)?;
+        Ok(obj)
+    }
+
+    /// The address (for struct_memory's pointer fields).
+    pub(crate) fn address_value(&self) -> usize {
+        self.address.get()
+    }
+
     /// Data of a NULL, empty pointer that is never freed: what a Struct's
     /// memory refers to before `initialize` gave it a Pointer.
     pub(crate) fn unset_data() -> usize {
@@ -1076,6 +1102,59 @@ fn define_raw(class: magnus::RClass, name: &str, func: *const (), arity: i32) {
     }
 }
 
+/// Size of a builtin type name Symbol, by VALUE (static Symbols), without
+/// building its name; None for anything else.
+fn builtin_symbol_size(v: VALUE) -> Option<usize> {
+    static TABLE: OnceLock<Vec<(usize, usize)>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        [
+            "void", "bool", "char", "uchar", "int8", "uint8", "short", "ushort", "int16", "uint16", "int", "uint", "int32",
+            "uint32", "float", "float32", "int64", "uint64", "long_long", "ulong_long", "double", "float64", "long", "ulong",
+            "size_t", "ssize_t", "intptr_t", "uintptr_t", "pointer", "string", "buffer_in", "buffer_out", "buffer_inout",
+        ]
+        .iter()
+        .map(|name| {
+            let c = std::ffi::CString::new(*name).expect("name");
+            // SAFETY: interning a static name; rb_id2sym of an interned ID
+            // is a static (immortal, never moved) Symbol.
+            let sym = unsafe { rb_sys::rb_id2sym(rb_sys::rb_intern(c.as_ptr())) };
+            (sym as usize, builtin_size(name).expect("builtin"))
+        })
+        .collect()
+    });
+    table.iter().find(|(s, _)| *s == v as usize).map(|(_, n)| *n)
+}
+
+/// `MemoryPointer#initialize(type_or_size, count = 1, clear = true)` without
+/// a block, a Fixnum size or builtin type Symbol and a Fixnum count: natively,
+/// no argument conversion machinery. Everything else (a block, Struct
+/// classes, typedefs, errors) through the checked `__initialize`.
+unsafe extern "C" fn memory_initialize_raw(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
+    if (1..=3).contains(&argc) && rb_sys::rb_block_given_p() == 0 {
+        let args = std::slice::from_raw_parts(argv, argc as usize);
+        let ty = args[0];
+        let size = if ty & 1 == 1 && (ty as i64) >= 0 {
+            Some(((ty as i64) >> 1) as usize)
+        } else {
+            builtin_symbol_size(ty).or_else(|| crate::ruby::struct_memory::struct_class_size(ty))
+        };
+        let count = match args.get(1) {
+            None => Some(1i64),
+            Some(&c) if c & 1 == 1 => Some((c as i64) >> 1),
+            Some(_) => None,
+        };
+        let clear = args.get(2).map_or(true, |&c| c != rb_sys::Qnil as VALUE && c != rb_sys::Qfalse as VALUE);
+        if let (Some(size), Some(count)) = (size, count) {
+            if let Some(total) = (size as i64).checked_mul(count) {
+                let ruby = Ruby::get_unchecked();
+                raise_or(Pointer::allocate(&ruby, receiver(rb_self), size as i64, total, clear));
+                return rb_sys::Qnil as VALUE;
+            }
+        }
+    }
+    rb_sys::rb_funcall_passing_block(rb_self, rb_sys::rb_intern(c"__initialize".as_ptr()), argc, argv)
+}
+
 fn arity(ruby: &Ruby, given: usize, expected: &str) -> Error {
     Error::new(ruby.exception_arg_error(), format!("wrong number of arguments (given {given}, expected {expected})"))
 }
@@ -1104,6 +1183,9 @@ fn type_size_of(ruby: &Ruby, ty: Value) -> Result<usize, Error> {
         if let Some(n) = builtin_size(&sym.name()?) {
             return Ok(n);
         }
+    }
+    if let Some(n) = crate::ruby::struct_memory::struct_class_size(ty.as_raw()) {
+        return Ok(n);
     }
     // Symbols, Struct classes... are resolved by the Ruby layer (FiddleJit.type_size).
     let module: RModule = ruby.class_object().const_get("FiddleJit")?;
@@ -1179,7 +1261,12 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.const_set("SIZE", std::mem::size_of::<usize>())?;
 
     let memory_pointer = module.define_class("MemoryPointer", class)?;
-    memory_pointer.define_method("initialize", method!(Pointer::memory_initialize, -1))?;
+    // Public: the raw initialize passes its block on with a public call.
+    memory_pointer.define_method("__initialize", method!(Pointer::memory_initialize, -1))?;
+    define_raw(memory_pointer, "initialize", memory_initialize_raw as *const (), -1);
+    // SAFETY: a class bound to a constant; registered so it is never moved.
+    unsafe { rb_sys::rb_gc_register_mark_object(memory_pointer.as_raw()) };
+    let _ = MEMORY_POINTER_CLASS.set(memory_pointer.as_raw() as usize);
     let null_data = Pointer::raw(0, 1, UNBOUNDED);
     null_data.flags.set(0); // NULL and what is derived from it have no access
     let null = ruby.obj_wrap(null_data);
