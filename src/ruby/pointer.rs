@@ -833,9 +833,6 @@ impl Pointer {
     fn get_array<T: Scalar>(ruby: &Ruby, rb_self: &Pointer, off: Value, count: Value) -> Result<RArray, Error> {
         Pointer::get_array_at::<T>(ruby, rb_self, num2long(off)?, num2long(count)?)
     }
-    fn read_array<T: Scalar>(ruby: &Ruby, rb_self: &Pointer, count: Value) -> Result<RArray, Error> {
-        Pointer::get_array_at::<T>(ruby, rb_self, 0, num2long(count)?)
-    }
     fn put_array<T: Scalar>(ruby: &Ruby, rb_self: Obj<Pointer>, off: Value, ary: Value) -> Result<Obj<Pointer>, Error> {
         Pointer::put_array_at::<T>(ruby, &rb_self, num2long(off)?, ary)?;
         Ok(rb_self)
@@ -884,11 +881,6 @@ impl Pointer {
         Ok(ruby.str_from_slice(unsafe { std::slice::from_raw_parts(at, len as usize) }))
     }
 
-    fn read_bytes(ruby: &Ruby, rb_self: &Pointer, len: Value) -> Result<RString, Error> {
-        let len = num2long(len)?;
-        let at = rb_self.check(ruby, 0, len, false)?;
-        Ok(ruby.str_from_slice(unsafe { std::slice::from_raw_parts(at, len as usize) }))
-    }
 
     /// `put_bytes(offset, str, index = 0, length = nil)`.
     fn put_bytes_at(ruby: &Ruby, p: &Pointer, off: i64, args: &[Value]) -> Result<(), Error> {
@@ -1092,6 +1084,128 @@ unsafe extern "C" fn raw_write<T: Scalar>(rb_self: VALUE, v: VALUE) -> VALUE {
     raw_put::<T>(rb_self, 1 /* Fixnum 0 */, v)
 }
 
+/// A Fixnum >= 0 as usize.
+#[inline]
+fn fix_usize(v: VALUE) -> Option<usize> {
+    (v & 1 == 1 && (v as i64) >= 0).then(|| ((v as i64) >> 1) as usize)
+}
+
+/// `get_bytes(offset, length)`: in bounds with Fixnums, a binary String
+/// straight from the memory; anything else through the checked method.
+unsafe extern "C" fn raw_get_bytes(rb_self: VALUE, off: VALUE, len: VALUE) -> VALUE {
+    let p = receiver(rb_self);
+    if let Some(n) = fix_usize(len) {
+        if let Some(at) = fast_span(p, off, n, READ) {
+            return rb_sys::rb_str_new(at as *const std::ffi::c_char, n as _);
+        }
+    }
+    let ruby = Ruby::get_unchecked();
+    raise_or(Pointer::get_bytes(&ruby, p, Value::from_raw(off), Value::from_raw(len))).as_raw()
+}
+
+unsafe extern "C" fn raw_read_bytes(rb_self: VALUE, len: VALUE) -> VALUE {
+    raw_get_bytes(rb_self, 1 /* Fixnum 0 */, len)
+}
+
+/// The bytes from `off` to the first NUL (or the end of the memory), when
+/// the raw path may read them; None otherwise.
+unsafe fn fast_cstring(p: &Pointer, off: VALUE) -> Option<VALUE> {
+    let off = fix_usize(off)?;
+    let len = p.size.get().checked_sub(off)?;
+    let at = p.span_at(off, len, READ)?;
+    let nul = libc::memchr(at as *const libc::c_void, 0, len);
+    let n = if nul.is_null() { len } else { nul as usize - at as usize };
+    Some(rb_sys::rb_str_new(at as *const std::ffi::c_char, n as _))
+}
+
+/// `get_string(offset, length = nil)`: the one-argument form in place; the
+/// others through the checked `__get_string`.
+unsafe extern "C" fn raw_get_string(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
+    if argc == 1 {
+        if let Some(v) = fast_cstring(receiver(rb_self), *argv) {
+            return v;
+        }
+    }
+    rb_sys::rb_funcallv(rb_self, rb_sys::rb_intern(c"__get_string".as_ptr()), argc, argv)
+}
+
+/// `read_string(length = nil)`: get_string(0) without a length, "".b for
+/// 0, get_bytes(0, length) for a Fixnum; others through the Ruby `__read_string`.
+unsafe extern "C" fn raw_read_string(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
+    let len = if argc == 1 { *argv } else { rb_sys::Qnil as VALUE };
+    if argc <= 1 {
+        if len == rb_sys::Qnil as VALUE {
+            if let Some(v) = fast_cstring(receiver(rb_self), 1) {
+                return v;
+            }
+        } else if len == 1 {
+            return rb_sys::rb_str_new(std::ptr::null(), 0);
+        } else if fix_usize(len).is_some() {
+            return raw_get_bytes(rb_self, 1, len);
+        }
+    }
+    rb_sys::rb_funcallv(rb_self, rb_sys::rb_intern(c"__read_string".as_ptr()), argc, argv)
+}
+
+/// `put_bytes(offset, str)`: copied from the String in place when in
+/// bounds; every other form through the checked `__put_bytes`.
+unsafe extern "C" fn raw_put_bytes(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
+    if argc == 2 {
+        let (off, s) = (*argv, *argv.add(1));
+        if s & 7 == 0 && s != rb_sys::Qnil as VALUE && s != rb_sys::Qfalse as VALUE
+            && rb_sys::RB_TYPE_P(s, rb_sys::ruby_value_type::RUBY_T_STRING)
+        {
+            let n = rb_sys::RSTRING_LEN(s) as usize;
+            if let Some(at) = fast_span(receiver(rb_self), off, n, WRITE) {
+                std::ptr::copy_nonoverlapping(rb_sys::RSTRING_PTR(s) as *const u8, at, n);
+                return rb_self;
+            }
+        }
+    }
+    rb_sys::rb_funcallv(rb_self, rb_sys::rb_intern(c"__put_bytes".as_ptr()), argc, argv)
+}
+
+/// `get_array_of_T(offset, count)`: in bounds with Fixnums, read in place.
+unsafe extern "C" fn raw_get_array<T: Scalar>(rb_self: VALUE, off: VALUE, count: VALUE) -> VALUE {
+    let p = receiver(rb_self);
+    if let Some(n) = fix_usize(count) {
+        let elem = std::mem::size_of::<T>();
+        if let Some(at) = n.checked_mul(elem).and_then(|len| fast_span(p, off, len, READ)) {
+            let ary = rb_sys::rb_ary_new_capa(n as _);
+            for i in 0..n {
+                rb_sys::rb_ary_push(ary, (at.add(i * elem) as *const T).read_unaligned().to_raw());
+            }
+            return ary;
+        }
+    }
+    let ruby = Ruby::get_unchecked();
+    raise_or(Pointer::get_array::<T>(&ruby, p, Value::from_raw(off), Value::from_raw(count))).as_raw()
+}
+
+unsafe extern "C" fn raw_read_array<T: Scalar>(rb_self: VALUE, count: VALUE) -> VALUE {
+    raw_get_array::<T>(rb_self, 1 /* Fixnum 0 */, count)
+}
+
+/// `MemoryPointer.from_string(str)` for a String: memory of its bytes and a
+/// NUL (type size 1, not zeroed first), allocated without dispatch; other
+/// values through the Ruby `__from_string` (to_str conversion, TypeError).
+unsafe extern "C" fn raw_from_string(klass: VALUE, s: VALUE) -> VALUE {
+    if s & 7 == 0 && s != rb_sys::Qnil as VALUE && s != rb_sys::Qfalse as VALUE
+        && rb_sys::RB_TYPE_P(s, rb_sys::ruby_value_type::RUBY_T_STRING)
+    {
+        let n = rb_sys::RSTRING_LEN(s) as usize;
+        let obj = rb_sys::rb_obj_alloc(klass);
+        let p = receiver(obj);
+        let ruby = Ruby::get_unchecked();
+        raise_or(Pointer::allocate(&ruby, p, 1, n as i64 + 1, false));
+        let at = p.address.get() as *mut u8;
+        std::ptr::copy_nonoverlapping(rb_sys::RSTRING_PTR(s) as *const u8, at, n);
+        *at.add(n) = 0;
+        return obj;
+    }
+    rb_sys::rb_funcallv(klass, rb_sys::rb_intern(c"__from_string".as_ptr()), 1, &s)
+}
+
 fn define_raw(class: magnus::RClass, name: &str, func: *const (), arity: i32) {
     let name = std::ffi::CString::new(name).expect("method name");
     // SAFETY: `func` is one of the raw_* cfuncs above with `arity` VALUE
@@ -1198,9 +1312,9 @@ macro_rules! accessors {
         define_raw($class, concat!("put_", $name), raw_put::<$t> as *const (), 2);
         define_raw($class, concat!("read_", $name), raw_read::<$t> as *const (), 0);
         define_raw($class, concat!("write_", $name), raw_write::<$t> as *const (), 1);
-        $class.define_method(concat!("get_array_of_", $name), method!(Pointer::get_array::<$t>, 2))?;
+        define_raw($class, concat!("get_array_of_", $name), raw_get_array::<$t> as *const (), 2);
         $class.define_method(concat!("put_array_of_", $name), method!(Pointer::put_array::<$t>, 2))?;
-        $class.define_method(concat!("read_array_of_", $name), method!(Pointer::read_array::<$t>, 1))?;
+        define_raw($class, concat!("read_array_of_", $name), raw_read_array::<$t> as *const (), 1);
         $class.define_method(concat!("write_array_of_", $name), method!(Pointer::write_array::<$t>, 1))?;
     };
 }
@@ -1250,11 +1364,15 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     accessors!(class, "float64", f64);
     accessors!(class, "pointer", PtrVal);
 
-    class.define_method("get_string", method!(Pointer::get_string, -1))?;
+    // Raw fast paths; the checked forms under private names they fall back to.
+    class.define_private_method("__get_string", method!(Pointer::get_string, -1))?;
+    define_raw(class, "get_string", raw_get_string as *const (), -1);
+    define_raw(class, "read_string", raw_read_string as *const (), -1);
     class.define_method("put_string", method!(Pointer::put_string, 2))?;
-    class.define_method("get_bytes", method!(Pointer::get_bytes, 2))?;
-    class.define_method("put_bytes", method!(Pointer::put_bytes, -1))?;
-    class.define_method("read_bytes", method!(Pointer::read_bytes, 1))?;
+    define_raw(class, "get_bytes", raw_get_bytes as *const (), 2);
+    class.define_private_method("__put_bytes", method!(Pointer::put_bytes, -1))?;
+    define_raw(class, "put_bytes", raw_put_bytes as *const (), -1);
+    define_raw(class, "read_bytes", raw_read_bytes as *const (), 1);
     class.define_method("write_bytes", method!(Pointer::write_bytes, -1))?;
     class.define_method("get_array_of_string", method!(Pointer::get_array_of_string, -1))?;
 
@@ -1264,6 +1382,11 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     // Public: the raw initialize passes its block on with a public call.
     memory_pointer.define_method("__initialize", method!(Pointer::memory_initialize, -1))?;
     define_raw(memory_pointer, "initialize", memory_initialize_raw as *const (), -1);
+    // SAFETY: a raw cfunc of one VALUE argument after the receiver.
+    unsafe {
+        let func: unsafe extern "C" fn() -> VALUE = std::mem::transmute(raw_from_string as *const ());
+        rb_sys::rb_define_singleton_method(memory_pointer.as_raw(), c"from_string".as_ptr(), Some(func), 1);
+    }
     // SAFETY: a class bound to a constant; registered so it is never moved.
     unsafe { rb_sys::rb_gc_register_mark_object(memory_pointer.as_raw()) };
     let _ = MEMORY_POINTER_CLASS.set(memory_pointer.as_raw() as usize);
