@@ -6,31 +6,47 @@ module FiddleJit
   # parameter type it takes a Proc, Method, block, Function, Pointer or nil;
   # as a return type it yields a Function (nil for NULL).
   class FunctionType < Type
-    attr_reader :options
+    NO_OPTIONS = {}.freeze
 
-    def initialize(return_type, param_types, options = {})
-      @return_type = Types.resolve(return_type)
-      @param_types = param_types.map { |t| Types.resolve(t) }
-      @options = options
-      # What Function.new needs for a callback of this type, worked out once.
-      @signature = Function.__signature(@return_type, @param_types)
-      @size = @alignment = Types::POINTER_SIZE
+    # (A Type is typed data: each instance variable is a generic-ivar table
+    # entry, so the resolved types live in the one Signature, size and
+    # alignment are methods, and empty options are not stored.)
+    def initialize(return_type, param_types, options = NO_OPTIONS)
+      ret = Types.resolve(return_type)
+      params = param_types.map { |t| Types.resolve(t) }
+      # What Function.new needs for a callback of this type (cached per
+      # builtin signature): the resolved types and their native names.
+      @signature = Function.__send__(:cached_signature, ret, params)
+      @options = options unless options.empty?
       # The ffi gem's FunctionType: its header and an ffi_type* and a VALUE per parameter.
-      self.__footprint__ = 96 + (16 * @param_types.size)
+      self.__footprint__ = 96 + (16 * params.size)
       # Frozen and shareable as the ffi gem 1.16+'s (the wrappers of
       # functions taking it reach it through a constant, from any Ractor).
-      FiddleJit.make_shareable(self)
+      defined?(@options) ? FiddleJit.make_shareable(self) : freeze_shareable
     end
+
+    def options = @options || NO_OPTIONS
 
     # The result and parameter types as Type objects (Type::INT32 for :int),
     # as the ffi gem 1.16+ returns them.
-    def return_type = Type.builtin(@return_type)
-    def param_types = @param_types.map { |t| Type.builtin(t) }
+    def return_type = Type.builtin(@signature.ret)
+    def param_types = @signature.params.map { |t| Type.builtin(t) }
     alias result_type return_type
 
     def __signature = @signature
 
-    def to_s = "callback(#{@param_types.join(", ")}) -> #{@return_type}"
+    def to_s = "callback(#{@signature.params.join(", ")}) -> #{@signature.ret}"
+
+    private
+
+    # Made shareable as make_shareable would, without its walk when the
+    # Signature already is (builtin types: frozen Symbols and Strings).
+    def freeze_shareable
+      sig = @signature
+      return FiddleJit.make_shareable(self) unless sig.params.all?(Symbol) && sig.ret.is_a?(Symbol)
+
+      freeze
+    end
     def inspect = "#<FiddleJit::FunctionType #{self}>"
   end
   CallbackInfo = FunctionType
@@ -50,7 +66,7 @@ module FiddleJit
     # shaped_wrapper), compiled on first use.
     module SHAPES
       LOCK = Mutex.new
-      BY_SHAPE = {} # [arity, callback indexes, returns a callback] => factory method
+      BY_SHAPE = {} # shape (see shaped_wrapper) => factory method
     end
     # Wider signatures get the generic (splat) wrapper.
     MAX_SHAPED_ARITY = 32
@@ -61,8 +77,8 @@ module FiddleJit
     # A signature as Function.new uses it: the resolved types, their names
     # for the native layer, and whether a callable needs #adapt.
     Signature = ::Struct.new(:ret, :params, :native_params, :native_ret, :adapt)
-    # Signatures of builtin type Symbols: return Symbol => { param Symbols
-    # (frozen copy) => Signature }. Builtin Symbols resolve the same whatever
+    # Signatures of builtin type Symbols: return Symbol => { first param
+    # Symbol => { ... nil => Signature } }. Builtin Symbols resolve the same whatever
     # typedefs exist; main Ractor only (the Hash is not shareable).
     SIGNATURES = {}
 
@@ -104,6 +120,7 @@ module FiddleJit
       # The native layer's name for a resolved type.
       def native_name(type)
         case type
+        when Symbol then type.name # (frozen, interned)
         when FunctionType, StructByReference then "pointer"
         when Type::Builtin then type.canonical.to_s
         when Enum, Type::Mapped then native_name(type.native_type)
@@ -224,13 +241,23 @@ module FiddleJit
         rescue Ractor::IsolationError
           return __signature(ret, params)
         end
-        by_ret = cache[ret]
-        sig = by_ret[params] if by_ret
+        # A trie of Symbol-keyed Hashes (an Array key would cost its
+        # recursion-guarded #hash and #eql?), the Signature under nil.
+        node = cache[ret]
+        i = 0
+        n = params.length
+        while node && i < n
+          node = node[params[i]]
+          i += 1
+        end
+        sig = node[nil] if node
         return sig if sig
 
         sig = __signature(ret, params)
         if Types::BUILTIN.key?(ret) && params.all? { |t| Types::BUILTIN.key?(t) }
-          (cache[ret] ||= {})[params.dup.freeze] = sig
+          node = (cache[ret] ||= {})
+          params.each { |t| node = (node[t] ||= {}) }
+          node[nil] = sig
         end
         sig
       end
@@ -267,11 +294,12 @@ module FiddleJit
       # positions, callback return) is compiled once per process; each
       # attach only calls the factory.
       def shaped_wrapper(mod, holder, name, params, cb_indexes, ret_type)
-        shape = [params.length, cb_indexes, ret_type ? true : false]
-        factory = SHAPES::LOCK.synchronize do
+        # The shape as an Integer: arity, callback return, a bit per callback parameter.
+        shape = cb_indexes.sum(params.length << 1 | (ret_type ? 1 : 0)) { |i| 1 << (i + 8) }
+        factory = SHAPES::BY_SHAPE[shape] || SHAPES::LOCK.synchronize do
           SHAPES::BY_SHAPE[shape] ||= begin
             method = :"w#{SHAPES::BY_SHAPE.size}"
-            SHAPES.module_eval(factory_source(method, *shape), __FILE__, __LINE__)
+            SHAPES.module_eval(factory_source(method, params.length, cb_indexes, ret_type ? true : false), __FILE__, __LINE__)
             method
           end
         end
