@@ -185,6 +185,7 @@ module FiddleJit
       @native_table = StructFieldTable.build(
         @field_map, fields.map { |f| [f.name, f.offset, StructLayout.native_kind(f), f] }, size
       )
+      self.__native_table__ = @native_table # (read natively by Struct.new)
       # The ffi gem's StructLayout: its header plus a field pointer and an
       # ffi_type element per field.
       self.__footprint__ = 64 + (16 * fields.size)

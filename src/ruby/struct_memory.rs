@@ -408,7 +408,10 @@ unsafe fn class_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
             if layout & 7 != 0 || layout == rb_sys::Qfalse as VALUE {
                 return None;
             }
-            let table = rb_sys::rb_attr_get(layout, id_table as rb_sys::ID);
+            let table = match super::footprint::layout_native_table(layout) {
+                Some(table) => table,
+                None => rb_sys::rb_attr_get(layout, id_table as rb_sys::ID),
+            };
             return crate::runtime::objects::typed_data::<FieldTable>(table).map(|data| (table, data));
         }
         k = rb_sys::rb_class_superclass(k);
