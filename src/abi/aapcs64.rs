@@ -276,9 +276,11 @@ pub fn plan_stub_in_form(sig: &Signature, argv: bool, platform: Platform) -> Res
     check_params(sig)?;
     // Ruby's VALUEs are 8 bytes, so their stack slots are 8 bytes on Apple too.
     // Apple's callees may rely on narrow arguments extended to 32 bits,
-    // Linux's extend them themselves: extending serves both. (Reverse
-    // trampolines never rely on it: the runtime truncates each raw slot.)
-    let widen = Widen::To32ZeroUpper;
+    // Linux's extend them themselves: extending to 64 bits serves both and
+    // is what libffi passes (the ffi gem's `labs` bound with `:int` sees
+    // -6, not 2**32 - 6). Reverse trampolines never rely on it: the runtime
+    // truncates each raw slot.
+    let widen = Widen::To64;
     Ok(stub_plan(sig, argv, INT_ARG_REGS, widen, assign(&sig.params, &sig.ret, sig.fixed_params, platform)))
 }
 
@@ -621,15 +623,15 @@ mod tests {
     }
 
     #[test]
-    fn narrow_integer_arguments_fill_the_w_register_and_zero_the_rest() {
+    fn narrow_integer_arguments_are_extended_to_64_bits() {
         for platform in [Linux, Apple] {
             let plan = plan_stub(&Signature::new(vec![I8, U32, U64], I16), platform).unwrap();
             let convs: Vec<Conversion> = plan.args.iter().map(|e| e.conv).collect();
             assert_eq!(
                 convs,
                 vec![
-                    Conversion::Int { bytes: 1, signed: true, widen: Widen::To32ZeroUpper },
-                    Conversion::Int { bytes: 4, signed: false, widen: Widen::To32ZeroUpper },
+                    Conversion::Int { bytes: 1, signed: true, widen: Widen::To64 },
+                    Conversion::Int { bytes: 4, signed: false, widen: Widen::To64 },
                     Conversion::Int { bytes: 8, signed: false, widen: Widen::None },
                 ]
             );

@@ -446,9 +446,10 @@ fn integer_arg(l: &mut Lowered, bytes: u8, signed: bool, widen: Widen) {
         }
     };
     l.hot.push(Label(done));
-    let zero_upper = widen == Widen::To32ZeroUpper;
-    if bytes < 4 && widen != Widen::None || bytes == 4 && zero_upper {
-        l.hot.push(Extend32 { reg: Arg, from_bits: 8 * bytes, signed });
+    match widen {
+        Widen::To64 if bytes < 8 => l.hot.push(Extend64 { reg: Arg, from_bits: 8 * bytes, signed }),
+        Widen::To32 if bytes < 4 => l.hot.push(Extend32 { reg: Arg, from_bits: 8 * bytes, signed }),
+        _ => {}
     }
     l.hot.push(Place { bytes });
     l.cold.extend([Label(slow), CallHelper { helper, input: HelperInput::Value, output: HelperOutput::Arg }, Jump(done)]);

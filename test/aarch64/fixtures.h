@@ -97,10 +97,11 @@ static uint64_t fake_result(int k) {
     }
 }
 
-/* Raw x0 / stack slot for a converted value: narrow types extended to 32 bits. */
+/* Raw x0 / stack slot for a converted value: narrow types extended to 64
+   bits per their signedness, as libffi (the ffi gem) passes them. */
 static uint64_t raw_of(int k, uint64_t x) {
     if (kind_bits(k) == 64) return x;
-    return (uint32_t)(uint64_t)narrow(k, x);
+    return (uint64_t)(int64_t)narrow(k, x);
 }
 
 static void check_integers(void) {
@@ -717,8 +718,8 @@ static void check_apple_layouts(void) {
     memset(stack_words, 0xa5, sizeof stack_words);
     VALUE got = CALL(s, str, fix(-5), flo(1.5), pointer_object(0xfeed, pointer_type), fix(-(1LL << 40)), flo(0.25));
     check_int_result(got, K_U64, (uint64_t)((struct RString *)str)->as.ary);
-    /* Every variadic argument in its own 8-byte slot; int extended to 32 bits. */
-    CHECK_EQ(stack_words[0], (uint32_t)-5);
+    /* Every variadic argument in its own 8-byte slot; int extended to 64 bits. */
+    CHECK_EQ(stack_words[0], (uint64_t)-5);
     CHECK_EQ(stack_words[1], bits(1.5));
     CHECK_EQ(stack_words[2], 0xfeed);
     CHECK_EQ(stack_words[3], (uint64_t)-(1LL << 40));
