@@ -69,12 +69,18 @@ impl Platform {
 pub fn hfa(s: &StructType) -> Option<(CType, u8)> {
     let scalars = s.scalars();
     let member = scalars.first()?.0.clone();
-    if !member.is_float() || scalars.len() > 4 {
+    if !is_fp(&member) || scalars.len() > 4 {
         return None;
     }
     let size = member.size();
     let uniform = scalars.iter().enumerate().all(|(i, (t, offset))| *t == member && *offset == i * size);
     (uniform && s.size == scalars.len() * size).then_some((member, scalars.len() as u8))
+}
+
+/// A floating-point type: float, double, or long double (Linux: IEEE
+/// binary128, a quad-precision value in a whole q register).
+fn is_fp(ty: &CType) -> bool {
+    ty.is_float() || *ty == CType::LongDouble
 }
 
 /// The alignment rules C.10 and C.14 use: the composite's *natural*
@@ -124,6 +130,15 @@ impl Assigner {
     }
 
     fn scalar(&mut self, ty: &CType) -> CLoc {
+        if *ty == CType::LongDouble {
+            // Quad precision: v[NSRN] (C.1), else a 16-byte slot at the
+            // next 16-aligned NSAA (C.5, C.16's natural alignment).
+            if self.next_float < FLOAT_ARG_REGS {
+                self.next_float += 1;
+                return CLoc::Float(self.next_float - 1);
+            }
+            return CLoc::Stack(self.stack_slot(16, 16));
+        }
         match ty.reg_class().unwrap_or(RegClass::Integer) {
             RegClass::Float if self.next_float < FLOAT_ARG_REGS => {
                 self.next_float += 1; // C.1
@@ -231,7 +246,7 @@ fn ret_loc(ret: &CType) -> RetLoc {
                     .collect(),
             )
         }
-        t if t.is_float() => RetLoc::Float,
+        t if is_fp(t) => RetLoc::Float,
         _ => RetLoc::Int,
     }
 }

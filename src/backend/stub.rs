@@ -154,7 +154,9 @@ pub(crate) struct Frame {
     pub block: Option<i32>,
     /// The plan's spilled registers: register r at `spill + 8 * r`.
     pub spill: Option<i32>,
-    /// Each argument passed by reference (AAPCS64 B.4): its copy.
+    /// Each argument passed by reference (AAPCS64 B.4): its copy; each
+    /// long double passed in a register (AAPCS64): its 16 bytes, where the
+    /// helper writes it before it is loaded.
     pub copies: Vec<Option<i32>>,
     /// Struct and long double results: their bytes (16-aligned).
     pub retbuf: i32,
@@ -195,6 +197,7 @@ impl Frame {
             .map(|e| match e.dest {
                 // 8-aligned: every other slot is.
                 CLoc::ByReference { size, .. } => Some(slot((size as i32 + 7) / 8 * 8)),
+                CLoc::Float(_) if e.ty == CType::LongDouble => Some(slot(16)),
                 _ => None,
             })
             .collect();

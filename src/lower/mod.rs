@@ -671,12 +671,14 @@ fn struct_arg(l: &mut Lowered) {
     ]);
 }
 
-/// A long double travels in a 16-byte stack slot: the VALUE is parked in
-/// that slot and the helper overwrites it with the 80-bit value (the ffi
-/// gem's rules: Float via double, BigDecimal at full precision, else
-/// NUM2DBL). No inline path: long doubles are rare and never hot.
+/// A long double travels in a 16-byte stack slot (x86-64's 80-bit value;
+/// AAPCS64's binary128 once the q registers are taken) or in a q register
+/// (AAPCS64): the VALUE is parked in the slot (for a register, in 16 bytes
+/// the backend loads it from) and the helper overwrites it with the value
+/// (the ffi gem's rules: Float via double, BigDecimal at full precision,
+/// else NUM2DBL). No inline path: long doubles are rare and never hot.
 fn long_double_arg(l: &mut Lowered, dest: &CLoc) {
-    debug_assert!(matches!(dest, CLoc::Stack(_)), "long doubles travel in memory");
+    debug_assert!(matches!(dest, CLoc::Stack(_) | CLoc::Float(_)), "long doubles travel in memory or q registers");
     l.hot.push(CallHelper { helper: Helper::ArgLongDouble, input: HelperInput::ParkedInDest, output: HelperOutput::None });
 }
 
