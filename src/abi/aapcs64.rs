@@ -655,6 +655,31 @@ mod tests {
     }
 
     #[test]
+    fn long_doubles_take_q_registers_then_16_aligned_stack_slots() {
+        // binary128: v[NSRN] whole (C.1), then 16 bytes at a 16-aligned NSAA.
+        let mut params = vec![LongDouble, F64, I32];
+        params.extend(vec![F64; 5]);
+        params.extend([LongDouble, LongDouble, F64, LongDouble]);
+        let plan = plan_stub(&Signature::new(params, LongDouble), Linux).unwrap();
+        let d: Vec<CLoc> = plan.args.iter().map(|e| e.dest.clone()).collect();
+        assert_eq!(d[..3], [CLoc::Float(0), CLoc::Float(1), CLoc::Int(0)]);
+        assert_eq!(d[7], CLoc::Float(6));
+        assert_eq!(d[8], CLoc::Float(7));
+        assert_eq!(d[9..], [CLoc::Stack(0), CLoc::Stack(16), CLoc::Stack(32)]);
+        assert_eq!(plan.stack_bytes, 48);
+        assert_eq!(plan.ret, RetLoc::Float);
+        // Variadic on Linux: the same rules (snprintf's %Lg reads q registers).
+        let v = plan_stub(&Signature::variadic(vec![CString], vec![LongDouble, I32], I32), Linux).unwrap();
+        assert_eq!(v.args[1].dest, CLoc::Float(0));
+        // An HFA of long doubles: one q register per member, results in q0..q1.
+        let qq = strukt(vec![LongDouble, LongDouble]);
+        let plan = plan_stub(&Signature::new(vec![F64, qq.clone()], qq), Linux).unwrap();
+        let q = |k, offset| piece(CLoc::Float(k), offset, 16);
+        assert_eq!(plan.args[1].dest, CLoc::Pieces(vec![q(1, 0), q(2, 16)]));
+        assert_eq!(plan.ret, RetLoc::Pieces(vec![q(0, 0), q(1, 16)]));
+    }
+
+    #[test]
     fn two_register_structs_spill_the_incoming_values_first() {
         let s16 = strukt(vec![I64, I64]);
         let plan = plan_stub(&Signature::new(vec![s16.clone(), s16.clone(), I64], Void), Linux).unwrap();

@@ -406,6 +406,19 @@ mod tests {
             ("bools", vec![Bool, Pointer, Bool], Bool),
             ("stack_narrow", [eight(I64), eight(F64), vec![I8, U8, I16, U16, I32, F32, F64, Bool, U32]].concat(), U8),
             ("pointer_ret", vec![F32, I64], Pointer),
+            // Structs by value: x words, an HFA, by reference, on the stack.
+            ("structs", vec![I32, strukt(vec![I64, I64]), strukt(vec![F32, F32]), strukt(vec![I64; 4]), strukt(vec![F64, F64])], Void),
+            (
+                "struct_stack",
+                [eight(I64)[..7].to_vec(), vec![strukt(vec![I64, I64])], vec![F64; 6], vec![strukt(vec![F64; 3]), F64, I64]].concat(),
+                I64,
+            ),
+            ("ret_hfa", vec![F64], strukt(vec![F64; 4])),
+            ("ret_ll", vec![], strukt(vec![I64, I32])),
+            ("ret_big", vec![I32], strukt(vec![I64; 3])),
+            // long double: q registers and 16-aligned stack slots.
+            ("ld", vec![LongDouble, I32], LongDouble),
+            ("ld_stack", [eight(F64), vec![LongDouble, I32, F64, LongDouble]].concat(), LongDouble),
         ]
     }
 

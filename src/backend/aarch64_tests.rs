@@ -149,6 +149,27 @@ fn table() -> Vec<Case> {
     t.push(Case { name: "vsum".into(), sig: Signature::variadic(vec![I32], varargs, F64), ..case("", vec![], Void) });
     t.extend(struct_cases());
     t.extend(apple_cases());
+    t.extend(long_double_cases());
+    t
+}
+
+/// Long doubles (binary128): q registers with a slow path in between (the
+/// thunks must keep q0..q7 whole), 16-aligned stack slots, an HFA of two;
+/// each also blocking (the call block's q slots).
+fn long_double_cases() -> Vec<Case> {
+    let mut stack = vec![F64; 7];
+    stack.extend([LongDouble, LongDouble, I32, F64, LongDouble]);
+    let qq = st(vec![LongDouble, LongDouble]);
+    let mut t = vec![
+        case("ld_regs", vec![LongDouble, F64, LongDouble, I32], LongDouble),
+        case("ld_stack", stack, LongDouble),
+        case("id_s_qq", vec![qq.clone()], qq),
+    ];
+    for i in 0..t.len() {
+        let mut c = Case { name: format!("{}_blocking", t[i].name), ..case("", t[i].sig.params.clone(), t[i].sig.ret.clone()) };
+        c.blocking = true;
+        t.push(c);
+    }
     t
 }
 

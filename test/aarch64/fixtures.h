@@ -821,6 +821,56 @@ static void check_pairs_and_promotions(void) {
     check_double_result(CALL(s, fix(-3), flo(0.5), fix(70000), flo(-0.125)), fx_int_float_mix(-3, 0.5f, 70000, -0.125));
 }
 
+/* ---- long double (binary128 in q registers and 16-aligned stack slots) ---- */
+typedef struct { long double a, b; } s_qq;
+static s_qq v_qq;
+static long double fx_ld_regs(long double a, double b, long double c, int32_t d) { return a * 2 + b + c * 3 + d; }
+/* Seven doubles leave v7 for the first long double; the rest go to the
+ * stack (16-aligned, around an 8-byte double slot). */
+static long double fx_ld_stack(double d0, double d1, double d2, double d3, double d4, double d5, double d6,
+                               long double q7, long double s0, int32_t x0, double s16, long double s32) {
+    return d0 + d1 + d2 + d3 + d4 + d5 + d6 + q7 * 2 + s0 * 3 + x0 + s16 * 5 + s32 * 7;
+}
+static s_qq fx_id_s_qq(s_qq v) { return v; }
+
+static void check_long_doubles(void) {
+    const char *regs[] = {"ld_regs", "ld_regs_blocking"};
+    for (volatile int b = 0; b < 2; b++) {
+        void *s = stub(regs[b], fx_ld_regs);
+        ret_ld = 0;
+        CHECK_EQ(CALL(s, fix(4), HEAP_FLOAT, fix(-5), fix(7)), 0x1d1d);
+        CHECK(ncalls == 4 + b, "%d slow-path calls", ncalls);
+        CHECK(calls[0].helper == H_ARG_LD && calls[0].value == fix(4) && calls[0].index == 0, "first long double");
+        CHECK(calls[1].helper == H_ARG_DOUBLE && calls[1].index == 1, "double slow path (clobbers v0-v7)");
+        CHECK(calls[2].helper == H_ARG_LD && calls[2].value == fix(-5) && calls[2].index == 2, "second long double");
+        CHECK(calls[3 + b].helper == H_RET_LD, "result helper");
+        long double want = fx_ld_regs(ld_of(fix(4)), 2.5, ld_of(fix(-5)), 7);
+        CHECK(memcmp(&ret_ld, &want, 16) == 0, "ld_regs: %.36Lg, expected %.36Lg", ret_ld, want);
+        EXPECT_RAISE(CALL(s, BAD, flo(1.0), fix(1), fix(1)));
+    }
+    const char *stack[] = {"ld_stack", "ld_stack_blocking"};
+    for (int b = 0; b < 2; b++) {
+        void *s = stub(stack[b], fx_ld_stack);
+        ret_ld = 0;
+        CHECK_EQ(CALL(s, flo(1.0), flo(2.0), flo(3.0), flo(4.0), flo(5.0), flo(6.0), flo(7.0), fix(1), fix(2), fix(-9),
+                      HEAP_FLOAT, fix(10)), 0x1d1d);
+        drop_calls(5 + b);
+        long double want = fx_ld_stack(1, 2, 3, 4, 5, 6, 7, ld_of(fix(1)), ld_of(fix(2)), -9, 2.5, ld_of(fix(10)));
+        CHECK(memcmp(&ret_ld, &want, 16) == 0, "ld_stack: %.36Lg, expected %.36Lg", ret_ld, want);
+    }
+    const char *hfa[] = {"id_s_qq", "id_s_qq_blocking"};
+    for (int b = 0; b < 2; b++) {
+        void *s = stub(hfa[b], fx_id_s_qq);
+        v_qq.a = 1.0L / 3;
+        v_qq.b = -2.0L / 7;
+        ret_struct_size = sizeof(s_qq);
+        memset(ret_struct_bytes, 0xee, sizeof ret_struct_bytes);
+        CHECK_EQ(CALL(s, (VALUE)&v_qq), 0x57c7);
+        drop_calls(2 + b);
+        CHECK(memcmp(ret_struct_bytes, &v_qq, sizeof(s_qq)) == 0, "HFA of long doubles came back changed");
+    }
+}
+
 static void run_all(void) {
     check_integers();
     check_bools();
@@ -835,4 +885,5 @@ static void run_all(void) {
     check_apple_layouts();
     check_hygiene();
     check_pairs_and_promotions();
+    check_long_doubles();
 }
