@@ -1,7 +1,6 @@
 # frozen_string_literal: true
 
 require_relative "spec_helper"
-require "timeout"
 require "open3"
 
 # Hardening scenarios, each in a fresh child process
@@ -9,24 +8,13 @@ require "open3"
 # statistics describe only the scenario, and a crash is a failure report.
 RSpec.describe "hardening (child processes)" do
   def run_child(scenario, env: {}, timeout: 60)
-    child = File.expand_path("fixtures/hardening_child.rb", __dir__)
-    out = +""
-    IO.popen(env, [RbConfig.ruby, child, scenario, FIXTURE_LIB, CALLBACK_FIXTURE_LIB], err: %i[child out]) do |io|
-      Timeout.timeout(timeout * SLOWDOWN) { out = io.read }
-    rescue Timeout::Error
-      Process.kill(:KILL, io.pid)
-      out << "\n[timed out after #{timeout * SLOWDOWN}s]"
-    end
-    status = $?
-    detail = status.signaled? ? "killed by signal #{status.termsig}" : "exit status #{status.exitstatus}"
-    expect(status.success? && out.start_with?("OK")).to be(true), "#{scenario}: #{detail}\n#{out[0, 4000]}"
-    out
+    run_child_scenario("hardening_child.rb", scenario, FIXTURE_LIB, CALLBACK_FIXTURE_LIB, env: env, timeout: timeout)
   end
 
   before { skip "fiddle_jit's own machinery (arena, stubs, hooks)" if FIDDLE_JIT_ORACLE_MODE }
 
-  it "W^X: after 3000 attachments and 300 callbacks no mapping is writable and executable; " \
-     "the arena's r-x and rw- views match arena_stats and stay within the per-stub budget" do
+  it "W^X: after 3000 attachments and 300 callbacks no mapping is writable and executable; the arena's " \
+     "r-x and rw- views match arena_stats, only the chunk being filled is writable, within the per-stub budget" do
     run_child("wx")
   end
 
@@ -36,6 +24,10 @@ RSpec.describe "hardening (child processes)" do
 
   it "fork: stubs, blocking calls, callbacks, Functions and new attachments work in a forked child" do
     run_child("fork")
+  end
+
+  it "fork: parent and child both attach after the fork, and each keeps running its own stubs" do
+    run_child("fork_attach")
   end
 
   it "executable memory denied (FIDDLE_JIT_TEST_DENY_EXECMEM=1): attach_function and Function.new raise " \

@@ -136,10 +136,11 @@ RSpec.describe "memory safety" do
     end
 
     describe "MemoryPointer memory is freed (child process)" do
-      it "RSS does not grow over 1e6 allocations" do
-        base, final = run_child("rss").map(&:to_i)
-        # Leaking would add about 800 MB; allow 100 MB of heap growth.
-        expect(final - base).to be < 100 * 1024
+      it "malloc's bytes in use do not grow over 1e6 allocations" do
+        base, final, allocated = run_child("rss").map(&:to_i)
+        # A leak keeps every byte allocated (about 800 MB); what stays may be
+        # a small fraction of it (Ruby's own heap settling), whatever the machine.
+        expect(final - base).to be < allocated / 50
       end
     end
   end

@@ -90,6 +90,7 @@ FFI_FOLLOWED_VERSION = Differential::FOLLOWED_VERSION
 
 RSpec.configure do |config|
   config.include Differential::Helpers
+  config.include ChildScenario
   config.expect_with(:rspec) { |c| c.syntax = :expect }
   config.disable_monkey_patching!
   config.order = :defined

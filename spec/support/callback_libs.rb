@@ -36,6 +36,9 @@ module CallbackLibs
       attach_function :cb_thread_start, %i[i2i int int], :int
       attach_function :cb_thread_done, [], :int
       attach_function :cb_thread_result, [], :int
+      # pthread_join with the GVL released, so the dispatcher can run the
+      # pthread's callbacks meanwhile: waits for them without polling.
+      attach_function :cb_thread_join, :cb_thread_result, [], :int, blocking: true
       attach_function :cb_ints_new, %i[size_t uint32], :pointer
       attach_function :cb_ints_get, %i[pointer size_t], :int
       attach_function :cb_read_int, [:pointer], :int

@@ -4,10 +4,10 @@ use crate::abi::{self, CfuncForm};
 use crate::backend::{self, EmitError, RuntimeTargets, StubRequest, Thunks};
 use crate::emit::arena::CodeArena;
 use crate::runtime::{self, StubInfo};
+use crate::ruby::stub_lifetime::{self, OwnedStub, StubOwner};
 use crate::types::{CType, Signature, StructType};
-use magnus::rb_sys::AsRawValue;
+use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{function, prelude::*, Error, RArray, RModule, RString, Ruby, Value};
-use std::collections::hash_map::Entry;
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -22,11 +22,22 @@ struct Jit {
     thunks: Thunks,
     /// Every installed stub, for disassembly.
     stubs: Vec<StubRecord>,
-    /// One emitted stub per signature (and blocking and ffi-mode flags), with its cfunc
-    /// form, retargeted (two literal-pool entries patched) for later
-    /// functions of the same signature: no planning, no assembling.
-    templates: std::collections::HashMap<(Signature, bool, bool), (backend::EmittedStub, CfuncForm)>,
+    /// One emitted stub per signature and blocking/ffi-mode flags (index
+    /// `blocking + 2 * ffi_mode`), with its cfunc form, retargeted (two
+    /// literal-pool entries patched) for later functions of the same
+    /// signature: no planning, no assembling.
+    /// Each template's index in insertion order is the arena code class of
+    /// its stubs (they differ only in their literal pools).
+    templates: std::collections::HashMap<Signature, [Option<Template>; 4]>,
+    template_count: u32,
     perf_map: Option<std::fs::File>,
+}
+
+struct Template {
+    stub: backend::EmittedStub,
+    form: CfuncForm,
+    /// Arena code class: stubs retargeted from this template.
+    class: u32,
 }
 
 struct StubRecord {
@@ -96,6 +107,22 @@ fn runtime_symbols(targets: &RuntimeTargets, thunks: &Thunks) -> Vec<(u64, Strin
     names
 }
 
+/// The JIT, after giving the arena back the code of stubs whose module was
+/// collected (and forgetting their disassembly records). Every user of the
+/// JIT goes through here, so a record never outlives its stub's info.
+fn lock_jit() -> std::sync::MutexGuard<'static, Option<Jit>> {
+    let mut guard = JIT.lock().unwrap_or_else(|p| p.into_inner());
+    let reclaimed = stub_lifetime::take_reclaimed();
+    if let (Some(jit), false) = (guard.as_mut(), reclaimed.is_empty()) {
+        let gone: std::collections::HashSet<usize> = reclaimed.iter().map(|r| r.0).collect();
+        jit.stubs.retain(|r| !gone.contains(&r.address));
+        for (address, len, class) in reclaimed {
+            jit.arena.free(address, len, class);
+        }
+    }
+    guard
+}
+
 /// Installs other position-independent code (callback trampolines) in the
 /// same executable arena as the stubs.
 pub(crate) fn install_code(code: &[u8]) -> Result<usize, String> {
@@ -104,11 +131,12 @@ pub(crate) fn install_code(code: &[u8]) -> Result<usize, String> {
 }
 
 fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, EmitError> {
-    let mut guard = JIT.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = lock_jit();
     if guard.is_none() {
         let mut arena = CodeArena::new();
         let thunks = backend::install_thunks(&mut arena, TARGETS.get_or_init(runtime::targets))?;
-        let mut jit = Jit { arena, thunks, stubs: Vec::new(), templates: Default::default(), perf_map: open_perf_map() };
+        let mut jit =
+            Jit { arena, thunks, stubs: Vec::new(), templates: Default::default(), template_count: 0, perf_map: open_perf_map() };
         if let Some(map) = jit.perf_map.as_mut() {
             use std::io::Write;
             for (address, name) in thunk_addresses(&thunks).iter().zip(THUNK_NAMES) {
@@ -183,15 +211,14 @@ fn ffi_messages() -> bool {
 }
 
 /// The Struct class of a `["pointer", StructClass]` parameter (a
-/// `Struct.by_ref`), pinned for as long as the stub may run; 0 otherwise.
+/// `Struct.by_ref`), 0 otherwise. (Pinned by the stub's owner: the stub's
+/// inline check compares its VALUE.)
 fn ref_class(value: Value) -> Result<rb_sys::VALUE, Error> {
     let Some(desc) = RArray::from_value(value) else { return Ok(0) };
     if desc.len() != 2 || desc.entry::<String>(0)? != "pointer" {
         return Ok(0);
     }
     let class: magnus::RClass = desc.entry(1)?;
-    // SAFETY: pins the class (the stub's inline check compares its VALUE).
-    unsafe { rb_sys::rb_gc_register_mark_object(class.as_raw()) };
     Ok(class.as_raw())
 }
 
@@ -215,7 +242,7 @@ fn attach_function(
     fixed_params: Option<usize>,
     blocking: bool,
 ) -> Result<(usize, usize), Error> {
-    let ffi_long = params
+    let ffi_long: Vec<bool> = params
         .into_iter()
         // SAFETY: the bytes are only read before any Ruby code can run.
         .map(|p| RString::from_value(p).is_some_and(|s| matches!(unsafe { s.as_slice() }, b"long" | b"ulong")))
@@ -229,8 +256,6 @@ fn attach_function(
     let ret_struct = match &ret {
         CType::Struct(s) => {
             let class: Value = RArray::from_value(ret_value).expect("struct descriptor").entry(4)?;
-            // SAFETY: pins the class for as long as the stub may run.
-            unsafe { rb_sys::rb_gc_register_mark_object(class.as_raw()) };
             Some((class.as_raw(), s.size))
         }
         _ => None,
@@ -251,17 +276,33 @@ fn attach_function(
     // ffi-compatible mode: the argv form, so arity errors are the stub's
     // (worded like the ffi gem's) and the method's arity is -1 as in ffi.
     let ffi_mode = ffi_messages();
-    let info: &'static StubInfo = Box::leak(Box::new(StubInfo {
-        ref_classes: Box::leak(ref_classes.into_boxed_slice()).as_ptr(),
-        name: method_name.clone(),
-        param_labels: {
-            // Formatted only when a message needs them; pinned like the stub.
-            let labels = labels.dup();
-            labels.freeze();
-            // SAFETY: keeps the Array alive for as long as the stub may run.
-            unsafe { rb_sys::rb_gc_register_mark_object(labels.as_raw()) };
-            labels.as_raw()
-        },
+    let owner = StubOwner::of(ruby, module)?;
+    // The same function, signature, conversions and labels under this
+    // name: its stub again (nothing emitted, nothing kept).
+    let same = |s: &OwnedStub| {
+        s.function == address
+            && s.blocking == blocking
+            && s.signature == sig
+            // SAFETY: alive with its owner.
+            && unsafe { &*s.info }.same_conversions(&ref_classes, ret_struct, ffi_mode, &ffi_long)
+    };
+    for (stub, len, arity, old_labels) in owner.find(&method_name, same) {
+        // SAFETY: compares two live Arrays (Symbols, Strings, type objects).
+        if unsafe { rb_sys::rb_equal(old_labels, labels.as_raw()) } == rb_sys::Qtrue as rb_sys::VALUE {
+            define(ruby, module, &method_name, stub, arity)?;
+            return Ok((stub, len));
+        }
+    }
+    // Held here (so on the stack the GC scans) until the owner marks it.
+    let frozen_labels = labels.dup();
+    frozen_labels.freeze();
+    let ref_classes = ref_classes.into_boxed_slice();
+    let info = Box::into_raw(Box::new(StubInfo {
+        ref_classes: ref_classes.as_ptr(),
+        ref_classes_owned: ref_classes,
+        name: method_name,
+        // Formatted only when a message needs them.
+        param_labels: frozen_labels.as_raw(),
         arity: sig.params.len(),
         struct_sizes,
         ret_struct,
@@ -269,23 +310,28 @@ fn attach_function(
         ffi_long,
         enums: std::sync::atomic::AtomicUsize::new(0),
     }));
+    // SAFETY: just made; nothing else refers to it yet.
+    let method_name = unsafe { &(*info).name };
     let targets = TARGETS.get_or_init(runtime::targets);
-    let (stub, code_len, form) = with_jit(|jit| {
-        let info_address = info as *const StubInfo as usize;
-        let key = (sig, blocking, ffi_mode);
-        let (emitted, form) = match jit.templates.entry(key) {
-            Entry::Occupied(o) => (o.get().0.retarget(address, info_address), o.get().1),
-            Entry::Vacant(v) => {
-                let plan = abi::plan_stub_in_form(&v.key().0, ffi_mode).map_err(|e| EmitError::Plan(e.to_string()))?;
+    let flags = blocking as usize + 2 * ffi_mode as usize;
+    let emitted = with_jit(|jit| {
+        let info_address = info as usize;
+        let cached = jit.templates.get(&sig).and_then(|t| t[flags].as_ref());
+        let (emitted, form, class) = match cached {
+            Some(t) => (t.stub.retarget(address, info_address), t.form, t.class),
+            None => {
+                let plan = abi::plan_stub_in_form(&sig, ffi_mode).map_err(|e| EmitError::Plan(e.to_string()))?;
                 let req = StubRequest { plan: &plan, function: address, info: info_address, targets, thunks: &jit.thunks, blocking };
                 let stub = backend::emit_stub(&req)?;
-                v.insert((stub.clone(), plan.form));
-                (stub, plan.form)
+                let class = jit.template_count;
+                jit.template_count += 1;
+                jit.templates.entry(sig.clone()).or_default()[flags] = Some(Template { stub: stub.clone(), form: plan.form, class });
+                (stub, plan.form, class)
             }
         };
         let stub = jit
             .arena
-            .install(&emitted.code)
+            .install_reusable(&emitted.code, class)
             .map_err(|e| EmitError::ExecutableMemory(crate::emit::arena::describe_map_error(&e)))?;
         jit.record(StubRecord {
             name: method_name.clone(),
@@ -293,9 +339,9 @@ fn attach_function(
             len: emitted.code.len(),
             code_len: emitted.code_len,
             function: (address, c_name),
-            info: info as *const StubInfo as usize,
+            info: info_address,
         });
-        Ok((stub, emitted.code.len(), form))
+        Ok((stub, emitted.code.len(), form, class))
     })
     .map_err(|e| match e {
         EmitError::Plan(_) => Error::new(ruby.exception_arg_error(), format!("{method_name}: {e}")),
@@ -305,14 +351,42 @@ fn attach_function(
             Error::new(ruby.exception_not_imp_error(), format!("{method_name}: {e}"))
         }
         EmitError::Assembler(_) => Error::new(ruby.exception_runtime_error(), format!("{method_name}: {e}")),
-    })?;
+    });
+    let (stub, code_len, form, class) = match emitted {
+        Ok(done) => done,
+        Err(e) => {
+            // SAFETY: made above by Box::into_raw and never handed out.
+            drop(unsafe { Box::from_raw(info) });
+            return Err(e);
+        }
+    };
     let arity = match form {
         CfuncForm::Fixed(n) => n as i32,
         CfuncForm::Argv(_) => -1,
     };
-    let name = CString::new(method_name).map_err(|e| Error::new(ruby.exception_arg_error(), e.to_string()))?;
+    // Owned before the methods exist: defining them may run the GC.
+    owner.add(OwnedStub::new(stub, code_len, class, info, address, sig, blocking, arity));
+    std::hint::black_box(frozen_labels);
+    // SAFETY: the info lives as long as its owner, which `module` holds.
+    define(ruby, module, unsafe { &(*info).name }, stub, arity)?;
+    Ok((stub, code_len))
+}
+
+/// Defines `name` on `module` as a singleton method and a public instance
+/// method whose body is the stub at `stub`.
+fn define(ruby: &Ruby, module: Value, name: &str, stub: usize, arity: i32) -> Result<(), Error> {
+    let name = CString::new(name).map_err(|e| Error::new(ruby.exception_arg_error(), e.to_string()))?;
+    // rb_define_method raises FrozenError on a frozen module: raised here
+    // instead, through magnus (no longjmp over this frame).
+    // SAFETY: a flag read of a live object.
+    if unsafe { rb_sys::rb_obj_frozen_p(module.as_raw()) } != rb_sys::Qfalse as rb_sys::VALUE {
+        // SAFETY: the class of a live object.
+        let class = unsafe { Value::from_raw(rb_sys::rb_obj_class(module.as_raw())) };
+        return Err(Error::new(ruby.exception_frozen_error(), format!("can't modify frozen {}: {}", class.inspect(), module.inspect())));
+    }
     // SAFETY: `stub` is the address of complete machine code in the arena,
-    // never freed or moved, with the cfunc signature `arity` announces.
+    // with the cfunc signature `arity` announces, owned by `module` (so not
+    // freed while a method of it can run).
     unsafe {
         let func: unsafe extern "C" fn() -> rb_sys::VALUE = std::mem::transmute(stub);
         // Not Ractor-safe (callbacks, the shared Pointer::NULL, the
@@ -323,13 +397,13 @@ fn attach_function(
         rb_sys::rb_define_method(module.as_raw(), name.as_ptr(), Some(func), arity);
         rb_sys::rb_ext_ractor_safe(true);
     }
-    Ok((stub, code_len))
+    Ok(())
 }
 
 /// Assembly of the stub installed at `stub` (an address attach_function
 /// returned), or nil.
 fn disassemble(stub: usize) -> Option<String> {
-    let jit = JIT.lock().unwrap_or_else(|p| p.into_inner());
+    let jit = lock_jit();
     let record = jit.as_ref()?.stubs.iter().find(|r| r.address == stub)?;
     // SAFETY: the record describes installed code, mapped for the life of
     // the process and never written again.
@@ -346,21 +420,25 @@ fn disassemble(stub: usize) -> Option<String> {
 /// Library's FiddleJit::Enums), as the ffi gem's functions do. False when
 /// `stub` is not a stub.
 fn stub_enums(stub: usize, enums: Value) -> bool {
-    let jit = JIT.lock().unwrap_or_else(|p| p.into_inner());
+    let jit = lock_jit();
     let Some(record) = jit.as_ref().and_then(|j| j.stubs.iter().rev().find(|r| r.address == stub)) else { return false };
-    // SAFETY: keeps `enums` alive (and unmoved) for as long as the stub may
-    // run; `record.info` is the leaked StubInfo of that stub.
-    unsafe {
-        rb_sys::rb_gc_register_mark_object(enums.as_raw());
-        (*(record.info as *const StubInfo)).enums.store(enums.as_raw() as usize, Ordering::Release);
-    }
+    // SAFETY: `record.info` is the StubInfo of that stub, alive (records of
+    // reclaimed stubs are dropped by lock_jit); its owner marks `enums`
+    // from now on (the module whose Library passes it keeps it anyway).
+    unsafe { (*(record.info as *const StubInfo)).enums.store(enums.as_raw() as usize, Ordering::Release) };
     true
 }
 
-/// `[code bytes, reserved bytes]` of the executable arena.
-fn arena_stats() -> (usize, usize) {
-    let jit = JIT.lock().unwrap_or_else(|p| p.into_inner());
-    jit.as_ref().map_or((0, 0), |j| (j.arena.code_bytes(), j.arena.reserved_bytes()))
+/// `[code bytes, reserved bytes, writable bytes]` of the executable arena
+/// (after giving back the code of collected modules' stubs).
+fn arena_stats() -> (usize, usize, usize) {
+    let jit = lock_jit();
+    jit.as_ref().map_or((0, 0, 0), |j| (j.arena.code_bytes(), j.arena.reserved_bytes(), j.arena.writable_bytes()))
+}
+
+/// How many stubs `module` owns (for tests).
+fn owned_stubs(ruby: &Ruby, module: Value) -> Result<usize, Error> {
+    Ok(StubOwner::of(ruby, module)?.count())
 }
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
@@ -371,11 +449,14 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     native.define_singleton_method("errno", function!(runtime::errno::saved_errno, 0))?;
     native.define_singleton_method("errno=", function!(runtime::errno::set_saved_errno, 1))?;
     native.define_singleton_method("arena_stats", function!(arena_stats, 0))?;
+    native.define_singleton_method("owned_stubs", function!(owned_stubs, 1))?;
+    native.define_singleton_method("owned_stub_total", function!(stub_lifetime::owned_total, 0))?;
+    let owner_class = native.define_class("StubOwner", ruby.class_object())?;
+    owner_class.undef_default_alloc_func();
     native.define_singleton_method("ffi_messages=", function!(set_ffi_messages, 1))?;
     native.define_singleton_method("ffi_messages?", function!(ffi_messages, 0))?;
     native.define_singleton_method("long_double_unpack", function!(runtime::long_double::unpack, 1))?;
     native.define_singleton_method("long_double_pack", function!(runtime::long_double::pack, 1))?;
     native.const_set("ARCH", std::env::consts::ARCH)?;
-    let _ = ruby;
     Ok(())
 }

@@ -72,7 +72,8 @@ impl Function {
         let ret = parse_type(ruby, ret)?;
         // SAFETY: a plain predicate on a live VALUE.
         let is_proc = unsafe { rb_sys::rb_obj_is_proc(callable.as_raw()) } == rb_sys::Qtrue as rb_sys::VALUE;
-        callback::dispatcher::ensure_started();
+        callback::dispatcher::ensure_started()?;
+        crate::runtime::jump::prepare();
         let slot = callback::allocate(params, ret, callable.as_raw(), is_proc)
             .map_err(|e| Error::new(ruby.exception_not_imp_error(), e))?;
         Ok(ruby.obj_wrap(Function { address: slot.thunk(), slot: Cell::new(Some(slot)), callable: Some(callable.as_raw()) }))
@@ -108,7 +109,7 @@ impl Function {
     }
 }
 
-/// `[live callbacks, recycled slots, trampolines]`.
+/// `[live callbacks, quarantined slots, trampolines]`.
 fn callback_stats() -> (usize, usize, usize) {
     callback::stats()
 }
@@ -129,5 +130,6 @@ pub fn init(_ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let native: RModule = module.const_get("Native")?;
     callback::define_frame_functions(native);
     native.define_singleton_method("callback_stats", function!(callback_stats, 0))?;
+    native.const_set("CALLBACK_QUARANTINE", callback::QUARANTINE)?;
     Ok(())
 }

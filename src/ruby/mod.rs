@@ -5,6 +5,7 @@ pub mod function;
 pub mod library;
 pub mod pointer;
 pub mod struct_memory;
+pub mod stub_lifetime;
 
 use magnus::{Error, Ruby};
 

@@ -19,6 +19,7 @@
 //! call from a non-Ruby thread) the exception is reported on stderr and
 //! discarded.
 
+use super::jump::{self, Target};
 use crate::backend::{self, CallbackRequest};
 use crate::ruby::function::Function;
 use crate::ruby::pointer::Pointer;
@@ -26,7 +27,7 @@ use crate::types::{CType, Signature};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::Value;
 use rb_sys::VALUE;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{c_int, c_long, c_void};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
@@ -41,26 +42,53 @@ extern "C" {
 /// Most arguments a callback may take.
 pub const MAX_ARGS: usize = 32;
 
+/// Freed slots of a signature wait in a FIFO until this many more have
+/// been freed before one is reused, so C calling a callback it should have
+/// forgotten most likely reaches a slot with no callback (a warning and
+/// zeros) rather than a newer callback. Even when reused, a slot only ever
+/// serves callbacks of its own signature (its trampoline never changes), so
+/// a stale call never runs code for another signature.
+pub const QUARANTINE: usize = 256;
+
 const QNIL: VALUE = rb_sys::Qnil as VALUE;
 const QTRUE: VALUE = rb_sys::Qtrue as VALUE;
 const QFALSE: VALUE = rb_sys::Qfalse as VALUE;
 
 /// What a callback calls and how it converts.
+///
+/// GVL rule: a `CallbackData` is only created, read and freed by threads
+/// holding the GVL (callback_entry takes it, or hands the call to a Ruby
+/// runner thread, before looking at the slot's data; `release` runs from
+/// Function#free or the Function's GC free function). So `in_use` and
+/// `released` need no atomics.
 pub struct CallbackData {
     /// The Proc / Method / callable; pinned by its Function's mark function.
     pub callable: VALUE,
     pub is_proc: bool,
     pub params: Vec<CType>,
     pub ret: CType,
+    /// Calls running now (a callback may be called again from inside
+    /// itself, and its Function may be freed meanwhile).
+    in_use: Cell<u32>,
+    /// Released while in use: the last call out frees it.
+    released: Cell<bool>,
 }
 
 /// The memory a thunk jumps through. `repr(C)`: the thunk reads `target`
 /// at offset 0; the trampoline hands the slot's address to `entry`.
 #[repr(C)]
 pub struct Slot {
+    /// The trampoline of the slot's signature; set once, never changed.
     target: AtomicUsize,
+    /// The live callback's data, or null (freed or not yet reused).
     data: AtomicPtr<CallbackData>,
     thunk: usize,
+    /// The signature's argument count and return type (the trampoline's),
+    /// so a call reaching a freed slot can still return zeros properly.
+    nargs: usize,
+    ret: CType,
+    /// Index of the slot's signature in `Registry::pools`.
+    pool: usize,
 }
 
 impl Slot {
@@ -70,10 +98,16 @@ impl Slot {
     }
 }
 
+/// One signature: its trampoline and its freed slots, oldest first.
+struct Pool {
+    trampoline: usize,
+    freed: VecDeque<&'static Slot>,
+}
+
 #[derive(Default)]
 struct Registry {
-    trampolines: HashMap<String, usize>,
-    free: Vec<&'static Slot>,
+    by_signature: HashMap<String, usize>,
+    pools: Vec<Pool>,
     live: usize,
 }
 
@@ -93,57 +127,78 @@ pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool) 
     let key = format!("{params:?}->{ret:?}");
     let mut guard = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     let reg = guard.get_or_insert_with(Registry::default);
-    let tramp = match reg.trampolines.get(&key) {
-        Some(&t) => t,
+    let pool = match reg.by_signature.get(&key) {
+        Some(&i) => i,
         None => {
             let plan = crate::abi::plan_callback(&Signature::new(params.clone(), ret.clone())).map_err(|e| e.to_string())?;
             let req = CallbackRequest { plan: &plan, entry: callback_entry as *const () as usize };
             let code = backend::emit_callback_trampoline(&req).map_err(|e| e.to_string())?;
-            let t = install(&code)?;
-            reg.trampolines.insert(key, t);
-            t
+            let trampoline = install(&code)?;
+            reg.pools.push(Pool { trampoline, freed: VecDeque::new() });
+            reg.by_signature.insert(key, reg.pools.len() - 1);
+            reg.pools.len() - 1
         }
     };
-    let slot = match reg.free.pop() {
+    let reuse = if reg.pools[pool].freed.len() > QUARANTINE { reg.pools[pool].freed.pop_front() } else { None };
+    let slot = match reuse {
         Some(s) => s,
         None => {
             let slot: &'static mut Slot = Box::leak(Box::new(Slot {
-                target: AtomicUsize::new(0),
+                target: AtomicUsize::new(reg.pools[pool].trampoline),
                 data: AtomicPtr::new(std::ptr::null_mut()),
                 thunk: 0,
+                nargs: params.len(),
+                ret: ret.clone(),
+                pool,
             }));
             let code = backend::emit_callback_thunk(slot as *const Slot as usize).map_err(|e| e.to_string())?;
             slot.thunk = install(&code)?;
             slot
         }
     };
-    let data = Box::into_raw(Box::new(CallbackData { callable, is_proc, params, ret }));
-    slot.target.store(tramp, Ordering::Release);
+    let data = Box::into_raw(Box::new(CallbackData {
+        callable,
+        is_proc,
+        params,
+        ret,
+        in_use: Cell::new(0),
+        released: Cell::new(false),
+    }));
     slot.data.store(data, Ordering::Release);
     reg.live += 1;
     Ok(slot)
 }
 
-/// Detaches the callback data from `slot` and recycles it. A later call
-/// through the old address reaches a recycled slot: C must not keep
-/// function pointers of freed callbacks (as with the ffi gem).
+/// Detaches the callback data from `slot` and puts the slot in its
+/// signature's quarantine. With the GVL (see `CallbackData`). A later call
+/// through the old address returns zeros (with a warning) while the slot
+/// is quarantined, and afterwards runs whatever callback of the same
+/// signature reuses it: C must not keep function pointers of freed
+/// callbacks (as with the ffi gem).
 pub fn release(slot: &'static Slot) {
     let data = slot.data.swap(std::ptr::null_mut(), Ordering::AcqRel);
     if !data.is_null() {
         // SAFETY: `data` came from Box::into_raw in `allocate` and was
-        // detached from the slot exactly once (the swap above).
-        drop(unsafe { Box::from_raw(data) });
+        // detached from the slot exactly once (the swap above); calls still
+        // running hold it through `in_use` and the last one frees it.
+        unsafe {
+            if (*data).in_use.get() == 0 {
+                drop(Box::from_raw(data));
+            } else {
+                (*data).released.set(true);
+            }
+        }
     }
     let mut guard = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     let reg = guard.get_or_insert_with(Registry::default);
     reg.live = reg.live.saturating_sub(1);
-    reg.free.push(slot);
+    reg.pools[slot.pool].freed.push_back(slot);
 }
 
-/// `[live callbacks, recycled slots, trampolines]`, for tests.
+/// `[live callbacks, quarantined slots, trampolines]`, for tests.
 pub fn stats() -> (usize, usize, usize) {
     let guard = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
-    guard.as_ref().map_or((0, 0, 0), |r| (r.live, r.free.len(), r.trampolines.len()))
+    guard.as_ref().map_or((0, 0, 0), |r| (r.live, r.pools.iter().map(|p| p.freed.len()).sum(), r.pools.len()))
 }
 
 // ---------------------------------------------------------------------------
@@ -166,7 +221,10 @@ pub unsafe extern "C" fn frame_push(_module: VALUE) -> VALUE {
 }
 
 /// `Native.callback_frame_pop(frame)`: removes `frame`, returns the
-/// exception a callback raised during the call (or nil).
+/// exception a callback raised during the call (or nil). If a callback
+/// jumped (throw, break, Thread#kill, Timeout) during the call, continues
+/// that jump instead of returning: this runs in the wrapper's `ensure`,
+/// after C has returned.
 pub unsafe extern "C" fn frame_pop(_module: VALUE, frame: VALUE) -> VALUE {
     FRAMES.with(|f| {
         let mut frames = f.borrow_mut();
@@ -174,7 +232,7 @@ pub unsafe extern "C" fn frame_pop(_module: VALUE, frame: VALUE) -> VALUE {
             frames.truncate(i);
         }
     });
-    if PENDING_FRAMES.load(Ordering::Relaxed) == 0 {
+    if PENDING_FRAMES.load(Ordering::Relaxed) == 0 && !jump::any_pending() {
         return QNIL;
     }
     if rb_sys::RB_TYPE_P(frame, rb_sys::ruby_value_type::RUBY_T_ARRAY) == false {
@@ -183,6 +241,9 @@ pub unsafe extern "C" fn frame_pop(_module: VALUE, frame: VALUE) -> VALUE {
     let exc = rb_sys::rb_ary_entry(frame, 0);
     if exc != QNIL {
         PENDING_FRAMES.fetch_sub(1, Ordering::Relaxed);
+    }
+    if jump::any_pending() {
+        jump::continue_at_frame();
     }
     exc
 }
@@ -216,6 +277,8 @@ fn current_frame() -> Option<VALUE> {
 // The entry every trampoline calls.
 
 struct Invocation {
+    slot: *const Slot,
+    /// The callback's data while the call runs (set by `invoke`, with the GVL).
     data: *const CallbackData,
     /// The trampoline's argument slots: raw C values, boxed into VALUEs in
     /// place (the slots are on the machine stack, which the GC scans).
@@ -223,6 +286,11 @@ struct Invocation {
     result: u64,
     /// A :long_double result (x87 value), which does not fit `result`.
     result_ld: crate::LongDouble,
+    /// The slot's signature returns a long double (set with the GVL, so the
+    /// caller's thread need not read the slot's data).
+    long_double: bool,
+    /// Running on a dispatcher runner thread for a foreign thread.
+    on_runner: bool,
 }
 
 /// How many frames (all threads) hold a pending exception: the common case
@@ -230,22 +298,20 @@ struct Invocation {
 static PENDING_FRAMES: AtomicUsize = AtomicUsize::new(0);
 
 /// `fn(slot, raw_args) -> return bits`, called by trampolines on whatever
-/// thread C calls from.
+/// thread C calls from. Reads nothing of the callback before holding the
+/// GVL (see `CallbackData`).
 pub extern "C" fn callback_entry(slot: *const Slot, raw: *mut u64) -> u64 {
-    // SAFETY: the trampoline passes the slot its thunk loaded.
-    let data = unsafe { (*slot).data.load(Ordering::Acquire) };
-    if data.is_null() {
-        return freed_callback();
-    }
-    let mut inv = Invocation { data, raw, result: 0, result_ld: Default::default() };
+    let mut inv = Invocation {
+        slot,
+        data: std::ptr::null(),
+        raw,
+        result: 0,
+        result_ld: Default::default(),
+        long_double: false,
+        on_runner: false,
+    };
     // SAFETY: plain queries of the running interpreter.
     unsafe {
-        // A struct result: zeros unless the callback returns a struct (or
-        // raises), as the ffi gem. Its destination is in raw slot nargs.
-        if let CType::Struct(s) = &(*data).ret {
-            let dest = *raw.add((*data).params.len()) as *mut u8;
-            std::ptr::write_bytes(dest, 0, s.size);
-        }
         if ruby_thread_has_gvl_p() != 0 {
             invoke(&mut inv);
         } else if rb_sys::ruby_native_thread_p() != 0 {
@@ -257,7 +323,7 @@ pub extern "C" fn callback_entry(slot: *const Slot, raw: *mut u64) -> u64 {
         // A long double result goes back in the first two raw slots (at
         // least 16 bytes, the arguments are dead); the trampoline loads it
         // into st(0).
-        if (*data).ret == CType::LongDouble {
+        if inv.long_double {
             std::ptr::write_unaligned(raw as *mut crate::LongDouble, inv.result_ld);
         }
     }
@@ -266,9 +332,8 @@ pub extern "C" fn callback_entry(slot: *const Slot, raw: *mut u64) -> u64 {
 
 #[cold]
 #[inline(never)]
-fn freed_callback() -> u64 {
+fn freed_callback() {
     eprintln!("fiddle_jit: C called a callback whose Function was freed; returning 0");
-    0
 }
 
 unsafe extern "C" fn invoke_with_gvl(inv: *mut c_void) -> *mut c_void {
@@ -277,70 +342,133 @@ unsafe extern "C" fn invoke_with_gvl(inv: *mut c_void) -> *mut c_void {
 }
 
 /// Runs the callback with the GVL held: box, call, unbox, all under
-/// rb_protect; an exception goes to the current frame.
+/// rb_protect; an exception goes to the current frame, a jump is deferred
+/// until C has returned (`jump`).
 #[inline(always)]
 fn invoke(inv: &mut Invocation) {
-    if PENDING_FRAMES.load(Ordering::Relaxed) != 0 {
-        if let Some(frame) = current_frame() {
-            // An earlier callback of this outer call raised: do not run Ruby
-            // code again, C gets zeros until the call returns and re-raises.
-            // SAFETY: `frame` is a live Array (held by the wrapper's local).
-            if unsafe { rb_sys::rb_ary_entry(frame, 0) } != QNIL {
-                inv.result = 0;
-                return;
-            }
+    // SAFETY: the trampoline passes the slot its thunk loaded; slots are
+    // never freed. Its data is read with the GVL held (see CallbackData).
+    let slot = unsafe { &*inv.slot };
+    // A struct result: zeros unless the callback returns a struct (or
+    // raises), as the ffi gem. Its destination is in raw slot nargs.
+    if let CType::Struct(s) = &slot.ret {
+        // SAFETY: the trampoline of this slot's signature put the result
+        // destination (s.size bytes) in raw slot nargs.
+        unsafe { std::ptr::write_bytes(*inv.raw.add(slot.nargs) as *mut u8, 0, s.size) };
+    }
+    inv.long_double = matches!(slot.ret, CType::LongDouble);
+    if PENDING_FRAMES.load(Ordering::Relaxed) != 0 || jump::any_pending() {
+        if skip_ruby() {
+            return;
         }
     }
+    let data = slot.data.load(Ordering::Acquire);
+    if data.is_null() {
+        return freed_callback();
+    }
+    // SAFETY: with the GVL, `data` stays allocated while `in_use` > 0.
+    unsafe { (*data).in_use.set((*data).in_use.get() + 1) };
+    inv.data = data;
     let mut state: c_int = 0;
     // SAFETY: `protected_call` only reads `inv` through the pointer.
     unsafe { rb_sys::rb_protect(Some(protected_call), inv as *mut Invocation as VALUE, &mut state) };
-    if state == 0 {
-        return;
+    // SAFETY: as above; freed here if `release` ran during the call.
+    unsafe {
+        let n = (*data).in_use.get() - 1;
+        (*data).in_use.set(n);
+        if n == 0 && (*data).released.get() {
+            drop(Box::from_raw(data as *mut CallbackData));
+        }
     }
-    captured(inv);
+    inv.data = std::ptr::null();
+    if state != 0 {
+        captured(inv, state);
+    }
 }
 
-/// The callback raised (or threw): C gets zero, the exception goes to the
-/// current frame. Out of line: the hot path never gets here.
+/// Must this callback return zeros without running Ruby code? Yes while
+/// this thread has a jump pending, or while the current frame holds an
+/// exception from an earlier callback of the same outer call.
 #[cold]
 #[inline(never)]
-fn captured(inv: &mut Invocation) {
+fn skip_ruby() -> bool {
+    if jump::pending_here() {
+        return true;
+    }
+    if PENDING_FRAMES.load(Ordering::Relaxed) != 0 {
+        if let Some(frame) = current_frame() {
+            // SAFETY: `frame` is a live Array (held by the wrapper's local).
+            return unsafe { rb_sys::rb_ary_entry(frame, 0) } != QNIL;
+        }
+    }
+    false
+}
+
+/// The callback raised or jumped: C gets zero. An exception goes to the
+/// current frame (re-raised by the wrapper once C has returned); anything
+/// else — or an exception with no frame — becomes this thread's pending
+/// jump, continued once C has returned (see `jump`). Out of line: the hot
+/// path never gets here.
+#[cold]
+#[inline(never)]
+fn captured(inv: &mut Invocation, state: c_int) {
     inv.result = 0;
     // SAFETY: after rb_protect reported a jump, errinfo holds its cause.
-    let err = unsafe {
-        let err = rb_sys::rb_errinfo();
-        rb_sys::rb_set_errinfo(QNIL);
-        err
-    };
-    // A throw or Thread#kill leaves no exception here: from Ruby 3.2 on,
-    // `throw` leaves an internal THROW_DATA imemo whose class is 0, so only
-    // ordinary objects (exceptions are T_OBJECT) may be asked for theirs.
+    let err = unsafe { rb_sys::rb_errinfo() };
+    // From Ruby 3.2 on, a throw leaves an internal THROW_DATA imemo whose
+    // class is 0, and Thread#kill a Fixnum: only ordinary objects
+    // (exceptions are T_OBJECT) may be asked for their class.
     // SAFETY: RB_TYPE_P reads the flags of heap objects only; the class
     // check runs only on a T_OBJECT, which always has one.
     let is_exception = unsafe {
         rb_sys::RB_TYPE_P(err, rb_sys::ruby_value_type::RUBY_T_OBJECT)
             && rb_sys::rb_obj_is_kind_of(err, rb_sys::rb_eException) != QFALSE
     };
-    let exc = if is_exception {
-        err
-    } else {
-        // throw / break out of the callback: cannot unwind through C.
-        // SAFETY: creates a plain exception object with the GVL held.
-        unsafe {
-            rb_sys::rb_exc_new_cstr(
-                rb_sys::rb_eLocalJumpError,
-                c"throw or break out of a callback cannot unwind through C frames".as_ptr(),
-            )
-        }
-    };
-    match current_frame() {
-        Some(frame) => {
-            PENDING_FRAMES.fetch_add(1, Ordering::Relaxed);
-            // SAFETY: `frame` is a live Array (held by the wrapper's local).
-            unsafe { rb_sys::rb_ary_store(frame, 0, exc) }
-        }
-        None => report_discarded(exc),
+    let exception = state == jump::TAG_RAISE && is_exception;
+    // The frame is the current C call's only if the method C called back
+    // from is the stub its wrapper called: a function attached without
+    // callback types, called from inside a callback of a wrapped call, is
+    // not, and its jump must continue when it returns, not the outer call.
+    let frame = if inv.on_runner { None } else { current_frame().filter(|_| jump::top_is_wrapped_stub()) };
+    if exception && inv.on_runner {
+        // Nobody to raise it in: the caller is a foreign thread.
+        // SAFETY: with the GVL.
+        unsafe { rb_sys::rb_set_errinfo(QNIL) };
+        return report_discarded(err);
     }
+    if exception && frame.is_some() {
+        let frame = frame.expect("checked");
+        // SAFETY: with the GVL; `frame` is a live Array (held by the
+        // wrapper's local), `err` an exception.
+        unsafe {
+            rb_sys::rb_set_errinfo(QNIL);
+            PENDING_FRAMES.fetch_add(1, Ordering::Relaxed);
+            rb_sys::rb_ary_store(frame, 0, err);
+        }
+        return;
+    }
+    if !exception && !jump::can_continue_jumps() {
+        // This Ruby's errinfo could not be located (see `jump`): the jump
+        // becomes the LocalJumpError of earlier versions.
+        // SAFETY: with the GVL.
+        unsafe { rb_sys::rb_set_errinfo(QNIL) };
+        let exc = jump::local_jump_error();
+        return match frame {
+            Some(frame) => unsafe {
+                PENDING_FRAMES.fetch_add(1, Ordering::Relaxed);
+                rb_sys::rb_ary_store(frame, 0, exc)
+            },
+            None => jump::defer(jump::TAG_RAISE, exc, jump::return_target()),
+        };
+    }
+    let target = if inv.on_runner {
+        Target::Runner
+    } else if frame.is_some() {
+        Target::Frame
+    } else {
+        jump::return_target()
+    };
+    jump::defer(state, err, target);
 }
 
 fn report_discarded(exc: VALUE) {
@@ -353,9 +481,8 @@ fn report_discarded(exc: VALUE) {
     .and_then(|v| unsafe { magnus::RString::from_value(Value::from_raw(v)) }.and_then(|s| s.to_string().ok()))
     .unwrap_or_else(|| "(exception)".into());
     let message = format!(
-        "fiddle_jit: exception in a callback discarded (no fiddle_jit call to re-raise it in: \
-         declare the parameter with a callback type or attach the calling function with \
-         callback_frame: true; or the callback ran on a non-Ruby thread):\n{text}"
+        "fiddle_jit: exception in a callback discarded (the callback ran for a non-Ruby thread, \
+         which has no Ruby caller to raise it in):\n{text}"
     );
     // Kernel#warn (honours $stderr and Warning); stderr if even that fails.
     let shown = magnus::rb_sys::protect(|| unsafe {
@@ -370,6 +497,7 @@ fn report_discarded(exc: VALUE) {
 #[inline(never)]
 unsafe extern "C" fn protected_call(arg: VALUE) -> VALUE {
     let inv = &mut *(arg as *mut Invocation);
+    // SAFETY: set by `invoke`, which keeps it allocated during the call.
     let data = &*inv.data;
     let n = data.params.len();
     for (i, ty) in data.params.iter().enumerate() {
@@ -382,7 +510,7 @@ unsafe extern "C" fn protected_call(arg: VALUE) -> VALUE {
     } else {
         rb_sys::rb_funcallv(data.callable, id_call(), n as c_int, argv)
     };
-    if data.ret == CType::LongDouble {
+    if matches!(data.ret, CType::LongDouble) {
         inv.result_ld = if ret == QNIL {
             Default::default()
         } else {
@@ -543,17 +671,36 @@ pub mod dispatcher {
     static QUEUE: Mutex<Option<Queue>> = Mutex::new(None);
     static ARRIVED: Condvar = Condvar::new();
     static FINISHED: Condvar = Condvar::new();
-    /// The dispatcher Ruby thread and the pid it was started in (a forked
-    /// child needs its own).
-    static THREAD: Mutex<Option<(VALUE, u32)>> = Mutex::new(None);
+
+    /// The dispatcher of this process (a forked child needs its own). The
+    /// lock is only held for these few fields, never across a Ruby call:
+    /// creating the thread can switch Ruby threads, and another thread
+    /// blocking on this lock while holding the GVL would deadlock.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum State {
+        None,
+        Starting { pid: u32 },
+        Started { thread: VALUE, pid: u32 },
+    }
+    static STATE: Mutex<State> = Mutex::new(State::None);
+    static READY: Condvar = Condvar::new();
 
     /// Called from a foreign thread: queue the call, wait until done.
     pub(super) fn run(inv: &mut Invocation) {
-        let started = THREAD.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|(_, pid)| pid == std::process::id());
-        if !started {
-            eprintln!("fiddle_jit: callback called from a non-Ruby thread before the dispatcher started; returning 0");
-            return;
+        let me = std::process::id();
+        let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match *st {
+                State::Started { pid, .. } if pid == me => break,
+                // Another Ruby thread is creating it: it will be up soon.
+                State::Starting { pid } if pid == me => st = READY.wait(st).unwrap_or_else(|p| p.into_inner()),
+                _ => {
+                    eprintln!("fiddle_jit: callback called from a non-Ruby thread before the dispatcher started; returning 0");
+                    return;
+                }
+            }
         }
+        drop(st);
         let mut req = Request { inv, done: false };
         let addr = &mut req as *mut Request as usize;
         let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
@@ -618,40 +765,65 @@ pub mod dispatcher {
     }
 
     /// A runner thread's body: the callback of one request (a foreign
-    /// thread blocked in `run` until `done`).
+    /// thread blocked in `run` until `done`). A jump the callback made
+    /// (Thread#kill of the runner...) continues once the foreign thread
+    /// has its result: this function is the thread's outermost frame.
     unsafe extern "C" fn run_request(req: *mut c_void) -> VALUE {
         let req = req as *mut Request;
-        // Box from a copy on this thread's stack: the GC scans it, not the
-        // foreign thread's.
         let foreign = &mut *(*req).inv;
-        // One more slot: a struct result's destination.
-        let n = (*foreign.data).params.len() + 1;
+        let slot = &*foreign.slot;
+        // Box from a copy on this thread's stack: the GC scans it, not the
+        // foreign thread's. One more slot: a struct result's destination.
+        let n = slot.nargs + 1;
         let mut slots = [0u64; MAX_ARGS + 1];
         std::ptr::copy_nonoverlapping(foreign.raw, slots.as_mut_ptr(), n);
-        let mut local = Invocation { data: foreign.data, raw: slots.as_mut_ptr(), result: 0, result_ld: Default::default() };
+        let mut local = Invocation {
+            slot: foreign.slot,
+            data: std::ptr::null(),
+            raw: slots.as_mut_ptr(),
+            result: 0,
+            result_ld: Default::default(),
+            long_double: false,
+            on_runner: true,
+        };
         super::invoke(&mut local);
         foreign.result = local.result;
         foreign.result_ld = local.result_ld;
-        let _q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
-        (*req).done = true;
-        FINISHED.notify_all();
+        foreign.long_double = local.long_double;
+        {
+            let _q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+            (*req).done = true;
+            FINISHED.notify_all();
+        }
+        jump::continue_on_runner();
         QNIL
     }
 
     /// Starts the dispatcher thread if this process has none (with the GVL).
-    pub fn ensure_started() {
-        let mut t = THREAD.lock().unwrap_or_else(|p| p.into_inner());
-        if t.is_some_and(|(_, pid)| pid == std::process::id()) {
-            return;
+    pub fn ensure_started() -> Result<(), magnus::Error> {
+        let me = std::process::id();
+        {
+            let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
+            match *st {
+                State::Started { pid, .. } | State::Starting { pid } if pid == me => return Ok(()),
+                _ => *st = State::Starting { pid: me },
+            }
         }
+        // Unlocked: these Ruby calls may switch threads.
         // SAFETY: called from Ruby with the GVL held.
-        unsafe {
+        let thread = magnus::rb_sys::protect(|| unsafe {
             let thread = rb_sys::rb_thread_create(Some(main), std::ptr::null_mut());
             rb_sys::rb_gc_register_mark_object(thread);
             let name = rb_sys::rb_str_new_cstr(c"FFI Callback Dispatcher".as_ptr());
             rb_sys::rb_funcallv(thread, rb_sys::rb_intern2(c"name=".as_ptr(), 5), 1, &name);
-            *t = Some((thread, std::process::id()));
-        }
+            thread
+        });
+        let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        *st = match thread {
+            Ok(thread) => State::Started { thread, pid: me },
+            Err(_) => State::None,
+        };
+        READY.notify_all();
+        thread.map(|_| ())
     }
-
 }

@@ -11,6 +11,7 @@
 //! get the function name and argument position prepended.
 
 pub mod errno;
+pub mod jump;
 pub mod long_double;
 
 use crate::ruby::pointer::Pointer;
@@ -21,24 +22,25 @@ use rb_sys::VALUE;
 use std::ffi::{c_char, c_int};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Per-function data a stub hands to its slow paths. Leaked: a stub's
-/// address may be called for as long as the process lives.
+/// Per-function data a stub hands to its slow paths. Owned, with the
+/// stub, by the module the stub is attached to (`ruby::stub_lifetime`),
+/// whose StubOwner marks (and so pins) the VALUEs below.
 #[repr(C)]
 pub struct StubInfo {
     /// One entry per parameter: the Struct class a `Struct.by_ref`
-    /// parameter requires (pinned with rb_gc_register_mark_object), else 0.
+    /// parameter requires, else 0 (points into `ref_classes_owned`).
     /// The stubs' inline Struct check reads it at offset 0: keep first.
     pub ref_classes: *const VALUE,
+    pub ref_classes_owned: Box<[VALUE]>,
     /// The Ruby method name (what users see in messages).
     pub name: String,
-    /// The parameter types as written by the user (a frozen, pinned Array),
-    /// for messages.
+    /// The parameter types as written by the user (a frozen Array), for
+    /// messages.
     pub param_labels: VALUE,
     pub arity: usize,
     /// Byte size of each struct-by-value parameter (0 for the others).
     pub struct_sizes: Vec<usize>,
-    /// A struct-by-value return: its Ruby class (pinned with
-    /// rb_gc_register_mark_object) and size.
+    /// A struct-by-value return: its Ruby class and size.
     pub ret_struct: Option<(VALUE, usize)>,
     /// Attached under `require "fiddle_jit/ffi"`: conversion and arity
     /// messages are exactly the ffi gem's (no "fn: argument N (:type): ").
@@ -47,7 +49,7 @@ pub struct StubInfo {
     /// off_t...), which it converts with NUM2LONG/NUM2ULONG rather than
     /// NUM2LL/NUM2ULL: the same values on LP64, other error messages.
     pub ffi_long: Vec<bool>,
-    /// The defining Library's enums (a FiddleJit::Enums, pinned), or 0: a
+    /// The defining Library's enums (a FiddleJit::Enums), or 0: a
     /// Symbol given for an integer parameter is looked up there, as the
     /// ffi gem does. Set once, after the stub is installed (Native.stub_enums).
     pub enums: AtomicUsize,
@@ -69,6 +71,12 @@ fn label_of(value: Value) -> String {
 }
 
 impl StubInfo {
+    /// Do two infos convert and report alike (all but the name, labels
+    /// and enums, which the stub's owner compares or sets separately)?
+    pub fn same_conversions(&self, ref_classes: &[VALUE], ret_struct: Option<(VALUE, usize)>, ffi_messages: bool, ffi_long: &[bool]) -> bool {
+        *self.ref_classes_owned == *ref_classes && self.ret_struct == ret_struct && self.ffi_messages == ffi_messages && self.ffi_long == ffi_long
+    }
+
     /// The Struct class parameter `index` requires (`Struct.by_ref`), or 0.
     fn ref_class(&self, index: u32) -> VALUE {
         if (index as usize) < self.arity {
@@ -80,7 +88,7 @@ impl StubInfo {
     }
 
     fn describe(&self, index: u32) -> String {
-        // SAFETY: a pinned Array (see the field).
+        // SAFETY: an Array pinned by the stub's owner (see the field).
         let labels = RArray::from_value(unsafe { Value::from_raw(self.param_labels) });
         let label = labels.and_then(|a| a.entry::<Value>(index as isize).ok()).map_or_else(|| "?".into(), label_of);
         format!("{}: argument {} (:{})", self.name, index + 1, label)
@@ -147,7 +155,7 @@ unsafe fn info<'a>(info: *const StubInfo) -> &'a StubInfo {
 /// nil when unknown, exactly the ffi gem's lookup); anything else is itself.
 /// Called inside the conversion's rb_protect: the lookup is a method call.
 ///
-/// SAFETY: `value` is a live VALUE; `info.enums` is 0 or a pinned object.
+/// SAFETY: `value` is a live VALUE; `info.enums` is 0 or an object pinned by the stub's owner.
 unsafe fn enum_mapped(info: &StubInfo, value: VALUE) -> VALUE {
     let enums = info.enums.load(Ordering::Acquire);
     if enums == 0 || magnus::Symbol::from_value(Value::from_raw(value)).is_none() {
@@ -303,7 +311,7 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
 /// Pointer (which the ffi gem would refuse; the stub accepts Pointers inline
 /// too); anything else is the ffi gem's TypeError.
 fn struct_ref_address(ruby: &Ruby, info: &StubInfo, index: u32, value: Value, class: VALUE) -> Result<usize, Error> {
-    // SAFETY: the class is pinned for the life of the process.
+    // SAFETY: the class is pinned by the stub's owner while the stub can run.
     let class = unsafe { magnus::RClass::from_value(Value::from_raw(class)) }.expect("a Struct class");
     if let Some(p) = Pointer::address_of(value) {
         return Ok(p);
@@ -366,7 +374,7 @@ pub extern "C" fn ret_struct(info_ptr: *const StubInfo, bytes: *const u8) -> VAL
 
 fn new_struct(info: &StubInfo, bytes: *const u8) -> Result<Value, Error> {
     let (class, size) = info.ret_struct.expect("stub returns a struct");
-    // SAFETY: the class is pinned for the life of the process.
+    // SAFETY: the class is pinned by the stub's owner while the stub can run.
     let class = unsafe { Value::from_raw(class) };
     let instance: Value = class.funcall("new", ())?;
     let memory: Value = instance.funcall("to_ptr", ())?;
