@@ -40,19 +40,3 @@ RSpec.describe "hardening (child processes)" do
     run_child("gc_compact")
   end
 end
-
-RSpec.describe "Ractors" do
-  it "refuses calls from a non-main Ractor with Ractor::UnsafeError (like the ffi gem 1.15), and keeps working in the main one" do
-    script = <<~RUBY
-      $LOAD_PATH.unshift #{File.expand_path("../lib", __dir__).dump}
-      Warning[:experimental] = false
-      require "fiddle_jit"
-      module M; extend FiddleJit::Library; ffi_lib "c"; attach_function :strlen, [:string], :size_t; end
-      r = Ractor.new { begin; M.strlen("abc"); rescue Exception => e; e.class.name; end }
-      print r.take, " ", M.strlen("main")
-    RUBY
-    out, status = Open3.capture2e(RbConfig.ruby, "-e", script)
-    expect(status.success?).to be(true), out
-    expect(out).to eq("Ractor::UnsafeError 4")
-  end
-end

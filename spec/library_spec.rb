@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative "spec_helper"
+require "tmpdir"
 
 RSpec.describe FiddleJit::Library do
   # A fresh anonymous module extended with FiddleJit::Library (or FFI::Library).
@@ -25,6 +26,34 @@ RSpec.describe FiddleJit::Library do
     it 'loads "c" and attaches strlen' do
       m = new_lib { ffi_lib "c"; attach_function :strlen, [:string], :size_t }
       expect(m.strlen("hello")).to eq(5)
+    end
+
+    # The ffi gem 1.17's algorithm: a file dlopen finds too short (or not
+    # ELF) is read as a GNU ld script, and the library its INPUT(...) or
+    # GROUP ( ... ) names is loaded instead (issue 6/7: the loader's pattern
+    # once captured the path with the message's quote).
+    describe "GNU ld scripts" do
+      include Differential::Helpers
+
+      scripts = {
+        "INPUT(libm.so.6)" => "/* GNU ld script */\nINPUT(libm.so.6)\n",
+        "GROUP ( /abs/libm.so.6 AS_NEEDED ( ... ) )" =>
+          "/* GNU ld script */\nOUTPUT_FORMAT(elf64-x86-64)\nGROUP ( #{Dir["/{usr/,}lib/*-linux-gnu/libm.so.6"].first} " \
+          "AS_NEEDED ( /lib/x86_64-linux-gnu/libmvec.so.1 ) )\n",
+        "no script (a file too short)" => "not a library\n"
+      }
+      scripts.each do |label, text|
+        it "ffi_lib on a file holding #{label}" do
+          Dir.mktmpdir("fj-ldscript") do |dir|
+            path = File.join(dir, "libfjscript.so")
+            File.write(path, text)
+            expect_same_outcome("ffi_lib #{label}") do |ns|
+              m = new_lib(ns) { ffi_lib path; attach_function :fabs, [:double], :double }
+              m.fabs(-2.5)
+            end
+          end
+        end
+      end
     end
 
     it 'loads "m" (libm.so is a GNU ld script on Debian) and attaches sin' do

@@ -84,8 +84,10 @@ RSpec.describe "FiddleJit::Pointer and :pointer" do
       expect_same_outcome("Pointer.new(0x1234).to_i") { |ns| ns::Pointer.new(0x1234).to_i }
     end
 
-    it "NULL is frozen like the ffi gem's" do
-      expect_same_outcome("Pointer::NULL.frozen?") { |ns| ns::Pointer::NULL.frozen? }
+    it "NULL is frozen (and so Ractor-shareable), unlike the ffi gem's (docs/compatibility.md)" do
+      expect(FFI::Pointer::NULL.frozen?).to be(false)
+      expect(FiddleJit::Pointer::NULL.frozen?).to be(true)
+      expect(Ractor.shareable?(FiddleJit::Pointer::NULL)).to be(true)
     end
   end
 

@@ -14,31 +14,35 @@ module FiddleJit
     def initialize(ptr, proc = nil, &_block)
       # A Buffer is not a Pointer in the ffi gem (this is its Pointer.new's error).
       raise TypeError, "wrong argument type, expected Integer or FFI::Pointer" if ptr.is_a?(Buffer)
-
-      super(ptr.type_size, ptr)
       raise TypeError, "Invalid pointer" if ptr.nil? || !ptr.is_a?(Pointer) ||
                                             ptr.is_a?(MemoryPointer) || ptr.is_a?(AutoPointer)
 
+      super(ptr.type_size, ptr)
       @releaser = if proc
                     raise RuntimeError, "proc must be callable" unless proc.respond_to?(:call)
 
-                    CallableReleaser.new(ptr, proc)
+                    Releaser.new(ptr, proc)
                   else
-                    raise RuntimeError, "no release method defined" unless self.class.respond_to?(:release)
+                    # As the ffi gem 1.16+: `release` may be private.
+                    raise RuntimeError, "no release method defined" unless self.class.respond_to?(:release, true)
 
-                    DefaultReleaser.new(ptr, self.class)
+                    Releaser.new(ptr, self.class.method(:release))
                   end
       ObjectSpace.define_finalizer(self, @releaser)
       self
     end
 
+    # Releases the memory now; later calls do nothing. Returns nil (the ffi
+    # gem's value).
     def free
       @releaser.free
-      __invalidate
-      self
+      __invalidate unless frozen?
+      nil
     end
 
     def autorelease=(autorelease)
+      raise FrozenError, "can't modify frozen #{self.class}" if frozen?
+
       @releaser.autorelease = autorelease
     end
 
@@ -67,13 +71,7 @@ module FiddleJit
       def call(*_args)
         release(@ptr) if @autorelease && @ptr
       end
-    end
 
-    class DefaultReleaser < Releaser
-      def release(ptr) = @proc.release(ptr)
-    end
-
-    class CallableReleaser < Releaser
       def release(ptr) = @proc.call(ptr)
     end
   end

@@ -31,7 +31,7 @@ module FiddleJit
     def from_native(value, _ctx) = value
   end
 
-  module Type
+  class Type
     # The Type object for a canonical scalar name (shared instances: the
     # constants below).
     def self.builtin(canonical)
@@ -74,9 +74,7 @@ module FiddleJit
     ULONG = LONGS[:ulong]
 
     # A DataConverter used as a type (FFI::Type::Mapped).
-    class Mapped
-      include Type
-
+    class Mapped < Type
       attr_reader :converter
 
       def initialize(converter)
@@ -84,6 +82,8 @@ module FiddleJit
           raise NoMethodError, "#{m} method not implemented" unless converter.respond_to?(m)
         end
         @converter = converter
+        self.__footprint__ = 56 # the ffi gem's MappedType: a Type and the converter
+        freeze
       end
 
       def native_type = Type.builtin(Types.resolve(@converter.native_type))
@@ -122,6 +122,9 @@ module FiddleJit
   class Bitmask < Enum
     def initialize(*args)
       @native_type = args.first.is_a?(Type::Builtin) ? args.shift : Type::INT
+      # As the ffi gem 1.16+: masks of a signed type (the top bit included)
+      # read back without a negative remainder and write as that type.
+      @signed = [Type::INT8, Type::INT16, Type::INT32, Type::INT64].any? { |t| t.equal?(@native_type) }
       info, @tag = *args
       @kv_map = {}
       unless info.nil?
@@ -164,7 +167,7 @@ module FiddleJit
     def to_native(query, _ctx = nil)
       return 0 if query.nil?
 
-      [query].flatten.inject(0) do |val, o|
+      res = [query].flatten.inject(0) do |val, o|
         case o
         when Symbol
           v = @kv_map[o]
@@ -176,11 +179,16 @@ module FiddleJit
         else raise ArgumentError, "invalid bitmask value, #{o.inspect}"
         end
       end
+      bits = @native_type.size * 8
+      res = -(-res & ((1 << bits) - 1)) if @signed && res >= (1 << (bits - 1))
+      res
     end
 
     def from_native(val, _ctx = nil)
-      list = @kv_map.select { |_, v| v & val != 0 }.keys
-      remainder = val ^ list.inject(0) { |tmp, o| (v = @kv_map[o]) ? tmp | v : tmp }
+      flags = @kv_map.select { |_, v| v & val != 0 }
+      list = flags.keys
+      val &= (1 << (@native_type.size * 8)) - 1 if @signed # as unsigned, of the type's width
+      remainder = val ^ flags.values.reduce(0, :|)
       list.push remainder unless remainder.zero?
       list
     end

@@ -38,6 +38,7 @@ module FFI
   Platform = FiddleJit::Platform
   PlatformError = Class.new(LoadError) unless const_defined?(:PlatformError, false)
   Library = FiddleJit::Library
+  LibraryPath = FiddleJit::LibraryPath
   DynamicLibrary = FiddleJit::DynamicLibrary
   NotFoundError = FiddleJit::NotFoundError
   NullPointerError = FiddleJit::NullPointerError
@@ -94,6 +95,14 @@ module FFI
   end
 
   class << self
+    # The ffi gem 1.16+'s helper (its compat.rb): Ractor.make_shareable
+    # where Ruby has it, else freeze.
+    if defined?(Ractor.make_shareable)
+      def make_shareable(obj) = Ractor.make_shareable(obj)
+    else
+      def make_shareable(obj) = obj.freeze
+    end
+
     def typedef(old, add)
       TypeDefs[add] = find_type(old)
     end
@@ -110,15 +119,9 @@ module FFI
 
     def type_size(type) = FiddleJit.type_size(find_type(type))
 
-    def map_library_name(lib)
-      lib = Library::LIBC if lib == "c"
-      if lib && File.basename(lib) == lib
-        lib = Platform::LIBPREFIX + lib unless lib =~ /^#{Platform::LIBPREFIX}/
-        r = Platform::IS_WINDOWS || Platform::IS_MAC ? "\\.#{Platform::LIBSUFFIX}$" : "\\.so($|\\.[1234567890]+)"
-        lib += ".#{Platform::LIBSUFFIX}" unless lib =~ /#{r}/
-      end
-      lib
-    end
+    # The platform's file name for a library name (or LibraryPath), as the
+    # ffi gem 1.16+.
+    def map_library_name(lib) = FiddleJit.map_library_name(lib)
 
     def errno = LastError.error
     def errno=(error)
@@ -151,7 +154,7 @@ module FFI
     def to_s = super.sub("#<FiddleJit::", "#<FFI::")
     def inspect = "#{to_s.delete_suffix(">")} @name=#{(name || "[current process]").inspect}>"
   end
-  [FiddleJit::Pointer, FiddleJit::DynamicLibrary, FiddleJit::Type::Builtin, FiddleJit::Type::Mapped,
+  [FiddleJit::Pointer, FiddleJit::DynamicLibrary, FiddleJit::Type, FiddleJit::Type::Builtin, FiddleJit::Type::Mapped,
    FiddleJit::Type::Struct, FiddleJit::Type::Array, FiddleJit::Enum, FiddleJit::StructByReference,
    FiddleJit::StructByValue, FiddleJit::StructLayout::Field, FiddleJit::Buffer].each { |c| c.prepend(FFINames) }
   %i[Function FunctionType].each do |c|

@@ -5,18 +5,25 @@ module FiddleJit
   # Library (the ffi gem's FFI::FunctionType / FFI::CallbackInfo). As a
   # parameter type it takes a Proc, Method, block, Function, Pointer or nil;
   # as a return type it yields a Function (nil for NULL).
-  class FunctionType
-    attr_reader :return_type, :param_types, :options
-    # The last callable passed for this type and its Function (see
-    # Function.for_callback); keeps that one Function alive.
-    attr_accessor :memo
+  class FunctionType < Type
+    attr_reader :options
 
     def initialize(return_type, param_types, options = {})
       @return_type = Types.resolve(return_type)
       @param_types = param_types.map { |t| Types.resolve(t) }
       @options = options
+      @size = @alignment = Types::POINTER_SIZE
+      # The ffi gem's FunctionType: its header and an ffi_type* and a VALUE per parameter.
+      self.__footprint__ = 96 + (16 * @param_types.size)
+      # Frozen and shareable as the ffi gem 1.16+'s (the wrappers of
+      # functions taking it reach it through a constant, from any Ractor).
+      FiddleJit.make_shareable(self)
     end
 
+    # The result and parameter types as Type objects (Type::INT32 for :int),
+    # as the ffi gem 1.16+ returns them.
+    def return_type = Type.builtin(@return_type)
+    def param_types = @param_types.map { |t| Type.builtin(t) }
     alias result_type return_type
 
     def to_s = "callback(#{@param_types.join(", ")}) -> #{@return_type}"
@@ -35,9 +42,12 @@ module FiddleJit
   # for callbacks made from a Proc by a callback parameter, the Proc)
   # referenced for as long as C may call it.
   class Function
-    # Types the generated wrappers refer to by index (append-only).
-    TYPES = []
-    TYPES_LOCK = Mutex.new
+    # The callback types the generated wrappers refer to, as constants T0,
+    # T1... (shareable values: readable from any Ractor).
+    module CallbackTypes
+      LOCK = Mutex.new
+      @names = {}.compare_by_identity # type => its constant's name
+    end
     # Default of the parameter a block may stand in for.
     UNSET = Object.new.freeze
 
@@ -80,18 +90,18 @@ module FiddleJit
       # Function made from a Proc/Method/block (cached on it, so the same
       # Proc always yields the same C address and lives as long as the Proc).
       def for_callback(type, value)
-        # One-entry memo on the type ([callable, function], swapped as one
-        # reference, so threads never see a mismatched pair): passing the
-        # same Proc again costs two ivar reads.
-        memo = type.memo
-        return memo[1] if memo && memo[0].equal?(value)
+        # The type's memo (the last callable and its Function, kept alive
+        # until the next: a callback C stored from a temporary Proc lives
+        # until then) saves the lookups below for the same Proc again.
+        fn = type.__callback_memo(value)
+        return fn if fn
 
-        fn = for_callback_slow(type, value)
-        type.memo = [value, fn] if fn.is_a?(Function)
+        fn = for_callback_lookup(type, value)
+        type.__callback_memo!(value, fn) if fn.is_a?(Function)
         fn
       end
 
-      def for_callback_slow(type, value)
+      def for_callback_lookup(type, value)
         case value
         when nil, Function, Pointer then value
         else
@@ -99,16 +109,26 @@ module FiddleJit
             raise TypeError, "wrong argument type #{value.class}, expected pointer or proc"
           end
 
-          cache = value.instance_variable_get(:@__fiddle_jit_callbacks__) unless value.frozen?
-          fn = cache && cache[type]
+          # The ffi gem's cache on the callable: the Function of its first
+          # callback type in @__ffi_callback__, those of other types in the
+          # Hash @__ffi_callback_table__ (which keep them alive as long as
+          # the callable).
+          first = value.instance_variable_get(:@__ffi_callback__)
+          return first if first.is_a?(Function) && first.instance_variable_get(:@callback_type).equal?(type)
+
+          table = value.instance_variable_get(:@__ffi_callback_table__)
+          fn = table && table[type]
           return fn if fn
 
           fn = new(type.return_type, type.param_types, value, type.options)
           fn.instance_variable_set(:@callback_type, type)
           unless value.frozen?
-            cache ||= {}.compare_by_identity
-            cache[type] = fn
-            value.instance_variable_set(:@__fiddle_jit_callbacks__, cache)
+            if first.nil?
+              value.instance_variable_set(:@__ffi_callback__, fn)
+            else
+              table ||= value.instance_variable_set(:@__ffi_callback_table__, {}.compare_by_identity)
+              table[type] = fn
+            end
           end
           fn
         end
@@ -174,10 +194,12 @@ module FiddleJit
         ["struct", klass.size, klass.alignment, klass.layout.native_leaves]
       end
 
-      def type_index(type)
-        TYPES_LOCK.synchronize do
-          TYPES << type
-          TYPES.length - 1
+      # The constant path a wrapper reads +type+ from.
+      def type_constant(type)
+        CallbackTypes::LOCK.synchronize do
+          names = CallbackTypes.instance_variable_get(:@names)
+          name = names[type] ||= :"T#{names.size}".tap { |n| CallbackTypes.const_set(n, type) }
+          "::FiddleJit::Function::CallbackTypes::#{name}"
         end
       end
 
@@ -185,7 +207,7 @@ module FiddleJit
       #
       #   def qsort(a0, a1, a2, a3 = UNSET, &blk)
       #     if UNSET.equal?(a3) ... a3 = blk end   # block as last callback param
-      #     f3 = Function.for_callback(TYPES[k], a3)
+      #     f3 = Function.for_callback(CallbackTypes::Tk, a3)
       #     frame = Native.callback_frame_push
       #     begin r = __fiddle_jit_qsort(a0, a1, a2, f3.to_ptr) ensure e = Native.callback_frame_pop(frame) end
       #     raise e if e
@@ -203,7 +225,7 @@ module FiddleJit
           lines << "  end"
         end
         cb_indexes.each do |i|
-          lines << "  f#{i} = ::FiddleJit::Function.for_callback(::FiddleJit::Function::TYPES[#{type_index(params[i])}], a#{i})"
+          lines << "  f#{i} = ::FiddleJit::Function.for_callback(#{type_constant(params[i])}, a#{i})"
         end
         actuals = (0...n).map { |i| cb_indexes.include?(i) ? "(::FiddleJit::Function === f#{i} ? f#{i}.to_ptr : f#{i})" : "a#{i}" }
         lines << "  frame = ::FiddleJit::Native.callback_frame_push"
@@ -215,7 +237,7 @@ module FiddleJit
         lines << "  raise e if e"
         # f<i> are still referenced here: the Functions lived through the call.
         lines << "  #{cb_indexes.map { |i| "f#{i}" }.join(" && ")}" unless cb_indexes.empty?
-        lines << (ret_type ? "  ::FiddleJit::Function.from_native(::FiddleJit::Function::TYPES[#{type_index(ret_type)}], r)" : "  r")
+        lines << (ret_type ? "  ::FiddleJit::Function.from_native(#{type_constant(ret_type)}, r)" : "  r")
         lines << "end"
         lines.join("\n")
       end
@@ -315,7 +337,34 @@ module FiddleJit
       end
     end
 
-    attr_reader :return_type, :param_types
+    # The result and parameter types as the ffi gem 1.16+ reports them:
+    # Type objects (Type::INT32 for :int), a Struct.by_ref as a Type::Mapped
+    # of its StructByReference.
+    def return_type
+      resolve_types
+      Function.ffi_type(@return_type)
+    end
+
+    def param_types
+      resolve_types
+      @param_types.map { |t| Function.ffi_type(t) }
+    end
+
+    def self.ffi_type(type)
+      case type
+      when StructByReference then Type::Mapped.new(type)
+      else Type.builtin(type)
+      end
+    end
+
+    # Frozen as any object (a Function's memory is not writable anyway),
+    # with its Pointer made first (what stubs are passed).
+    def freeze
+      to_ptr
+      resolve_types
+      @invoker ||= build_invoker unless freed? # what #call needs, made while it may still be
+      Kernel.instance_method(:freeze).bind_call(self)
+    end
 
     # Calls the function (C or Ruby-backed, always through its C address).
     # An exception raised by a callback during the call is re-raised here.
@@ -351,7 +400,7 @@ module FiddleJit
     end
 
     def to_ptr
-      @to_ptr ||= Pointer.new(address)
+      @to_ptr || (frozen? ? Pointer.new(address) : (@to_ptr = Pointer.new(address)))
     end
 
     # Releases the trampoline now (C must not call it afterwards), and
@@ -360,9 +409,13 @@ module FiddleJit
     def free
       native_free
       type = @callback_type
-      type.memo = nil if type&.memo && type.memo[1].equal?(self)
-      cache = @callable_ref.instance_variable_get(:@__fiddle_jit_callbacks__) if @callable_ref && !@callable_ref.frozen?
-      cache&.delete_if { |_, f| f.equal?(self) }
+      type&.__callback_memo_forget(self)
+      if @callable_ref && !@callable_ref.frozen?
+        if @callable_ref.instance_variable_get(:@__ffi_callback__).equal?(self)
+          @callable_ref.remove_instance_variable(:@__ffi_callback__)
+        end
+        @callable_ref.instance_variable_get(:@__ffi_callback_table__)&.delete_if { |_, f| f.equal?(self) }
+      end
       self
     end
 
@@ -385,7 +438,9 @@ module FiddleJit
     def inspect
       resolve_types
       kind = __callable ? "callback" : "pointer"
-      format("#<FiddleJit::Function %s (%s) -> %s address=0x%016x>", kind, @param_types.join(", "), @return_type, address)
+      name = ->(t) { t.is_a?(Type::Builtin) ? t.canonical : t }
+      format("#<FiddleJit::Function %s (%s) -> %s address=0x%016x>", kind, @param_types.map(&name).join(", "),
+             name.call(@return_type), address)
     end
 
     private :native_free
@@ -471,7 +526,14 @@ module FiddleJit
 
       # `layout :cb, callback([:int], :void)` inside the class body: an
       # anonymous callback type (protected, as in the ffi gem).
-      def callback(params, ret) = FunctionType.new(ret, params)
+      def callback(params, ret)
+        mod = enclosing_module
+        ret_type = find_type(ret, mod)
+        # As the ffi gem (and Library#callback).
+        raise TypeError, ":string is not allowed as return type of callbacks" if ret_type == Type::STRING
+
+        FunctionType.new(ret_type, params.map { |t| find_type(t, mod) })
+      end
     end
   end
 end

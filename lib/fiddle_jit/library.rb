@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "variadic"
+
 module FiddleJit
   CURRENT_PROCESS = LibraryLoader::CURRENT_PROCESS
 
@@ -161,17 +163,57 @@ module FiddleJit
       end
 
       pointer = Pointer.new(address)
+      mname = mname.to_sym
+      # As the ffi gem 1.16+: the variables live in @ffi_gsvars/@ffi_gvars
+      # (which attached_variables reads, and Library#freeze makes shareable,
+      # so the accessors also work in Ractors) and the accessors are `def`s.
       if type.is_a?(Class) && type < FiddleJit::Struct
-        var = type.new(pointer)
-        define_singleton_method(mname) { var }
+        (@ffi_gsvars ||= {})[mname] = type.new(pointer)
+        singleton_class.class_eval(<<~RUBY, __FILE__, __LINE__ + 1)
+          def #{mname} = @ffi_gsvars[#{mname.inspect}]
+        RUBY
       else
         holder = Class.new(FiddleJit::Struct)
         holder.layout(:gvar, find_type(type))
-        var = holder.new(pointer)
-        define_singleton_method(mname) { var[:gvar] }
-        define_singleton_method(:"#{mname}=") { |value| var[:gvar] = value }
+        (@ffi_gvars ||= {})[mname] = holder.new(pointer)
+        singleton_class.class_eval(<<~RUBY, __FILE__, __LINE__ + 1)
+          def #{mname} = @ffi_gvars[#{mname.inspect}][:gvar]
+          def #{mname}=(value)
+            @ffi_gvars[#{mname.inspect}][:gvar] = value
+          end
+        RUBY
       end
       pointer
+    end
+
+    # The attached functions by name: FFI::Function (VariadicInvoker for
+    # variadic ones) with their #return_type and #param_types, as the ffi
+    # gem 1.16+.
+    def attached_functions
+      functions = defined?(@fiddle_jit_functions) && @fiddle_jit_functions
+      return {} unless functions
+
+      @ffi_functions ||= {}
+      unless frozen_definitions?
+        functions.each_pair { |name, info| @ffi_functions[name] ||= function_view(info) }
+      end
+      functions.each_key.to_h { |name| [name, @ffi_functions[name]] }
+    end
+
+    # The attached variables by name: a Struct class, or the variable's Type.
+    def attached_variables
+      structs = (defined?(@ffi_gsvars) && @ffi_gsvars || {}).transform_values(&:class)
+      scalars = (defined?(@ffi_gvars) && @ffi_gvars || {}).transform_values { |var| var.layout[:gvar].type }
+      structs.merge(scalars)
+    end
+
+    # Makes what the module defined (enums, typedefs, functions, variables)
+    # Ractor-shareable, so its functions work in every Ractor; returns nil
+    # and leaves the module itself open, as the ffi gem 1.16+'s.
+    def freeze
+      attached_functions if defined?(@fiddle_jit_functions) # the views, made before sharing
+      instance_variables.each { |name| FiddleJit.make_shareable(instance_variable_get(name)) }
+      nil
     end
 
     # attach_function(name, [c_name,] params, return_type, options = {}):
@@ -231,12 +273,22 @@ module FiddleJit
 
     private
 
+    def frozen_definitions? = defined?(@ffi_functions) && @ffi_functions.frozen?
+
+    # attached_functions' entry for an AttachedFunction.
+    def function_view(info)
+      fn = Function.__send__(:__pointer, info.address)
+      fn.__send__(:setup_lazily, self, info.return_type, info.params)
+      fn
+    end
+
     # What attach_function returns. Under `require "fiddle_jit/ffi"` that is,
     # as in the ffi gem, an FFI::Function calling the C function; otherwise
     # the AttachedFunction (stub address, size, #disassemble), which
     # FiddleJit.disassemble finds either way.
     def attached(info, resolved = nil, ret_resolved = nil)
       (@fiddle_jit_functions ||= {})[info.name] = info
+      @ffi_functions&.delete(info.name) unless frozen_definitions?
       return info unless Native.ffi_messages?
 
       fn = Function.__send__(:__pointer, info.address)
@@ -245,6 +297,7 @@ module FiddleJit
       else
         fn.__send__(:setup_lazily, self, info.return_type, info.params)
       end
+      (@ffi_functions ||= {})[info.name] = fn unless frozen_definitions?
       fn
     end
 
@@ -303,55 +356,28 @@ module FiddleJit
     end
 
     # A variadic function: `printf("%d %s", :int, 5, :string, "x")`. Each
-    # distinct shape of variadic types gets its own stub (cached), installed
-    # on a hidden holder module; the public method picks it and calls it.
+    # distinct shape of variadic types gets its own stub (see
+    # VariadicInvoker); the public method is a `def` calling the invoker,
+    # which the module holds in an instance variable (shareable after
+    # Library#freeze, so the function also works in Ractors).
     def attach_variadic(name, c_name, fixed, ret, blocking)
       address = find_function_address(c_name)
-      fixed_resolved = fixed.map { |t| find_type(t) }
-      fixed_types = fixed_resolved.each_with_index.map { |t, i| ffi_long_param(fixed[i], t) || variadic_native_type(t, name) }
-      fixed_convs = fixed_resolved.map { |t| variadic_converter(t) }
-      ret_type, ret_conv = native_return_type(find_type(ret), name)
-      holder = Module.new
-      shapes = {}
-      library = self
-      invoke = lambda do |args|
-        # Missing fixed arguments are nil, as in the ffi gem (whose
-        # conversions then raise).
-        args += [nil] * (fixed.size - args.size) if args.size < fixed.size
-        # A trailing type without a value passes nil, as in the ffi gem.
-        pairs = args.drop(fixed.size).each_slice(2).map { |type, value| [type, value] }
-        types = pairs.map(&:first)
-        stub, convs = shapes[types] ||= begin
-          resolved = types.map { |t| library.find_type(t) }
-          var_types = resolved.each_with_index.map do |t, i|
-            library.send(:ffi_long_param, types[i], t) || library.send(:variadic_native_type, t, name)
-          end
-          raise ArgumentError, "#{name}: :void is not a variadic argument type" if var_types.include?("void")
-
-          shape_name = "#{name}(#{types.join(", ")})"
-          stub, = Native.attach_function(holder, shape_name, address, fixed_types + var_types, ret_type,
-                                         (fixed + types).map(&:to_s), c_name, fixed.size, blocking)
-          library.send(:enum_symbols_for, stub)
-          [shape_name.to_sym, fixed_convs + resolved.map { |t| library.send(:variadic_converter, t) }]
-        end
-        values = args.first(fixed.size) + pairs.map(&:last)
-        if convs.any?
-          values = values.each_with_index.map do |v, i|
-            c = convs[i]
-            next v unless c
-
-            c.is_a?(FunctionType) ? Function.for_callback(c, v) : c.to_native(v)
-          end
-        end
-        result = holder.__send__(stub, *values)
-        ret_conv ? ret_conv.from_native(result, nil) : result
+      invoker = VariadicInvoker.new(self, name.to_sym, c_name, address, fixed, ret, blocking)
+      ivar = :"@__fiddle_jit_variadic_#{name}"
+      if name.to_s.match?(/\A[A-Za-z_][A-Za-z0-9_]*[?!]?\z/) && !name.to_s.end_with?("?", "!")
+        instance_variable_set(ivar, invoker)
+        code = "def #{name}(*args, &blk) = #{ivar}.call(*args, &blk)"
+        singleton_class.class_eval(code, __FILE__, __LINE__)
+      else
+        define_singleton_method(name) { |*args, &blk| invoker.call(*args, &blk) }
       end
-      define_singleton_method(name) { |*args| invoke.call(args) }
-      define_method(name) { |*args| invoke.call(args) }
-      (@fiddle_jit_functions ||= {})[name.to_sym] =
-        AttachedFunction.new(name.to_sym, c_name, fixed + [:varargs], ret, address, nil, 0)
+      define_method(name) { |*args, &blk| invoker.call(*args, &blk) }
+      info = AttachedFunction.new(name.to_sym, c_name, fixed + [:varargs], ret, address, nil, 0)
+      (@fiddle_jit_functions ||= {})[name.to_sym] = info
+      (@ffi_functions ||= {})[name.to_sym] = invoker
+      # Under the FFI namespace, what the ffi gem returns.
+      Native.ffi_messages? ? invoker : info
     end
-
 
     # Variadic (and fixed) arguments of a variadic function: callbacks are
     # function pointers, enums and mapped types their native type.
@@ -439,7 +465,9 @@ module FiddleJit
       return unless name.to_s.match?(/\A[a-z_][a-zA-Z0-9_]*\z/)
 
       ivar = :"@__fiddle_jit_convs_#{name}"
-      instance_variable_set(ivar, (arg_convs + [ret_conv]).freeze)
+      # Shareable (its Enums and converters frozen), so the wrapper also runs
+      # in other Ractors, as the ffi gem 1.16+'s functions do.
+      instance_variable_set(ivar, FiddleJit.make_shareable(arg_convs + [ret_conv]))
       args = Array.new(arg_convs.size) { |i| "a#{i}" }
       conv_args = args.each_with_index.map { |a, i| arg_convs[i] ? "c[#{i}].to_native(#{a}, nil)" : a }
       call = "#{raw}(#{conv_args.join(", ")})"

@@ -74,6 +74,10 @@ module FiddleJit
     def self.mac? = IS_MAC
     def self.solaris? = IS_SOLARIS
     def self.unix? = !IS_WINDOWS
+
+    # Every constant Ractor-shareable (usable from any Ractor), as in the
+    # ffi gem 1.16+.
+    constants.each { |c| FiddleJit.make_shareable(const_get(c)) }
   end
 
   # The ffi gem's DynamicLibrary API on top of the native one
@@ -107,9 +111,13 @@ module FiddleJit
 
     private
 
+    # Frozen (Ractor-shareable, as the ffi gem 1.16+'s), memory still
+    # writable (a C variable): frozen as an Object, not as memory.
     def symbol(name)
       address = find_address(name.to_s) or return nil
-      Symbol.new(address).tap { |s| s.name = name }
+      sym = Symbol.new(address)
+      sym.name = FiddleJit.make_shareable(name.to_s)
+      Kernel.instance_method(:freeze).bind_call(sym)
     end
   end
 end

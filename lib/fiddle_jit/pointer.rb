@@ -98,6 +98,16 @@ module FiddleJit
       end
     end
 
+    # Freezing memory makes it read-only, as in the ffi gem (writes raise
+    # RuntimeError "invalid memory write"; pointers derived later, too).
+    def freeze
+      __readonly! unless frozen?
+      super
+    end
+
+    # `char *` elements from the start (see get_array_of_string).
+    def read_array_of_string(count = nil) = get_array_of_string(0, count)
+
     def read_string_length(len) = get_bytes(0, len)
     def read_string_to_null = get_string(0)
     def write_string_length(str, len) = put_bytes(0, str, 0, len)
@@ -135,8 +145,11 @@ module FiddleJit
   #   FiddleJit::MemoryPointer.new(:int, 4)          # 16 zeroed bytes
   #   FiddleJit::MemoryPointer.new(64) { |buf| ... }  # freed after the block
   class MemoryPointer < Pointer
+    # Memory holding +str+ and a NUL (type_size 1, as the ffi gem 1.16+;
+    # TypeError for what is not a String or has no to_str).
     def self.from_string(str)
-      ptr = new(str.bytesize + 1, 1, false)
+      str = ::String.new(str) unless str.is_a?(::String)
+      ptr = new(1, str.bytesize + 1, false)
       ptr.put_string(0, str)
       ptr
     end

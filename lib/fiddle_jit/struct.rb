@@ -1,13 +1,38 @@
 # frozen_string_literal: true
 
 module FiddleJit
-  # Type objects used by struct layouts (field types) and signatures.
-  module Type
-    # A builtin C scalar (:int, :double, :pointer, :string, :bool...).
-    class Builtin
-      include Type # so `t.kind_of?(FFI::Type)` holds, as in the ffi gem
+  # Type objects used by struct layouts (field types) and signatures: the
+  # ffi gem's FFI::Type class and its subclasses. Instances are frozen (and
+  # so Ractor-shareable) native objects whose size memsize_of reports, as
+  # the ffi gem's (see src/ruby/footprint.rs).
+  class Type
+    attr_reader :size, :alignment
 
-      attr_reader :name, :canonical, :size, :alignment
+    # FFI::Type.new(native_type_code) or FFI::Type.new(type), as the ffi gem:
+    # an Integer code (in C int range) gives a type of void's size and
+    # alignment, a Type copies that type's; anything else is ArgumentError.
+    def initialize(value)
+      case value
+      when Type
+        @size = value.size
+        @alignment = value.alignment
+      when Integer
+        raise ArgumentError, "wrong type" unless value.bit_length < 64 # a Fixnum, as FIXNUM_P
+        raise RangeError, "integer #{value} too big to convert to `int'" unless value.bit_length < 32
+
+        @size = @alignment = 1
+      else
+        raise ArgumentError, "wrong type"
+      end
+      self.__footprint__ = 16 # the ffi gem's Type: a native type code and an ffi_type*
+      freeze
+    end
+
+    def inspect = format("#<%s::0x%014x size=%d alignment=%d>", self.class, __id__, size, alignment)
+
+    # A builtin C scalar (:int, :double, :pointer, :string, :bool...).
+    class Builtin < Type
+      attr_reader :name, :canonical
 
       def initialize(name, canonical)
         @name = name
@@ -15,6 +40,8 @@ module FiddleJit
         @size = Types::SIZES.fetch(canonical)
         # SysV x86-64 / AAPCS64: scalars are naturally aligned
         @alignment = canonical == :void ? 1 : @size
+        self.__footprint__ = 112 # the ffi gem's BuiltinType: a Type and its name
+        freeze
       end
 
       def native_type = self
@@ -27,9 +54,7 @@ module FiddleJit
     end
 
     # An inline array field: `[:int, 4]`.
-    class Array
-      include Type
-
+    class Array < Type
       attr_reader :element, :length
 
       def initialize(element, length)
@@ -37,6 +62,8 @@ module FiddleJit
 
         @element = element
         @length = length
+        self.__footprint__ = 48
+        freeze
       end
 
       def size = element.size * length
@@ -45,13 +72,13 @@ module FiddleJit
     end
 
     # A struct embedded by value (a nested struct field, Struct.by_value).
-    class Struct
-      include Type
-
+    class Struct < Type
       attr_reader :struct_class
 
       def initialize(struct_class)
         @struct_class = struct_class
+        self.__footprint__ = 48
+        freeze
       end
 
       def size = struct_class.size
@@ -72,6 +99,7 @@ module FiddleJit
       end
 
       @struct_class = struct_class
+      @native_param = ["pointer", struct_class].freeze
     end
 
     def native_type = :pointer
@@ -79,7 +107,7 @@ module FiddleJit
     # The parameter type for the native layer: a pointer the stub accepts
     # only as nil, a Pointer or an instance of the struct class (checked
     # inline against the class; subclasses via the slow path).
-    def native_param = (@native_param ||= ["pointer", @struct_class].freeze)
+    attr_reader :native_param
 
     def size = Types::POINTER_SIZE
     def alignment = Types::POINTER_SIZE
@@ -102,7 +130,7 @@ module FiddleJit
   class ManagedStructConverter < StructByReference
     def initialize(struct_class)
       super
-      raise NoMethodError, "release() not implemented for class #{struct_class}" unless struct_class.respond_to?(:release)
+      raise NoMethodError, "release() not implemented for class #{struct_class}" unless struct_class.respond_to?(:release, true)
 
       @method = struct_class.method(:release)
     end
@@ -129,8 +157,10 @@ module FiddleJit
   end
 
   # The fields of a Struct class: name → Field (offset, type, get/put).
-  class StructLayout
-    attr_reader :size, :alignment, :fields, :field_map, :native_table
+  # Frozen and, like the ffi gem 1.16+'s, Ractor-shareable (with its
+  # fields and their types) when everything it refers to can be.
+  class StructLayout < Type
+    attr_reader :fields, :field_map, :native_table
 
     def initialize(fields, size, alignment, union = false)
       @fields = fields.freeze
@@ -143,7 +173,10 @@ module FiddleJit
       @native_table = StructFieldTable.build(
         @field_map, fields.map { |f| [f.name, f.offset, f.is_a?(Number) ? f.suffix.to_s : nil, f] }
       )
-      freeze
+      # The ffi gem's StructLayout: its header plus a field pointer and an
+      # ffi_type element per field.
+      self.__footprint__ = 64 + (16 * fields.size)
+      FiddleJit.make_shareable(self)
     end
 
     def union? = @union
@@ -184,6 +217,7 @@ module FiddleJit
         @name = name
         @offset = offset
         @type = type
+        self.__footprint__ = 40 # the ffi gem's StructField
       end
 
       def size = type.size
@@ -423,6 +457,17 @@ module FiddleJit
       self
     end
 
+    # The byte order of the memory (:little or :big) or, given an order, a
+    # copy of this struct viewing the same memory in that order (the ffi
+    # gem's Struct#order; see Pointer#order).
+    def order(*order)
+      return pointer.order if order.empty?
+
+      view = dup
+      view.__send__(:__set_memory__, pointer.order(*order), self.class.__layout__.native_table)
+      view
+    end
+
     # Fixed-size memory views of struct arrays: `[:int, 4]` fields.
     class InlineArray
       include Enumerable
@@ -512,6 +557,11 @@ module FiddleJit
       def layout(*spec)
         return @layout if spec.empty? && defined?(@layout)
         return __layout__ if spec.empty?
+
+        if defined?(@layout) && @layout
+          warn "[DEPRECATION] Struct layout is already defined for class #{inspect}. " \
+               "Redefinition as in #{caller(1, 1).first} will be disallowed in ffi-2.0."
+        end
 
         builder = StructLayoutBuilder.new
         builder.union = self < Union
@@ -608,7 +658,9 @@ module FiddleJit
   # garbage-collected (an AutoPointer), like the ffi gem's ManagedStruct.
   class ManagedStruct < Struct
     def initialize(pointer = nil)
-      raise NoMethodError, "release() not implemented for class #{self.class}" unless self.class.respond_to?(:release)
+      # `release` may be private (the ffi gem 1.16+); the message names the
+      # instance, as the ffi gem's does.
+      raise NoMethodError, "release() not implemented for class #{self}" unless self.class.respond_to?(:release, true)
       raise ArgumentError, "Must supply a pointer to memory for the Struct" unless pointer
 
       super(AutoPointer.new(pointer, self.class.method(:release)))

@@ -69,6 +69,17 @@ module FiddleJit
     end
   end
 
+  # +obj+ made Ractor-shareable (deeply frozen), as the ffi gem 1.16+ makes
+  # its types and layouts; only frozen when something it holds cannot be
+  # shared (a Proc, say) or Ruby has no Ractors.
+  def self.make_shareable(obj)
+    return obj.freeze unless defined?(Ractor.make_shareable)
+
+    Ractor.make_shareable(obj)
+  rescue Ractor::Error
+    obj.freeze
+  end
+
   # Size in bytes of a C type, e.g. FiddleJit.type_size(:long) #=> 8; also
   # Struct classes and type objects (anything with a #size).
   def self.type_size(type)

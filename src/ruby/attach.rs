@@ -389,13 +389,12 @@ fn define(ruby: &Ruby, module: Value, name: &str, stub: usize, arity: i32) -> Re
     // freed while a method of it can run).
     unsafe {
         let func: unsafe extern "C" fn() -> rb_sys::VALUE = std::mem::transmute(stub);
-        // Not Ractor-safe (callbacks, the shared Pointer::NULL, the
-        // callback registry): Ruby then refuses calls from non-main Ractors with
-        // Ractor::UnsafeError instead of running them.
-        rb_sys::rb_ext_ractor_safe(false);
+        // Callable from any Ractor, as the ffi gem 1.16+'s functions: the
+        // runtime the stub calls is Ractor-safe (see ruby::init). Defined
+        // with the flag set, whoever set it last.
+        rb_sys::rb_ext_ractor_safe(true);
         rb_sys::rb_define_singleton_method(module.as_raw(), name.as_ptr(), Some(func), arity);
         rb_sys::rb_define_method(module.as_raw(), name.as_ptr(), Some(func), arity);
-        rb_sys::rb_ext_ractor_safe(true);
     }
     Ok(())
 }

@@ -13,14 +13,14 @@ use crate::types::CType;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::typed_data::Obj;
 use magnus::{function, gc, method, prelude::*, DataTypeFunctions, Error, RModule, Ruby, TryConvert, TypedData, Value};
-use std::cell::Cell;
 
 #[derive(TypedData)]
-#[magnus(class = "FiddleJit::Function", mark, free_immediately, size)]
+#[magnus(class = "FiddleJit::Function", mark, free_immediately, size, frozen_shareable)]
 pub struct Function {
     address: usize,
     /// The callback slot, for Functions backed by a Ruby callable.
-    slot: Cell<Option<&'static Slot>>,
+    /// (A Mutex so a frozen Function can be Ractor-shareable, i.e. `Sync`.)
+    slot: std::sync::Mutex<Option<&'static Slot>>,
     /// The callable (raw VALUE, marked with rb_gc_mark so it is pinned).
     callable: Option<rb_sys::VALUE>,
 }
@@ -36,7 +36,7 @@ impl DataTypeFunctions for Function {
 
 impl Drop for Function {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
+        if let Some(slot) = self.slot.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
             callback::release(slot);
         }
     }
@@ -72,16 +72,16 @@ impl Function {
         let ret = parse_type(ruby, ret)?;
         // SAFETY: a plain predicate on a live VALUE.
         let is_proc = unsafe { rb_sys::rb_obj_is_proc(callable.as_raw()) } == rb_sys::Qtrue as rb_sys::VALUE;
-        callback::dispatcher::ensure_started()?;
+        let dispatcher = callback::dispatcher::ensure_started();
         crate::runtime::jump::prepare();
-        let slot = callback::allocate(params, ret, callable.as_raw(), is_proc)
+        let slot = callback::allocate(params, ret, callable.as_raw(), is_proc, dispatcher)
             .map_err(|e| Error::new(ruby.exception_not_imp_error(), e))?;
-        Ok(ruby.obj_wrap(Function { address: slot.thunk(), slot: Cell::new(Some(slot)), callable: Some(callable.as_raw()) }))
+        Ok(ruby.obj_wrap(Function { address: slot.thunk(), slot: std::sync::Mutex::new(Some(slot)), callable: Some(callable.as_raw()) }))
     }
 
     /// `Function.__pointer(address)`: a C function pointer.
     fn new_pointer(ruby: &Ruby, address: usize) -> Obj<Function> {
-        ruby.obj_wrap(Function { address, slot: Cell::new(None), callable: None })
+        ruby.obj_wrap(Function { address, slot: std::sync::Mutex::new(None), callable: None })
     }
 
     fn address(&self) -> usize {
@@ -95,7 +95,7 @@ impl Function {
 
     /// Recycles the trampoline slot now (the ffi gem's Function#free).
     fn free(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
-        match rb_self.slot.take() {
+        match rb_self.slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             Some(slot) => {
                 callback::release(slot);
                 Ok(())
@@ -105,7 +105,7 @@ impl Function {
     }
 
     fn is_freed(&self) -> bool {
-        self.callable.is_some() && self.slot.get().is_none()
+        self.callable.is_some() && self.slot.lock().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 }
 

@@ -5,7 +5,7 @@
 use libloading::os::unix::Library;
 use magnus::{function, method, prelude::*, Error, RModule, Ruby, Value};
 
-#[magnus::wrap(class = "FiddleJit::DynamicLibrary", free_immediately, size)]
+#[magnus::wrap(class = "FiddleJit::DynamicLibrary", free_immediately, size, frozen_shareable)]
 pub struct DynamicLibrary {
     /// The dlopen handle (never closed: stubs keep addresses into the library).
     handle: usize,
@@ -14,7 +14,8 @@ pub struct DynamicLibrary {
 
 impl DynamicLibrary {
     /// `open(name, flags)`: name nil means the running process.
-    fn open(ruby: &Ruby, name: Option<String>, flags: i32) -> Result<DynamicLibrary, Error> {
+    /// Frozen, so Ractor-shareable (as the ffi gem 1.16+'s).
+    fn open(ruby: &Ruby, name: Option<String>, flags: i32) -> Result<magnus::typed_data::Obj<DynamicLibrary>, Error> {
         // SAFETY: loading a library runs its initializers; that is the
         // documented purpose of this call.
         let handle = match &name {
@@ -38,7 +39,9 @@ impl DynamicLibrary {
             }
             None => Library::this().into_raw() as usize,
         };
-        Ok(DynamicLibrary { handle, name })
+        let lib = ruby.obj_wrap(DynamicLibrary { handle, name });
+        lib.freeze();
+        Ok(lib)
     }
 
     /// The symbol's address, or nil.

@@ -1,6 +1,7 @@
 //! Ruby bindings (magnus): the classes and module functions lib/ builds on.
 
 pub mod attach;
+pub mod footprint;
 pub mod function;
 pub mod library;
 pub mod pointer;
@@ -10,7 +11,14 @@ pub mod stub_lifetime;
 use magnus::{Error, Ruby};
 
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
+    // Every method defined from here on (and the stubs, see attach.rs) may
+    // be called from any Ractor: what they share across Ractors is either
+    // immutable (NULL, frozen shareable objects) or behind a lock (the code
+    // arena, the callback registry), and errno is per thread.
+    // SAFETY: a plain flag of the extension loader, set during Init.
+    unsafe { rb_sys::rb_ext_ractor_safe(true) };
     let module = ruby.define_module("FiddleJit")?;
+    footprint::init(ruby, module)?;
     pointer::init(ruby, module)?;
     struct_memory::init(ruby, module)?;
     library::init(ruby, module)?;

@@ -15,33 +15,117 @@ use magnus::typed_data::{DataTypeFunctions, Obj};
 use magnus::value::{Opaque, ReprValue};
 use magnus::{method, prelude::*, Error, ExceptionClass, RArray, RModule, RString, Ruby, TryConvert, TypedData, Value};
 use rb_sys::VALUE;
-use std::cell::Cell;
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A word of object data that frozen, Ractor-shared objects may have read
+/// by several threads: a relaxed atomic (the same plain loads and stores as
+/// a `Cell` on x86-64 and aarch64, and the same layout, which the stubs
+/// rely on), so the data types can be RUBY_TYPED_FROZEN_SHAREABLE (`Sync`).
+#[derive(Default)]
+#[repr(transparent)]
+pub(crate) struct Word(AtomicUsize);
+
+impl Word {
+    pub(crate) const fn new(v: usize) -> Word {
+        Word(AtomicUsize::new(v))
+    }
+    #[inline]
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Relaxed)
+    }
+    #[inline]
+    pub(crate) fn set(&self, v: usize) {
+        self.0.store(v, Relaxed)
+    }
+    #[inline]
+    pub(crate) fn replace(&self, v: usize) -> usize {
+        self.0.swap(v, Relaxed)
+    }
+}
+
+/// A flag of object data (see `Word`).
+#[derive(Default)]
+pub(crate) struct Flag(AtomicBool);
+
+impl Flag {
+    const fn new(v: bool) -> Flag {
+        Flag(AtomicBool::new(v))
+    }
+    #[inline]
+    fn get(&self) -> bool {
+        self.0.load(Relaxed)
+    }
+    #[inline]
+    fn set(&self, v: bool) {
+        self.0.store(v, Relaxed)
+    }
+}
+
+/// Access flags of a Pointer (see `Word`).
+struct Byte(AtomicU8);
+
+impl Byte {
+    const fn new(v: u8) -> Byte {
+        Byte(AtomicU8::new(v))
+    }
+    #[inline]
+    fn get(&self) -> u8 {
+        self.0.load(Relaxed)
+    }
+    #[inline]
+    fn set(&self, v: u8) {
+        self.0.store(v, Relaxed)
+    }
+}
 
 /// The size of an unbounded pointer (the ffi gem's LONG_MAX).
 pub const UNBOUNDED: usize = i64::MAX as usize;
 
+/// Access flags (the ffi gem's MEM_RD/MEM_WR): NULL has neither, and so has
+/// every pointer derived from it (`NULL + 8`); `freeze` drops WRITE. Derived
+/// pointers (`+`, `slice`, `Pointer.new(ptr)`, `order`) copy their source's.
+pub(crate) const READ: u8 = 1;
+pub(crate) const WRITE: u8 = 2;
+
+/// The Pointers derived from one Pointer (and from those, transitively):
+/// the addresses of their live `Pointer` data. Freeing the memory (MemoryPointer#free,
+/// AutoPointer#free, GC of an owning pointer) makes every member NULL, so a
+/// slice of freed memory raises NullPointerError (and a stub passes NULL)
+/// instead of reading freed memory. Members leave in their `Drop`; the set
+/// lives as long as any member or the source does (Arc).
+#[derive(Default)]
+struct Family {
+    members: Mutex<HashSet<usize>>,
+}
+
 #[derive(TypedData)]
-#[magnus(class = "FiddleJit::Pointer", free_immediately, size, mark)]
+#[magnus(class = "FiddleJit::Pointer", free_immediately, size, mark, frozen_shareable)]
 #[repr(C)]
 pub struct Pointer {
     /// Read inline by the stubs: keep first.
-    address: Cell<usize>,
+    address: Word,
     /// Size of the pointed-to type (`Pointer.new(type, address)`, `#[]`).
-    type_size: Cell<usize>,
+    type_size: Word,
     /// Accessible bytes from `address`; UNBOUNDED for plain pointers.
-    size: Cell<usize>,
+    size: Word,
     /// malloc'ed block this object owns (MemoryPointer, dup), or 0.
-    owned: Cell<usize>,
-    owned_size: Cell<usize>,
+    owned: Word,
+    owned_size: Word,
     /// Free `owned` when collected.
-    autorelease: Cell<bool>,
-    /// The object whose memory this points into (slice, `+`, Pointer.new(ptr)),
-    /// kept alive by `mark`; 0 when none.
-    parent: Cell<VALUE>,
+    autorelease: Flag,
+    /// The object (VALUE) whose memory this points into (slice, `+`,
+    /// Pointer.new(ptr)), kept alive by `mark`; 0 when none.
+    parent: Word,
     /// Multi-byte scalars are stored byte-swapped (`order(:big)` on a
     /// little-endian host, the ffi gem's MEM_SWAP); inherited by `+`/`slice`.
-    swap: Cell<bool>,
+    swap: Flag,
+    /// READ | WRITE, as allowed (see READ).
+    flags: Byte,
+    /// The family this pointer belongs to (as a derived pointer) or heads
+    /// (created when the first pointer is derived from it).
+    family: OnceLock<Arc<Family>>,
 }
 
 impl Default for Pointer {
@@ -56,7 +140,7 @@ impl DataTypeFunctions for Pointer {
         if parent != 0 {
             // SAFETY: `parent` was a live VALUE when stored and is kept alive
             // (and pinned: rb_gc_mark) by this very mark function.
-            marker.mark(unsafe { Value::from_raw(parent) });
+            marker.mark(unsafe { Value::from_raw(parent as VALUE) });
         }
     }
 }
@@ -65,6 +149,10 @@ impl Drop for Pointer {
     fn drop(&mut self) {
         if self.autorelease.get() {
             self.release();
+        }
+        if let Some(family) = self.family.get() {
+            let me = self as *const Pointer as usize;
+            family.members.lock().unwrap_or_else(|p| p.into_inner()).remove(&me);
         }
     }
 }
@@ -266,6 +354,17 @@ pub fn struct_pointer_address(value: Value) -> Option<usize> {
     crate::ruby::struct_memory::StructData::from_value(value).map(|d| d.memory().address.get())
 }
 
+/// The ffi gem's read check for memory a stub copies from (a struct by
+/// value): RuntimeError "invalid memory read" for a Pointer without read
+/// access (derived from NULL), NullPointerError for NULL. Anything that is
+/// not a Pointer passes (the caller checked what it is).
+pub fn check_readable(memory: Value) -> Result<(), Error> {
+    match Pointer::from_value(memory) {
+        Some(p) => p.check_access(&Ruby::get_with(memory), false),
+        None => Ok(()),
+    }
+}
+
 /// The address a Pointer-ish value denotes (for put_pointer).
 pub fn pointer_value(v: Value) -> Result<usize, Error> {
     let ruby = Ruby::get_with(v);
@@ -290,14 +389,40 @@ pub fn pointer_value(v: Value) -> Result<usize, Error> {
 impl Pointer {
     fn raw(address: usize, type_size: usize, size: usize) -> Pointer {
         Pointer {
-            address: Cell::new(address),
-            type_size: Cell::new(type_size),
-            size: Cell::new(size),
-            owned: Cell::new(0),
-            owned_size: Cell::new(0),
-            autorelease: Cell::new(false),
-            parent: Cell::new(0),
-            swap: Cell::new(false),
+            address: Word::new(address),
+            type_size: Word::new(type_size),
+            size: Word::new(size),
+            owned: Word::new(0),
+            owned_size: Word::new(0),
+            autorelease: Flag::new(false),
+            parent: Word::new(0),
+            swap: Flag::new(false),
+            flags: Byte::new(READ | WRITE),
+            family: OnceLock::new(),
+        }
+    }
+
+    /// Makes `child` (a new pointer into this one's memory) share this
+    /// pointer's access flags, byte order and liveness.
+    fn adopt(&self, child: &Pointer) {
+        child.flags.set(self.flags.get());
+        child.swap.set(self.swap.get());
+        let family = self.family.get_or_init(|| Arc::new(Family::default())).clone();
+        family.members.lock().unwrap_or_else(|p| p.into_inner()).insert(child as *const Pointer as usize);
+        // A Pointer is adopted once, right after its allocation.
+        let _ = child.family.set(family);
+    }
+
+    /// Every pointer derived from this one reads as NULL from now on.
+    fn orphan_family(&self) {
+        let Some(family) = self.family.get() else { return };
+        let members = family.members.lock().unwrap_or_else(|p| p.into_inner());
+        for &m in members.iter() {
+            // SAFETY: members are the data of live Pointer objects (each
+            // leaves the set in its Drop, under this lock).
+            let m = unsafe { &*(m as *const Pointer) };
+            m.address.set(0);
+            m.size.set(0);
         }
     }
 
@@ -337,7 +462,8 @@ impl Pointer {
         <Pointer as TypedData>::data_type() as *const _ as usize
     }
 
-    /// Frees owned memory (if any) and makes the pointer NULL and empty.
+    /// Frees owned memory (if any) and makes the pointer, and every pointer
+    /// derived from it, NULL and empty.
     fn release(&self) {
         let owned = self.owned.replace(0);
         if owned != 0 {
@@ -349,17 +475,34 @@ impl Pointer {
             }
             self.address.set(0);
             self.size.set(0);
+            self.orphan_family();
         }
     }
 
-    /// Start of `len` bytes at `off`, after the ffi gem's checks: NULL
-    /// (flags 0 there) → NullPointerError, then bounds → IndexError.
-    fn check(&self, ruby: &Ruby, off: i64, len: i64, write: bool) -> Result<*mut u8, Error> {
+    /// The ffi gem's access check (checkRead/checkWrite): NULL →
+    /// NullPointerError; no access (derived from NULL, or a write to frozen
+    /// memory) → RuntimeError with the same message.
+    fn check_access(&self, ruby: &Ruby, write: bool) -> Result<(), Error> {
         let addr = self.address.get();
-        if addr == 0 {
-            let what = if write { "write" } else { "read" };
-            return Err(Error::new(null_pointer_error(ruby), format!("invalid memory {what} at address=0x{addr:016x}")));
+        let need = if write { WRITE } else { READ };
+        if addr != 0 && self.flags.get() & need != 0 {
+            return Ok(());
         }
+        let what = if write { "write" } else { "read" };
+        let class = if addr == 0 { null_pointer_error(ruby) } else { ruby.exception_runtime_error() };
+        Err(Error::new(class, format!("invalid memory {what} at address=0x{addr:016x}")))
+    }
+
+    /// Start of `len` bytes at `off`, after the ffi gem's checks: access
+    /// (see `check_access`), then bounds → IndexError.
+    fn check(&self, ruby: &Ruby, off: i64, len: i64, write: bool) -> Result<*mut u8, Error> {
+        self.check_access(ruby, write)?;
+        self.check_bounds(ruby, off, len)
+    }
+
+    /// Bounds only (the ffi gem checks no access for zero-length arrays).
+    fn check_bounds(&self, ruby: &Ruby, off: i64, len: i64) -> Result<*mut u8, Error> {
+        let addr = self.address.get();
         let size = self.size.get() as i64;
         let end = off.wrapping_add(len);
         if (off | len | end | size.wrapping_sub(end)) < 0 {
@@ -404,7 +547,10 @@ impl Pointer {
         if let Some(other) = Pointer::from_value(address) {
             rb_self.address.set(other.address.get());
             rb_self.size.set(other.size.get());
-            rb_self.parent.set(address.as_raw());
+            rb_self.parent.set(address.as_raw() as usize);
+            if rb_self.family.get().is_none() {
+                other.adopt(rb_self);
+            }
             return Ok(());
         }
         if address.is_kind_of(ruby.class_integer()) {
@@ -485,9 +631,11 @@ impl Pointer {
     fn derived(rb_self: Obj<Pointer>, address: usize, size: usize) -> Obj<Pointer> {
         let ruby = Ruby::get_with(rb_self);
         let p = Pointer::raw(address, rb_self.type_size.get(), size);
-        p.parent.set(rb_self.as_raw());
-        p.swap.set(rb_self.swap.get());
-        ruby.obj_wrap(p)
+        p.parent.set(rb_self.as_raw() as usize);
+        let child = ruby.obj_wrap(p);
+        // After wrapping: the data's address is final (a Box).
+        rb_self.adopt(&child);
+        child
     }
 
     fn plus(ruby: &Ruby, rb_self: Obj<Pointer>, offset: i64) -> Result<Obj<Pointer>, Error> {
@@ -543,13 +691,15 @@ impl Pointer {
     /// pointer then reads as NULL, so later accesses raise NullPointerError
     /// instead of touching freed memory.
     fn free(ruby: &Ruby, rb_self: Obj<Pointer>) -> Result<Obj<Pointer>, Error> {
-        rb_self.check_frozen()?;
         if rb_self.owned.get() != 0 {
+            rb_self.check_frozen()?;
             rb_self.release();
         } else {
+            // (Not a FrozenError for pointers that own nothing: the frozen
+            // NULL warns like the ffi gem's unfrozen one.)
             let _: Value = ruby.module_kernel().funcall(
                 "warn",
-                (format!("calling free on non allocated pointer {}", Pointer::inspect(rb_self)),),
+                (format!("calling free on non allocated pointer {}", rb_self.inspect()),),
             )?;
         }
         Ok(rb_self)
@@ -561,7 +711,14 @@ impl Pointer {
         rb_self.release();
         rb_self.address.set(0);
         rb_self.size.set(0);
+        rb_self.orphan_family();
         Ok(())
+    }
+
+    /// Private `__readonly!`: no WRITE access from now on (`freeze`, as
+    /// the ffi gem's memory_freeze).
+    fn set_readonly(&self) {
+        self.flags.set(self.flags.get() & !WRITE);
     }
 
     /// Equal addresses; `nil` equals NULL; anything else is an
@@ -634,7 +791,11 @@ impl Pointer {
             return Err(Error::new(ruby.exception_arg_error(), "negative array size (or size too big)"));
         }
         let elem = std::mem::size_of::<T>();
-        let at = p.check(ruby, off, Pointer::span(ruby, count, elem)?, false)?;
+        // As the ffi gem: no access check for zero elements (NULL.read_array_of_int(0) is []).
+        if count > 0 {
+            p.check_access(ruby, false)?;
+        }
+        let at = p.check_bounds(ruby, off, Pointer::span(ruby, count, elem)?)?;
         let ary = ruby.ary_new_capa(count as usize);
         for i in 0..count as usize {
             // SAFETY: within the checked range.
@@ -650,7 +811,10 @@ impl Pointer {
         })?;
         let elem = std::mem::size_of::<T>();
         let count = ary.len();
-        let at = p.check(ruby, off, Pointer::span(ruby, count as i64, elem)?, true)?;
+        if count > 0 {
+            p.check_access(ruby, true)?;
+        }
+        let at = p.check_bounds(ruby, off, Pointer::span(ruby, count as i64, elem)?)?;
         for i in 0..count {
             let v = T::from_value(ary.entry(i as isize)?)?;
             // SAFETY: within the checked range (the memory's bounds do not change).
@@ -821,11 +985,11 @@ unsafe fn receiver<'a>(rb_self: VALUE) -> &'a Pointer {
 }
 
 #[inline]
-fn fast_span(p: &Pointer, off: VALUE, len: usize) -> Option<*mut u8> {
+fn fast_span(p: &Pointer, off: VALUE, len: usize, need: u8) -> Option<*mut u8> {
     if off & 1 == 0 || (off as i64) < 0 {
         return None;
     }
-    p.span_at(((off as i64) >> 1) as usize, len)
+    p.span_at(((off as i64) >> 1) as usize, len, need)
 }
 
 impl Pointer {
@@ -833,9 +997,13 @@ impl Pointer {
     /// in bounds, not NULL, not byte-swapped. `None` sends the caller to the
     /// checked path (which raises the right error or swaps).
     #[inline]
-    pub(crate) fn span_at(&self, off: usize, len: usize) -> Option<*mut u8> {
+    pub(crate) fn span_at(&self, off: usize, len: usize, need: u8) -> Option<*mut u8> {
         let addr = self.address.get();
-        if addr == 0 || self.swap.get() || (off as u64).checked_add(len as u64)? > self.size.get() as u64 {
+        if addr == 0
+            || self.flags.get() & need == 0
+            || self.swap.get()
+            || (off as u64).checked_add(len as u64)? > self.size.get() as u64
+        {
             return None;
         }
         Some((addr + off) as *mut u8)
@@ -845,7 +1013,11 @@ impl Pointer {
     /// memory refers to before `initialize` gave it a Pointer.
     pub(crate) fn unset_data() -> usize {
         static UNSET: OnceLock<usize> = OnceLock::new();
-        *UNSET.get_or_init(|| Box::leak(Box::new(Pointer::raw(0, 1, 0))) as *const Pointer as usize)
+        *UNSET.get_or_init(|| {
+            let p = Pointer::raw(0, 1, 0);
+            p.flags.set(0);
+            Box::leak(Box::new(p)) as *const Pointer as usize
+        })
     }
 }
 
@@ -860,7 +1032,7 @@ pub(crate) fn raise_or<T>(r: Result<T, Error>) -> T {
 
 unsafe extern "C" fn raw_get<T: Scalar>(rb_self: VALUE, off: VALUE) -> VALUE {
     let p = receiver(rb_self);
-    if let Some(at) = fast_span(p, off, std::mem::size_of::<T>()) {
+    if let Some(at) = fast_span(p, off, std::mem::size_of::<T>(), READ) {
         return (at as *const T).read_unaligned().to_raw();
     }
     raise_or(slow_get::<T>(p, Value::from_raw(off)))
@@ -877,7 +1049,7 @@ unsafe extern "C" fn raw_read<T: Scalar>(rb_self: VALUE) -> VALUE {
 
 unsafe extern "C" fn raw_put<T: Scalar>(rb_self: VALUE, off: VALUE, v: VALUE) -> VALUE {
     let p = receiver(rb_self);
-    if let (Some(value), Some(at)) = (T::from_raw_fast(v), fast_span(p, off, std::mem::size_of::<T>())) {
+    if let (Some(value), Some(at)) = (T::from_raw_fast(v), fast_span(p, off, std::mem::size_of::<T>(), WRITE)) {
         (at as *mut T).write_unaligned(value);
         return rb_self;
     }
@@ -963,6 +1135,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_private_method("__invalidate", method!(Pointer::invalidate, 0))?;
     class.define_private_method("__swapped?", method!(Pointer::is_swapped, 0))?;
     class.define_private_method("__swap!", method!(Pointer::set_swapped, 0))?;
+    class.define_private_method("__readonly!", method!(Pointer::set_readonly, 0))?;
     class.define_method("address", method!(Pointer::address, 0))?;
     class.define_method("to_i", method!(Pointer::address, 0))?;
     class.define_method("null?", method!(Pointer::is_null, 0))?;
@@ -1007,7 +1180,12 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
 
     let memory_pointer = module.define_class("MemoryPointer", class)?;
     memory_pointer.define_method("initialize", method!(Pointer::memory_initialize, -1))?;
-    let null = ruby.obj_wrap(Pointer::raw(0, 1, UNBOUNDED));
+    let null_data = Pointer::raw(0, 1, UNBOUNDED);
+    null_data.flags.set(0); // NULL and what is derived from it have no access
+    let null = ruby.obj_wrap(null_data);
+    // Frozen (so shareable: stubs hand it to every Ractor; the ffi gem's
+    // is not, see docs/compatibility.md).
+    null.freeze();
     class.const_set("NULL", null)?;
     // SAFETY: NULL is a constant (reachable forever) and pinned by
     // rb_gc_register_mark_object, so the stored VALUE never moves.

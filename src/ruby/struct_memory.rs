@@ -15,7 +15,7 @@
 //!   arrays, strings, callbacks, enums and custom types keep their Ruby
 //!   semantics and errors).
 
-use super::pointer::{raise_or, Pointer, Scalar};
+use super::pointer::{raise_or, Pointer, Scalar, Word, READ, WRITE};
 use crate::lower::ruby_layout::{RTYPEDDATA_DATA, RTYPEDDATA_TYPE, T_DATA, T_MASK};
 use magnus::gc::Marker;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
@@ -23,27 +23,26 @@ use magnus::typed_data::{DataTypeFunctions, Obj};
 use magnus::value::ReprValue;
 use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, Ruby, TypedData, Value};
 use rb_sys::VALUE;
-use std::cell::Cell;
 use std::sync::OnceLock;
 
 #[derive(TypedData)]
-#[magnus(class = "FiddleJit::Struct", free_immediately, size, mark)]
+#[magnus(class = "FiddleJit::Struct", free_immediately, size, mark, frozen_shareable)]
 #[repr(C)]
 pub struct StructData {
     /// Read inline by the stubs: keep first. The `Pointer` data of
     /// `pointer` (kept alive by marking `pointer`; TypedData payloads are
     /// boxed, so compaction never moves it).
-    memory: Cell<usize>,
+    memory: Word,
     /// The Pointer object (MemoryPointer, AutoPointer, slice...), or 0
     /// before `initialize`. Marked with rb_gc_mark, so it is pinned.
-    pointer: Cell<VALUE>,
+    pointer: Word,
     /// The layout's `FieldTable` object, or 0 before `initialize`. Marked.
-    table: Cell<VALUE>,
+    table: Word,
 }
 
 impl Default for StructData {
     fn default() -> Self {
-        StructData { memory: Cell::new(Pointer::unset_data()), pointer: Cell::new(0), table: Cell::new(0) }
+        StructData { memory: Word::new(Pointer::unset_data()), pointer: Word::new(0), table: Word::new(0) }
     }
 }
 
@@ -52,7 +51,7 @@ impl DataTypeFunctions for StructData {
         for v in [self.pointer.get(), self.table.get()] {
             if v != 0 {
                 // SAFETY: stored from live VALUEs; kept alive (and pinned) here.
-                marker.mark(unsafe { Value::from_raw(v) });
+                marker.mark(unsafe { Value::from_raw(v as VALUE) });
             }
         }
     }
@@ -104,7 +103,7 @@ struct Entry {
 
 /// A layout's fields for the native `[]`/`[]=`. Built once per layout.
 #[derive(TypedData)]
-#[magnus(class = "FiddleJit::StructFieldTable", free_immediately, size, mark)]
+#[magnus(class = "FiddleJit::StructFieldTable", free_immediately, size, mark, frozen_shareable)]
 pub struct FieldTable {
     entries: Vec<Entry>,
     /// name → Field Hash: names that are not the identical VALUE (e.g. an
@@ -201,8 +200,8 @@ impl StructData {
         })?;
         // Order matters for the GC only in that both VALUEs are on the
         // caller's stack (arguments) until this returns.
-        rb_self.pointer.set(pointer.as_raw());
-        rb_self.table.set(table.as_raw());
+        rb_self.pointer.set(pointer.as_raw() as usize);
+        rb_self.table.set(table.as_raw() as usize);
         rb_self.memory.set(memory as *const Pointer as usize);
         Ok(())
     }
@@ -212,7 +211,7 @@ impl StructData {
         match rb_self.pointer.get() {
             0 => ruby.qnil().as_value(),
             // SAFETY: marked, live.
-            p => unsafe { Value::from_raw(p) },
+            p => unsafe { Value::from_raw(p as VALUE) },
         }
     }
 }
@@ -247,18 +246,18 @@ unsafe fn parts<'a>(d: &'a StructData, rb_self: VALUE) -> (&'a FieldTable, VALUE
         )));
     }
     let data = *((table as *const u8).add(RTYPEDDATA_DATA as usize) as *const *const FieldTable);
-    (&*data, pointer)
+    (&*data, pointer as VALUE)
 }
 
 #[inline]
 fn read<T: Scalar>(p: &Pointer, off: usize) -> Option<VALUE> {
     // SAFETY: span_at checked the bounds.
-    p.span_at(off, std::mem::size_of::<T>()).map(|at| unsafe { (at as *const T).read_unaligned() }.to_raw())
+    p.span_at(off, std::mem::size_of::<T>(), READ).map(|at| unsafe { (at as *const T).read_unaligned() }.to_raw())
 }
 
 #[inline]
 fn write<T: Scalar>(p: &Pointer, off: usize, v: T) -> bool {
-    match p.span_at(off, std::mem::size_of::<T>()) {
+    match p.span_at(off, std::mem::size_of::<T>(), WRITE) {
         Some(at) => {
             // SAFETY: span_at checked the bounds.
             unsafe { (at as *mut T).write_unaligned(v) };
@@ -346,8 +345,12 @@ unsafe extern "C" fn struct_aref(rb_self: VALUE, name: VALUE) -> VALUE {
     rb_sys::rb_funcallv(field, ids().0, 1, &pointer)
 }
 
-/// `Struct#[]=(name, value)`; returns `value`.
+/// `Struct#[]=(name, value)`; returns `value`. FrozenError on a frozen
+/// struct, as in the ffi gem (frozen memory raises in the Pointer checks).
 unsafe extern "C" fn struct_aset(rb_self: VALUE, name: VALUE, value: VALUE) -> VALUE {
+    if rb_sys::rb_obj_frozen_p(rb_self) != rb_sys::Qfalse as VALUE {
+        rb_sys::rb_error_frozen_object(rb_self);
+    }
     let d = receiver(rb_self);
     let (table, pointer) = parts(d, rb_self);
     let field = match table.find(name) {

@@ -89,6 +89,11 @@ pub struct Slot {
     ret: CType,
     /// Index of the slot's signature in `Registry::pools`.
     pool: usize,
+    /// The `dispatcher::Dispatcher` of the Ractor that made the slot's
+    /// current callback (what runs it when C calls from a thread Ruby does
+    /// not know). On the slot, not in its data: a foreign thread reads it
+    /// without the GVL.
+    dispatcher: AtomicUsize,
 }
 
 impl Slot {
@@ -119,7 +124,7 @@ fn install(code: &[u8]) -> Result<usize, String> {
 
 /// A callback for `params -> ret` calling `callable`. Never calls into
 /// Ruby (it may run while the GC is not allowed to).
-pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool) -> Result<&'static Slot, String> {
+pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool, dispatcher: usize) -> Result<&'static Slot, String> {
     if params.len() > MAX_ARGS {
         return Err(format!("a callback takes at most {MAX_ARGS} arguments (got {})", params.len()));
     }
@@ -150,6 +155,7 @@ pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool) 
                 nargs: params.len(),
                 ret: ret.clone(),
                 pool,
+                dispatcher: AtomicUsize::new(0),
             }));
             let code = backend::emit_callback_thunk(slot as *const Slot as usize).map_err(|e| e.to_string())?;
             slot.thunk = install(&code)?;
@@ -164,6 +170,7 @@ pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool) 
         in_use: Cell::new(0),
         released: Cell::new(false),
     }));
+    slot.dispatcher.store(dispatcher, Ordering::Release);
     slot.data.store(data, Ordering::Release);
     reg.live += 1;
     Ok(slot)
@@ -647,17 +654,25 @@ unsafe fn unbox_ret(ty: &CType, v: VALUE) -> u64 {
 // ---------------------------------------------------------------------------
 // Callbacks from native threads Ruby does not know.
 
-/// One Ruby thread ("FFI Callback Dispatcher") takes the callbacks that
+/// A Ruby thread ("FFI Callback Dispatcher") takes the callbacks that
 /// arrive on foreign threads and starts a Ruby thread ("FFI Callback
 /// Runner") for each, as the ffi gem does; the foreign thread blocks until
 /// its callback has returned. The dispatcher needs the GVL: if the Ruby thread that started
 /// the C code holds it while waiting for the foreign thread (e.g. a
 /// pthread_join in a non-blocking call), the callback cannot run.
+///
+/// Ractors (as the ffi gem 1.16+): each Ractor that makes a callback gets
+/// its own dispatcher (found through Ractor-local storage), and a callback
+/// is dispatched to the one of the Ractor that made it, so its Proc runs in
+/// its own Ractor. (One per process would run other Ractors' Procs in the
+/// Ractor that started it, and hang once that Ractor had ended.)
 pub mod dispatcher {
     use super::*;
 
     struct Request {
         inv: *mut Invocation,
+        /// The dispatcher it was queued on (whose lock guards `done`).
+        dispatcher: &'static Dispatcher,
         done: bool,
     }
 
@@ -668,89 +683,92 @@ pub mod dispatcher {
         wakeups: u64,
     }
 
-    static QUEUE: Mutex<Option<Queue>> = Mutex::new(None);
-    static ARRIVED: Condvar = Condvar::new();
-    static FINISHED: Condvar = Condvar::new();
-
-    /// The dispatcher of this process (a forked child needs its own). The
-    /// lock is only held for these few fields, never across a Ruby call:
-    /// creating the thread can switch Ruby threads, and another thread
-    /// blocking on this lock while holding the GVL would deadlock.
-    #[derive(Clone, Copy, PartialEq, Eq)]
-    enum State {
-        None,
-        Starting { pid: u32 },
-        Started { thread: VALUE, pid: u32 },
+    /// One Ractor's dispatcher in one process. Leaked: callbacks made in
+    /// the Ractor keep its address for as long as they live.
+    pub struct Dispatcher {
+        queue: Mutex<Queue>,
+        arrived: Condvar,
+        finished: Condvar,
+        /// The process it was started in (a forked child needs its own).
+        pid: u32,
+        /// In a forked child: the dispatcher its Ractor started instead of
+        /// this one (so callbacks made before the fork reach it), or 0.
+        successor: AtomicUsize,
     }
-    static STATE: Mutex<State> = Mutex::new(State::None);
-    static READY: Condvar = Condvar::new();
 
-    /// Called from a foreign thread: queue the call, wait until done.
+    /// The Ractor-local storage key of the current Ractor's Dispatcher.
+    fn key() -> rb_sys::rb_ractor_local_key_t {
+        static KEY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        static TYPE: rb_sys::rb_ractor_local_storage_type = rb_sys::rb_ractor_local_storage_type { mark: None, free: None };
+        // SAFETY: issues one key for the life of the process (TYPE is static).
+        *KEY.get_or_init(|| unsafe { rb_sys::rb_ractor_local_storage_ptr_newkey(&TYPE) } as usize) as rb_sys::rb_ractor_local_key_t
+    }
+
+    /// Called from a foreign thread: queue the call on the dispatcher of
+    /// the callback's Ractor, wait until done.
     pub(super) fn run(inv: &mut Invocation) {
-        let me = std::process::id();
-        let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            match *st {
-                State::Started { pid, .. } if pid == me => break,
-                // Another Ruby thread is creating it: it will be up soon.
-                State::Starting { pid } if pid == me => st = READY.wait(st).unwrap_or_else(|p| p.into_inner()),
-                _ => {
-                    eprintln!("fiddle_jit: callback called from a non-Ruby thread before the dispatcher started; returning 0");
-                    return;
-                }
-            }
+        // SAFETY: the trampoline passes its slot; slots are never freed.
+        let d = unsafe { (*inv.slot).dispatcher.load(Ordering::Acquire) } as *const Dispatcher;
+        // SAFETY: dispatchers are leaked, never freed; after a fork the
+        // Ractor's replacement is linked from the one the callback recorded.
+        let mut d = unsafe { d.as_ref() };
+        while let Some(stale) = d.filter(|d| d.pid != std::process::id()) {
+            d = unsafe { (stale.successor.load(Ordering::Acquire) as *const Dispatcher).as_ref() };
         }
-        drop(st);
-        let mut req = Request { inv, done: false };
+        let d = match d {
+            Some(d) => d,
+            None => {
+                eprintln!("fiddle_jit: callback called from a non-Ruby thread before its dispatcher started; returning 0");
+                return;
+            }
+        };
+        let mut req = Request { inv, dispatcher: d, done: false };
         let addr = &mut req as *mut Request as usize;
-        let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
-        q.get_or_insert_with(Queue::default).pending.push_back(addr);
-        ARRIVED.notify_all();
-        // SAFETY: `done` is only written under QUEUE's lock.
+        let mut q = d.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.pending.push_back(addr);
+        d.arrived.notify_all();
+        // SAFETY: `done` is only written under the queue's lock.
         while !unsafe { (*(addr as *const Request)).done } {
-            q = FINISHED.wait(q).unwrap_or_else(|p| p.into_inner());
+            q = d.finished.wait(q).unwrap_or_else(|p| p.into_inner());
         }
     }
 
     struct Wait {
+        dispatcher: &'static Dispatcher,
         request: usize,
         seen_wakeups: u64,
     }
 
     unsafe extern "C" fn wait_for_request(w: *mut c_void) -> *mut c_void {
         let w = &mut *(w as *mut Wait);
-        let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+        let d = w.dispatcher;
+        let mut q = d.queue.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            let queue = q.get_or_insert_with(Queue::default);
-            if let Some(r) = queue.pending.pop_front() {
+            if let Some(r) = q.pending.pop_front() {
                 w.request = r;
                 break;
             }
-            if queue.wakeups != w.seen_wakeups {
+            if q.wakeups != w.seen_wakeups {
                 break;
             }
-            q = ARRIVED.wait(q).unwrap_or_else(|p| p.into_inner());
+            q = d.arrived.wait(q).unwrap_or_else(|p| p.into_inner());
         }
         std::ptr::null_mut()
     }
 
     /// Unblocking function: Ruby wants the thread back (interrupt, kill, exit).
-    unsafe extern "C" fn wake(_: *mut c_void) {
-        let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
-        q.get_or_insert_with(Queue::default).wakeups += 1;
-        ARRIVED.notify_all();
+    unsafe extern "C" fn wake(d: *mut c_void) {
+        let d = &*(d as *const Dispatcher);
+        d.queue.lock().unwrap_or_else(|p| p.into_inner()).wakeups += 1;
+        d.arrived.notify_all();
     }
 
-    unsafe extern "C" fn main(_: *mut c_void) -> VALUE {
+    unsafe extern "C" fn main(d: *mut c_void) -> VALUE {
+        let dispatcher = &*(d as *const Dispatcher);
         loop {
-            let seen_wakeups = QUEUE.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |q| q.wakeups);
-            let mut w = Wait { request: 0, seen_wakeups };
-            rb_sys::rb_thread_call_without_gvl(
-                Some(wait_for_request),
-                &mut w as *mut Wait as *mut c_void,
-                Some(wake),
-                std::ptr::null_mut(),
-            );
+            let seen_wakeups = dispatcher.queue.lock().unwrap_or_else(|p| p.into_inner()).wakeups;
+            let mut w = Wait { dispatcher, request: 0, seen_wakeups };
+            rb_sys::rb_thread_call_without_gvl(Some(wait_for_request), &mut w as *mut Wait as *mut c_void, Some(wake), d);
             if w.request != 0 {
                 // As the ffi gem: each callback runs on a new Ruby thread
                 // named "FFI Callback Runner"; the dispatcher goes on waiting.
@@ -791,39 +809,51 @@ pub mod dispatcher {
         foreign.result_ld = local.result_ld;
         foreign.long_double = local.long_double;
         {
-            let _q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+            let d = (*req).dispatcher;
+            let _q = d.queue.lock().unwrap_or_else(|p| p.into_inner());
             (*req).done = true;
-            FINISHED.notify_all();
+            d.finished.notify_all();
         }
         jump::continue_on_runner();
         QNIL
     }
 
-    /// Starts the dispatcher thread if this process has none (with the GVL).
-    pub fn ensure_started() -> Result<(), magnus::Error> {
-        let me = std::process::id();
-        {
-            let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
-            match *st {
-                State::Started { pid, .. } | State::Starting { pid } if pid == me => return Ok(()),
-                _ => *st = State::Starting { pid: me },
+    /// The current Ractor's dispatcher in this process, started if it has
+    /// none (with the GVL): what `allocate` records for a new callback.
+    pub fn ensure_started() -> usize {
+        // SAFETY: called from Ruby with the GVL held, in the Ractor whose
+        // storage is read and written.
+        unsafe {
+            let current = rb_sys::rb_ractor_local_storage_ptr(key()) as *const Dispatcher;
+            let stale = current.as_ref();
+            if stale.is_some_and(|d| d.pid == std::process::id()) {
+                return current as usize;
             }
-        }
-        // Unlocked: these Ruby calls may switch threads.
-        // SAFETY: called from Ruby with the GVL held.
-        let thread = magnus::rb_sys::protect(|| unsafe {
-            let thread = rb_sys::rb_thread_create(Some(main), std::ptr::null_mut());
+            let d: &'static Dispatcher = Box::leak(Box::new(Dispatcher {
+                queue: Mutex::new(Queue::default()),
+                arrived: Condvar::new(),
+                finished: Condvar::new(),
+                pid: std::process::id(),
+                successor: AtomicUsize::new(0),
+            }));
+            let ptr = d as *const Dispatcher as *mut c_void;
+            // A forked child: the parent's dispatcher (and those before it)
+            // lead here.
+            let mut link = stale;
+            while let Some(old) = link {
+                let next = old.successor.swap(ptr as usize, Ordering::AcqRel);
+                link = (next as *const Dispatcher).as_ref().filter(|n| n.pid != std::process::id());
+            }
+            // Recorded before the Ruby calls below, which may switch
+            // threads: another thread of this Ractor then uses this
+            // dispatcher (its queue waits for the thread) instead of
+            // starting a second one.
+            rb_sys::rb_ractor_local_storage_ptr_set(key(), ptr);
+            let thread = rb_sys::rb_thread_create(Some(main), ptr);
             rb_sys::rb_gc_register_mark_object(thread);
             let name = rb_sys::rb_str_new_cstr(c"FFI Callback Dispatcher".as_ptr());
             rb_sys::rb_funcallv(thread, rb_sys::rb_intern2(c"name=".as_ptr(), 5), 1, &name);
-            thread
-        });
-        let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
-        *st = match thread {
-            Ok(thread) => State::Started { thread, pid: me },
-            Err(_) => State::None,
-        };
-        READY.notify_all();
-        thread.map(|_| ())
+            ptr as usize
+        }
     }
 }

@@ -353,6 +353,10 @@ fn struct_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, Er
     };
     let address = Pointer::address_of(memory).unwrap_or(0);
     let size: i64 = memory.funcall("size", ())?;
+    // A Pointer derived from NULL has no access (the ffi gem segfaults).
+    if address != 0 {
+        crate::ruby::pointer::check_readable(memory)?;
+    }
     if address == 0 {
         return Err(Error::new(ruby.exception_type_error(), format!("{}: struct argument is NULL", info.describe(index))));
     }

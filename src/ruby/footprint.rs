@@ -1,0 +1,140 @@
+//! Native data for the ffi gem's C-implemented type objects that fiddle_jit
+//! defines in Ruby: `FiddleJit::Type` (and its subclasses Builtin, Mapped,
+//! Array, Struct, StructLayout, FunctionType) and `StructLayout::Field`.
+//!
+//! In the ffi gem these are TypedData objects, which `ObjectSpace.memsize_of`
+//! reports with the size of their C struct and which are frozen and
+//! Ractor-shareable. Here their classes allocate a footprint: the Ruby
+//! object is a T_DATA whose size (`__footprint__=`, set by the Ruby
+//! constructor from what the object describes: fields, parameters) is what
+//! memsize_of adds, and whose data type is RUBY_TYPED_FROZEN_SHAREABLE so a
+//! frozen type or layout can be shared with Ractors. Their instance
+//! variables are generic ivars (a T_DATA has no ivar slots), which these
+//! rarely-read objects can afford.
+
+use super::pointer::Word;
+use magnus::gc::Marker;
+use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::{method, prelude::*, DataTypeFunctions, Error, RModule, Ruby, TypedData, Value};
+use rb_sys::VALUE;
+use std::sync::OnceLock;
+
+/// `size` for the memsize of both footprints.
+macro_rules! footprint_size {
+    ($name:ident) => {
+        impl $name {
+            /// Private `__footprint__=(bytes)`.
+            fn set_bytes(rb_self: &$name, bytes: usize) {
+                rb_self.bytes.set(bytes);
+            }
+        }
+    };
+}
+
+#[derive(TypedData, Default)]
+#[magnus(class = "FiddleJit::Type", free_immediately, size, mark, frozen_shareable)]
+pub struct TypeFootprint {
+    /// Bytes reported by memsize_of (beyond the object slot).
+    bytes: Word,
+    /// FunctionType's one-entry memo for `Function.for_callback`: the last
+    /// callable passed for the type in the main Ractor and its Function,
+    /// both kept alive (marked) until another takes their place, so a
+    /// callback C stored from a temporary Proc lives until then. Native, so
+    /// the type itself stays frozen (shareable); main Ractor only, so no
+    /// Ractor is handed another's Function.
+    memo_callable: Word,
+    memo_function: Word,
+}
+
+impl DataTypeFunctions for TypeFootprint {
+    fn size(&self) -> usize {
+        std::mem::size_of::<TypeFootprint>() + self.bytes.get()
+    }
+
+    fn mark(&self, marker: &Marker) {
+        for v in [self.memo_callable.get(), self.memo_function.get()] {
+            if v != 0 {
+                // SAFETY: stored from live VALUEs; kept alive (and pinned) here.
+                marker.mark(unsafe { Value::from_raw(v as VALUE) });
+            }
+        }
+    }
+}
+
+footprint_size!(TypeFootprint);
+
+/// Set (to 1) only in the main Ractor, where Init runs.
+static MAIN_RACTOR_KEY: OnceLock<usize> = OnceLock::new();
+
+fn in_main_ractor() -> bool {
+    MAIN_RACTOR_KEY.get().is_some_and(|&key| {
+        // SAFETY: a lookup in the current Ractor's local storage.
+        !unsafe { rb_sys::rb_ractor_local_storage_ptr(key as rb_sys::rb_ractor_local_key_t) }.is_null()
+    })
+}
+
+impl TypeFootprint {
+    /// `__callback_memo(callable)`: the memo's Function when `callable` is
+    /// its callable (and this is the main Ractor), else nil.
+    fn callback_memo(ruby: &Ruby, rb_self: &TypeFootprint, callable: Value) -> Value {
+        let hit = rb_self.memo_callable.get() == callable.as_raw() as usize && rb_self.memo_function.get() != 0;
+        if hit && in_main_ractor() {
+            // SAFETY: marked by this object, so alive.
+            return unsafe { Value::from_raw(rb_self.memo_function.get() as VALUE) };
+        }
+        ruby.qnil().as_value()
+    }
+
+    /// `__callback_memo_forget(function)`: forget a freed Function.
+    fn forget_callback_memo(rb_self: &TypeFootprint, function: Value) {
+        if rb_self.memo_function.get() == function.as_raw() as usize {
+            rb_self.memo_callable.set(0);
+            rb_self.memo_function.set(0);
+        }
+    }
+
+    /// `__callback_memo!(callable, function)`: remember them (main Ractor only).
+    fn set_callback_memo(rb_self: &TypeFootprint, callable: Value, function: Value) {
+        if in_main_ractor() {
+            // Function first: a reader holding the GVL sees either the old
+            // pair or, once callable matches, the new Function.
+            rb_self.memo_function.set(function.as_raw() as usize);
+            rb_self.memo_callable.set(callable.as_raw() as usize);
+        }
+    }
+}
+
+#[derive(TypedData, Default)]
+#[magnus(class = "FiddleJit::StructLayout::Field", free_immediately, size, frozen_shareable)]
+pub struct FieldFootprint {
+    /// Bytes reported by memsize_of (beyond the object slot).
+    bytes: Word,
+}
+
+impl DataTypeFunctions for FieldFootprint {
+    fn size(&self) -> usize {
+        std::mem::size_of::<FieldFootprint>() + self.bytes.get()
+    }
+}
+
+footprint_size!(FieldFootprint);
+
+pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
+    static MARK_TYPE: rb_sys::rb_ractor_local_storage_type = rb_sys::rb_ractor_local_storage_type { mark: None, free: None };
+    // SAFETY: Init runs in the main Ractor; one key for the process.
+    let key = unsafe { rb_sys::rb_ractor_local_storage_ptr_newkey(&MARK_TYPE) };
+    unsafe { rb_sys::rb_ractor_local_storage_ptr_set(key, 1 as *mut std::ffi::c_void) };
+    let _ = MAIN_RACTOR_KEY.set(key as usize);
+
+    let type_class = module.define_class("Type", ruby.class_object())?;
+    type_class.define_alloc_func::<TypeFootprint>();
+    type_class.define_private_method("__footprint__=", method!(TypeFootprint::set_bytes, 1))?;
+    type_class.define_method("__callback_memo", method!(TypeFootprint::callback_memo, 1))?;
+    type_class.define_method("__callback_memo!", method!(TypeFootprint::set_callback_memo, 2))?;
+    type_class.define_method("__callback_memo_forget", method!(TypeFootprint::forget_callback_memo, 1))?;
+    let layout = module.define_class("StructLayout", type_class)?;
+    let field = layout.define_class("Field", ruby.class_object())?;
+    field.define_alloc_func::<FieldFootprint>();
+    field.define_private_method("__footprint__=", method!(FieldFootprint::set_bytes, 1))?;
+    Ok(())
+}
