@@ -113,3 +113,52 @@ RSpec.describe "structs by value" do
     GC.stress = false
   end
 end
+
+RSpec.describe "large structs by value" do
+  SIZES = { odd: 1003, mib: 1 << 20 }.freeze
+
+  def self.define(namespace, library)
+    Module.new do
+      extend library
+      ffi_lib BYVALUE_FIXTURE_LIB
+      structs = SIZES.transform_values { |n| Class.new(namespace::Struct) { layout :b, [:uint8, n] } }
+      const_set(:STRUCTS, structs)
+      const_set(:ATTACHED, [attach_function(:bv_odd_sum, [:int32, structs[:odd].by_value, :int32], :uint64),
+                            attach_function(:bv_mib_sum, [structs[:mib].by_value], :uint64)])
+    end
+  end
+
+  def filled(mod, name)
+    s = mod::STRUCTS[name].new
+    n = SIZES[name]
+    s.pointer.put_bytes(0, Array.new(n) { |i| (i * 7 + 3) & 0xff }.pack("C*"))
+    s
+  end
+
+  def weighted(n) = (0...n).sum { |i| ((i * 7 + 3) & 0xff) * ((i % 13) + 1) }
+
+  it "passes them like the ffi gem, with code whose size does not grow with the struct's" do
+    fj = self.class.define(FiddleJit, FiddleJit::Library)
+    ffi = self.class.define(FFI, FFI::Library)
+    expect(fj.bv_odd_sum(3, filled(fj, :odd), 5)).to eq(ffi.bv_odd_sum(3, filled(ffi, :odd), 5))
+    expect(fj.bv_odd_sum(3, filled(fj, :odd), 5)).to eq((weighted(1003) * 3) + 5)
+    expect(fj.bv_mib_sum(filled(fj, :mib))).to eq(ffi.bv_mib_sum(filled(ffi, :mib)))
+    expect(fj.bv_mib_sum(filled(fj, :mib))).to eq(weighted(1 << 20))
+    small, huge = fj::ATTACHED.map(&:code_bytes)
+    expect(huge).to be < 1024
+    expect(small).to be < 1024
+  end
+
+  it "refuses lengths and sizes C cannot hold with the ffi gem's RangeError" do
+    [FiddleJit, FFI].each do |ns|
+      array = ns == FFI ? FFI::ArrayType : FiddleJit::Type::Array
+      expect { array.new(ns::Type::UINT8, 2**32) }
+        .to raise_error(RangeError, /integer 4294967296 too big to convert to .unsigned int'/)
+      expect(array.new(ns::Type::UINT8, 2**20).size).to eq(2**20)
+    end
+    # The ffi gem 1.17.0 raises the same, after half a minute of page
+    # faults (it allocates per-byte bookkeeping): checked by hand only.
+    expect { Class.new(FiddleJit::Struct) { layout :a, [:uint8, (2**31) - 8], :b, :int64 } }
+      .to raise_error(RangeError, /integer 2147483648 too big to convert to .int'/)
+  end
+end

@@ -459,8 +459,10 @@ RSpec.describe "Struct and Union" do
         expect(nested.by_value.native_descriptor)
           .to eq(["struct", fix.fx_layout("nested", nil), fix.fx_layout("nested", "__align"), leaves])
         with_array = structs(FiddleJit)[:with_array].by_value.native_descriptor
-        expect(with_array[3].size).to eq(16 + 4 + 1)
-        expect(with_array[3].last).to eq(["int16", fix.fx_layout("with_array", "tail")])
+        # Inline arrays as runs [name, offset, count, stride].
+        expect(with_array[3]).to eq([["int8", fix.fx_layout("with_array", "name"), 16, 1],
+                                     ["int32", fix.fx_layout("with_array", "vals"), 4, 4],
+                                     ["int16", fix.fx_layout("with_array", "tail")]])
       end
 
       it "typedefs of struct types work in signatures" do

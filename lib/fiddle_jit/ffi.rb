@@ -58,6 +58,7 @@ module FFI
   StructLayoutBuilder = FiddleJit::StructLayoutBuilder
   StructByReference = FiddleJit::StructByReference
   StructByValue = FiddleJit::StructByValue
+  ArrayType = FiddleJit::Type::Array
 
   Enum = FiddleJit::Enum
   Enums = FiddleJit::Enums

@@ -8,6 +8,15 @@ module FiddleJit
   class Type
     attr_reader :size, :alignment
 
+    # The RangeError Ruby's NUM2INT / NUM2UINT raise (the ffi gem converts
+    # with them), worded as the running Ruby words it.
+    def self.check_c_range(value, ctype, max)
+      return value if value <= max
+
+      quote = RUBY_VERSION >= "3.4" ? "'" : "`"
+      raise RangeError, "integer #{value} too big to convert to #{quote}#{ctype}'"
+    end
+
     # FFI::Type.new(native_type_code) or FFI::Type.new(type), as the ffi gem:
     # an Integer code (in C int range) gives a type of void's size and
     # alignment, a Type copies that type's; anything else is ArgumentError.
@@ -59,6 +68,8 @@ module FiddleJit
 
       def initialize(element, length)
         raise ArgumentError, "array length must be a non-negative Integer" unless length.is_a?(Integer) && length >= 0
+
+        Type.check_c_range(length, "unsigned int", 0xffff_ffff)
 
         @element = element
         @length = length
@@ -181,8 +192,9 @@ module FiddleJit
 
     def union? = @union
 
-    # Every scalar of the layout as [canonical type name, absolute offset]:
-    # nested structs and inline arrays flattened (see StructByValue).
+    # Every scalar of the layout as [canonical type name, absolute offset],
+    # an inline array's as [name, offset, count, stride]: nested structs and
+    # arrays flattened (see StructByValue).
     def native_leaves(base = 0)
       @fields.flat_map { |f| StructLayout.leaves(f.type, base + f.offset) }
     end
@@ -191,7 +203,17 @@ module FiddleJit
       case type
       when Type::Builtin then [[type.canonical.to_s, offset]]
       when Type::Struct then type.struct_class.layout.native_leaves(offset)
-      when Type::Array then (0...type.length).flat_map { |i| leaves(type.element, offset + (i * type.element.size)) }
+      when Type::Array
+        # One run [name, offset, count, stride] per scalar of the element:
+        # an array of a million bytes is one leaf, not a million.
+        step = type.element.size
+        leaves(type.element, offset).flat_map do |name, off, count = 1, stride = 0|
+          if count == 1
+            [[name, off, type.length, step]]
+          else
+            (0...type.length).map { |i| [name, off + (i * step), count, stride] }
+          end
+        end
       when StructByReference then [["pointer", offset]]
       else raise NotImplementedError, "no native layout for field type #{type.inspect}"
       end
@@ -398,7 +420,7 @@ module FiddleJit
       @fields.each_with_index do |f, i|
         raise TypeError, "type of field #{i} has zero size" if f.size.zero? && i < @fields.length - 1
       end
-      size = @packed ? @size : align(@size, @alignment)
+      size = Type.check_c_range(@packed ? @size : align(@size, @alignment), "int", 0x7fff_ffff)
       StructLayout.new(@fields, size, @alignment, @union)
     end
 

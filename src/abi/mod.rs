@@ -241,6 +241,12 @@ pub const MAX_FIXED_ARITY: usize = 15;
 /// A sanity bound: ffi-gem bindings never come close.
 pub const MAX_PARAMS: usize = 256;
 
+/// The largest struct whose passing depends on where its scalars lie: SysV
+/// classifies eightbytes only up to 16 bytes, an AAPCS64 HFA is at most
+/// four 16-byte members. Above it only the scalars' types and alignments
+/// matter (MEMORY class, or a copy passed by reference).
+pub const MAX_CLASSIFIED_AGGREGATE: usize = 64;
+
 /// The parameter checks every convention makes.
 fn check_common(sig: &Signature) -> Result<(), PlanError> {
     if let Some(i) = sig.params.iter().position(|t| *t == CType::Void) {

@@ -50,6 +50,9 @@ const VALUE_IN_MEMORY: u8 = 0xff;
 /// thunk's fast path; for longer ones the helper's memchr (vectorized by
 /// glibc for the CPU) beats the SSE2 loop by more than the call costs.
 const INLINE_SCAN_LIMIT: i32 = 4096;
+/// Structs copied to the stack up to this size are copied by unrolled
+/// moves; larger ones by a loop (attach time and code size stay constant).
+const UNROLLED_COPY: i32 = 64;
 
 /// Layout of a blocking call's block: 6 integer registers, 8 vector
 /// registers, the stack arguments, then rax, xmm0, rdx, xmm1 after the call.
@@ -744,8 +747,24 @@ impl Stub<'_> {
             }
             CLoc::StackCopy { offset, size } => {
                 let at = block.map_or(0, |b| b + BLOCK_STACK) + *offset as i32;
-                for word in (0..*size as i32).step_by(8) {
-                    self.load_bytes(base, word, (*size as i32 - word).min(8));
+                let size = *size as i32;
+                // Unrolled up to UNROLLED_COPY bytes; above, a loop over the
+                // whole words (code size independent of the struct's).
+                let looped = if size > UNROLLED_COPY { size & !7 } else { 0 };
+                if looped > 0 {
+                    dynasm!(self.code.ops
+                        ; .arch x64
+                        ; xor r11d, r11d
+                        ; copy:
+                        ; mov r10, [Rq(base) + r11]
+                        ; mov [rsp + r11 + at], r10
+                        ; add r11, 8
+                        ; cmp r11, looped
+                        ; jb <copy
+                    );
+                }
+                for word in (looped..size).step_by(8) {
+                    self.load_bytes(base, word, (size - word).min(8));
                     dynasm!(self.code.ops ; .arch x64 ; mov [rsp + at + word], r10);
                 }
             }

@@ -150,7 +150,8 @@ fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, Em
 
 /// A type from the Ruby layer: a canonical name ("int32", "double", ...)
 /// or a struct descriptor `["struct", size, alignment, [[leaf type name,
-/// offset], ...]]` (leaves flattened; see lib/fiddle_jit/struct.rb).
+/// offset(, count, stride)], ...]]` (leaves flattened, an inline array's
+/// elements as one run; see lib/fiddle_jit/struct.rb).
 pub(crate) fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
     let invalid = |what: String| Error::new(ruby.exception_type_error(), format!("invalid type: {what}"));
     if let Some(name) = RString::from_value(value) {
@@ -176,11 +177,28 @@ pub(crate) fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
         let leaf = RArray::from_value(leaf).ok_or_else(|| invalid("struct leaf".into()))?;
         let name: String = leaf.entry(0)?;
         let offset: usize = leaf.entry(1)?;
+        // A run of `count` scalars `stride` bytes apart (an inline array).
+        let (count, stride): (usize, usize) = if leaf.len() == 4 { (leaf.entry(2)?, leaf.entry(3)?) } else { (1, 0) };
         let ty = CType::from_name(&name).filter(|t| !matches!(t, CType::Void)).ok_or_else(|| invalid(name))?;
-        if offset + ty.size() > size {
+        if count == 0 {
+            continue;
+        }
+        let last = stride.checked_mul(count - 1).and_then(|d| d.checked_add(offset));
+        if last.and_then(|l| l.checked_add(ty.size())).is_none_or(|end| end > size) {
             return Err(invalid(format!("struct field at {offset} beyond size {size}")));
         }
-        fields.push((ty, offset));
+        // Past MAX_CLASSIFIED_AGGREGATE bytes no ABI looks at where each
+        // scalar lies, only at their types and alignments: a run's first
+        // and last elements keep those, and a million-byte array costs two
+        // fields, not a million.
+        if size <= abi::MAX_CLASSIFIED_AGGREGATE {
+            fields.extend((0..count).map(|i| (ty.clone(), offset + i * stride)));
+        } else {
+            fields.push((ty.clone(), offset));
+            if count > 1 {
+                fields.push((ty, last.unwrap_or(offset)));
+            }
+        }
     }
     if size == 0 || align == 0 {
         return Err(invalid("empty struct".into()));
