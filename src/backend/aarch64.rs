@@ -26,9 +26,11 @@
 //!
 //! Frame (offsets from sp after the prologue, `stub::Frame`): outgoing
 //! stack arguments, argv (argv form), keep-alive slots, the blocking call's
-//! block, the VALUE spill, copies of structs passed by reference, the
-//! struct result buffer; x29 points at the saved x29/x30 just above, and
-//! the caller's stack arguments start at x29 + 16.
+//! block, the VALUE spill, the struct result buffer, then copies of structs
+//! passed by reference and long doubles' q slots (last: a copy of any size
+//! leaves the other slots within the scaled immediates); x29 points at the
+//! saved x29/x30 just above, and the caller's stack arguments start at
+//! x29 + 16.
 //!
 //! Thunk contract: x9 = the VALUE (or the address of a slot holding it),
 //! x10 = the stub's info, w11 = the argument index; result in x9, or d16
@@ -55,9 +57,13 @@ const D16: u8 = 16;
 /// `mrs` operand for TPIDR_EL0 (op0=3 op1=3 CRn=13 CRm=0 op2=2): the
 /// thread pointer glibc's TLS (and so errno) is addressed from.
 const TPIDR_EL0: u32 = 0b1_011_1101_0000_010;
-/// Frames bigger than this would need an `add` beyond a 12-bit immediate
-/// (and ldr/str offsets beyond their scaled range); no signature gets near.
-const MAX_LOCALS: i32 = 4080;
+/// Largest frame (two `sub sp` immediates: 24 bits). Everything but the
+/// by-reference copies, which come last, stays within the loads' and
+/// stores' scaled immediates; the copies are addressed with `add_sp`.
+const MAX_LOCALS: i32 = (1 << 24) - 16;
+/// Structs up to this size are copied by unrolled loads and stores;
+/// larger ones by a loop (attach time and code size stay constant).
+const UNROLLED_COPY: u32 = 64;
 /// Strings up to this long are checked for NULs in the StringValueCStr
 /// thunk's fast path, 8 bytes a step; longer ones go to the helper's
 /// memchr.
@@ -225,8 +231,12 @@ impl<'a> StubBackend<'a> for Stub<'a> {
             ; stp x29, x30, [sp, #-16]!
             ; mov x29, sp
         );
-        if self.frame.size > 0 {
-            dynasm!(self.code.ops ; .arch aarch64 ; sub sp, sp, self.frame.size as u32);
+        let size = self.frame.size as u32;
+        if size >> 12 != 0 {
+            dynasm!(self.code.ops ; .arch aarch64 ; sub sp, sp, size >> 12, lsl 12);
+        }
+        if size & 0xfff != 0 {
+            dynasm!(self.code.ops ; .arch aarch64 ; sub sp, sp, size & 0xfff);
         }
         if let Some(base) = self.frame.spill {
             for &r in &self.req.plan.spill {
@@ -304,7 +314,8 @@ impl<'a> StubBackend<'a> for Stub<'a> {
                     // frame slot, loaded into its q register below).
                     HelperInput::ParkedInDest => {
                         let at = self.long_double_at(c) as u32;
-                        dynasm!(self.code.ops ; .arch aarch64 ; str x9, [sp, at] ; add x9, sp, at);
+                        self.add_sp(X12, at);
+                        dynasm!(self.code.ops ; .arch aarch64 ; str x9, [x12] ; mov x9, x12);
                     }
                 }
                 let thunk = self.code.pool.label(&mut self.code.ops, self.req.thunks.of(helper) as u64);
@@ -321,7 +332,8 @@ impl<'a> StubBackend<'a> for Stub<'a> {
                 // clobbers the long double's upper half.
                 if let (HelperInput::ParkedInDest, CLoc::Float(k), None) = (input, &c.dest, self.frame.block) {
                     let at = self.long_double_at(c) as u32;
-                    dynasm!(self.code.ops ; .arch aarch64 ; add x12, sp, at ; ldr Q(*k), [x12]);
+                    self.add_sp(X12, at);
+                    dynasm!(self.code.ops ; .arch aarch64 ; ldr Q(*k), [x12]);
                 }
             }
             Op::CopyStruct { src } => {
@@ -763,7 +775,7 @@ impl Stub<'_> {
                 // AAPCS64 B.4: the callee may write to the copy, never to
                 // the Struct's own memory.
                 let at = c.copy.expect("a frame copy") as u32;
-                dynasm!(self.code.ops ; .arch aarch64 ; add x13, sp, at);
+                self.add_sp(13, at);
                 self.copy_bytes(*size);
                 self.place(&Conv { arg: 13, dest: (**address).clone(), ..c.clone() }, 8);
             }
@@ -797,9 +809,43 @@ impl Stub<'_> {
         }
     }
 
+    /// `X(reg)` ← sp + `off` (any offset below 2**24).
+    fn add_sp(&mut self, reg: u8, off: u32) {
+        if off < 4096 {
+            dynasm!(self.code.ops ; .arch aarch64 ; add XSP(reg), sp, off);
+        } else {
+            dynasm!(self.code.ops ; .arch aarch64 ; add XSP(reg), sp, off >> 12, lsl 12);
+            if off & 0xfff != 0 {
+                dynasm!(self.code.ops ; .arch aarch64 ; add XSP(reg), XSP(reg), off & 0xfff);
+            }
+        }
+    }
+
     /// Copies `size` bytes from [x9] to [x13] (any alignment), touching no
-    /// byte outside either range. Uses x11, x12.
+    /// byte outside either range; x13 is kept. Up to `UNROLLED_COPY` bytes
+    /// unrolled; above, a loop over the whole words, then the tail through
+    /// x9 and x13 advanced past them (restored). Uses x10, x11, x12.
     fn copy_bytes(&mut self, size: u32) {
+        if size > UNROLLED_COPY {
+            let looped = size & !7;
+            mov_imm(&mut self.code.ops, X10, looped as u64);
+            dynasm!(self.code.ops
+                ; .arch aarch64
+                ; mov x12, 0
+                ; copy:
+                ; ldr x11, [x9, x12]
+                ; str x11, [x13, x12]
+                ; add x12, x12, 8
+                ; cmp x12, x10
+                ; b.lo <copy
+            );
+            if size > looped {
+                dynasm!(self.code.ops ; .arch aarch64 ; add x9, x9, x10 ; add x13, x13, x10);
+                self.copy_bytes(size - looped);
+                dynasm!(self.code.ops ; .arch aarch64 ; sub x13, x13, x10);
+            }
+            return;
+        }
         let mut at = 0;
         while size - at >= 8 {
             dynasm!(self.code.ops ; .arch aarch64 ; ldr x11, [x9, at] ; str x11, [x13, at]);

@@ -165,6 +165,9 @@ fn long_double_cases() -> Vec<Case> {
         case("ld_stack", stack, LongDouble),
         case("id_s_qq", vec![qq.clone()], qq),
     ];
+    // A copy over 4 KiB first (a looped copy, a frame beyond one `sub`
+    // immediate), then a long double whose q slot lies after it.
+    t.push(case("big_then_ld", vec![st(vec![U8; 5003]), LongDouble], LongDouble));
     for i in 0..t.len() {
         let mut c = Case { name: format!("{}_blocking", t[i].name), ..case("", t[i].sig.params.clone(), t[i].sig.ret.clone()) };
         c.blocking = true;

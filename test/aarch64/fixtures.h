@@ -832,6 +832,16 @@ static long double fx_ld_stack(double d0, double d1, double d2, double d3, doubl
     return d0 + d1 + d2 + d3 + d4 + d5 + d6 + q7 * 2 + s0 * 3 + x0 + s16 * 5 + s32 * 7;
 }
 static s_qq fx_id_s_qq(s_qq v) { return v; }
+typedef struct { uint8_t b[5003]; } s_5003;
+static s_5003 v_5003;
+/* Weighted byte sum (every byte, the odd tail included) plus x; then
+ * scribbles over its copy, which must not reach the Struct's memory. */
+static long double fx_big_then_ld(s_5003 v, long double x) {
+    long double sum = x;
+    for (int i = 0; i < 5003; i++) sum += (long double)v.b[i] * (i % 13 + 1);
+    memset(v.b, 0x55, sizeof v.b);
+    return sum;
+}
 
 static void check_long_doubles(void) {
     const char *regs[] = {"ld_regs", "ld_regs_blocking"};
@@ -868,6 +878,18 @@ static void check_long_doubles(void) {
         CHECK_EQ(CALL(s, (VALUE)&v_qq), 0x57c7);
         drop_calls(2 + b);
         CHECK(memcmp(ret_struct_bytes, &v_qq, sizeof(s_qq)) == 0, "HFA of long doubles came back changed");
+    }
+    const char *big[] = {"big_then_ld", "big_then_ld_blocking"};
+    for (int b = 0; b < 2; b++) {
+        void *s = stub(big[b], fx_big_then_ld);
+        for (int i = 0; i < 5003; i++) v_5003.b[i] = (uint8_t)(i * 7 + 3);
+        s_5003 before = v_5003;
+        ret_ld = 0;
+        CHECK_EQ(CALL(s, (VALUE)&v_5003, fix(3)), 0x1d1d);
+        drop_calls(3 + b);
+        long double want = fx_big_then_ld(before, ld_of(fix(3)));
+        CHECK(memcmp(&ret_ld, &want, 16) == 0, "big_then_ld: %.36Lg, expected %.36Lg", ret_ld, want);
+        CHECK(memcmp(&before, &v_5003, sizeof before) == 0, "the callee wrote to the Struct's own memory");
     }
 }
 
