@@ -12,9 +12,10 @@ require "fiddle_jit"
 require "benchmark/ips"
 
 def bind(argv_form)
-  FiddleJit::Native.ffi_messages = argv_form
   Module.new do
     extend FiddleJit::Library
+    # What FFI::Library answers (lib/fiddle_jit/ffi.rb): the ffi gem's behaviour.
+    define_singleton_method(:__ffi_compatible__?) { argv_form }
     ffi_lib FiddleJit::Library::LIBC
     attach_function :strlen, [:string], :size_t
     attach_function :labs, [:long], :long
@@ -22,8 +23,6 @@ def bind(argv_form)
     attach_function :copysign, %i[double double], :double
     attach_function :memchr, %i[pointer int size_t], :pointer
   end
-ensure
-  FiddleJit::Native.ffi_messages = false
 end
 
 FIXED = bind(false)

@@ -74,7 +74,7 @@ RSpec.describe "ffi gem drop-in (require \"fiddle_jit/ffi\")" do
           def self.from_compat(s) = from_string(s.upcase)
         end
         p FFI::MemoryPointer.equal?(FiddleJit::MemoryPointer), FiddleJit::MemoryPointer.from_compat("ab").read_string
-        p FFI::Struct.equal?(FiddleJit::Struct), FFI::Library.equal?(FiddleJit::Library), FFI::Pointer::NULL.null?
+        p FFI::Struct.equal?(FiddleJit::Struct), FFI::Library.include?(FiddleJit::Library), FFI::Pointer::NULL.null?
         p FFI::Type::INT32.size, FFI::Type::UINT8.alignment, FFI::Type::INT.is_a?(FFI::Type), FFI::NativeType::INT64.size
         p FFI::VERSION, FFI::Platform::LONG_DOUBLE_SIZE, FFI::Platform::CPU, FFI::Platform::NAME, FFI::Platform.mac?
         p FFI::TypeDefs[:socklen_t].size, FFI.find_type(:in_addr_t).size, FFI::Library::FlagsMap[:now]
@@ -110,6 +110,28 @@ RSpec.describe "ffi gem drop-in (require \"fiddle_jit/ffi\")" do
         p FFI::DynamicLibrary.open(nil, FFI::DynamicLibrary::RTLD_LAZY).name
       RUBY
       expect(out).to eq("7\n4\ntrue\nfalse\nnil\n\"libc.so.6\"\n\"[current process]\"\n")
+    end
+
+    it "the ffi gem's behaviour is the module's: a FiddleJit::Library module attached after it keeps its own" do
+      out = ffi_eval(<<~RUBY)
+        module Ffi; extend FFI::Library; ffi_lib "c"; R = attach_function :abs, [:int], :int; end
+        module Jit; extend FiddleJit::Library; ffi_lib "c"; R = attach_function :abs, [:int], :int; end
+        module Ffi2; extend FFI::Library; ffi_lib "c"; attach_function :abs, [:int], :int; end
+        p Ffi::R.class, Jit::R.class, Ffi.method(:abs).arity, Jit.method(:abs).arity, Ffi2.method(:abs).arity
+        [Ffi, Jit].each { |m| begin; m.abs("x"); rescue TypeError => e; puts e.message; end }
+        [Ffi, Jit].each { |m| begin; m.abs; rescue ArgumentError => e; puts e.message; end }
+      RUBY
+      expect(out).to eq(<<~OUT)
+        FiddleJit::Function
+        FiddleJit::AttachedFunction
+        -1
+        1
+        -1
+        no implicit conversion of String into Integer
+        abs: argument 1 (:int): no implicit conversion of String into Integer
+        wrong number of arguments (0 for 1)
+        wrong number of arguments (given 0, expected 1)
+      OUT
     end
 
     it "FFI.errno reads and writes errno" do

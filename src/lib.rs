@@ -5,7 +5,8 @@
 //! `types` (C type model) ← `abi` (calling-convention plans) ← `lower`
 //! (Ruby's side of each conversion, as machine-independent ops) ←
 //! `backend` (machine code for them; `emit`: executable memory) ←
-//! `runtime` (slow paths stubs call) and `ruby` (magnus bindings).
+//! `runtime` (slow paths stubs call, callbacks; what it needs of the Ruby
+//! classes comes through `runtime::host`) ← `ruby` (magnus bindings).
 //! `cargo test` covers the pure layers; the Ruby-facing ones need an
 //! interpreter and are tested by RSpec.
 

@@ -28,9 +28,116 @@ pub enum CType {
     LongDouble,
     Pointer,
     CString,
-    /// A struct passed or returned by value (planned by the ABI layer; the
-    /// emitters do not convert it yet).
+    /// A struct passed or returned by value.
     Struct(Arc<StructType>),
+}
+
+/// Every scalar [`CType`] (each `name()` is a canonical name of the type table).
+const SCALARS: [CType; 15] = [
+    CType::Void,
+    CType::Bool,
+    CType::I8,
+    CType::U8,
+    CType::I16,
+    CType::U16,
+    CType::I32,
+    CType::U32,
+    CType::I64,
+    CType::U64,
+    CType::F32,
+    CType::F64,
+    CType::LongDouble,
+    CType::Pointer,
+    CType::CString,
+];
+
+/// C `long`/`unsigned long` on the target: LP64 on 64-bit Unix, 32 bits
+/// elsewhere (ILP32, Windows' LLP64).
+const LONG: &str = if cfg!(all(target_pointer_width = "64", not(windows))) { "int64" } else { "int32" };
+const ULONG: &str = if cfg!(all(target_pointer_width = "64", not(windows))) { "uint64" } else { "uint32" };
+
+/// C `long double` on the target, (size, alignment): x87 extended in 16
+/// bytes on x86-64, binary128 on AArch64 Linux, `double` on Apple arm64.
+const LONG_DOUBLE: (usize, usize) =
+    if cfg!(all(target_arch = "aarch64", target_vendor = "apple")) { (8, 8) } else { (16, 16) };
+
+const POINTER: usize = std::mem::size_of::<usize>();
+
+/// The C type table: every type name the Ruby layer accepts (the ffi gem's
+/// spellings) and the canonical name it resolves to; a canonical name maps
+/// to itself. lib/fiddle_jit/types.rb (`FiddleJit::Native::C_TYPES`), the
+/// Pointer and Struct accessors and [`CType::from_name`] all read it.
+/// `strptr` (a return type only) and `varargs` (the last parameter only) are
+/// the Ruby layer's pseudo types: no `CType`.
+pub const TYPE_NAMES: &[(&str, &str)] = &[
+    ("void", "void"),
+    ("bool", "bool"),
+    ("char", "int8"),
+    ("uchar", "uint8"),
+    ("int8", "int8"),
+    ("uint8", "uint8"),
+    ("short", "int16"),
+    ("ushort", "uint16"),
+    ("int16", "int16"),
+    ("uint16", "uint16"),
+    ("int", "int32"),
+    ("uint", "uint32"),
+    ("int32", "int32"),
+    ("uint32", "uint32"),
+    ("long", LONG),
+    ("ulong", ULONG),
+    ("int64", "int64"),
+    ("uint64", "uint64"),
+    ("long_long", "int64"),
+    ("ulong_long", "uint64"),
+    ("size_t", ULONG),
+    ("ssize_t", LONG),
+    ("intptr_t", LONG),
+    ("uintptr_t", ULONG),
+    ("float", "float"),
+    ("double", "double"),
+    ("float32", "float"),
+    ("float64", "double"),
+    ("pointer", "pointer"),
+    ("string", "string"),
+    ("buffer_in", "pointer"),
+    ("buffer_out", "pointer"),
+    ("buffer_inout", "pointer"),
+    ("long_double", "long_double"),
+    ("strptr", "strptr"),
+    ("varargs", "varargs"),
+];
+
+/// A row of the type table with the size and alignment Ruby reports for it
+/// (`FFI.type_size`, `Type#size`/`#alignment`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NamedType {
+    pub name: &'static str,
+    pub canonical: &'static str,
+    pub size: usize,
+    pub align: usize,
+}
+
+impl NamedType {
+    /// Every row of [`TYPE_NAMES`], in order.
+    pub fn all() -> impl Iterator<Item = NamedType> {
+        TYPE_NAMES.iter().map(|&(name, canonical)| {
+            let (size, align) = match canonical {
+                // As the ffi gem's Type::VOID (and its varargs marker): 1.
+                "void" | "varargs" => (1, 1),
+                "strptr" => (POINTER, POINTER),
+                c => {
+                    let t = SCALARS.iter().find(|t| t.name() == c).expect("every canonical name is a scalar");
+                    (t.size(), t.align())
+                }
+            };
+            NamedType { name, canonical, size, align }
+        })
+    }
+
+    pub fn find(name: &str) -> Option<NamedType> {
+        NamedType::all().find(|t| t.name == name)
+    }
 }
 
 /// Which register class a scalar travels in.
@@ -41,27 +148,13 @@ pub enum RegClass {
 }
 
 impl CType {
-    /// Parses the canonical fixed-width name used between Ruby and Rust
-    /// (`"int8"`, `"uint64"`, `"double"`, `"string"`, ...).
+    /// The C type a name of the type table stands for (`"int"`, `"int32"`,
+    /// `"long"`, `"size_t"`, `"double"`, `"string"`, ...; see [`TYPE_NAMES`]);
+    /// `None` for unknown names and the Ruby-only pseudo types (`strptr`,
+    /// `varargs`).
     pub fn from_name(name: &str) -> Option<CType> {
-        Some(match name {
-            "void" => CType::Void,
-            "bool" => CType::Bool,
-            "int8" => CType::I8,
-            "uint8" => CType::U8,
-            "int16" => CType::I16,
-            "uint16" => CType::U16,
-            "int32" => CType::I32,
-            "uint32" => CType::U32,
-            "int64" => CType::I64,
-            "uint64" => CType::U64,
-            "float32" | "float" => CType::F32,
-            "float64" | "double" => CType::F64,
-            "long_double" => CType::LongDouble,
-            "pointer" => CType::Pointer,
-            "string" => CType::CString,
-            _ => return None,
-        })
+        let canonical = NamedType::find(name)?.canonical;
+        SCALARS.iter().find(|t| t.name() == canonical).cloned()
     }
 
     pub fn name(&self) -> &'static str {
@@ -93,7 +186,7 @@ impl CType {
             CType::I16 | CType::U16 => 2,
             CType::I32 | CType::U32 | CType::F32 => 4,
             CType::I64 | CType::U64 | CType::F64 | CType::Pointer | CType::CString => 8,
-            CType::LongDouble => 16,
+            CType::LongDouble => LONG_DOUBLE.0,
             CType::Struct(s) => s.size,
         }
     }
@@ -103,6 +196,7 @@ impl CType {
         match self {
             CType::Struct(s) => s.align,
             CType::Void => 1,
+            CType::LongDouble => LONG_DOUBLE.1,
             t => t.size(),
         }
     }
@@ -228,7 +322,25 @@ mod tests {
         for name in ["void", "bool", "int8", "uint64", "float", "double", "long_double", "pointer", "string"] {
             assert_eq!(CType::from_name(name).unwrap().name(), name);
         }
-        assert_eq!(CType::from_name("long"), None);
+        assert_eq!(CType::from_name("long"), Some(CType::I64));
+        assert_eq!(CType::from_name("float64"), Some(CType::F64));
+        assert_eq!(CType::from_name("strptr"), None);
+        assert_eq!(CType::from_name("nonsense"), None);
+    }
+
+    #[test]
+    fn the_type_table_resolves_to_canonical_rows_with_c_sizes() {
+        for t in NamedType::all() {
+            let canonical = NamedType::find(t.canonical).expect("canonical row");
+            assert_eq!((canonical.canonical, canonical.size, canonical.align), (t.canonical, t.size, t.align), "{}", t.name);
+            if let Some(c) = CType::from_name(t.name).filter(|c| *c != CType::Void) {
+                assert_eq!((c.size(), c.align()), (t.size, t.align), "{}", t.name);
+            }
+        }
+        let size = |n| NamedType::find(n).unwrap().size;
+        assert_eq!((size("char"), size("short"), size("int"), size("long_long")), (1, 2, 4, 8));
+        assert_eq!((size("long"), size("size_t"), size("pointer")), (8, 8, 8));
+        assert_eq!((size("void"), size("varargs")), (1, 1));
     }
 
     #[test]

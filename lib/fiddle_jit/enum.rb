@@ -74,6 +74,10 @@ module FiddleJit
 
   # All enums of a Library module (enum_type / enum_value lookups).
   class Enums
+    # Symbol => value over all the enums, updated in place as enums are
+    # added (the stubs' integer parameters look Symbols up in it).
+    attr_reader :symbol_map
+
     def initialize
       @all_enums = []
       @tagged_enums = {}

@@ -11,7 +11,9 @@
 #   end
 #
 # Every FFI::X is the FiddleJit::X class or module itself (a constant alias),
-# so reopening FFI::MemoryPointer etc. modifies the fiddle_jit class. After
+# so reopening FFI::MemoryPointer etc. modifies the fiddle_jit class; only
+# FFI::Library is a module of its own (including FiddleJit::Library), so the
+# ffi gem's behaviour belongs to the modules extended with it. After
 # this file, `require "ffi"` (from any gem) is a no-op: the shim directory
 # (lib/fiddle_jit/shim, holding an ffi.rb) is put first on $LOAD_PATH and its
 # ffi.rb marked as loaded. To make other gems load fiddle_jit when *they*
@@ -37,7 +39,17 @@ module FFI
 
   Platform = FiddleJit::Platform
   PlatformError = Class.new(LoadError) unless const_defined?(:PlatformError, false)
-  Library = FiddleJit::Library
+  # FiddleJit::Library with the ffi gem's behaviour: a module extended with
+  # it gets the ffi gem's messages, arity -1 and attach_function's return
+  # value (FiddleJit::Library.ffi_compatible?); one extended with
+  # FiddleJit::Library keeps fiddle_jit's, even after this file.
+  module Library
+    include FiddleJit::Library
+
+    def self.extended(mod) = FiddleJit::Library.extended(mod)
+
+    def __ffi_compatible__? = true
+  end
   LibraryPath = FiddleJit::LibraryPath
   DynamicLibrary = FiddleJit::DynamicLibrary
   NotFoundError = FiddleJit::NotFoundError
@@ -133,10 +145,6 @@ module FFI
   module Library
     FlagsMap = FLAGS
   end
-
-  # Functions attached from now on raise exactly the ffi gem's messages
-  # (FiddleJit::Library alone prefixes "fn: argument N (:type): ").
-  FiddleJit::Native.ffi_messages = true
 
   # FFI::X is FiddleJit::X (one class object, whose #name Ruby fixed when
   # it was defined), so under this namespace the strings users see from

@@ -160,19 +160,18 @@ module FiddleJit
                          long_names: nil)
         name = name.to_s
         native_params = params.each_with_index.map { |t, i| long_names&.[](i) || native_param(t) }
-        native_ret = ret.is_a?(Type::Struct) ? native_param(ret) + [ret.struct_class] : native_name(ret)
+        native_ret = ret.is_a?(Type::Struct) ? ret.native_return_descriptor : native_name(ret)
         cb_indexes = params.each_index.select { |i| params[i].is_a?(FunctionType) }
         ret_type = ret.is_a?(FunctionType) ? ret : nil
-        if cb_indexes.empty? && ret_type.nil? && !frame
-          return Native.attach_function(mod, name, address, native_params, native_ret, labels, c_name, nil, blocking)
-        end
+        signature = Library.native_signature(mod, native_params, native_ret, labels, blocking: blocking)
+        return Native.attach_function(mod, name, address, c_name, signature) if cb_indexes.empty? && ret_type.nil? && !frame
 
         hidden = "__fiddle_jit_#{name}"
-        bytes = Native.attach_function(mod, hidden, address, native_params, native_ret, labels, c_name, nil, blocking)
+        bytes = Native.attach_function(mod, hidden, address, c_name, signature)
         mod.singleton_class.__send__(:private, hidden)
         mod.__send__(:private, hidden)
         if name.match?(/\A[A-Za-z_][A-Za-z0-9_]*[?!]?\z/)
-          code = wrapper_source(hidden, name, params, cb_indexes, ret_type)
+          code = wrapper_source(mod, hidden, name, params, cb_indexes, ret_type)
           mod.module_eval(code, __FILE__, __LINE__)
           mod.singleton_class.module_eval(code, __FILE__, __LINE__)
         else
@@ -188,10 +187,7 @@ module FiddleJit
       # A parameter for the native layer: a struct by value is its
       # descriptor (the stub copies it into registers or stack slots).
       def native_param(type)
-        return native_name(type) unless type.is_a?(Type::Struct)
-
-        klass = type.struct_class
-        ["struct", klass.size, klass.alignment, klass.layout.native_leaves]
+        type.is_a?(Type::Struct) ? type.native_descriptor : native_name(type)
       end
 
       # The constant path a wrapper reads +type+ from.
@@ -213,14 +209,14 @@ module FiddleJit
       #     raise e if e
       #     r
       #   end
-      def wrapper_source(hidden, name, params, cb_indexes, ret_type)
+      def wrapper_source(mod, hidden, name, params, cb_indexes, ret_type)
         n = params.length
         last_cb = cb_indexes.last
         formals = (0...n).map { |i| i == last_cb ? "a#{i} = ::FiddleJit::Function::UNSET" : "a#{i}" }
         lines = ["def #{name}(#{[*formals, "&blk"].join(", ")})"]
         if last_cb
           lines << "  if ::FiddleJit::Function::UNSET.equal?(a#{last_cb})"
-          lines << "    raise ::ArgumentError, \"#{arity_message(n - 1, n, name)}\" unless blk"
+          lines << "    raise ::ArgumentError, \"#{arity_message(mod, n - 1, n, name)}\" unless blk"
           lines << "    a#{last_cb} = blk"
           lines << "  end"
         end
@@ -242,9 +238,9 @@ module FiddleJit
         lines.join("\n")
       end
 
-      # Under require "fiddle_jit/ffi", the ffi gem's wording.
-      def arity_message(given, expected, name)
-        if Native.ffi_messages?
+      # For a module with the ffi gem's behaviour (Library.ffi_compatible?), its wording.
+      def arity_message(mod, given, expected, name)
+        if Library.ffi_compatible?(mod)
           "wrong number of arguments (#{given} for #{expected})"
         else
           "wrong number of arguments (given #{given}, expected #{expected}) calling #{name}"
@@ -257,7 +253,7 @@ module FiddleJit
         lambda do |args, blk|
           args.insert(last_cb, blk) if blk && last_cb && args.length == arity - 1
           unless args.length == arity
-            raise ArgumentError, Function.send(:arity_message, args.length, arity, name)
+            raise ArgumentError, Function.send(:arity_message, mod, args.length, arity, name)
           end
 
           # The stub gets each Function's cached Pointer (its inline fast

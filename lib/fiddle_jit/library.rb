@@ -62,6 +62,29 @@ module FiddleJit
       raise RuntimeError, "must only be extended by module" unless mod.is_a?(Module)
     end
 
+    # Whether functions attached to +mod+ behave as the ffi gem's (its
+    # messages, arity -1, attach_function returning an FFI::Function): a
+    # property of the module, true for one extended with FFI::Library
+    # (fiddle_jit/ffi), false for one extended with FiddleJit::Library,
+    # whatever was required. Another module (Function#attach onto a plain
+    # module) follows the namespace in use: ffi's once fiddle_jit/ffi is loaded.
+    def self.ffi_compatible?(mod)
+      return mod.__ffi_compatible__? if mod.singleton_class.include?(Library)
+
+      defined?(::FFI::FIDDLE_JIT) ? true : false
+    end
+
+    # The signature Native.attach_function takes for a function attached to
+    # +mod+ (src/ruby/attach.rs AttachSignature): +params+/+ret+ native type
+    # names or struct descriptors, +labels+ the types as written (messages),
+    # +fixed+ the fixed parameter count of a variadic call shape.
+    def self.native_signature(mod, params, ret, labels, fixed: nil, blocking: false)
+      options = (blocking ? Native::BLOCKING : 0) | (ffi_compatible?(mod) ? Native::FFI_COMPATIBLE : 0)
+      Native::Signature.new(params, ret, labels, fixed, options)
+    end
+
+    def __ffi_compatible__? = false
+
     # Loads libraries: names ("c", "m", "libm.so.6"), paths, or Arrays of
     # fallback names (the first that loads is used).
     def ffi_lib(*names)
@@ -158,7 +181,7 @@ module FiddleJit
       unless address
         # The ffi gem lists the library objects here (their #to_s), names
         # elsewhere; FiddleJit::Library names them in both.
-        libs = Native.ffi_messages? ? ffi_libraries : ffi_libraries.map { |l| l.name || "[current process]" }
+        libs = __ffi_compatible__? ? ffi_libraries : ffi_libraries.map { |l| l.name || "[current process]" }
         raise NotFoundError.new(cname, libs)
       end
 
@@ -241,8 +264,8 @@ module FiddleJit
       options ||= NO_OPTIONS
       if (plain = plain_signature(params, ret, options))
         address = find_function_address(c_name)
-        stub, bytes = Native.attach_function(self, name.to_s, address, plain, PLAIN_RETURNS[ret], params, c_name, nil,
-                                             blocking)
+        signature = Library.native_signature(self, plain, PLAIN_RETURNS[ret], params, blocking: blocking)
+        stub, bytes = Native.attach_function(self, name.to_s, address, c_name, signature)
         enum_symbols_for(stub)
         return attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes))
       end
@@ -265,7 +288,8 @@ module FiddleJit
       arg_convs = resolved.map { |t| converter?(t) ? t : nil } if wrap
       address = find_function_address(c_name, resolved)
       stub_name = wrap ? "__fiddle_jit_raw_#{name}" : name.to_s
-      stub, bytes = Native.attach_function(self, stub_name, address, param_types, ret_type, params, c_name, nil, blocking)
+      signature = Library.native_signature(self, param_types, ret_type, params, blocking: blocking)
+      stub, bytes = Native.attach_function(self, stub_name, address, c_name, signature)
       enum_symbols_for(stub)
       define_converting_wrapper(name, stub_name.to_sym, arg_convs, ret_conv) if wrap
       attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes), resolved, ret_resolved)
@@ -289,7 +313,7 @@ module FiddleJit
     def attached(info, resolved = nil, ret_resolved = nil)
       (@fiddle_jit_functions ||= {})[info.name] = info
       @ffi_functions&.delete(info.name) unless frozen_definitions?
-      return info unless Native.ffi_messages?
+      return info unless __ffi_compatible__?
 
       fn = Function.__send__(:__pointer, info.address)
       if resolved
@@ -304,7 +328,7 @@ module FiddleJit
     # Like the ffi gem, a function's integer parameters take the Symbols of
     # the enums this library had defined when it was attached.
     def enum_symbols_for(stub)
-      Native.stub_enums(stub, @ffi_enums) if defined?(@ffi_enums) && @ffi_enums
+      Native.stub_enums(stub, @ffi_enums.symbol_map) if defined?(@ffi_enums) && @ffi_enums
     end
 
     def generic_enum(klass, *args)
@@ -376,7 +400,7 @@ module FiddleJit
       (@fiddle_jit_functions ||= {})[name.to_sym] = info
       (@ffi_functions ||= {})[name.to_sym] = invoker
       # Under the FFI namespace, what the ffi gem returns.
-      Native.ffi_messages? ? invoker : info
+      __ffi_compatible__? ? invoker : info
     end
 
     # Variadic (and fixed) arguments of a variadic function: callbacks are
@@ -400,17 +424,11 @@ module FiddleJit
       when Enum, Type::Mapped then native_param_type(type.native_type, name)
       when StructByReference then type.native_param
       when Class then "pointer"
-      when Type::Struct then struct_descriptor(type)
+      when Type::Struct then type.native_descriptor
       else raise TypeError, "#{name}: invalid parameter type #{type.inspect}"
       end
     end
 
-    # A struct by value for the native layer: ["struct", size, alignment,
-    # [[leaf type, offset], ...]] (the stub copies its eightbytes).
-    def struct_descriptor(type)
-      klass = type.struct_class
-      ["struct", klass.size, klass.alignment, klass.layout.native_leaves]
-    end
 
     # [native return type, converter for the result or nil]. A Struct class
     # returns a plain Pointer (like the ffi gem); Struct.by_ref returns an
@@ -425,7 +443,7 @@ module FiddleJit
       when Enum, Type::Mapped then [native_return_type(type.native_type, name)[0], type]
       when StructByReference then ["pointer", type]
       when Class then ["pointer", nil]
-      when Type::Struct then [struct_descriptor(type) + [type.struct_class], nil]
+      when Type::Struct then [type.native_return_descriptor, nil]
       else raise TypeError, "#{name}: invalid return type #{type.inspect}"
       end
     end

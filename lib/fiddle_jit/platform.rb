@@ -63,10 +63,11 @@ module FiddleJit
     BYTE_ORDER = [0x12345678].pack("I") == [0x12345678].pack("N") ? BIG_ENDIAN : LITTLE_ENDIAN
 
     # Sizes and alignments in bits.
-    { INT8: 1, INT16: 2, INT32: 4, INT64: 8, LONG: [0].pack("l!").bytesize, FLOAT: 4, DOUBLE: 8,
-      ADDRESS: [0].pack("J").bytesize, LONG_DOUBLE: 16 }.each do |name, bytes|
-      const_set(:"#{name}_SIZE", bytes * 8)
-      const_set(:"#{name}_ALIGN", bytes * 8)
+    { INT8: :int8, INT16: :int16, INT32: :int32, INT64: :int64, LONG: :long, FLOAT: :float, DOUBLE: :double,
+      ADDRESS: :pointer, LONG_DOUBLE: :long_double }.each do |name, type|
+      _, size, align = Types::TABLE.fetch(type)
+      const_set(:"#{name}_SIZE", size * 8)
+      const_set(:"#{name}_ALIGN", align * 8)
     end
 
     def self.bsd? = IS_BSD

@@ -47,8 +47,7 @@ module FiddleJit
         @name = name
         @canonical = canonical
         @size = Types::SIZES.fetch(canonical)
-        # SysV x86-64 / AAPCS64: scalars are naturally aligned
-        @alignment = canonical == :void ? 1 : @size
+        @alignment = Types::ALIGNMENTS.fetch(canonical)
         self.__footprint__ = 112 # the ffi gem's BuiltinType: a Type and its name
         freeze
       end
@@ -95,6 +94,19 @@ module FiddleJit
       def size = struct_class.size
       def alignment = struct_class.alignment
       def inspect = "#<FiddleJit::Type::Struct #{struct_class}>"
+
+      # The struct by value for the native layer (parameters, returns,
+      # callbacks): ["struct", size, alignment, leaves] with every scalar
+      # leaf (nested structs and inline arrays flattened) as [canonical type
+      # name, byte offset]. This is Rust's `CType::Struct(StructType {
+      # fields, size, align })` with `StructType::scalars()` already applied
+      # (src/ruby/attach.rs `parse_type`).
+      def native_descriptor
+        ["struct", size, alignment, struct_class.layout.native_leaves]
+      end
+
+      # As a return type: the class to build the result as, appended.
+      def native_return_descriptor = native_descriptor << struct_class
     end
   end
 
@@ -149,22 +161,11 @@ module FiddleJit
     def from_native(ptr, _ctx = nil) = struct_class.new(AutoPointer.new(ptr, @method))
   end
 
-  # Struct.by_value / Struct.val: a struct passed or returned by value. A
-  # struct field of this type is embedded. attach_function does not accept
-  # it yet (NotImplementedError): the emitter does not copy struct bytes.
+  # Struct.by_value / Struct.val: a struct passed or returned by value
+  # (Type::Struct#native_descriptor). A struct field of this type is embedded.
   class StructByValue < Type::Struct
     def layout = struct_class.layout
     def inspect = "#<FiddleJit::StructByValue #{struct_class}>"
-
-    # What attach_function will hand the native layer for a by-value struct
-    # once the emitter supports it: ["struct", size, alignment, leaves] with
-    # every scalar leaf (nested structs and inline arrays flattened) as
-    # [canonical type name, byte offset]. This is Rust's
-    # `CType::Struct(StructType { fields, size, align })` with
-    # `StructType::scalars()` already applied.
-    def native_descriptor
-      ["struct", size, alignment, struct_class.layout.native_leaves]
-    end
   end
 
   # The fields of a Struct class: name → Field (offset, type, get/put).
@@ -250,11 +251,6 @@ module FiddleJit
     # Integer and floating-point fields: the Pointer accessor for the type.
     class Number < Field
       attr_reader :suffix
-
-      # Ruby source reading/writing this field through +ptr+ (an expression),
-      # inlined into the struct class's generated #[] and #[]=.
-      def inline_get(ptr) = "#{ptr}.get_#{@suffix}(#{offset})"
-      def inline_put(ptr, value) = "#{ptr}.put_#{@suffix}(#{offset}, #{value})"
 
       def initialize(name, offset, type)
         super

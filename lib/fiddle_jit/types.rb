@@ -5,37 +5,27 @@ module FiddleJit
   # names the native layer plans with. `long` and friends follow the host's
   # data model (LP64 on 64-bit Linux and macOS).
   module Types
-    LONG = [0].pack("l!").bytesize == 8 ? :int64 : :int32
-    ULONG = LONG == :int64 ? :uint64 : :uint32
-    POINTER_SIZE = [0].pack("J").bytesize
+    # The C type table (src/types.rs `TYPE_NAMES`, per target): every type
+    # name as the ffi gem spells it => [canonical name the native layer
+    # plans with, size, alignment]. :strptr is a return type only, :varargs
+    # the last parameter only (see Library#native_scalar).
+    TABLE = Native::C_TYPES
 
-    BUILTIN = {
-      void: :void, bool: :bool,
-      char: :int8, uchar: :uint8, int8: :int8, uint8: :uint8,
-      short: :int16, ushort: :uint16, int16: :int16, uint16: :uint16,
-      int: :int32, uint: :uint32, int32: :int32, uint32: :uint32,
-      long: LONG, ulong: ULONG,
-      int64: :int64, uint64: :uint64, long_long: :int64, ulong_long: :uint64,
-      size_t: ULONG, ssize_t: LONG, intptr_t: LONG, uintptr_t: ULONG,
-      float: :float, double: :double, float32: :float, float64: :double,
-      pointer: :pointer, string: :string,
-      buffer_in: :pointer, buffer_out: :pointer, buffer_inout: :pointer,
-      # :strptr is a return type only, :varargs the last parameter only
-      # (see Library#native_scalar).
-      long_double: :long_double, strptr: :strptr, varargs: :varargs
-    }.freeze
+    # name => canonical name
+    BUILTIN = TABLE.transform_values(&:first).freeze
+    # canonical name => size / alignment
+    SIZES = TABLE.filter_map { |name, (canonical, size, _)| [name, size] if name == canonical }.to_h.freeze
+    ALIGNMENTS = TABLE.filter_map { |name, (canonical, _, align)| [name, align] if name == canonical }.to_h.freeze
 
-    SIZES = {
-      void: 1, bool: 1, int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4,
-      int64: 8, uint64: 8, float: 4, double: 8, pointer: POINTER_SIZE, string: POINTER_SIZE,
-      long_double: 16, strptr: POINTER_SIZE, varargs: 1
-    }.freeze
+    LONG = BUILTIN.fetch(:long)
+    ULONG = BUILTIN.fetch(:ulong)
+    POINTER_SIZE = SIZES.fetch(:pointer)
 
     # Global typedefs (FFI.typedef): name => canonical Symbol or type object.
     GLOBAL_TYPEDEFS = {}
 
     # Builtin name => size, for the hot paths (MemoryPointer.new(:int)).
-    BUILTIN_SIZES = BUILTIN.transform_values { |canonical| SIZES.fetch(canonical) }.freeze
+    BUILTIN_SIZES = TABLE.transform_values { |(_, size, _)| size }.freeze
 
     module_function
 

@@ -80,8 +80,9 @@ module FiddleJit
 
       shape_name = "#{@name}(#{types.join(", ")})"
       unless @holder.respond_to?(shape_name)
-        stub, = Native.attach_function(@holder, shape_name, @address, @fixed_types + var_types, @ret_type,
-                                       (@fixed + types).map(&:to_s), @c_name, @fixed.size, @blocking)
+        signature = Library.native_signature(library, @fixed_types + var_types, @ret_type, (@fixed + types).map(&:to_s),
+                                             fixed: @fixed.size, blocking: @blocking)
+        stub, = Native.attach_function(@holder, shape_name, @address, @c_name, signature)
         library.__send__(:enum_symbols_for, stub)
       end
       entry = [shape_name.to_sym, @fixed_convs + resolved.map { |t| library.__send__(:variadic_converter, t) }].freeze

@@ -5,11 +5,12 @@ use crate::backend::{self, EmitError, RuntimeTargets, StubRequest, Thunks};
 use crate::emit::arena::CodeArena;
 use crate::runtime::{self, StubInfo};
 use crate::ruby::stub_lifetime::{self, OwnedStub, StubOwner};
-use crate::types::{CType, Signature, StructType};
+use crate::types::{CType, NamedType, Signature, StructType};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
-use magnus::{function, prelude::*, Error, RArray, RModule, RString, Ruby, Value};
+use magnus::typed_data::{DataTypeFunctions, Obj};
+use magnus::{function, prelude::*, Error, RArray, RHash, RModule, RString, Ruby, TypedData, Value};
 use std::ffi::CString;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Mutex, OnceLock};
 
 /// The process's executable memory and the thunks in it, created on the
@@ -23,7 +24,7 @@ struct Jit {
     /// Every installed stub, for disassembly.
     stubs: Vec<StubRecord>,
     /// One emitted stub per signature and blocking/ffi-mode flags (index
-    /// `blocking + 2 * ffi_mode`), with its cfunc form, retargeted (two
+    /// `options & (BLOCKING | FFI_COMPATIBLE)`), with its cfunc form, retargeted (two
     /// literal-pool entries patched) for later functions of the same
     /// signature: no planning, no assembling.
     /// Each template's index in insertion order is the arena code class of
@@ -158,7 +159,7 @@ pub(crate) fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
         // SAFETY: the bytes are only read before any Ruby code can run.
         let found = std::str::from_utf8(unsafe { name.as_slice() })
             .ok()
-            .and_then(|n| CType::from_name(ffi_long_name(n).unwrap_or(n)));
+            .and_then(CType::from_name);
         return found.ok_or_else(|| invalid(name.to_string().unwrap_or_default()));
     }
     let Some(desc) = RArray::from_value(value) else { return Err(invalid(format!("{value:?}"))) };
@@ -206,27 +207,12 @@ pub(crate) fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
     Ok(CType::Struct(std::sync::Arc::new(StructType { fields, size, align })))
 }
 
-/// `"long"`/`"ulong"`: what the Ruby layer passes for parameters the ffi
-/// gem types as long (64-bit here, converted with NUM2LONG for its messages).
-fn ffi_long_name(name: &str) -> Option<&'static str> {
-    match name {
-        "long" => Some("int64"),
-        "ulong" => Some("uint64"),
-        _ => None,
-    }
-}
-
-/// Set by `require "fiddle_jit/ffi"` (`Native.ffi_messages = true`):
-/// functions attached from then on raise the ffi gem's exact messages.
-static FFI_MESSAGES: AtomicBool = AtomicBool::new(false);
-
-fn set_ffi_messages(on: bool) {
-    FFI_MESSAGES.store(on, Ordering::Relaxed);
-}
-
-fn ffi_messages() -> bool {
-    FFI_MESSAGES.load(Ordering::Relaxed)
-}
+/// `Native::Signature`'s `options` bits (`Native::BLOCKING`,
+/// `Native::FFI_COMPATIBLE`): the call releases the GVL; the function
+/// behaves as the ffi gem's (its messages, the argv form so arity is -1),
+/// which the Ruby layer decides per module (`Library.attach_options`).
+const BLOCKING: usize = 1;
+const FFI_COMPATIBLE: usize = 2;
 
 /// The Struct class of a `["pointer", StructClass]` parameter (a
 /// `Struct.by_ref`), 0 otherwise. (Pinned by the stub's owner: the stub's
@@ -240,60 +226,99 @@ fn ref_class(value: Value) -> Result<rb_sys::VALUE, Error> {
     Ok(class.as_raw())
 }
 
-/// `attach_function(module, method_name, address, params, ret, labels, c_name, fixed, blocking)`:
-/// `params`/`ret` are canonical type names (the Ruby layer resolved
-/// aliases), `labels` the names as the user wrote them (for messages),
-/// `fixed` (or nil) the number of fixed parameters of a variadic function
-/// whose call shape `params` describes.
-/// Defines `method_name` on `module` as a singleton method and a public
+/// A function's signature as `Native.attach_function` takes it: one typed
+/// object, `FiddleJit::Native::Signature.new(params, ret, labels, fixed,
+/// options)`, built by the Ruby layer in one place
+/// (`Library.native_signature`). `params`/`ret` are canonical type names
+/// (the Ruby layer resolved aliases; `"long"`/`"ulong"` where the ffi gem
+/// types a parameter as long) or struct descriptors
+/// (`Type::Struct#native_descriptor`, a return's with its class appended),
+/// `labels` the types as the user wrote them (for messages), `fixed` (or
+/// nil) the number of fixed parameters of a variadic function whose call
+/// shape `params` describes, `options` the bits above.
+#[derive(TypedData)]
+#[magnus(class = "FiddleJit::Native::Signature", free_immediately, size, mark)]
+pub struct AttachSignature {
+    sig: Signature,
+    /// Per parameter: the Struct class of a `Struct.by_ref`, else 0.
+    ref_classes: Vec<rb_sys::VALUE>,
+    /// A struct return: the class to build and its size.
+    ret_struct: Option<(rb_sys::VALUE, usize)>,
+    /// Per parameter: typed as long by the ffi gem (NUM2LONG's messages).
+    ffi_long: Vec<bool>,
+    /// A frozen copy of the labels Array.
+    labels: rb_sys::VALUE,
+    options: usize,
+}
+
+impl DataTypeFunctions for AttachSignature {
+    fn mark(&self, marker: &magnus::gc::Marker) {
+        let classes = self.ref_classes.iter().copied().chain(self.ret_struct.map(|(c, _)| c));
+        for v in classes.filter(|v| *v != 0).chain([self.labels]) {
+            // SAFETY: VALUEs of live objects stored by `new`, kept alive
+            // (and pinned) by this mark.
+            marker.mark(unsafe { Value::from_raw(v) });
+        }
+    }
+}
+
+impl AttachSignature {
+    fn new(ruby: &Ruby, params: RArray, ret: Value, labels: RArray, fixed: Option<usize>, options: usize) -> Result<Self, Error> {
+        let ffi_long: Vec<bool> = params
+            .into_iter()
+            // SAFETY: the bytes are only read before any Ruby code can run.
+            .map(|p| RString::from_value(p).is_some_and(|s| matches!(unsafe { s.as_slice() }, b"long" | b"ulong")))
+            .collect();
+        let ref_classes = params.into_iter().map(ref_class).collect::<Result<Vec<_>, _>>()?;
+        let mut param_types = params.into_iter().map(|p| parse_type(ruby, p)).collect::<Result<Vec<_>, _>>()?;
+        let ret_type = parse_type(ruby, ret)?;
+        // A struct return is built as an instance of the class the Ruby
+        // layer appends to its descriptor.
+        let ret_struct = match &ret_type {
+            CType::Struct(s) => {
+                let class: Value = RArray::from_value(ret).expect("struct descriptor").entry(4)?;
+                Some((class.as_raw(), s.size))
+            }
+            _ => None,
+        };
+        let sig = match fixed {
+            // One call shape of a variadic function: default promotions
+            // apply to the variadic part, and %al gets the vector count.
+            Some(fixed) if fixed <= param_types.len() => {
+                let varargs = param_types.split_off(fixed);
+                Signature::variadic(param_types, varargs, ret_type)
+            }
+            _ => Signature::new(param_types, ret_type),
+        };
+        let labels = labels.dup();
+        labels.freeze();
+        Ok(AttachSignature { sig, ref_classes, ret_struct, ffi_long, labels: labels.as_raw(), options })
+    }
+}
+
+/// `attach_function(module, method_name, address, c_name, signature)`:
+/// defines `method_name` on `module` as a singleton method and a public
 /// instance method (what the ffi gem's Function#attach does) whose body is
-/// the stub. Returns `[stub address, bytes emitted]`.
+/// the stub for the C function at `address` with `signature` (an
+/// `AttachSignature`). Returns `[stub address, bytes emitted]`.
 fn attach_function(
     ruby: &Ruby,
     module: Value,
     method_name: String,
     address: usize,
-    params: RArray,
-    ret: Value,
-    labels: RArray,
     c_name: String,
-    fixed_params: Option<usize>,
-    blocking: bool,
+    signature: Obj<AttachSignature>,
 ) -> Result<(usize, usize), Error> {
-    let ffi_long: Vec<bool> = params
-        .into_iter()
-        // SAFETY: the bytes are only read before any Ruby code can run.
-        .map(|p| RString::from_value(p).is_some_and(|s| matches!(unsafe { s.as_slice() }, b"long" | b"ulong")))
-        .collect();
-    let ref_classes = params.into_iter().map(ref_class).collect::<Result<Vec<_>, _>>()?;
-    let mut params = params.into_iter().map(|p| parse_type(ruby, p)).collect::<Result<Vec<_>, _>>()?;
-    let ret_value = ret;
-    let ret = parse_type(ruby, ret)?;
-    // A struct return is built as an instance of the class the Ruby layer
-    // appends to its descriptor.
-    let ret_struct = match &ret {
-        CType::Struct(s) => {
-            let class: Value = RArray::from_value(ret_value).expect("struct descriptor").entry(4)?;
-            Some((class.as_raw(), s.size))
-        }
-        _ => None,
-    };
-    let struct_sizes = params.iter().map(|t| if let CType::Struct(s) = t { s.size } else { 0 }).collect();
+    let AttachSignature { sig, ref_classes, ret_struct, ffi_long, labels, options } = &*signature;
+    let (sig, ret_struct, options) = (sig.clone(), *ret_struct, *options);
+    let blocking = options & BLOCKING != 0;
+    let ffi_mode = options & FFI_COMPATIBLE != 0;
+    let struct_sizes = sig.params.iter().map(|t| if let CType::Struct(s) = t { s.size } else { 0 }).collect();
     if address == 0 {
         return Err(Error::new(ruby.exception_arg_error(), "cannot attach a NULL function address"));
     }
-    let sig = match fixed_params {
-        // One call shape of a variadic function: default promotions apply
-        // to the variadic part, and %al gets the vector register count.
-        Some(fixed) if fixed <= params.len() => {
-            let varargs = params.split_off(fixed);
-            Signature::variadic(params, varargs, ret)
-        }
-        _ => Signature::new(params, ret),
-    };
     // ffi-compatible mode: the argv form, so arity errors are the stub's
     // (worded like the ffi gem's) and the method's arity is -1 as in ffi.
-    let ffi_mode = ffi_messages();
     let owner = StubOwner::of(ruby, module)?;
     // The same function, signature, conversions and labels under this
     // name: its stub again (nothing emitted, nothing kept).
@@ -302,36 +327,35 @@ fn attach_function(
             && s.blocking == blocking
             && s.signature == sig
             // SAFETY: alive with its owner.
-            && unsafe { &*s.info }.same_conversions(&ref_classes, ret_struct, ffi_mode, &ffi_long)
+            && unsafe { &*s.info }.same_conversions(ref_classes, ret_struct, ffi_mode, ffi_long)
     };
     for (stub, len, arity, old_labels) in owner.find(&method_name, same) {
         // SAFETY: compares two live Arrays (Symbols, Strings, type objects).
-        if unsafe { rb_sys::rb_equal(old_labels, labels.as_raw()) } == rb_sys::Qtrue as rb_sys::VALUE {
+        if unsafe { rb_sys::rb_equal(old_labels, *labels) } == rb_sys::Qtrue as rb_sys::VALUE {
             define(ruby, module, &method_name, stub, arity)?;
             return Ok((stub, len));
         }
     }
-    // Held here (so on the stack the GC scans) until the owner marks it.
-    let frozen_labels = labels.dup();
-    frozen_labels.freeze();
-    let ref_classes = ref_classes.into_boxed_slice();
+    // The labels are held by `signature` (an argument, on the stack the GC
+    // scans) until the owner marks them.
+    let ref_classes = ref_classes.clone().into_boxed_slice();
     let info = Box::into_raw(Box::new(StubInfo {
         ref_classes: ref_classes.as_ptr(),
         ref_classes_owned: ref_classes,
         name: method_name,
         // Formatted only when a message needs them.
-        param_labels: frozen_labels.as_raw(),
+        param_labels: *labels,
         arity: sig.params.len(),
         struct_sizes,
         ret_struct,
         ffi_messages: ffi_mode,
-        ffi_long,
+        ffi_long: ffi_long.clone(),
         enums: std::sync::atomic::AtomicUsize::new(0),
     }));
     // SAFETY: just made; nothing else refers to it yet.
     let method_name = unsafe { &(*info).name };
     let targets = TARGETS.get_or_init(runtime::targets);
-    let flags = blocking as usize + 2 * ffi_mode as usize;
+    let flags = options & (BLOCKING | FFI_COMPATIBLE);
     let emitted = with_jit(|jit| {
         let info_address = info as usize;
         let cached = jit.templates.get(&sig).and_then(|t| t[flags].as_ref());
@@ -384,7 +408,7 @@ fn attach_function(
     };
     // Owned before the methods exist: defining them may run the GC.
     owner.add(OwnedStub::new(stub, code_len, class, info, address, sig, blocking, arity));
-    std::hint::black_box(frozen_labels);
+    std::hint::black_box(signature);
     // SAFETY: the info lives as long as its owner, which `module` holds.
     define(ruby, module, unsafe { &(*info).name }, stub, arity)?;
     Ok((stub, code_len))
@@ -434,9 +458,9 @@ fn disassemble(stub: usize) -> Option<String> {
 
 /// `stub_enums(stub, enums)`: integer parameters of the stub at `stub` (an
 /// address attach_function returned) accept the Symbols of `enums` (the
-/// Library's FiddleJit::Enums), as the ffi gem's functions do. False when
+/// Library's enums' Symbol => value Hash), as the ffi gem's functions do. False when
 /// `stub` is not a stub.
-fn stub_enums(stub: usize, enums: Value) -> bool {
+fn stub_enums(stub: usize, enums: RHash) -> bool {
     let jit = lock_jit();
     let Some(record) = jit.as_ref().and_then(|j| j.stubs.iter().rev().find(|r| r.address == stub)) else { return false };
     // SAFETY: `record.info` is the StubInfo of that stub, alive (records of
@@ -460,7 +484,10 @@ fn owned_stubs(ruby: &Ruby, module: Value) -> Result<usize, Error> {
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let native = module.define_module("Native")?;
-    native.define_singleton_method("attach_function", function!(attach_function, 9))?;
+    native.define_singleton_method("attach_function", function!(attach_function, 5))?;
+    let signature = native.define_class("Signature", ruby.class_object())?;
+    signature.undef_default_alloc_func();
+    signature.define_singleton_method("new", function!(AttachSignature::new, 5))?;
     native.define_singleton_method("disassemble", function!(disassemble, 1))?;
     native.define_singleton_method("stub_enums", function!(stub_enums, 2))?;
     native.define_singleton_method("errno", function!(runtime::errno::saved_errno, 0))?;
@@ -470,10 +497,29 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     native.define_singleton_method("owned_stub_total", function!(stub_lifetime::owned_total, 0))?;
     let owner_class = native.define_class("StubOwner", ruby.class_object())?;
     owner_class.undef_default_alloc_func();
-    native.define_singleton_method("ffi_messages=", function!(set_ffi_messages, 1))?;
-    native.define_singleton_method("ffi_messages?", function!(ffi_messages, 0))?;
+    native.const_set("BLOCKING", BLOCKING)?;
+    native.const_set("FFI_COMPATIBLE", FFI_COMPATIBLE)?;
     native.define_singleton_method("long_double_unpack", function!(runtime::long_double::unpack, 1))?;
     native.define_singleton_method("long_double_pack", function!(runtime::long_double::pack, 1))?;
     native.const_set("ARCH", std::env::consts::ARCH)?;
+    native.const_set("C_TYPES", c_types(ruby)?)?;
     Ok(())
+}
+
+/// The C type table (`types::TYPE_NAMES`) for lib/fiddle_jit/types.rb: a
+/// frozen Hash `name => [canonical name, size, alignment]` (Symbols and
+/// Integers, frozen: Ractor-shareable).
+fn c_types(ruby: &Ruby) -> Result<RHash, Error> {
+    let table = ruby.hash_new();
+    for t in NamedType::all() {
+        let row = ruby.ary_new_from_values(&[
+            ruby.to_symbol(t.canonical).as_value(),
+            ruby.integer_from_u64(t.size as u64).as_value(),
+            ruby.integer_from_u64(t.align as u64).as_value(),
+        ]);
+        row.freeze();
+        table.aset(ruby.to_symbol(t.name), row)?;
+    }
+    table.freeze();
+    Ok(table)
 }

@@ -26,10 +26,12 @@ impl DynamicLibrary {
                 // thread (the GVL is held, so no other Ruby thread dlopens).
                 let handle = unsafe { libc::dlopen(c_path.as_ptr(), flags) };
                 if handle.is_null() {
+                    // SAFETY: as above.
                     let err = unsafe { libc::dlerror() };
                     let err = if err.is_null() {
                         "unknown error".into()
                     } else {
+                        // SAFETY: dlerror's NUL-terminated message, valid until the next dl* call.
                         unsafe { std::ffi::CStr::from_ptr(err) }.to_string_lossy().into_owned()
                     };
                     // The ffi gem's message.

@@ -8,7 +8,11 @@ pub mod pointer;
 pub mod struct_memory;
 pub mod stub_lifetime;
 
+use crate::runtime::host::{self, Host};
+use function::Function;
 use magnus::{Error, Ruby};
+use pointer::Pointer;
+use struct_memory::StructData;
 
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
     // Every method defined from here on (and the stubs, see attach.rs) may
@@ -17,6 +21,16 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     // arena, the callback registry), and errno is per thread.
     // SAFETY: a plain flag of the extension loader, set during Init.
     unsafe { rb_sys::rb_ext_ractor_safe(true) };
+    host::install(Host {
+        pointer_address: Pointer::address_of,
+        new_pointer: Pointer::new_value,
+        struct_address: StructData::address_of,
+        function_address: Function::address_of,
+        check_readable: pointer::check_readable,
+        pointer_data_type: Pointer::data_type_address(),
+        struct_data_type: StructData::data_type_address(),
+        install_code: attach::install_code,
+    });
     let module = ruby.define_module("FiddleJit")?;
     footprint::init(ruby, module)?;
     pointer::init(ruby, module)?;

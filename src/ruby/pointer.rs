@@ -10,11 +10,13 @@
 //! objects are unbounded (size `LONG_MAX`), as in the ffi gem.
 
 use magnus::gc::Marker;
-use magnus::rb_sys::{protect, AsRawValue, FromRawValue};
+use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::typed_data::{DataTypeFunctions, Obj};
 use magnus::value::{Opaque, ReprValue};
 use magnus::{method, prelude::*, Error, ExceptionClass, RArray, RModule, RString, Ruby, TryConvert, TypedData, Value};
 use rb_sys::VALUE;
+use crate::runtime::{convert_num, Num};
+use crate::types::NamedType;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -183,33 +185,33 @@ fn num2long(v: Value) -> Result<i64, Error> {
     if let Some(n) = fixnum(v) {
         return Ok(n);
     }
-    protect(|| unsafe { rb_sys::rb_num2long(v.as_raw()) as VALUE }).map(|r| r as i64)
+    convert_num(Num::Long, v).map(|r| r as i64)
 }
 fn num2int(v: Value) -> Result<i32, Error> {
     if let Some(n) = fixnum(v).filter(|n| i32::try_from(*n).is_ok()) {
         return Ok(n as i32);
     }
-    protect(|| unsafe { rb_sys::rb_num2int(v.as_raw()) as VALUE }).map(|r| r as i32)
+    convert_num(Num::Int, v).map(|r| r as i32)
 }
 fn num2uint(v: Value) -> Result<u32, Error> {
     // NUM2UINT accepts INT_MIN..UINT_MAX.
     if let Some(n) = fixnum(v).filter(|n| (i32::MIN as i64..=u32::MAX as i64).contains(n)) {
         return Ok(n as u32);
     }
-    protect(|| unsafe { rb_sys::rb_num2uint(v.as_raw()) as VALUE }).map(|r| r as u32)
+    convert_num(Num::Uint, v).map(|r| r as u32)
 }
 fn num2ll(v: Value) -> Result<i64, Error> {
     if let Some(n) = fixnum(v) {
         return Ok(n);
     }
-    protect(|| unsafe { rb_sys::rb_num2ll(v.as_raw()) as VALUE }).map(|r| r as i64)
+    convert_num(Num::LongLong, v).map(|r| r as i64)
 }
 fn num2ull(v: Value) -> Result<u64, Error> {
     // NUM2ULL wraps negative Fixnums.
     if let Some(n) = fixnum(v) {
         return Ok(n as u64);
     }
-    protect(|| unsafe { rb_sys::rb_num2ull(v.as_raw()) as VALUE }).map(|r| r as u64)
+    convert_num(Num::UlongLong, v).map(|r| r as u64)
 }
 fn num2dbl(v: Value) -> Result<f64, Error> {
     if let Some(n) = fixnum(v) {
@@ -218,7 +220,7 @@ fn num2dbl(v: Value) -> Result<f64, Error> {
     if let Some(f) = magnus::Float::from_value(v) {
         return Ok(f.to_f64());
     }
-    protect(|| unsafe { rb_sys::rb_num2dbl(v.as_raw()).to_bits() as VALUE }).map(|r| f64::from_bits(r as u64))
+    convert_num(Num::Double, v).map(|r| f64::from_bits(r as u64))
 }
 
 /// A C scalar stored in memory.
@@ -239,6 +241,7 @@ fn int_to_raw(n: i64) -> VALUE {
     if (i64::MIN >> 1..=i64::MAX >> 1).contains(&n) {
         ((n << 1) | 1) as VALUE
     } else {
+        // SAFETY: allocates a Bignum; called with the GVL (a method body).
         unsafe { rb_sys::rb_ll2inum(n) }
     }
 }
@@ -248,6 +251,7 @@ fn uint_to_raw(n: u64) -> VALUE {
     if n <= (i64::MAX >> 1) as u64 {
         ((n << 1) | 1) as VALUE
     } else {
+        // SAFETY: allocates a Bignum; called with the GVL (a method body).
         unsafe { rb_sys::rb_ull2inum(n) }
     }
 }
@@ -294,6 +298,7 @@ impl Scalar for f32 {
         ruby.float_from_f64(self as f64).as_value()
     }
     fn to_raw(self) -> VALUE {
+        // SAFETY: a flonum or a new Float; called with the GVL (a method body).
         unsafe { rb_sys::rb_float_new(self as f64) }
     }
     fn from_raw_fast(_v: VALUE) -> Option<Self> {
@@ -311,6 +316,7 @@ impl Scalar for f64 {
         ruby.float_from_f64(self).as_value()
     }
     fn to_raw(self) -> VALUE {
+        // SAFETY: a flonum or a new Float; called with the GVL (a method body).
         unsafe { rb_sys::rb_float_new(self) }
     }
     fn from_raw_fast(_v: VALUE) -> Option<Self> {
@@ -345,13 +351,6 @@ impl Scalar for PtrVal {
     fn swap_bytes(self) -> Self {
         self // the ffi gem does not swap pointers either
     }
-}
-
-/// The address of a FiddleJit::Struct's memory (its Pointer), without
-/// calling `to_ptr`: the ffi gem also special-cases its Struct class. Used by
-/// the :pointer slow path (the stubs check Structs inline).
-pub fn struct_pointer_address(value: Value) -> Option<usize> {
-    crate::ruby::struct_memory::StructData::from_value(value).map(|d| d.memory().address.get())
 }
 
 /// The ffi gem's read check for memory a stub copies from (a struct by
@@ -577,6 +576,7 @@ impl Pointer {
         if block == 0 {
             return Err(Error::new(ruby.exception_no_mem_error(), format!("Failed to allocate memory size={total} bytes")));
         }
+        // SAFETY: a counter update, with the GVL (a method body).
         unsafe { rb_sys::rb_gc_adjust_memory_usage(bytes as _) };
         rb_self.owned.set(block);
         rb_self.owned_size.set(bytes);
@@ -659,7 +659,7 @@ impl Pointer {
 
     // --- attributes ------------------------------------------------------------
 
-    fn address(&self) -> usize {
+    pub(crate) fn address(&self) -> usize {
         self.address.get()
     }
     fn is_null(&self) -> bool {
@@ -855,12 +855,14 @@ impl Pointer {
         // the caller promises exists, as in the ffi gem).
         let n = unsafe { libc::memchr(at as *const libc::c_void, 0, len as usize) };
         let n = if n.is_null() { len as usize } else { n as usize - at as usize };
+        // SAFETY: n <= len bytes of that range.
         Ok(ruby.str_from_slice(unsafe { std::slice::from_raw_parts(at, n) }))
     }
 
     /// `put_string(offset, str)`: the bytes plus a terminating NUL.
     fn put_string(ruby: &Ruby, rb_self: Obj<Pointer>, off: Value, s: RString) -> Result<Obj<Pointer>, Error> {
         let off = num2long(off)?;
+        // SAFETY: copied before any Ruby code runs (which could change `s`).
         let bytes = unsafe { s.as_slice() }.to_vec();
         let at = rb_self.check(ruby, off, bytes.len() as i64 + 1, true)?;
         // SAFETY: checked range of len + 1 bytes.
@@ -874,12 +876,14 @@ impl Pointer {
     fn get_bytes(ruby: &Ruby, rb_self: &Pointer, off: Value, len: Value) -> Result<RString, Error> {
         let (off, len) = (num2long(off)?, num2long(len)?);
         let at = rb_self.check(ruby, off, len, false)?;
+        // SAFETY: `check` allowed reading `len` bytes at `at`.
         Ok(ruby.str_from_slice(unsafe { std::slice::from_raw_parts(at, len as usize) }))
     }
 
     fn read_bytes(ruby: &Ruby, rb_self: &Pointer, len: Value) -> Result<RString, Error> {
         let len = num2long(len)?;
         let at = rb_self.check(ruby, 0, len, false)?;
+        // SAFETY: `check` allowed reading `len` bytes at `at`.
         Ok(ruby.str_from_slice(unsafe { std::slice::from_raw_parts(at, len as usize) }))
     }
 
@@ -892,6 +896,7 @@ impl Pointer {
             _ => return Err(arity(ruby, args.len() + 1, "2..4")),
         };
         let s = RString::try_convert(s)?;
+        // SAFETY: copied before any Ruby code runs (num2long below may call some).
         let bytes = unsafe { s.as_slice() }.to_vec();
         let total = bytes.len() as i64;
         let idx = match idx {
@@ -944,6 +949,7 @@ impl Pointer {
                 let (off, count) = (num2long(*off)?, num2long(*count)?);
                 let at = rb_self.check(ruby, off, Pointer::span(ruby, count, ps)?, false)?;
                 for i in 0..count as usize {
+                    // SAFETY: `check` allowed reading `count` pointers at `at`.
                     ary.push(read_str(unsafe { (at.add(i * ps) as *const usize).read_unaligned() }))?;
                 }
             }
@@ -954,6 +960,8 @@ impl Pointer {
                 let mut i = 0usize;
                 // The ffi gem's loop bound: the last slot is never read.
                 while off + ((i * ps) as i64) < size - ps as i64 {
+                    // SAFETY: the loop stays within the Pointer's size, which
+                    // `check` validated the start of (the ffi gem's bound).
                     let addr = unsafe { (at.add(i * ps) as *const usize).read_unaligned() };
                     if addr == 0 {
                         break;
@@ -980,8 +988,7 @@ impl Pointer {
 /// alloc function.
 #[inline]
 unsafe fn receiver<'a>(rb_self: VALUE) -> &'a Pointer {
-    let data = (rb_self as *const u8).add(crate::lower::ruby_layout::RTYPEDDATA_DATA as usize) as *const *const Pointer;
-    &**data
+    crate::runtime::objects::typed_data_unchecked(rb_self)
 }
 
 #[inline]
@@ -1081,18 +1088,6 @@ fn arity(ruby: &Ruby, given: usize, expected: &str) -> Error {
 }
 
 /// Sizes of the builtin type names (LP64), as lib/fiddle_jit/types.rb has them.
-fn builtin_size(name: &str) -> Option<usize> {
-    Some(match name {
-        "void" | "bool" | "char" | "uchar" | "int8" | "uint8" => 1,
-        "short" | "ushort" | "int16" | "uint16" => 2,
-        "int" | "uint" | "int32" | "uint32" | "float" | "float32" => 4,
-        "int64" | "uint64" | "long_long" | "ulong_long" | "double" | "float64" => 8,
-        "long" | "ulong" | "size_t" | "ssize_t" | "intptr_t" | "uintptr_t" | "pointer" | "string" | "buffer_in"
-        | "buffer_out" | "buffer_inout" => std::mem::size_of::<usize>(),
-        _ => return None,
-    })
-}
-
 fn type_size_of(ruby: &Ruby, ty: Value) -> Result<usize, Error> {
     if let Some(n) = fixnum(ty).filter(|n| *n >= 0) {
         return Ok(n as usize);
@@ -1101,8 +1096,8 @@ fn type_size_of(ruby: &Ruby, ty: Value) -> Result<usize, Error> {
         return Err(Error::new(ruby.exception_arg_error(), format!("negative memory size {n}")));
     }
     if let Some(sym) = magnus::Symbol::from_value(ty) {
-        if let Some(n) = builtin_size(&sym.name()?) {
-            return Ok(n);
+        if let Some(t) = NamedType::find(&sym.name()?) {
+            return Ok(t.size);
         }
     }
     // Symbols, Struct classes... are resolved by the Ruby layer (FiddleJit.type_size).

@@ -16,7 +16,8 @@
 //!   semantics and errors).
 
 use super::pointer::{raise_or, Pointer, Scalar, Word, READ, WRITE};
-use crate::lower::ruby_layout::{RTYPEDDATA_DATA, RTYPEDDATA_TYPE, T_DATA, T_MASK};
+use crate::types::CType;
+use crate::runtime::objects;
 use magnus::gc::Marker;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::typed_data::{DataTypeFunctions, Obj};
@@ -75,18 +76,19 @@ enum Kind {
 }
 
 impl Kind {
-    fn from_suffix(s: &str) -> Kind {
-        match s {
-            "int8" => Kind::I8,
-            "uint8" => Kind::U8,
-            "int16" => Kind::I16,
-            "uint16" => Kind::U16,
-            "int32" => Kind::I32,
-            "uint32" => Kind::U32,
-            "int64" | "long" => Kind::I64,
-            "uint64" | "ulong" => Kind::U64,
-            "float32" => Kind::F32,
-            "float64" => Kind::F64,
+    /// The accessor for a field of the type named `name` (a type table name).
+    fn of(name: &str) -> Kind {
+        match CType::from_name(name) {
+            Some(CType::I8) => Kind::I8,
+            Some(CType::U8) => Kind::U8,
+            Some(CType::I16) => Kind::I16,
+            Some(CType::U16) => Kind::U16,
+            Some(CType::I32) => Kind::I32,
+            Some(CType::U32) => Kind::U32,
+            Some(CType::I64) => Kind::I64,
+            Some(CType::U64) => Kind::U64,
+            Some(CType::F32) => Kind::F32,
+            Some(CType::F64) => Kind::F64,
             _ => Kind::Ruby,
         }
     }
@@ -113,12 +115,13 @@ pub struct FieldTable {
 
 impl DataTypeFunctions for FieldTable {
     fn mark(&self, marker: &Marker) {
-        // SAFETY (all): VALUEs stored from live objects, kept alive and
-        // pinned (rb_gc_mark) by this function, so the raw copies stay valid.
-        marker.mark(unsafe { Value::from_raw(self.field_map) });
+        // SAFETY: VALUEs stored from live objects, kept alive and pinned
+        // (rb_gc_mark) by this function, so the raw copies stay valid.
+        let mark = |v: VALUE| marker.mark(unsafe { Value::from_raw(v) });
+        mark(self.field_map);
         for e in &self.entries {
-            marker.mark(unsafe { Value::from_raw(e.name) });
-            marker.mark(unsafe { Value::from_raw(e.field) });
+            mark(e.name);
+            mark(e.field);
         }
     }
 }
@@ -131,7 +134,7 @@ impl FieldTable {
             let row = RArray::try_convert(row)?;
             let (name, offset, suffix, field): (Value, usize, Option<String>, Value) =
                 (row.entry(0)?, row.entry(1)?, row.entry(2)?, row.entry(3)?);
-            let kind = suffix.as_deref().map_or(Kind::Ruby, Kind::from_suffix);
+            let kind = suffix.as_deref().map_or(Kind::Ruby, Kind::of);
             entries.push(Entry { name: name.as_raw(), offset, kind, field: field.as_raw() });
         }
         Ok(ruby.obj_wrap(FieldTable { entries, field_map: field_map.as_raw() }))
@@ -159,25 +162,14 @@ impl StructData {
     /// The StructData of `value` if it is a Struct: a type check and one
     /// load, no exception built on failure.
     pub fn from_value<'a>(value: Value) -> Option<&'a StructData> {
-        let raw = value.as_raw();
-        if raw & 7 != 0 || raw == rb_sys::Qnil as VALUE || raw == rb_sys::Qfalse as VALUE {
-            return None;
-        }
-        // SAFETY: `raw` is a heap object: its flags word is readable, and
-        // for T_DATA objects the typed-data header too. Every object with
-        // this data type has StructData behind its data pointer.
-        unsafe {
-            let flags = *(raw as *const VALUE);
-            if flags as i32 & T_MASK != T_DATA {
-                return None;
-            }
-            let ty = *((raw as *const u8).add(RTYPEDDATA_TYPE as usize) as *const usize);
-            if ty != StructData::data_type_address() {
-                return None;
-            }
-            let data = *((raw as *const u8).add(RTYPEDDATA_DATA as usize) as *const *const StructData);
-            data.as_ref()
-        }
+        objects::typed_data::<StructData>(value.as_raw())
+    }
+
+    /// The address of a FiddleJit::Struct's memory (its Pointer), without
+    /// calling `to_ptr`: the ffi gem also special-cases its Struct class.
+    /// Used by the :pointer slow path (the stubs check Structs inline).
+    pub fn address_of(value: Value) -> Option<usize> {
+        StructData::from_value(value).map(|d| d.memory().address())
     }
 
     /// The Pointer this struct views (its data; the shared NULL before
@@ -245,8 +237,9 @@ unsafe fn parts<'a>(d: &'a StructData, rb_self: VALUE) -> (&'a FieldTable, VALUE
             "Struct has no memory (initialize was not called)",
         )));
     }
-    let data = *((table as *const u8).add(RTYPEDDATA_DATA as usize) as *const *const FieldTable);
-    (&*data, pointer as VALUE)
+    // SAFETY: `table` is the FieldTable object `__set_memory__` stored
+    // (typed: Obj<FieldTable>), pinned by this struct's mark.
+    (objects::typed_data_unchecked::<FieldTable>(table as VALUE), pointer as VALUE)
 }
 
 #[inline]

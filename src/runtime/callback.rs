@@ -21,8 +21,7 @@
 
 use super::jump::{self, Target};
 use crate::backend::{self, CallbackRequest};
-use crate::ruby::function::Function;
-use crate::ruby::pointer::Pointer;
+use super::host::host;
 use crate::types::{CType, Signature};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::Value;
@@ -119,7 +118,7 @@ struct Registry {
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
 fn install(code: &[u8]) -> Result<usize, String> {
-    crate::ruby::attach::install_code(code)
+    (host().install_code)(code)
 }
 
 /// A callback for `params -> ret` calling `callable`. Never calls into
@@ -461,6 +460,8 @@ fn captured(inv: &mut Invocation, state: c_int) {
         unsafe { rb_sys::rb_set_errinfo(QNIL) };
         let exc = jump::local_jump_error();
         return match frame {
+            // SAFETY: with the GVL; `frame` is the live callback frame Array
+            // (on the wrapper's stack).
             Some(frame) => unsafe {
                 PENDING_FRAMES.fetch_add(1, Ordering::Relaxed);
                 rb_sys::rb_ary_store(frame, 0, exc)
@@ -485,6 +486,7 @@ fn report_discarded(exc: VALUE) {
         rb_sys::rb_funcallv(exc.as_raw(), rb_sys::rb_intern2(c"full_message".as_ptr(), 12), 0, std::ptr::null())
     })
     .ok()
+    // SAFETY: `v` is full_message's live result.
     .and_then(|v| unsafe { magnus::RString::from_value(Value::from_raw(v)) }.and_then(|s| s.to_string().ok()))
     .unwrap_or_else(|| "(exception)".into());
     let message = format!(
@@ -492,6 +494,8 @@ fn report_discarded(exc: VALUE) {
          which has no Ruby caller to raise it in):\n{text}"
     );
     // Kernel#warn (honours $stderr and Warning); stderr if even that fails.
+    // SAFETY: with the GVL (the dispatcher thread is a Ruby thread); the
+    // String lives on this stack while Kernel#warn runs; rb_protect catches a raise.
     let shown = magnus::rb_sys::protect(|| unsafe {
         let s = rb_sys::rb_utf8_str_new(message.as_ptr() as *const std::ffi::c_char, message.len() as c_long);
         rb_sys::rb_funcallv(rb_sys::rb_mKernel, rb_sys::rb_intern2(c"warn".as_ptr(), 4), 1, &s)
@@ -574,7 +578,7 @@ unsafe fn box_arg(ty: &CType, raw: u64) -> VALUE {
         CType::U64 => rb_sys::rb_ull2inum(raw),
         CType::F32 => rb_sys::rb_float_new(f32::from_bits(raw as u32) as f64),
         CType::F64 => rb_sys::rb_float_new(f64::from_bits(raw)),
-        CType::Pointer => Pointer::new_value(raw as usize).as_raw(),
+        CType::Pointer => (host().new_pointer)(raw as usize).as_raw(),
         CType::CString => {
             if raw == 0 {
                 QNIL
@@ -641,11 +645,8 @@ unsafe fn unbox_ret(ty: &CType, v: VALUE) -> u64 {
         CType::F64 => rb_sys::rb_num2dbl(v).to_bits(),
         CType::Pointer => {
             let value = Value::from_raw(v);
-            if crate::ruby::function::is_typed(value, Pointer::data_type_address()) {
-                Pointer::address_of(value).unwrap_or(0) as u64
-            } else {
-                Function::address_of(value).unwrap_or(0) as u64
-            }
+            let host = host();
+            (host.pointer_address)(value).or_else(|| (host.function_address)(value)).unwrap_or(0) as u64
         }
         CType::CString | CType::Struct(_) | CType::LongDouble => 0,
     }
@@ -713,6 +714,7 @@ pub mod dispatcher {
         // Ractor's replacement is linked from the one the callback recorded.
         let mut d = unsafe { d.as_ref() };
         while let Some(stale) = d.filter(|d| d.pid != std::process::id()) {
+            // SAFETY: as above: leaked dispatchers, never freed.
             d = unsafe { (stale.successor.load(Ordering::Acquire) as *const Dispatcher).as_ref() };
         }
         let d = match d {

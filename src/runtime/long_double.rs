@@ -12,7 +12,7 @@
 //! The value itself (Rust has no `f80`) is `crate::LongDouble`.
 
 use super::{annotate, finish, info, StubInfo};
-use magnus::rb_sys::{protect, AsRawValue, FromRawValue};
+use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::value::ReprValue;
 use magnus::{Error, Module, RString, Ruby, Value};
 use rb_sys::VALUE;
@@ -47,7 +47,7 @@ pub fn from_value(value: Value) -> Result<LongDouble, Error> {
             return Ok(LongDouble::parse(&s));
         }
     }
-    let bits = protect(|| unsafe { rb_sys::rb_num2dbl(raw) }.to_bits() as VALUE)?;
+    let bits = super::convert_num(super::Num::Double, value)?;
     Ok(LongDouble::from_f64(f64::from_bits(bits as u64)))
 }
 

@@ -11,10 +11,12 @@
 //! get the function name and argument position prepended.
 
 pub mod errno;
+pub mod host;
+pub mod objects;
 pub mod jump;
 pub mod long_double;
 
-use crate::ruby::pointer::Pointer;
+use host::host;
 use magnus::rb_sys::{protect, resume_error, AsRawValue, FromRawValue};
 use magnus::value::ReprValue;
 use magnus::{Error, ExceptionClass, RArray, RString, Ruby, Value};
@@ -49,7 +51,7 @@ pub struct StubInfo {
     /// off_t...), which it converts with NUM2LONG/NUM2ULONG rather than
     /// NUM2LL/NUM2ULL: the same values on LP64, other error messages.
     pub ffi_long: Vec<bool>,
-    /// The defining Library's enums (a FiddleJit::Enums), or 0: a
+    /// The defining Library's enums (their Symbol => value Hash), or 0: a
     /// Symbol given for an integer parameter is looked up there, as the
     /// ffi gem does. Set once, after the stub is installed (Native.stub_enums).
     pub enums: AtomicUsize,
@@ -144,72 +146,110 @@ fn annotate(info: &StubInfo, index: u32, e: Error) -> Error {
     Error::new(class, format!("{}: {}", info.describe(index), message))
 }
 
-// SAFETY (all helpers): `info` is the leaked StubInfo the stub was built
-// with; `value` is a live VALUE from the stub's argument slots.
+/// The StubInfo a stub passes its slow paths.
+///
+/// SAFETY: `info` is the StubInfo the stub was built with: leaked when it
+/// was attached and dropped only with the stub's owner, after the stub can
+/// no longer run, so alive while the helper does.
 unsafe fn info<'a>(info: *const StubInfo) -> &'a StubInfo {
     &*info
 }
 
 /// What an integer parameter converts: a Symbol becomes its value in the
-/// Library's enums when the function has them (`enums.__map_symbol(sym)`,
+/// Library's enums when the function has them (their Symbol => value Hash;
 /// nil when unknown, exactly the ffi gem's lookup); anything else is itself.
-/// Called inside the conversion's rb_protect: the lookup is a method call.
 ///
-/// SAFETY: `value` is a live VALUE; `info.enums` is 0 or an object pinned by the stub's owner.
+/// SAFETY: `value` is a live VALUE; `info.enums` is 0 or a Hash pinned by the stub's owner.
 unsafe fn enum_mapped(info: &StubInfo, value: VALUE) -> VALUE {
     let enums = info.enums.load(Ordering::Acquire);
     if enums == 0 || magnus::Symbol::from_value(Value::from_raw(value)).is_none() {
         return value;
     }
-    let mid = rb_sys::rb_intern(b"__map_symbol\0".as_ptr() as *const c_char);
-    rb_sys::rb_funcallv(enums as VALUE, mid, 1, &value)
+    rb_sys::rb_hash_lookup2(enums as VALUE, value, rb_sys::Qnil as VALUE)
+}
+
+/// CRuby's numeric conversions (NUM2INT ... NUM2DBL), as the ffi gem picks
+/// them per type.
+#[derive(Clone, Copy)]
+pub enum Num {
+    Int,
+    Uint,
+    Long,
+    Ulong,
+    LongLong,
+    UlongLong,
+    /// The double's bits.
+    Double,
+}
+
+/// `num`'s conversion of `v`: the result's bits. May raise.
+///
+/// SAFETY: `v` is a live VALUE; the caller catches a raise (rb_protect).
+unsafe fn num_raw(num: Num, v: VALUE) -> VALUE {
+    match num {
+        Num::Int => rb_sys::rb_num2int(v) as VALUE,
+        Num::Uint => rb_sys::rb_num2uint(v) as VALUE,
+        Num::Long => rb_sys::rb_num2long(v) as VALUE,
+        Num::Ulong => rb_sys::rb_num2ulong(v) as VALUE,
+        Num::LongLong => rb_sys::rb_num2ll(v) as VALUE,
+        Num::UlongLong => rb_sys::rb_num2ull(v) as VALUE,
+        Num::Double => rb_sys::rb_num2dbl(v).to_bits() as VALUE,
+    }
+}
+
+/// `num`'s conversion of `v` under rb_protect: the result's bits, or the
+/// exception it raised.
+pub fn convert_num(num: Num, v: Value) -> Result<VALUE, Error> {
+    // SAFETY: `v` is a live VALUE (a Value handle); rb_protect catches a raise.
+    protect(|| unsafe { num_raw(num, v.as_raw()) })
+}
+
+/// An integer parameter: `plain`'s conversion, or `ffi_long`'s where the ffi
+/// gem types the parameter as long (`StubInfo::is_ffi_long`), after the
+/// enum lookup, under rb_protect (errors annotated, then raised). The
+/// result's bits.
+fn integer_arg(value: VALUE, info_ptr: *const StubInfo, index: u32, plain: Num, ffi_long: Num) -> VALUE {
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`).
+    let info = unsafe { info(info_ptr) };
+    let num = if info.is_ffi_long(index) { ffi_long } else { plain };
+    // SAFETY: `value` is a live VALUE from the stub's argument slots, the
+    // enum Hash is pinned (see `enum_mapped`); rb_protect catches a raise.
+    let r = converting(info, index, || unsafe { num_raw(num, enum_mapped(info, value)) });
+    finish(r)
 }
 
 /// NUM2INT: int8/int16/int32 parameters. Returns the int in rax.
 pub extern "C" fn arg_int(value: VALUE, info_ptr: *const StubInfo, index: u32) -> i64 {
-    let info = unsafe { info(info_ptr) };
-    let r = converting(info, index, || unsafe { rb_sys::rb_num2int(enum_mapped(info, value)) as VALUE });
-    finish(r) as i64
+    integer_arg(value, info_ptr, index, Num::Int, Num::Int) as i64
 }
 
 /// NUM2UINT: uint8/uint16/uint32 parameters (accepts INT_MIN..UINT_MAX).
 pub extern "C" fn arg_uint(value: VALUE, info_ptr: *const StubInfo, index: u32) -> i64 {
-    let info = unsafe { info(info_ptr) };
-    let r = converting(info, index, || unsafe { rb_sys::rb_num2uint(enum_mapped(info, value)) as VALUE });
-    finish(r) as i64
+    integer_arg(value, info_ptr, index, Num::Uint, Num::Uint) as i64
 }
 
 /// NUM2LL: int64/long parameters (NUM2LONG where the ffi gem uses it).
 pub extern "C" fn arg_long_long(value: VALUE, info_ptr: *const StubInfo, index: u32) -> i64 {
-    let info = unsafe { info(info_ptr) };
-    let r = if info.is_ffi_long(index) {
-        converting(info, index, || unsafe { rb_sys::rb_num2long(enum_mapped(info, value)) as VALUE })
-    } else {
-        converting(info, index, || unsafe { rb_sys::rb_num2ll(enum_mapped(info, value)) as VALUE })
-    };
-    finish(r) as i64
+    integer_arg(value, info_ptr, index, Num::LongLong, Num::Long) as i64
 }
 
 /// NUM2ULL: uint64/ulong parameters (NUM2ULONG where the ffi gem uses it).
 pub extern "C" fn arg_ulong_long(value: VALUE, info_ptr: *const StubInfo, index: u32) -> u64 {
-    let info = unsafe { info(info_ptr) };
-    let r = if info.is_ffi_long(index) {
-        converting(info, index, || unsafe { rb_sys::rb_num2ulong(enum_mapped(info, value)) as VALUE })
-    } else {
-        converting(info, index, || unsafe { rb_sys::rb_num2ull(enum_mapped(info, value)) as VALUE })
-    };
-    finish(r) as u64
+    integer_arg(value, info_ptr, index, Num::UlongLong, Num::Ulong) as u64
 }
 
 /// NUM2DBL: float/double parameters. Returns the double in xmm0.
 pub extern "C" fn arg_double(value: VALUE, info_ptr: *const StubInfo, index: u32) -> f64 {
-    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_num2dbl(value).to_bits() as VALUE });
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`); `value` is a
+    // live VALUE from its argument slots; rb_protect catches a raise.
+    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { num_raw(Num::Double, value) });
     f64::from_bits(finish(r) as u64)
 }
 
 /// A :bool parameter got something other than true/false: TypeError, as
 /// the ffi gem raises. Never returns.
 pub extern "C" fn arg_bool(value: VALUE, info_ptr: *const StubInfo, index: u32) -> ! {
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`).
     let e = bool_error(unsafe { info(info_ptr) }, index, value);
     // SAFETY: see `finish`.
     unsafe { resume_error(e) }
@@ -217,6 +257,7 @@ pub extern "C" fn arg_bool(value: VALUE, info_ptr: *const StubInfo, index: u32) 
 
 fn bool_error(info: &StubInfo, index: u32, value: VALUE) -> Error {
     let ruby = Ruby::get().expect("Ruby thread");
+    // SAFETY: a live VALUE from the stub's argument slots.
     let value = unsafe { Value::from_raw(value) };
     if info.ffi_messages {
         // The ffi gem's message, class name left out as it does.
@@ -239,6 +280,9 @@ pub extern "C" fn arg_cstr(slot: *mut VALUE, info_ptr: *const StubInfo, index: u
     if let Some(ptr) = plain_cstr(value) {
         return ptr;
     }
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`); `slot` as
+    // above (StringValueCStr may store `to_str`'s result there); rb_protect
+    // catches a raise.
     let r = converting(unsafe { info(info_ptr) }, index, || unsafe { rb_sys::rb_string_value_cstr(slot) as VALUE });
     finish(r) as *const c_char
 }
@@ -268,6 +312,8 @@ fn plain_cstr(value: VALUE) -> Option<*const c_char> {
 /// subclasses, Strings (their bytes, like the ffi gem), objects with
 /// `to_ptr`; anything else is an ArgumentError, as in the ffi gem.
 pub extern "C" fn arg_pointer(value: VALUE, info_ptr: *const StubInfo, index: u32) -> usize {
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`); `value` a live
+    // VALUE from its argument slots.
     let r = pointer_address(unsafe { info(info_ptr) }, index, unsafe { Value::from_raw(value) });
     finish(r)
 }
@@ -281,19 +327,19 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
     if class != 0 {
         return struct_ref_address(&ruby, info, index, value, class);
     }
-    if let Some(p) = Pointer::address_of(value) {
+    if let Some(p) = (host().pointer_address)(value) {
         return Ok(p);
     }
     if let Some(s) = RString::from_value(value) {
         // SAFETY: the String is an argument of the running call, alive until it returns.
         return Ok(unsafe { rb_sys::rb_string_value_ptr(&mut s.as_raw()) } as usize);
     }
-    if let Some(p) = crate::ruby::pointer::struct_pointer_address(value) {
+    if let Some(p) = (host().struct_address)(value) {
         return Ok(p);
     }
     if value.respond_to("to_ptr", false)? {
         let converted: Value = value.funcall("to_ptr", ())?;
-        return Pointer::address_of(converted).ok_or_else(|| {
+        return (host().pointer_address)(converted).ok_or_else(|| {
             Error::new(ruby.exception_arg_error(), info.message(index, "to_ptr returned an invalid pointer"))
         });
     }
@@ -313,11 +359,11 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
 fn struct_ref_address(ruby: &Ruby, info: &StubInfo, index: u32, value: Value, class: VALUE) -> Result<usize, Error> {
     // SAFETY: the class is pinned by the stub's owner while the stub can run.
     let class = unsafe { magnus::RClass::from_value(Value::from_raw(class)) }.expect("a Struct class");
-    if let Some(p) = Pointer::address_of(value) {
+    if let Some(p) = (host().pointer_address)(value) {
         return Ok(p);
     }
     if value.is_kind_of(class) {
-        if let Some(p) = crate::ruby::pointer::struct_pointer_address(value) {
+        if let Some(p) = (host().struct_address)(value) {
             return Ok(p);
         }
     }
@@ -331,6 +377,7 @@ fn struct_ref_address(ruby: &Ruby, info: &StubInfo, index: u32, value: Value, cl
 /// memory holding at least the struct's size; TypeError otherwise (the ffi
 /// gem would read from whatever it was given).
 pub extern "C" fn arg_struct(value: VALUE, info_ptr: *const StubInfo, index: u32) -> usize {
+    // SAFETY: as in `arg_pointer`.
     let r = struct_address(unsafe { info(info_ptr) }, index, unsafe { Value::from_raw(value) });
     finish(r)
 }
@@ -338,9 +385,9 @@ pub extern "C" fn arg_struct(value: VALUE, info_ptr: *const StubInfo, index: u32
 fn struct_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, Error> {
     let ruby = Ruby::get().expect("Ruby thread");
     let needed = info.struct_sizes.get(index as usize).copied().unwrap_or(0);
-    let memory: Option<Value> = if Pointer::address_of(value).is_some() {
+    let memory: Option<Value> = if (host().pointer_address)(value).is_some() {
         Some(value)
-    } else if crate::ruby::pointer::struct_pointer_address(value).is_some() {
+    } else if (host().struct_address)(value).is_some() {
         Some(value.funcall("to_ptr", ())?)
     } else {
         None
@@ -351,11 +398,11 @@ fn struct_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, Er
             info.message(index, &format!("wrong argument type {} (expected Struct)", value.class())),
         ));
     };
-    let address = Pointer::address_of(memory).unwrap_or(0);
+    let address = (host().pointer_address)(memory).unwrap_or(0);
     let size: i64 = memory.funcall("size", ())?;
     // A Pointer derived from NULL has no access (the ffi gem segfaults).
     if address != 0 {
-        crate::ruby::pointer::check_readable(memory)?;
+        (host().check_readable)(memory)?;
     }
     if address == 0 {
         return Err(Error::new(ruby.exception_type_error(), format!("{}: struct argument is NULL", info.describe(index))));
@@ -372,6 +419,7 @@ fn struct_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, Er
 /// A struct-by-value return: a new instance of the struct class holding a
 /// copy of the `size` bytes at `bytes` (the stub's return buffer).
 pub extern "C" fn ret_struct(info_ptr: *const StubInfo, bytes: *const u8) -> VALUE {
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`).
     let r = new_struct(unsafe { info(info_ptr) }, bytes);
     finish(r).as_raw()
 }
@@ -382,7 +430,7 @@ fn new_struct(info: &StubInfo, bytes: *const u8) -> Result<Value, Error> {
     let class = unsafe { Value::from_raw(class) };
     let instance: Value = class.funcall("new", ())?;
     let memory: Value = instance.funcall("to_ptr", ())?;
-    let address = Pointer::address_of(memory).filter(|a| *a != 0).expect("a new Struct owns memory");
+    let address = (host().pointer_address)(memory).filter(|a| *a != 0).expect("a new Struct owns memory");
     // SAFETY: a new Struct of this class owns at least `size` bytes, and the
     // stub's buffer holds `size` bytes.
     unsafe { std::ptr::copy_nonoverlapping(bytes, address as *mut u8, size) };
@@ -391,6 +439,7 @@ fn new_struct(info: &StubInfo, bytes: *const u8) -> Result<Value, Error> {
 
 /// The argv form got the wrong number of arguments. Never returns.
 pub extern "C" fn arity_error(argc: c_int, info_ptr: *const StubInfo) -> ! {
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`).
     let e = arity_message(unsafe { info(info_ptr) }, argc);
     // SAFETY: see `finish`.
     unsafe { resume_error(e) }
@@ -409,7 +458,7 @@ fn arity_message(info: &StubInfo, argc: c_int) -> Error {
 
 /// A :pointer return: a new Pointer, or Pointer::NULL for NULL.
 pub extern "C" fn ret_pointer(address: usize) -> VALUE {
-    Pointer::new_value(address).as_raw()
+    (host().new_pointer)(address).as_raw()
 }
 
 /// Every address a stub may call, for the emitter.
@@ -429,8 +478,8 @@ pub fn targets() -> crate::backend::RuntimeTargets {
         ull2inum: rb_sys::rb_ull2inum as *const () as usize,
         float_new_in_heap: rb_sys::rb_float_new_in_heap as *const () as usize,
         str_new_cstr: rb_sys::rb_str_new_cstr as *const () as usize,
-        pointer_data_type: Pointer::data_type_address(),
-        struct_data_type: crate::ruby::struct_memory::StructData::data_type_address(),
+        pointer_data_type: host().pointer_data_type,
+        struct_data_type: host().struct_data_type,
         errno_tp_offsets: errno::tp_offsets(),
         call_without_gvl: rb_sys::rb_thread_call_without_gvl as *const () as usize,
         arg_struct: arg_struct as *const () as usize,

@@ -1,0 +1,46 @@
+//! The raw reads of Ruby objects' typed-data headers (outside the stubs,
+//! which `lower` describes), in one place. What makes them sound, once:
+//!
+//! - a VALUE given here is live: an argument of the running method or
+//!   helper, or one pinned by its owner (rb_gc_mark);
+//! - a heap object's flags word is readable, and a T_DATA object's
+//!   RTypedData header too, at the offsets `lower::ruby_layout` takes from
+//!   rb-sys for the Ruby being built against;
+//! - an object whose `rb_data_type_t` is `T`'s (magnus' `TypedData`) has a
+//!   `T` behind its data pointer, set by the allocator before Ruby code can
+//!   see the object and freed only with it, so a `&T` is valid while the
+//!   object is.
+
+use crate::lower::ruby_layout::{RTYPEDDATA_DATA, RTYPEDDATA_TYPE, T_DATA, T_MASK};
+use magnus::TypedData;
+use rb_sys::VALUE;
+
+/// The `T` of `value` if it is typed data of exactly `T`'s data type: a
+/// type check and two loads, no exception built on failure.
+pub fn typed_data<'a, T: TypedData>(value: VALUE) -> Option<&'a T> {
+    if value & 7 != 0 || value == rb_sys::Qnil as VALUE || value == rb_sys::Qfalse as VALUE {
+        return None; // immediates
+    }
+    // SAFETY: `value` is a live heap object (module invariants): its flags,
+    // and for T_DATA its typed-data header, are readable.
+    unsafe {
+        let flags = *(value as *const VALUE);
+        if flags as i32 & T_MASK != T_DATA {
+            return None;
+        }
+        let ty = *((value as *const u8).add(RTYPEDDATA_TYPE as usize) as *const usize);
+        if ty != <T as TypedData>::data_type() as *const _ as usize {
+            return None;
+        }
+        Some(typed_data_unchecked(value))
+    }
+}
+
+/// The `T` of `value`, known to be typed data of `T`'s data type.
+///
+/// SAFETY: the caller knows `value` is a live typed-data object of `T`'s
+/// type (e.g. the receiver of a method defined only on that class, or a
+/// VALUE such an object stored and pins).
+pub unsafe fn typed_data_unchecked<'a, T>(value: VALUE) -> &'a T {
+    &**((value as *const u8).add(RTYPEDDATA_DATA as usize) as *const *const T)
+}
