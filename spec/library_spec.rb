@@ -100,6 +100,27 @@ RSpec.describe FiddleJit::Library do
       }
     end
 
+    # Beyond the ffi gem: without the development symlink ("libfoo.so"),
+    # the highest "libfoo.so.N" of the library directories (LD_LIBRARY_PATH
+    # first) loads; each directory is read once per process.
+    it "falls back to the highest versioned file of the library directories" do
+      Dir.mktmpdir do |dir|
+        libm = FiddleJit::LibraryLoader.versioned_files("libm.so").first || skip("no libm.so.N")
+        File.symlink(libm, File.join(dir, "libfjversioned.so.2"))
+        File.symlink(libm, File.join(dir, "libfjversioned.so.10"))
+        File.write(File.join(dir, "libfjversioned.so.1"), "not ELF")
+        old = ENV.fetch("LD_LIBRARY_PATH", nil)
+        ENV["LD_LIBRARY_PATH"] = [dir, old].compact.join(":")
+        expect(FiddleJit::LibraryLoader.versioned_files("libfjversioned.so"))
+          .to eq(%w[10 2 1].map { |v| File.join(dir, "libfjversioned.so.#{v}") })
+        m = new_lib { ffi_lib "fjversioned"; attach_function :cos, [:double], :double }
+        expect(m.cos(0.0)).to eq(1.0)
+        expect(m.ffi_libraries.first.name).to eq(File.join(dir, "libfjversioned.so.10"))
+      ensure
+        ENV["LD_LIBRARY_PATH"] = old
+      end
+    end
+
     it "raises LoadError for a missing absolute path, naming it" do
       expect { new_lib { ffi_lib "/nonexistent/dir/libnope.so" } }.to raise_error(LoadError, %r{/nonexistent/dir/libnope\.so})
     end

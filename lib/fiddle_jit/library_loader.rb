@@ -70,13 +70,13 @@ module FiddleJit
     private_constant :VERSIONED
 
     # "libfoo.so" => the existing "libfoo.so.N[.M]" files of the library
-    # directories, highest version first.
+    # directories, highest version first (per directory, directories in
+    # search_dirs order).
     def versioned_files(libname)
       return [] if libname.include?("/") || !libname.end_with?(".#{LIBSUFFIX}")
 
-      VERSIONED[libname] ||= search_dirs.flat_map do |dir|
-        Dir.glob(File.join(dir, "#{libname}.*")).sort_by { |p| p.scan(/\d+/).map(&:to_i) }.reverse
-      end.uniq.freeze
+      # One readdir per distinct directory, natively (src/ruby/library.rs).
+      VERSIONED[libname] ||= DynamicLibrary.versioned_files(search_dirs, libname).freeze
     end
 
     def try_open(path, flags, attempts, depth = 0)

@@ -88,7 +88,9 @@ module FiddleJit
       view
     end
 
-    def read_string(len = nil)
+    # read_string(len = nil) is native; other lengths than nil and Fixnums
+    # come here.
+    private def __read_string(len = nil)
       if len
         return "".b if len.zero?
 
@@ -146,8 +148,9 @@ module FiddleJit
   #   FiddleJit::MemoryPointer.new(64) { |buf| ... }  # freed after the block
   class MemoryPointer < Pointer
     # Memory holding +str+ and a NUL (type_size 1, as the ffi gem 1.16+;
-    # TypeError for what is not a String or has no to_str).
-    def self.from_string(str)
+    # TypeError for what is not a String or has no to_str). from_string is
+    # native for a String (src/ruby/pointer.rs); other values come here.
+    def self.__from_string(str)
       str = ::String.new(str) unless str.is_a?(::String)
       ptr = new(1, str.bytesize + 1, false)
       ptr.put_string(0, str)

@@ -183,7 +183,7 @@ module FiddleJit
       # What the native Struct#[]/#[]= look fields up in (src/ruby/struct_memory.rs):
       # number fields are accessed in place, the others through Field#get/#put.
       @native_table = StructFieldTable.build(
-        @field_map, fields.map { |f| [f.name, f.offset, f.is_a?(Number) ? f.suffix.to_s : nil, f] }
+        @field_map, fields.map { |f| [f.name, f.offset, StructLayout.native_kind(f), f] }, size
       )
       # The ffi gem's StructLayout: its header plus a field pointer and an
       # ffi_type element per field.
@@ -192,6 +192,15 @@ module FiddleJit
     end
 
     def union? = @union
+
+    # How the native Struct#[]/#[]= access a field: a Number's accessor
+    # suffix, "pointer" for a plain :pointer field, nil (through the Field's
+    # get/put) for the others and for Field subclasses.
+    def self.native_kind(field)
+      if field.is_a?(Number) then field.suffix.to_s
+      elsif field.instance_of?(Pointer) then "pointer"
+      end
+    end
 
     # Every scalar of the layout as [canonical type name, absolute offset],
     # an inline array's as [name, offset, count, stride]: nested structs and
@@ -439,7 +448,10 @@ module FiddleJit
   class Struct
     # +pointer+: the memory to view (any Pointer: MemoryPointer, a returned
     # Pointer, a slice...); default a new zeroed MemoryPointer of #size.
-    def initialize(pointer = nil, *spec)
+    #
+    # #initialize is native (src/ruby/struct_memory.rs) when no spec is
+    # given and the class chain has a layout; everything else comes here.
+    private def __initialize__(pointer = nil, *spec)
       self.class.layout(*spec) unless spec.empty?
       layout = self.class.__layout__
       pointer = MemoryPointer.new(layout.size, 1, true) if pointer.nil?
@@ -465,8 +477,7 @@ module FiddleJit
     def alignment = self.class.alignment
     alias align alignment
     def offset_of(name) = self.class.offset_of(name)
-    def members = self.class.members
-    def values = members.map { |m| self[m] }
+    # #members, #values, #pointer, #to_ptr, #[] and #[]= are native.
     def offsets = self.class.offsets
     def layout = self.class.layout
 

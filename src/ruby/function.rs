@@ -12,7 +12,7 @@ use crate::runtime::callback::{self, Slot};
 use crate::types::CType;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::typed_data::Obj;
-use magnus::{function, gc, method, prelude::*, DataTypeFunctions, Error, RModule, Ruby, TryConvert, TypedData, Value};
+use magnus::{function, gc, method, prelude::*, DataTypeFunctions, Error, RModule, Ruby, TypedData, Value};
 
 #[derive(TypedData)]
 #[magnus(class = "FiddleJit::Function", mark, free_immediately, size, frozen_shareable)]
@@ -59,7 +59,12 @@ impl Function {
         if !is_typed(value, <Function as TypedData>::data_type() as *const _ as usize) {
             return None;
         }
-        <&Function>::try_convert(value).ok().map(|f| f.address)
+        // SAFETY: typed data of Function's type: its data is a live boxed Function.
+        unsafe {
+            let raw = value.as_raw();
+            let data = *((raw as *const u8).add(crate::lower::ruby_layout::RTYPEDDATA_DATA as usize) as *const *const Function);
+            data.as_ref().map(|f| f.address)
+        }
     }
 
     /// `Function.__callback(params, ret, callable)`: canonical type names,

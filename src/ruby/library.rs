@@ -62,10 +62,95 @@ impl DynamicLibrary {
     }
 }
 
+/// The names in one library directory that contain ".so." (the candidates
+/// of every "libfoo.so.N" lookup), in readdir order.
+type DirIndex = Vec<String>;
+
+/// Directory path => its index (shared by paths naming the same directory),
+/// or None for a directory that could not be read. Built on a directory's
+/// first use, kept for the life of the process, as the ffi gem's dlopen
+/// sees the system's library cache of its start.
+static DIR_INDEXES: std::sync::Mutex<Option<std::collections::HashMap<String, Option<std::sync::Arc<DirIndex>>>>> =
+    std::sync::Mutex::new(None);
+
+fn version_key(name: &str) -> Vec<u64> {
+    name.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap_or(u64::MAX)).collect()
+}
+
+/// One readdir pass over `dir`.
+fn read_dir_index(dir: &str) -> Option<DirIndex> {
+    let c_dir = std::ffi::CString::new(dir).ok()?;
+    // SAFETY: plain opendir/readdir/closedir on a handle used only here;
+    // each d_name is a NUL-terminated name valid until the next readdir,
+    // copied before it.
+    let handle = unsafe { libc::opendir(c_dir.as_ptr()) };
+    if handle.is_null() {
+        return None;
+    }
+    let mut index = DirIndex::new();
+    loop {
+        let entry = unsafe { libc::readdir(handle) };
+        if entry.is_null() {
+            break;
+        }
+        let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
+        if name.windows(4).any(|w| w == b".so.") {
+            if let Ok(name) = std::str::from_utf8(name) {
+                index.push(name.to_owned());
+            }
+        }
+    }
+    unsafe { libc::closedir(handle) };
+    Some(index)
+}
+
+/// `DynamicLibrary.versioned_files(dirs, libname)`: the files
+/// "<libname>.N[...]" of `dirs`, highest version first per directory, in
+/// `dirs` order. Each directory is read once per process (and once for
+/// paths naming the same directory, by device and inode, such as
+/// /lib/x86_64-linux-gnu and /usr/lib/x86_64-linux-gnu on a merged-/usr
+/// system); a lookup is a hash probe per directory. What `Dir.glob` +
+/// `sort_by` over nine directories did on every miss, in Ruby.
+fn versioned_files(dirs: Vec<String>, libname: String) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut cache = DIR_INDEXES.lock().unwrap_or_else(|p| p.into_inner());
+    let cache = cache.get_or_insert_with(Default::default);
+    let mut seen: Vec<*const DirIndex> = Vec::new();
+    let mut out = Vec::new();
+    let prefix = format!("{libname}.");
+    for dir in &dirs {
+        if !cache.contains_key(dir) {
+            // A directory already indexed under another path shares its index.
+            let id = std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()));
+            let same = id.and_then(|id| {
+                cache.iter().find_map(|(other, index)| {
+                    let index = index.as_ref()?;
+                    let m = std::fs::metadata(other).ok()?;
+                    ((m.dev(), m.ino()) == id).then(|| index.clone())
+                })
+            });
+            let index = same.or_else(|| id.and_then(|_| read_dir_index(dir)).map(std::sync::Arc::new));
+            cache.insert(dir.clone(), index);
+        }
+        let Some(index) = cache[dir].as_ref() else { continue };
+        if seen.contains(&std::sync::Arc::as_ptr(index)) {
+            continue;
+        }
+        seen.push(std::sync::Arc::as_ptr(index));
+        let mut names: Vec<&String> =
+            index.iter().filter(|n| n.len() > prefix.len() && n.starts_with(prefix.as_str())).collect();
+        names.sort_by_cached_key(|n| std::cmp::Reverse(version_key(n)));
+        let dir = dir.trim_end_matches('/');
+        out.extend(names.into_iter().map(|n| format!("{dir}/{n}")));
+    }
+    out
+}
+
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let class = module.define_class("DynamicLibrary", ruby.class_object())?;
     class.undef_default_alloc_func();
     class.define_singleton_method("open", function!(DynamicLibrary::open, 2))?;
+    class.define_singleton_method("versioned_files", function!(versioned_files, 2))?;
     // The address as an Integer (or nil); lib/ builds the ffi gem's
     // find_symbol/find_function/find_variable (Symbol pointers) on it.
     class.define_method("find_address", method!(DynamicLibrary::find_symbol, 1))?;

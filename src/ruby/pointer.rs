@@ -160,6 +160,8 @@ impl Drop for Pointer {
 }
 
 static NULL: OnceLock<Opaque<Value>> = OnceLock::new();
+/// FiddleJit::MemoryPointer (a VALUE; classes are pinned: see init).
+static MEMORY_POINTER_CLASS: OnceLock<usize> = OnceLock::new();
 static NULL_POINTER_ERROR: OnceLock<Opaque<ExceptionClass>> = OnceLock::new();
 
 fn null_pointer_error(ruby: &Ruby) -> ExceptionClass {
@@ -437,7 +439,12 @@ impl Pointer {
         if unsafe { rb_sys::rb_typeddata_is_kind_of(raw, Pointer::data_type_address() as *const rb_sys::rb_data_type_t) } == 0 {
             return None;
         }
-        <&Pointer>::try_convert(value).ok()
+        // SAFETY: typed data of Pointer's type: its data pointer is set by
+        // the alloc function (or obj_wrap) to a live boxed Pointer.
+        unsafe {
+            let data = *((raw as *const u8).add(crate::lower::ruby_layout::RTYPEDDATA_DATA as usize) as *const *const Pointer);
+            data.as_ref()
+        }
     }
 
     /// The address of a Pointer (or subclass instance), if `value` is one.
@@ -826,9 +833,6 @@ impl Pointer {
     fn get_array<T: Scalar>(ruby: &Ruby, rb_self: &Pointer, off: Value, count: Value) -> Result<RArray, Error> {
         Pointer::get_array_at::<T>(ruby, rb_self, num2long(off)?, num2long(count)?)
     }
-    fn read_array<T: Scalar>(ruby: &Ruby, rb_self: &Pointer, count: Value) -> Result<RArray, Error> {
-        Pointer::get_array_at::<T>(ruby, rb_self, 0, num2long(count)?)
-    }
     fn put_array<T: Scalar>(ruby: &Ruby, rb_self: Obj<Pointer>, off: Value, ary: Value) -> Result<Obj<Pointer>, Error> {
         Pointer::put_array_at::<T>(ruby, &rb_self, num2long(off)?, ary)?;
         Ok(rb_self)
@@ -880,12 +884,6 @@ impl Pointer {
         Ok(ruby.str_from_slice(unsafe { std::slice::from_raw_parts(at, len as usize) }))
     }
 
-    fn read_bytes(ruby: &Ruby, rb_self: &Pointer, len: Value) -> Result<RString, Error> {
-        let len = num2long(len)?;
-        let at = rb_self.check(ruby, 0, len, false)?;
-        // SAFETY: `check` allowed reading `len` bytes at `at`.
-        Ok(ruby.str_from_slice(unsafe { std::slice::from_raw_parts(at, len as usize) }))
-    }
 
     /// `put_bytes(offset, str, index = 0, length = nil)`.
     fn put_bytes_at(ruby: &Ruby, p: &Pointer, off: i64, args: &[Value]) -> Result<(), Error> {
@@ -1016,6 +1014,25 @@ impl Pointer {
         Some((addr + off) as *mut u8)
     }
 
+    /// A new MemoryPointer of `size` zeroed bytes (type size `size`), as
+    /// `MemoryPointer.new(size, 1, true)` without the method dispatch: what
+    /// `Struct.new` allocates.
+    pub(crate) fn new_memory(size: usize) -> Result<Value, Error> {
+        // SAFETY: set in init, a class constant (pinned by its constant).
+        let class = MEMORY_POINTER_CLASS.get().map(|c| *c as VALUE).expect("MemoryPointer class");
+        let ruby = Ruby::get().expect("Ruby thread");
+        // SAFETY: rb_obj_alloc runs the class's (Pointer's) alloc function.
+        let obj = unsafe { Value::from_raw(rb_sys::rb_obj_alloc(class)) };
+        let p = Pointer::from_value(obj).expect("a Pointer");
+        Pointer::allocate(&ruby, p, size as i64, size as i64, true)?;
+        Ok(obj)
+    }
+
+    /// The address (for struct_memory's pointer fields).
+    pub(crate) fn address_value(&self) -> usize {
+        self.address.get()
+    }
+
     /// Data of a NULL, empty pointer that is never freed: what a Struct's
     /// memory refers to before `initialize` gave it a Pointer.
     pub(crate) fn unset_data() -> usize {
@@ -1073,6 +1090,128 @@ unsafe extern "C" fn raw_write<T: Scalar>(rb_self: VALUE, v: VALUE) -> VALUE {
     raw_put::<T>(rb_self, 1 /* Fixnum 0 */, v)
 }
 
+/// A Fixnum >= 0 as usize.
+#[inline]
+fn fix_usize(v: VALUE) -> Option<usize> {
+    (v & 1 == 1 && (v as i64) >= 0).then(|| ((v as i64) >> 1) as usize)
+}
+
+/// `get_bytes(offset, length)`: in bounds with Fixnums, a binary String
+/// straight from the memory; anything else through the checked method.
+unsafe extern "C" fn raw_get_bytes(rb_self: VALUE, off: VALUE, len: VALUE) -> VALUE {
+    let p = receiver(rb_self);
+    if let Some(n) = fix_usize(len) {
+        if let Some(at) = fast_span(p, off, n, READ) {
+            return rb_sys::rb_str_new(at as *const std::ffi::c_char, n as _);
+        }
+    }
+    let ruby = Ruby::get_unchecked();
+    raise_or(Pointer::get_bytes(&ruby, p, Value::from_raw(off), Value::from_raw(len))).as_raw()
+}
+
+unsafe extern "C" fn raw_read_bytes(rb_self: VALUE, len: VALUE) -> VALUE {
+    raw_get_bytes(rb_self, 1 /* Fixnum 0 */, len)
+}
+
+/// The bytes from `off` to the first NUL (or the end of the memory), when
+/// the raw path may read them; None otherwise.
+unsafe fn fast_cstring(p: &Pointer, off: VALUE) -> Option<VALUE> {
+    let off = fix_usize(off)?;
+    let len = p.size.get().checked_sub(off)?;
+    let at = p.span_at(off, len, READ)?;
+    let nul = libc::memchr(at as *const libc::c_void, 0, len);
+    let n = if nul.is_null() { len } else { nul as usize - at as usize };
+    Some(rb_sys::rb_str_new(at as *const std::ffi::c_char, n as _))
+}
+
+/// `get_string(offset, length = nil)`: the one-argument form in place; the
+/// others through the checked `__get_string`.
+unsafe extern "C" fn raw_get_string(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
+    if argc == 1 {
+        if let Some(v) = fast_cstring(receiver(rb_self), *argv) {
+            return v;
+        }
+    }
+    rb_sys::rb_funcallv(rb_self, rb_sys::rb_intern(c"__get_string".as_ptr()), argc, argv)
+}
+
+/// `read_string(length = nil)`: get_string(0) without a length, "".b for
+/// 0, get_bytes(0, length) for a Fixnum; others through the Ruby `__read_string`.
+unsafe extern "C" fn raw_read_string(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
+    let len = if argc == 1 { *argv } else { rb_sys::Qnil as VALUE };
+    if argc <= 1 {
+        if len == rb_sys::Qnil as VALUE {
+            if let Some(v) = fast_cstring(receiver(rb_self), 1) {
+                return v;
+            }
+        } else if len == 1 {
+            return rb_sys::rb_str_new(std::ptr::null(), 0);
+        } else if fix_usize(len).is_some() {
+            return raw_get_bytes(rb_self, 1, len);
+        }
+    }
+    rb_sys::rb_funcallv(rb_self, rb_sys::rb_intern(c"__read_string".as_ptr()), argc, argv)
+}
+
+/// `put_bytes(offset, str)`: copied from the String in place when in
+/// bounds; every other form through the checked `__put_bytes`.
+unsafe extern "C" fn raw_put_bytes(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
+    if argc == 2 {
+        let (off, s) = (*argv, *argv.add(1));
+        if s & 7 == 0 && s != rb_sys::Qnil as VALUE && s != rb_sys::Qfalse as VALUE
+            && rb_sys::RB_TYPE_P(s, rb_sys::ruby_value_type::RUBY_T_STRING)
+        {
+            let n = rb_sys::RSTRING_LEN(s) as usize;
+            if let Some(at) = fast_span(receiver(rb_self), off, n, WRITE) {
+                std::ptr::copy_nonoverlapping(rb_sys::RSTRING_PTR(s) as *const u8, at, n);
+                return rb_self;
+            }
+        }
+    }
+    rb_sys::rb_funcallv(rb_self, rb_sys::rb_intern(c"__put_bytes".as_ptr()), argc, argv)
+}
+
+/// `get_array_of_T(offset, count)`: in bounds with Fixnums, read in place.
+unsafe extern "C" fn raw_get_array<T: Scalar>(rb_self: VALUE, off: VALUE, count: VALUE) -> VALUE {
+    let p = receiver(rb_self);
+    if let Some(n) = fix_usize(count) {
+        let elem = std::mem::size_of::<T>();
+        if let Some(at) = n.checked_mul(elem).and_then(|len| fast_span(p, off, len, READ)) {
+            let ary = rb_sys::rb_ary_new_capa(n as _);
+            for i in 0..n {
+                rb_sys::rb_ary_push(ary, (at.add(i * elem) as *const T).read_unaligned().to_raw());
+            }
+            return ary;
+        }
+    }
+    let ruby = Ruby::get_unchecked();
+    raise_or(Pointer::get_array::<T>(&ruby, p, Value::from_raw(off), Value::from_raw(count))).as_raw()
+}
+
+unsafe extern "C" fn raw_read_array<T: Scalar>(rb_self: VALUE, count: VALUE) -> VALUE {
+    raw_get_array::<T>(rb_self, 1 /* Fixnum 0 */, count)
+}
+
+/// `MemoryPointer.from_string(str)` for a String: memory of its bytes and a
+/// NUL (type size 1, not zeroed first), allocated without dispatch; other
+/// values through the Ruby `__from_string` (to_str conversion, TypeError).
+unsafe extern "C" fn raw_from_string(klass: VALUE, s: VALUE) -> VALUE {
+    if s & 7 == 0 && s != rb_sys::Qnil as VALUE && s != rb_sys::Qfalse as VALUE
+        && rb_sys::RB_TYPE_P(s, rb_sys::ruby_value_type::RUBY_T_STRING)
+    {
+        let n = rb_sys::RSTRING_LEN(s) as usize;
+        let obj = rb_sys::rb_obj_alloc(klass);
+        let p = receiver(obj);
+        let ruby = Ruby::get_unchecked();
+        raise_or(Pointer::allocate(&ruby, p, 1, n as i64 + 1, false));
+        let at = p.address.get() as *mut u8;
+        std::ptr::copy_nonoverlapping(rb_sys::RSTRING_PTR(s) as *const u8, at, n);
+        *at.add(n) = 0;
+        return obj;
+    }
+    rb_sys::rb_funcallv(klass, rb_sys::rb_intern(c"__from_string".as_ptr()), 1, &s)
+}
+
 fn define_raw(class: magnus::RClass, name: &str, func: *const (), arity: i32) {
     let name = std::ffi::CString::new(name).expect("method name");
     // SAFETY: `func` is one of the raw_* cfuncs above with `arity` VALUE
@@ -1081,6 +1220,57 @@ fn define_raw(class: magnus::RClass, name: &str, func: *const (), arity: i32) {
         let func: unsafe extern "C" fn() -> VALUE = std::mem::transmute(func);
         rb_sys::rb_define_method(class.as_raw(), name.as_ptr(), Some(func), arity);
     }
+}
+
+/// Size of a builtin type name Symbol, by VALUE (static Symbols), without
+/// building its name; None for anything else.
+fn builtin_symbol_size(v: VALUE) -> Option<usize> {
+    static TABLE: OnceLock<Vec<(usize, usize)>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        // The type table's names (not the pseudo types; long double stays
+        // on the Ruby path).
+        crate::types::NamedType::all()
+            .filter(|t| !matches!(t.name, "strptr" | "varargs" | "long_double"))
+            .map(|t| {
+                let c = std::ffi::CString::new(t.name).expect("name");
+                // SAFETY: interning a static name; rb_id2sym of an interned ID
+                // is a static (immortal, never moved) Symbol.
+                let sym = unsafe { rb_sys::rb_id2sym(rb_sys::rb_intern(c.as_ptr())) };
+                (sym as usize, t.size)
+            })
+        .collect()
+    });
+    table.iter().find(|(s, _)| *s == v as usize).map(|(_, n)| *n)
+}
+
+/// `MemoryPointer#initialize(type_or_size, count = 1, clear = true)` without
+/// a block, a Fixnum size or builtin type Symbol and a Fixnum count: natively,
+/// no argument conversion machinery. Everything else (a block, Struct
+/// classes, typedefs, errors) through the checked `__initialize`.
+unsafe extern "C" fn memory_initialize_raw(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
+    if (1..=3).contains(&argc) && rb_sys::rb_block_given_p() == 0 {
+        let args = std::slice::from_raw_parts(argv, argc as usize);
+        let ty = args[0];
+        let size = if ty & 1 == 1 && (ty as i64) >= 0 {
+            Some(((ty as i64) >> 1) as usize)
+        } else {
+            builtin_symbol_size(ty).or_else(|| crate::ruby::struct_memory::struct_class_size(ty))
+        };
+        let count = match args.get(1) {
+            None => Some(1i64),
+            Some(&c) if c & 1 == 1 => Some((c as i64) >> 1),
+            Some(_) => None,
+        };
+        let clear = args.get(2).map_or(true, |&c| c != rb_sys::Qnil as VALUE && c != rb_sys::Qfalse as VALUE);
+        if let (Some(size), Some(count)) = (size, count) {
+            if let Some(total) = (size as i64).checked_mul(count) {
+                let ruby = Ruby::get_unchecked();
+                raise_or(Pointer::allocate(&ruby, receiver(rb_self), size as i64, total, clear));
+                return rb_sys::Qnil as VALUE;
+            }
+        }
+    }
+    rb_sys::rb_funcall_passing_block(rb_self, rb_sys::rb_intern(c"__initialize".as_ptr()), argc, argv)
 }
 
 fn arity(ruby: &Ruby, given: usize, expected: &str) -> Error {
@@ -1100,6 +1290,9 @@ fn type_size_of(ruby: &Ruby, ty: Value) -> Result<usize, Error> {
             return Ok(t.size);
         }
     }
+    if let Some(n) = crate::ruby::struct_memory::struct_class_size(ty.as_raw()) {
+        return Ok(n);
+    }
     // Symbols, Struct classes... are resolved by the Ruby layer (FiddleJit.type_size).
     let module: RModule = ruby.class_object().const_get("FiddleJit")?;
     module.funcall("type_size", (ty,))
@@ -1111,9 +1304,9 @@ macro_rules! accessors {
         define_raw($class, concat!("put_", $name), raw_put::<$t> as *const (), 2);
         define_raw($class, concat!("read_", $name), raw_read::<$t> as *const (), 0);
         define_raw($class, concat!("write_", $name), raw_write::<$t> as *const (), 1);
-        $class.define_method(concat!("get_array_of_", $name), method!(Pointer::get_array::<$t>, 2))?;
+        define_raw($class, concat!("get_array_of_", $name), raw_get_array::<$t> as *const (), 2);
         $class.define_method(concat!("put_array_of_", $name), method!(Pointer::put_array::<$t>, 2))?;
-        $class.define_method(concat!("read_array_of_", $name), method!(Pointer::read_array::<$t>, 1))?;
+        define_raw($class, concat!("read_array_of_", $name), raw_read_array::<$t> as *const (), 1);
         $class.define_method(concat!("write_array_of_", $name), method!(Pointer::write_array::<$t>, 1))?;
     };
 }
@@ -1163,18 +1356,32 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     accessors!(class, "float64", f64);
     accessors!(class, "pointer", PtrVal);
 
-    class.define_method("get_string", method!(Pointer::get_string, -1))?;
+    // Raw fast paths; the checked forms under private names they fall back to.
+    class.define_private_method("__get_string", method!(Pointer::get_string, -1))?;
+    define_raw(class, "get_string", raw_get_string as *const (), -1);
+    define_raw(class, "read_string", raw_read_string as *const (), -1);
     class.define_method("put_string", method!(Pointer::put_string, 2))?;
-    class.define_method("get_bytes", method!(Pointer::get_bytes, 2))?;
-    class.define_method("put_bytes", method!(Pointer::put_bytes, -1))?;
-    class.define_method("read_bytes", method!(Pointer::read_bytes, 1))?;
+    define_raw(class, "get_bytes", raw_get_bytes as *const (), 2);
+    class.define_private_method("__put_bytes", method!(Pointer::put_bytes, -1))?;
+    define_raw(class, "put_bytes", raw_put_bytes as *const (), -1);
+    define_raw(class, "read_bytes", raw_read_bytes as *const (), 1);
     class.define_method("write_bytes", method!(Pointer::write_bytes, -1))?;
     class.define_method("get_array_of_string", method!(Pointer::get_array_of_string, -1))?;
 
     class.const_set("SIZE", std::mem::size_of::<usize>())?;
 
     let memory_pointer = module.define_class("MemoryPointer", class)?;
-    memory_pointer.define_method("initialize", method!(Pointer::memory_initialize, -1))?;
+    // Public: the raw initialize passes its block on with a public call.
+    memory_pointer.define_method("__initialize", method!(Pointer::memory_initialize, -1))?;
+    define_raw(memory_pointer, "initialize", memory_initialize_raw as *const (), -1);
+    // SAFETY: a raw cfunc of one VALUE argument after the receiver.
+    unsafe {
+        let func: unsafe extern "C" fn() -> VALUE = std::mem::transmute(raw_from_string as *const ());
+        rb_sys::rb_define_singleton_method(memory_pointer.as_raw(), c"from_string".as_ptr(), Some(func), 1);
+    }
+    // SAFETY: a class bound to a constant; registered so it is never moved.
+    unsafe { rb_sys::rb_gc_register_mark_object(memory_pointer.as_raw()) };
+    let _ = MEMORY_POINTER_CLASS.set(memory_pointer.as_raw() as usize);
     let null_data = Pointer::raw(0, 1, UNBOUNDED);
     null_data.flags.set(0); // NULL and what is derived from it have no access
     let null = ruby.obj_wrap(null_data);

@@ -71,6 +71,9 @@ enum Kind {
     U64,
     F32,
     F64,
+    /// `:pointer`: read as a Pointer; written from nil, a Pointer, a
+    /// Struct or a Function natively, anything else through the Field.
+    Ptr,
     /// Through the Ruby Field object.
     Ruby,
 }
@@ -89,6 +92,7 @@ impl Kind {
             Some(CType::U64) => Kind::U64,
             Some(CType::F32) => Kind::F32,
             Some(CType::F64) => Kind::F64,
+            Some(CType::Pointer) => Kind::Ptr,
             _ => Kind::Ruby,
         }
     }
@@ -108,6 +112,10 @@ struct Entry {
 #[magnus(class = "FiddleJit::StructFieldTable", free_immediately, size, mark, frozen_shareable)]
 pub struct FieldTable {
     entries: Vec<Entry>,
+    /// The layout's size: what `Struct.new` allocates.
+    size: usize,
+    /// The field names, a frozen Array: `Struct#members` returns a copy.
+    members: VALUE,
     /// name → Field Hash: names that are not the identical VALUE (e.g. an
     /// equal String) resolve through it exactly as the Ruby version did.
     field_map: VALUE,
@@ -119,6 +127,7 @@ impl DataTypeFunctions for FieldTable {
         // (rb_gc_mark) by this function, so the raw copies stay valid.
         let mark = |v: VALUE| marker.mark(unsafe { Value::from_raw(v) });
         mark(self.field_map);
+        mark(self.members);
         for e in &self.entries {
             mark(e.name);
             mark(e.field);
@@ -127,17 +136,20 @@ impl DataTypeFunctions for FieldTable {
 }
 
 impl FieldTable {
-    /// `FiddleJit::StructFieldTable.build(field_map, [[name, offset, accessor suffix or nil, field], ...])`.
-    fn build(ruby: &Ruby, field_map: RHash, fields: RArray) -> Result<Obj<FieldTable>, Error> {
+    /// `FiddleJit::StructFieldTable.build(field_map, [[name, offset, accessor suffix or nil, field], ...], size)`.
+    fn build(ruby: &Ruby, field_map: RHash, fields: RArray, size: usize) -> Result<Obj<FieldTable>, Error> {
         let mut entries = Vec::with_capacity(fields.len());
+        let members = ruby.ary_new_capa(fields.len());
         for row in fields.into_iter() {
             let row = RArray::try_convert(row)?;
             let (name, offset, suffix, field): (Value, usize, Option<String>, Value) =
                 (row.entry(0)?, row.entry(1)?, row.entry(2)?, row.entry(3)?);
             let kind = suffix.as_deref().map_or(Kind::Ruby, Kind::of);
+            members.push(name)?;
             entries.push(Entry { name: name.as_raw(), offset, kind, field: field.as_raw() });
         }
-        Ok(ruby.obj_wrap(FieldTable { entries, field_map: field_map.as_raw() }))
+        members.freeze();
+        Ok(ruby.obj_wrap(FieldTable { entries, size, members: members.as_raw(), field_map: field_map.as_raw() }))
     }
 
     fn find(&self, name: VALUE) -> Option<&Entry> {
@@ -196,15 +208,6 @@ impl StructData {
         rb_self.table.set(table.as_raw() as usize);
         rb_self.memory.set(memory as *const Pointer as usize);
         Ok(())
-    }
-
-    /// `pointer` / `to_ptr`: the Pointer, or nil before `initialize`.
-    fn pointer(ruby: &Ruby, rb_self: &StructData) -> Value {
-        match rb_self.pointer.get() {
-            0 => ruby.qnil().as_value(),
-            // SAFETY: marked, live.
-            p => unsafe { Value::from_raw(p as VALUE) },
-        }
     }
 }
 
@@ -285,8 +288,22 @@ fn read_native(kind: Kind, p: &Pointer, off: usize) -> Option<VALUE> {
         Kind::U64 => read::<u64>(p, off),
         Kind::F32 => read::<f32>(p, off),
         Kind::F64 => read::<f64>(p, off),
+        Kind::Ptr => read::<super::pointer::PtrVal>(p, off),
         Kind::Ruby => None,
     }
+}
+
+/// The address a `:pointer` field is set to from `v`, when that needs no
+/// Ruby call: nil, a Pointer, a Struct (its memory) or a Function.
+fn fast_address(v: VALUE) -> Option<usize> {
+    if v == rb_sys::Qnil as VALUE {
+        return Some(0);
+    }
+    // SAFETY: `v` is a live VALUE (a method argument).
+    let value = unsafe { Value::from_raw(v) };
+    Pointer::address_of(value)
+        .or_else(|| StructData::from_value(value).map(|d| d.memory().address_value()))
+        .or_else(|| super::function::Function::address_of(value))
 }
 
 fn write_native(kind: Kind, p: &Pointer, off: usize, v: VALUE) -> bool {
@@ -304,6 +321,7 @@ fn write_native(kind: Kind, p: &Pointer, off: usize, v: VALUE) -> bool {
         Kind::U64 => int::<u64>(p, off, v),
         Kind::F32 => fast_double(v).is_some_and(|d| write(p, off, d as f32)),
         Kind::F64 => fast_double(v).is_some_and(|d| write(p, off, d)),
+        Kind::Ptr => fast_address(v).is_some_and(|a| write(p, off, a as u64)),
         Kind::Ruby => false,
     }
 }
@@ -327,15 +345,121 @@ unsafe extern "C" fn struct_aref(rb_self: VALUE, name: VALUE) -> VALUE {
     let d = receiver(rb_self);
     let (table, pointer) = parts(d, rb_self);
     let field = match table.find(name) {
-        Some(e) => {
-            if let Some(v) = read_native(e.kind, d.memory(), e.offset) {
-                return v;
-            }
-            e.field
-        }
+        Some(e) => return entry_value(d, e, pointer),
         None => field_by_hash(table, name),
     };
     rb_sys::rb_funcallv(field, ids().0, 1, &pointer)
+}
+
+/// A field's value: read in place, or through its Ruby Field.
+unsafe fn entry_value(d: &StructData, e: &Entry, pointer: VALUE) -> VALUE {
+    if let Some(v) = read_native(e.kind, d.memory(), e.offset) {
+        return v;
+    }
+    rb_sys::rb_funcallv(e.field, ids().0, 1, &pointer)
+}
+
+/// `Struct#values`: every field's value, in layout order.
+unsafe extern "C" fn struct_values(rb_self: VALUE) -> VALUE {
+    let d = receiver(rb_self);
+    let (table, pointer) = parts(d, rb_self);
+    let ary = rb_sys::rb_ary_new_capa(table.entries.len() as _);
+    for e in &table.entries {
+        rb_sys::rb_ary_push(ary, entry_value(d, e, pointer));
+    }
+    ary
+}
+
+/// `Struct#members`: the layout's field names (a new Array, as the ffi
+/// gem's). A struct without memory yet asks its class.
+unsafe extern "C" fn struct_members(rb_self: VALUE) -> VALUE {
+    let d = receiver(rb_self);
+    match d.table.get() {
+        0 => rb_sys::rb_funcallv(rb_sys::rb_obj_class(rb_self), rb_sys::rb_intern(c"members".as_ptr()), 0, std::ptr::null()),
+        t => {
+            // SAFETY: `table` only ever holds a FieldTable the struct pins.
+            let table = crate::runtime::objects::typed_data_unchecked::<FieldTable>(t as VALUE);
+            rb_sys::rb_ary_dup(table.members)
+        }
+    }
+}
+
+/// `Struct#pointer` / `#to_ptr`: the Pointer, or nil before `initialize`.
+unsafe extern "C" fn struct_pointer(rb_self: VALUE) -> VALUE {
+    match receiver(rb_self).pointer.get() {
+        0 => rb_sys::Qnil as VALUE,
+        p => p as VALUE,
+    }
+}
+
+/// The FieldTable of `klass`'s layout (its own or the nearest superclass's
+/// `@layout`), without calling Ruby; None sends the caller to the Ruby path.
+unsafe fn class_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
+    let (id_layout, id_table) = *LAYOUT_IDS.get_or_init(|| {
+        (rb_sys::rb_intern(c"@layout".as_ptr()) as usize, rb_sys::rb_intern(c"@native_table".as_ptr()) as usize)
+    });
+    let mut k = klass;
+    for _ in 0..8 {
+        if k == 0 || k == rb_sys::Qnil as VALUE {
+            return None;
+        }
+        let layout = rb_sys::rb_attr_get(k, id_layout as rb_sys::ID);
+        if layout != rb_sys::Qnil as VALUE {
+            if layout & 7 != 0 || layout == rb_sys::Qfalse as VALUE {
+                return None;
+            }
+            let table = rb_sys::rb_attr_get(layout, id_table as rb_sys::ID);
+            return crate::runtime::objects::typed_data::<FieldTable>(table).map(|data| (table, data));
+        }
+        k = rb_sys::rb_class_superclass(k);
+    }
+    None
+}
+
+static LAYOUT_IDS: OnceLock<(usize, usize)> = OnceLock::new();
+
+/// The size of a Struct class with its own layout (`MemoryPointer.new(StructClass)`),
+/// without calling Ruby; None for anything else.
+pub(crate) fn struct_class_size(v: VALUE) -> Option<usize> {
+    // SAFETY: `v` is a live VALUE; only its type is read before the ivars.
+    unsafe {
+        if crate::runtime::objects::builtin_type(v) != Some(rb_sys::ruby_value_type::RUBY_T_CLASS as i32) {
+            return None;
+        }
+        let (id_layout, _) = *LAYOUT_IDS.get_or_init(|| {
+            (rb_sys::rb_intern(c"@layout".as_ptr()) as usize, rb_sys::rb_intern(c"@native_table".as_ptr()) as usize)
+        });
+        if rb_sys::rb_attr_get(v, id_layout as rb_sys::ID) == rb_sys::Qnil as VALUE {
+            return None;
+        }
+        class_table(v).map(|(_, t)| t.size)
+    }
+}
+
+/// `Struct#initialize(pointer = nil, *spec)`: with no spec and a layout
+/// found on the class chain, natively (a new zeroed MemoryPointer of the
+/// layout's size, or the Pointer given); anything else (a spec, no layout,
+/// not a Pointer) through the Ruby `__initialize__`, which raises as the
+/// ffi gem does.
+unsafe extern "C" fn struct_initialize(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
+    let arg = if argc == 1 { *argv } else { rb_sys::Qnil as VALUE };
+    if argc <= 1 {
+        if let Some((table_value, table)) = class_table(rb_sys::rb_obj_class(rb_self)) {
+            let d = receiver(rb_self);
+            let pointer = if arg == rb_sys::Qnil as VALUE {
+                raise_or(Pointer::new_memory(table.size)).as_raw()
+            } else {
+                arg
+            };
+            if let Some(memory) = Pointer::from_value(Value::from_raw(pointer)) {
+                d.pointer.set(pointer as usize);
+                d.table.set(table_value as usize);
+                d.memory.set(memory as *const Pointer as usize);
+                return rb_sys::Qnil as VALUE;
+            }
+        }
+    }
+    rb_sys::rb_funcallv(rb_self, rb_sys::rb_intern(c"__initialize__".as_ptr()), argc, argv)
 }
 
 /// `Struct#[]=(name, value)`; returns `value`. FrozenError on a frozen
@@ -374,13 +498,16 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let class = module.define_class("Struct", ruby.class_object())?;
     class.define_alloc_func::<StructData>();
     class.define_private_method("__set_memory__", method!(StructData::set_memory, 2))?;
-    class.define_method("pointer", method!(StructData::pointer, 0))?;
-    class.define_method("to_ptr", method!(StructData::pointer, 0))?;
+    define_raw(class, "pointer", struct_pointer as *const (), 0);
+    define_raw(class, "to_ptr", struct_pointer as *const (), 0);
+    define_raw(class, "initialize", struct_initialize as *const (), -1);
+    define_raw(class, "members", struct_members as *const (), 0);
+    define_raw(class, "values", struct_values as *const (), 0);
     define_raw(class, "[]", struct_aref as *const (), 1);
     define_raw(class, "[]=", struct_aset as *const (), 2);
 
     let table = module.define_class("StructFieldTable", ruby.class_object())?;
     table.undef_default_alloc_func();
-    table.define_singleton_method("build", function!(FieldTable::build, 2))?;
+    table.define_singleton_method("build", function!(FieldTable::build, 3))?;
     Ok(())
 }

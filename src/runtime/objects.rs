@@ -36,6 +36,16 @@ pub fn typed_data<'a, T: TypedData>(value: VALUE) -> Option<&'a T> {
     }
 }
 
+/// `value`'s builtin type (`T_CLASS`, `T_STRING`, ...: its flags' type
+/// bits), or None for an immediate.
+pub fn builtin_type(value: VALUE) -> Option<i32> {
+    if value & 7 != 0 || value == rb_sys::Qnil as VALUE || value == rb_sys::Qfalse as VALUE {
+        return None;
+    }
+    // SAFETY: a live heap object's flags word is readable (module invariants).
+    Some(unsafe { *(value as *const VALUE) } as i32 & T_MASK)
+}
+
 /// The `T` of `value`, known to be typed data of `T`'s data type.
 ///
 /// SAFETY: the caller knows `value` is a live typed-data object of `T`'s
