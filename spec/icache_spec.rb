@@ -16,7 +16,7 @@ require "open3"
 # inside fiddle_jit.so after it is loaded and before a stub's first
 # instruction does; it fails if the flush is removed.
 RSpec.describe "aarch64 instruction cache maintenance" do
-  CHILD = <<~'RUBY'
+  ICACHE_CHILD = <<~'RUBY'
     $stderr.sync = true
     $stderr.puts "FJ-MARK load"
     require "fiddle_jit"
@@ -35,7 +35,7 @@ RSpec.describe "aarch64 instruction cache maintenance" do
     skip "compares nothing in oracle mode" if FIDDLE_JIT_ORACLE_MODE
 
     _, log, status = Open3.capture3({ "QEMU_LOG" => "in_asm" }, RbConfig.ruby, "-I", File.expand_path("../lib", __dir__),
-                                    "-e", CHILD)
+                                    "-e", ICACHE_CHILD)
     expect(status.success?).to be(true), log[-3000..]
     skip "not running under qemu-user: nothing logs the instructions run (on hardware this is untested)" unless
       log.include?("IN:")

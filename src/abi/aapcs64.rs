@@ -69,12 +69,18 @@ impl Platform {
 pub fn hfa(s: &StructType) -> Option<(CType, u8)> {
     let scalars = s.scalars();
     let member = scalars.first()?.0.clone();
-    if !member.is_float() || scalars.len() > 4 {
+    if !is_fp(&member) || scalars.len() > 4 {
         return None;
     }
     let size = member.size();
     let uniform = scalars.iter().enumerate().all(|(i, (t, offset))| *t == member && *offset == i * size);
     (uniform && s.size == scalars.len() * size).then_some((member, scalars.len() as u8))
+}
+
+/// A floating-point type: float, double, or long double (Linux: IEEE
+/// binary128, a quad-precision value in a whole q register).
+fn is_fp(ty: &CType) -> bool {
+    ty.is_float() || *ty == CType::LongDouble
 }
 
 /// The alignment rules C.10 and C.14 use: the composite's *natural*
@@ -124,6 +130,15 @@ impl Assigner {
     }
 
     fn scalar(&mut self, ty: &CType) -> CLoc {
+        if *ty == CType::LongDouble {
+            // Quad precision: v[NSRN] (C.1), else a 16-byte slot at the
+            // next 16-aligned NSAA (C.5, C.16's natural alignment).
+            if self.next_float < FLOAT_ARG_REGS {
+                self.next_float += 1;
+                return CLoc::Float(self.next_float - 1);
+            }
+            return CLoc::Stack(self.stack_slot(16, 16));
+        }
         match ty.reg_class().unwrap_or(RegClass::Integer) {
             RegClass::Float if self.next_float < FLOAT_ARG_REGS => {
                 self.next_float += 1; // C.1
@@ -231,7 +246,7 @@ fn ret_loc(ret: &CType) -> RetLoc {
                     .collect(),
             )
         }
-        t if t.is_float() => RetLoc::Float,
+        t if is_fp(t) => RetLoc::Float,
         _ => RetLoc::Int,
     }
 }
@@ -276,9 +291,11 @@ pub fn plan_stub_in_form(sig: &Signature, argv: bool, platform: Platform) -> Res
     check_params(sig)?;
     // Ruby's VALUEs are 8 bytes, so their stack slots are 8 bytes on Apple too.
     // Apple's callees may rely on narrow arguments extended to 32 bits,
-    // Linux's extend them themselves: extending serves both. (Reverse
-    // trampolines never rely on it: the runtime truncates each raw slot.)
-    let widen = Widen::To32ZeroUpper;
+    // Linux's extend them themselves: extending to 64 bits serves both and
+    // is what libffi passes (the ffi gem's `labs` bound with `:int` sees
+    // -6, not 2**32 - 6). Reverse trampolines never rely on it: the runtime
+    // truncates each raw slot.
+    let widen = Widen::To64;
     Ok(stub_plan(sig, argv, INT_ARG_REGS, widen, assign(&sig.params, &sig.ret, sig.fixed_params, platform)))
 }
 
@@ -621,20 +638,45 @@ mod tests {
     }
 
     #[test]
-    fn narrow_integer_arguments_fill_the_w_register_and_zero_the_rest() {
+    fn narrow_integer_arguments_are_extended_to_64_bits() {
         for platform in [Linux, Apple] {
             let plan = plan_stub(&Signature::new(vec![I8, U32, U64], I16), platform).unwrap();
             let convs: Vec<Conversion> = plan.args.iter().map(|e| e.conv).collect();
             assert_eq!(
                 convs,
                 vec![
-                    Conversion::Int { bytes: 1, signed: true, widen: Widen::To32ZeroUpper },
-                    Conversion::Int { bytes: 4, signed: false, widen: Widen::To32ZeroUpper },
+                    Conversion::Int { bytes: 1, signed: true, widen: Widen::To64 },
+                    Conversion::Int { bytes: 4, signed: false, widen: Widen::To64 },
                     Conversion::Int { bytes: 8, signed: false, widen: Widen::None },
                 ]
             );
             assert_eq!(plan.ret_conv, Conversion::Int { bytes: 2, signed: true, widen: Widen::None });
         }
+    }
+
+    #[test]
+    fn long_doubles_take_q_registers_then_16_aligned_stack_slots() {
+        // binary128: v[NSRN] whole (C.1), then 16 bytes at a 16-aligned NSAA.
+        let mut params = vec![LongDouble, F64, I32];
+        params.extend(vec![F64; 5]);
+        params.extend([LongDouble, LongDouble, F64, LongDouble]);
+        let plan = plan_stub(&Signature::new(params, LongDouble), Linux).unwrap();
+        let d: Vec<CLoc> = plan.args.iter().map(|e| e.dest.clone()).collect();
+        assert_eq!(d[..3], [CLoc::Float(0), CLoc::Float(1), CLoc::Int(0)]);
+        assert_eq!(d[7], CLoc::Float(6));
+        assert_eq!(d[8], CLoc::Float(7));
+        assert_eq!(d[9..], [CLoc::Stack(0), CLoc::Stack(16), CLoc::Stack(32)]);
+        assert_eq!(plan.stack_bytes, 48);
+        assert_eq!(plan.ret, RetLoc::Float);
+        // Variadic on Linux: the same rules (snprintf's %Lg reads q registers).
+        let v = plan_stub(&Signature::variadic(vec![CString], vec![LongDouble, I32], I32), Linux).unwrap();
+        assert_eq!(v.args[1].dest, CLoc::Float(0));
+        // An HFA of long doubles: one q register per member, results in q0..q1.
+        let qq = strukt(vec![LongDouble, LongDouble]);
+        let plan = plan_stub(&Signature::new(vec![F64, qq.clone()], qq), Linux).unwrap();
+        let q = |k, offset| piece(CLoc::Float(k), offset, 16);
+        assert_eq!(plan.args[1].dest, CLoc::Pieces(vec![q(1, 0), q(2, 16)]));
+        assert_eq!(plan.ret, RetLoc::Pieces(vec![q(0, 0), q(1, 16)]));
     }
 
     #[test]

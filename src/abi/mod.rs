@@ -129,10 +129,13 @@ pub enum Widen {
     /// SysV arguments: the psABI does not require it, but clang-built
     /// callees rely on it, so callers do it.
     To32,
-    /// Extended to 32 bits, bits 32..63 zero (AAPCS64 arguments, written
-    /// through w registers; Apple's callers must extend to 32 bits, Linux
-    /// callees extend themselves).
-    To32ZeroUpper,
+    /// Extended to 64 bits per the signedness (AAPCS64 arguments): Apple's
+    /// callers must extend to 32 bits and Linux callees extend themselves,
+    /// so any extension to 32 bits or more serves the standard; this one
+    /// is what libffi (and so the ffi gem) passes, which a binding whose
+    /// type is narrower than the C parameter (`labs` attached with `:int`)
+    /// observes.
+    To64,
 }
 
 impl Conversion {

@@ -26,14 +26,16 @@
 //!
 //! Frame (offsets from sp after the prologue, `stub::Frame`): outgoing
 //! stack arguments, argv (argv form), keep-alive slots, the blocking call's
-//! block, the VALUE spill, copies of structs passed by reference, the
-//! struct result buffer; x29 points at the saved x29/x30 just above, and
-//! the caller's stack arguments start at x29 + 16.
+//! block, the VALUE spill, the struct result buffer, then copies of structs
+//! passed by reference and long doubles' q slots (last: a copy of any size
+//! leaves the other slots within the scaled immediates); x29 points at the
+//! saved x29/x30 just above, and the caller's stack arguments start at
+//! x29 + 16.
 //!
 //! Thunk contract: x9 = the VALUE (or the address of a slot holding it),
 //! x10 = the stub's info, w11 = the argument index; result in x9, or d16
-//! for doubles. x0..x8 and the low halves of d0..d7 are preserved;
-//! x9..x17, v16..v31 and flags are not. The StringValueCStr thunk first
+//! for doubles. x0..x8 and the whole of q0..q7 (a long double argument is
+//! all 128 bits) are preserved; x9..x17, v16..v31 and flags are not. The StringValueCStr thunk first
 //! runs the lowering's fast path (`lower::cstr_fast_path`), which saves
 //! nothing.
 
@@ -55,19 +57,24 @@ const D16: u8 = 16;
 /// `mrs` operand for TPIDR_EL0 (op0=3 op1=3 CRn=13 CRm=0 op2=2): the
 /// thread pointer glibc's TLS (and so errno) is addressed from.
 const TPIDR_EL0: u32 = 0b1_011_1101_0000_010;
-/// Frames bigger than this would need an `add` beyond a 12-bit immediate
-/// (and ldr/str offsets beyond their scaled range); no signature gets near.
-const MAX_LOCALS: i32 = 4080;
+/// Largest frame (two `sub sp` immediates: 24 bits). Everything but the
+/// by-reference copies, which come last, stays within the loads' and
+/// stores' scaled immediates; the copies are addressed with `add_sp`.
+const MAX_LOCALS: i32 = (1 << 24) - 16;
+/// Structs up to this size are copied by unrolled loads and stores;
+/// larger ones by a loop (attach time and code size stay constant).
+const UNROLLED_COPY: u32 = 64;
 /// Strings up to this long are checked for NULs in the StringValueCStr
 /// thunk's fast path, 8 bytes a step; longer ones go to the helper's
 /// memchr.
 const INLINE_SCAN_LIMIT: u32 = 256;
 
-/// Layout of a blocking call's block: x0..x8, d0..d7, the stack arguments,
-/// then x0, x1, d0..d3 after the call.
-const BLOCK_D: i32 = 9 * 8;
-const BLOCK_STACK: i32 = BLOCK_D + 8 * 8;
-const BLOCK_RET: i32 = 6 * 8;
+/// Layout of a blocking call's block: x0..x8, q0..q7 (16 bytes each: a
+/// long double fills one), the stack arguments, then x0, x1, q0..q3 after
+/// the call.
+const BLOCK_Q: i32 = 10 * 8;
+const BLOCK_STACK: i32 = BLOCK_Q + 8 * 16;
+const BLOCK_RET: i32 = 2 * 8 + 4 * 16;
 
 const SHAPE: FrameShape = FrameShape {
     block_bytes: BLOCK_STACK + BLOCK_RET,
@@ -75,6 +82,7 @@ const SHAPE: FrameShape = FrameShape {
     // + 16: register pieces are stored whole.
     retbuf_bytes: |ty| match ty {
         CType::Struct(s) => round16(s.size as i32) + 16,
+        CType::LongDouble => 16,
         _ => 0,
     },
     size: round16,
@@ -117,7 +125,7 @@ fn mov_imm_len(value: u64) -> usize {
     halves.clone().filter(|&h| h != 0).count().min(halves.filter(|&h| h != 0xffff).count()).max(1)
 }
 
-/// A thunk: save every argument register (x0-x8, d0-d7), call
+/// A thunk: save every argument register (x0-x8, q0-q7), call
 /// `target(x9, x10, w11)`, restore; result in x9 and d16. With a
 /// `fast_path` (the helper's, lowered), that runs first.
 fn emit_thunk(target: usize, fast_path: Option<&Lowered>) -> Vec<u8> {
@@ -130,11 +138,11 @@ fn emit_thunk(target: usize, fast_path: Option<&Lowered>) -> Vec<u8> {
     dynasm!(code.ops
         ; .arch aarch64
         ; =>helper
-        ; stp x29, x30, [sp, #-160]!
+        ; stp x29, x30, [sp, #-224]!
         ; mov x29, sp
         ; stp x0, x1, [sp, #16] ; stp x2, x3, [sp, #32] ; stp x4, x5, [sp, #48] ; stp x6, x7, [sp, #64]
         ; str x8, [sp, #80]
-        ; stp d0, d1, [sp, #96] ; stp d2, d3, [sp, #112] ; stp d4, d5, [sp, #128] ; stp d6, d7, [sp, #144]
+        ; stp q0, q1, [sp, #96] ; stp q2, q3, [sp, #128] ; stp q4, q5, [sp, #160] ; stp q6, q7, [sp, #192]
         ; mov x0, x9
         ; mov x1, x10
         ; mov w2, w11
@@ -144,17 +152,16 @@ fn emit_thunk(target: usize, fast_path: Option<&Lowered>) -> Vec<u8> {
         ; fmov d16, d0
         ; ldp x0, x1, [sp, #16] ; ldp x2, x3, [sp, #32] ; ldp x4, x5, [sp, #48] ; ldp x6, x7, [sp, #64]
         ; ldr x8, [sp, #80]
-        ; ldp d0, d1, [sp, #96] ; ldp d2, d3, [sp, #112] ; ldp d4, d5, [sp, #128] ; ldp d6, d7, [sp, #144]
-        ; ldp x29, x30, [sp], #160
+        ; ldp q0, q1, [sp, #96] ; ldp q2, q3, [sp, #128] ; ldp q4, q5, [sp, #160] ; ldp q6, q7, [sp, #192]
+        ; ldp x29, x30, [sp], #224
         ; ret
     );
     code.finish()
 }
 
-/// Machine code for every thunk, in the order of `Thunks`' fields (long
-/// doubles are refused on aarch64: no thunk for them).
+/// Machine code for every thunk, in the order of `Thunks`' fields.
 pub fn emit_thunks(targets: &RuntimeTargets) -> Vec<Vec<u8>> {
-    super::emit_thunks(targets, &super::THUNK_HELPERS[..9], emit_thunk)
+    super::emit_thunks(targets, &super::THUNK_HELPERS, emit_thunk)
 }
 
 /// A forward stub for `req`: the lowering's conversions in this
@@ -174,20 +181,27 @@ pub(crate) struct Stub<'a> {
 /// Rejects plans this backend has no code for, before emitting anything.
 fn check_plan(req: &StubRequest) -> Result<(), EmitError> {
     let plan = req.plan;
-    // AAPCS64's long double is IEEE binary128 in a q register (Linux) or a
-    // plain double (Apple); neither is implemented yet.
-    if plan.ret_ty == CType::LongDouble || plan.args.iter().any(|e| e.ty == CType::LongDouble) {
-        return Err(EmitError::Unsupported("long double on aarch64".into()));
+    // AAPCS64's long double is IEEE binary128 in a q register on Linux,
+    // but a plain double on Apple, where CType::LongDouble (16 bytes) is
+    // not the C type.
+    let long_double = plan.ret_ty == CType::LongDouble || plan.args.iter().any(|e| e.ty == CType::LongDouble);
+    if long_double && cfg!(target_vendor = "apple") {
+        return Err(EmitError::Unsupported("long double on Apple arm64".into()));
     }
     for e in &plan.args {
         let ok = match (&e.ty, &e.dest) {
-            (CType::Struct(_), CLoc::Pieces(p)) => p.iter().all(|p| {
-                matches!(p.loc, CLoc::Int(0..=7) | CLoc::Float(0..=7) | CLoc::Stack(_)) && (1..=8).contains(&p.size)
+            (CType::Struct(_), CLoc::Pieces(p)) => p.iter().all(|p| match p.loc {
+                CLoc::Int(0..=7) | CLoc::Stack(_) => (1..=8).contains(&p.size),
+                // HFA members: float, double, long double.
+                CLoc::Float(0..=7) => matches!(p.size, 4 | 8 | 16),
+                _ => false,
             }),
             (CType::Struct(_), CLoc::StackCopy { .. }) => true,
             (CType::Struct(_), CLoc::ByReference { address, .. }) => matches!(**address, CLoc::Int(0..=7) | CLoc::Stack(_)),
             (CType::Struct(_), _) => false,
-            (CType::F32 | CType::F64, CLoc::Float(k)) => *k < 8,
+            (CType::F32 | CType::F64 | CType::LongDouble, CLoc::Float(k)) => *k < 8,
+            (CType::LongDouble, CLoc::Stack(off)) => off % 16 == 0,
+            (CType::LongDouble, _) => false,
             (_, CLoc::Int(k)) => *k < 8,
             (_, CLoc::Stack(_)) => true,
             _ => false,
@@ -217,8 +231,12 @@ impl<'a> StubBackend<'a> for Stub<'a> {
             ; stp x29, x30, [sp, #-16]!
             ; mov x29, sp
         );
-        if self.frame.size > 0 {
-            dynasm!(self.code.ops ; .arch aarch64 ; sub sp, sp, self.frame.size as u32);
+        let size = self.frame.size as u32;
+        if size >> 12 != 0 {
+            dynasm!(self.code.ops ; .arch aarch64 ; sub sp, sp, size >> 12, lsl 12);
+        }
+        if size & 0xfff != 0 {
+            dynasm!(self.code.ops ; .arch aarch64 ; sub sp, sp, size & 0xfff);
         }
         if let Some(base) = self.frame.spill {
             for &r in &self.req.plan.spill {
@@ -290,7 +308,15 @@ impl<'a> StubBackend<'a> for Stub<'a> {
                         let keep = c.keep.expect("a keep-alive slot") as u32;
                         dynasm!(self.code.ops ; .arch aarch64 ; str x9, [sp, keep] ; add x9, sp, keep);
                     }
-                    HelperInput::ParkedInDest => unreachable!("long doubles are refused on aarch64"),
+                    // A long double: the VALUE goes to the 16 bytes the
+                    // helper overwrites with the binary128 value (its
+                    // stack slot, its q slot in the call block, or its
+                    // frame slot, loaded into its q register below).
+                    HelperInput::ParkedInDest => {
+                        let at = self.long_double_at(c) as u32;
+                        self.add_sp(X12, at);
+                        dynasm!(self.code.ops ; .arch aarch64 ; str x9, [x12] ; mov x9, x12);
+                    }
                 }
                 let thunk = self.code.pool.label(&mut self.code.ops, self.req.thunks.of(helper) as u64);
                 let info = self.code.pool.info;
@@ -302,13 +328,20 @@ impl<'a> StubBackend<'a> for Stub<'a> {
                     HelperOutput::FArg if c.farg != D16 => dynasm!(self.code.ops ; .arch aarch64 ; fmov D(c.farg), d16),
                     HelperOutput::FArg | HelperOutput::None => {}
                 }
+                // The thunks preserve q0..q7 whole: no later slow path
+                // clobbers the long double's upper half.
+                if let (HelperInput::ParkedInDest, CLoc::Float(k), None) = (input, &c.dest, self.frame.block) {
+                    let at = self.long_double_at(c) as u32;
+                    self.add_sp(X12, at);
+                    dynasm!(self.code.ops ; .arch aarch64 ; ldr Q(*k), [x12]);
+                }
             }
             Op::CopyStruct { src } => {
                 debug_assert_eq!(src, X9, "copy_struct reads from x9");
                 self.copy_struct(c);
             }
             Op::BoxStructResult => self.box_struct_result(),
-            Op::BoxLongDoubleResult => unreachable!("long doubles are refused on aarch64"),
+            Op::BoxLongDoubleResult => self.box_long_double_result(),
             Op::Return => {
                 self.leave();
                 dynasm!(self.code.ops ; .arch aarch64 ; ret);
@@ -683,7 +716,7 @@ impl Stub<'_> {
                     dynasm!(self.code.ops ; .arch aarch64 ; fmov D(*k), D(v));
                 }
             }
-            (CLoc::Float(k), Some(b)) => dynasm!(self.code.ops ; .arch aarch64 ; str D(v), [sp, (b + BLOCK_D) as u32 + 8 * *k as u32]),
+            (CLoc::Float(k), Some(b)) => dynasm!(self.code.ops ; .arch aarch64 ; str D(v), [sp, (b + BLOCK_Q) as u32 + 16 * *k as u32]),
             (CLoc::Stack(off), block) => {
                 let at = block.map_or(0, |b| b + BLOCK_STACK) as u32 + off;
                 if single {
@@ -713,12 +746,17 @@ impl Stub<'_> {
                             self.load_bytes(X11, off, size);
                             dynasm!(self.code.ops ; .arch aarch64 ; str x11, [sp, b as u32 + 8 * *k as u32]);
                         }
-                        // HFA members: s or d registers, loaded exactly.
+                        // HFA members: s, d or q registers, loaded exactly.
                         (CLoc::Float(k), None) if size == 4 => dynasm!(self.code.ops ; .arch aarch64 ; ldr S(*k), [x9, off]),
-                        (CLoc::Float(k), None) => dynasm!(self.code.ops ; .arch aarch64 ; ldr D(*k), [x9, off]),
+                        (CLoc::Float(k), None) if size == 8 => dynasm!(self.code.ops ; .arch aarch64 ; ldr D(*k), [x9, off]),
+                        (CLoc::Float(k), None) => dynasm!(self.code.ops ; .arch aarch64 ; ldr Q(*k), [x9, off]),
+                        (CLoc::Float(k), Some(b)) if size == 16 => {
+                            let at = (b + BLOCK_Q) as u32 + 16 * *k as u32;
+                            dynasm!(self.code.ops ; .arch aarch64 ; ldr q16, [x9, off] ; add x12, sp, at ; str q16, [x12]);
+                        }
                         (CLoc::Float(k), Some(b)) => {
                             self.load_bytes(X11, off, size);
-                            dynasm!(self.code.ops ; .arch aarch64 ; str x11, [sp, (b + BLOCK_D) as u32 + 8 * *k as u32]);
+                            dynasm!(self.code.ops ; .arch aarch64 ; str x11, [sp, (b + BLOCK_Q) as u32 + 16 * *k as u32]);
                         }
                         // Apple variadic HFAs: one 8-byte slot per member.
                         (CLoc::Stack(slot), _) => {
@@ -737,7 +775,7 @@ impl Stub<'_> {
                 // AAPCS64 B.4: the callee may write to the copy, never to
                 // the Struct's own memory.
                 let at = c.copy.expect("a frame copy") as u32;
-                dynasm!(self.code.ops ; .arch aarch64 ; add x13, sp, at);
+                self.add_sp(13, at);
                 self.copy_bytes(*size);
                 self.place(&Conv { arg: 13, dest: (**address).clone(), ..c.clone() }, 8);
             }
@@ -771,9 +809,43 @@ impl Stub<'_> {
         }
     }
 
+    /// `X(reg)` ← sp + `off` (any offset below 2**24).
+    fn add_sp(&mut self, reg: u8, off: u32) {
+        if off < 4096 {
+            dynasm!(self.code.ops ; .arch aarch64 ; add XSP(reg), sp, off);
+        } else {
+            dynasm!(self.code.ops ; .arch aarch64 ; add XSP(reg), sp, off >> 12, lsl 12);
+            if off & 0xfff != 0 {
+                dynasm!(self.code.ops ; .arch aarch64 ; add XSP(reg), XSP(reg), off & 0xfff);
+            }
+        }
+    }
+
     /// Copies `size` bytes from [x9] to [x13] (any alignment), touching no
-    /// byte outside either range. Uses x11, x12.
+    /// byte outside either range; x13 is kept. Up to `UNROLLED_COPY` bytes
+    /// unrolled; above, a loop over the whole words, then the tail through
+    /// x9 and x13 advanced past them (restored). Uses x10, x11, x12.
     fn copy_bytes(&mut self, size: u32) {
+        if size > UNROLLED_COPY {
+            let looped = size & !7;
+            mov_imm(&mut self.code.ops, X10, looped as u64);
+            dynasm!(self.code.ops
+                ; .arch aarch64
+                ; mov x12, 0
+                ; copy:
+                ; ldr x11, [x9, x12]
+                ; str x11, [x13, x12]
+                ; add x12, x12, 8
+                ; cmp x12, x10
+                ; b.lo <copy
+            );
+            if size > looped {
+                dynasm!(self.code.ops ; .arch aarch64 ; add x9, x9, x10 ; add x13, x13, x10);
+                self.copy_bytes(size - looped);
+                dynasm!(self.code.ops ; .arch aarch64 ; sub x13, x13, x10);
+            }
+            return;
+        }
         let mut at = 0;
         while size - at >= 8 {
             dynasm!(self.code.ops ; .arch aarch64 ; ldr x11, [x9, at] ; str x11, [x13, at]);
@@ -814,14 +886,14 @@ impl Stub<'_> {
             ; blr x16
             ; add x9, sp, ret
             ; ldp x0, x1, [x9]
-            ; ldp d0, d1, [x9, 16]
-            ; ldp d2, d3, [x9, 32]
+            ; ldp q0, q1, [x9, 16]
+            ; ldp q2, q3, [x9, 48]
         );
     }
 
     /// `void *inner(void *block)`: loads the argument registers and stack
     /// arguments from the block, calls the C function, stores x0, x1 and
-    /// d0..d3 back into it.
+    /// q0..q3 back into it.
     fn emit_inner(&mut self) {
         let stack = self.req.plan.stack_bytes;
         let (function, inner) = (self.code.pool.function, self.inner);
@@ -843,13 +915,13 @@ impl Stub<'_> {
             ; .arch aarch64
             ; ldp x0, x1, [x19] ; ldp x2, x3, [x19, 16] ; ldp x4, x5, [x19, 32] ; ldp x6, x7, [x19, 48]
             ; ldr x8, [x19, 64]
-            ; ldp d0, d1, [x19, 72] ; ldp d2, d3, [x19, 88] ; ldp d4, d5, [x19, 104] ; ldp d6, d7, [x19, 120]
+            ; ldp q0, q1, [x19, 80] ; ldp q2, q3, [x19, 112] ; ldp q4, q5, [x19, 144] ; ldp q6, q7, [x19, 176]
             ; ldr x16, =>function
             ; blr x16
             ; add x9, x19, BLOCK_STACK as u32 + stack
             ; stp x0, x1, [x9]
-            ; stp d0, d1, [x9, 16]
-            ; stp d2, d3, [x9, 32]
+            ; stp q0, q1, [x9, 16]
+            ; stp q2, q3, [x9, 48]
             ; mov sp, x29
             ; ldr x19, [sp, 16]
             ; ldp x29, x30, [sp], #32
@@ -877,6 +949,32 @@ impl Stub<'_> {
         );
     }
 
+    /// Where a long double argument's 16 bytes are (offset from sp): its
+    /// stack slot, its q slot in the call block, or its frame slot.
+    fn long_double_at(&self, c: &Conv) -> i32 {
+        match (&c.dest, self.frame.block) {
+            (CLoc::Stack(off), block) => block.map_or(0, |b| b + BLOCK_STACK) + *off as i32,
+            (CLoc::Float(k), Some(b)) => b + BLOCK_Q + 16 * *k as i32,
+            (CLoc::Float(_), None) => c.copy.expect("a frame slot for the long double"),
+            (dest, _) => unreachable!("long double in {dest:?}"),
+        }
+    }
+
+    /// q0 → the frame's 16-byte return buffer → the helper, which builds a
+    /// BigDecimal like the ffi gem (after a blocking call q0 was reloaded
+    /// from the call block).
+    fn box_long_double_result(&mut self) {
+        let retbuf = self.frame.retbuf as u32;
+        let helper = self.code.pool.label(&mut self.code.ops, self.req.targets.ret_long_double as u64);
+        dynasm!(self.code.ops
+            ; .arch aarch64
+            ; str q0, [sp, retbuf]
+            ; add x0, sp, retbuf
+            ; ldr x16, =>helper
+            ; blr x16
+        );
+    }
+
     /// A struct return: its pieces (or the bytes the callee wrote through
     /// x8) are in the frame's return buffer; the helper makes a new Struct
     /// instance holding a copy.
@@ -888,7 +986,8 @@ impl Stub<'_> {
                 match (&piece.loc, piece.size) {
                     (CLoc::Int(k), _) => dynasm!(self.code.ops ; .arch aarch64 ; str X(*k), [sp, at]),
                     (CLoc::Float(k), 4) => dynasm!(self.code.ops ; .arch aarch64 ; str S(*k), [sp, at]),
-                    (CLoc::Float(k), _) => dynasm!(self.code.ops ; .arch aarch64 ; str D(*k), [sp, at]),
+                    (CLoc::Float(k), 8) => dynasm!(self.code.ops ; .arch aarch64 ; str D(*k), [sp, at]),
+                    (CLoc::Float(k), _) => dynasm!(self.code.ops ; .arch aarch64 ; str Q(*k), [sp, at]),
                     _ => unreachable!("struct results come back in registers"),
                 }
             }

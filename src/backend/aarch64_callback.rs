@@ -37,49 +37,140 @@ const MAX_STACK_OFFSET: u32 = 4095 - 16;
 /// Most raw slots `str [sp, #8 * i]` reaches (and far beyond
 /// runtime::callback::MAX_ARGS).
 const MAX_ARGS: usize = 512;
+/// Largest frame `sub sp, sp, #imm12` and the scaled stores reach.
+const MAX_FRAME: u32 = 4080;
 
 pub fn emit_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitError> {
     let plan = req.plan;
     if plan.args.len() > MAX_ARGS {
         return Err(EmitError::Unsupported(format!("a callback with {} arguments", plan.args.len())));
     }
+    if cfg!(target_vendor = "apple") && (plan.ret_ty == CType::LongDouble || plan.args.iter().any(|(t, _)| *t == CType::LongDouble)) {
+        // Apple's long double is a double; CType::LongDouble is binary128.
+        return Err(EmitError::Unsupported("long double on Apple arm64".into()));
+    }
     for (i, (ty, loc)) in plan.args.iter().enumerate() {
-        let far = matches!(loc, CLoc::Stack(off) if *off > MAX_STACK_OFFSET);
-        if far || matches!(ty, CType::Struct(_) | CType::Void | CType::LongDouble) || !matches!(loc, CLoc::Int(_) | CLoc::Float(_) | CLoc::Stack(_)) {
-            return Err(EmitError::Unsupported(format!("callback argument {} of type {}", i + 1, ty)));
+        let far = |off: u32| off > MAX_STACK_OFFSET;
+        let ok = match loc {
+            CLoc::Int(_) | CLoc::Float(_) => true,
+            CLoc::Stack(off) | CLoc::StackCopy { offset: off, .. } => !far(*off),
+            CLoc::Pieces(pieces) => pieces.iter().all(|p| match p.loc {
+                CLoc::Int(_) => p.size <= 8,
+                CLoc::Float(_) => matches!(p.size, 4 | 8 | 16),
+                CLoc::Stack(off) => !far(off) && p.size <= 8,
+                _ => false,
+            }),
+            CLoc::ByReference { address, .. } => match **address {
+                CLoc::Int(_) => true,
+                CLoc::Stack(off) => !far(off),
+                _ => false,
+            },
+        };
+        if !ok || *ty == CType::Void {
+            return Err(EmitError::Unsupported(format!("callback argument {} of type {} in {:?}", i + 1, ty, loc)));
         }
     }
-    if matches!(plan.ret, RetLoc::Pieces(_) | RetLoc::Indirect { .. }) || matches!(plan.ret_ty, CType::Struct(_)) {
-        return Err(EmitError::Unsupported("callback returning a struct by value".into()));
+    let nargs = plan.args.len() as u32;
+    // Raw slots (one more for a struct result: where the entry writes its
+    // bytes), then 16-aligned buffers: one per struct arriving in registers
+    // and per long double arriving in a q register (the slot gets the
+    // buffer's address), and one for a struct result in registers.
+    let struct_ret = matches!(plan.ret, RetLoc::Pieces(_) | RetLoc::Indirect { .. });
+    let mut used = round16(8 * (nargs + struct_ret as u32)).max(16);
+    let mut buffers = Vec::with_capacity(plan.args.len());
+    for (ty, loc) in &plan.args {
+        let bytes = match (ty, loc) {
+            (CType::Struct(s), CLoc::Pieces(_)) => round16(s.size as u32),
+            (CType::LongDouble, CLoc::Float(_)) => 16,
+            _ => 0,
+        };
+        buffers.push(used);
+        used += bytes;
     }
-    if plan.ret_ty == CType::LongDouble {
-        return Err(EmitError::Unsupported("callback returning a long double on aarch64".into()));
+    let retbuf = used;
+    if let (RetLoc::Pieces(_), CType::Struct(s)) = (&plan.ret, &plan.ret_ty) {
+        used += round16(s.size as u32);
     }
-    let raw = (8 * plan.args.len() as u32).div_ceil(16).max(1) * 16;
+    if used > MAX_FRAME {
+        return Err(EmitError::Unsupported(format!("a callback frame of {used} bytes")));
+    }
     let mut ops = Asm::new(0);
     dynasm!(ops
         ; .arch aarch64
         ; stp x29, x30, [sp, #-16]!
         ; mov x29, sp
-        ; sub sp, sp, raw
+        ; sub sp, sp, used
     );
     for (i, (ty, loc)) in plan.args.iter().enumerate() {
         let slot = 8 * i as u32;
-        match *loc {
-            CLoc::Int(k) => dynasm!(ops ; .arch aarch64 ; str X(k), [sp, slot]),
-            CLoc::Float(k) => dynasm!(ops ; .arch aarch64 ; str D(k), [sp, slot]),
-            CLoc::Stack(off) => {
-                let at = 16 + off;
-                match ty.size() {
-                    1 => dynasm!(ops ; .arch aarch64 ; ldrb w9, [x29, at]),
-                    2 => dynasm!(ops ; .arch aarch64 ; ldrh w9, [x29, at]),
-                    4 => dynasm!(ops ; .arch aarch64 ; ldr w9, [x29, at]),
-                    _ => dynasm!(ops ; .arch aarch64 ; ldr x9, [x29, at]),
-                }
+        let buf = buffers[i];
+        match (ty, loc) {
+            // A long double: the slot holds the address of its 16 bytes.
+            (CType::LongDouble, CLoc::Float(k)) => dynasm!(ops
+                ; .arch aarch64
+                ; str Q(*k), [sp, buf]
+                ; add x9, sp, buf
+                ; str x9, [sp, slot]
+            ),
+            (CType::LongDouble, CLoc::Stack(off)) => dynasm!(ops
+                ; .arch aarch64
+                ; add x9, x29, 16 + off
+                ; str x9, [sp, slot]
+            ),
+            (_, CLoc::Int(k)) => dynasm!(ops ; .arch aarch64 ; str X(*k), [sp, slot]),
+            (_, CLoc::Float(k)) => dynasm!(ops ; .arch aarch64 ; str D(*k), [sp, slot]),
+            (_, CLoc::Stack(off)) => {
+                load_stack(&mut ops, *off, ty.size() as u32);
                 dynasm!(ops ; .arch aarch64 ; str x9, [sp, slot]);
             }
-            _ => unreachable!("rejected above"),
+            // A struct in registers: its pieces go to its buffer (x words
+            // whole, HFA members at their own width), the slot gets the
+            // buffer's address.
+            (_, CLoc::Pieces(pieces)) => {
+                for p in pieces {
+                    let at = buf + p.offset;
+                    match (&p.loc, p.size) {
+                        (CLoc::Int(k), _) => dynasm!(ops ; .arch aarch64 ; str X(*k), [sp, at]),
+                        (CLoc::Float(k), 4) => dynasm!(ops ; .arch aarch64 ; str S(*k), [sp, at]),
+                        (CLoc::Float(k), 8) => dynasm!(ops ; .arch aarch64 ; str D(*k), [sp, at]),
+                        (CLoc::Float(k), _) => dynasm!(ops ; .arch aarch64 ; str Q(*k), [sp, at]),
+                        (CLoc::Stack(off), size) => {
+                            load_stack(&mut ops, *off, size as u32);
+                            dynasm!(ops ; .arch aarch64 ; str x9, [sp, at]);
+                        }
+                        _ => unreachable!("rejected above"),
+                    }
+                }
+                dynasm!(ops ; .arch aarch64 ; add x9, sp, buf ; str x9, [sp, slot]);
+            }
+            // A struct the caller copied to its stack argument area.
+            (_, CLoc::StackCopy { offset, .. }) => dynasm!(ops
+                ; .arch aarch64
+                ; add x9, x29, 16 + offset
+                ; str x9, [sp, slot]
+            ),
+            // Over 16 bytes (B.4): the address of the caller's copy.
+            (_, CLoc::ByReference { address, .. }) => match **address {
+                CLoc::Int(k) => dynasm!(ops ; .arch aarch64 ; str X(k), [sp, slot]),
+                CLoc::Stack(off) => dynasm!(ops
+                    ; .arch aarch64
+                    ; ldr x9, [x29, 16 + off]
+                    ; str x9, [sp, slot]
+                ),
+                _ => unreachable!("rejected above"),
+            },
         }
+    }
+    let ret_slot = 8 * nargs;
+    match plan.ret {
+        RetLoc::Pieces(_) => dynasm!(ops
+            ; .arch aarch64
+            ; add x9, sp, retbuf
+            ; str x9, [sp, ret_slot]
+        ),
+        // The caller's result memory arrives in x8; the entry writes there.
+        RetLoc::Indirect { .. } => dynasm!(ops ; .arch aarch64 ; str x8, [sp, ret_slot]),
+        _ => {}
     }
     dynasm!(ops
         ; .arch aarch64
@@ -88,10 +179,28 @@ pub fn emit_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitError> {
         ; ldr x9, ->entry
         ; blr x9
     );
-    match plan.ret_ty {
-        CType::F64 => dynasm!(ops ; .arch aarch64 ; fmov d0, x0),
-        CType::F32 => dynasm!(ops ; .arch aarch64 ; fmov s0, w0),
-        _ => {}
+    match &plan.ret {
+        RetLoc::Pieces(pieces) => {
+            for p in pieces {
+                let at = retbuf + p.offset;
+                match (&p.loc, p.size) {
+                    (CLoc::Int(k), _) => dynasm!(ops ; .arch aarch64 ; ldr X(*k), [sp, at]),
+                    (CLoc::Float(k), 4) => dynasm!(ops ; .arch aarch64 ; ldr S(*k), [sp, at]),
+                    (CLoc::Float(k), 8) => dynasm!(ops ; .arch aarch64 ; ldr D(*k), [sp, at]),
+                    (CLoc::Float(k), 16) => dynasm!(ops ; .arch aarch64 ; ldr Q(*k), [sp, at]),
+                    _ => return Err(EmitError::Unsupported(format!("callback struct return piece {:?}", p.loc))),
+                }
+            }
+        }
+        // AAPCS64 does not require the callee to return x8.
+        RetLoc::Indirect { .. } => {}
+        _ => match plan.ret_ty {
+            CType::F64 => dynasm!(ops ; .arch aarch64 ; fmov d0, x0),
+            CType::F32 => dynasm!(ops ; .arch aarch64 ; fmov s0, w0),
+            // The entry wrote the binary128 result over the first two slots.
+            CType::LongDouble => dynasm!(ops ; .arch aarch64 ; ldr q0, [sp]),
+            _ => {}
+        },
     }
     dynasm!(ops
         ; .arch aarch64
@@ -103,6 +212,22 @@ pub fn emit_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitError> {
         ; .u64 req.entry as u64
     );
     ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))
+}
+
+/// x9 ← the `size` bytes of the caller's stack argument at `off`
+/// (zero-extended: Apple packs narrow ones).
+fn load_stack(ops: &mut Asm, off: u32, size: u32) {
+    let at = 16 + off;
+    match size {
+        1 => dynasm!(ops ; .arch aarch64 ; ldrb w9, [x29, at]),
+        2 => dynasm!(ops ; .arch aarch64 ; ldrh w9, [x29, at]),
+        4 => dynasm!(ops ; .arch aarch64 ; ldr w9, [x29, at]),
+        _ => dynasm!(ops ; .arch aarch64 ; ldr x9, [x29, at]),
+    }
+}
+
+fn round16(n: u32) -> u32 {
+    n.div_ceil(16) * 16
 }
 
 /// `ldr x16, slot ; ldr x17, [x16] ; br x17 ; slot: .u64`: the per-callback
@@ -214,12 +339,50 @@ mod tests {
         assert!(!code.contains(&0x1e27_0000) && !code.contains(&0x9e67_0000));
     }
 
+    fn strukt(fields: Vec<CType>) -> CType {
+        CType::Struct(Arc::new(StructType::natural(fields)))
+    }
+
     #[test]
-    fn structs_are_rejected() {
-        let s = CType::Struct(Arc::new(StructType::natural(vec![CType::I32, CType::I32])));
-        for p in [plan(vec![s.clone()], CType::Void), plan(vec![], s)] {
-            assert!(matches!(emit_trampoline(&CallbackRequest { plan: &p, entry: 0 }), Err(EmitError::Unsupported(_))));
-        }
+    fn struct_arguments_become_buffer_addresses() {
+        use CType::*;
+        // (i32, {i64, i64} in x1/x2, HFA {f32, f32} in s0/s1, 32-byte struct by reference in x3) -> void
+        let p = plan(vec![I32, strukt(vec![I64, I64]), strukt(vec![F32, F32]), strukt(vec![I64; 4])], Void);
+        let code = words(&emit_trampoline(&CallbackRequest { plan: &p, entry: 0 }).unwrap());
+        // Checked with aarch64-linux-gnu-objdump. Raw slots 0..32, buffers at 32 and 48.
+        let expected = [
+            0xa9bf7bfd, // stp x29, x30, [sp, #-16]!
+            0x910003fd, // mov x29, sp
+            0xd10103ff, // sub sp, sp, #0x40
+            0xf90003e0, // str x0, [sp]
+            0xf90013e1, // str x1, [sp, #32]
+            0xf90017e2, // str x2, [sp, #40]
+            0x910083e9, // add x9, sp, #0x20
+            0xf90007e9, // str x9, [sp, #8]
+            0xbd0033e0, // str s0, [sp, #48]
+            0xbd0037e1, // str s1, [sp, #52]
+            0x9100c3e9, // add x9, sp, #0x30
+            0xf9000be9, // str x9, [sp, #16]
+            0xf9000fe3, // str x3, [sp, #24]
+            0xaa1003e0, // mov x0, x16
+        ];
+        assert_eq!(code[..expected.len()], expected);
+    }
+
+    #[test]
+    fn struct_results_come_back_in_registers_or_through_x8() {
+        use CType::*;
+        // HFA of two doubles: slot 0 (after no arguments) = retbuf; d0, d1 loaded after the call.
+        let code = words(&emit_trampoline(&CallbackRequest { plan: &plan(vec![], strukt(vec![F64, F64])), entry: 0 }).unwrap());
+        assert!(code.contains(&0x910043e9) && code.contains(&0xf90003e9), "add x9, sp, #16 ; str x9, [sp]");
+        assert!(code.contains(&0xfd400be0) && code.contains(&0xfd400fe1), "ldr d0, [sp, #16] ; ldr d1, [sp, #24]");
+        // 24 bytes: the caller's x8 in slot 1 (after one argument).
+        let code = words(&emit_trampoline(&CallbackRequest { plan: &plan(vec![I32], strukt(vec![I64; 3])), entry: 0 }).unwrap());
+        assert!(code.contains(&0xf90007e8), "str x8, [sp, #8]");
+        // A long double: a q register's 16 bytes in a buffer, the result loaded into q0.
+        let code = words(&emit_trampoline(&CallbackRequest { plan: &plan(vec![LongDouble], LongDouble), entry: 0 }).unwrap());
+        assert!(code.contains(&0x3d8007e0), "str q0, [sp, #16]");
+        assert!(code.contains(&0x3dc003e0), "ldr q0, [sp]");
     }
 
     /// The signatures `test/aarch64/callbacks.c` calls, by name (keep the
@@ -243,6 +406,19 @@ mod tests {
             ("bools", vec![Bool, Pointer, Bool], Bool),
             ("stack_narrow", [eight(I64), eight(F64), vec![I8, U8, I16, U16, I32, F32, F64, Bool, U32]].concat(), U8),
             ("pointer_ret", vec![F32, I64], Pointer),
+            // Structs by value: x words, an HFA, by reference, on the stack.
+            ("structs", vec![I32, strukt(vec![I64, I64]), strukt(vec![F32, F32]), strukt(vec![I64; 4]), strukt(vec![F64, F64])], Void),
+            (
+                "struct_stack",
+                [eight(I64)[..7].to_vec(), vec![strukt(vec![I64, I64])], vec![F64; 6], vec![strukt(vec![F64; 3]), F64, I64]].concat(),
+                I64,
+            ),
+            ("ret_hfa", vec![F64], strukt(vec![F64; 4])),
+            ("ret_ll", vec![], strukt(vec![I64, I32])),
+            ("ret_big", vec![I32], strukt(vec![I64; 3])),
+            // long double: q registers and 16-aligned stack slots.
+            ("ld", vec![LongDouble, I32], LongDouble),
+            ("ld_stack", [eight(F64), vec![LongDouble, I32, F64, LongDouble]].concat(), LongDouble),
         ]
     }
 

@@ -51,7 +51,6 @@ fn targets() -> RuntimeTargets {
         call_without_gvl: s(17),
         arg_struct: s(18),
         ret_struct: s(19),
-        // Long doubles are refused on aarch64; never in a stub's pool.
         arg_long_double: s(20),
         ret_long_double: s(21),
         // Struct objects take the slow path on aarch64 (no inline check yet).
@@ -150,6 +149,30 @@ fn table() -> Vec<Case> {
     t.push(Case { name: "vsum".into(), sig: Signature::variadic(vec![I32], varargs, F64), ..case("", vec![], Void) });
     t.extend(struct_cases());
     t.extend(apple_cases());
+    t.extend(long_double_cases());
+    t
+}
+
+/// Long doubles (binary128): q registers with a slow path in between (the
+/// thunks must keep q0..q7 whole), 16-aligned stack slots, an HFA of two;
+/// each also blocking (the call block's q slots).
+fn long_double_cases() -> Vec<Case> {
+    let mut stack = vec![F64; 7];
+    stack.extend([LongDouble, LongDouble, I32, F64, LongDouble]);
+    let qq = st(vec![LongDouble, LongDouble]);
+    let mut t = vec![
+        case("ld_regs", vec![LongDouble, F64, LongDouble, I32], LongDouble),
+        case("ld_stack", stack, LongDouble),
+        case("id_s_qq", vec![qq.clone()], qq),
+    ];
+    // A copy over 4 KiB first (a looped copy, a frame beyond one `sub`
+    // immediate), then a long double whose q slot lies after it.
+    t.push(case("big_then_ld", vec![st(vec![U8; 5003]), LongDouble], LongDouble));
+    for i in 0..t.len() {
+        let mut c = Case { name: format!("{}_blocking", t[i].name), ..case("", t[i].sig.params.clone(), t[i].sig.ret.clone()) };
+        c.blocking = true;
+        t.push(c);
+    }
     t
 }
 
@@ -265,16 +288,21 @@ fn mov_imm_builds_any_constant_in_few_instructions() {
 #[test]
 fn thunks_save_the_argument_registers_and_end_with_their_target() {
     let codes = emit_thunks(&targets());
-    assert_eq!(codes.len(), 9);
-    for (code, id) in codes.iter().zip([1u64, 2, 3, 4, 6, 5, 8, 7, 18]) {
+    assert_eq!(codes.len(), 10);
+    for (code, id) in codes.iter().zip([1u64, 2, 3, 4, 6, 5, 8, 7, 18, 20]) {
         let tail = u64::from_le_bytes(code[code.len() - 8..].try_into().unwrap());
         assert_eq!(tail, SENTINEL | id);
-        // stp x29, x30, [sp, #-160]! first (after a fast path), ret before the pool.
+        // stp x29, x30, [sp, #-224]! first (after a fast path), ret before the pool.
         let words = words(&code[..code.len() - 8]);
         let fast_path = if id == 7 { 1 } else { 0 };
-        assert_eq!(words.iter().filter(|w| **w == 0xa9b67bfd).count(), 1);
-        assert_eq!(words[0] == 0xa9b67bfd, fast_path == 0);
+        assert_eq!(words.iter().filter(|w| **w == 0xa9b27bfd).count(), 1);
+        assert_eq!(words[0] == 0xa9b27bfd, fast_path == 0);
         assert!(words.contains(&0xd65f03c0));
+        // q0..q7 saved and restored whole (a long double argument is 128 bits):
+        // stp q0, q1, [sp, #96] ... ldp q6, q7, [sp, #192].
+        for w in [0xad0307e0u32, 0xad040fe2, 0xad0517e4, 0xad061fe6, 0xad4307e0, 0xad440fe2, 0xad4517e4, 0xad461fe6] {
+            assert!(words.contains(&w), "{w:#x} in thunk {id}");
+        }
     }
 }
 

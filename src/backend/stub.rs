@@ -154,7 +154,9 @@ pub(crate) struct Frame {
     pub block: Option<i32>,
     /// The plan's spilled registers: register r at `spill + 8 * r`.
     pub spill: Option<i32>,
-    /// Each argument passed by reference (AAPCS64 B.4): its copy.
+    /// Each argument passed by reference (AAPCS64 B.4): its copy; each
+    /// long double passed in a register (AAPCS64): its 16 bytes, where the
+    /// helper writes it before it is loaded.
     pub copies: Vec<Option<i32>>,
     /// Struct and long double results: their bytes (16-aligned).
     pub retbuf: i32,
@@ -189,17 +191,26 @@ impl Frame {
         let keep = args.iter().map(|l| l.keep_slot.then(|| slot(8))).collect();
         let block = blocking.then(|| slot(shape.block_bytes + plan.stack_bytes as i32));
         let spill = (!plan.spill.is_empty()).then(|| slot(8 * shape.int_arg_regs));
+        let retbuf = round16(used);
+        used = retbuf + (shape.retbuf_bytes)(&plan.ret_ty);
+        // Last (only AAPCS64 has them): a copy of any size leaves every
+        // other slot at a small offset.
         let copies = plan
             .args
             .iter()
             .map(|e| match e.dest {
-                // 8-aligned: every other slot is.
-                CLoc::ByReference { size, .. } => Some(slot((size as i32 + 7) / 8 * 8)),
+                // 16-aligned (a long double's q slot, a copy's loop).
+                CLoc::ByReference { size, .. } => Some(round16(size as i32)),
+                CLoc::Float(_) if e.ty == CType::LongDouble => Some(16),
                 _ => None,
             })
+            .map(|bytes| {
+                bytes.map(|b| {
+                    used = round16(used) + b;
+                    used - b
+                })
+            })
             .collect();
-        let retbuf = round16(used);
-        let used = retbuf + (shape.retbuf_bytes)(&plan.ret_ty);
         Frame { argv, keep, block, spill, copies, retbuf, size: (shape.size)(used) }
     }
 }

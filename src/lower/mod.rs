@@ -446,9 +446,10 @@ fn integer_arg(l: &mut Lowered, bytes: u8, signed: bool, widen: Widen) {
         }
     };
     l.hot.push(Label(done));
-    let zero_upper = widen == Widen::To32ZeroUpper;
-    if bytes < 4 && widen != Widen::None || bytes == 4 && zero_upper {
-        l.hot.push(Extend32 { reg: Arg, from_bits: 8 * bytes, signed });
+    match widen {
+        Widen::To64 if bytes < 8 => l.hot.push(Extend64 { reg: Arg, from_bits: 8 * bytes, signed }),
+        Widen::To32 if bytes < 4 => l.hot.push(Extend32 { reg: Arg, from_bits: 8 * bytes, signed }),
+        _ => {}
     }
     l.hot.push(Place { bytes });
     l.cold.extend([Label(slow), CallHelper { helper, input: HelperInput::Value, output: HelperOutput::Arg }, Jump(done)]);
@@ -670,12 +671,14 @@ fn struct_arg(l: &mut Lowered) {
     ]);
 }
 
-/// A long double travels in a 16-byte stack slot: the VALUE is parked in
-/// that slot and the helper overwrites it with the 80-bit value (the ffi
-/// gem's rules: Float via double, BigDecimal at full precision, else
-/// NUM2DBL). No inline path: long doubles are rare and never hot.
+/// A long double travels in a 16-byte stack slot (x86-64's 80-bit value;
+/// AAPCS64's binary128 once the q registers are taken) or in a q register
+/// (AAPCS64): the VALUE is parked in the slot (for a register, in 16 bytes
+/// the backend loads it from) and the helper overwrites it with the value
+/// (the ffi gem's rules: Float via double, BigDecimal at full precision,
+/// else NUM2DBL). No inline path: long doubles are rare and never hot.
 fn long_double_arg(l: &mut Lowered, dest: &CLoc) {
-    debug_assert!(matches!(dest, CLoc::Stack(_)), "long doubles travel in memory");
+    debug_assert!(matches!(dest, CLoc::Stack(_) | CLoc::Float(_)), "long doubles travel in memory or q registers");
     l.hot.push(CallHelper { helper: Helper::ArgLongDouble, input: HelperInput::ParkedInDest, output: HelperOutput::None });
 }
 

@@ -262,9 +262,14 @@ fn fixnums_convert_inline_within_the_ffi_gems_ranges() {
 fn narrow_integers_are_widened_as_the_convention_says() {
     assert_eq!(convert(int(1, true, Widen::To32), fix(200)), Outcome::Placed(0xffff_ffc8), "-56 in 32 bits");
     assert_eq!(convert(int(2, false, Widen::To32), fix(-1)), Outcome::Placed(0xffff));
-    // SysV: a 32-bit value's upper half is left as it is; AAPCS64 stubs zero it.
+    // SysV: a 32-bit value's upper half is left as it is; AAPCS64 stubs
+    // extend every narrow value to 64 bits, as libffi does.
     assert_eq!(convert(int(4, true, Widen::To32), fix(-1)), Outcome::Placed(u64::MAX));
-    assert_eq!(convert(int(4, true, Widen::To32ZeroUpper), fix(-1)), Outcome::Placed(0xffff_ffff));
+    assert_eq!(convert(int(4, true, Widen::To64), fix(-6)), Outcome::Placed(-6i64 as u64));
+    assert_eq!(convert(int(1, true, Widen::To64), fix(200)), Outcome::Placed(-56i64 as u64));
+    assert_eq!(convert(int(2, false, Widen::To64), fix(-1)), Outcome::Placed(0xffff));
+    assert_eq!(convert(int(4, false, Widen::To64), fix(-1)), Outcome::Placed(0xffff_ffff));
+    assert_eq!(convert(int(4, false, Widen::To64), fix(i32::MIN as i64)), Outcome::Placed(0x8000_0000));
     // A helper's result is widened too: the extension follows the join.
     let l = argument(&entry(int(1, true, Widen::To32), CLoc::Int(0)));
     let done = l.hot.iter().position(|op| matches!(op, Op::Label(_))).unwrap();

@@ -41,9 +41,24 @@ static const struct slot *seen_slot;
 static int calls;
 static uint64_t result_bits;
 
-static uint64_t fake_entry(const struct slot *slot, const uint64_t *raw) {
+/* Structs by value and long doubles arrive as addresses (valid during the
+ * call): the entry copies deref_size[i] bytes from slot i. A struct result
+ * goes to the address in slot nargs, a long double result over slots 0-1. */
+static size_t deref_size[64];
+static unsigned char seen_bytes[64][32];
+static unsigned char ret_bytes[32];
+static size_t ret_size;
+static int ret_long_double;
+static long double ld_result;
+
+static uint64_t fake_entry(const struct slot *slot, uint64_t *raw) {
     seen_slot = slot;
     memcpy(seen, raw, sizeof(uint64_t) * expected_args);
+    for (int i = 0; i < expected_args; i++) {
+        if (deref_size[i]) memcpy(seen_bytes[i], (const void *)(uintptr_t)raw[i], deref_size[i]);
+    }
+    if (ret_size) memcpy((void *)(uintptr_t)raw[expected_args], ret_bytes, ret_size);
+    if (ret_long_double) memcpy(raw, &ld_result, 16);
     calls++;
     return result_bits;
 }
@@ -108,6 +123,10 @@ static void *callback(const unsigned char *tramp, size_t len, struct slot *slot)
 
 static void expect_call(int nargs, uint64_t result) {
     memset(seen, 0xa5, sizeof seen);
+    memset(seen_bytes, 0xa5, sizeof seen_bytes);
+    memset(deref_size, 0, sizeof deref_size);
+    ret_size = 0;
+    ret_long_double = 0;
     expected_args = nargs;
     result_bits = result;
     seen_slot = NULL;
@@ -273,6 +292,111 @@ static void test_two_slots_one_trampoline(void) {
     check_called("first slot", &a);
 }
 
+/* --- structs by value and long doubles ------------------------------------ */
+typedef struct { int64_t a, b; } s_ll;
+typedef struct { float x, y; } s_ff;
+typedef struct { int64_t a, b, c, d; } s_l4;
+typedef struct { double x, y; } s_dd;
+typedef struct { double x, y, z; } s_d3;
+typedef struct { double x, y, z, w; } s_d4;
+typedef struct { int64_t a; int32_t b; } s_li;
+typedef struct { int64_t a, b, c; } s_l3;
+
+#define SEEN_IS(i, v) CHECK(memcmp(seen_bytes[i], &(v), sizeof(v)) == 0, "%s: argument %d's bytes", __func__, i)
+
+static void test_structs(void) {
+    static struct slot s;
+    void (*f)(int32_t, s_ll, s_ff, s_l4, s_dd) = CALLBACK(structs, &s);
+    s_ll ll = {-1, 1ll << 50};
+    s_ff ff = {1.5f, -0.25f};
+    s_l4 l4 = {1, -2, 3, -4};
+    s_dd dd = {1e300, -0.5};
+    expect_call(5, 0);
+    deref_size[1] = sizeof ll, deref_size[2] = sizeof ff, deref_size[3] = sizeof l4, deref_size[4] = sizeof dd;
+    f(-7, ll, ff, l4, dd);
+    check_called("structs", &s);
+    CHECK(raw_int(0, 4) == -7, "structs: i32");
+    SEEN_IS(1, ll);
+    SEEN_IS(2, ff);
+    SEEN_IS(3, l4);
+    SEEN_IS(4, dd);
+}
+
+static void test_struct_stack(void) {
+    static struct slot s;
+    int64_t (*f)(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, s_ll, double, double, double, double,
+                 double, double, s_d3, double, int64_t) = CALLBACK(struct_stack, &s);
+    s_ll ll = {5, -6};
+    s_d3 d3 = {0.125, -8.5, 3e-300};
+    expect_call(17, 99);
+    deref_size[7] = sizeof ll, deref_size[14] = sizeof d3;
+    int64_t r = f(0, 1, 2, 3, 4, 5, 6, ll, 0.5, 1.5, 2.5, 3.5, 4.5, 5.5, d3, -9.75, -(1ll << 60));
+    check_called("struct_stack", &s);
+    CHECK(r == 99, "struct_stack: returned %lld", (long long)r);
+    for (int i = 0; i < 7; i++) CHECK(raw_int(i, 8) == i, "struct_stack: x%d", i);
+    SEEN_IS(7, ll);
+    for (int i = 0; i < 6; i++) CHECK(raw_double(8 + i) == 0.5 + i, "struct_stack: v%d", i);
+    SEEN_IS(14, d3);
+    CHECK(raw_double(15) == -9.75, "struct_stack: double after the HFA (stack)");
+    CHECK(raw_int(16, 8) == -(1ll << 60), "struct_stack: last i64 (stack)");
+}
+
+static void test_struct_returns(void) {
+    static struct slot a, b, c;
+    s_d4 (*fa)(double) = CALLBACK(ret_hfa, &a);
+    s_d4 d4 = {1.0, -2.0, 0.1, 1e-310};
+    expect_call(1, 0xbad);
+    memcpy(ret_bytes, &d4, ret_size = sizeof d4);
+    s_d4 r4 = fa(6.5);
+    check_called("ret_hfa", &a);
+    CHECK(raw_double(0) == 6.5, "ret_hfa: argument");
+    CHECK(memcmp(&r4, &d4, sizeof d4) == 0, "ret_hfa: v0-v3");
+    s_li (*fb)(void) = CALLBACK(ret_ll, &b);
+    s_li li = {-3, 77};
+    expect_call(0, 0xbad);
+    memcpy(ret_bytes, &li, ret_size = sizeof li);
+    s_li r2 = fb();
+    check_called("ret_ll", &b);
+    CHECK(r2.a == -3 && r2.b == 77, "ret_ll: x0/x1");
+    s_l3 (*fc)(int32_t) = CALLBACK(ret_big, &c);
+    s_l3 l3 = {1ll << 40, -2, 3};
+    expect_call(1, 0xbad);
+    memcpy(ret_bytes, &l3, ret_size = sizeof l3);
+    s_l3 r3 = fc(12);
+    check_called("ret_big", &c);
+    CHECK(raw_int(0, 4) == 12, "ret_big: argument");
+    CHECK(memcmp(&r3, &l3, sizeof l3) == 0, "ret_big: through x8");
+}
+
+static void test_long_doubles(void) {
+    static struct slot a, b;
+    long double (*fa)(long double, int32_t) = CALLBACK(ld, &a);
+    long double third = 1.0L / 3, big = -1e4000L, seventh = 1.0L / 7;
+    expect_call(2, 0xbad);
+    deref_size[0] = 16;
+    ret_long_double = 1;
+    ld_result = seventh;
+    long double r = fa(third, -4);
+    check_called("ld", &a);
+    SEEN_IS(0, third);
+    CHECK(raw_int(1, 4) == -4, "ld: i32");
+    CHECK(memcmp(&r, &seventh, 16) == 0, "ld: q0 result %.36Lg", r);
+    long double (*fb)(double, double, double, double, double, double, double, double, long double, int32_t, double,
+                      long double) = CALLBACK(ld_stack, &b);
+    expect_call(12, 0xbad);
+    deref_size[8] = 16, deref_size[11] = 16;
+    ret_long_double = 1;
+    ld_result = big;
+    r = fb(0, 1, 2, 3, 4, 5, 6, 7, third, 9, 10.5, seventh);
+    check_called("ld_stack", &b);
+    for (int i = 0; i < 8; i++) CHECK(raw_double(i) == i, "ld_stack: v%d", i);
+    SEEN_IS(8, third);
+    CHECK(raw_int(9, 4) == 9, "ld_stack: i32");
+    CHECK(raw_double(10) == 10.5, "ld_stack: stack double");
+    SEEN_IS(11, seventh);
+    CHECK(memcmp(&r, &big, 16) == 0, "ld_stack: q0 result");
+}
+
 int main(void) {
     test_ints();
     test_many_ints();
@@ -283,6 +407,10 @@ int main(void) {
     test_stack_narrow();
     test_pointer_ret();
     test_two_slots_one_trampoline();
+    test_structs();
+    test_struct_stack();
+    test_struct_returns();
+    test_long_doubles();
     if (failures) {
         fprintf(stderr, "aarch64 callbacks: %d of %d checks FAILED\n", failures, checks);
         return 1;

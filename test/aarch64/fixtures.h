@@ -97,10 +97,11 @@ static uint64_t fake_result(int k) {
     }
 }
 
-/* Raw x0 / stack slot for a converted value: narrow types extended to 32 bits. */
+/* Raw x0 / stack slot for a converted value: narrow types extended to 64
+   bits per their signedness, as libffi (the ffi gem) passes them. */
 static uint64_t raw_of(int k, uint64_t x) {
     if (kind_bits(k) == 64) return x;
-    return (uint32_t)(uint64_t)narrow(k, x);
+    return (uint64_t)(int64_t)narrow(k, x);
 }
 
 static void check_integers(void) {
@@ -717,8 +718,8 @@ static void check_apple_layouts(void) {
     memset(stack_words, 0xa5, sizeof stack_words);
     VALUE got = CALL(s, str, fix(-5), flo(1.5), pointer_object(0xfeed, pointer_type), fix(-(1LL << 40)), flo(0.25));
     check_int_result(got, K_U64, (uint64_t)((struct RString *)str)->as.ary);
-    /* Every variadic argument in its own 8-byte slot; int extended to 32 bits. */
-    CHECK_EQ(stack_words[0], (uint32_t)-5);
+    /* Every variadic argument in its own 8-byte slot; int extended to 64 bits. */
+    CHECK_EQ(stack_words[0], (uint64_t)-5);
     CHECK_EQ(stack_words[1], bits(1.5));
     CHECK_EQ(stack_words[2], 0xfeed);
     CHECK_EQ(stack_words[3], (uint64_t)-(1LL << 40));
@@ -820,6 +821,78 @@ static void check_pairs_and_promotions(void) {
     check_double_result(CALL(s, fix(-3), flo(0.5), fix(70000), flo(-0.125)), fx_int_float_mix(-3, 0.5f, 70000, -0.125));
 }
 
+/* ---- long double (binary128 in q registers and 16-aligned stack slots) ---- */
+typedef struct { long double a, b; } s_qq;
+static s_qq v_qq;
+static long double fx_ld_regs(long double a, double b, long double c, int32_t d) { return a * 2 + b + c * 3 + d; }
+/* Seven doubles leave v7 for the first long double; the rest go to the
+ * stack (16-aligned, around an 8-byte double slot). */
+static long double fx_ld_stack(double d0, double d1, double d2, double d3, double d4, double d5, double d6,
+                               long double q7, long double s0, int32_t x0, double s16, long double s32) {
+    return d0 + d1 + d2 + d3 + d4 + d5 + d6 + q7 * 2 + s0 * 3 + x0 + s16 * 5 + s32 * 7;
+}
+static s_qq fx_id_s_qq(s_qq v) { return v; }
+typedef struct { uint8_t b[5003]; } s_5003;
+static s_5003 v_5003;
+/* Weighted byte sum (every byte, the odd tail included) plus x; then
+ * scribbles over its copy, which must not reach the Struct's memory. */
+static long double fx_big_then_ld(s_5003 v, long double x) {
+    long double sum = x;
+    for (int i = 0; i < 5003; i++) sum += (long double)v.b[i] * (i % 13 + 1);
+    memset(v.b, 0x55, sizeof v.b);
+    return sum;
+}
+
+static void check_long_doubles(void) {
+    const char *regs[] = {"ld_regs", "ld_regs_blocking"};
+    for (volatile int b = 0; b < 2; b++) {
+        void *s = stub(regs[b], fx_ld_regs);
+        ret_ld = 0;
+        CHECK_EQ(CALL(s, fix(4), HEAP_FLOAT, fix(-5), fix(7)), 0x1d1d);
+        CHECK(ncalls == 4 + b, "%d slow-path calls", ncalls);
+        CHECK(calls[0].helper == H_ARG_LD && calls[0].value == fix(4) && calls[0].index == 0, "first long double");
+        CHECK(calls[1].helper == H_ARG_DOUBLE && calls[1].index == 1, "double slow path (clobbers v0-v7)");
+        CHECK(calls[2].helper == H_ARG_LD && calls[2].value == fix(-5) && calls[2].index == 2, "second long double");
+        CHECK(calls[3 + b].helper == H_RET_LD, "result helper");
+        long double want = fx_ld_regs(ld_of(fix(4)), 2.5, ld_of(fix(-5)), 7);
+        CHECK(memcmp(&ret_ld, &want, 16) == 0, "ld_regs: %.36Lg, expected %.36Lg", ret_ld, want);
+        EXPECT_RAISE(CALL(s, BAD, flo(1.0), fix(1), fix(1)));
+    }
+    const char *stack[] = {"ld_stack", "ld_stack_blocking"};
+    for (int b = 0; b < 2; b++) {
+        void *s = stub(stack[b], fx_ld_stack);
+        ret_ld = 0;
+        CHECK_EQ(CALL(s, flo(1.0), flo(2.0), flo(3.0), flo(4.0), flo(5.0), flo(6.0), flo(7.0), fix(1), fix(2), fix(-9),
+                      HEAP_FLOAT, fix(10)), 0x1d1d);
+        drop_calls(5 + b);
+        long double want = fx_ld_stack(1, 2, 3, 4, 5, 6, 7, ld_of(fix(1)), ld_of(fix(2)), -9, 2.5, ld_of(fix(10)));
+        CHECK(memcmp(&ret_ld, &want, 16) == 0, "ld_stack: %.36Lg, expected %.36Lg", ret_ld, want);
+    }
+    const char *hfa[] = {"id_s_qq", "id_s_qq_blocking"};
+    for (int b = 0; b < 2; b++) {
+        void *s = stub(hfa[b], fx_id_s_qq);
+        v_qq.a = 1.0L / 3;
+        v_qq.b = -2.0L / 7;
+        ret_struct_size = sizeof(s_qq);
+        memset(ret_struct_bytes, 0xee, sizeof ret_struct_bytes);
+        CHECK_EQ(CALL(s, (VALUE)&v_qq), 0x57c7);
+        drop_calls(2 + b);
+        CHECK(memcmp(ret_struct_bytes, &v_qq, sizeof(s_qq)) == 0, "HFA of long doubles came back changed");
+    }
+    const char *big[] = {"big_then_ld", "big_then_ld_blocking"};
+    for (int b = 0; b < 2; b++) {
+        void *s = stub(big[b], fx_big_then_ld);
+        for (int i = 0; i < 5003; i++) v_5003.b[i] = (uint8_t)(i * 7 + 3);
+        s_5003 before = v_5003;
+        ret_ld = 0;
+        CHECK_EQ(CALL(s, (VALUE)&v_5003, fix(3)), 0x1d1d);
+        drop_calls(3 + b);
+        long double want = fx_big_then_ld(before, ld_of(fix(3)));
+        CHECK(memcmp(&ret_ld, &want, 16) == 0, "big_then_ld: %.36Lg, expected %.36Lg", ret_ld, want);
+        CHECK(memcmp(&before, &v_5003, sizeof before) == 0, "the callee wrote to the Struct's own memory");
+    }
+}
+
 static void run_all(void) {
     check_integers();
     check_bools();
@@ -834,4 +907,5 @@ static void run_all(void) {
     check_apple_layouts();
     check_hygiene();
     check_pairs_and_promotions();
+    check_long_doubles();
 }

@@ -166,12 +166,12 @@ static uint64_t heap_float[3] = {0x0d, 0xdef0, 0};
 enum helper {
     H_ARG_INT = 1, H_ARG_UINT, H_ARG_LL, H_ARG_ULL, H_ARG_BOOL, H_ARG_DOUBLE, H_ARG_CSTR, H_ARG_POINTER,
     H_ARITY, H_RET_POINTER, H_LL2INUM, H_ULL2INUM, H_FLOAT_NEW_IN_HEAP, H_STR_NEW_CSTR, H_POINTER_TYPE,
-    H_UNUSED_16, H_WITHOUT_GVL, H_ARG_STRUCT, H_RET_STRUCT, H_UNUSED_20, H_UNUSED_21, H_STRUCT_TYPE, H_COUNT
+    H_UNUSED_16, H_WITHOUT_GVL, H_ARG_STRUCT, H_RET_STRUCT, H_ARG_LD, H_RET_LD, H_STRUCT_TYPE, H_COUNT
 };
 static const char *HELPER_NAMES[H_COUNT] = {"?", "arg_int", "arg_uint", "arg_long_long", "arg_ulong_long",
     "arg_bool", "arg_double", "arg_cstr", "arg_pointer", "arity_error", "ret_pointer", "ll2inum", "ull2inum",
     "float_new_in_heap", "str_new_cstr", "pointer_data_type", "(unused)", "call_without_gvl",
-    "arg_struct", "ret_struct", "(unused)", "(unused)", "struct_data_type"};
+    "arg_struct", "ret_struct", "arg_long_double", "ret_long_double", "struct_data_type"};
 
 struct call { int helper; uint64_t value, info; uint32_t index; };
 static struct call calls[64];
@@ -214,7 +214,18 @@ static int64_t fake_arg_bool(VALUE v, uint64_t info, uint32_t i) {
     raise_error();
     return 0;
 }
+/* What a callee may do to v0..v7 (all caller-saved, all 128 bits): the
+ * thunks must restore the argument registers whole, or a long double
+ * already loaded into a q register loses its upper half. */
+static void clobber_vregs(void) {
+    __asm__ volatile("movi v0.2d, #0xffffffffffffffff\n movi v1.2d, #0xffffffffffffffff\n"
+                     "movi v2.2d, #0xffffffffffffffff\n movi v3.2d, #0xffffffffffffffff\n"
+                     "movi v4.2d, #0xffffffffffffffff\n movi v5.2d, #0xffffffffffffffff\n"
+                     "movi v6.2d, #0xffffffffffffffff\n movi v7.2d, #0xffffffffffffffff\n"
+                     ::: "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7");
+}
 static double fake_arg_double(VALUE v, uint64_t info, uint32_t i) {
+    clobber_vregs();
     record(H_ARG_DOUBLE, v, info, i);
     if (v == BAD) raise_error();
     return 2.5;
@@ -269,6 +280,25 @@ static VALUE fake_ret_struct(uint64_t info, const unsigned char *bytes) {
     return 0x57c7;
 }
 
+/* long double (binary128): the VALUE parked in the argument's 16 bytes
+ * becomes n / 3 for a Fixnum n (a value no double holds), 1/3 otherwise. */
+static long double ld_of(VALUE v) { return (v & 1 ? (long double)((int64_t)v >> 1) : 1.0L) / 3.0L; }
+static void fake_arg_long_double(void *slot, uint64_t info, uint32_t i) {
+    VALUE v;
+    memcpy(&v, slot, 8);
+    clobber_vregs();
+    record(H_ARG_LD, v, info, i);
+    if (v == BAD) raise_error();
+    long double x = ld_of(v);
+    memcpy(slot, &x, 16);
+}
+static long double ret_ld;
+static VALUE fake_ret_long_double(const void *bytes) {
+    record(H_RET_LD, 0, 0, 0);
+    memcpy(&ret_ld, bytes, 16);
+    return 0x1d1d;
+}
+
 static uint64_t helper_address(int id) {
     switch (id) {
     case H_ARG_INT: return (uint64_t)fake_arg_int;
@@ -290,6 +320,8 @@ static uint64_t helper_address(int id) {
     case H_WITHOUT_GVL: return (uint64_t)fake_without_gvl;
     case H_ARG_STRUCT: return (uint64_t)fake_arg_struct;
     case H_RET_STRUCT: return (uint64_t)fake_ret_struct;
+    case H_ARG_LD: return (uint64_t)fake_arg_long_double;
+    case H_RET_LD: return (uint64_t)fake_ret_long_double;
     }
     return 0;
 }
@@ -491,9 +523,9 @@ static void expect_calls(int n, ...) {
         uint32_t index = va_arg(ap, uint32_t);
         CHECK(calls[i].helper == h, "call %d went to %s, expected %s", i, HELPER_NAMES[calls[i].helper], HELPER_NAMES[h]);
         CHECK_EQ(calls[i].value, v);
-        int takes_info = h <= H_ARITY || h == H_ARG_STRUCT || h == H_RET_STRUCT;
+        int takes_info = h <= H_ARITY || h == H_ARG_STRUCT || h == H_RET_STRUCT || h == H_ARG_LD;
         if (takes_info) CHECK_EQ(calls[i].info, info_of_current);
-        if (h <= H_ARG_POINTER || h == H_ARG_STRUCT) CHECK_EQ(calls[i].index, index);
+        if (h <= H_ARG_POINTER || h == H_ARG_STRUCT || h == H_ARG_LD) CHECK_EQ(calls[i].index, index);
     }
     va_end(ap);
 }
