@@ -113,7 +113,12 @@ module FiddleJit
         return add.is_a?(Array) ? enum(add) : enum(info, add)
       end
 
-      @ffi_type_cache = nil # (types found before may resolve differently now)
+      # +add+ is the one name that may resolve differently now (cached
+      # entries hold type objects, not names to look up again).
+      cache = @ffi_type_cache
+      if cache && !cache.frozen? then cache.delete(add)
+      else @ffi_type_cache = nil
+      end
       @ffi_typedefs[add] = find_type(old)
     end
 
