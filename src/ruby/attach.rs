@@ -253,12 +253,20 @@ pub struct AttachSignature {
 
 impl DataTypeFunctions for AttachSignature {
     fn mark(&self, marker: &magnus::gc::Marker) {
-        let classes = self.ref_classes.iter().copied().chain(self.ret_struct.map(|(c, _)| c));
-        for v in classes.filter(|v| *v != 0).chain([self.labels]) {
-            // SAFETY: VALUEs of live objects stored by `new`, kept alive
-            // (and pinned) by this mark.
-            marker.mark(unsafe { Value::from_raw(v) });
+        // SAFETY: VALUEs of live objects stored by `new`, kept alive (and
+        // pinned) by this mark.
+        let mark = |v: rb_sys::VALUE| marker.mark(unsafe { Value::from_raw(v) });
+        for &v in &self.ref_classes {
+            if v != 0 {
+                mark(v);
+            }
         }
+        // No comparison on the class: with None its bytes are undefined,
+        // and an optimised `Some && != 0` may test them first (memcheck).
+        if let Some((class, _)) = self.ret_struct {
+            mark(class);
+        }
+        mark(self.labels);
     }
 }
 
