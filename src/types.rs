@@ -32,7 +32,9 @@ pub enum CType {
     Struct(Arc<StructType>),
 }
 
-/// Every scalar [`CType`] (each `name()` is a canonical name of the type table).
+/// Every scalar [`CType`] (each `name()` is a canonical name of the type
+/// table; [`CType::from_name`] matches them directly, tested against this).
+#[cfg(test)]
 const SCALARS: [CType; 15] = [
     CType::Void,
     CType::Bool,
@@ -121,22 +123,25 @@ pub struct NamedType {
 impl NamedType {
     /// Every row of [`TYPE_NAMES`], in order.
     pub fn all() -> impl Iterator<Item = NamedType> {
-        TYPE_NAMES.iter().map(|&(name, canonical)| {
-            let (size, align) = match canonical {
-                // As the ffi gem's Type::VOID (and its varargs marker): 1.
-                "void" | "varargs" => (1, 1),
-                "strptr" => (POINTER, POINTER),
-                c => {
-                    let t = SCALARS.iter().find(|t| t.name() == c).expect("every canonical name is a scalar");
-                    (t.size(), t.align())
-                }
-            };
-            NamedType { name, canonical, size, align }
-        })
+        TYPE_NAMES.iter().map(|&(name, canonical)| NamedType::row(name, canonical))
     }
 
+    fn row(name: &'static str, canonical: &'static str) -> NamedType {
+        let (size, align) = match canonical {
+            // As the ffi gem's Type::VOID (and its varargs marker): 1.
+            "void" | "varargs" => (1, 1),
+            "strptr" => (POINTER, POINTER),
+            c => {
+                let t = CType::canonical(c).expect("every canonical name is a scalar");
+                (t.size(), t.align())
+            }
+        };
+        NamedType { name, canonical, size, align }
+    }
+
+    /// The row for +name+ (names compared first, sizes computed once).
     pub fn find(name: &str) -> Option<NamedType> {
-        NamedType::all().find(|t| t.name == name)
+        TYPE_NAMES.iter().find(|(n, _)| *n == name).map(|&(n, c)| NamedType::row(n, c))
     }
 }
 
@@ -153,8 +158,35 @@ impl CType {
     /// `None` for unknown names and the Ruby-only pseudo types (`strptr`,
     /// `varargs`).
     pub fn from_name(name: &str) -> Option<CType> {
-        let canonical = NamedType::find(name)?.canonical;
-        SCALARS.iter().find(|t| t.name() == canonical).cloned()
+        // The canonical names (what the Ruby layer passes almost always)
+        // without scanning the table; then the other spellings.
+        if let Some(t) = CType::canonical(name) {
+            return Some(t);
+        }
+        let &(_, canonical) = TYPE_NAMES.iter().find(|(n, _)| *n == name)?;
+        CType::canonical(canonical)
+    }
+
+    /// The scalar whose [`CType::name`] is +name+ (a `match`: no table scan).
+    fn canonical(name: &str) -> Option<CType> {
+        Some(match name {
+            "void" => CType::Void,
+            "bool" => CType::Bool,
+            "int8" => CType::I8,
+            "uint8" => CType::U8,
+            "int16" => CType::I16,
+            "uint16" => CType::U16,
+            "int32" => CType::I32,
+            "uint32" => CType::U32,
+            "int64" => CType::I64,
+            "uint64" => CType::U64,
+            "float" => CType::F32,
+            "double" => CType::F64,
+            "long_double" => CType::LongDouble,
+            "pointer" => CType::Pointer,
+            "string" => CType::CString,
+            _ => return None,
+        })
     }
 
     pub fn name(&self) -> &'static str {
@@ -315,6 +347,18 @@ mod tests {
         let sig = Signature::variadic(vec![CType::CString], vec![CType::F32, CType::I8], CType::I32);
         assert_eq!(sig.params, vec![CType::CString, CType::F64, CType::I32]);
         assert_eq!(sig.fixed_params, Some(1));
+    }
+
+    #[test]
+    fn canonical_names_match_every_scalar() {
+        for t in SCALARS.iter() {
+            assert_eq!(CType::canonical(t.name()).as_ref(), Some(t));
+            assert_eq!(CType::from_name(t.name()).as_ref(), Some(t));
+        }
+        for &(name, canonical) in TYPE_NAMES {
+            let expected = SCALARS.iter().find(|t| t.name() == canonical).cloned();
+            assert_eq!(CType::from_name(name), expected, "{name}");
+        }
     }
 
     #[test]

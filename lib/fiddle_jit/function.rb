@@ -6,27 +6,47 @@ module FiddleJit
   # parameter type it takes a Proc, Method, block, Function, Pointer or nil;
   # as a return type it yields a Function (nil for NULL).
   class FunctionType < Type
-    attr_reader :options
+    NO_OPTIONS = {}.freeze
 
-    def initialize(return_type, param_types, options = {})
-      @return_type = Types.resolve(return_type)
-      @param_types = param_types.map { |t| Types.resolve(t) }
-      @options = options
-      @size = @alignment = Types::POINTER_SIZE
+    # (A Type is typed data: each instance variable is a generic-ivar table
+    # entry, so the resolved types live in the one Signature, size and
+    # alignment are methods, and empty options are not stored.)
+    def initialize(return_type, param_types, options = NO_OPTIONS)
+      ret = Types.resolve(return_type)
+      params = param_types.map { |t| Types.resolve(t) }
+      # What Function.new needs for a callback of this type (cached per
+      # builtin signature): the resolved types and their native names.
+      @signature = Function.__send__(:cached_signature, ret, params)
+      @options = options unless options.empty?
       # The ffi gem's FunctionType: its header and an ffi_type* and a VALUE per parameter.
-      self.__footprint__ = 96 + (16 * @param_types.size)
+      self.__footprint__ = 96 + (16 * params.size)
       # Frozen and shareable as the ffi gem 1.16+'s (the wrappers of
       # functions taking it reach it through a constant, from any Ractor).
-      FiddleJit.make_shareable(self)
+      defined?(@options) ? FiddleJit.make_shareable(self) : freeze_shareable
     end
+
+    def options = @options || NO_OPTIONS
 
     # The result and parameter types as Type objects (Type::INT32 for :int),
     # as the ffi gem 1.16+ returns them.
-    def return_type = Type.builtin(@return_type)
-    def param_types = @param_types.map { |t| Type.builtin(t) }
+    def return_type = Type.builtin(@signature.ret)
+    def param_types = @signature.params.map { |t| Type.builtin(t) }
     alias result_type return_type
 
-    def to_s = "callback(#{@param_types.join(", ")}) -> #{@return_type}"
+    def __signature = @signature
+
+    def to_s = "callback(#{@signature.params.join(", ")}) -> #{@signature.ret}"
+
+    private
+
+    # Made shareable as make_shareable would, without its walk when the
+    # Signature already is (builtin types: frozen Symbols and Strings).
+    def freeze_shareable
+      sig = @signature
+      return FiddleJit.make_shareable(self) unless sig.params.all?(Symbol) && sig.ret.is_a?(Symbol)
+
+      freeze
+    end
     def inspect = "#<FiddleJit::FunctionType #{self}>"
   end
   CallbackInfo = FunctionType
@@ -42,25 +62,47 @@ module FiddleJit
   # for callbacks made from a Proc by a callback parameter, the Proc)
   # referenced for as long as C may call it.
   class Function
-    # The callback types the generated wrappers refer to, as constants T0,
-    # T1... (shareable values: readable from any Ractor).
-    module CallbackTypes
+    # The wrapper factories of attach_address, one per shape (see
+    # shaped_wrapper), compiled on first use.
+    module SHAPES
       LOCK = Mutex.new
-      @names = {}.compare_by_identity # type => its constant's name
+      BY_SHAPE = {} # shape (see shaped_wrapper) => factory method
     end
+    # Wider signatures get the generic (splat) wrapper.
+    MAX_SHAPED_ARITY = 32
     # Default of the parameter a block may stand in for.
     UNSET = Object.new.freeze
+    NO_OPTIONS = {}.freeze
+
+    # A signature as Function.new uses it: the resolved types, their names
+    # for the native layer, and whether a callable needs #adapt.
+    Signature = ::Struct.new(:ret, :params, :native_params, :native_ret, :adapt)
+    # Signatures of builtin type Symbols: return Symbol => { first param
+    # Symbol => { ... nil => Signature } }. Builtin Symbols resolve the same whatever
+    # typedefs exist; main Ractor only (the Hash is not shareable).
+    SIGNATURES = {}
 
     class << self
       # new(return_type, param_types, proc_or_pointer = nil, options = {}, &block)
-      def new(ret, params, callable = nil, options = {}, &block)
+      def new(ret, params, callable = nil, options = NO_OPTIONS, &block)
         if callable.is_a?(Hash) && block
           options = callable
           callable = nil
         end
         callable ||= block
+        __new(cached_signature(ret, params), callable, options)
+      end
+
+      # The Signature for +ret+ and +params+ (cached for builtin Symbols).
+      def __signature(ret, params)
         ret = Types.resolve(ret)
         params = params.map { |t| Types.resolve(t) }
+        Signature.new(ret, params.freeze, params.map { |t| native_param(t) }.freeze, native_param(ret),
+                      adapt?(params, ret)).freeze
+      end
+
+      # Function.new with the types resolved (+sig+ a Signature).
+      def __new(sig, callable, options)
         fn = case callable
              when Pointer then __pointer(callable.address)
              when Function then __pointer(callable.address)
@@ -69,15 +111,16 @@ module FiddleJit
                unless callable.is_a?(Proc) || callable.respond_to?(:call)
                  raise TypeError, "wrong argument type #{callable.class}, expected pointer or proc"
                end
-               __callback(params.map { |t| native_param(t) }, native_param(ret), adapt(callable, params, ret))
+               __callback(sig.native_params, sig.native_ret, sig.adapt ? adapt(callable, sig.params, sig.ret) : callable)
              end
-        fn.__send__(:setup, ret, params, options, callable)
+        fn.__send__(:setup, sig.ret, sig.params, options, callable)
         fn
       end
 
       # The native layer's name for a resolved type.
       def native_name(type)
         case type
+        when Symbol then type.name # (frozen, interned)
         when FunctionType, StructByReference then "pointer"
         when Type::Builtin then type.canonical.to_s
         when Enum, Type::Mapped then native_name(type.native_type)
@@ -120,7 +163,7 @@ module FiddleJit
           fn = table && table[type]
           return fn if fn
 
-          fn = new(type.return_type, type.param_types, value, type.options)
+          fn = __new(type.__signature, value, type.options)
           fn.instance_variable_set(:@callback_type, type)
           unless value.frozen?
             if first.nil?
@@ -138,7 +181,7 @@ module FiddleJit
       def from_native(type, pointer)
         return nil if pointer.nil? || pointer.null?
 
-        new(type.return_type, type.param_types, pointer, type.options)
+        __new(type.__signature, pointer, type.options)
       end
 
       # Attaches the C function at +address+ to +mod+ as +name+. Signatures
@@ -167,22 +210,67 @@ module FiddleJit
         return Native.attach_function(mod, name, address, c_name, signature) if cb_indexes.empty? && ret_type.nil? && !frame
 
         hidden = "__fiddle_jit_#{name}"
+        if params.length <= MAX_SHAPED_ARITY
+          # The stub lives on a module of its own, also as `__fiddle_jit_call`:
+          # the wrapper, shared by every function of its shape, calls it by
+          # that literal name (an inline-cached call, not a __send__). The
+          # stub keeps its name (messages, Native.top_is_wrapped_stub).
+          holder = Module.new
+          bytes = Native.attach_function(holder, hidden, address, c_name, signature)
+          holder.singleton_class.__send__(:alias_method, :__fiddle_jit_call, hidden)
+          body = shaped_wrapper(mod, holder, name, params, cb_indexes, ret_type)
+          mod.define_singleton_method(name, body)
+          mod.__send__(:define_method, name, body)
+          return bytes
+        end
+
         bytes = Native.attach_function(mod, hidden, address, c_name, signature)
         mod.singleton_class.__send__(:private, hidden)
         mod.__send__(:private, hidden)
-        if name.match?(/\A[A-Za-z_][A-Za-z0-9_]*[?!]?\z/)
-          code = wrapper_source(mod, hidden, name, params, cb_indexes, ret_type)
-          mod.module_eval(code, __FILE__, __LINE__)
-          mod.singleton_class.module_eval(code, __FILE__, __LINE__)
-        else
-          body = wrapper_body(mod, hidden, name, params, cb_indexes, ret_type)
-          mod.define_singleton_method(name) { |*args, &blk| body.call(args, blk) }
-          mod.__send__(:define_method, name) { |*args, &blk| body.call(args, blk) }
-        end
+        body = wrapper_body(mod, hidden, name, params, cb_indexes, ret_type)
+        mod.define_singleton_method(name) { |*args, &blk| body.call(args, blk) }
+        mod.__send__(:define_method, name) { |*args, &blk| body.call(args, blk) }
         bytes
       end
 
       private
+
+      def cached_signature(ret, params)
+        cache = begin
+          SIGNATURES
+        rescue Ractor::IsolationError
+          return __signature(ret, params)
+        end
+        # A trie of Symbol-keyed Hashes (an Array key would cost its
+        # recursion-guarded #hash and #eql?), the Signature under nil.
+        node = cache[ret]
+        i = 0
+        n = params.length
+        while node && i < n
+          node = node[params[i]]
+          i += 1
+        end
+        sig = node[nil] if node
+        return sig if sig
+
+        sig = __signature(ret, params)
+        if Types::BUILTIN.key?(ret) && params.all? { |t| Types::BUILTIN.key?(t) }
+          node = (cache[ret] ||= {})
+          params.each { |t| node = (node[t] ||= {}) }
+          node[nil] = sig
+        end
+        sig
+      end
+
+      # Whether a callable for these (resolved) types needs #adapt.
+      def adapt?(params, ret)
+        params.any? { |t| adapted_type?(t) } || adapted_type?(ret)
+      end
+
+      def adapted_type?(t)
+        t.is_a?(FunctionType) || t.is_a?(Enum) || t.is_a?(Type::Mapped) || t.is_a?(StructByReference) ||
+          t.is_a?(Type::Struct)
+      end
 
       # A parameter for the native layer: a struct by value is its
       # descriptor (the stub copies it into registers or stack slots).
@@ -190,50 +278,63 @@ module FiddleJit
         type.is_a?(Type::Struct) ? type.native_descriptor : native_name(type)
       end
 
-      # The constant path a wrapper reads +type+ from.
-      def type_constant(type)
-        CallbackTypes::LOCK.synchronize do
-          names = CallbackTypes.instance_variable_get(:@names)
-          name = names[type] ||= :"T#{names.size}".tap { |n| CallbackTypes.const_set(n, type) }
-          "::FiddleJit::Function::CallbackTypes::#{name}"
-        end
-      end
-
-      # Ruby source of a fixed-arity wrapper (no splats, no block call):
+      # A fixed-arity wrapper (no splats, no block call) as a shareable
+      # lambda for define_method: for qsort(pointer, size_t, size_t, cmp),
       #
-      #   def qsort(a0, a1, a2, a3 = UNSET, &blk)
+      #   lambda do |a0, a1, a2, a3 = UNSET, &blk|
       #     if UNSET.equal?(a3) ... a3 = blk end   # block as last callback param
-      #     f3 = Function.for_callback(CallbackTypes::Tk, a3)
+      #     f3 = Function.for_callback(t3, a3)
       #     frame = Native.callback_frame_push
-      #     begin r = __fiddle_jit_qsort(a0, a1, a2, f3.to_ptr) ensure e = Native.callback_frame_pop(frame) end
+      #     begin r = holder.__fiddle_jit_call(a0, a1, a2, f3.to_ptr) ensure e = Native.callback_frame_pop(frame) end
       #     raise e if e
       #     r
       #   end
-      def wrapper_source(mod, hidden, name, params, cb_indexes, ret_type)
-        n = params.length
+      #
+      # The Ruby source of a factory for each shape (arity, callback
+      # positions, callback return) is compiled once per process; each
+      # attach only calls the factory.
+      def shaped_wrapper(mod, holder, name, params, cb_indexes, ret_type)
+        # The shape as an Integer: arity, callback return, a bit per callback parameter.
+        shape = cb_indexes.sum(params.length << 1 | (ret_type ? 1 : 0)) { |i| 1 << (i + 8) }
+        factory = SHAPES::BY_SHAPE[shape] || SHAPES::LOCK.synchronize do
+          SHAPES::BY_SHAPE[shape] ||= begin
+            method = :"w#{SHAPES::BY_SHAPE.size}"
+            SHAPES.module_eval(factory_source(method, params.length, cb_indexes, ret_type ? true : false), __FILE__, __LINE__)
+            method
+          end
+        end
+        message = (arity_message(mod, params.length - 1, params.length, name) unless cb_indexes.empty?)
+        types = cb_indexes.map { |i| params[i] }
+        FiddleJit.make_shareable(SHAPES.__send__(factory, holder, message.freeze, types.freeze, ret_type))
+      end
+
+      def factory_source(method, n, cb_indexes, returns_callback)
         last_cb = cb_indexes.last
         formals = (0...n).map { |i| i == last_cb ? "a#{i} = ::FiddleJit::Function::UNSET" : "a#{i}" }
-        lines = ["def #{name}(#{[*formals, "&blk"].join(", ")})"]
+        lines = ["def self.#{method}(holder, message, types, ret_type)"]
+        cb_indexes.each_with_index { |i, k| lines << "  t#{i} = types[#{k}]" }
+        lines << "  lambda do |#{[*formals, "&blk"].join(", ")}|"
         if last_cb
-          lines << "  if ::FiddleJit::Function::UNSET.equal?(a#{last_cb})"
-          lines << "    raise ::ArgumentError, \"#{arity_message(mod, n - 1, n, name)}\" unless blk"
-          lines << "    a#{last_cb} = blk"
-          lines << "  end"
+          lines << "    if ::FiddleJit::Function::UNSET.equal?(a#{last_cb})"
+          lines << "      raise ::ArgumentError, message unless blk"
+          lines << "      a#{last_cb} = blk"
+          lines << "    end"
         end
         cb_indexes.each do |i|
-          lines << "  f#{i} = ::FiddleJit::Function.for_callback(#{type_constant(params[i])}, a#{i})"
+          lines << "    f#{i} = ::FiddleJit::Function.for_callback(t#{i}, a#{i})"
         end
         actuals = (0...n).map { |i| cb_indexes.include?(i) ? "(::FiddleJit::Function === f#{i} ? f#{i}.to_ptr : f#{i})" : "a#{i}" }
-        lines << "  frame = ::FiddleJit::Native.callback_frame_push"
-        lines << "  begin"
-        lines << "    r = #{hidden}(#{actuals.join(", ")})"
-        lines << "  ensure"
-        lines << "    e = ::FiddleJit::Native.callback_frame_pop(frame)"
-        lines << "  end"
-        lines << "  raise e if e"
+        lines << "    frame = ::FiddleJit::Native.callback_frame_push"
+        lines << "    begin"
+        lines << "      r = holder.__fiddle_jit_call(#{actuals.join(", ")})"
+        lines << "    ensure"
+        lines << "      e = ::FiddleJit::Native.callback_frame_pop(frame)"
+        lines << "    end"
+        lines << "    raise e if e"
         # f<i> are still referenced here: the Functions lived through the call.
-        lines << "  #{cb_indexes.map { |i| "f#{i}" }.join(" && ")}" unless cb_indexes.empty?
-        lines << (ret_type ? "  ::FiddleJit::Function.from_native(#{type_constant(ret_type)}, r)" : "  r")
+        lines << "    #{cb_indexes.map { |i| "f#{i}" }.join(" && ")}" unless cb_indexes.empty?
+        lines << (returns_callback ? "    ::FiddleJit::Function.from_native(ret_type, r)" : "    r")
+        lines << "  end"
         lines << "end"
         lines.join("\n")
       end
@@ -285,12 +386,8 @@ module FiddleJit
       # struct class, as in the ffi gem (a bare Struct class as a callback
       # parameter stays a Pointer there, and here).
       def adapt(callable, params, ret)
-        converted = lambda do |t|
-          t.is_a?(FunctionType) || t.is_a?(Enum) || t.is_a?(Type::Mapped) || t.is_a?(StructByReference) ||
-            t.is_a?(Type::Struct)
-        end
-        conv_params = params.each_index.select { |i| converted.call(params[i]) }
-        return callable if conv_params.empty? && !converted.call(ret)
+        conv_params = params.each_index.select { |i| adapted_type?(params[i]) }
+        return callable if conv_params.empty? && !adapted_type?(ret)
 
         lambda do |*args|
           conv_params.each do |i|
@@ -388,7 +485,7 @@ module FiddleJit
       resolve_types
       labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
       Function.attach_address(mod, name, address, @param_types, @return_type, labels,
-                              blocking: @options[:blocking] ? true : false)
+                              blocking: @options&.[](:blocking) ? true : false)
       attached = mod.instance_variable_get(:@__fiddle_jit_functions__) || {}
       attached[name.to_s] = self
       mod.instance_variable_set(:@__fiddle_jit_functions__, attached)
@@ -446,7 +543,9 @@ module FiddleJit
     def setup(ret, params, options, callable)
       @return_type = ret
       @param_types = params
-      @options = options
+      # (Each instance variable of a T_DATA object is a generic-ivar table
+      # entry: the usual empty options are not stored.)
+      @options = options unless options.empty?
       @callable_ref = callable # the unadapted callable, kept alive with us
     end
 
@@ -474,7 +573,7 @@ module FiddleJit
       mod = Module.new
       labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
       Function.attach_address(mod, "call", address, @param_types, @return_type, labels,
-                              blocking: @options[:blocking] ? true : false)
+                              blocking: @options&.[](:blocking) ? true : false)
       mapped = ->(t) { t.is_a?(Enum) || t.is_a?(Type::Mapped) ? t : nil }
       convs = @param_types.map(&mapped)
       @param_convs = convs.any? ? convs : nil

@@ -113,6 +113,12 @@ module FiddleJit
         return add.is_a?(Array) ? enum(add) : enum(info, add)
       end
 
+      # +add+ is the one name that may resolve differently now (cached
+      # entries hold type objects, not names to look up again).
+      cache = @ffi_type_cache
+      if cache && !cache.frozen? then cache.delete(add)
+      else @ffi_type_cache = nil
+      end
       @ffi_typedefs[add] = find_type(old)
     end
 
@@ -138,6 +144,28 @@ module FiddleJit
     def find_type(type)
       return type if type.is_a?(Type::Builtin)
 
+      if type.is_a?(Symbol)
+        cache = @ffi_type_cache
+        found = cache[type] if cache
+        return found if found
+
+        found = find_type_uncached(type)
+        # Builtin names and this module's typedefs (reset by #typedef); not
+        # the global ones (FFI.typedef may redefine them).
+        remember_type(type, found) if Types::BUILTIN.key?(type) || @ffi_typedefs&.key?(type)
+        return found
+      end
+      find_type_uncached(type)
+    end
+
+    private def remember_type(type, found)
+      cache = @ffi_type_cache ||= {}
+      cache[type] = found unless cache.frozen?
+    rescue FrozenError, Ractor::IsolationError
+      nil # a frozen module, another Ractor: uncached
+    end
+
+    private def find_type_uncached(type)
       found = Type.builtin(Types.resolve(type, @ffi_typedefs))
       return found unless type.is_a?(Symbol) && found.is_a?(Type::Builtin) && %i[int64 uint64].include?(found.canonical)
 

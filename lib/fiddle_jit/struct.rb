@@ -185,6 +185,7 @@ module FiddleJit
       @native_table = StructFieldTable.build(
         @field_map, fields.map { |f| [f.name, f.offset, StructLayout.native_kind(f), f] }, size
       )
+      self.__native_table__ = @native_table # (read natively by Struct.new)
       # The ffi gem's StructLayout: its header plus a field pointer and an
       # ffi_type element per field.
       self.__footprint__ = 64 + (16 * fields.size)
@@ -194,11 +195,13 @@ module FiddleJit
     def union? = @union
 
     # How the native Struct#[]/#[]= access a field: a Number's accessor
-    # suffix, "pointer" for a plain :pointer field, nil (through the Field's
-    # get/put) for the others and for Field subclasses.
+    # suffix, "pointer" for a plain :pointer field, "string" for a :string
+    # one (read natively, written through the Field), nil (through the
+    # Field's get/put) for the others and for Field subclasses.
     def self.native_kind(field)
       if field.is_a?(Number) then field.suffix.to_s
       elsif field.instance_of?(Pointer) then "pointer"
+      elsif field.instance_of?(StructLayout::String) then "string"
       end
     end
 

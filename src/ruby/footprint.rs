@@ -44,6 +44,21 @@ pub struct TypeFootprint {
     /// Ractor is handed another's Function.
     memo_callable: Word,
     memo_function: Word,
+    /// A StructLayout's `StructFieldTable` (`__native_table__=`, set once by
+    /// its constructor), so `Struct.new` finds a class's table with one
+    /// ivar lookup (`@layout` on the class) rather than two (the second a
+    /// generic ivar of this T_DATA). Marked here.
+    native_table: Word,
+}
+
+/// The StructFieldTable a StructLayout stored with `__native_table__=`, or
+/// None for anything else.
+pub(crate) fn layout_native_table(layout: VALUE) -> Option<VALUE> {
+    let footprint = crate::runtime::objects::typed_data::<TypeFootprint>(layout)?;
+    match footprint.native_table.get() {
+        0 => None,
+        table => Some(table as VALUE),
+    }
 }
 
 impl DataTypeFunctions for TypeFootprint {
@@ -52,7 +67,7 @@ impl DataTypeFunctions for TypeFootprint {
     }
 
     fn mark(&self, marker: &Marker) {
-        for v in [self.memo_callable.get(), self.memo_function.get()] {
+        for v in [self.memo_callable.get(), self.memo_function.get(), self.native_table.get()] {
             if v != 0 {
                 // SAFETY: stored from live VALUEs; kept alive (and pinned) here.
                 marker.mark(unsafe { Value::from_raw(v as VALUE) });
@@ -74,6 +89,13 @@ fn in_main_ractor() -> bool {
 }
 
 impl TypeFootprint {
+    /// Private `__native_table__=(table)`: once, by StructLayout#initialize.
+    fn set_native_table(rb_self: &TypeFootprint, table: Value) {
+        if rb_self.native_table.get() == 0 {
+            rb_self.native_table.set(table.as_raw() as usize);
+        }
+    }
+
     /// `__callback_memo(callable)`: the memo's Function when `callable` is
     /// its callable (and this is the main Ractor), else nil.
     fn callback_memo(ruby: &Ruby, rb_self: &TypeFootprint, callable: Value) -> Value {
@@ -133,6 +155,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     type_class.define_method("__callback_memo!", method!(TypeFootprint::set_callback_memo, 2))?;
     type_class.define_method("__callback_memo_forget", method!(TypeFootprint::forget_callback_memo, 1))?;
     let layout = module.define_class("StructLayout", type_class)?;
+    layout.define_private_method("__native_table__=", method!(TypeFootprint::set_native_table, 1))?;
     let field = layout.define_class("Field", ruby.class_object())?;
     field.define_alloc_func::<FieldFootprint>();
     field.define_private_method("__footprint__=", method!(FieldFootprint::set_bytes, 1))?;

@@ -74,6 +74,10 @@ enum Kind {
     /// `:pointer`: read as a Pointer; written from nil, a Pointer, a
     /// Struct or a Function natively, anything else through the Field.
     Ptr,
+    /// `:string` (StructLayout::String): read natively (nil for NULL, else
+    /// the bytes up to the NUL, as `get_pointer(offset).get_string(0)`);
+    /// written through the Field (which raises, as in the ffi gem).
+    Str,
     /// Through the Ruby Field object.
     Ruby,
 }
@@ -93,6 +97,7 @@ impl Kind {
             Some(CType::F32) => Kind::F32,
             Some(CType::F64) => Kind::F64,
             Some(CType::Pointer) => Kind::Ptr,
+            Some(CType::CString) => Kind::Str,
             _ => Kind::Ruby,
         }
     }
@@ -251,6 +256,24 @@ fn read<T: Scalar>(p: &Pointer, off: usize) -> Option<VALUE> {
     p.span_at(off, std::mem::size_of::<T>(), READ).map(|at| unsafe { (at as *const T).read_unaligned() }.to_raw())
 }
 
+/// A `:string` field: nil for NULL, else a new (binary) String of the bytes
+/// up to the first NUL, as the Ruby `StructLayout::String#get`
+/// (`get_pointer(offset)`, then `get_string(0)` of that unbounded pointer).
+fn read_c_string(p: &Pointer, off: usize) -> Option<VALUE> {
+    let at = p.span_at(off, std::mem::size_of::<usize>(), READ)?;
+    // SAFETY: span_at checked the bounds.
+    let address = unsafe { (at as *const usize).read_unaligned() };
+    if address == 0 {
+        return Some(rb_sys::Qnil as VALUE);
+    }
+    // SAFETY: the C string C stored in the field (the caller's promise, as
+    // with the ffi gem); read up to its NUL. rb_str_new copies the bytes.
+    unsafe {
+        let len = libc::strlen(address as *const std::ffi::c_char);
+        Some(rb_sys::rb_str_new(address as *const std::ffi::c_char, len as _))
+    }
+}
+
 #[inline]
 fn write<T: Scalar>(p: &Pointer, off: usize, v: T) -> bool {
     match p.span_at(off, std::mem::size_of::<T>(), WRITE) {
@@ -289,6 +312,7 @@ fn read_native(kind: Kind, p: &Pointer, off: usize) -> Option<VALUE> {
         Kind::F32 => read::<f32>(p, off),
         Kind::F64 => read::<f64>(p, off),
         Kind::Ptr => read::<super::pointer::PtrVal>(p, off),
+        Kind::Str => read_c_string(p, off),
         Kind::Ruby => None,
     }
 }
@@ -322,7 +346,7 @@ fn write_native(kind: Kind, p: &Pointer, off: usize, v: VALUE) -> bool {
         Kind::F32 => fast_double(v).is_some_and(|d| write(p, off, d as f32)),
         Kind::F64 => fast_double(v).is_some_and(|d| write(p, off, d)),
         Kind::Ptr => fast_address(v).is_some_and(|a| write(p, off, a as u64)),
-        Kind::Ruby => false,
+        Kind::Str | Kind::Ruby => false,
     }
 }
 
@@ -408,7 +432,10 @@ unsafe fn class_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
             if layout & 7 != 0 || layout == rb_sys::Qfalse as VALUE {
                 return None;
             }
-            let table = rb_sys::rb_attr_get(layout, id_table as rb_sys::ID);
+            let table = match super::footprint::layout_native_table(layout) {
+                Some(table) => table,
+                None => rb_sys::rb_attr_get(layout, id_table as rb_sys::ID),
+            };
             return crate::runtime::objects::typed_data::<FieldTable>(table).map(|data| (table, data));
         }
         k = rb_sys::rb_class_superclass(k);

@@ -110,7 +110,8 @@ struct Pool {
 
 #[derive(Default)]
 struct Registry {
-    by_signature: HashMap<String, usize>,
+    /// Pool index by signature (a struct by value's key includes its layout).
+    by_signature: HashMap<(Vec<CType>, CType), usize>,
     pools: Vec<Pool>,
     live: usize,
 }
@@ -127,22 +128,23 @@ pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool, 
     if params.len() > MAX_ARGS {
         return Err(format!("a callback takes at most {MAX_ARGS} arguments (got {})", params.len()));
     }
-    // Debug form: a struct by value's key includes its layout.
-    let key = format!("{params:?}->{ret:?}");
+    // The signature as the key, moved in and back out (no allocation on a hit).
+    let key = (params, ret);
     let mut guard = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     let reg = guard.get_or_insert_with(Registry::default);
     let pool = match reg.by_signature.get(&key) {
         Some(&i) => i,
         None => {
-            let plan = crate::abi::plan_callback(&Signature::new(params.clone(), ret.clone())).map_err(|e| e.to_string())?;
+            let plan = crate::abi::plan_callback(&Signature::new(key.0.clone(), key.1.clone())).map_err(|e| e.to_string())?;
             let req = CallbackRequest { plan: &plan, entry: callback_entry as *const () as usize };
             let code = backend::emit_callback_trampoline(&req).map_err(|e| e.to_string())?;
             let trampoline = install(&code)?;
             reg.pools.push(Pool { trampoline, freed: VecDeque::new() });
-            reg.by_signature.insert(key, reg.pools.len() - 1);
+            reg.by_signature.insert(key.clone(), reg.pools.len() - 1);
             reg.pools.len() - 1
         }
     };
+    let (params, ret) = key;
     let reuse = if reg.pools[pool].freed.len() > QUARANTINE { reg.pools[pool].freed.pop_front() } else { None };
     let slot = match reuse {
         Some(s) => s,
