@@ -94,8 +94,14 @@ module FFI
   end
 
   # Callbacks come from another branch: alias them when they exist.
-  %i[Function CallbackInfo FunctionType FunctionInfo VariadicInvoker].each do |c|
+  %i[Function CallbackInfo FunctionType FunctionInfo].each do |c|
     const_set(c, FiddleJit.const_get(c)) if FiddleJit.const_defined?(c, false)
+  end
+  # VariadicInvoker is loaded on first use (variadic.rb sets FFI's alias).
+  if FiddleJit.autoload?(:VariadicInvoker)
+    autoload :VariadicInvoker, FiddleJit.autoload?(:VariadicInvoker)
+  else
+    VariadicInvoker = FiddleJit::VariadicInvoker
   end
   if FiddleJit.const_defined?(:Function, false) && FiddleJit::Type.const_defined?(:Function, false).!
     FiddleJit::Type.const_set(:Function, FiddleJit.const_defined?(:FunctionType, false) ? FiddleJit::FunctionType : FiddleJit::Function)

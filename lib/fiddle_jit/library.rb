@@ -1,8 +1,9 @@
 # frozen_string_literal: true
 
-require_relative "variadic"
-
 module FiddleJit
+  # Loaded on first use (a `:varargs` attach_function), not at require.
+  autoload :VariadicInvoker, File.expand_path("variadic", __dir__)
+
   CURRENT_PROCESS = LibraryLoader::CURRENT_PROCESS
 
   # What attach_function returns: a description of the installed stub.
