@@ -109,8 +109,14 @@ module FFI
 
   # Global typedefs: the builtin names and the platform's types.conf names.
   TypeDefs = FiddleJit::Types::GLOBAL_TYPEDEFS
-  (FiddleJit::Types::BUILTIN.keys + FiddleJit::Types::PLATFORM_TYPEDEFS.keys).each do |name|
-    TypeDefs[name] ||= FiddleJit::Type.ffi_long(name) || FiddleJit::Type.builtin(FiddleJit::Types.resolve(name))
+  # (What Type.builtin(Types.resolve(name)) gives for these names, without
+  # resolve's general checks: each is a builtin name or maps to one.)
+  builtins = FiddleJit::Type::BUILTINS
+  FiddleJit::Types::BUILTIN.each do |name, canonical|
+    TypeDefs[name] ||= FiddleJit::Type.ffi_long(name) || builtins.fetch(canonical)
+  end
+  FiddleJit::Types::PLATFORM_TYPEDEFS.each do |name, target|
+    TypeDefs[name] ||= FiddleJit::Type.ffi_long(name) || builtins.fetch(FiddleJit::Types::BUILTIN.fetch(target))
   end
 
   class << self
