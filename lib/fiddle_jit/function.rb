@@ -11,6 +11,14 @@ module FiddleJit
     # (A Type is typed data: each instance variable is a generic-ivar table
     # entry, so the resolved types live in the one Signature, size and
     # alignment are methods, and empty options are not stored.)
+    # From types already through Types.resolve (Library#callback; resolving
+    # again would give the same values): no second resolve per type.
+    def self.__resolved(ret, params)
+      type = allocate
+      type.__send__(:__init_resolved, ret, params)
+      type
+    end
+
     def initialize(return_type, param_types, options = NO_OPTIONS)
       ret = Types.resolve(return_type)
       params = param_types.map { |t| Types.resolve(t) }
@@ -38,6 +46,12 @@ module FiddleJit
     def to_s = "callback(#{@signature.params.join(", ")}) -> #{@signature.ret}"
 
     private
+
+    def __init_resolved(ret, params)
+      @signature = Function.__send__(:cached_signature, ret, params)
+      self.__footprint__ = 96 + (16 * params.size)
+      freeze_shareable
+    end
 
     # Made shareable as make_shareable would, without its walk when the
     # Signature already is (builtin types: frozen Symbols and Strings).
