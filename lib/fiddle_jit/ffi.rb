@@ -94,8 +94,14 @@ module FFI
   end
 
   # Callbacks come from another branch: alias them when they exist.
-  %i[Function CallbackInfo FunctionType FunctionInfo VariadicInvoker].each do |c|
+  %i[Function CallbackInfo FunctionType FunctionInfo].each do |c|
     const_set(c, FiddleJit.const_get(c)) if FiddleJit.const_defined?(c, false)
+  end
+  # VariadicInvoker is loaded on first use (variadic.rb sets FFI's alias).
+  if FiddleJit.autoload?(:VariadicInvoker)
+    autoload :VariadicInvoker, FiddleJit.autoload?(:VariadicInvoker)
+  else
+    VariadicInvoker = FiddleJit::VariadicInvoker
   end
   if FiddleJit.const_defined?(:Function, false) && FiddleJit::Type.const_defined?(:Function, false).!
     FiddleJit::Type.const_set(:Function, FiddleJit.const_defined?(:FunctionType, false) ? FiddleJit::FunctionType : FiddleJit::Function)
@@ -103,8 +109,14 @@ module FFI
 
   # Global typedefs: the builtin names and the platform's types.conf names.
   TypeDefs = FiddleJit::Types::GLOBAL_TYPEDEFS
-  (FiddleJit::Types::BUILTIN.keys + FiddleJit::Types::PLATFORM_TYPEDEFS.keys).each do |name|
-    TypeDefs[name] ||= FiddleJit::Type.ffi_long(name) || FiddleJit::Type.builtin(FiddleJit::Types.resolve(name))
+  # (What Type.builtin(Types.resolve(name)) gives for these names, without
+  # resolve's general checks: each is a builtin name or maps to one.)
+  builtins = FiddleJit::Type::BUILTINS
+  FiddleJit::Types::BUILTIN.each do |name, canonical|
+    TypeDefs[name] ||= FiddleJit::Type.ffi_long(name) || builtins.fetch(canonical)
+  end
+  FiddleJit::Types::PLATFORM_TYPEDEFS.each do |name, target|
+    TypeDefs[name] ||= FiddleJit::Type.ffi_long(name) || builtins.fetch(FiddleJit::Types::BUILTIN.fetch(target))
   end
 
   class << self

@@ -11,6 +11,14 @@ module FiddleJit
     # (A Type is typed data: each instance variable is a generic-ivar table
     # entry, so the resolved types live in the one Signature, size and
     # alignment are methods, and empty options are not stored.)
+    # From types already through Types.resolve (Library#callback; resolving
+    # again would give the same values): no second resolve per type.
+    def self.__resolved(ret, params)
+      type = allocate
+      type.__send__(:__init_resolved, ret, params)
+      type
+    end
+
     def initialize(return_type, param_types, options = NO_OPTIONS)
       ret = Types.resolve(return_type)
       params = param_types.map { |t| Types.resolve(t) }
@@ -38,6 +46,12 @@ module FiddleJit
     def to_s = "callback(#{@signature.params.join(", ")}) -> #{@signature.ret}"
 
     private
+
+    def __init_resolved(ret, params)
+      @signature = Function.__send__(:cached_signature, ret, params)
+      self.__footprint__ = 96 + (16 * params.size)
+      freeze_shareable
+    end
 
     # Made shareable as make_shareable would, without its walk when the
     # Signature already is (builtin types: frozen Symbols and Strings).
@@ -227,6 +241,7 @@ module FiddleJit
         bytes = Native.attach_function(mod, hidden, address, c_name, signature)
         mod.singleton_class.__send__(:private, hidden)
         mod.__send__(:private, hidden)
+        require_relative "function_wrappers"
         body = wrapper_body(mod, hidden, name, params, cb_indexes, ret_type)
         mod.define_singleton_method(name) { |*args, &blk| body.call(args, blk) }
         mod.__send__(:define_method, name) { |*args, &blk| body.call(args, blk) }
@@ -298,6 +313,7 @@ module FiddleJit
         shape = cb_indexes.sum(params.length << 1 | (ret_type ? 1 : 0)) { |i| 1 << (i + 8) }
         factory = SHAPES::BY_SHAPE[shape] || SHAPES::LOCK.synchronize do
           SHAPES::BY_SHAPE[shape] ||= begin
+            require_relative "function_wrappers"
             method = :"w#{SHAPES::BY_SHAPE.size}"
             SHAPES.module_eval(factory_source(method, params.length, cb_indexes, ret_type ? true : false), __FILE__, __LINE__)
             method
@@ -308,73 +324,12 @@ module FiddleJit
         FiddleJit.make_shareable(SHAPES.__send__(factory, holder, message.freeze, types.freeze, ret_type))
       end
 
-      def factory_source(method, n, cb_indexes, returns_callback)
-        last_cb = cb_indexes.last
-        formals = (0...n).map { |i| i == last_cb ? "a#{i} = ::FiddleJit::Function::UNSET" : "a#{i}" }
-        lines = ["def self.#{method}(holder, message, types, ret_type)"]
-        cb_indexes.each_with_index { |i, k| lines << "  t#{i} = types[#{k}]" }
-        lines << "  lambda do |#{[*formals, "&blk"].join(", ")}|"
-        if last_cb
-          lines << "    if ::FiddleJit::Function::UNSET.equal?(a#{last_cb})"
-          lines << "      raise ::ArgumentError, message unless blk"
-          lines << "      a#{last_cb} = blk"
-          lines << "    end"
-        end
-        cb_indexes.each do |i|
-          lines << "    f#{i} = ::FiddleJit::Function.for_callback(t#{i}, a#{i})"
-        end
-        actuals = (0...n).map { |i| cb_indexes.include?(i) ? "(::FiddleJit::Function === f#{i} ? f#{i}.to_ptr : f#{i})" : "a#{i}" }
-        lines << "    frame = ::FiddleJit::Native.callback_frame_push"
-        lines << "    begin"
-        lines << "      r = holder.__fiddle_jit_call(#{actuals.join(", ")})"
-        lines << "    ensure"
-        lines << "      e = ::FiddleJit::Native.callback_frame_pop(frame)"
-        lines << "    end"
-        lines << "    raise e if e"
-        # f<i> are still referenced here: the Functions lived through the call.
-        lines << "    #{cb_indexes.map { |i| "f#{i}" }.join(" && ")}" unless cb_indexes.empty?
-        lines << (returns_callback ? "    ::FiddleJit::Function.from_native(ret_type, r)" : "    r")
-        lines << "  end"
-        lines << "end"
-        lines.join("\n")
-      end
-
       # For a module with the ffi gem's behaviour (Library.ffi_compatible?), its wording.
       def arity_message(mod, given, expected, name)
         if Library.ffi_compatible?(mod)
           "wrong number of arguments (#{given} for #{expected})"
         else
           "wrong number of arguments (given #{given}, expected #{expected}) calling #{name}"
-        end
-      end
-
-      def wrapper_body(mod, hidden, name, params, cb_indexes, ret_type)
-        arity = params.length
-        last_cb = cb_indexes.last
-        lambda do |args, blk|
-          args.insert(last_cb, blk) if blk && last_cb && args.length == arity - 1
-          unless args.length == arity
-            raise ArgumentError, Function.send(:arity_message, mod, args.length, arity, name)
-          end
-
-          # The stub gets each Function's cached Pointer (its inline fast
-          # path); `fns` keeps the Functions alive until C has returned.
-          fns = cb_indexes.map do |i|
-            fn = Function.for_callback(params[i], args[i])
-            args[i] = fn.is_a?(Function) ? fn.to_ptr : fn
-            fn
-          end
-          frame = Native.callback_frame_push
-          begin
-            result = mod.__send__(hidden, *args)
-          ensure
-            exc = Native.callback_frame_pop(frame)
-          end
-          raise exc if exc
-
-          fns.clear # (a use after the call: the Functions were live throughout)
-
-          ret_type ? Function.from_native(ret_type, result) : result
         end
       end
 

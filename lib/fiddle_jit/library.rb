@@ -1,8 +1,9 @@
 # frozen_string_literal: true
 
-require_relative "variadic"
-
 module FiddleJit
+  # Loaded on first use (a `:varargs` attach_function), not at require.
+  autoload :VariadicInvoker, File.expand_path("variadic", __dir__)
+
   CURRENT_PROCESS = LibraryLoader::CURRENT_PROCESS
 
   # What attach_function returns: a description of the installed stub.
@@ -119,7 +120,8 @@ module FiddleJit
       if cache && !cache.frozen? then cache.delete(add)
       else @ffi_type_cache = nil
       end
-      @ffi_typedefs[add] = find_type(old)
+      # (find_type of a FunctionType is the type itself.)
+      @ffi_typedefs[add] = old.is_a?(FunctionType) ? old : find_type(old)
     end
 
     # callback(name, params, ret) / callback(params, ret): a C function
@@ -134,7 +136,7 @@ module FiddleJit
       # As the ffi gem: C would get a pointer into a Ruby String it cannot own.
       raise TypeError, ":string is not allowed as return type of callbacks" if ret_type == :string
 
-      type = FunctionType.new(ret_type, native_params)
+      type = FunctionType.__resolved(ret_type, native_params)
       typedef(type, name) if name
       type
     end

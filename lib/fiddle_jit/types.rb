@@ -82,6 +82,4 @@ module FiddleJit
 
     Types::SIZES.fetch(Types.resolve(type))
   end
-
-  Pointer.singleton_class.define_method(:size) { Types::POINTER_SIZE }
 end

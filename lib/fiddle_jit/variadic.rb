@@ -90,4 +90,7 @@ module FiddleJit
       entry
     end
   end
+
+  # Under the FFI namespace (ffi.rb, loaded first or later), FFI::VariadicInvoker is this class.
+  ::FFI.const_set(:VariadicInvoker, VariadicInvoker) if defined?(::FFI::FIDDLE_JIT)
 end
