@@ -101,21 +101,29 @@ pub struct Thunks {
     pub arg_long_double: usize,
 }
 
+/// `$base`'s field for `helper` (`RuntimeTargets` and `Thunks` name their
+/// fields alike), read, or assigned with `, = value`.
+macro_rules! helper_field {
+    ($base:expr, $helper:expr $(, = $value:expr)?) => {
+        match $helper {
+            Helper::ArgInt => $base.arg_int $(= $value)?,
+            Helper::ArgUint => $base.arg_uint $(= $value)?,
+            Helper::ArgLongLong => $base.arg_long_long $(= $value)?,
+            Helper::ArgUlongLong => $base.arg_ulong_long $(= $value)?,
+            Helper::ArgBool => $base.arg_bool $(= $value)?,
+            Helper::ArgDouble => $base.arg_double $(= $value)?,
+            Helper::ArgCstr => $base.arg_cstr $(= $value)?,
+            Helper::ArgPointer => $base.arg_pointer $(= $value)?,
+            Helper::ArgStruct => $base.arg_struct $(= $value)?,
+            Helper::ArgLongDouble => $base.arg_long_double $(= $value)?,
+        }
+    };
+}
+
 impl RuntimeTargets {
     /// The function behind a thunk.
     fn helper(&self, helper: Helper) -> usize {
-        match helper {
-            Helper::ArgInt => self.arg_int,
-            Helper::ArgUint => self.arg_uint,
-            Helper::ArgLongLong => self.arg_long_long,
-            Helper::ArgUlongLong => self.arg_ulong_long,
-            Helper::ArgBool => self.arg_bool,
-            Helper::ArgDouble => self.arg_double,
-            Helper::ArgCstr => self.arg_cstr,
-            Helper::ArgPointer => self.arg_pointer,
-            Helper::ArgStruct => self.arg_struct,
-            Helper::ArgLongDouble => self.arg_long_double,
-        }
+        helper_field!(self, helper)
     }
 
     /// The function a stub tail-calls.
@@ -133,35 +141,12 @@ impl RuntimeTargets {
 impl Thunks {
     /// The thunk that calls `helper`.
     pub(crate) fn of(&self, helper: Helper) -> usize {
-        match helper {
-            Helper::ArgInt => self.arg_int,
-            Helper::ArgUint => self.arg_uint,
-            Helper::ArgLongLong => self.arg_long_long,
-            Helper::ArgUlongLong => self.arg_ulong_long,
-            Helper::ArgBool => self.arg_bool,
-            Helper::ArgDouble => self.arg_double,
-            Helper::ArgCstr => self.arg_cstr,
-            Helper::ArgPointer => self.arg_pointer,
-            Helper::ArgStruct => self.arg_struct,
-            Helper::ArgLongDouble => self.arg_long_double,
-        }
+        helper_field!(self, helper)
     }
 
     #[allow(dead_code)] // unused on architectures without a backend
     fn set(&mut self, helper: Helper, address: usize) {
-        let field = match helper {
-            Helper::ArgInt => &mut self.arg_int,
-            Helper::ArgUint => &mut self.arg_uint,
-            Helper::ArgLongLong => &mut self.arg_long_long,
-            Helper::ArgUlongLong => &mut self.arg_ulong_long,
-            Helper::ArgBool => &mut self.arg_bool,
-            Helper::ArgDouble => &mut self.arg_double,
-            Helper::ArgCstr => &mut self.arg_cstr,
-            Helper::ArgPointer => &mut self.arg_pointer,
-            Helper::ArgStruct => &mut self.arg_struct,
-            Helper::ArgLongDouble => &mut self.arg_long_double,
-        };
-        *field = address;
+        helper_field!(self, helper, = address)
     }
 }
 
