@@ -9,20 +9,10 @@ require "timeout"
 # process under the ffi gem and under `-rfiddle_jit/ffi_shim`; both must
 # exit normally and print the same, expected, output.
 RSpec.describe "crashes found by the ffi gem's own suite" do
-  def lib_dir = File.expand_path("../lib", __dir__)
+  include ShimScripts
 
-  def run_script(script, *ruby_args, timeout: 60)
-    out, status = Timeout.timeout(timeout) { Open3.capture2e(RbConfig.ruby, *ruby_args, "-e", script, CALLBACK_FIXTURE_LIB) }
-    raise "ruby #{ruby_args.join(" ")} died (#{status}):\n#{out[0, 3000]}" unless status.success?
-
-    out
-  end
-
-  def same_output(script)
-    oracle = run_script(script)
-    expect(run_script(script, "-I", lib_dir, "-rfiddle_jit/ffi_shim")).to eq(oracle)
-    oracle
-  end
+  # The callback fixture library is each script's ARGV[0].
+  def same_output(script) = super(script, args: [CALLBACK_FIXTURE_LIB], timeout: 60)
 
   # fork_spec.rb "async thread dispatch works after forking" crashed 2 runs
   # in 6: parent and child both made a callback after the fork. The code

@@ -10,37 +10,7 @@ require "timeout"
 # ffi gem (the oracle) and under `ruby -rfiddle_jit/ffi_shim`. Both runs must
 # print the same output, and that output must be the expected one.
 RSpec.describe "ffi gem behaviours found by its own spec suite" do
-  def lib_dir = File.expand_path("../lib", __dir__)
-
-  # Runs +script+ in a fresh process; killed after +timeout+ seconds (a
-  # deadlock shows up as a failure, not as a hung suite).
-  def run_script(script, *ruby_args, timeout: 30)
-    Open3.popen3(RbConfig.ruby, *ruby_args, "-e", script) do |stdin, stdout, stderr, wait|
-      stdin.close
-      out = err = nil
-      begin
-        Timeout.timeout(timeout * SLOWDOWN) do
-          out = stdout.read
-          err = stderr.read
-        end
-      rescue Timeout::Error
-        Process.kill(:KILL, wait.pid)
-        raise "timed out after #{timeout * SLOWDOWN}s (a deadlock?) running: ruby #{ruby_args.join(" ")}"
-      end
-      raise "ruby #{ruby_args.join(" ")} failed (#{wait.value.exitstatus}):\n#{err}\n#{out}" unless wait.value.success?
-
-      out
-    end
-  end
-
-  # The output under the ffi gem, after checking that fiddle_jit prints
-  # exactly the same.
-  def same_output(script, **opts)
-    oracle = run_script(script, **opts)
-    ours = run_script(script, "-I", lib_dir, "-rfiddle_jit/ffi_shim", **opts)
-    expect(ours).to eq(oracle)
-    oracle
-  end
+  include ShimScripts
 
   it "FFI::TYPE_* are the builtin types (FFI::Type::*)" do
     out = same_output(<<~RUBY)
