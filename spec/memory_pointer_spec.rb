@@ -166,7 +166,16 @@ RSpec.describe "Pointer / MemoryPointer memory API (differential against the ffi
      ["read_bytes", ->(m) { m.read_bytes(4) }], ["read_bytes oob", ->(m) { m.read_bytes(5) }],
      ["get_string oob", ->(m) { m.get_string(5) }], ["get_string len oob", ->(m) { m.get_string(0, 5) }],
      ["put_string non-string", ->(m) { m.put_string(0, 5) }], ["put_bytes non-string", ->(m) { m.put_bytes(0, nil) }],
-     ["read_string len oob", ->(m) { m.read_string(6) }]].each do |label, op|
+     ["read_string len oob", ->(m) { m.read_string(6) }],
+     # The forms the native fast paths hand to the checked ones.
+     ["read_string Float len", ->(m) { m.read_string(3.0) }], ["read_string 0.0", ->(m) { m.read_string(0.0) }],
+     ["read_string false", ->(m) { m.read_string(false) }], ["read_string bignum", ->(m) { m.read_string(2**70) }],
+     ["read_string to_int", ->(m) { m.read_string(Differential::ToInt.new(2)) }],
+     ["read_string String len", ->(m) { m.read_string("3") }], ["read_string 2 args", ->(m) { m.read_string(1, 2) }],
+     ["get_string nil len", ->(m) { m.get_string(1, nil) }], ["get_string String", ->(m) { m.get_string("0") }],
+     ["get_string no args", ->(m) { m.get_string }], ["put_bytes no string", ->(m) { m.put_bytes(0) }],
+     ["put_bytes Float offset", ->(m) { m.put_bytes(1.0, "ab") }],
+     ["put_bytes to_str", ->(m) { m.put_bytes(0, Differential::ToStr.new("ab")) }]].each do |label, op|
       it "#{label} on a 4-byte MemoryPointer" do
         same(label) do |ns|
           m = ns::MemoryPointer.new(4)
@@ -196,6 +205,19 @@ RSpec.describe "Pointer / MemoryPointer memory API (differential against the ffi
         m = ns::MemoryPointer.from_string("abc")
         [m.size, m.get_bytes(0, 4), m.read_string, m.class.name.split("::").last]
       end
+      same("from_string Symbol") { |ns| ns::MemoryPointer.from_string(:abc) }
+      same("from_string Integer") { |ns| ns::MemoryPointer.from_string(1) }
+    end
+
+    it "MemoryPointer.new of typedefs and type objects, with and without a block" do
+      same("MemoryPointer.new types") do |ns|
+        [ns::MemoryPointer.new(:size_t, 2).size, ns::MemoryPointer.new(ns::Type::INT32).size,
+         ns::MemoryPointer.new(:uint8, 2.0).size, ns::MemoryPointer.new(:short, 2, false).type_size,
+         ns::MemoryPointer.new(:ushort, 3) { |m| [m.size, m.type_size] }.class.name.split("::").last]
+      end
+      same("MemoryPointer.new bad type") { |ns| ns::MemoryPointer.new(:no_such_type) }
+      same("MemoryPointer.new bad count") { |ns| ns::MemoryPointer.new(:int, "2") }
+      same("Pointer.new typedef") { |ns| ns::Pointer.new(:size_t, 0).type_size }
     end
   end
 

@@ -23,6 +23,11 @@ module FiddleJit
 
     def self.size = SIZE
 
+    # The native constructors know the C type table and Struct classes;
+    # sizes of other types (typedefs, type objects) come from here.
+    self.type_size_fallback = FiddleJit.make_shareable(->(type) { FiddleJit.type_size(type) })
+    private_class_method :type_size_fallback=
+
     # Accessor suffix for a type usable with get/put (Symbol or typedef).
     def self.accessor_for(type)
       canonical = Types.resolve(type)
@@ -88,18 +93,6 @@ module FiddleJit
       view
     end
 
-    # read_string(len = nil) is native; other lengths than nil and Fixnums
-    # come here.
-    private def __read_string(len = nil)
-      if len
-        return "".b if len.zero?
-
-        get_bytes(0, len)
-      else
-        get_string(0)
-      end
-    end
-
     # Freezing memory makes it read-only, as in the ffi gem (writes raise
     # RuntimeError "invalid memory write"; pointers derived later, too).
     def freeze
@@ -147,18 +140,9 @@ module FiddleJit
   #   FiddleJit::MemoryPointer.new(:int, 4)          # 16 zeroed bytes
   #   FiddleJit::MemoryPointer.new(64) { |buf| ... }  # freed after the block
   class MemoryPointer < Pointer
-    # Memory holding +str+ and a NUL (type_size 1, as the ffi gem 1.16+;
-    # TypeError for what is not a String or has no to_str). from_string is
-    # native for a String (src/ruby/pointer.rs); other values come here.
-    def self.__from_string(str)
-      str = ::String.new(str) unless str.is_a?(::String)
-      ptr = new(1, str.bytesize + 1, false)
-      ptr.put_string(0, str)
-      ptr
-    end
-
-    # initialize(type_or_size, count = 1, clear = true) { |ptr| ... } is
-    # native (src/ruby/pointer.rs): allocation, zeroing, block form.
+    # initialize(type_or_size, count = 1, clear = true) { |ptr| ... } and
+    # from_string(str) (memory holding +str+ and a NUL; type_size 1, as the
+    # ffi gem 1.16+) are native (src/ruby/pointer.rs).
   end
 
   # The ffi gem's Buffer (memory for :buffer_in/:buffer_out arguments). In

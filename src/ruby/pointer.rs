@@ -13,7 +13,7 @@ use magnus::gc::Marker;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::typed_data::{DataTypeFunctions, Obj};
 use magnus::value::{Opaque, ReprValue};
-use magnus::{method, prelude::*, Error, ExceptionClass, RArray, RModule, RString, Ruby, TryConvert, TypedData, Value};
+use magnus::{function, method, prelude::*, Error, ExceptionClass, RArray, RModule, RString, Ruby, TryConvert, TypedData, Value};
 use rb_sys::VALUE;
 use crate::runtime::{convert_num, Num};
 use crate::types::NamedType;
@@ -597,7 +597,9 @@ impl Pointer {
     /// MemoryPointer#initialize(type_or_size, count = 1, clear = true): owned
     /// memory, zeroed unless `clear` is false; with a block, yields self and
     /// frees the memory when the block ends (also on exceptions, break, throw).
-    fn memory_initialize(ruby: &Ruby, rb_self: Obj<Pointer>, args: &[Value]) -> Result<Value, Error> {
+    fn memory_initialize(ruby: &Ruby, rb_self: Value, args: &[Value]) -> Result<Value, Error> {
+        // SAFETY: the receiver of MemoryPointer#initialize is a Pointer.
+        let p = unsafe { receiver(rb_self.as_raw()) };
         let (ty, count, clear) = match args {
             [ty] => (*ty, 1, true),
             [ty, count] => (*ty, num2long(*count)?, true),
@@ -608,10 +610,10 @@ impl Pointer {
         let total = type_size
             .checked_mul(count)
             .ok_or_else(|| Error::new(ruby.exception_arg_error(), "memory size too big"))?;
-        Pointer::allocate(ruby, &rb_self, type_size, total, clear)?;
+        Pointer::allocate(ruby, p, type_size, total, clear)?;
         if ruby.block_given() {
             let result = ruby.yield_value::<_, Value>(rb_self);
-            rb_self.release();
+            p.release();
             result?;
         }
         Ok(ruby.qnil().as_value())
@@ -863,6 +865,19 @@ impl Pointer {
         Ok(ruby.str_from_slice(unsafe { std::slice::from_raw_parts(at, n) }))
     }
 
+    /// `read_string(length = nil)` as the ffi gem's: get_string(0) without
+    /// a length (nil or false), "".b for one `== 0`, else get_bytes(0, length).
+    fn read_string(ruby: &Ruby, rb_self: &Pointer, args: &[Value]) -> Result<RString, Error> {
+        let zero = ruby.integer_from_i64(0).as_value();
+        match args {
+            [] => Pointer::get_string(ruby, rb_self, &[zero]),
+            [len] if !len.to_bool() => Pointer::get_string(ruby, rb_self, &[zero]),
+            [len] if len.funcall::<_, _, Value>("==", (zero,))?.to_bool() => Ok(ruby.str_from_slice(&[])),
+            [len] => Pointer::get_bytes(ruby, rb_self, zero, *len),
+            _ => Err(arity(ruby, args.len(), "0..1")),
+        }
+    }
+
     /// `put_string(offset, str)`: the bytes plus a terminating NUL.
     fn put_string(ruby: &Ruby, rb_self: Obj<Pointer>, off: Value, s: RString) -> Result<Obj<Pointer>, Error> {
         let off = num2long(off)?;
@@ -893,7 +908,10 @@ impl Pointer {
             [s, i, l] => (*s, Some(*i), Some(*l)),
             _ => return Err(arity(ruby, args.len() + 1, "2..4")),
         };
-        let s = RString::try_convert(s)?;
+        // No to_str: the ffi gem's Check_Type(str, T_STRING).
+        let s = RString::from_value(s).ok_or_else(|| {
+            Error::new(ruby.exception_type_error(), format!("wrong argument type {} (expected String)", s.class()))
+        })?;
         // SAFETY: copied before any Ruby code runs (num2long below may call some).
         let bytes = unsafe { s.as_slice() }.to_vec();
         let total = bytes.len() as i64;
@@ -917,10 +935,9 @@ impl Pointer {
         Ok(())
     }
 
-    fn put_bytes(ruby: &Ruby, rb_self: Obj<Pointer>, args: &[Value]) -> Result<Obj<Pointer>, Error> {
+    fn put_bytes(ruby: &Ruby, rb_self: &Pointer, args: &[Value]) -> Result<(), Error> {
         let Some((off, rest)) = args.split_first() else { return Err(arity(ruby, 0, "2..4")) };
-        Pointer::put_bytes_at(ruby, &rb_self, num2long(*off)?, rest)?;
-        Ok(rb_self)
+        Pointer::put_bytes_at(ruby, rb_self, num2long(*off)?, rest)
     }
 
     fn write_bytes(ruby: &Ruby, rb_self: Obj<Pointer>, args: &[Value]) -> Result<Obj<Pointer>, Error> {
@@ -1124,19 +1141,40 @@ unsafe fn fast_cstring(p: &Pointer, off: VALUE) -> Option<VALUE> {
     Some(rb_sys::rb_str_new(at as *const std::ffi::c_char, n as _))
 }
 
+/// A raw cfunc's checked path (`f`'s value, or its error raised), out of
+/// line: the fast path before it keeps its small frame.
+#[cold]
+#[inline(never)]
+fn checked<T: ReprValue>(f: impl FnOnce(&Ruby) -> Result<T, Error>) -> VALUE {
+    // SAFETY: called from a cfunc, with the GVL.
+    let ruby = unsafe { Ruby::get_unchecked() };
+    raise_or(f(&ruby)).as_raw()
+}
+
+/// A raw cfunc's arguments (`argc`, `argv` as Ruby passes them).
+unsafe fn raw_args<'a>(argc: std::ffi::c_int, argv: *const VALUE) -> &'a [Value] {
+    if argc <= 0 {
+        return &[];
+    }
+    // SAFETY: Ruby passes `argc` VALUEs at `argv`, alive for the call;
+    // magnus's Value is a transparent VALUE.
+    std::slice::from_raw_parts(argv as *const Value, argc as usize)
+}
+
 /// `get_string(offset, length = nil)`: the one-argument form in place; the
-/// others through the checked `__get_string`.
+/// others checked.
 unsafe extern "C" fn raw_get_string(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
+    let p = receiver(rb_self);
     if argc == 1 {
-        if let Some(v) = fast_cstring(receiver(rb_self), *argv) {
+        if let Some(v) = fast_cstring(p, *argv) {
             return v;
         }
     }
-    rb_sys::rb_funcallv(rb_self, rb_sys::rb_intern(c"__get_string".as_ptr()), argc, argv)
+    checked(|ruby| Pointer::get_string(ruby, p, raw_args(argc, argv)))
 }
 
 /// `read_string(length = nil)`: get_string(0) without a length, "".b for
-/// 0, get_bytes(0, length) for a Fixnum; others through the Ruby `__read_string`.
+/// 0, get_bytes(0, length) for a Fixnum; the other forms checked.
 unsafe extern "C" fn raw_read_string(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
     let len = if argc == 1 { *argv } else { rb_sys::Qnil as VALUE };
     if argc <= 1 {
@@ -1150,11 +1188,11 @@ unsafe extern "C" fn raw_read_string(argc: std::ffi::c_int, argv: *const VALUE, 
             return raw_get_bytes(rb_self, 1, len);
         }
     }
-    rb_sys::rb_funcallv(rb_self, rb_sys::rb_intern(c"__read_string".as_ptr()), argc, argv)
+    checked(|ruby| Pointer::read_string(ruby, receiver(rb_self), raw_args(argc, argv)))
 }
 
 /// `put_bytes(offset, str)`: copied from the String in place when in
-/// bounds; every other form through the checked `__put_bytes`.
+/// bounds; every other form checked.
 unsafe extern "C" fn raw_put_bytes(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
     if argc == 2 {
         let (off, s) = (*argv, *argv.add(1));
@@ -1168,7 +1206,7 @@ unsafe extern "C" fn raw_put_bytes(argc: std::ffi::c_int, argv: *const VALUE, rb
             }
         }
     }
-    rb_sys::rb_funcallv(rb_self, rb_sys::rb_intern(c"__put_bytes".as_ptr()), argc, argv)
+    checked(|ruby| Pointer::put_bytes(ruby, receiver(rb_self), raw_args(argc, argv)).map(|()| Value::from_raw(rb_self)))
 }
 
 /// `get_array_of_T(offset, count)`: in bounds with Fixnums, read in place.
@@ -1192,24 +1230,31 @@ unsafe extern "C" fn raw_read_array<T: Scalar>(rb_self: VALUE, count: VALUE) -> 
     raw_get_array::<T>(rb_self, 1 /* Fixnum 0 */, count)
 }
 
-/// `MemoryPointer.from_string(str)` for a String: memory of its bytes and a
-/// NUL (type size 1, not zeroed first), allocated without dispatch; other
-/// values through the Ruby `__from_string` (to_str conversion, TypeError).
+/// `MemoryPointer.from_string(str)`: memory of the String's bytes and a
+/// NUL (type size 1, not zeroed first), allocated without dispatch. Other
+/// values are converted with `to_str` first (else TypeError, as the ffi gem
+/// 1.16+).
 unsafe extern "C" fn raw_from_string(klass: VALUE, s: VALUE) -> VALUE {
     if s & 7 == 0 && s != rb_sys::Qnil as VALUE && s != rb_sys::Qfalse as VALUE
         && rb_sys::RB_TYPE_P(s, rb_sys::ruby_value_type::RUBY_T_STRING)
     {
-        let n = rb_sys::RSTRING_LEN(s) as usize;
-        let obj = rb_sys::rb_obj_alloc(klass);
-        let p = receiver(obj);
-        let ruby = Ruby::get_unchecked();
-        raise_or(Pointer::allocate(&ruby, p, 1, n as i64 + 1, false));
-        let at = p.address.get() as *mut u8;
-        std::ptr::copy_nonoverlapping(rb_sys::RSTRING_PTR(s) as *const u8, at, n);
-        *at.add(n) = 0;
-        return obj;
+        return memory_from_string(klass, s);
     }
-    rb_sys::rb_funcallv(klass, rb_sys::rb_intern(c"__from_string".as_ptr()), 1, &s)
+    checked(|_| RString::try_convert(Value::from_raw(s)).map(|s| Value::from_raw(memory_from_string(klass, s.as_raw()))))
+}
+
+/// A new `klass` (MemoryPointer) holding String `s`'s bytes and a NUL.
+#[inline(always)]
+unsafe fn memory_from_string(klass: VALUE, s: VALUE) -> VALUE {
+    let n = rb_sys::RSTRING_LEN(s) as usize;
+    let obj = rb_sys::rb_obj_alloc(klass);
+    let p = receiver(obj);
+    let ruby = Ruby::get_unchecked();
+    raise_or(Pointer::allocate(&ruby, p, 1, n as i64 + 1, false));
+    let at = p.address.get() as *mut u8;
+    std::ptr::copy_nonoverlapping(rb_sys::RSTRING_PTR(s) as *const u8, at, n);
+    *at.add(n) = 0;
+    obj
 }
 
 fn define_raw(class: magnus::RClass, name: &str, func: *const (), arity: i32) {
@@ -1246,7 +1291,7 @@ fn builtin_symbol_size(v: VALUE) -> Option<usize> {
 /// `MemoryPointer#initialize(type_or_size, count = 1, clear = true)` without
 /// a block, a Fixnum size or builtin type Symbol and a Fixnum count: natively,
 /// no argument conversion machinery. Everything else (a block, Struct
-/// classes, typedefs, errors) through the checked `__initialize`.
+/// classes, typedefs, errors) checked.
 unsafe extern "C" fn memory_initialize_raw(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
     if (1..=3).contains(&argc) && rb_sys::rb_block_given_p() == 0 {
         let args = std::slice::from_raw_parts(argv, argc as usize);
@@ -1270,7 +1315,15 @@ unsafe extern "C" fn memory_initialize_raw(argc: std::ffi::c_int, argv: *const V
             }
         }
     }
-    rb_sys::rb_funcall_passing_block(rb_self, rb_sys::rb_intern(c"__initialize".as_ptr()), argc, argv)
+    memory_initialize_checked(argc, argv, rb_self)
+}
+
+/// `memory_initialize_raw`'s other forms (a tail call: no frame of its own
+/// for the fast path to set up).
+#[cold]
+#[inline(never)]
+unsafe fn memory_initialize_checked(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
+    checked(|ruby| Pointer::memory_initialize(ruby, Value::from_raw(rb_self), raw_args(argc, argv)))
 }
 
 fn arity(ruby: &Ruby, given: usize, expected: &str) -> Error {
@@ -1293,9 +1346,26 @@ fn type_size_of(ruby: &Ruby, ty: Value) -> Result<usize, Error> {
     if let Some(n) = crate::ruby::struct_memory::struct_class_size(ty.as_raw()) {
         return Ok(n);
     }
-    // Symbols, Struct classes... are resolved by the Ruby layer (FiddleJit.type_size).
-    let module: RModule = ruby.class_object().const_get("FiddleJit")?;
-    module.funcall("type_size", (ty,))
+    // Typedefs, type objects, ... are the Ruby layer's: its fallback.
+    let fallback = TYPE_SIZE_FALLBACK.get().ok_or_else(|| {
+        Error::new(ruby.exception_runtime_error(), "FiddleJit::Pointer.type_size_fallback= was not called")
+    })?;
+    ruby.get_inner(*fallback).funcall("call", (ty,))
+}
+
+/// What `type_size_of` calls for the types it does not know: a callable
+/// the Ruby layer hands in once (`Pointer.type_size_fallback = ...`, in
+/// lib/fiddle_jit/pointer.rb).
+static TYPE_SIZE_FALLBACK: OnceLock<Opaque<Value>> = OnceLock::new();
+
+/// Private `Pointer.type_size_fallback=(callable)`: set once, at load.
+fn set_type_size_fallback(ruby: &Ruby, callable: Value) -> Result<(), Error> {
+    // SAFETY: registered, so the callable is marked (pinned) for the life
+    // of the process and the stored VALUE stays valid.
+    unsafe { rb_sys::rb_gc_register_mark_object(callable.as_raw()) };
+    TYPE_SIZE_FALLBACK
+        .set(Opaque::from(callable))
+        .map_err(|_| Error::new(ruby.exception_runtime_error(), "type_size_fallback is already set"))
 }
 
 macro_rules! accessors {
@@ -1356,23 +1426,20 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     accessors!(class, "float64", f64);
     accessors!(class, "pointer", PtrVal);
 
-    // Raw fast paths; the checked forms under private names they fall back to.
-    class.define_private_method("__get_string", method!(Pointer::get_string, -1))?;
+    // Raw fast paths (falling back to the checked methods above).
     define_raw(class, "get_string", raw_get_string as *const (), -1);
     define_raw(class, "read_string", raw_read_string as *const (), -1);
     class.define_method("put_string", method!(Pointer::put_string, 2))?;
     define_raw(class, "get_bytes", raw_get_bytes as *const (), 2);
-    class.define_private_method("__put_bytes", method!(Pointer::put_bytes, -1))?;
     define_raw(class, "put_bytes", raw_put_bytes as *const (), -1);
     define_raw(class, "read_bytes", raw_read_bytes as *const (), 1);
     class.define_method("write_bytes", method!(Pointer::write_bytes, -1))?;
     class.define_method("get_array_of_string", method!(Pointer::get_array_of_string, -1))?;
 
     class.const_set("SIZE", std::mem::size_of::<usize>())?;
+    class.define_singleton_method("type_size_fallback=", function!(set_type_size_fallback, 1))?;
 
     let memory_pointer = module.define_class("MemoryPointer", class)?;
-    // Public: the raw initialize passes its block on with a public call.
-    memory_pointer.define_method("__initialize", method!(Pointer::memory_initialize, -1))?;
     define_raw(memory_pointer, "initialize", memory_initialize_raw as *const (), -1);
     // SAFETY: a raw cfunc of one VALUE argument after the receiver.
     unsafe {
