@@ -1,8 +1,9 @@
-//! `FiddleJit::Native.attach_function`: plan, emit, install, define.
+//! `FiddleJit::Native.attach_function`: the Ruby arguments converted, the
+//! stub compiled (`runtime::jit`), owned by the module and defined on it.
 
-use crate::abi::{self, CfuncForm};
-use crate::backend::{self, EmitError, RuntimeTargets, StubRequest, Thunks};
-use crate::emit::arena::CodeArena;
+use crate::abi;
+use crate::backend::EmitError;
+use crate::runtime::jit::{self, Flavour, StubSpec};
 use crate::runtime::{self, StubInfo};
 use crate::ruby::stub_lifetime::{self, OwnedStub, StubOwner};
 use crate::types::{CType, NamedType, Signature, StructType};
@@ -11,143 +12,6 @@ use magnus::typed_data::{DataTypeFunctions, Obj};
 use magnus::{function, prelude::*, Error, RArray, RHash, RModule, RString, Ruby, TypedData, Value};
 use std::ffi::CString;
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, OnceLock};
-
-/// The process's executable memory and the thunks in it, created on the
-/// first attach.
-static JIT: Mutex<Option<Jit>> = Mutex::new(None);
-static TARGETS: OnceLock<RuntimeTargets> = OnceLock::new();
-
-struct Jit {
-    arena: CodeArena,
-    thunks: Thunks,
-    /// Every installed stub, for disassembly.
-    stubs: Vec<StubRecord>,
-    /// One emitted stub per signature and blocking/ffi-mode flags (index
-    /// `options & (BLOCKING | FFI_COMPATIBLE)`), with its cfunc form, retargeted (two
-    /// literal-pool entries patched) for later functions of the same
-    /// signature: no planning, no assembling.
-    /// Each template's index in insertion order is the arena code class of
-    /// its stubs (they differ only in their literal pools).
-    templates: std::collections::HashMap<Signature, [Option<Template>; 4]>,
-    template_count: u32,
-    perf_map: Option<std::fs::File>,
-}
-
-struct Template {
-    stub: backend::EmittedStub,
-    form: CfuncForm,
-    /// Arena code class: stubs retargeted from this template.
-    class: u32,
-}
-
-struct StubRecord {
-    name: String,
-    address: usize,
-    len: usize,
-    code_len: usize,
-    /// The C function (address, symbol name) and the stub's info, for
-    /// annotations.
-    function: (usize, String),
-    info: usize,
-}
-
-/// `FIDDLE_JIT_PERF_MAP=1`: append `START SIZE name` lines to
-/// /tmp/perf-<pid>.map, the format `perf report` reads for JIT code.
-fn open_perf_map() -> Option<std::fs::File> {
-    if std::env::var("FIDDLE_JIT_PERF_MAP").map_or(true, |v| v.is_empty() || v == "0") {
-        return None;
-    }
-    let path = format!("/tmp/perf-{}.map", std::process::id());
-    std::fs::OpenOptions::new().create(true).append(true).open(path).ok()
-}
-
-impl Jit {
-    fn record(&mut self, record: StubRecord) {
-        if let Some(map) = self.perf_map.as_mut() {
-            use std::io::Write;
-            let _ = writeln!(map, "{:x} {:x} fiddle_jit:{}", record.address, record.len, record.name);
-        }
-        self.stubs.push(record);
-    }
-}
-
-const THUNK_NAMES: [&str; 10] = [
-    "arg_int", "arg_uint", "arg_long_long", "arg_ulong_long", "arg_double", "arg_bool", "arg_pointer", "arg_cstr", "arg_struct",
-    "arg_long_double",
-];
-
-fn thunk_addresses(t: &Thunks) -> [usize; 10] {
-    [
-        t.arg_int, t.arg_uint, t.arg_long_long, t.arg_ulong_long, t.arg_double, t.arg_bool, t.arg_pointer, t.arg_cstr, t.arg_struct,
-        t.arg_long_double,
-    ]
-}
-
-/// Names for the addresses stubs refer to.
-fn runtime_symbols(targets: &RuntimeTargets, thunks: &Thunks) -> Vec<(u64, String)> {
-    let mut names: Vec<(u64, String)> = thunk_addresses(thunks)
-        .iter()
-        .zip(THUNK_NAMES)
-        .map(|(a, n)| (*a as u64, format!("fiddle_jit thunk {n}")))
-        .collect();
-    for (a, n) in [
-        (targets.arity_error, "fiddle_jit arity_error"),
-        (targets.ret_pointer, "fiddle_jit ret_pointer"),
-        (targets.ll2inum, "rb_ll2inum"),
-        (targets.ull2inum, "rb_ull2inum"),
-        (targets.float_new_in_heap, "rb_float_new_in_heap"),
-        (targets.str_new_cstr, "rb_str_new_cstr"),
-        (targets.call_without_gvl, "rb_thread_call_without_gvl"),
-        (targets.ret_struct, "fiddle_jit ret_struct"),
-        (targets.ret_long_double, "fiddle_jit ret_long_double"),
-        (targets.pointer_data_type, "FiddleJit::Pointer data type"),
-    ] {
-        names.push((a as u64, n.to_string()));
-    }
-    names
-}
-
-/// The JIT, after giving the arena back the code of stubs whose module was
-/// collected (and forgetting their disassembly records). Every user of the
-/// JIT goes through here, so a record never outlives its stub's info.
-fn lock_jit() -> std::sync::MutexGuard<'static, Option<Jit>> {
-    let mut guard = JIT.lock().unwrap_or_else(|p| p.into_inner());
-    let reclaimed = stub_lifetime::take_reclaimed();
-    if let (Some(jit), false) = (guard.as_mut(), reclaimed.is_empty()) {
-        let gone: std::collections::HashSet<usize> = reclaimed.iter().map(|r| r.0).collect();
-        jit.stubs.retain(|r| !gone.contains(&r.address));
-        for (address, len, class) in reclaimed {
-            jit.arena.free(address, len, class);
-        }
-    }
-    guard
-}
-
-/// Installs other position-independent code (callback trampolines) in the
-/// same executable arena as the stubs.
-pub(crate) fn install_code(code: &[u8]) -> Result<usize, String> {
-    with_jit(|jit| jit.arena.install(code).map_err(|e| EmitError::ExecutableMemory(crate::emit::arena::describe_map_error(&e))))
-        .map_err(|e| e.to_string())
-}
-
-fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, EmitError> {
-    let mut guard = lock_jit();
-    if guard.is_none() {
-        let mut arena = CodeArena::new();
-        let thunks = backend::install_thunks(&mut arena, TARGETS.get_or_init(runtime::targets))?;
-        let mut jit =
-            Jit { arena, thunks, stubs: Vec::new(), templates: Default::default(), template_count: 0, perf_map: open_perf_map() };
-        if let Some(map) = jit.perf_map.as_mut() {
-            use std::io::Write;
-            for (address, name) in thunk_addresses(&thunks).iter().zip(THUNK_NAMES) {
-                let _ = writeln!(map, "{address:x} 100 fiddle_jit:thunk_{name}");
-            }
-        }
-        *guard = Some(jit);
-    }
-    f(guard.as_mut().expect("initialized above"))
-}
 
 /// A type from the Ruby layer: a canonical name ("int32", "double", ...)
 /// or a struct descriptor `["struct", size, alignment, [[leaf type name,
@@ -360,66 +224,40 @@ fn attach_function(
         ffi_long: ffi_long.clone(),
         enums: std::sync::atomic::AtomicUsize::new(0),
     }));
-    // SAFETY: just made; nothing else refers to it yet.
-    let method_name = unsafe { &(*info).name };
-    let targets = TARGETS.get_or_init(runtime::targets);
-    let flags = options & (BLOCKING | FFI_COMPATIBLE);
-    let emitted = with_jit(|jit| {
-        let info_address = info as usize;
-        let cached = jit.templates.get(&sig).and_then(|t| t[flags].as_ref());
-        let (emitted, form, class) = match cached {
-            Some(t) => (t.stub.retarget(address, info_address), t.form, t.class),
-            None => {
-                let plan = abi::plan_stub_in_form(&sig, ffi_mode).map_err(|e| EmitError::Plan(e.to_string()))?;
-                let req = StubRequest { plan: &plan, function: address, info: info_address, targets, thunks: &jit.thunks, blocking };
-                let stub = backend::emit_stub(&req)?;
-                let class = jit.template_count;
-                jit.template_count += 1;
-                jit.templates.entry(sig.clone()).or_default()[flags] = Some(Template { stub: stub.clone(), form: plan.form, class });
-                (stub, plan.form, class)
-            }
-        };
-        let stub = jit
-            .arena
-            .install_reusable(&emitted.code, class)
-            .map_err(|e| EmitError::ExecutableMemory(crate::emit::arena::describe_map_error(&e)))?;
-        jit.record(StubRecord {
-            name: method_name.clone(),
-            address: stub,
-            len: emitted.code.len(),
-            code_len: emitted.code_len,
-            function: (address, c_name),
-            info: info_address,
-        });
-        Ok((stub, emitted.code.len(), form, class))
-    })
-    .map_err(|e| match e {
-        EmitError::Plan(_) => Error::new(ruby.exception_arg_error(), format!("{method_name}: {e}")),
-        // No executable memory is a property of the platform, like a missing
-        // code generator: NotImplementedError, naming the cause.
-        EmitError::UnsupportedArch(_) | EmitError::Unsupported(_) | EmitError::ExecutableMemory(_) => {
-            Error::new(ruby.exception_not_imp_error(), format!("{method_name}: {e}"))
-        }
-        EmitError::Assembler(_) => Error::new(ruby.exception_runtime_error(), format!("{method_name}: {e}")),
-    });
-    let (stub, code_len, form, class) = match emitted {
-        Ok(done) => done,
+    let spec = StubSpec {
+        signature: &sig,
+        flavour: Flavour { blocking, ffi_compatible: ffi_mode },
+        function: address,
+        c_name,
+        info,
+    };
+    let compiled = match jit::compile(&spec) {
+        Ok(compiled) => compiled,
         Err(e) => {
             // SAFETY: made above by Box::into_raw and never handed out.
-            drop(unsafe { Box::from_raw(info) });
-            return Err(e);
+            let name = unsafe { Box::from_raw(info) }.name;
+            return Err(compile_error(ruby, &name, e));
         }
     };
-    let arity = match form {
-        CfuncForm::Fixed(n) => n as i32,
-        CfuncForm::Argv(_) => -1,
-    };
+    let jit::Compiled { address: stub, len: code_len, class, arity } = compiled;
     // Owned before the methods exist: defining them may run the GC.
     owner.add(OwnedStub::new(stub, code_len, class, info, address, sig, blocking, arity));
     std::hint::black_box(signature);
     // SAFETY: the info lives as long as its owner, which `module` holds.
     define(ruby, module, unsafe { &(*info).name }, stub, arity)?;
     Ok((stub, code_len))
+}
+
+/// A compile error as the Ruby exception for it.
+fn compile_error(ruby: &Ruby, method_name: &str, e: EmitError) -> Error {
+    let class = match e {
+        EmitError::Plan(_) => ruby.exception_arg_error(),
+        // No executable memory is a property of the platform, like a missing
+        // code generator: NotImplementedError, naming the cause.
+        EmitError::UnsupportedArch(_) | EmitError::Unsupported(_) | EmitError::ExecutableMemory(_) => ruby.exception_not_imp_error(),
+        EmitError::Assembler(_) => ruby.exception_runtime_error(),
+    };
+    Error::new(class, format!("{method_name}: {e}"))
 }
 
 /// Defines `name` on `module` as a singleton method and a public instance
@@ -449,40 +287,17 @@ fn define(ruby: &Ruby, module: Value, name: &str, stub: usize, arity: i32) -> Re
     Ok(())
 }
 
-/// Assembly of the stub installed at `stub` (an address attach_function
-/// returned), or nil.
-fn disassemble(stub: usize) -> Option<String> {
-    let jit = lock_jit();
-    let record = jit.as_ref()?.stubs.iter().find(|r| r.address == stub)?;
-    // SAFETY: the record describes installed code, mapped for the life of
-    // the process and never written again.
-    let code = unsafe { std::slice::from_raw_parts(record.address as *const u8, record.len) };
-    let header = format!("; fiddle_jit stub for {} ({} bytes: {} code + {} literal pool)\n", record.name, record.len, record.code_len, record.len - record.code_len);
-    let mut symbols = runtime_symbols(TARGETS.get()?, &jit.as_ref()?.thunks);
-    symbols.push((record.function.0 as u64, record.function.1.clone()));
-    symbols.push((record.info as u64, format!("info for {}", record.name)));
-    Some(header + &backend::disasm::disassemble(code, record.code_len, record.address as u64, &symbols))
-}
-
 /// `stub_enums(stub, enums)`: integer parameters of the stub at `stub` (an
 /// address attach_function returned) accept the Symbols of `enums` (the
 /// Library's enums' Symbol => value Hash), as the ffi gem's functions do. False when
 /// `stub` is not a stub.
 fn stub_enums(stub: usize, enums: RHash) -> bool {
-    let jit = lock_jit();
-    let Some(record) = jit.as_ref().and_then(|j| j.stubs.iter().rev().find(|r| r.address == stub)) else { return false };
-    // SAFETY: `record.info` is the StubInfo of that stub, alive (records of
-    // reclaimed stubs are dropped by lock_jit); its owner marks `enums`
-    // from now on (the module whose Library passes it keeps it anyway).
-    unsafe { (*(record.info as *const StubInfo)).enums.store(enums.as_raw() as usize, Ordering::Release) };
+    let Some(info) = jit::info_of(stub) else { return false };
+    // SAFETY: the StubInfo of that stub, alive (the JIT drops the records
+    // of reclaimed stubs); its owner marks `enums` from now on (the module
+    // whose Library passes it keeps it anyway).
+    unsafe { (*info).enums.store(enums.as_raw() as usize, Ordering::Release) };
     true
-}
-
-/// `[code bytes, reserved bytes, writable bytes]` of the executable arena
-/// (after giving back the code of collected modules' stubs).
-fn arena_stats() -> (usize, usize, usize) {
-    let jit = lock_jit();
-    jit.as_ref().map_or((0, 0, 0), |j| (j.arena.code_bytes(), j.arena.reserved_bytes(), j.arena.writable_bytes()))
 }
 
 /// How many stubs `module` owns (for tests).
@@ -496,11 +311,11 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let signature = native.define_class("Signature", ruby.class_object())?;
     signature.undef_default_alloc_func();
     signature.define_singleton_method("new", function!(AttachSignature::new, 5))?;
-    native.define_singleton_method("disassemble", function!(disassemble, 1))?;
+    native.define_singleton_method("disassemble", function!(jit::disassemble, 1))?;
     native.define_singleton_method("stub_enums", function!(stub_enums, 2))?;
     native.define_singleton_method("errno", function!(runtime::errno::saved_errno, 0))?;
     native.define_singleton_method("errno=", function!(runtime::errno::set_saved_errno, 1))?;
-    native.define_singleton_method("arena_stats", function!(arena_stats, 0))?;
+    native.define_singleton_method("arena_stats", function!(jit::arena_stats, 0))?;
     native.define_singleton_method("owned_stubs", function!(owned_stubs, 1))?;
     native.define_singleton_method("owned_stub_total", function!(stub_lifetime::owned_total, 0))?;
     let owner_class = native.define_class("StubOwner", ruby.class_object())?;

@@ -25,9 +25,10 @@
 //! `ref_classes` VALUEs inline and slow paths read the others as raw VALUEs.
 //! `stubs` is never borrowed across a call into Ruby (marking borrows it).
 //! The free function runs inside the GC: it only frees Rust memory and
-//! queues the code for the arena (`take_reclaimed`, drained under the JIT
-//! lock by the next attach), taking no lock the GC's thread could hold.
+//! queues the code for the arena (`runtime::jit::reclaim`, drained under
+//! the JIT lock by the next attach), taking no lock the GC's thread could hold.
 
+use crate::runtime::jit;
 use crate::runtime::StubInfo;
 use magnus::rb_sys::AsRawValue;
 use magnus::typed_data::Obj;
@@ -37,7 +38,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::Ordering;
-use std::sync::Mutex;
 
 /// A stub its module owns. Two attachments of a name are the same stub when
 /// these and the info's conversions (`StubInfo::same_conversions`) agree.
@@ -125,27 +125,18 @@ pub fn owned_total() -> usize {
     OWNED.load(Ordering::Relaxed)
 }
 
-/// Stubs whose owner was collected: `(address, installed bytes, code class)`.
-static RECLAIMED: Mutex<Vec<(usize, usize, u32)>> = Mutex::new(Vec::new());
-
 impl Drop for StubOwner {
     fn drop(&mut self) {
         let stubs = std::mem::take(self.stubs.get_mut());
-        let mut reclaimed = RECLAIMED.lock().unwrap_or_else(|p| p.into_inner());
         for stub in stubs {
             OWNED.fetch_sub(1, Ordering::Relaxed);
-            reclaimed.push((stub.address, stub.len, stub.class));
+            jit::reclaim(stub.address, stub.len, stub.class);
             // SAFETY: the info was made by Box::into_raw for this stub
             // only, and its module (so every method running the stub) is
             // garbage.
             drop(unsafe { Box::from_raw(stub.info) });
         }
     }
-}
-
-/// The code of stubs freed since the last call (for the arena).
-pub fn take_reclaimed() -> Vec<(usize, usize, u32)> {
-    std::mem::take(&mut *RECLAIMED.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 fn owner_id() -> rb_sys::ID {

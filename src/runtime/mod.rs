@@ -13,6 +13,7 @@
 pub mod errno;
 pub mod host;
 pub mod objects;
+pub mod jit;
 pub mod jump;
 pub mod long_double;
 
