@@ -39,10 +39,10 @@
 //! runs the lowering's fast path (`lower::cstr_fast_path`), which saves
 //! nothing.
 
-use super::stub::{round16, Conv, Frame, FrameShape, MachineOp, StubBackend};
-use super::{EmitError, EmittedStub, RuntimeTargets, StubRequest};
-use crate::abi::{ArgSource, CLoc, CfuncForm, PlanEntry, ResultPointer, RetLoc};
-use crate::lower::{Cond, Const, HelperInput, HelperOutput, IntRange, Lowered, Op, Operand};
+use super::stub::{round16, tail_pieces, Conv, Frame, FrameShape, Machine, MachineOp, Steps};
+use super::{EmitError, StubRequest};
+use crate::abi::{ArgSource, CLoc, ResultPointer, RetLoc};
+use crate::lower::{Cond, Const, Helper, HelperInput, IntRange, Lowered, Op, Operand, TailTarget};
 use crate::types::CType;
 use dynasmrt::aarch64::{encode_logical_immediate_64bit, Aarch64Relocation};
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
@@ -75,18 +75,6 @@ const INLINE_SCAN_LIMIT: u32 = 256;
 const BLOCK_Q: i32 = 10 * 8;
 const BLOCK_STACK: i32 = BLOCK_Q + 8 * 16;
 const BLOCK_RET: i32 = 2 * 8 + 4 * 16;
-
-const SHAPE: FrameShape = FrameShape {
-    block_bytes: BLOCK_STACK + BLOCK_RET,
-    int_arg_regs: 8,
-    // + 16: register pieces are stored whole.
-    retbuf_bytes: |ty| match ty {
-        CType::Struct(s) => round16(s.size as i32) + 16,
-        CType::LongDouble => 16,
-        _ => 0,
-    },
-    size: round16,
-};
 
 /// `X(reg) ← value` with movz/movn and movk, one instruction per 16-bit
 /// half that differs from the background (all zeros or all ones).
@@ -125,57 +113,84 @@ fn mov_imm_len(value: u64) -> usize {
     halves.clone().filter(|&h| h != 0).count().min(halves.filter(|&h| h != 0xffff).count()).max(1)
 }
 
-/// A thunk: save every argument register (x0-x8, q0-q7), call
-/// `target(x9, x10, w11)`, restore; result in x9 and d16. With a
-/// `fast_path` (the helper's, lowered), that runs first.
-fn emit_thunk(target: usize, fast_path: Option<&Lowered>) -> Vec<u8> {
-    let mut code = Code::new();
-    let helper = code.ops.new_dynamic_label();
-    if let Some(l) = fast_path {
-        code.fast_path(l, helper);
+/// The aarch64 (AAPCS64) machine.
+pub(crate) struct A64;
+
+type Stub<'a> = super::stub::Stub<'a, A64>;
+
+impl Machine for A64 {
+    type Relocation = Aarch64Relocation;
+    const SHAPE: FrameShape = FrameShape {
+        block_bytes: BLOCK_STACK + BLOCK_RET,
+        int_arg_regs: 8,
+        // + 16: register pieces are stored whole.
+        retbuf_bytes: |ty| match ty {
+            CType::Struct(s) => round16(s.size as i32) + 16,
+            CType::LongDouble => 16,
+            _ => 0,
+        },
+        size: round16,
+    };
+    const CODE_BYTES: (usize, usize) = (320, 80);
+    const INT_ARG_REGS: &'static [u8] = &[0, 1, 2, 3, 4, 5, 6, 7];
+    const SCRATCH: u8 = X9;
+    const FSCRATCH: u8 = D16;
+    const TEMPS: [u8; 3] = [X10, X11, 0];
+
+    fn check(req: &StubRequest, frame: &Frame) -> Result<(), EmitError> {
+        check_plan(req)?;
+        if frame.size > MAX_LOCALS {
+            return Err(EmitError::Unsupported(format!("a stub frame of {} bytes", frame.size)));
+        }
+        Ok(())
     }
-    let target = code.pool.label(&mut code.ops, target as u64);
-    dynasm!(code.ops
-        ; .arch aarch64
-        ; =>helper
-        ; stp x29, x30, [sp, #-224]!
-        ; mov x29, sp
-        ; stp x0, x1, [sp, #16] ; stp x2, x3, [sp, #32] ; stp x4, x5, [sp, #48] ; stp x6, x7, [sp, #64]
-        ; str x8, [sp, #80]
-        ; stp q0, q1, [sp, #96] ; stp q2, q3, [sp, #128] ; stp q4, q5, [sp, #160] ; stp q6, q7, [sp, #192]
-        ; mov x0, x9
-        ; mov x1, x10
-        ; mov w2, w11
-        ; ldr x16, =>target
-        ; blr x16
-        ; mov x9, x0
-        ; fmov d16, d0
-        ; ldp x0, x1, [sp, #16] ; ldp x2, x3, [sp, #32] ; ldp x4, x5, [sp, #48] ; ldp x6, x7, [sp, #64]
-        ; ldr x8, [sp, #80]
-        ; ldp q0, q1, [sp, #96] ; ldp q2, q3, [sp, #128] ; ldp q4, q5, [sp, #160] ; ldp q6, q7, [sp, #192]
-        ; ldp x29, x30, [sp], #224
-        ; ret
-    );
-    code.finish()
-}
 
-/// Machine code for every thunk, in the order of `Thunks`' fields.
-pub fn emit_thunks(targets: &RuntimeTargets) -> Vec<Vec<u8>> {
-    super::emit_thunks(targets, &super::THUNK_HELPERS, emit_thunk)
-}
+    fn value_register(_: ArgSource, _: &Lowered) -> u8 {
+        X9
+    }
 
-/// A forward stub for `req`: the lowering's conversions in this
-/// backend's instructions.
-pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
-    super::stub::build::<Stub>(req)
-}
+    /// A thunk's call: save every argument register (x0-x8, q0-q7), call
+    /// `target(x9, x10, w11)`, restore; result in x9 and d16.
+    fn call_saving_registers(code: &mut Code, target: usize) {
+        let target = code.pool.label(&mut code.ops, target as u64);
+        dynasm!(code.ops
+            ; .arch aarch64
+            ; stp x29, x30, [sp, #-224]!
+            ; mov x29, sp
+            ; stp x0, x1, [sp, #16] ; stp x2, x3, [sp, #32] ; stp x4, x5, [sp, #48] ; stp x6, x7, [sp, #64]
+            ; str x8, [sp, #80]
+            ; stp q0, q1, [sp, #96] ; stp q2, q3, [sp, #128] ; stp q4, q5, [sp, #160] ; stp q6, q7, [sp, #192]
+            ; mov x0, x9
+            ; mov x1, x10
+            ; mov w2, w11
+            ; ldr x16, =>target
+            ; blr x16
+            ; mov x9, x0
+            ; fmov d16, d0
+            ; ldp x0, x1, [sp, #16] ; ldp x2, x3, [sp, #32] ; ldp x4, x5, [sp, #48] ; ldp x6, x7, [sp, #64]
+            ; ldr x8, [sp, #80]
+            ; ldp q0, q1, [sp, #96] ; ldp q2, q3, [sp, #128] ; ldp q4, q5, [sp, #160] ; ldp q6, q7, [sp, #192]
+            ; ldp x29, x30, [sp], #224
+            ; ret
+        );
+    }
 
-pub(crate) struct Stub<'a> {
-    code: Code,
-    req: &'a StubRequest<'a>,
-    frame: Frame,
-    arity: Option<DynamicLabel>,
-    inner: DynamicLabel,
+    /// A helper's fast path in front of its thunk. x9 (the VALUE's slot),
+    /// x10 and w11 must reach the helper intact if it falls back, so it
+    /// works in x14, x15 and x17 (x12, x13 are the ops' own scratch); its
+    /// result goes in x9.
+    fn fast_path(code: &mut Code, l: &Lowered, helper: DynamicLabel) {
+        let mut c = Conv::registers(14, 14, D16, 0, [15, 17, X9]);
+        c.labels = (0..l.labels).map(|_| code.ops.new_dynamic_label()).collect();
+        for op in l.hot.iter().chain(&l.cold) {
+            match op {
+                Op::LoadValue => dynasm!(code.ops ; .arch aarch64 ; ldr x14, [x9]),
+                Op::Return => dynasm!(code.ops ; .arch aarch64 ; ret),
+                Op::Fallback => dynasm!(code.ops ; .arch aarch64 ; b =>helper),
+                op => assert!(code.op(c.resolve(*op)), "{op:?} in a helper's fast path"),
+            }
+        }
+    }
 }
 
 /// Rejects plans this backend has no code for, before emitting anything.
@@ -213,19 +228,8 @@ fn check_plan(req: &StubRequest) -> Result<(), EmitError> {
     Ok(())
 }
 
-impl<'a> StubBackend<'a> for Stub<'a> {
-    fn new(req: &'a StubRequest<'a>, args: &[Lowered]) -> Result<Self, EmitError> {
-        check_plan(req)?;
-        let frame = Frame::layout(req.plan, args, req.blocking, &SHAPE);
-        if frame.size > MAX_LOCALS {
-            return Err(EmitError::Unsupported(format!("a stub frame of {} bytes", frame.size)));
-        }
-        let mut code = Code::for_stub(req, 320, 80);
-        let inner = code.ops.new_dynamic_label();
-        Ok(Stub { code, req, frame, arity: None, inner })
-    }
-
-    fn prologue(&mut self) {
+impl Steps for Stub<'_> {
+    fn enter(&mut self) {
         dynasm!(self.code.ops
             ; .arch aarch64
             ; stp x29, x30, [sp, #-16]!
@@ -238,155 +242,319 @@ impl<'a> StubBackend<'a> for Stub<'a> {
         if size & 0xfff != 0 {
             dynasm!(self.code.ops ; .arch aarch64 ; sub sp, sp, size & 0xfff);
         }
-        if let Some(base) = self.frame.spill {
-            for &r in &self.req.plan.spill {
-                dynasm!(self.code.ops ; .arch aarch64 ; str X(r), [sp, base as u32 + 8 * r as u32]);
-            }
-        }
-        if let (CfuncForm::Argv(n), Some(argv)) = (self.req.plan.form, self.frame.argv) {
-            // f(int argc, VALUE *argv, VALUE self): Ruby does not check the
-            // count for this form, so the stub does.
-            let arity = self.code.ops.new_dynamic_label();
-            dynasm!(self.code.ops ; .arch aarch64 ; str x1, [sp, argv as u32]);
-            mov_imm(&mut self.code.ops, X9, n as u64);
-            dynasm!(self.code.ops ; .arch aarch64 ; cmp w0, w9 ; b.ne =>arity);
-            self.arity = Some(arity);
-        }
     }
 
-    fn argument_registers(&self, e: &PlanEntry, _: &Lowered) -> Conv {
-        let value = match e.source {
-            ArgSource::Int(r) => r,
-            _ => X9,
-        };
-        let arg = match (&e.dest, self.frame.block) {
-            (CLoc::Int(k), None) if *k != value => *k,
-            _ => X9,
-        };
-        let farg = match (&e.dest, self.frame.block) {
-            (CLoc::Float(k), None) => *k,
-            _ => D16,
-        };
-        Conv {
-            source: e.source,
-            dest: e.dest.clone(),
-            index: e.index as u32,
-            keep: self.frame.keep[e.index],
-            copy: self.frame.copies[e.index],
-            ..Conv::registers(value, arg, farg, 0, [X10, X11, 0])
-        }
+    fn spill(&mut self, r: u8, at: i32) {
+        dynasm!(self.code.ops ; .arch aarch64 ; str X(r), [sp, at as u32]);
     }
 
-    fn result_registers(&self) -> Conv {
-        Conv::registers(0, 0, D16, 0, [X10, X11, 0])
-    }
-
-    type Relocation = Aarch64Relocation;
-
-    fn code(&mut self) -> &mut Code {
-        &mut self.code
+    /// f(int argc, VALUE *argv, VALUE self).
+    fn check_argc(&mut self, argv: i32, n: u32, arity: DynamicLabel) {
+        dynasm!(self.code.ops ; .arch aarch64 ; str x1, [sp, argv as u32]);
+        mov_imm(&mut self.code.ops, X9, n as u64);
+        dynasm!(self.code.ops ; .arch aarch64 ; cmp w0, w9 ; b.ne =>arity);
     }
 
     fn code_op(&mut self, _: &Conv, op: MachineOp) -> bool {
         self.code.op(op)
     }
 
-    fn stub_op(&mut self, c: &Conv, op: MachineOp) {
-        match op {
-            Op::LoadValue => {
-                if !matches!(c.source, ArgSource::Int(_)) {
-                    self.load_source(c.source, c.value);
-                }
-            }
-            Op::Place { bytes } => self.place(c, bytes as u32),
-            Op::PlaceFloat { single } => self.place_float(c, single),
-            Op::CallHelper { helper, input, output } => {
-                self.load_source(c.source, X9);
-                match input {
-                    HelperInput::Value => {}
-                    HelperInput::KeptValue => {
-                        let keep = c.keep.expect("a keep-alive slot") as u32;
-                        dynasm!(self.code.ops ; .arch aarch64 ; str x9, [sp, keep] ; add x9, sp, keep);
-                    }
-                    // A long double: the VALUE goes to the 16 bytes the
-                    // helper overwrites with the binary128 value (its
-                    // stack slot, its q slot in the call block, or its
-                    // frame slot, loaded into its q register below).
-                    HelperInput::ParkedInDest => {
-                        let at = self.long_double_at(c) as u32;
-                        self.add_sp(X12, at);
-                        dynasm!(self.code.ops ; .arch aarch64 ; str x9, [x12] ; mov x9, x12);
-                    }
-                }
-                let thunk = self.code.pool.label(&mut self.code.ops, self.req.thunks.of(helper) as u64);
-                let info = self.code.pool.info;
-                dynasm!(self.code.ops ; .arch aarch64 ; ldr x10, =>info);
-                mov_imm(&mut self.code.ops, X11, c.index as u64);
-                dynasm!(self.code.ops ; .arch aarch64 ; ldr x16, =>thunk ; blr x16);
-                match output {
-                    HelperOutput::Arg => self.code.mov(c.arg, X9),
-                    HelperOutput::FArg if c.farg != D16 => dynasm!(self.code.ops ; .arch aarch64 ; fmov D(c.farg), d16),
-                    HelperOutput::FArg | HelperOutput::None => {}
-                }
-                // The thunks preserve q0..q7 whole: no later slow path
-                // clobbers the long double's upper half.
-                if let (HelperInput::ParkedInDest, CLoc::Float(k), None) = (input, &c.dest, self.frame.block) {
-                    let at = self.long_double_at(c) as u32;
-                    self.add_sp(X12, at);
-                    dynasm!(self.code.ops ; .arch aarch64 ; ldr Q(*k), [x12]);
-                }
-            }
-            Op::CopyStruct { src } => {
-                debug_assert_eq!(src, X9, "copy_struct reads from x9");
-                self.copy_struct(c);
-            }
-            Op::BoxStructResult => self.box_struct_result(),
-            Op::BoxLongDoubleResult => self.box_long_double_result(),
-            Op::Return => {
-                self.leave();
-                dynasm!(self.code.ops ; .arch aarch64 ; ret);
-            }
-            // x0 (or d0) is already the target's argument.
-            Op::TailCall { target } => {
-                let l = self.code.pool.label(&mut self.code.ops, self.req.targets.tail_target(target) as u64);
-                dynasm!(self.code.ops ; .arch aarch64 ; ldr x16, =>l);
-                self.leave();
-                dynasm!(self.code.ops ; .arch aarch64 ; br x16);
-            }
-            op => unreachable!("{op:?} in a stub"),
+    fn load_value(&mut self, c: &Conv) {
+        if !matches!(c.source, ArgSource::Int(_)) {
+            self.load_source(c.source, c.value);
         }
     }
 
-    fn call(&mut self) {
-        if let RetLoc::Indirect { pointer, .. } = self.req.plan.ret {
-            let (retbuf, reg) = (self.frame.retbuf as u32, result_pointer_register(pointer));
-            match self.frame.block {
-                None => dynasm!(self.code.ops ; .arch aarch64 ; add XSP(reg), sp, retbuf),
-                Some(b) => dynasm!(self.code.ops ; .arch aarch64 ; add x9, sp, retbuf ; str x9, [sp, b as u32 + 8 * reg as u32]),
+    /// x9 = the VALUE (or the address of the slot it is parked in), x10 =
+    /// the info, w11 = the argument index.
+    fn call_thunk(&mut self, c: &Conv, helper: Helper, input: HelperInput) {
+        self.load_source(c.source, X9);
+        match input {
+            HelperInput::Value => {}
+            HelperInput::KeptValue => {
+                let keep = c.keep.expect("a keep-alive slot") as u32;
+                dynasm!(self.code.ops ; .arch aarch64 ; str x9, [sp, keep] ; add x9, sp, keep);
+            }
+            // A long double: the VALUE goes to the 16 bytes the
+            // helper overwrites with the binary128 value (its
+            // stack slot, its q slot in the call block, or its
+            // frame slot, loaded into its q register below).
+            HelperInput::ParkedInDest => {
+                let at = self.long_double_at(c) as u32;
+                self.add_sp(X12, at);
+                dynasm!(self.code.ops ; .arch aarch64 ; str x9, [x12] ; mov x9, x12);
             }
         }
-        if self.req.blocking {
-            self.call_without_gvl();
-        } else {
-            let function = self.code.pool.function;
-            dynasm!(self.code.ops ; .arch aarch64 ; ldr x16, =>function ; blr x16);
-        }
-        self.save_errno();
+        let thunk = self.code.pool.label(&mut self.code.ops, self.req.thunks.of(helper) as u64);
+        let info = self.code.pool.info;
+        dynasm!(self.code.ops ; .arch aarch64 ; ldr x10, =>info);
+        mov_imm(&mut self.code.ops, X11, c.index as u64);
+        dynasm!(self.code.ops ; .arch aarch64 ; ldr x16, =>thunk ; blr x16);
     }
 
-    fn finish(mut self) -> Result<EmittedStub, EmitError> {
-        if let Some(arity) = self.arity {
-            dynasm!(self.code.ops ; .arch aarch64 ; =>arity);
-            let info = self.code.pool.info;
-            let helper = self.code.pool.label(&mut self.code.ops, self.req.targets.arity_error as u64);
-            // w0 still holds argc.
-            dynasm!(self.code.ops ; .arch aarch64 ; ldr x1, =>info ; ldr x16, =>helper ; blr x16 ; brk 0);
+    /// The thunks preserve q0..q7 whole: no later slow path clobbers the
+    /// long double's upper half.
+    fn thunk_returned(&mut self, c: &Conv, input: HelperInput) {
+        if let (HelperInput::ParkedInDest, CLoc::Float(k), None) = (input, &c.dest, self.frame.block) {
+            let at = self.long_double_at(c) as u32;
+            self.add_sp(X12, at);
+            dynasm!(self.code.ops ; .arch aarch64 ; ldr Q(*k), [x12]);
         }
-        if self.req.blocking {
-            self.emit_inner();
-        }
-        self.code.finish_stub()
     }
+
+    fn mov_float(&mut self, dst: u8, src: u8) {
+        if dst != src {
+            dynasm!(self.code.ops ; .arch aarch64 ; fmov D(dst), D(src));
+        }
+    }
+
+    fn ret(&mut self) {
+        self.leave();
+        dynasm!(self.code.ops ; .arch aarch64 ; ret);
+    }
+
+    /// x0 (or d0) is already the target's argument.
+    fn tail_call(&mut self, target: TailTarget) {
+        let l = self.code.pool.label(&mut self.code.ops, self.req.targets.tail_target(target) as u64);
+        dynasm!(self.code.ops ; .arch aarch64 ; ldr x16, =>l);
+        self.leave();
+        dynasm!(self.code.ops ; .arch aarch64 ; br x16);
+    }
+
+    fn pass_result_buffer(&mut self, pointer: ResultPointer) {
+        let (retbuf, reg) = (self.frame.retbuf as u32, result_pointer_register(pointer));
+        match self.frame.block {
+            None => dynasm!(self.code.ops ; .arch aarch64 ; add XSP(reg), sp, retbuf),
+            Some(b) => dynasm!(self.code.ops ; .arch aarch64 ; add x9, sp, retbuf ; str x9, [sp, b as u32 + 8 * reg as u32]),
+        }
+    }
+
+    fn call_function(&mut self) {
+        let function = self.code.pool.function;
+        dynasm!(self.code.ops ; .arch aarch64 ; ldr x16, =>function ; blr x16);
+    }
+
+    /// w0 still holds argc.
+    fn arity_error(&mut self, arity: DynamicLabel) {
+        dynasm!(self.code.ops ; .arch aarch64 ; =>arity);
+        let info = self.code.pool.info;
+        let helper = self.code.pool.label(&mut self.code.ops, self.req.targets.arity_error as u64);
+        dynasm!(self.code.ops ; .arch aarch64 ; ldr x1, =>info ; ldr x16, =>helper ; blr x16 ; brk 0);
+    }
+    /// `Reg::Arg` → its destination (for a blocking call: its place in the
+    /// call block). `bytes` is the C type's size: an 8-aligned stack slot
+    /// gets the whole extended register (Linux: 8-byte slots), any other
+    /// exactly the value's bytes (Apple packs stack arguments).
+    fn place(&mut self, c: &Conv, bytes: u8) {
+        let bytes = bytes as u32;
+        let reg = c.arg;
+        let stack_base = |block: Option<i32>| block.map_or(0, |b| b + BLOCK_STACK) as u32;
+        match (&c.dest, self.frame.block) {
+            (CLoc::Int(k), None) => self.code.mov(*k, reg),
+            (CLoc::Int(k), Some(b)) => dynasm!(self.code.ops ; .arch aarch64 ; str X(reg), [sp, b as u32 + 8 * *k as u32]),
+            (CLoc::Stack(off), block) => self.store_sized(reg, stack_base(block) + off, if off % 8 == 0 { 8 } else { bytes }),
+            (dest, _) => unreachable!("integer destination {dest:?}"),
+        }
+    }
+    /// `FReg::Arg` (a double, or a float in its s register when `single`)
+    /// → its destination.
+    fn place_float(&mut self, c: &Conv, single: bool) {
+        let v = c.farg;
+        match (&c.dest, self.frame.block) {
+            (CLoc::Float(k), None) => {
+                if *k != v {
+                    dynasm!(self.code.ops ; .arch aarch64 ; fmov D(*k), D(v));
+                }
+            }
+            (CLoc::Float(k), Some(b)) => dynasm!(self.code.ops ; .arch aarch64 ; str D(v), [sp, (b + BLOCK_Q) as u32 + 16 * *k as u32]),
+            (CLoc::Stack(off), block) => {
+                let at = block.map_or(0, |b| b + BLOCK_STACK) as u32 + off;
+                if single {
+                    dynasm!(self.code.ops ; .arch aarch64 ; str S(v), [sp, at]);
+                } else {
+                    dynasm!(self.code.ops ; .arch aarch64 ; str D(v), [sp, at]);
+                }
+            }
+            (dest, _) => unreachable!("floating-point destination {dest:?}"),
+        }
+    }
+    /// The struct at [x9] → its destination: each piece to its register,
+    /// or the whole struct to its stack slots or to its frame copy (over 16
+    /// bytes: the callee gets the copy's address), with loads and stores of
+    /// exactly the struct's bytes.
+    fn copy_struct(&mut self, c: &Conv, src: u8) {
+        debug_assert_eq!(src, X9, "copy_struct reads from x9");
+        let block = self.frame.block;
+        let stack_base = block.map_or(0, |b| b + BLOCK_STACK) as u32;
+        match &c.dest {
+            CLoc::Pieces(pieces) => {
+                for piece in pieces {
+                    let (off, size) = (piece.offset, piece.size as u32);
+                    match (&piece.loc, block) {
+                        (CLoc::Int(k), None) => self.load_bytes(*k, off, size),
+                        (CLoc::Int(k), Some(b)) => {
+                            self.load_bytes(X11, off, size);
+                            dynasm!(self.code.ops ; .arch aarch64 ; str x11, [sp, b as u32 + 8 * *k as u32]);
+                        }
+                        // HFA members: s, d or q registers, loaded exactly.
+                        (CLoc::Float(k), None) if size == 4 => dynasm!(self.code.ops ; .arch aarch64 ; ldr S(*k), [x9, off]),
+                        (CLoc::Float(k), None) if size == 8 => dynasm!(self.code.ops ; .arch aarch64 ; ldr D(*k), [x9, off]),
+                        (CLoc::Float(k), None) => dynasm!(self.code.ops ; .arch aarch64 ; ldr Q(*k), [x9, off]),
+                        (CLoc::Float(k), Some(b)) if size == 16 => {
+                            let at = (b + BLOCK_Q) as u32 + 16 * *k as u32;
+                            dynasm!(self.code.ops ; .arch aarch64 ; ldr q16, [x9, off] ; add x12, sp, at ; str q16, [x12]);
+                        }
+                        (CLoc::Float(k), Some(b)) => {
+                            self.load_bytes(X11, off, size);
+                            dynasm!(self.code.ops ; .arch aarch64 ; str x11, [sp, (b + BLOCK_Q) as u32 + 16 * *k as u32]);
+                        }
+                        // Apple variadic HFAs: one 8-byte slot per member.
+                        (CLoc::Stack(slot), _) => {
+                            self.load_bytes(X11, off, size);
+                            dynasm!(self.code.ops ; .arch aarch64 ; str x11, [sp, stack_base + slot]);
+                        }
+                        _ => unreachable!("rejected in check_plan"),
+                    }
+                }
+            }
+            CLoc::StackCopy { offset, size } => {
+                dynasm!(self.code.ops ; .arch aarch64 ; add x13, sp, stack_base + offset);
+                self.copy_bytes(*size);
+            }
+            CLoc::ByReference { address, size } => {
+                // AAPCS64 B.4: the callee may write to the copy, never to
+                // the Struct's own memory.
+                let at = c.copy.expect("a frame copy") as u32;
+                self.add_sp(13, at);
+                self.copy_bytes(*size);
+                self.place(&Conv { arg: 13, dest: (**address).clone(), ..c.clone() }, 8);
+            }
+            _ => unreachable!("rejected in check_plan"),
+        }
+    }
+    /// A struct return: its pieces (or the bytes the callee wrote through
+    /// x8) are in the frame's return buffer; the helper makes a new Struct
+    /// instance holding a copy.
+    fn box_struct_result(&mut self) {
+        let retbuf = self.frame.retbuf as u32;
+        if let RetLoc::Pieces(pieces) = &self.req.plan.ret {
+            for piece in pieces {
+                let at = retbuf + piece.offset;
+                match (&piece.loc, piece.size) {
+                    (CLoc::Int(k), _) => dynasm!(self.code.ops ; .arch aarch64 ; str X(*k), [sp, at]),
+                    (CLoc::Float(k), 4) => dynasm!(self.code.ops ; .arch aarch64 ; str S(*k), [sp, at]),
+                    (CLoc::Float(k), 8) => dynasm!(self.code.ops ; .arch aarch64 ; str D(*k), [sp, at]),
+                    (CLoc::Float(k), _) => dynasm!(self.code.ops ; .arch aarch64 ; str Q(*k), [sp, at]),
+                    _ => unreachable!("struct results come back in registers"),
+                }
+            }
+        }
+        let (info, helper) = (self.code.pool.info, self.code.pool.label(&mut self.code.ops, self.req.targets.ret_struct as u64));
+        dynasm!(self.code.ops
+            ; .arch aarch64
+            ; ldr x0, =>info
+            ; ldr x16, =>helper
+            ; add x1, sp, retbuf
+            ; blr x16
+        );
+    }
+    /// q0 → the frame's 16-byte return buffer → the helper, which builds a
+    /// BigDecimal like the ffi gem (after a blocking call q0 was reloaded
+    /// from the call block).
+    fn box_long_double_result(&mut self) {
+        let retbuf = self.frame.retbuf as u32;
+        let helper = self.code.pool.label(&mut self.code.ops, self.req.targets.ret_long_double as u64);
+        dynasm!(self.code.ops
+            ; .arch aarch64
+            ; str q0, [sp, retbuf]
+            ; add x0, sp, retbuf
+            ; ldr x16, =>helper
+            ; blr x16
+        );
+    }
+    /// `blocking: true`: the arguments are in the call block; run the inner
+    /// function through rb_thread_call_without_gvl (other Ruby threads run
+    /// meanwhile; Thread#raise/kill interrupt it like blocking IO), then
+    /// pick up its result.
+    fn call_without_gvl(&mut self) {
+        let b = self.frame.block.expect("blocking frame") as u32;
+        let ret = b + (BLOCK_STACK as u32) + self.req.plan.stack_bytes;
+        let inner = self.inner;
+        dynasm!(self.code.ops
+            ; .arch aarch64
+            ; adr x0, =>inner
+            ; add x1, sp, b
+            ; movn x2, 0                         // RUBY_UBF_IO (-1)
+            ; mov x3, 0
+        );
+        let without_gvl = self.code.pool.label(&mut self.code.ops, self.req.targets.call_without_gvl as u64);
+        dynasm!(self.code.ops
+            ; .arch aarch64
+            ; ldr x16, =>without_gvl
+            ; blr x16
+            ; add x9, sp, ret
+            ; ldp x0, x1, [x9]
+            ; ldp q0, q1, [x9, 16]
+            ; ldp q2, q3, [x9, 48]
+        );
+    }
+    /// errno → the calling thread's saved copy (see runtime::errno): both
+    /// are static TLS at fixed offsets from tpidr_el0. The offsets come from
+    /// the pool (any i32, the same code for every process, and a harness can
+    /// patch them). Ruby restores errno after re-taking the GVL, so a
+    /// blocking call saves it here too. Uses x9..x12: the return registers
+    /// (x0, x1, d0..d3) are live after the call.
+    fn save_errno(&mut self) {
+        let Some((errno, saved)) = self.req.targets.errno_tp_offsets else { return };
+        let errno = self.code.pool.label(&mut self.code.ops, errno as i64 as u64);
+        let saved = self.code.pool.label(&mut self.code.ops, saved as i64 as u64);
+        dynasm!(self.code.ops
+            ; .arch aarch64
+            ; ldr x10, =>errno
+            ; ldr x11, =>saved
+            ; mrs x9, TPIDR_EL0
+            ; ldr w12, [x9, x10]
+            ; str w12, [x9, x11]
+        );
+    }
+    /// `void *inner(void *block)`: loads the argument registers and stack
+    /// arguments from the block, calls the C function, stores x0, x1 and
+    /// q0..q3 back into it.
+    fn emit_inner(&mut self) {
+        let stack = self.req.plan.stack_bytes;
+        let (function, inner) = (self.code.pool.function, self.inner);
+        dynasm!(self.code.ops
+            ; .arch aarch64
+            ; =>inner
+            ; stp x29, x30, [sp, #-32]!
+            ; mov x29, sp
+            ; str x19, [sp, 16]
+            ; mov x19, x0
+            ; sub sp, sp, stack
+        );
+        for q in 0..stack / 8 {
+            dynasm!(self.code.ops ; .arch aarch64 ; ldr x9, [x19, BLOCK_STACK as u32 + 8 * q] ; str x9, [sp, 8 * q]);
+        }
+        // Every argument register, used or not: simpler than tracking which
+        // ones struct pieces and the result pointer filled.
+        dynasm!(self.code.ops
+            ; .arch aarch64
+            ; ldp x0, x1, [x19] ; ldp x2, x3, [x19, 16] ; ldp x4, x5, [x19, 32] ; ldp x6, x7, [x19, 48]
+            ; ldr x8, [x19, 64]
+            ; ldp q0, q1, [x19, 80] ; ldp q2, q3, [x19, 112] ; ldp q4, q5, [x19, 144] ; ldp q6, q7, [x19, 176]
+            ; ldr x16, =>function
+            ; blr x16
+            ; add x9, x19, BLOCK_STACK as u32 + stack
+            ; stp x0, x1, [x9]
+            ; stp q0, q1, [x9, 16]
+            ; stp q2, q3, [x9, 48]
+            ; mov sp, x29
+            ; ldr x19, [sp, 16]
+            ; ldp x29, x30, [sp], #32
+            ; ret
+        );
+    }
+
 }
 
 /// The register a hidden result pointer goes in.
@@ -442,23 +610,6 @@ impl Code {
         } else {
             self.load_imm(X12, mask);
             dynasm!(self.ops ; .arch aarch64 ; tst X(r), x12);
-        }
-    }
-
-    /// A helper's fast path in front of its thunk. x9 (the VALUE's slot),
-    /// x10 and w11 must reach the helper intact if it falls back, so it
-    /// works in x14, x15 and x17 (x12, x13 are the ops' own scratch); its
-    /// result goes in x9.
-    fn fast_path(&mut self, l: &Lowered, helper: DynamicLabel) {
-        let mut c = Conv::registers(14, 14, D16, 0, [15, 17, X9]);
-        c.labels = (0..l.labels).map(|_| self.ops.new_dynamic_label()).collect();
-        for op in l.hot.iter().chain(&l.cold) {
-            match op {
-                Op::LoadValue => dynasm!(self.ops ; .arch aarch64 ; ldr x14, [x9]),
-                Op::Return => dynasm!(self.ops ; .arch aarch64 ; ret),
-                Op::Fallback => dynasm!(self.ops ; .arch aarch64 ; b =>helper),
-                op => assert!(self.op(c.resolve(*op)), "{op:?} in a helper's fast path"),
-            }
         }
     }
 
@@ -673,28 +824,12 @@ impl Stub<'_> {
         }
     }
 
-
     /// Removes the frame and restores x29, x30.
     fn leave(&mut self) {
         if self.frame.size > 0 {
             dynasm!(self.code.ops ; .arch aarch64 ; mov sp, x29);
         }
         dynasm!(self.code.ops ; .arch aarch64 ; ldp x29, x30, [sp], #16);
-    }
-
-    /// `Reg::Arg` → its destination (for a blocking call: its place in the
-    /// call block). `bytes` is the C type's size: an 8-aligned stack slot
-    /// gets the whole extended register (Linux: 8-byte slots), any other
-    /// exactly the value's bytes (Apple packs stack arguments).
-    fn place(&mut self, c: &Conv, bytes: u32) {
-        let reg = c.arg;
-        let stack_base = |block: Option<i32>| block.map_or(0, |b| b + BLOCK_STACK) as u32;
-        match (&c.dest, self.frame.block) {
-            (CLoc::Int(k), None) => self.code.mov(*k, reg),
-            (CLoc::Int(k), Some(b)) => dynasm!(self.code.ops ; .arch aarch64 ; str X(reg), [sp, b as u32 + 8 * *k as u32]),
-            (CLoc::Stack(off), block) => self.store_sized(reg, stack_base(block) + off, if off % 8 == 0 { 8 } else { bytes }),
-            (dest, _) => unreachable!("integer destination {dest:?}"),
-        }
     }
 
     fn store_sized(&mut self, reg: u8, at: u32, bytes: u32) {
@@ -706,83 +841,6 @@ impl Stub<'_> {
         }
     }
 
-    /// `FReg::Arg` (a double, or a float in its s register when `single`)
-    /// → its destination.
-    fn place_float(&mut self, c: &Conv, single: bool) {
-        let v = c.farg;
-        match (&c.dest, self.frame.block) {
-            (CLoc::Float(k), None) => {
-                if *k != v {
-                    dynasm!(self.code.ops ; .arch aarch64 ; fmov D(*k), D(v));
-                }
-            }
-            (CLoc::Float(k), Some(b)) => dynasm!(self.code.ops ; .arch aarch64 ; str D(v), [sp, (b + BLOCK_Q) as u32 + 16 * *k as u32]),
-            (CLoc::Stack(off), block) => {
-                let at = block.map_or(0, |b| b + BLOCK_STACK) as u32 + off;
-                if single {
-                    dynasm!(self.code.ops ; .arch aarch64 ; str S(v), [sp, at]);
-                } else {
-                    dynasm!(self.code.ops ; .arch aarch64 ; str D(v), [sp, at]);
-                }
-            }
-            (dest, _) => unreachable!("floating-point destination {dest:?}"),
-        }
-    }
-
-    /// The struct at [x9] → its destination: each piece to its register,
-    /// or the whole struct to its stack slots or to its frame copy (over 16
-    /// bytes: the callee gets the copy's address), with loads and stores of
-    /// exactly the struct's bytes.
-    fn copy_struct(&mut self, c: &Conv) {
-        let block = self.frame.block;
-        let stack_base = block.map_or(0, |b| b + BLOCK_STACK) as u32;
-        match &c.dest {
-            CLoc::Pieces(pieces) => {
-                for piece in pieces {
-                    let (off, size) = (piece.offset, piece.size as u32);
-                    match (&piece.loc, block) {
-                        (CLoc::Int(k), None) => self.load_bytes(*k, off, size),
-                        (CLoc::Int(k), Some(b)) => {
-                            self.load_bytes(X11, off, size);
-                            dynasm!(self.code.ops ; .arch aarch64 ; str x11, [sp, b as u32 + 8 * *k as u32]);
-                        }
-                        // HFA members: s, d or q registers, loaded exactly.
-                        (CLoc::Float(k), None) if size == 4 => dynasm!(self.code.ops ; .arch aarch64 ; ldr S(*k), [x9, off]),
-                        (CLoc::Float(k), None) if size == 8 => dynasm!(self.code.ops ; .arch aarch64 ; ldr D(*k), [x9, off]),
-                        (CLoc::Float(k), None) => dynasm!(self.code.ops ; .arch aarch64 ; ldr Q(*k), [x9, off]),
-                        (CLoc::Float(k), Some(b)) if size == 16 => {
-                            let at = (b + BLOCK_Q) as u32 + 16 * *k as u32;
-                            dynasm!(self.code.ops ; .arch aarch64 ; ldr q16, [x9, off] ; add x12, sp, at ; str q16, [x12]);
-                        }
-                        (CLoc::Float(k), Some(b)) => {
-                            self.load_bytes(X11, off, size);
-                            dynasm!(self.code.ops ; .arch aarch64 ; str x11, [sp, (b + BLOCK_Q) as u32 + 16 * *k as u32]);
-                        }
-                        // Apple variadic HFAs: one 8-byte slot per member.
-                        (CLoc::Stack(slot), _) => {
-                            self.load_bytes(X11, off, size);
-                            dynasm!(self.code.ops ; .arch aarch64 ; str x11, [sp, stack_base + slot]);
-                        }
-                        _ => unreachable!("rejected in check_plan"),
-                    }
-                }
-            }
-            CLoc::StackCopy { offset, size } => {
-                dynasm!(self.code.ops ; .arch aarch64 ; add x13, sp, stack_base + offset);
-                self.copy_bytes(*size);
-            }
-            CLoc::ByReference { address, size } => {
-                // AAPCS64 B.4: the callee may write to the copy, never to
-                // the Struct's own memory.
-                let at = c.copy.expect("a frame copy") as u32;
-                self.add_sp(13, at);
-                self.copy_bytes(*size);
-                self.place(&Conv { arg: 13, dest: (**address).clone(), ..c.clone() }, 8);
-            }
-            _ => unreachable!("rejected in check_plan"),
-        }
-    }
-
     /// X(dst) ← the `n` (1..=8) bytes at [x9 + off], zero-extended, reading
     /// no byte past them (the struct may end at a page boundary). Uses x12.
     fn load_bytes(&mut self, dst: u8, off: u32, n: u32) {
@@ -790,14 +848,10 @@ impl Stub<'_> {
             dynasm!(self.code.ops ; .arch aarch64 ; ldr X(dst), [x9, off]);
             return;
         }
-        let mut done = 0;
-        for chunk in [4, 2, 1] {
-            if n & chunk == 0 {
-                continue;
-            }
+        for (done, size) in tail_pieces(n) {
             let reg = if done == 0 { dst } else { X12 };
             let at = off + done;
-            match chunk {
+            match size {
                 4 => dynasm!(self.code.ops ; .arch aarch64 ; ldr W(reg), [x9, at]),
                 2 => dynasm!(self.code.ops ; .arch aarch64 ; ldrh W(reg), [x9, at]),
                 _ => dynasm!(self.code.ops ; .arch aarch64 ; ldrb W(reg), [x9, at]),
@@ -805,7 +859,6 @@ impl Stub<'_> {
             if done > 0 {
                 dynasm!(self.code.ops ; .arch aarch64 ; orr X(dst), X(dst), x12, lsl 8 * done);
             }
-            done += chunk;
         }
     }
 
@@ -864,91 +917,6 @@ impl Stub<'_> {
         }
     }
 
-    /// `blocking: true`: the arguments are in the call block; run the inner
-    /// function through rb_thread_call_without_gvl (other Ruby threads run
-    /// meanwhile; Thread#raise/kill interrupt it like blocking IO), then
-    /// pick up its result.
-    fn call_without_gvl(&mut self) {
-        let b = self.frame.block.expect("blocking frame") as u32;
-        let ret = b + (BLOCK_STACK as u32) + self.req.plan.stack_bytes;
-        let inner = self.inner;
-        dynasm!(self.code.ops
-            ; .arch aarch64
-            ; adr x0, =>inner
-            ; add x1, sp, b
-            ; movn x2, 0                         // RUBY_UBF_IO (-1)
-            ; mov x3, 0
-        );
-        let without_gvl = self.code.pool.label(&mut self.code.ops, self.req.targets.call_without_gvl as u64);
-        dynasm!(self.code.ops
-            ; .arch aarch64
-            ; ldr x16, =>without_gvl
-            ; blr x16
-            ; add x9, sp, ret
-            ; ldp x0, x1, [x9]
-            ; ldp q0, q1, [x9, 16]
-            ; ldp q2, q3, [x9, 48]
-        );
-    }
-
-    /// `void *inner(void *block)`: loads the argument registers and stack
-    /// arguments from the block, calls the C function, stores x0, x1 and
-    /// q0..q3 back into it.
-    fn emit_inner(&mut self) {
-        let stack = self.req.plan.stack_bytes;
-        let (function, inner) = (self.code.pool.function, self.inner);
-        dynasm!(self.code.ops
-            ; .arch aarch64
-            ; =>inner
-            ; stp x29, x30, [sp, #-32]!
-            ; mov x29, sp
-            ; str x19, [sp, 16]
-            ; mov x19, x0
-            ; sub sp, sp, stack
-        );
-        for q in 0..stack / 8 {
-            dynasm!(self.code.ops ; .arch aarch64 ; ldr x9, [x19, BLOCK_STACK as u32 + 8 * q] ; str x9, [sp, 8 * q]);
-        }
-        // Every argument register, used or not: simpler than tracking which
-        // ones struct pieces and the result pointer filled.
-        dynasm!(self.code.ops
-            ; .arch aarch64
-            ; ldp x0, x1, [x19] ; ldp x2, x3, [x19, 16] ; ldp x4, x5, [x19, 32] ; ldp x6, x7, [x19, 48]
-            ; ldr x8, [x19, 64]
-            ; ldp q0, q1, [x19, 80] ; ldp q2, q3, [x19, 112] ; ldp q4, q5, [x19, 144] ; ldp q6, q7, [x19, 176]
-            ; ldr x16, =>function
-            ; blr x16
-            ; add x9, x19, BLOCK_STACK as u32 + stack
-            ; stp x0, x1, [x9]
-            ; stp q0, q1, [x9, 16]
-            ; stp q2, q3, [x9, 48]
-            ; mov sp, x29
-            ; ldr x19, [sp, 16]
-            ; ldp x29, x30, [sp], #32
-            ; ret
-        );
-    }
-
-    /// errno → the calling thread's saved copy (see runtime::errno): both
-    /// are static TLS at fixed offsets from tpidr_el0. The offsets come from
-    /// the pool (any i32, the same code for every process, and a harness can
-    /// patch them). Ruby restores errno after re-taking the GVL, so a
-    /// blocking call saves it here too. Uses x9..x12: the return registers
-    /// (x0, x1, d0..d3) are live after the call.
-    fn save_errno(&mut self) {
-        let Some((errno, saved)) = self.req.targets.errno_tp_offsets else { return };
-        let errno = self.code.pool.label(&mut self.code.ops, errno as i64 as u64);
-        let saved = self.code.pool.label(&mut self.code.ops, saved as i64 as u64);
-        dynasm!(self.code.ops
-            ; .arch aarch64
-            ; ldr x10, =>errno
-            ; ldr x11, =>saved
-            ; mrs x9, TPIDR_EL0
-            ; ldr w12, [x9, x10]
-            ; str w12, [x9, x11]
-        );
-    }
-
     /// Where a long double argument's 16 bytes are (offset from sp): its
     /// stack slot, its q slot in the call block, or its frame slot.
     fn long_double_at(&self, c: &Conv) -> i32 {
@@ -960,45 +928,4 @@ impl Stub<'_> {
         }
     }
 
-    /// q0 → the frame's 16-byte return buffer → the helper, which builds a
-    /// BigDecimal like the ffi gem (after a blocking call q0 was reloaded
-    /// from the call block).
-    fn box_long_double_result(&mut self) {
-        let retbuf = self.frame.retbuf as u32;
-        let helper = self.code.pool.label(&mut self.code.ops, self.req.targets.ret_long_double as u64);
-        dynasm!(self.code.ops
-            ; .arch aarch64
-            ; str q0, [sp, retbuf]
-            ; add x0, sp, retbuf
-            ; ldr x16, =>helper
-            ; blr x16
-        );
-    }
-
-    /// A struct return: its pieces (or the bytes the callee wrote through
-    /// x8) are in the frame's return buffer; the helper makes a new Struct
-    /// instance holding a copy.
-    fn box_struct_result(&mut self) {
-        let retbuf = self.frame.retbuf as u32;
-        if let RetLoc::Pieces(pieces) = &self.req.plan.ret {
-            for piece in pieces {
-                let at = retbuf + piece.offset;
-                match (&piece.loc, piece.size) {
-                    (CLoc::Int(k), _) => dynasm!(self.code.ops ; .arch aarch64 ; str X(*k), [sp, at]),
-                    (CLoc::Float(k), 4) => dynasm!(self.code.ops ; .arch aarch64 ; str S(*k), [sp, at]),
-                    (CLoc::Float(k), 8) => dynasm!(self.code.ops ; .arch aarch64 ; str D(*k), [sp, at]),
-                    (CLoc::Float(k), _) => dynasm!(self.code.ops ; .arch aarch64 ; str Q(*k), [sp, at]),
-                    _ => unreachable!("struct results come back in registers"),
-                }
-            }
-        }
-        let (info, helper) = (self.code.pool.info, self.code.pool.label(&mut self.code.ops, self.req.targets.ret_struct as u64));
-        dynasm!(self.code.ops
-            ; .arch aarch64
-            ; ldr x0, =>info
-            ; ldr x16, =>helper
-            ; add x1, sp, retbuf
-            ; blr x16
-        );
-    }
 }

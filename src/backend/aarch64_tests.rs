@@ -7,7 +7,7 @@
 //! needs is a SENTINEL (`0x5E5E_0000_0000_xxxx`) in its literal pool, which
 //! the harness replaces with its own fixtures and fakes.
 
-use super::aarch64::{emit_stub, emit_thunks, mov_imm};
+use super::aarch64::{mov_imm, A64};
 use crate::lower::ruby_layout::*;
 use super::{RuntimeTargets, StubRequest, Thunks};
 use crate::abi::aapcs64::{plan_stub, Platform};
@@ -248,7 +248,7 @@ fn emit_case_on(c: &Case, platform: Platform) -> super::EmittedStub {
     let p = plan_stub(&c.sig, platform).unwrap();
     let (t, th) = (targets(), thunks());
     let req = StubRequest { plan: &p, function: s(FUNCTION_ID), info: s(INFO_ID), targets: &t, thunks: &th, blocking: c.blocking };
-    emit_stub(&req).unwrap_or_else(|e| panic!("{}: {e}", c.name))
+    super::stub::build::<A64>(&req).unwrap_or_else(|e| panic!("{}: {e}", c.name))
 }
 
 fn words(code: &[u8]) -> Vec<u32> {
@@ -287,7 +287,7 @@ fn mov_imm_builds_any_constant_in_few_instructions() {
 
 #[test]
 fn thunks_save_the_argument_registers_and_end_with_their_target() {
-    let codes = emit_thunks(&targets());
+    let codes = super::emit_thunks::<A64>(&targets());
     assert_eq!(codes.len(), 10);
     for (code, id) in codes.iter().zip([1u64, 2, 3, 4, 6, 5, 8, 7, 18, 20]) {
         let tail = u64::from_le_bytes(code[code.len() - 8..].try_into().unwrap());
@@ -369,7 +369,7 @@ fn write_harness_inputs() {
     ] {
         manifest += &format!("layout {name} {value}\n");
     }
-    for (i, code) in emit_thunks(&targets()).iter().enumerate() {
+    for (i, code) in super::emit_thunks::<A64>(&targets()).iter().enumerate() {
         let file = format!("thunk{i}.bin");
         std::fs::write(dir.join(&file), code).unwrap();
         manifest += &format!("thunk {} {file}\n", THUNK_ID + i as u64);

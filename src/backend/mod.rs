@@ -27,7 +27,7 @@ mod x86_64_tests;
 
 use crate::abi::{CallbackPlan, StubPlan};
 use crate::emit::arena::{self, CodeArena};
-use crate::lower::{self, Helper, Lowered, TailTarget};
+use crate::lower::{self, Helper, TailTarget};
 
 /// Addresses a stub may call or compare against, provided by the runtime
 /// layer. Each `arg_*` slow path has the contract
@@ -151,7 +151,7 @@ impl Thunks {
 }
 
 /// Every helper with a thunk, in the order of `Thunks`' fields (and of
-/// `ruby::attach`'s names for them).
+/// `runtime::jit`'s names for them).
 pub(crate) const THUNK_HELPERS: [Helper; 10] = [
     Helper::ArgInt,
     Helper::ArgUint,
@@ -165,22 +165,18 @@ pub(crate) const THUNK_HELPERS: [Helper; 10] = [
     Helper::ArgLongDouble,
 ];
 
-/// Machine code for the thunk of each of `helpers`: a backend's
-/// `emit_thunk(helper address, the helper's lowered fast path)`.
-pub(crate) fn emit_thunks(
-    targets: &RuntimeTargets,
-    helpers: &[Helper],
-    emit_thunk: fn(usize, Option<&Lowered>) -> Vec<u8>,
-) -> Vec<Vec<u8>> {
-    helpers.iter().map(|&h| emit_thunk(targets.helper(h), lower::helper_fast_path(h).as_ref())).collect()
+/// Machine code for every thunk on machine `M`, in the order of `Thunks`'
+/// fields.
+pub(crate) fn emit_thunks<M: stub::Machine>(targets: &RuntimeTargets) -> Vec<Vec<u8>> {
+    THUNK_HELPERS.iter().map(|&h| stub::thunk::<M>(targets.helper(h), lower::helper_fast_path(h).as_ref())).collect()
 }
 
 /// Emits the thunks for `targets` into `arena`. Call once per process.
 pub fn install_thunks(arena: &mut CodeArena, targets: &RuntimeTargets) -> Result<Thunks, EmitError> {
     #[cfg(target_arch = "x86_64")]
-    return install_all(arena, x86_64::emit_thunks(targets));
+    return install_all(arena, emit_thunks::<x86_64::X64>(targets));
     #[cfg(target_arch = "aarch64")]
-    return install_all(arena, aarch64::emit_thunks(targets));
+    return install_all(arena, emit_thunks::<aarch64::A64>(targets));
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = (arena, targets);
@@ -269,11 +265,11 @@ impl EmittedStub {
 pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
     #[cfg(target_arch = "x86_64")]
     {
-        x86_64::emit_stub(req)
+        stub::build::<x86_64::X64>(req)
     }
     #[cfg(target_arch = "aarch64")]
     {
-        aarch64::emit_stub(req)
+        stub::build::<aarch64::A64>(req)
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {

@@ -2,79 +2,261 @@
 //! frame's layout and its literal pool.
 
 use super::{EmitError, EmittedStub, StubRequest};
-use crate::abi::{ArgSource, CLoc, CfuncForm, PlanEntry, StubPlan};
-use crate::lower::{self, FReg, LabelId, Lowered, Op, Reg};
+use crate::abi::{ArgSource, CLoc, CfuncForm, PlanEntry, ResultPointer, RetLoc, StubPlan};
+use crate::lower::{self, FReg, Helper, HelperInput, HelperOutput, LabelId, Lowered, Op, Operand, Reg, TailTarget};
 use crate::types::CType;
 use dynasmrt::relocations::Relocation;
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-/// The steps of a forward stub, which each backend fills in.
-pub(crate) trait StubBackend<'a>: Sized {
-    /// Lays out the frame (`args`: the arguments' lowered conversions).
-    fn new(req: &'a StubRequest<'a>, args: &[Lowered]) -> Result<Self, EmitError>;
-    /// Sets up the frame, saves the plan's spilled registers and, in the
-    /// argv form, checks the argument count.
-    fn prologue(&mut self);
-    /// The machine registers of an argument's conversion (labels empty).
-    fn argument_registers(&self, entry: &PlanEntry, conv: &Lowered) -> Conv;
-    /// The machine registers of the result's conversion (labels empty).
-    fn result_registers(&self) -> Conv;
+/// What a machine's stub is made of besides instructions: its frame's
+/// shape and the registers the conversions use.
+pub(crate) trait Machine {
     type Relocation: Relocation;
-    fn code(&mut self) -> &mut Code<Self::Relocation>;
+    const SHAPE: FrameShape;
+    /// The code buffer's initial capacity: bytes, and bytes per parameter.
+    const CODE_BYTES: (usize, usize);
+    /// The incoming (cfunc) and outgoing (C) integer argument registers, in order.
+    const INT_ARG_REGS: &'static [u8];
+    /// `Reg::Arg` and `FReg::Arg` when the destination is no register of
+    /// its own (a stack slot, the call block), and where a thunk returns.
+    const SCRATCH: u8;
+    const FSCRATCH: u8;
+    /// `Reg::T1`, `Reg::T2`, `Reg::Ret`.
+    const TEMPS: [u8; 3];
+    /// Rejects what this machine has no code for, before anything is emitted.
+    fn check(_req: &StubRequest, _frame: &Frame) -> Result<(), EmitError> {
+        Ok(())
+    }
+    /// `Reg::Value` for an argument that is not in an incoming register.
+    fn value_register(source: ArgSource, conv: &Lowered) -> u8;
+    /// A helper's lowered fast path, in front of its thunk's call
+    /// (`helper`), with the registers the thunk contract leaves free.
+    fn fast_path(code: &mut Code<Self::Relocation>, l: &Lowered, helper: DynamicLabel);
+    /// A thunk's call of `target` that saves and restores every argument
+    /// register around it.
+    fn call_saving_registers(code: &mut Code<Self::Relocation>, target: usize);
+}
+
+/// A slow-path thunk on machine `M` for the helper at `target`: its
+/// lowered `fast_path` first, if it has one.
+pub(crate) fn thunk<M: Machine>(target: usize, fast_path: Option<&Lowered>) -> Vec<u8> {
+    let mut code = Code::new();
+    let helper = code.ops.new_dynamic_label();
+    if let Some(l) = fast_path {
+        M::fast_path(&mut code, l, helper);
+    }
+    code.ops.dynamic_label(helper);
+    M::call_saving_registers(&mut code, target);
+    code.finish()
+}
+
+/// A forward stub being built on machine `M`; `build` orders the steps,
+/// `Steps` (one impl per machine) selects their instructions.
+pub(crate) struct Stub<'a, M: Machine> {
+    pub code: Code<M::Relocation>,
+    pub req: &'a StubRequest<'a>,
+    pub frame: Frame,
+    /// The argv form's argument-count error.
+    pub arity: Option<DynamicLabel>,
+    /// A blocking stub's inner function.
+    pub inner: DynamicLabel,
+}
+
+/// Each machine's instructions for the steps of a stub.
+pub(crate) trait Steps {
+    /// Sets up the frame.
+    fn enter(&mut self);
+    /// Saves incoming integer register `r` at `[frame + at]`.
+    fn spill(&mut self, r: u8, at: i32);
+    /// The argv form: saves argv at `[frame + argv]`, goes to `arity` unless
+    /// argc is `n` (Ruby does not check the count for this form).
+    fn check_argc(&mut self, argv: i32, n: u32, arity: DynamicLabel);
     /// Instructions for an op that needs no more than registers, labels
     /// and the pool; `false` for the others.
     fn code_op(&mut self, c: &Conv, op: MachineOp) -> bool;
-    /// Instructions for the other ops, which need the stub's frame and
-    /// request.
-    fn stub_op(&mut self, c: &Conv, op: MachineOp);
-    /// Makes the call (through `rb_thread_call_without_gvl` for a blocking
-    /// stub) and saves errno.
-    fn call(&mut self);
-    /// After the slow paths: the rest of the out-of-line code (the
-    /// argument-count error, the blocking call's inner function) and the
-    /// literal pool.
-    fn finish(self) -> Result<EmittedStub, EmitError>;
+    /// `Op::LoadValue`: `Reg::Value` ← the VALUE, unless it is there already.
+    fn load_value(&mut self, c: &Conv);
+    /// `Reg::Arg` (`bytes` of it) → its destination.
+    fn place(&mut self, c: &Conv, bytes: u8);
+    /// `FReg::Arg` (a double, or a float when `single`) → its destination.
+    fn place_float(&mut self, c: &Conv, single: bool);
+    /// A slow path: loads the VALUE, passes `input`, calls
+    /// `helper`'s thunk; its result is in `SCRATCH` / `FSCRATCH`.
+    fn call_thunk(&mut self, c: &Conv, helper: Helper, input: HelperInput);
+    /// After a slow path's result is in place.
+    fn thunk_returned(&mut self, _c: &Conv, _input: HelperInput) {}
+    /// A float register move (nothing when `dst == src`).
+    fn mov_float(&mut self, dst: u8, src: u8);
+    fn copy_struct(&mut self, c: &Conv, src: u8);
+    fn box_struct_result(&mut self);
+    fn box_long_double_result(&mut self);
+    /// Removes the frame and returns.
+    fn ret(&mut self);
+    /// Removes the frame and jumps to `target` with the result as its argument.
+    fn tail_call(&mut self, target: TailTarget);
+    /// The hidden result pointer (to the frame's result buffer) in its register.
+    fn pass_result_buffer(&mut self, pointer: ResultPointer);
+    fn call_function(&mut self);
+    fn call_without_gvl(&mut self);
+    fn save_errno(&mut self);
+    /// At `arity`: raises the argument-count error.
+    fn arity_error(&mut self, arity: DynamicLabel);
+    /// A blocking stub's inner function.
+    fn emit_inner(&mut self);
 }
 
-/// Instructions for one op of conversion `c`.
-fn emit_op<'a, B: StubBackend<'a>>(b: &mut B, c: &Conv, op: Op) {
-    let op = c.resolve(op);
-    if !b.code_op(c, op) {
-        b.stub_op(c, op);
+impl<'a, M: Machine> Stub<'a, M>
+where
+    Stub<'a, M>: Steps,
+{
+    /// Lays out the frame (`args`: the arguments' lowered conversions).
+    fn new(req: &'a StubRequest<'a>, args: &[Lowered]) -> Result<Self, EmitError> {
+        let frame = Frame::layout(req.plan, args, req.blocking, &M::SHAPE);
+        M::check(req, &frame)?;
+        let mut code = Code::for_stub(req, M::CODE_BYTES.0, M::CODE_BYTES.1);
+        let inner = code.ops.new_dynamic_label();
+        Ok(Stub { code, req, frame, arity: None, inner })
+    }
+
+    /// Sets up the frame, saves the plan's spilled registers and, in the
+    /// argv form, checks the argument count.
+    fn prologue(&mut self) {
+        self.enter();
+        if let Some(base) = self.frame.spill {
+            for &r in &self.req.plan.spill {
+                self.spill(r, base + 8 * r as i32);
+            }
+        }
+        if let (CfuncForm::Argv(n), Some(argv)) = (self.req.plan.form, self.frame.argv) {
+            let arity = self.code.ops.new_dynamic_label();
+            self.check_argc(argv, n, arity);
+            self.arity = Some(arity);
+        }
+    }
+
+    /// The machine registers of an argument's conversion (labels empty):
+    /// converted straight into its C register where it has one.
+    fn argument_registers(&self, e: &PlanEntry, l: &Lowered) -> Conv {
+        let value = match e.source {
+            ArgSource::Int(r) => M::INT_ARG_REGS[r as usize],
+            source => M::value_register(source, l),
+        };
+        let arg = match (&e.dest, self.frame.block) {
+            (CLoc::Int(k), None) if M::INT_ARG_REGS[*k as usize] != value => M::INT_ARG_REGS[*k as usize],
+            _ => M::SCRATCH,
+        };
+        let farg = match (&e.dest, self.frame.block) {
+            (CLoc::Float(k), None) => *k,
+            _ => M::FSCRATCH,
+        };
+        Conv {
+            source: e.source,
+            dest: e.dest.clone(),
+            index: e.index as u32,
+            keep: self.frame.keep[e.index],
+            copy: self.frame.copies[e.index],
+            ..Conv::registers(value, arg, farg, 0, M::TEMPS)
+        }
+    }
+
+    /// The machine registers of the result's conversion (labels empty).
+    fn result_registers(&self) -> Conv {
+        let ret = M::TEMPS[2];
+        Conv::registers(ret, ret, M::FSCRATCH, 0, M::TEMPS)
+    }
+
+    /// Instructions for one op of conversion `c`.
+    fn op(&mut self, c: &Conv, op: Op) {
+        let op = c.resolve(op);
+        if self.code_op(c, op) {
+            return;
+        }
+        match op {
+            Op::LoadValue => self.load_value(c),
+            Op::Place { bytes } => self.place(c, bytes),
+            Op::PlaceFloat { single } => self.place_float(c, single),
+            Op::CallHelper { helper, input, output } => {
+                self.call_thunk(c, helper, input);
+                match output {
+                    HelperOutput::Arg => {
+                        let moved = self.code_op(c, Op::Mov { dst: c.arg, src: Operand::Reg(M::SCRATCH) });
+                        debug_assert!(moved, "a register move");
+                    }
+                    HelperOutput::FArg => self.mov_float(c.farg, M::FSCRATCH),
+                    HelperOutput::None => {}
+                }
+                self.thunk_returned(c, input);
+            }
+            Op::CopyStruct { src } => self.copy_struct(c, src),
+            Op::BoxStructResult => self.box_struct_result(),
+            Op::BoxLongDoubleResult => self.box_long_double_result(),
+            Op::Return => self.ret(),
+            Op::TailCall { target } => self.tail_call(target),
+            op => unreachable!("{op:?} in a stub"),
+        }
+    }
+
+    /// Makes the call (through `rb_thread_call_without_gvl` for a blocking
+    /// stub) and saves errno.
+    fn call(&mut self) {
+        if let RetLoc::Indirect { pointer, .. } = self.req.plan.ret {
+            self.pass_result_buffer(pointer);
+        }
+        if self.req.blocking {
+            self.call_without_gvl();
+        } else {
+            self.call_function();
+        }
+        self.save_errno();
+    }
+
+    /// After the slow paths: the argument-count error, the blocking call's
+    /// inner function and the literal pool.
+    fn finish(mut self) -> Result<EmittedStub, EmitError> {
+        if let Some(arity) = self.arity {
+            self.arity_error(arity);
+        }
+        if self.req.blocking {
+            self.emit_inner();
+        }
+        self.code.finish_stub()
+    }
+
+    /// Labels for a conversion.
+    fn labels(&mut self, n: u8) -> Vec<DynamicLabel> {
+        (0..n).map(|_| self.code.ops.new_dynamic_label()).collect()
     }
 }
 
-/// Labels for a conversion.
-fn labels<'a, B: StubBackend<'a>>(b: &mut B, n: u8) -> Vec<DynamicLabel> {
-    (0..n).map(|_| b.code().ops.new_dynamic_label()).collect()
-}
-
-/// A forward stub for `req`: the lowering's conversions through backend
-/// `B`. Each conversion's hot part goes where it runs; the cold parts
-/// (slow paths) after the result's conversion, which returns on every path.
-pub(crate) fn build<'a, B: StubBackend<'a>>(req: &'a StubRequest<'a>) -> Result<EmittedStub, EmitError> {
+/// A forward stub for `req` on machine `M`: the lowering's conversions,
+/// each hot part where it runs, the cold parts (slow paths) after the
+/// result's conversion, which returns on every path.
+pub(crate) fn build<'a, M: Machine>(req: &'a StubRequest<'a>) -> Result<EmittedStub, EmitError>
+where
+    Stub<'a, M>: Steps,
+{
     let args: Vec<Lowered> = req.plan.args.iter().map(lower::argument).collect();
     let result = lower::result(req.plan);
-    let mut b = B::new(req, &args)?;
+    let mut b = Stub::<M>::new(req, &args)?;
     b.prologue();
     let mut cold = Vec::with_capacity(args.len());
     for (entry, conv) in req.plan.args.iter().zip(&args) {
         let mut c = b.argument_registers(entry, conv);
-        c.labels = labels(&mut b, conv.labels);
+        c.labels = b.labels(conv.labels);
         for op in &conv.hot {
-            emit_op(&mut b, &c, *op);
+            b.op(&c, *op);
         }
         cold.push((c, &conv.cold));
     }
     b.call();
     let mut c = b.result_registers();
-    c.labels = labels(&mut b, result.labels);
+    c.labels = b.labels(result.labels);
     for op in &result.hot {
-        emit_op(&mut b, &c, *op);
+        b.op(&c, *op);
     }
     for (c, ops) in cold {
         for op in ops {
-            emit_op(&mut b, &c, *op);
+            b.op(&c, *op);
         }
     }
     b.finish()
@@ -174,6 +356,12 @@ pub(crate) struct FrameShape {
     pub retbuf_bytes: fn(&CType) -> i32,
     /// The frame's size for `used` bytes of locals (stack alignment).
     pub size: fn(i32) -> i32,
+}
+
+/// The loads of an `n`-byte tail (`n` < 8) that read no byte past it: a
+/// 4-, 2- and 1-byte piece as `n` has them, each as (offset, size).
+pub(crate) fn tail_pieces(n: u32) -> impl Iterator<Item = (u32, u32)> {
+    [4, 2, 1].into_iter().filter(move |size| n & size != 0).map(move |size| (n & !(2 * size - 1), size))
 }
 
 pub(crate) fn round16(n: i32) -> i32 {

@@ -28,10 +28,9 @@
 //! the lowering's fast path (`lower::cstr_fast_path`) without saving
 //! anything.
 
-use super::stub::{round16, Conv, Frame, FrameShape, MachineOp, StubBackend};
-use super::{EmitError, EmittedStub, RuntimeTargets, StubRequest};
-use crate::abi::{ArgSource, CLoc, CfuncForm, PlanEntry, ResultPointer, RetLoc};
-use crate::lower::{Cond, Const, HelperInput, HelperOutput, IntRange, Lowered, Op, Operand, Reg, TailTarget};
+use super::stub::{round16, tail_pieces, Conv, FrameShape, Machine, MachineOp, Steps};
+use crate::abi::{ArgSource, CLoc, ResultPointer, RetLoc};
+use crate::lower::{Cond, Const, Helper, HelperInput, IntRange, Lowered, Op, Operand, Reg, TailTarget};
 use crate::types::CType;
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
@@ -59,136 +58,106 @@ const UNROLLED_COPY: i32 = 64;
 const BLOCK_XMM: i32 = 6 * 8;
 const BLOCK_STACK: i32 = BLOCK_XMM + 8 * 8;
 
-const SHAPE: FrameShape = FrameShape {
-    block_bytes: BLOCK_STACK + 32,
-    int_arg_regs: 6,
-    retbuf_bytes: |ty| match ty {
-        CType::Struct(s) => round16(s.size as i32),
-        CType::LongDouble => 16,
-        _ => 0,
-    },
-    // Entry rsp ≡ 8 (mod 16): a frame ≡ 8 makes rsp 16-aligned for calls.
-    size: |used| (used + 8) / 16 * 16 + 8,
-};
+/// The x86-64 (SysV) machine.
+pub(crate) struct X64;
 
-/// A thunk: save every argument register, call `target(r10, r11, eax)`,
-/// restore. With a `fast_path` (the helper's, lowered), that runs first.
-fn emit_thunk(target: usize, fast_path: Option<&Lowered>) -> Vec<u8> {
-    let mut code = Code::new();
-    let helper = code.ops.new_dynamic_label();
-    if let Some(l) = fast_path {
-        code.fast_path(l, helper);
-    }
-    // Entry rsp ≡ 8 (mod 16); 6 pushes + 72 bytes keep calls aligned.
-    dynasm!(code.ops
-        ; .arch x64
-        ; =>helper
-        ; push rdi ; push rsi ; push rdx ; push rcx ; push r8 ; push r9
-        ; sub rsp, 72
-        ; movsd [rsp], xmm0 ; movsd [rsp + 8], xmm1 ; movsd [rsp + 16], xmm2 ; movsd [rsp + 24], xmm3
-        ; movsd [rsp + 32], xmm4 ; movsd [rsp + 40], xmm5 ; movsd [rsp + 48], xmm6 ; movsd [rsp + 56], xmm7
-        ; mov rdi, r10
-        ; mov rsi, r11
-        ; mov edx, eax
-        ; mov r11, QWORD target as i64
-        ; call r11
-        ; movaps xmm15, xmm0
-        ; movsd xmm0, [rsp] ; movsd xmm1, [rsp + 8] ; movsd xmm2, [rsp + 16] ; movsd xmm3, [rsp + 24]
-        ; movsd xmm4, [rsp + 32] ; movsd xmm5, [rsp + 40] ; movsd xmm6, [rsp + 48] ; movsd xmm7, [rsp + 56]
-        ; add rsp, 72
-        ; pop r9 ; pop r8 ; pop rcx ; pop rdx ; pop rsi ; pop rdi
-        ; ret
-    );
-    code.finish()
-}
+type Stub<'a> = super::stub::Stub<'a, X64>;
 
-/// Machine code for every thunk, in the order of `Thunks`' fields.
-pub fn emit_thunks(targets: &RuntimeTargets) -> Vec<Vec<u8>> {
-    super::emit_thunks(targets, &super::THUNK_HELPERS, emit_thunk)
-}
+impl Machine for X64 {
+    type Relocation = X64Relocation;
+    const SHAPE: FrameShape = FrameShape {
+        block_bytes: BLOCK_STACK + 32,
+        int_arg_regs: 6,
+        retbuf_bytes: |ty| match ty {
+            CType::Struct(s) => round16(s.size as i32),
+            CType::LongDouble => 16,
+            _ => 0,
+        },
+        // Entry rsp ≡ 8 (mod 16): a frame ≡ 8 makes rsp 16-aligned for calls.
+        size: |used| (used + 8) / 16 * 16 + 8,
+    };
+    const CODE_BYTES: (usize, usize) = (256, 64);
+    const INT_ARG_REGS: &'static [u8] = &INT_ARG_REGS;
+    const SCRATCH: u8 = RAX;
+    const FSCRATCH: u8 = XMM15;
+    const TEMPS: [u8; 3] = [R10, R11, RAX];
 
-/// A forward stub for `req`: the lowering's conversions in this
-/// backend's instructions.
-pub fn emit_stub(req: &StubRequest) -> Result<EmittedStub, EmitError> {
-    super::stub::build::<Stub>(req)
-}
-
-pub(crate) struct Stub<'a> {
-    code: Code,
-    req: &'a StubRequest<'a>,
-    frame: Frame,
-    /// The argv form's argument-count error.
-    arity: Option<DynamicLabel>,
-    /// A blocking stub's inner function.
-    inner: DynamicLabel,
-}
-
-impl<'a> StubBackend<'a> for Stub<'a> {
-    fn new(req: &'a StubRequest<'a>, args: &[Lowered]) -> Result<Self, EmitError> {
-        let frame = Frame::layout(req.plan, args, req.blocking, &SHAPE);
-        let mut code = Code::for_stub(req, 256, 64);
-        let inner = code.ops.new_dynamic_label();
-        Ok(Stub { code, req, frame, arity: None, inner })
+    /// A VALUE on the stack stays there when every op can read it in place.
+    fn value_register(source: ArgSource, l: &Lowered) -> u8 {
+        match source {
+            ArgSource::Stack(_) | ArgSource::Spilled(_) if l.hot.iter().chain(&l.cold).all(reads_value_in_memory) => {
+                VALUE_IN_MEMORY
+            }
+            _ => RAX,
+        }
     }
 
-    fn prologue(&mut self) {
+    /// A thunk's call: save every argument register, call `target(r10,
+    /// r11, eax)`, restore.
+    fn call_saving_registers(code: &mut Code, target: usize) {
+        // Entry rsp ≡ 8 (mod 16); 6 pushes + 72 bytes keep calls aligned.
+        dynasm!(code.ops
+            ; .arch x64
+            ; push rdi ; push rsi ; push rdx ; push rcx ; push r8 ; push r9
+            ; sub rsp, 72
+            ; movsd [rsp], xmm0 ; movsd [rsp + 8], xmm1 ; movsd [rsp + 16], xmm2 ; movsd [rsp + 24], xmm3
+            ; movsd [rsp + 32], xmm4 ; movsd [rsp + 40], xmm5 ; movsd [rsp + 48], xmm6 ; movsd [rsp + 56], xmm7
+            ; mov rdi, r10
+            ; mov rsi, r11
+            ; mov edx, eax
+            ; mov r11, QWORD target as i64
+            ; call r11
+            ; movaps xmm15, xmm0
+            ; movsd xmm0, [rsp] ; movsd xmm1, [rsp + 8] ; movsd xmm2, [rsp + 16] ; movsd xmm3, [rsp + 24]
+            ; movsd xmm4, [rsp + 32] ; movsd xmm5, [rsp + 40] ; movsd xmm6, [rsp + 48] ; movsd xmm7, [rsp + 56]
+            ; add rsp, 72
+            ; pop r9 ; pop r8 ; pop rcx ; pop rdx ; pop rsi ; pop rdi
+            ; ret
+        );
+    }
+
+    /// A helper's fast path in front of its thunk. r10 (the VALUE's slot),
+    /// r11 and eax must reach the helper intact if it falls back, so it
+    /// works in rdi, rsi and rdx, saved around it; its result goes in rax.
+    fn fast_path(code: &mut Code, l: &Lowered, helper: DynamicLabel) {
+        const RDI: u8 = 7;
+        const RSI: u8 = 6;
+        const RDX: u8 = 2;
+        let mut c = Conv::registers(RDI, RDI, XMM15, 0, [RSI, RDX, RAX]);
+        c.labels = (0..l.labels).map(|_| code.ops.new_dynamic_label()).collect();
+        dynasm!(code.ops ; .arch x64 ; push rdi ; push rsi ; push rdx);
+        for op in l.hot.iter().chain(&l.cold) {
+            match op {
+                Op::LoadValue => dynasm!(code.ops ; .arch x64 ; mov rdi, [r10]),
+                Op::Return => dynasm!(code.ops ; .arch x64 ; pop rdx ; pop rsi ; pop rdi ; ret),
+                Op::Fallback => dynasm!(code.ops ; .arch x64 ; pop rdx ; pop rsi ; pop rdi ; jmp =>helper),
+                op => assert!(code.op(c.resolve(*op), 0), "{op:?} in a helper's fast path"),
+            }
+        }
+    }
+}
+
+impl Steps for Stub<'_> {
+    fn enter(&mut self) {
         match self.frame.size {
             8 => dynasm!(self.code.ops ; .arch x64 ; push rax),
             size if size < 128 => dynasm!(self.code.ops ; .arch x64 ; sub rsp, BYTE size as i8),
             size => dynasm!(self.code.ops ; .arch x64 ; sub rsp, size),
         }
-        if let Some(base) = self.frame.spill {
-            for &r in &self.req.plan.spill {
-                dynasm!(self.code.ops ; .arch x64 ; mov [rsp + base + 8 * r as i32], Rq(INT_ARG_REGS[r as usize]));
-            }
-        }
-        if let (CfuncForm::Argv(n), Some(argv)) = (self.req.plan.form, self.frame.argv) {
-            // f(int argc, VALUE *argv, VALUE self): Ruby does not check the
-            // count for this form, so the stub does.
-            let arity = self.code.ops.new_dynamic_label();
-            dynasm!(self.code.ops
-                ; .arch x64
-                ; mov [rsp + argv], rsi
-                ; cmp edi, n as i32
-                ; jne =>arity
-            );
-            self.arity = Some(arity);
-        }
     }
 
-    fn argument_registers(&self, e: &PlanEntry, l: &Lowered) -> Conv {
-        let value = match e.source {
-            ArgSource::Int(r) => INT_ARG_REGS[r as usize],
-            ArgSource::Stack(_) | ArgSource::Spilled(_) if l.hot.iter().chain(&l.cold).all(reads_value_in_memory) => {
-                VALUE_IN_MEMORY
-            }
-            _ => RAX,
-        };
-        let arg = match (&e.dest, self.frame.block) {
-            (CLoc::Int(k), None) if INT_ARG_REGS[*k as usize] != value => INT_ARG_REGS[*k as usize],
-            _ => RAX,
-        };
-        let farg = match (&e.dest, self.frame.block) {
-            (CLoc::Float(k), None) => *k,
-            _ => XMM15,
-        };
-        Conv {
-            source: e.source,
-            dest: e.dest.clone(),
-            index: e.index as u32,
-            keep: self.frame.keep[e.index],
-            ..Conv::registers(value, arg, farg, 0, [R10, R11, RAX])
-        }
+    fn spill(&mut self, r: u8, at: i32) {
+        dynasm!(self.code.ops ; .arch x64 ; mov [rsp + at], Rq(INT_ARG_REGS[r as usize]));
     }
 
-    fn result_registers(&self) -> Conv {
-        Conv::registers(RAX, RAX, XMM15, 0, [R10, R11, RAX])
-    }
-
-    type Relocation = X64Relocation;
-
-    fn code(&mut self) -> &mut Code {
-        &mut self.code
+    /// f(int argc, VALUE *argv, VALUE self).
+    fn check_argc(&mut self, argv: i32, n: u32, arity: DynamicLabel) {
+        dynasm!(self.code.ops
+            ; .arch x64
+            ; mov [rsp + argv], rsi
+            ; cmp edi, n as i32
+            ; jne =>arity
+        );
     }
 
     fn code_op(&mut self, c: &Conv, op: MachineOp) -> bool {
@@ -196,102 +165,294 @@ impl<'a> StubBackend<'a> for Stub<'a> {
         self.code.op(op, value_at)
     }
 
-    fn stub_op(&mut self, c: &Conv, op: MachineOp) {
-        match op {
-            Op::LoadValue => {
-                if c.value == RAX {
-                    self.load_source(c.source, RAX);
-                }
-            }
-            Op::Place { .. } => self.place(c),
-            Op::PlaceFloat { single } => self.place_float(c, single),
-            Op::CallHelper { helper, input, output } => {
-                self.load_source(c.source, R10);
-                let at = match input {
-                    HelperInput::Value => None,
-                    HelperInput::KeptValue => Some(c.keep.expect("a keep-alive slot")),
-                    HelperInput::ParkedInDest => {
-                        let CLoc::Stack(off) = c.dest else { unreachable!("parked in a stack slot") };
-                        Some(self.frame.block.map_or(0, |b| b + BLOCK_STACK) + off as i32)
-                    }
-                };
-                match at {
-                    Some(at) if fits_i8(at as i64) => {
-                        dynasm!(self.code.ops ; .arch x64 ; mov [BYTE rsp + at as i8], r10 ; lea r10, [BYTE rsp + at as i8])
-                    }
-                    Some(at) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + at], r10 ; lea r10, [rsp + at]),
-                    None => {}
-                }
-                let (info, thunk) = (self.code.pool.info, self.code.pool.label(&mut self.code.ops, self.req.thunks.of(helper) as u64));
-                dynasm!(self.code.ops ; .arch x64 ; mov r11, [=>info]);
-                if c.index == 0 {
-                    dynasm!(self.code.ops ; .arch x64 ; xor eax, eax);
-                } else {
-                    dynasm!(self.code.ops ; .arch x64 ; mov eax, c.index as i32);
-                }
-                dynasm!(self.code.ops ; .arch x64 ; call QWORD [=>thunk]);
-                match output {
-                    HelperOutput::Arg => self.code.mov(c.arg, RAX),
-                    HelperOutput::FArg if c.farg != XMM15 => dynasm!(self.code.ops ; .arch x64 ; movaps Rx(c.farg), xmm15),
-                    HelperOutput::FArg | HelperOutput::None => {}
-                }
-            }
-            Op::CopyStruct { src } => self.copy_struct(&c.dest, src),
-            Op::BoxStructResult => self.box_struct_result(),
-            Op::BoxLongDoubleResult => self.box_long_double_result(),
-            Op::Return => {
-                self.leave();
-                dynasm!(self.code.ops ; .arch x64 ; ret);
-            }
-            Op::TailCall { target } => {
-                if target != TailTarget::FloatNewInHeap {
-                    dynasm!(self.code.ops ; .arch x64 ; mov rdi, rax);
-                }
-                let l = self.code.pool.label(&mut self.code.ops, self.req.targets.tail_target(target) as u64);
-                self.leave();
-                dynasm!(self.code.ops ; .arch x64 ; jmp QWORD [=>l]);
-            }
-            op => unreachable!("{op:?} in a stub"),
+    fn load_value(&mut self, c: &Conv) {
+        if c.value == RAX {
+            self.load_source(c.source, RAX);
         }
     }
 
-    fn call(&mut self) {
-        let plan = self.req.plan;
-        if let RetLoc::Indirect { pointer, .. } = plan.ret {
-            let (retbuf, reg) = (self.frame.retbuf, result_pointer_register(pointer));
-            match self.frame.block {
-                None => dynasm!(self.code.ops ; .arch x64 ; lea Rq(reg), [rsp + retbuf]),
-                Some(b) => dynasm!(self.code.ops ; .arch x64 ; lea rax, [rsp + retbuf] ; mov [rsp + b + 8 * block_slot(reg)], rax),
-            }
+    /// Stack slots get all 8 bytes.
+    fn place(&mut self, c: &Conv, _: u8) {
+        let arg = c.arg;
+        match (&c.dest, self.frame.block) {
+            (CLoc::Int(k), None) => self.code.mov(INT_ARG_REGS[*k as usize], arg),
+            (CLoc::Stack(off), None) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + *off as i32], Rq(arg)),
+            (CLoc::Int(k), Some(b)) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + b + 8 * *k as i32], Rq(arg)),
+            (CLoc::Stack(off), Some(b)) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + b + BLOCK_STACK + *off as i32], Rq(arg)),
+            (dest, _) => unreachable!("integer destination {dest:?}"),
         }
-        if self.req.blocking {
-            self.call_without_gvl();
+    }
+
+    /// r10 = the VALUE (or the address of the slot it is parked in), r11 =
+    /// the info, eax = the argument index.
+    fn call_thunk(&mut self, c: &Conv, helper: Helper, input: HelperInput) {
+        self.load_source(c.source, R10);
+        let at = match input {
+            HelperInput::Value => None,
+            HelperInput::KeptValue => Some(c.keep.expect("a keep-alive slot")),
+            HelperInput::ParkedInDest => {
+                let CLoc::Stack(off) = c.dest else { unreachable!("parked in a stack slot") };
+                Some(self.frame.block.map_or(0, |b| b + BLOCK_STACK) + off as i32)
+            }
+        };
+        match at {
+            Some(at) if fits_i8(at as i64) => {
+                dynasm!(self.code.ops ; .arch x64 ; mov [BYTE rsp + at as i8], r10 ; lea r10, [BYTE rsp + at as i8])
+            }
+            Some(at) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + at], r10 ; lea r10, [rsp + at]),
+            None => {}
+        }
+        let (info, thunk) = (self.code.pool.info, self.code.pool.label(&mut self.code.ops, self.req.thunks.of(helper) as u64));
+        dynasm!(self.code.ops ; .arch x64 ; mov r11, [=>info]);
+        if c.index == 0 {
+            dynasm!(self.code.ops ; .arch x64 ; xor eax, eax);
         } else {
-            if plan.variadic {
-                dynasm!(self.code.ops ; .arch x64 ; mov eax, plan.float_regs_used as i32);
-            }
-            let function = self.code.pool.function;
-            dynasm!(self.code.ops ; .arch x64 ; call QWORD [=>function]);
+            dynasm!(self.code.ops ; .arch x64 ; mov eax, c.index as i32);
         }
-        self.save_errno();
+        dynasm!(self.code.ops ; .arch x64 ; call QWORD [=>thunk]);
     }
 
-    fn finish(mut self) -> Result<EmittedStub, EmitError> {
-        if let Some(arity) = self.arity {
-            let (info, helper) = (self.code.pool.info, self.code.pool.label(&mut self.code.ops, self.req.targets.arity_error as u64));
-            dynasm!(self.code.ops
-                ; .arch x64
-                ; =>arity
-                ; mov rsi, [=>info]                // edi still holds argc
-                ; call QWORD [=>helper]            // raises
-                ; int3
-            );
+    fn mov_float(&mut self, dst: u8, src: u8) {
+        if dst != src {
+            dynasm!(self.code.ops ; .arch x64 ; movaps Rx(dst), Rx(src));
         }
-        if self.req.blocking {
-            self.emit_inner();
-        }
-        self.code.finish_stub()
     }
+
+    fn ret(&mut self) {
+        self.leave();
+        dynasm!(self.code.ops ; .arch x64 ; ret);
+    }
+
+    fn tail_call(&mut self, target: TailTarget) {
+        if target != TailTarget::FloatNewInHeap {
+            dynasm!(self.code.ops ; .arch x64 ; mov rdi, rax);
+        }
+        let l = self.code.pool.label(&mut self.code.ops, self.req.targets.tail_target(target) as u64);
+        self.leave();
+        dynasm!(self.code.ops ; .arch x64 ; jmp QWORD [=>l]);
+    }
+
+    fn pass_result_buffer(&mut self, pointer: ResultPointer) {
+        let (retbuf, reg) = (self.frame.retbuf, result_pointer_register(pointer));
+        match self.frame.block {
+            None => dynasm!(self.code.ops ; .arch x64 ; lea Rq(reg), [rsp + retbuf]),
+            Some(b) => dynasm!(self.code.ops ; .arch x64 ; lea rax, [rsp + retbuf] ; mov [rsp + b + 8 * block_slot(reg)], rax),
+        }
+    }
+
+    /// A variadic callee gets the number of vector registers used in al.
+    fn call_function(&mut self) {
+        let plan = self.req.plan;
+        if plan.variadic {
+            dynasm!(self.code.ops ; .arch x64 ; mov eax, plan.float_regs_used as i32);
+        }
+        let function = self.code.pool.function;
+        dynasm!(self.code.ops ; .arch x64 ; call QWORD [=>function]);
+    }
+
+    fn arity_error(&mut self, arity: DynamicLabel) {
+        let (info, helper) = (self.code.pool.info, self.code.pool.label(&mut self.code.ops, self.req.targets.arity_error as u64));
+        dynasm!(self.code.ops
+            ; .arch x64
+            ; =>arity
+            ; mov rsi, [=>info]                // edi still holds argc
+            ; call QWORD [=>helper]            // raises
+            ; int3
+        );
+    }
+
+    /// `FReg::Arg` (a double, or a float when `single`) → its destination.
+    fn place_float(&mut self, c: &Conv, single: bool) {
+        let x = c.farg;
+        match (&c.dest, self.frame.block) {
+            (CLoc::Float(k), None) => {
+                if *k != x {
+                    dynasm!(self.code.ops ; .arch x64 ; movaps Rx(*k), Rx(x));
+                }
+            }
+            (CLoc::Float(k), Some(b)) => dynasm!(self.code.ops ; .arch x64 ; movsd QWORD [rsp + b + BLOCK_XMM + 8 * *k as i32], Rx(x)),
+            (CLoc::Stack(off), block) => {
+                let at = block.map_or(0, |b| b + BLOCK_STACK) + *off as i32;
+                if single {
+                    dynasm!(self.code.ops ; .arch x64 ; movss DWORD [rsp + at], Rx(x));
+                } else {
+                    dynasm!(self.code.ops ; .arch x64 ; movsd QWORD [rsp + at], Rx(x));
+                }
+            }
+            (dest, _) => unreachable!("floating-point destination {dest:?}"),
+        }
+    }
+    /// The struct at [`base`] → its destination: each eightbyte to its
+    /// register, or the whole struct to its stack slots, with loads of
+    /// exactly the struct's bytes (it may end at a page boundary).
+    fn copy_struct(&mut self, c: &Conv, base: u8) {
+        let dest = &c.dest;
+        let block = self.frame.block;
+        match dest {
+            CLoc::Pieces(pieces) => {
+                for piece in pieces {
+                    self.load_bytes(base, piece.offset as i32, piece.size as i32);
+                    match (piece.loc.clone(), block) {
+                        (CLoc::Int(k), None) => dynasm!(self.code.ops ; .arch x64 ; mov Rq(INT_ARG_REGS[k as usize]), r10),
+                        (CLoc::Float(k), None) => dynasm!(self.code.ops ; .arch x64 ; movq Rx(k), r10),
+                        (CLoc::Int(k), Some(b)) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + b + 8 * k as i32], r10),
+                        (CLoc::Float(k), Some(b)) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + b + BLOCK_XMM + 8 * k as i32], r10),
+                        _ => unreachable!("eightbytes go to registers"),
+                    }
+                }
+            }
+            CLoc::StackCopy { offset, size } => {
+                let at = block.map_or(0, |b| b + BLOCK_STACK) + *offset as i32;
+                let size = *size as i32;
+                // Unrolled up to UNROLLED_COPY bytes; above, a loop over the
+                // whole words (code size independent of the struct's).
+                let looped = if size > UNROLLED_COPY { size & !7 } else { 0 };
+                if looped > 0 {
+                    dynasm!(self.code.ops
+                        ; .arch x64
+                        ; xor r11d, r11d
+                        ; copy:
+                        ; mov r10, [Rq(base) + r11]
+                        ; mov [rsp + r11 + at], r10
+                        ; add r11, 8
+                        ; cmp r11, looped
+                        ; jb <copy
+                    );
+                }
+                for word in (looped..size).step_by(8) {
+                    self.load_bytes(base, word, (size - word).min(8));
+                    dynasm!(self.code.ops ; .arch x64 ; mov [rsp + at + word], r10);
+                }
+            }
+            _ => unreachable!("the SysV planner gives structs pieces or a stack copy"),
+        }
+    }
+    /// A struct return: its eightbytes (or the bytes the callee wrote
+    /// through the hidden pointer) are in the frame's return buffer; the
+    /// helper makes a new Struct instance holding a copy.
+    fn box_struct_result(&mut self) {
+        let retbuf = self.frame.retbuf;
+        if let RetLoc::Pieces(pieces) = &self.req.plan.ret {
+            for piece in pieces {
+                let at = retbuf + piece.offset as i32;
+                match piece.loc {
+                    CLoc::Int(0) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + at], rax),
+                    CLoc::Int(_) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + at], rdx),
+                    CLoc::Float(0) => dynasm!(self.code.ops ; .arch x64 ; movsd [rsp + at], xmm0),
+                    _ => dynasm!(self.code.ops ; .arch x64 ; movsd [rsp + at], xmm1),
+                }
+            }
+        }
+        let (info, helper) = (self.code.pool.info, self.code.pool.label(&mut self.code.ops, self.req.targets.ret_struct as u64));
+        dynasm!(self.code.ops
+            ; .arch x64
+            ; mov rdi, [=>info]
+            ; lea rsi, [rsp + retbuf]
+            ; call QWORD [=>helper]
+        );
+    }
+    /// st(0) → its 16-byte buffer (popping the x87 stack) → the helper,
+    /// which builds a BigDecimal like the ffi gem. A blocking call's inner
+    /// function already popped it into the call block.
+    fn box_long_double_result(&mut self) {
+        let at = match self.frame.block {
+            Some(b) => b + BLOCK_STACK + self.req.plan.stack_bytes as i32,
+            None => {
+                let retbuf = self.frame.retbuf;
+                dynasm!(self.code.ops ; .arch x64 ; fstp TWORD [rsp + retbuf]);
+                retbuf
+            }
+        };
+        let helper = self.code.pool.label(&mut self.code.ops, self.req.targets.ret_long_double as u64);
+        dynasm!(self.code.ops
+            ; .arch x64
+            ; lea rdi, [rsp + at]
+            ; call QWORD [=>helper]
+        );
+    }
+    /// `blocking: true`: the arguments are in the call block; run the inner
+    /// function through rb_thread_call_without_gvl (other Ruby threads run
+    /// meanwhile; Thread#raise/kill interrupt it like blocking IO), then
+    /// pick up its result.
+    fn call_without_gvl(&mut self) {
+        let b = self.frame.block.expect("blocking frame");
+        let ret = b + BLOCK_STACK + self.req.plan.stack_bytes as i32;
+        let without_gvl = self.code.pool.label(&mut self.code.ops, self.req.targets.call_without_gvl as u64);
+        let inner = self.inner;
+        dynasm!(self.code.ops
+            ; .arch x64
+            ; lea rdi, [=>inner]
+            ; lea rsi, [rsp + b]
+            ; mov rdx, -1                      // RUBY_UBF_IO
+            ; xor ecx, ecx
+            ; call QWORD [=>without_gvl]
+            ; mov rax, [rsp + ret]
+            ; movsd xmm0, [rsp + ret + 8]
+            ; mov rdx, [rsp + ret + 16]
+            ; movsd xmm1, [rsp + ret + 24]
+        );
+    }
+    /// errno → the calling thread's saved slot (see runtime::errno): both
+    /// are static TLS at fixed fs offsets. Ruby restores errno after
+    /// re-taking the GVL, so a blocking call saves it here too. Uses esi:
+    /// the return registers (rax, rdx, xmm0, xmm1) are live after the call.
+    fn save_errno(&mut self) {
+        let Some((errno, saved)) = self.req.targets.errno_tp_offsets else { return };
+        dynasm!(self.code.ops
+            ; .arch x64
+            ; fs mov esi, DWORD [errno]
+            ; fs mov DWORD [saved], esi
+        );
+    }
+    /// `void *inner(void *block)`: loads the argument registers and stack
+    /// arguments from the block, calls the C function, stores rax, xmm0,
+    /// rdx and xmm1 back into it.
+    fn emit_inner(&mut self) {
+        let plan = self.req.plan;
+        let stack = plan.stack_bytes as i32;
+        let (function, inner) = (self.code.pool.function, self.inner);
+        dynasm!(self.code.ops
+            ; .arch x64
+            ; =>inner
+            ; push rbx                         // rsp 16-aligned from here
+            ; mov rbx, rdi
+        );
+        if stack > 0 {
+            dynasm!(self.code.ops ; .arch x64 ; sub rsp, stack);
+        }
+        for q in 0..stack / 8 {
+            dynasm!(self.code.ops ; .arch x64 ; mov rax, [rbx + BLOCK_STACK + 8 * q] ; mov [rsp + 8 * q], rax);
+        }
+        // Every argument register, used or not: simpler than tracking
+        // which ones struct eightbytes and the hidden pointer filled.
+        for (k, reg) in INT_ARG_REGS.iter().enumerate() {
+            dynasm!(self.code.ops ; .arch x64 ; mov Rq(*reg), [rbx + 8 * k as i32]);
+        }
+        for k in 0..8u8 {
+            dynasm!(self.code.ops ; .arch x64 ; movsd Rx(k), [rbx + BLOCK_XMM + 8 * k as i32]);
+        }
+        if plan.variadic {
+            dynasm!(self.code.ops ; .arch x64 ; mov eax, plan.float_regs_used as i32);
+        }
+        dynasm!(self.code.ops
+            ; .arch x64
+            ; call QWORD [=>function]
+            ; mov [rbx + BLOCK_STACK + stack], rax
+            ; movsd [rbx + BLOCK_STACK + stack + 8], xmm0
+            ; mov [rbx + BLOCK_STACK + stack + 16], rdx
+            ; movsd [rbx + BLOCK_STACK + stack + 24], xmm1
+        );
+        if plan.ret == RetLoc::X87 {
+            // Pop st(0) over the rax/xmm0 words: the x87 stack must be
+            // empty again, and the stub reads the value from here.
+            dynasm!(self.code.ops ; .arch x64 ; fstp TWORD [rbx + BLOCK_STACK + stack]);
+        }
+        if stack > 0 {
+            dynasm!(self.code.ops ; .arch x64 ; add rsp, stack);
+        }
+        dynasm!(self.code.ops ; .arch x64 ; pop rbx ; ret);
+    }
+
 }
 
 /// Whether `op` can read a VALUE that stays in its stack slot (a memory
@@ -382,26 +543,6 @@ impl Code {
     fn mov(&mut self, dst: u8, src: u8) {
         if dst != src {
             dynasm!(self.ops ; .arch x64 ; mov Rq(dst), Rq(src));
-        }
-    }
-
-    /// A helper's fast path in front of its thunk. r10 (the VALUE's slot),
-    /// r11 and eax must reach the helper intact if it falls back, so it
-    /// works in rdi, rsi and rdx, saved around it; its result goes in rax.
-    fn fast_path(&mut self, l: &Lowered, helper: DynamicLabel) {
-        const RDI: u8 = 7;
-        const RSI: u8 = 6;
-        const RDX: u8 = 2;
-        let mut c = Conv::registers(RDI, RDI, XMM15, 0, [RSI, RDX, RAX]);
-        c.labels = (0..l.labels).map(|_| self.ops.new_dynamic_label()).collect();
-        dynasm!(self.ops ; .arch x64 ; push rdi ; push rsi ; push rdx);
-        for op in l.hot.iter().chain(&l.cold) {
-            match op {
-                Op::LoadValue => dynasm!(self.ops ; .arch x64 ; mov rdi, [r10]),
-                Op::Return => dynasm!(self.ops ; .arch x64 ; pop rdx ; pop rsi ; pop rdi ; ret),
-                Op::Fallback => dynasm!(self.ops ; .arch x64 ; pop rdx ; pop rsi ; pop rdi ; jmp =>helper),
-                op => assert!(self.op(c.resolve(*op), 0), "{op:?} in a helper's fast path"),
-            }
         }
     }
 
@@ -682,93 +823,12 @@ impl Stub<'_> {
         }
     }
 
-
     /// Removes the frame (rcx is free: no result travels in it).
     fn leave(&mut self) {
         match self.frame.size {
             8 => dynasm!(self.code.ops ; .arch x64 ; pop rcx),
             size if size < 128 => dynasm!(self.code.ops ; .arch x64 ; add rsp, BYTE size as i8),
             size => dynasm!(self.code.ops ; .arch x64 ; add rsp, size),
-        }
-    }
-
-    /// `Reg::Arg` → its destination (for a blocking call: its place in the
-    /// call block). Stack slots get all 8 bytes.
-    fn place(&mut self, c: &Conv) {
-        let arg = c.arg;
-        match (&c.dest, self.frame.block) {
-            (CLoc::Int(k), None) => self.code.mov(INT_ARG_REGS[*k as usize], arg),
-            (CLoc::Stack(off), None) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + *off as i32], Rq(arg)),
-            (CLoc::Int(k), Some(b)) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + b + 8 * *k as i32], Rq(arg)),
-            (CLoc::Stack(off), Some(b)) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + b + BLOCK_STACK + *off as i32], Rq(arg)),
-            (dest, _) => unreachable!("integer destination {dest:?}"),
-        }
-    }
-
-    /// `FReg::Arg` (a double, or a float when `single`) → its destination.
-    fn place_float(&mut self, c: &Conv, single: bool) {
-        let x = c.farg;
-        match (&c.dest, self.frame.block) {
-            (CLoc::Float(k), None) => {
-                if *k != x {
-                    dynasm!(self.code.ops ; .arch x64 ; movaps Rx(*k), Rx(x));
-                }
-            }
-            (CLoc::Float(k), Some(b)) => dynasm!(self.code.ops ; .arch x64 ; movsd QWORD [rsp + b + BLOCK_XMM + 8 * *k as i32], Rx(x)),
-            (CLoc::Stack(off), block) => {
-                let at = block.map_or(0, |b| b + BLOCK_STACK) + *off as i32;
-                if single {
-                    dynasm!(self.code.ops ; .arch x64 ; movss DWORD [rsp + at], Rx(x));
-                } else {
-                    dynasm!(self.code.ops ; .arch x64 ; movsd QWORD [rsp + at], Rx(x));
-                }
-            }
-            (dest, _) => unreachable!("floating-point destination {dest:?}"),
-        }
-    }
-
-    /// The struct at [`base`] → its destination: each eightbyte to its
-    /// register, or the whole struct to its stack slots, with loads of
-    /// exactly the struct's bytes (it may end at a page boundary).
-    fn copy_struct(&mut self, dest: &CLoc, base: u8) {
-        let block = self.frame.block;
-        match dest {
-            CLoc::Pieces(pieces) => {
-                for piece in pieces {
-                    self.load_bytes(base, piece.offset as i32, piece.size as i32);
-                    match (piece.loc.clone(), block) {
-                        (CLoc::Int(k), None) => dynasm!(self.code.ops ; .arch x64 ; mov Rq(INT_ARG_REGS[k as usize]), r10),
-                        (CLoc::Float(k), None) => dynasm!(self.code.ops ; .arch x64 ; movq Rx(k), r10),
-                        (CLoc::Int(k), Some(b)) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + b + 8 * k as i32], r10),
-                        (CLoc::Float(k), Some(b)) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + b + BLOCK_XMM + 8 * k as i32], r10),
-                        _ => unreachable!("eightbytes go to registers"),
-                    }
-                }
-            }
-            CLoc::StackCopy { offset, size } => {
-                let at = block.map_or(0, |b| b + BLOCK_STACK) + *offset as i32;
-                let size = *size as i32;
-                // Unrolled up to UNROLLED_COPY bytes; above, a loop over the
-                // whole words (code size independent of the struct's).
-                let looped = if size > UNROLLED_COPY { size & !7 } else { 0 };
-                if looped > 0 {
-                    dynasm!(self.code.ops
-                        ; .arch x64
-                        ; xor r11d, r11d
-                        ; copy:
-                        ; mov r10, [Rq(base) + r11]
-                        ; mov [rsp + r11 + at], r10
-                        ; add r11, 8
-                        ; cmp r11, looped
-                        ; jb <copy
-                    );
-                }
-                for word in (looped..size).step_by(8) {
-                    self.load_bytes(base, word, (size - word).min(8));
-                    dynasm!(self.code.ops ; .arch x64 ; mov [rsp + at + word], r10);
-                }
-            }
-            _ => unreachable!("the SysV planner gives structs pieces or a stack copy"),
         }
     }
 
@@ -779,151 +839,17 @@ impl Stub<'_> {
             dynasm!(self.code.ops ; .arch x64 ; mov r10, [Rq(base) + off]);
             return;
         }
-        let mut done = 0;
-        for chunk in [4, 2, 1] {
-            if n & chunk == 0 {
-                continue;
+        for (at, size) in tail_pieces(n as u32) {
+            let (reg, at) = (if at == 0 { R10 } else { R11 }, at as i32);
+            match size {
+                4 => dynasm!(self.code.ops ; .arch x64 ; mov Rd(reg), [Rq(base) + off + at]),
+                2 => dynasm!(self.code.ops ; .arch x64 ; movzx Rd(reg), WORD [Rq(base) + off + at]),
+                _ => dynasm!(self.code.ops ; .arch x64 ; movzx Rd(reg), BYTE [Rq(base) + off + at]),
             }
-            let reg = if done == 0 { R10 } else { R11 };
-            match chunk {
-                4 => dynasm!(self.code.ops ; .arch x64 ; mov Rd(reg), [Rq(base) + off + done]),
-                2 => dynasm!(self.code.ops ; .arch x64 ; movzx Rd(reg), WORD [Rq(base) + off + done]),
-                _ => dynasm!(self.code.ops ; .arch x64 ; movzx Rd(reg), BYTE [Rq(base) + off + done]),
+            if at > 0 {
+                dynasm!(self.code.ops ; .arch x64 ; shl r11, (8 * at) as i8 ; or r10, r11);
             }
-            if done > 0 {
-                dynasm!(self.code.ops ; .arch x64 ; shl r11, (8 * done) as i8 ; or r10, r11);
-            }
-            done += chunk;
         }
     }
 
-    /// `blocking: true`: the arguments are in the call block; run the inner
-    /// function through rb_thread_call_without_gvl (other Ruby threads run
-    /// meanwhile; Thread#raise/kill interrupt it like blocking IO), then
-    /// pick up its result.
-    fn call_without_gvl(&mut self) {
-        let b = self.frame.block.expect("blocking frame");
-        let ret = b + BLOCK_STACK + self.req.plan.stack_bytes as i32;
-        let without_gvl = self.code.pool.label(&mut self.code.ops, self.req.targets.call_without_gvl as u64);
-        let inner = self.inner;
-        dynasm!(self.code.ops
-            ; .arch x64
-            ; lea rdi, [=>inner]
-            ; lea rsi, [rsp + b]
-            ; mov rdx, -1                      // RUBY_UBF_IO
-            ; xor ecx, ecx
-            ; call QWORD [=>without_gvl]
-            ; mov rax, [rsp + ret]
-            ; movsd xmm0, [rsp + ret + 8]
-            ; mov rdx, [rsp + ret + 16]
-            ; movsd xmm1, [rsp + ret + 24]
-        );
-    }
-
-    /// `void *inner(void *block)`: loads the argument registers and stack
-    /// arguments from the block, calls the C function, stores rax, xmm0,
-    /// rdx and xmm1 back into it.
-    fn emit_inner(&mut self) {
-        let plan = self.req.plan;
-        let stack = plan.stack_bytes as i32;
-        let (function, inner) = (self.code.pool.function, self.inner);
-        dynasm!(self.code.ops
-            ; .arch x64
-            ; =>inner
-            ; push rbx                         // rsp 16-aligned from here
-            ; mov rbx, rdi
-        );
-        if stack > 0 {
-            dynasm!(self.code.ops ; .arch x64 ; sub rsp, stack);
-        }
-        for q in 0..stack / 8 {
-            dynasm!(self.code.ops ; .arch x64 ; mov rax, [rbx + BLOCK_STACK + 8 * q] ; mov [rsp + 8 * q], rax);
-        }
-        // Every argument register, used or not: simpler than tracking
-        // which ones struct eightbytes and the hidden pointer filled.
-        for (k, reg) in INT_ARG_REGS.iter().enumerate() {
-            dynasm!(self.code.ops ; .arch x64 ; mov Rq(*reg), [rbx + 8 * k as i32]);
-        }
-        for k in 0..8u8 {
-            dynasm!(self.code.ops ; .arch x64 ; movsd Rx(k), [rbx + BLOCK_XMM + 8 * k as i32]);
-        }
-        if plan.variadic {
-            dynasm!(self.code.ops ; .arch x64 ; mov eax, plan.float_regs_used as i32);
-        }
-        dynasm!(self.code.ops
-            ; .arch x64
-            ; call QWORD [=>function]
-            ; mov [rbx + BLOCK_STACK + stack], rax
-            ; movsd [rbx + BLOCK_STACK + stack + 8], xmm0
-            ; mov [rbx + BLOCK_STACK + stack + 16], rdx
-            ; movsd [rbx + BLOCK_STACK + stack + 24], xmm1
-        );
-        if plan.ret == RetLoc::X87 {
-            // Pop st(0) over the rax/xmm0 words: the x87 stack must be
-            // empty again, and the stub reads the value from here.
-            dynasm!(self.code.ops ; .arch x64 ; fstp TWORD [rbx + BLOCK_STACK + stack]);
-        }
-        if stack > 0 {
-            dynasm!(self.code.ops ; .arch x64 ; add rsp, stack);
-        }
-        dynasm!(self.code.ops ; .arch x64 ; pop rbx ; ret);
-    }
-
-    /// errno → the calling thread's saved slot (see runtime::errno): both
-    /// are static TLS at fixed fs offsets. Ruby restores errno after
-    /// re-taking the GVL, so a blocking call saves it here too. Uses esi:
-    /// the return registers (rax, rdx, xmm0, xmm1) are live after the call.
-    fn save_errno(&mut self) {
-        let Some((errno, saved)) = self.req.targets.errno_tp_offsets else { return };
-        dynasm!(self.code.ops
-            ; .arch x64
-            ; fs mov esi, DWORD [errno]
-            ; fs mov DWORD [saved], esi
-        );
-    }
-
-    /// A struct return: its eightbytes (or the bytes the callee wrote
-    /// through the hidden pointer) are in the frame's return buffer; the
-    /// helper makes a new Struct instance holding a copy.
-    fn box_struct_result(&mut self) {
-        let retbuf = self.frame.retbuf;
-        if let RetLoc::Pieces(pieces) = &self.req.plan.ret {
-            for piece in pieces {
-                let at = retbuf + piece.offset as i32;
-                match piece.loc {
-                    CLoc::Int(0) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + at], rax),
-                    CLoc::Int(_) => dynasm!(self.code.ops ; .arch x64 ; mov [rsp + at], rdx),
-                    CLoc::Float(0) => dynasm!(self.code.ops ; .arch x64 ; movsd [rsp + at], xmm0),
-                    _ => dynasm!(self.code.ops ; .arch x64 ; movsd [rsp + at], xmm1),
-                }
-            }
-        }
-        let (info, helper) = (self.code.pool.info, self.code.pool.label(&mut self.code.ops, self.req.targets.ret_struct as u64));
-        dynasm!(self.code.ops
-            ; .arch x64
-            ; mov rdi, [=>info]
-            ; lea rsi, [rsp + retbuf]
-            ; call QWORD [=>helper]
-        );
-    }
-
-    /// st(0) → its 16-byte buffer (popping the x87 stack) → the helper,
-    /// which builds a BigDecimal like the ffi gem. A blocking call's inner
-    /// function already popped it into the call block.
-    fn box_long_double_result(&mut self) {
-        let at = match self.frame.block {
-            Some(b) => b + BLOCK_STACK + self.req.plan.stack_bytes as i32,
-            None => {
-                let retbuf = self.frame.retbuf;
-                dynasm!(self.code.ops ; .arch x64 ; fstp TWORD [rsp + retbuf]);
-                retbuf
-            }
-        };
-        let helper = self.code.pool.label(&mut self.code.ops, self.req.targets.ret_long_double as u64);
-        dynasm!(self.code.ops
-            ; .arch x64
-            ; lea rdi, [rsp + at]
-            ; call QWORD [=>helper]
-        );
-    }
 }

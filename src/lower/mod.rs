@@ -20,9 +20,9 @@
 //!
 //! So "how does a `:double` argument get into xmm2 / d2": [`float_arg`]
 //! says how a Float, a Fixnum or anything else becomes a double in
-//! [`FReg::Arg`], and each backend's `argument_registers` maps `FReg::Arg`
-//! to the vector register the plan's destination names (its `place_float`
-//! stores it to the stack or call block instead).
+//! [`FReg::Arg`], and `backend::stub`'s `argument_registers` maps
+//! `FReg::Arg` to the vector register the plan's destination names (each
+//! backend's `place_float` stores it to the stack or call block instead).
 //!
 //! Also here: the fast path the StringValueCStr helper's thunk runs first
 //! ([`cstr_fast_path`]), shared by every stub.
