@@ -439,12 +439,9 @@ impl Pointer {
         if unsafe { rb_sys::rb_typeddata_is_kind_of(raw, Pointer::data_type_address() as *const rb_sys::rb_data_type_t) } == 0 {
             return None;
         }
-        // SAFETY: typed data of Pointer's type: its data pointer is set by
-        // the alloc function (or obj_wrap) to a live boxed Pointer.
-        unsafe {
-            let data = *((raw as *const u8).add(crate::lower::ruby_layout::RTYPEDDATA_DATA as usize) as *const *const Pointer);
-            data.as_ref()
-        }
+        // SAFETY: typed data of Pointer's type (or a subclass's), live: an
+        // argument of the running method.
+        Some(unsafe { crate::runtime::objects::typed_data_unchecked(raw) })
     }
 
     /// The address of a Pointer (or subclass instance), if `value` is one.
