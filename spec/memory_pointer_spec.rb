@@ -133,6 +133,13 @@ RSpec.describe "Pointer / MemoryPointer memory API (differential against the ffi
     end
   end
 
+  it "has the short names as aliases of the fixed-width accessors" do
+    same("alias original names") do |ns|
+      %i[get_char put_uchar read_short write_ushort get_array_of_int put_array_of_uint read_array_of_long_long
+         write_array_of_ulong_long get_float put_double].map { |m| ns::Pointer.instance_method(m).original_name }
+    end
+  end
+
   describe "strings and bytes" do
     it "put_string / get_string / read_string variants" do
       same("strings") do |ns|

@@ -4,19 +4,10 @@ module FiddleJit
   # The native part (src/ruby/pointer.rs) defines the checked accessors for
   # the fixed-width names (get_int8 … get_uint64, get_long, get_ulong,
   # get_float32, get_float64, get_pointer, with put_/read_/write_ and the
-  # *_array_of_* forms), strings and bytes. This file adds the ffi gem's
-  # short aliases and the methods that are simpler in Ruby.
+  # *_array_of_* forms) and the ffi gem's short aliases of them (get_char,
+  # get_int, get_double, ...), strings and bytes. This file adds the
+  # methods that are simpler in Ruby.
   class Pointer
-    ALIASES = {
-      char: :int8, uchar: :uint8, short: :int16, ushort: :uint16, int: :int32, uint: :uint32,
-      long_long: :int64, ulong_long: :uint64, float: :float32, double: :float64
-    }.freeze
-    PREFIXES = %w[get_ put_ read_ write_ get_array_of_ put_array_of_ read_array_of_ write_array_of_].freeze
-
-    ALIASES.each do |short, canonical|
-      PREFIXES.each { |prefix| alias_method :"#{prefix}#{short}", :"#{prefix}#{canonical}" }
-    end
-
     # ffi's AbstractMemory LONG_MAX: the size of an unbounded pointer.
     LONG_MAX = (2**63) - 1
     private_constant :LONG_MAX

@@ -1365,6 +1365,25 @@ fn set_type_size_fallback(ruby: &Ruby, callable: Value) -> Result<(), Error> {
         .map_err(|_| Error::new(ruby.exception_runtime_error(), "type_size_fallback is already set"))
 }
 
+/// The ffi gem's short type names of the accessors and the fixed-width
+/// names they alias.
+const SHORT_NAMES: [(&str, &str); 10] = [
+    ("char", "int8"),
+    ("uchar", "uint8"),
+    ("short", "int16"),
+    ("ushort", "uint16"),
+    ("int", "int32"),
+    ("uint", "uint32"),
+    ("long_long", "int64"),
+    ("ulong_long", "uint64"),
+    ("float", "float32"),
+    ("double", "float64"),
+];
+
+/// What `accessors!` defines for each type name.
+const ACCESSOR_PREFIXES: [&str; 8] =
+    ["get_", "put_", "read_", "write_", "get_array_of_", "put_array_of_", "read_array_of_", "write_array_of_"];
+
 macro_rules! accessors {
     ($class:expr, $name:literal, $t:ty) => {
         define_raw($class, concat!("get_", $name), raw_get::<$t> as *const (), 1);
@@ -1422,6 +1441,20 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     accessors!(class, "float32", f32);
     accessors!(class, "float64", f64);
     accessors!(class, "pointer", PtrVal);
+    // The ffi gem's short names: aliases, as in its AbstractMemory (so
+    // `original_name` is the fixed-width name).
+    let intern = |prefix: &str, name: &str| {
+        let full = [prefix, name].concat();
+        // SAFETY: interning a name, with the GVL (Init).
+        unsafe { rb_sys::rb_intern2(full.as_ptr() as *const std::ffi::c_char, full.len() as _) }
+    };
+    for (short, canonical) in SHORT_NAMES {
+        for prefix in ACCESSOR_PREFIXES {
+            // SAFETY: with the GVL (Init); the original was defined by
+            // `accessors!` above, so rb_alias cannot raise.
+            unsafe { rb_sys::rb_alias(class.as_raw(), intern(prefix, short), intern(prefix, canonical)) };
+        }
+    }
 
     // Raw fast paths (falling back to the checked methods above).
     define_raw(class, "get_string", raw_get_string as *const (), -1);
