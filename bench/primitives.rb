@@ -44,6 +44,8 @@ SETUP = <<~RUBY
     ffi_lib FFI::Library::LIBC
     callback :cmp, %i[pointer pointer], :int
     attach_function :qsort, [:pointer, :size_t, :size_t, :cmp], :void
+    # ethon's curl_easy_setopt is attached the same way.
+    attach_function :snprintf, %i[pointer size_t string varargs], :int
   end
   tv = Timeval.new
   tv[:tv_sec] = 1
@@ -94,6 +96,8 @@ PRIMITIVES = [
   ["`attach_function :strlen, [:string], :size_t` (reference)", "CbLib.attach_function :strlen, [:string], :size_t", 200],
   ["call with a Proc for a `:cmp` parameter (`qsort` of 1 element)", "CbLib.qsort(ints, 1, 4, cmp)", 2000],
   ["call with an `FFI::Function` for a `:cmp` parameter", "CbLib.qsort(ints, 1, 4, cb_fn)", 2000],
+  ['variadic call `snprintf(buf, 64, "%d %s", :int, 7, :string, "x")` (ethon\'s `curl_easy_setopt`)',
+   'CbLib.snprintf(buf, 64, "%d %s", :int, 7, :string, "x")', 2000],
 ].freeze
 
 if ARGV[0] == "--child"

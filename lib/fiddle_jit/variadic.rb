@@ -9,11 +9,17 @@ module FiddleJit
   #   printf.call("%d %s\n", :int, 5, :string, "x")
   #
   # Each distinct shape of variadic types (`[:int, :string]`) gets its own
-  # stub, attached to a hidden module on first use; the shapes seen are
-  # cached unless the invoker was made shareable (Library#freeze), in which
-  # case the hidden module's methods are the cache.
-  class VariadicInvoker
+  # stub, attached to a hidden module on first use. #call is native
+  # (Native::VariadicCall, src/ruby/variadic.rs): it finds the shape's stub
+  # by the identity of the types passed, converts the values that need it
+  # and calls the stub; a new shape goes through #shape below. As the ffi
+  # gem: missing fixed arguments are nil, and a trailing type without a
+  # value passes nil.
+  class VariadicInvoker < Native::VariadicCall
+    NOT_VARIADIC = %w[void bool].freeze
+
     def initialize(library, name, c_name, address, fixed, ret, blocking)
+      super()
       @library = library
       @name = name
       @c_name = c_name
@@ -28,31 +34,17 @@ module FiddleJit
       @fixed_convs = fixed_resolved.map { |t| library.__send__(:variadic_converter, t) }
       @ret_type, @ret_conv = library.__send__(:native_return_type, library.find_type(ret), name)
       @holder = Module.new
-      @shapes = {}
+      __setup(@fixed.size, @ret_conv, @holder)
+    end
+
+    # A copy's native half starts empty (new shapes cached again).
+    def initialize_copy(other)
+      super
+      __setup(@fixed.size, @ret_conv, @holder)
     end
 
     def return_type = @library.find_type(@ret)
     def param_types = (@fixed + [:varargs]).map { |t| @library.find_type(t) }
-
-    # call(fixed..., type, value, type, value...): as the ffi gem, missing
-    # fixed arguments are nil and a trailing type without a value passes nil.
-    def call(*args)
-      fixed = @fixed.size
-      args += [nil] * (fixed - args.size) if args.size < fixed
-      pairs = args.drop(fixed).each_slice(2).map { |type, value| [type, value] }
-      stub, convs = shape(pairs.map(&:first))
-      values = args.first(fixed) + pairs.map(&:last)
-      if convs.any?
-        values = values.each_with_index.map do |v, i|
-          c = convs[i]
-          next v unless c
-
-          c.is_a?(FunctionType) ? Function.for_callback(c, v) : c.to_native(v)
-        end
-      end
-      result = @holder.__send__(stub, *values)
-      @ret_conv ? @ret_conv.from_native(result, nil) : result
-    end
 
     # Defines +mname+ on +mod+ calling this function (the ffi gem's #attach).
     def attach(mod, mname)
@@ -66,28 +58,29 @@ module FiddleJit
 
     private
 
-    # [the hidden stub's name, the converter of each value (or nil)].
+    # The native #call's slow path, once per new shape of variadic +types+
+    # (raising the ffi gem's errors for bad ones): [the stub's address, its
+    # cfunc arity, the converter of each argument or nil].
     def shape(types)
-      found = @shapes[types]
-      return found if found
-
       library = @library
       resolved = types.map { |t| library.find_type(t) }
       var_types = resolved.each_with_index.map do |t, i|
         library.__send__(:ffi_long_param, types[i], t) || library.__send__(:variadic_native_type, t, @name)
       end
-      raise ArgumentError, "#{@name}: :void is not a variadic argument type" if var_types.include?("void")
+      # Like the ffi gem, whose libffi rejects a type narrower than int it
+      # does not promote (:bool).
+      if (bad = var_types.find { |t| NOT_VARIADIC.include?(t) })
+        raise ArgumentError, "#{@name}: :#{bad} is not a variadic argument type"
+      end
 
       shape_name = "#{@name}(#{types.join(", ")})"
-      unless @holder.respond_to?(shape_name)
-        signature = Library.native_signature(library, @fixed_types + var_types, @ret_type, (@fixed + types).map(&:to_s),
-                                             fixed: @fixed.size, blocking: @blocking)
-        stub, = Native.attach_function(@holder, shape_name, @address, @c_name, signature)
-        library.__send__(:enum_symbols_for, stub)
-      end
-      entry = [shape_name.to_sym, @fixed_convs + resolved.map { |t| library.__send__(:variadic_converter, t) }].freeze
-      @shapes[types.dup.freeze] = entry unless @shapes.frozen?
-      entry
+      signature = Library.native_signature(library, @fixed_types + var_types, @ret_type, (@fixed + types).map(&:to_s),
+                                           fixed: @fixed.size, blocking: @blocking)
+      # The same name and signature again (another Ractor, a racing
+      # thread) gives the stub already attached.
+      stub, = Native.attach_function(@holder, shape_name, @address, @c_name, signature)
+      library.__send__(:enum_symbols_for, stub)
+      [stub, @holder.method(shape_name).arity, @fixed_convs + resolved.map { |t| library.__send__(:variadic_converter, t) }]
     end
   end
 

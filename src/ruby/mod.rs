@@ -7,6 +7,7 @@ pub mod library;
 pub mod pointer;
 pub mod struct_memory;
 pub mod stub_lifetime;
+pub mod variadic;
 
 use crate::runtime::host::{self, Host};
 use function::Function;
@@ -38,5 +39,6 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     library::init(ruby, module)?;
     attach::init(ruby, module)?;
     function::init(ruby, module)?;
+    variadic::init(ruby, module)?;
     Ok(())
 }
