@@ -76,16 +76,6 @@ module FiddleJit
   # for callbacks made from a Proc by a callback parameter, the Proc)
   # referenced for as long as C may call it.
   class Function
-    # The wrapper factories of attach_address, one per shape (see
-    # shaped_wrapper), compiled on first use.
-    module SHAPES
-      LOCK = Mutex.new
-      BY_SHAPE = {} # shape (see shaped_wrapper) => factory method
-    end
-    # Wider signatures get the generic (splat) wrapper.
-    MAX_SHAPED_ARITY = 32
-    # Default of the parameter a block may stand in for.
-    UNSET = Object.new.freeze
     NO_OPTIONS = {}.freeze
 
     # A signature as Function.new uses it: the resolved types, their names
@@ -199,20 +189,18 @@ module FiddleJit
       end
 
       # Attaches the C function at +address+ to +mod+ as +name+. Signatures
-      # with callback parameters or a callback return get a thin Ruby
-      # wrapper around the stub (attached under a private hidden name) that
-      # turns Procs/Methods/a block into Functions, opens a callback frame
-      # and re-raises an exception a callback raised once C has returned.
+      # with callback parameters or a callback return get a native method
+      # (Native.define_callback_method) in front of the stub, which stays
+      # on a holder module of its own under a hidden name: it turns a block
+      # or Procs/Methods into Functions, opens a callback frame and
+      # re-raises an exception a callback raised once C has returned.
       #
-      # +frame+ forces the wrapper for a function without callback types
-      # that may call callbacks C stored earlier, so their exceptions are
-      # re-raised too (option <tt>callback_frame: true</tt> of attach_function).
-      # Attaches the stub for +address+ as +name+ on +mod+; with callback
-      # parameters or returns (or +frame+), as a private hidden method behind
-      # a wrapper that turns Procs into Functions. Returns [stub address,
-      # code bytes].
+      # +frame+ forces it for a function without callback types that may
+      # call callbacks C stored earlier, so their exceptions are re-raised
+      # too (option <tt>callback_frame: true</tt> of attach_function).
       # +long_names+: per parameter "long"/"ulong" where the ffi gem types it
       # as long (see Library#ffi_long_param), else nil.
+      # Returns [stub address, code bytes].
       def attach_address(mod, name, address, params, ret, labels, frame: false, c_name: name.to_s, blocking: false,
                          long_names: nil)
         name = name.to_s
@@ -223,28 +211,12 @@ module FiddleJit
         signature = Library.native_signature(mod, native_params, native_ret, labels, blocking: blocking)
         return Native.attach_function(mod, name, address, c_name, signature) if cb_indexes.empty? && ret_type.nil? && !frame
 
+        # The stub keeps its name (messages, Native.top_is_wrapped_stub).
+        holder = Module.new
         hidden = "__fiddle_jit_#{name}"
-        if params.length <= MAX_SHAPED_ARITY
-          # The stub lives on a module of its own, also as `__fiddle_jit_call`:
-          # the wrapper, shared by every function of its shape, calls it by
-          # that literal name (an inline-cached call, not a __send__). The
-          # stub keeps its name (messages, Native.top_is_wrapped_stub).
-          holder = Module.new
-          bytes = Native.attach_function(holder, hidden, address, c_name, signature)
-          holder.singleton_class.__send__(:alias_method, :__fiddle_jit_call, hidden)
-          body = shaped_wrapper(mod, holder, name, params, cb_indexes, ret_type)
-          mod.define_singleton_method(name, body)
-          mod.__send__(:define_method, name, body)
-          return bytes
-        end
-
-        bytes = Native.attach_function(mod, hidden, address, c_name, signature)
-        mod.singleton_class.__send__(:private, hidden)
-        mod.__send__(:private, hidden)
-        require_relative "function_wrappers"
-        body = wrapper_body(mod, hidden, name, params, cb_indexes, ret_type)
-        mod.define_singleton_method(name) { |*args, &blk| body.call(args, blk) }
-        mod.__send__(:define_method, name) { |*args, &blk| body.call(args, blk) }
+        bytes = Native.attach_function(holder, hidden, address, c_name, signature)
+        Native.define_callback_method(mod, name, holder, hidden, params.length, cb_indexes,
+                                      cb_indexes.map { |i| params[i] }, ret_type, Library.ffi_compatible?(mod))
         bytes
       end
 
@@ -291,46 +263,6 @@ module FiddleJit
       # descriptor (the stub copies it into registers or stack slots).
       def native_param(type)
         type.is_a?(Type::Struct) ? type.native_descriptor : native_name(type)
-      end
-
-      # A fixed-arity wrapper (no splats, no block call) as a shareable
-      # lambda for define_method: for qsort(pointer, size_t, size_t, cmp),
-      #
-      #   lambda do |a0, a1, a2, a3 = UNSET, &blk|
-      #     if UNSET.equal?(a3) ... a3 = blk end   # block as last callback param
-      #     f3 = Function.for_callback(t3, a3)
-      #     frame = Native.callback_frame_push
-      #     begin r = holder.__fiddle_jit_call(a0, a1, a2, f3.to_ptr) ensure e = Native.callback_frame_pop(frame) end
-      #     raise e if e
-      #     r
-      #   end
-      #
-      # The Ruby source of a factory for each shape (arity, callback
-      # positions, callback return) is compiled once per process; each
-      # attach only calls the factory.
-      def shaped_wrapper(mod, holder, name, params, cb_indexes, ret_type)
-        # The shape as an Integer: arity, callback return, a bit per callback parameter.
-        shape = cb_indexes.sum(params.length << 1 | (ret_type ? 1 : 0)) { |i| 1 << (i + 8) }
-        factory = SHAPES::BY_SHAPE[shape] || SHAPES::LOCK.synchronize do
-          SHAPES::BY_SHAPE[shape] ||= begin
-            require_relative "function_wrappers"
-            method = :"w#{SHAPES::BY_SHAPE.size}"
-            SHAPES.module_eval(factory_source(method, params.length, cb_indexes, ret_type ? true : false), __FILE__, __LINE__)
-            method
-          end
-        end
-        message = (arity_message(mod, params.length - 1, params.length, name) unless cb_indexes.empty?)
-        types = cb_indexes.map { |i| params[i] }
-        FiddleJit.make_shareable(SHAPES.__send__(factory, holder, message.freeze, types.freeze, ret_type))
-      end
-
-      # For a module with the ffi gem's behaviour (Library.ffi_compatible?), its wording.
-      def arity_message(mod, given, expected, name)
-        if Library.ffi_compatible?(mod)
-          "wrong number of arguments (#{given} for #{expected})"
-        else
-          "wrong number of arguments (given #{given}, expected #{expected}) calling #{name}"
-        end
       end
 
       # Callback-typed parameters of the callback arrive as Functions;

@@ -8,6 +8,8 @@
 //! the Function is collected (or `free`d) its slot and thunk are recycled
 //! and the address must no longer be called by C.
 
+mod callback_params;
+
 use crate::runtime::callback::{self, Slot};
 use crate::types::CType;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
@@ -119,7 +121,7 @@ fn callback_stats() -> (usize, usize, usize) {
     callback::stats()
 }
 
-pub fn init(_ruby: &Ruby, module: RModule) -> Result<(), Error> {
+pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     // A Pointer subclass, as in the ffi gem (`is_a?(Pointer)`); its own
     // data type, so :pointer parameters take it through `to_ptr`.
     let pointer: magnus::RClass = module.const_get("Pointer")?;
@@ -136,5 +138,6 @@ pub fn init(_ruby: &Ruby, module: RModule) -> Result<(), Error> {
     callback::define_frame_functions(native);
     native.define_singleton_method("callback_stats", function!(callback_stats, 0))?;
     native.const_set("CALLBACK_QUARANTINE", callback::QUARANTINE)?;
+    callback_params::init(ruby, native)?;
     Ok(())
 }
