@@ -204,9 +204,14 @@ module FiddleJit
       def attach_address(mod, name, address, params, ret, labels, frame: false, c_name: name.to_s, blocking: false,
                          long_names: nil)
         name = name.to_s
-        native_params = params.each_with_index.map { |t, i| long_names&.[](i) || native_param(t) }
+        # (Blocks rather than Enumerators: attach_function runs this per function.)
+        native_params = if long_names
+                          params.zip(long_names).map { |t, long| long || native_param(t) }
+                        else
+                          params.map { |t| native_param(t) }
+                        end
         native_ret = ret.is_a?(Type::Struct) ? ret.native_return_descriptor : native_name(ret)
-        cb_indexes = params.each_index.select { |i| params[i].is_a?(FunctionType) }
+        cb_indexes = (0...params.length).select { |i| params[i].is_a?(FunctionType) }
         ret_type = ret.is_a?(FunctionType) ? ret : nil
         signature = Library.native_signature(mod, native_params, native_ret, labels, blocking: blocking)
         return Native.attach_function(mod, name, address, c_name, signature) if cb_indexes.empty? && ret_type.nil? && !frame
