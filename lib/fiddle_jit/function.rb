@@ -107,16 +107,17 @@ module FiddleJit
 
       # Function.new with the types resolved (+sig+ a Signature).
       def __new(sig, callable, options)
-        fn = case callable
-             when Pointer then __pointer(callable.address)
-             when Function then __pointer(callable.address)
-             when nil then raise ArgumentError, "Function.new needs a Proc, Method, block or Pointer"
-             else
-               unless callable.is_a?(Proc) || callable.respond_to?(:call)
-                 raise TypeError, "wrong argument type #{callable.class}, expected pointer or proc"
-               end
-               __callback(sig.native_params, sig.native_ret, sig.adapt ? adapt(callable, sig.params, sig.ret) : callable)
-             end
+        if callable.is_a?(Pointer) # (a Function too)
+          fn = __pointer_from(callable) # kept alive natively, as the ffi gem's rbParent
+          callable = nil # (setup keeps only a callable, for #free)
+        else
+          raise ArgumentError, "Function.new needs a Proc, Method, block or Pointer" if callable.nil?
+          unless callable.is_a?(Proc) || callable.respond_to?(:call)
+            raise TypeError, "wrong argument type #{callable.class}, expected pointer or proc"
+          end
+
+          fn = __callback(sig.native_params, sig.native_ret, sig.adapt ? adapt(callable, sig.params, sig.ret) : callable)
+        end
         fn.__send__(:setup, sig.ret, sig.params, options, callable)
         fn
       end
@@ -325,15 +326,8 @@ module FiddleJit
     # The result and parameter types as the ffi gem 1.16+ reports them:
     # Type objects (Type::INT32 for :int), a Struct.by_ref as a Type::Mapped
     # of its StructByReference.
-    def return_type
-      resolve_types
-      Function.ffi_type(@return_type)
-    end
-
-    def param_types
-      resolve_types
-      @param_types.map { |t| Function.ffi_type(t) }
-    end
+    def return_type = Function.ffi_type(types[0])
+    def param_types = types[1].map { |t| Function.ffi_type(t) }
 
     def self.ffi_type(type)
       case type
@@ -343,10 +337,11 @@ module FiddleJit
     end
 
     # Frozen as any object (a Function's memory is not writable anyway),
-    # with its Pointer made first (what stubs are passed).
+    # with its Pointer (#to_ptr, native) made and frozen first, as the ffi
+    # gem's Function is itself a frozen Pointer.
     def freeze
-      to_ptr
-      resolve_types
+      to_ptr.freeze
+      FiddleJit.make_shareable(types) # (held natively: Ractor.make_shareable does not see it)
       @invoker ||= build_invoker unless freed? # what #call needs, made while it may still be
       Kernel.instance_method(:freeze).bind_call(self)
     end
@@ -374,18 +369,14 @@ module FiddleJit
     def attach(mod, name)
       raise RuntimeError, "trying to attach function to non-module" unless mod.is_a?(Module)
 
-      resolve_types
-      labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
-      Function.attach_address(mod, name, address, @param_types, @return_type, labels,
+      ret, params = types
+      labels = params.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
+      Function.attach_address(mod, name, address, params, ret, labels,
                               blocking: @options&.[](:blocking) ? true : false)
       attached = mod.instance_variable_get(:@__fiddle_jit_functions__) || {}
       attached[name.to_s] = self
       mod.instance_variable_set(:@__fiddle_jit_functions__, attached)
       self
-    end
-
-    def to_ptr
-      @to_ptr || (frozen? ? Pointer.new(address) : (@to_ptr = Pointer.new(address)))
     end
 
     # Releases the trampoline now (C must not call it afterwards), and
@@ -421,24 +412,24 @@ module FiddleJit
     alias autorelease autorelease?
 
     def inspect
-      resolve_types
+      ret, params = types
       kind = __callable ? "callback" : "pointer"
       name = ->(t) { t.is_a?(Type::Builtin) ? t.canonical : t }
-      format("#<FiddleJit::Function %s (%s) -> %s address=0x%016x>", kind, @param_types.map(&name).join(", "),
-             name.call(@return_type), address)
+      format("#<FiddleJit::Function %s (%s) -> %s address=0x%016x>", kind, params.map(&name).join(", "),
+             name.call(ret), address)
     end
 
     private :native_free
 
     private
 
+    # (Each instance variable of a T_DATA object is a generic-ivar table
+    # entry, the main cost of a short-lived Function: the types are held
+    # natively, and empty options and a nil callable are not stored.)
     def setup(ret, params, options, callable)
-      @return_type = ret
-      @param_types = params
-      # (Each instance variable of a T_DATA object is a generic-ivar table
-      # entry: the usual empty options are not stored.)
+      self.__types = [ret, params]
       @options = options unless options.empty?
-      @callable_ref = callable # the unadapted callable, kept alive with us
+      @callable_ref = callable if callable # the unadapted callable, kept alive with us
     end
 
     # attach_function's return value under the FFI namespace: the library
@@ -450,26 +441,28 @@ module FiddleJit
       @lazy_types = [library, ret, params]
     end
 
-    def resolve_types
-      return unless @lazy_types
-
-      library, ret, params = @lazy_types
-      setup(library.find_type(ret), params.map { |t| library.find_type(t) }, {}, nil)
-      @lazy_types = nil
+    # [return type, parameter types], resolved.
+    def types
+      if @lazy_types
+        library, ret, params = @lazy_types
+        setup(library.find_type(ret), params.map { |t| library.find_type(t) }, {}, nil)
+        @lazy_types = nil
+      end
+      __types
     end
 
     def build_invoker
       raise RuntimeError, "Function#call after free" if freed?
 
-      resolve_types
+      ret, params = types
       mod = Module.new
-      labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
-      Function.attach_address(mod, "call", address, @param_types, @return_type, labels,
+      labels = params.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
+      Function.attach_address(mod, "call", address, params, ret, labels,
                               blocking: @options&.[](:blocking) ? true : false)
       mapped = ->(t) { t.is_a?(Enum) || t.is_a?(Type::Mapped) ? t : nil }
-      convs = @param_types.map(&mapped)
+      convs = params.map(&mapped)
       @param_convs = convs.any? ? convs : nil
-      @return_conv = mapped.call(@return_type)
+      @return_conv = mapped.call(ret)
       @invoker = mod
     end
   end

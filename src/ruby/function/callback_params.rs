@@ -104,23 +104,15 @@ impl CallbackParams {
                 class.funcall::<_, _, Value>("for_callback", (ty, arg))?.as_raw()
             }
         };
-        Ok((function_pointer(function)?, function))
+        Ok((function_pointer(function), function))
     }
 }
 
-/// A Function's cached Pointer (what the stub takes inline), or its
-/// `to_ptr`; anything else `for_callback` returned (nil, a Pointer) as is.
-fn function_pointer(function: VALUE) -> Result<VALUE, Error> {
-    if super::Function::address_of(unsafe { Value::from_raw(function) }).is_none() {
-        return Ok(function);
-    }
-    // SAFETY: reads an instance variable of a live Function.
-    let cached = unsafe { rb_sys::rb_ivar_get(function, id!(c"@to_ptr")) };
-    if cached != QNIL {
-        return Ok(cached);
-    }
-    // SAFETY: a live Function.
-    Ok(unsafe { Value::from_raw(function) }.funcall::<_, _, Value>("to_ptr", ())?.as_raw())
+/// A Function's Pointer (what the stub takes inline); anything else
+/// `for_callback` returned (nil, a Pointer) as is.
+fn function_pointer(function: VALUE) -> VALUE {
+    // SAFETY: a live VALUE (the memo's, or returned by `for_callback`).
+    super::Function::pointer_of(unsafe { Value::from_raw(function) }).map_or(function, |p| p.as_raw())
 }
 
 /// Argument slots on the machine stack: the GC scans it, so the converted
