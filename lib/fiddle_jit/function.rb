@@ -79,8 +79,9 @@ module FiddleJit
     NO_OPTIONS = {}.freeze
 
     # A signature as Function.new uses it: the resolved types, their names
-    # for the native layer, and whether a callable needs #adapt.
-    Signature = ::Struct.new(:ret, :params, :native_params, :native_ret, :adapt)
+    # for the native layer, whether a callable needs #adapt, and the frozen
+    # [ret, params] pair each of its Functions holds.
+    Signature = ::Struct.new(:ret, :params, :native_params, :native_ret, :adapt, :types)
     # Signatures of builtin type Symbols: return Symbol => { first param
     # Symbol => { ... nil => Signature } }. Builtin Symbols resolve the same whatever
     # typedefs exist; main Ractor only (the Hash is not shareable).
@@ -102,23 +103,26 @@ module FiddleJit
         ret = Types.resolve(ret)
         params = params.map { |t| Types.resolve(t) }
         Signature.new(ret, params.freeze, params.map { |t| native_param(t) }.freeze, native_param(ret),
-                      adapt?(params, ret)).freeze
+                      adapt?(params, ret), [ret, params].freeze).freeze
       end
 
       # Function.new with the types resolved (+sig+ a Signature).
       def __new(sig, callable, options)
-        if callable.is_a?(Pointer) # (a Function too)
-          fn = __pointer_from(callable) # kept alive natively, as the ffi gem's rbParent
-          callable = nil # (setup keeps only a callable, for #free)
-        else
-          raise ArgumentError, "Function.new needs a Proc, Method, block or Pointer" if callable.nil?
-          unless callable.is_a?(Proc) || callable.respond_to?(:call)
-            raise TypeError, "wrong argument type #{callable.class}, expected pointer or proc"
-          end
+        # The Pointer or callable is kept alive natively (the ffi gem's
+        # rbParent), the types too: no instance variables, each a
+        # generic-ivar table entry on this T_DATA object.
+        fn = if callable.is_a?(Pointer) # (a Function too)
+               __pointer_from(callable, sig.types)
+             else
+               raise ArgumentError, "Function.new needs a Proc, Method, block or Pointer" if callable.nil?
+               unless callable.is_a?(Proc) || callable.respond_to?(:call)
+                 raise TypeError, "wrong argument type #{callable.class}, expected pointer or proc"
+               end
 
-          fn = __callback(sig.native_params, sig.native_ret, sig.adapt ? adapt(callable, sig.params, sig.ret) : callable)
-        end
-        fn.__send__(:setup, sig.ret, sig.params, options, callable)
+               adapted = sig.adapt ? adapt(callable, sig.params, sig.ret) : callable
+               __callback(sig.native_params, sig.native_ret, adapted, sig.types, callable)
+             end
+        fn.__send__(:setup_options, options) unless options.empty?
         fn
       end
 
@@ -386,11 +390,10 @@ module FiddleJit
       native_free
       type = @callback_type
       type&.__callback_memo_forget(self)
-      if @callable_ref && !@callable_ref.frozen?
-        if @callable_ref.instance_variable_get(:@__ffi_callback__).equal?(self)
-          @callable_ref.remove_instance_variable(:@__ffi_callback__)
-        end
-        @callable_ref.instance_variable_get(:@__ffi_callback_table__)&.delete_if { |_, f| f.equal?(self) }
+      callable = __parent
+      if callable && !callable.frozen?
+        callable.remove_instance_variable(:@__ffi_callback__) if callable.instance_variable_get(:@__ffi_callback__).equal?(self)
+        callable.instance_variable_get(:@__ffi_callback_table__)&.delete_if { |_, f| f.equal?(self) }
       end
       self
     end
@@ -423,13 +426,16 @@ module FiddleJit
 
     private
 
-    # (Each instance variable of a T_DATA object is a generic-ivar table
-    # entry, the main cost of a short-lived Function: the types are held
-    # natively, and empty options and a nil callable are not stored.)
-    def setup(ret, params, options, callable)
+    # The types and options of a Function made by __pointer (no callable:
+    # Function.__new hands a callable or Pointer to the native constructor,
+    # which keeps it alive).
+    def setup(ret, params, options, _callable)
       self.__types = [ret, params]
-      @options = options unless options.empty?
-      @callable_ref = callable if callable # the unadapted callable, kept alive with us
+      setup_options(options) unless options.empty?
+    end
+
+    def setup_options(options)
+      @options = options
     end
 
     # attach_function's return value under the FFI namespace: the library

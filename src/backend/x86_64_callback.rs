@@ -244,7 +244,7 @@ mod tests {
     #[test]
     fn a_method_thunk_adds_its_data_as_the_fourth_argument() {
         let mut arena = CodeArena::new();
-        let code = emit_method_thunk(0x4000, fake_method as usize).unwrap();
+        let code = emit_method_thunk(0x4000, fake_method as *const () as usize).unwrap();
         let thunk = arena.install(&code).unwrap();
         // SAFETY: the thunk is a complete function of this signature.
         let f: extern "C" fn(i32, *const u64, u64) -> u64 = unsafe { std::mem::transmute(thunk) };

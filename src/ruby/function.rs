@@ -26,8 +26,9 @@ pub struct Function {
     slot: std::sync::Mutex<Option<&'static Slot>>,
     /// The callable (raw VALUE, marked with rb_gc_mark so it is pinned).
     callable: Option<rb_sys::VALUE>,
-    /// The Pointer (or Function) a pointer-backed Function was made from,
-    /// kept alive with it (the ffi gem's rbParent); marked.
+    /// What the Function was made from, kept alive with it: the Pointer
+    /// (or Function) of a pointer-backed one (the ffi gem's rbParent), the
+    /// unadapted callable of a callback (whose caches `free` clears); marked.
     parent: Option<rb_sys::VALUE>,
     /// The Pointer `to_ptr` returns (0 until made), marked (pinned). Native
     /// rather than an instance variable: each of those is a generic-ivar
@@ -135,9 +136,18 @@ impl Function {
         rb_self.types.store(types.as_raw() as usize, Ordering::Release);
     }
 
-    /// `Function.__callback(params, ret, callable)`: canonical type names,
-    /// or struct descriptors for structs by value (as for attach_function).
-    fn new_callback(ruby: &Ruby, params: magnus::RArray, ret: Value, callable: Value) -> Result<Obj<Function>, Error> {
+    /// `Function.__callback(params, ret, callable, types, parent)`: canonical
+    /// type names, or struct descriptors for structs by value (as for
+    /// attach_function); `types` as for `__types=`, `parent` the unadapted
+    /// callable.
+    fn new_callback(
+        ruby: &Ruby,
+        params: magnus::RArray,
+        ret: Value,
+        callable: Value,
+        types: Value,
+        parent: Value,
+    ) -> Result<Obj<Function>, Error> {
         let params = params.into_iter().map(|p| parse_type(ruby, p)).collect::<Result<Vec<_>, _>>()?;
         if let Some(i) = params.iter().position(|p| *p == CType::Void) {
             return Err(Error::new(ruby.exception_arg_error(), format!("callback argument {} cannot be :void", i + 1)));
@@ -153,34 +163,35 @@ impl Function {
             address: slot.thunk(),
             slot: std::sync::Mutex::new(Some(slot)),
             callable: Some(callable.as_raw()),
-            parent: None,
+            parent: Some(parent.as_raw()),
             pointer: AtomicUsize::new(0),
-            types: AtomicUsize::new(0),
+            types: AtomicUsize::new(types.as_raw() as usize),
         }))
     }
 
     /// `Function.__pointer(address)`: a C function pointer.
     fn new_pointer(ruby: &Ruby, address: usize) -> Obj<Function> {
-        ruby.obj_wrap(Function::pointer_backed(address, None))
+        ruby.obj_wrap(Function::pointer_backed(address, None, 0))
     }
 
-    /// `Function.__pointer_from(pointer)`: a C function pointer at the
-    /// address of a Pointer (or Function), which it keeps alive.
-    fn new_pointer_from(ruby: &Ruby, pointer: Value) -> Result<Obj<Function>, Error> {
+    /// `Function.__pointer_from(pointer, types)`: a C function pointer at
+    /// the address of a Pointer (or Function), which it keeps alive; `types`
+    /// as for `__types=`.
+    fn new_pointer_from(ruby: &Ruby, pointer: Value, types: Value) -> Result<Obj<Function>, Error> {
         let address = (crate::runtime::host::host().pointer_address)(pointer)
             .or_else(|| Function::address_of(pointer))
             .ok_or_else(|| Error::new(ruby.exception_type_error(), "expected a Pointer"))?;
-        Ok(ruby.obj_wrap(Function::pointer_backed(address, Some(pointer.as_raw()))))
+        Ok(ruby.obj_wrap(Function::pointer_backed(address, Some(pointer.as_raw()), types.as_raw())))
     }
 
-    fn pointer_backed(address: usize, parent: Option<rb_sys::VALUE>) -> Function {
+    fn pointer_backed(address: usize, parent: Option<rb_sys::VALUE>, types: rb_sys::VALUE) -> Function {
         Function {
             address,
             slot: std::sync::Mutex::new(None),
             callable: None,
             parent,
             pointer: AtomicUsize::new(0),
-            types: AtomicUsize::new(0),
+            types: AtomicUsize::new(types as usize),
         }
     }
 
@@ -191,6 +202,11 @@ impl Function {
     fn callable(&self) -> Option<Value> {
         // SAFETY: marked by this object.
         self.callable.map(|v| unsafe { Value::from_raw(v) })
+    }
+
+    fn parent(&self) -> Option<Value> {
+        // SAFETY: marked by this object.
+        self.parent.map(|v| unsafe { Value::from_raw(v) })
     }
 
     /// Recycles the trampoline slot now (the ffi gem's Function#free).
@@ -220,15 +236,16 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let pointer: magnus::RClass = module.const_get("Pointer")?;
     let class = module.define_class("Function", pointer)?;
     class.undef_default_alloc_func();
-    class.define_singleton_method("__callback", function!(Function::new_callback, 3))?;
+    class.define_singleton_method("__callback", function!(Function::new_callback, 5))?;
     class.define_singleton_method("__pointer", function!(Function::new_pointer, 1))?;
-    class.define_singleton_method("__pointer_from", function!(Function::new_pointer_from, 1))?;
+    class.define_singleton_method("__pointer_from", function!(Function::new_pointer_from, 2))?;
     class.define_method("address", method!(Function::address, 0))?;
     class.define_method("to_i", method!(Function::address, 0))?;
     class.define_method("to_ptr", method!(Function::to_ptr, 0))?;
     class.define_private_method("__types", method!(Function::types, 0))?;
     class.define_private_method("__types=", method!(Function::set_types, 1))?;
     class.define_method("__callable", method!(Function::callable, 0))?;
+    class.define_private_method("__parent", method!(Function::parent, 0))?;
     class.define_method("native_free", method!(Function::free, 0))?;
     class.define_method("freed?", method!(Function::is_freed, 0))?;
     let native: RModule = module.const_get("Native")?;
