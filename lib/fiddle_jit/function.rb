@@ -195,7 +195,7 @@ module FiddleJit
 
       # Attaches the C function at +address+ to +mod+ as +name+. Signatures
       # with callback parameters or a callback return get a native method
-      # (Native.define_callback_method) in front of the stub, which stays
+      # (Function.__define_callback_method) in front of the stub, which stays
       # on a holder module of its own under a hidden name: it turns a block
       # or Procs/Methods into Functions, opens a callback frame and
       # re-raises an exception a callback raised once C has returned.
@@ -225,8 +225,8 @@ module FiddleJit
         holder = Module.new
         hidden = "__fiddle_jit_#{name}"
         bytes = Native.attach_function(holder, hidden, address, c_name, signature)
-        Native.define_callback_method(mod, name, holder, hidden, params.length, cb_indexes,
-                                      cb_indexes.map { |i| params[i] }, ret_type, Library.ffi_compatible?(mod))
+        __define_callback_method(mod, name, holder, hidden, params.length, cb_indexes,
+                                 cb_indexes.map { |i| params[i] }, ret_type, Library.ffi_compatible?(mod))
         bytes
       end
 

@@ -252,6 +252,6 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     callback::define_frame_functions(native);
     native.define_singleton_method("callback_stats", function!(callback_stats, 0))?;
     native.const_set("CALLBACK_QUARANTINE", callback::QUARANTINE)?;
-    callback_params::init(ruby, native)?;
+    callback_params::init(ruby, class, native)?;
     Ok(())
 }

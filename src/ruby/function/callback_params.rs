@@ -19,7 +19,7 @@
 
 use crate::runtime::callback;
 use magnus::rb_sys::{protect, resume_error, AsRawValue, FromRawValue};
-use magnus::{gc, prelude::*, DataTypeFunctions, Error, RArray, RModule, Ruby, TypedData, Value};
+use magnus::{gc, prelude::*, DataTypeFunctions, Error, RArray, RHash, RModule, Ruby, TypedData, Value};
 use rb_sys::{ID, VALUE};
 use std::ffi::{c_int, CString};
 use std::mem::MaybeUninit;
@@ -43,6 +43,9 @@ pub struct CallbackParams {
     ret_type: VALUE,
     /// FiddleJit::Function (for `for_callback` and `from_native`).
     function_class: VALUE,
+    /// This object's own VALUE, which `call` keeps on its stack: the module
+    /// may drop the object (the method attached again) while it runs.
+    object: std::cell::Cell<VALUE>,
     /// For arity messages: the method's name, and whether the module
     /// words them as the ffi gem.
     name: String,
@@ -135,8 +138,10 @@ unsafe extern "C" fn call_stub(arg: VALUE) -> VALUE {
 unsafe extern "C" fn call(argc: c_int, argv: *const VALUE, _recv: VALUE, data: *const CallbackParams) -> VALUE {
     let mut args: Slots = [MaybeUninit::uninit(); crate::abi::MAX_PARAMS];
     let mut functions: Slots = [MaybeUninit::uninit(); crate::abi::MAX_PARAMS];
-    // SAFETY: the thunk passes the CallbackParams its module keeps alive.
+    // SAFETY: the thunk passes the CallbackParams its module keeps alive
+    // (and `object`, on this stack, keeps it alive until we return).
     let params = &*data;
+    let object = params.object.get();
     match prepare(params, argc as usize, argv, &mut args, &mut functions) {
         Ok(()) => {}
         Err(e) => resume_error(e),
@@ -154,7 +159,7 @@ unsafe extern "C" fn call(argc: c_int, argv: *const VALUE, _recv: VALUE, data: *
         rb_sys::rb_exc_raise(exception);
     }
     // The Functions lived through the call (the stack slots are read here).
-    std::hint::black_box(&functions);
+    std::hint::black_box((&functions, object));
     if params.ret_type == QNIL {
         return result;
     }
@@ -203,19 +208,21 @@ fn from_native(params: &CallbackParams, result: VALUE) -> Result<VALUE, Error> {
     Ok(class.funcall::<_, _, Value>("from_native", (ty, result))?.as_raw())
 }
 
-/// The hidden instance variable of a module holding its CallbackParams
-/// (no `@`: invisible to Ruby, so `Library#freeze` does not walk it).
+/// The hidden instance variable of a module holding its CallbackParams by
+/// method name (no `@`: invisible to Ruby, so `Library#freeze` does not
+/// walk it).
 fn holder_ivar() -> ID {
     id!(c"__fiddle_jit_callback_params__")
 }
 
-/// `Native.define_callback_method(module, name, holder, stub, arity,
+/// `Function.__define_callback_method(module, name, holder, stub, arity,
 /// callback_indexes, callback_types, ret_type, ffi_messages)`: defines
 /// `name` on `module` (singleton and public instance method, as
 /// attach_function) calling `holder.stub` as described above.
 #[allow(clippy::too_many_arguments)]
 fn define(
     ruby: &Ruby,
+    function_class: Value,
     module: RModule,
     name: String,
     holder: RModule,
@@ -230,7 +237,6 @@ fn define(
     if indexes.len() != types.len() || indexes.iter().any(|&i| i >= arity) || arity > crate::abi::MAX_PARAMS {
         return Err(Error::new(ruby.exception_arg_error(), "callback parameter indexes out of range"));
     }
-    let function_class: Value = ruby.class_object().const_get::<_, RModule>("FiddleJit")?.const_get("Function")?;
     let params = ruby.obj_wrap(CallbackParams {
         holder: holder.as_raw(),
         // SAFETY: interns a copy of the bytes (a static, never-freed ID).
@@ -239,11 +245,13 @@ fn define(
         callbacks: indexes.into_iter().zip(types).collect(),
         ret_type: ret_type.as_raw(),
         function_class: function_class.as_raw(),
+        object: std::cell::Cell::new(0),
         name: name.clone(),
         ffi_messages,
     });
+    params.object.set(params.as_raw());
     // Held by the module before the methods exist (defining may run the GC).
-    let held = keep(ruby, module, params.as_value())?;
+    keep(ruby, module, &name, params.as_value())?;
     let entry = call as unsafe extern "C" fn(c_int, *const VALUE, VALUE, *const CallbackParams) -> VALUE;
     // (The boxed CallbackParams does not move; the object may.)
     let data = magnus::typed_data::Obj::as_ptr(params) as usize;
@@ -259,32 +267,32 @@ fn define(
         rb_sys::rb_define_singleton_method(module.as_raw(), name.as_ptr(), Some(func), -1);
         rb_sys::rb_define_method(module.as_raw(), name.as_ptr(), Some(func), -1);
     }
-    std::hint::black_box(held);
+    std::hint::black_box(params);
     Ok(())
 }
 
-/// Adds `params` to `module`'s hidden Array of CallbackParams. (Never
-/// removed: a call of an earlier definition of the same name may still be
-/// running, e.g. attach_function again from inside one of its callbacks.)
-fn keep(ruby: &Ruby, module: RModule, params: Value) -> Result<RArray, Error> {
+/// Stores `params` under `name` in `module`'s hidden Hash of
+/// CallbackParams (replacing an earlier definition's; a call of that one
+/// still running keeps its own alive, see `object`).
+fn keep(ruby: &Ruby, module: RModule, name: &str, params: Value) -> Result<(), Error> {
     // SAFETY: reads a hidden instance variable of a live module.
     let existing = unsafe { rb_sys::rb_ivar_get(module.as_raw(), holder_ivar()) };
-    let list = match RArray::from_value(unsafe { Value::from_raw(existing) }) {
-        Some(list) => list,
+    // SAFETY: nil or the Hash stored below.
+    let table = match RHash::from_value(unsafe { Value::from_raw(existing) }) {
+        Some(table) => table,
         None => {
-            let list = ruby.ary_new();
+            let table = ruby.hash_new();
             // SAFETY: sets a hidden instance variable; raises FrozenError
             // for a frozen module (caught by protect).
-            protect(|| unsafe { rb_sys::rb_ivar_set(module.as_raw(), holder_ivar(), list.as_raw()) })?;
-            list
+            protect(|| unsafe { rb_sys::rb_ivar_set(module.as_raw(), holder_ivar(), table.as_raw()) })?;
+            table
         }
     };
-    list.push(params)?;
-    Ok(list)
+    table.aset(name, params)
 }
 
-pub fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
+pub fn init(ruby: &Ruby, function: magnus::RClass, native: RModule) -> Result<(), Error> {
     native.define_class("CallbackParams", ruby.class_object())?.undef_default_alloc_func();
-    native.define_singleton_method("define_callback_method", magnus::function!(define, 9))?;
+    function.define_singleton_method("__define_callback_method", magnus::method!(define, 9))?;
     Ok(())
 }
