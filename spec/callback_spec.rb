@@ -118,6 +118,14 @@ RSpec.describe "callbacks" do
       same { |lib| lib.cb_call_int32(->(x) { x }, 1, 2) }
     end
 
+    it "a Function made from another keeps it alive (the ffi gem's rbParent), and its frozen to_ptr is frozen" do
+      same do |_lib, ns|
+        outer = ns::Function.new(:int32, [:int32], ns::Function.new(:int32, [:int32]) { |x| x * 3 })
+        GC.start
+        [outer.call(4), outer.freeze.to_ptr.frozen?]
+      end
+    end
+
     it "anything else raises TypeError" do
       same { |lib| lib.cb_call_int32(42, 5) }
       same { |lib| lib.cb_call_int32("str", 5) }

@@ -76,21 +76,12 @@ module FiddleJit
   # for callbacks made from a Proc by a callback parameter, the Proc)
   # referenced for as long as C may call it.
   class Function
-    # The wrapper factories of attach_address, one per shape (see
-    # shaped_wrapper), compiled on first use.
-    module SHAPES
-      LOCK = Mutex.new
-      BY_SHAPE = {} # shape (see shaped_wrapper) => factory method
-    end
-    # Wider signatures get the generic (splat) wrapper.
-    MAX_SHAPED_ARITY = 32
-    # Default of the parameter a block may stand in for.
-    UNSET = Object.new.freeze
     NO_OPTIONS = {}.freeze
 
     # A signature as Function.new uses it: the resolved types, their names
-    # for the native layer, and whether a callable needs #adapt.
-    Signature = ::Struct.new(:ret, :params, :native_params, :native_ret, :adapt)
+    # for the native layer, whether a callable needs #adapt, and the frozen
+    # [ret, params] pair each of its Functions holds.
+    Signature = ::Struct.new(:ret, :params, :native_params, :native_ret, :adapt, :types)
     # Signatures of builtin type Symbols: return Symbol => { first param
     # Symbol => { ... nil => Signature } }. Builtin Symbols resolve the same whatever
     # typedefs exist; main Ractor only (the Hash is not shareable).
@@ -112,22 +103,26 @@ module FiddleJit
         ret = Types.resolve(ret)
         params = params.map { |t| Types.resolve(t) }
         Signature.new(ret, params.freeze, params.map { |t| native_param(t) }.freeze, native_param(ret),
-                      adapt?(params, ret)).freeze
+                      adapt?(params, ret), [ret, params].freeze).freeze
       end
 
       # Function.new with the types resolved (+sig+ a Signature).
       def __new(sig, callable, options)
-        fn = case callable
-             when Pointer then __pointer(callable.address)
-             when Function then __pointer(callable.address)
-             when nil then raise ArgumentError, "Function.new needs a Proc, Method, block or Pointer"
+        # The Pointer or callable is kept alive natively (the ffi gem's
+        # rbParent), the types too: no instance variables, each a
+        # generic-ivar table entry on this T_DATA object.
+        fn = if callable.is_a?(Pointer) # (a Function too)
+               __pointer_from(callable, sig.types)
              else
+               raise ArgumentError, "Function.new needs a Proc, Method, block or Pointer" if callable.nil?
                unless callable.is_a?(Proc) || callable.respond_to?(:call)
                  raise TypeError, "wrong argument type #{callable.class}, expected pointer or proc"
                end
-               __callback(sig.native_params, sig.native_ret, sig.adapt ? adapt(callable, sig.params, sig.ret) : callable)
+
+               adapted = sig.adapt ? adapt(callable, sig.params, sig.ret) : callable
+               __callback(sig.native_params, sig.native_ret, adapted, sig.types, callable)
              end
-        fn.__send__(:setup, sig.ret, sig.params, options, callable)
+        fn.__send__(:setup_options, options) unless options.empty?
         fn
       end
 
@@ -199,52 +194,39 @@ module FiddleJit
       end
 
       # Attaches the C function at +address+ to +mod+ as +name+. Signatures
-      # with callback parameters or a callback return get a thin Ruby
-      # wrapper around the stub (attached under a private hidden name) that
-      # turns Procs/Methods/a block into Functions, opens a callback frame
-      # and re-raises an exception a callback raised once C has returned.
+      # with callback parameters or a callback return get a native method
+      # (Function.__define_callback_method) in front of the stub, which stays
+      # on a holder module of its own under a hidden name: it turns a block
+      # or Procs/Methods into Functions, opens a callback frame and
+      # re-raises an exception a callback raised once C has returned.
       #
-      # +frame+ forces the wrapper for a function without callback types
-      # that may call callbacks C stored earlier, so their exceptions are
-      # re-raised too (option <tt>callback_frame: true</tt> of attach_function).
-      # Attaches the stub for +address+ as +name+ on +mod+; with callback
-      # parameters or returns (or +frame+), as a private hidden method behind
-      # a wrapper that turns Procs into Functions. Returns [stub address,
-      # code bytes].
+      # +frame+ forces it for a function without callback types that may
+      # call callbacks C stored earlier, so their exceptions are re-raised
+      # too (option <tt>callback_frame: true</tt> of attach_function).
       # +long_names+: per parameter "long"/"ulong" where the ffi gem types it
       # as long (see Library#ffi_long_param), else nil.
+      # Returns [stub address, code bytes].
       def attach_address(mod, name, address, params, ret, labels, frame: false, c_name: name.to_s, blocking: false,
                          long_names: nil)
         name = name.to_s
-        native_params = params.each_with_index.map { |t, i| long_names&.[](i) || native_param(t) }
+        # (Blocks rather than Enumerators: attach_function runs this per function.)
+        native_params = if long_names
+                          params.zip(long_names).map { |t, long| long || native_param(t) }
+                        else
+                          params.map { |t| native_param(t) }
+                        end
         native_ret = ret.is_a?(Type::Struct) ? ret.native_return_descriptor : native_name(ret)
-        cb_indexes = params.each_index.select { |i| params[i].is_a?(FunctionType) }
+        cb_indexes = (0...params.length).select { |i| params[i].is_a?(FunctionType) }
         ret_type = ret.is_a?(FunctionType) ? ret : nil
         signature = Library.native_signature(mod, native_params, native_ret, labels, blocking: blocking)
         return Native.attach_function(mod, name, address, c_name, signature) if cb_indexes.empty? && ret_type.nil? && !frame
 
+        # The stub keeps its name (messages, Native.top_is_wrapped_stub).
+        holder = Module.new
         hidden = "__fiddle_jit_#{name}"
-        if params.length <= MAX_SHAPED_ARITY
-          # The stub lives on a module of its own, also as `__fiddle_jit_call`:
-          # the wrapper, shared by every function of its shape, calls it by
-          # that literal name (an inline-cached call, not a __send__). The
-          # stub keeps its name (messages, Native.top_is_wrapped_stub).
-          holder = Module.new
-          bytes = Native.attach_function(holder, hidden, address, c_name, signature)
-          holder.singleton_class.__send__(:alias_method, :__fiddle_jit_call, hidden)
-          body = shaped_wrapper(mod, holder, name, params, cb_indexes, ret_type)
-          mod.define_singleton_method(name, body)
-          mod.__send__(:define_method, name, body)
-          return bytes
-        end
-
-        bytes = Native.attach_function(mod, hidden, address, c_name, signature)
-        mod.singleton_class.__send__(:private, hidden)
-        mod.__send__(:private, hidden)
-        require_relative "function_wrappers"
-        body = wrapper_body(mod, hidden, name, params, cb_indexes, ret_type)
-        mod.define_singleton_method(name) { |*args, &blk| body.call(args, blk) }
-        mod.__send__(:define_method, name) { |*args, &blk| body.call(args, blk) }
+        bytes = Native.attach_function(holder, hidden, address, c_name, signature)
+        __define_callback_method(mod, name, holder, hidden, params.length, cb_indexes,
+                                 cb_indexes.map { |i| params[i] }, ret_type, Library.ffi_compatible?(mod))
         bytes
       end
 
@@ -291,46 +273,6 @@ module FiddleJit
       # descriptor (the stub copies it into registers or stack slots).
       def native_param(type)
         type.is_a?(Type::Struct) ? type.native_descriptor : native_name(type)
-      end
-
-      # A fixed-arity wrapper (no splats, no block call) as a shareable
-      # lambda for define_method: for qsort(pointer, size_t, size_t, cmp),
-      #
-      #   lambda do |a0, a1, a2, a3 = UNSET, &blk|
-      #     if UNSET.equal?(a3) ... a3 = blk end   # block as last callback param
-      #     f3 = Function.for_callback(t3, a3)
-      #     frame = Native.callback_frame_push
-      #     begin r = holder.__fiddle_jit_call(a0, a1, a2, f3.to_ptr) ensure e = Native.callback_frame_pop(frame) end
-      #     raise e if e
-      #     r
-      #   end
-      #
-      # The Ruby source of a factory for each shape (arity, callback
-      # positions, callback return) is compiled once per process; each
-      # attach only calls the factory.
-      def shaped_wrapper(mod, holder, name, params, cb_indexes, ret_type)
-        # The shape as an Integer: arity, callback return, a bit per callback parameter.
-        shape = cb_indexes.sum(params.length << 1 | (ret_type ? 1 : 0)) { |i| 1 << (i + 8) }
-        factory = SHAPES::BY_SHAPE[shape] || SHAPES::LOCK.synchronize do
-          SHAPES::BY_SHAPE[shape] ||= begin
-            require_relative "function_wrappers"
-            method = :"w#{SHAPES::BY_SHAPE.size}"
-            SHAPES.module_eval(factory_source(method, params.length, cb_indexes, ret_type ? true : false), __FILE__, __LINE__)
-            method
-          end
-        end
-        message = (arity_message(mod, params.length - 1, params.length, name) unless cb_indexes.empty?)
-        types = cb_indexes.map { |i| params[i] }
-        FiddleJit.make_shareable(SHAPES.__send__(factory, holder, message.freeze, types.freeze, ret_type))
-      end
-
-      # For a module with the ffi gem's behaviour (Library.ffi_compatible?), its wording.
-      def arity_message(mod, given, expected, name)
-        if Library.ffi_compatible?(mod)
-          "wrong number of arguments (#{given} for #{expected})"
-        else
-          "wrong number of arguments (given #{given}, expected #{expected}) calling #{name}"
-        end
       end
 
       # Callback-typed parameters of the callback arrive as Functions;
@@ -388,15 +330,8 @@ module FiddleJit
     # The result and parameter types as the ffi gem 1.16+ reports them:
     # Type objects (Type::INT32 for :int), a Struct.by_ref as a Type::Mapped
     # of its StructByReference.
-    def return_type
-      resolve_types
-      Function.ffi_type(@return_type)
-    end
-
-    def param_types
-      resolve_types
-      @param_types.map { |t| Function.ffi_type(t) }
-    end
+    def return_type = Function.ffi_type(types[0])
+    def param_types = types[1].map { |t| Function.ffi_type(t) }
 
     def self.ffi_type(type)
       case type
@@ -406,10 +341,11 @@ module FiddleJit
     end
 
     # Frozen as any object (a Function's memory is not writable anyway),
-    # with its Pointer made first (what stubs are passed).
+    # with its Pointer (#to_ptr, native) made and frozen first, as the ffi
+    # gem's Function is itself a frozen Pointer.
     def freeze
-      to_ptr
-      resolve_types
+      to_ptr.freeze
+      FiddleJit.make_shareable(types) # (held natively: Ractor.make_shareable does not see it)
       @invoker ||= build_invoker unless freed? # what #call needs, made while it may still be
       Kernel.instance_method(:freeze).bind_call(self)
     end
@@ -437,18 +373,14 @@ module FiddleJit
     def attach(mod, name)
       raise RuntimeError, "trying to attach function to non-module" unless mod.is_a?(Module)
 
-      resolve_types
-      labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
-      Function.attach_address(mod, name, address, @param_types, @return_type, labels,
+      ret, params = types
+      labels = params.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
+      Function.attach_address(mod, name, address, params, ret, labels,
                               blocking: @options&.[](:blocking) ? true : false)
       attached = mod.instance_variable_get(:@__fiddle_jit_functions__) || {}
       attached[name.to_s] = self
       mod.instance_variable_set(:@__fiddle_jit_functions__, attached)
       self
-    end
-
-    def to_ptr
-      @to_ptr || (frozen? ? Pointer.new(address) : (@to_ptr = Pointer.new(address)))
     end
 
     # Releases the trampoline now (C must not call it afterwards), and
@@ -458,11 +390,10 @@ module FiddleJit
       native_free
       type = @callback_type
       type&.__callback_memo_forget(self)
-      if @callable_ref && !@callable_ref.frozen?
-        if @callable_ref.instance_variable_get(:@__ffi_callback__).equal?(self)
-          @callable_ref.remove_instance_variable(:@__ffi_callback__)
-        end
-        @callable_ref.instance_variable_get(:@__ffi_callback_table__)&.delete_if { |_, f| f.equal?(self) }
+      callable = __parent
+      if callable && !callable.frozen?
+        callable.remove_instance_variable(:@__ffi_callback__) if callable.instance_variable_get(:@__ffi_callback__).equal?(self)
+        callable.instance_variable_get(:@__ffi_callback_table__)&.delete_if { |_, f| f.equal?(self) }
       end
       self
     end
@@ -484,24 +415,27 @@ module FiddleJit
     alias autorelease autorelease?
 
     def inspect
-      resolve_types
+      ret, params = types
       kind = __callable ? "callback" : "pointer"
       name = ->(t) { t.is_a?(Type::Builtin) ? t.canonical : t }
-      format("#<FiddleJit::Function %s (%s) -> %s address=0x%016x>", kind, @param_types.map(&name).join(", "),
-             name.call(@return_type), address)
+      format("#<FiddleJit::Function %s (%s) -> %s address=0x%016x>", kind, params.map(&name).join(", "),
+             name.call(ret), address)
     end
 
     private :native_free
 
     private
 
-    def setup(ret, params, options, callable)
-      @return_type = ret
-      @param_types = params
-      # (Each instance variable of a T_DATA object is a generic-ivar table
-      # entry: the usual empty options are not stored.)
-      @options = options unless options.empty?
-      @callable_ref = callable # the unadapted callable, kept alive with us
+    # The types and options of a Function made by __pointer (no callable:
+    # Function.__new hands a callable or Pointer to the native constructor,
+    # which keeps it alive).
+    def setup(ret, params, options, _callable)
+      self.__types = [ret, params]
+      setup_options(options) unless options.empty?
+    end
+
+    def setup_options(options)
+      @options = options
     end
 
     # attach_function's return value under the FFI namespace: the library
@@ -513,26 +447,28 @@ module FiddleJit
       @lazy_types = [library, ret, params]
     end
 
-    def resolve_types
-      return unless @lazy_types
-
-      library, ret, params = @lazy_types
-      setup(library.find_type(ret), params.map { |t| library.find_type(t) }, {}, nil)
-      @lazy_types = nil
+    # [return type, parameter types], resolved.
+    def types
+      if @lazy_types
+        library, ret, params = @lazy_types
+        setup(library.find_type(ret), params.map { |t| library.find_type(t) }, {}, nil)
+        @lazy_types = nil
+      end
+      __types
     end
 
     def build_invoker
       raise RuntimeError, "Function#call after free" if freed?
 
-      resolve_types
+      ret, params = types
       mod = Module.new
-      labels = @param_types.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
-      Function.attach_address(mod, "call", address, @param_types, @return_type, labels,
+      labels = params.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
+      Function.attach_address(mod, "call", address, params, ret, labels,
                               blocking: @options&.[](:blocking) ? true : false)
       mapped = ->(t) { t.is_a?(Enum) || t.is_a?(Type::Mapped) ? t : nil }
-      convs = @param_types.map(&mapped)
+      convs = params.map(&mapped)
       @param_convs = convs.any? ? convs : nil
-      @return_conv = mapped.call(@return_type)
+      @return_conv = mapped.call(ret)
       @invoker = mod
     end
   end

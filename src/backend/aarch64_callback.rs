@@ -246,6 +246,26 @@ pub fn emit_thunk(slot: usize) -> Result<Vec<u8>, EmitError> {
     ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))
 }
 
+/// `ldr x3, data ; ldr x16, target ; br x16 ; data: .u64 ; target: .u64`:
+/// a Ruby method entry (`VALUE f(int argc, VALUE *argv, VALUE self)`) that
+/// reaches `target` with `data` as a fourth argument (x3), as
+/// `x86_64_callback::emit_method_thunk`. x16 (IP0) is scratch.
+pub fn emit_method_thunk(data: usize, target: usize) -> Result<Vec<u8>, EmitError> {
+    let mut ops = Asm::new(0);
+    dynasm!(ops
+        ; .arch aarch64
+        ; ldr x3, ->data
+        ; ldr x16, ->target
+        ; br x16
+        ; .align 8
+        ; ->data:
+        ; .u64 data as u64
+        ; ->target:
+        ; .u64 target as u64
+    );
+    ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +296,22 @@ mod tests {
             ]
         );
         assert_eq!(code[16..], 0x1122_3344_5566_7788u64.to_le_bytes());
+    }
+
+    #[test]
+    fn method_thunk_bytes() {
+        let code = emit_method_thunk(0x1122_3344_5566_7788, 0x99aa_bbcc_ddee_ff00).unwrap();
+        assert_eq!(
+            words(&code[..16]),
+            vec![
+                0x5800_0083, // ldr x3, #16
+                0x5800_00b0, // ldr x16, #20
+                0xd61f_0200, // br x16
+                0x0000_0000, // udf #0 (pad)
+            ]
+        );
+        assert_eq!(code[16..24], 0x1122_3344_5566_7788u64.to_le_bytes());
+        assert_eq!(code[24..], 0x99aa_bbcc_ddee_ff00u64.to_le_bytes());
     }
 
     #[test]

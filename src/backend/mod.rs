@@ -306,6 +306,24 @@ pub fn emit_callback_trampoline(req: &CallbackRequest) -> Result<Vec<u8>, EmitEr
     }
 }
 
+/// Emits a Ruby method entry (argc, argv, self) that calls `target` with
+/// `data` as a fourth argument (see `x86_64_callback::emit_method_thunk`).
+pub fn emit_method_thunk(data: usize, target: usize) -> Result<Vec<u8>, EmitError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64_callback::emit_method_thunk(data, target)
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        aarch64_callback::emit_method_thunk(data, target)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (data, target);
+        Err(EmitError::UnsupportedArch(std::env::consts::ARCH))
+    }
+}
+
 /// Emits the per-callback thunk that loads `slot` and jumps through it.
 pub fn emit_callback_thunk(slot: usize) -> Result<Vec<u8>, EmitError> {
     #[cfg(target_arch = "x86_64")]

@@ -176,6 +176,22 @@ pub fn emit_thunk(slot: usize) -> Result<Vec<u8>, EmitError> {
     ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))
 }
 
+/// `mov rcx, data ; mov rax, target ; jmp rax`: a Ruby method entry
+/// (`VALUE f(int argc, VALUE *argv, VALUE self)`) that reaches `target`
+/// with `data` as a fourth argument, the per-method state a cfunc has no
+/// other way to get (what the ffi gem's MethodHandle does with a libffi
+/// closure). rax is scratch, rcx the fourth argument register.
+pub fn emit_method_thunk(data: usize, target: usize) -> Result<Vec<u8>, EmitError> {
+    let mut ops = Asm::new(0);
+    dynasm!(ops
+        ; .arch x64
+        ; mov rcx, QWORD data as i64
+        ; mov rax, QWORD target as i64
+        ; jmp rax
+    );
+    ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +233,22 @@ mod tests {
 
     fn seen() -> (usize, Vec<u64>) {
         SEEN.with(|s| s.borrow().clone())
+    }
+
+    extern "C" fn fake_method(argc: i32, argv: *const u64, recv: u64, data: usize) -> u64 {
+        // SAFETY: the test passes `argc` readable values.
+        let first = unsafe { *argv };
+        argc as u64 + first + recv + data as u64
+    }
+
+    #[test]
+    fn a_method_thunk_adds_its_data_as_the_fourth_argument() {
+        let mut arena = CodeArena::new();
+        let code = emit_method_thunk(0x4000, fake_method as *const () as usize).unwrap();
+        let thunk = arena.install(&code).unwrap();
+        // SAFETY: the thunk is a complete function of this signature.
+        let f: extern "C" fn(i32, *const u64, u64) -> u64 = unsafe { std::mem::transmute(thunk) };
+        assert_eq!(f(2, [30u64, 0].as_ptr(), 500), 2 + 30 + 500 + 0x4000);
     }
 
     #[test]

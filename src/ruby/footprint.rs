@@ -51,6 +51,12 @@ pub struct TypeFootprint {
     native_table: Word,
 }
 
+/// The memo's Function of FunctionType `function_type` when `callable` is
+/// its callable (see `__callback_memo`), without a method call.
+pub(crate) fn callback_memo(function_type: VALUE, callable: VALUE) -> Option<VALUE> {
+    crate::runtime::objects::typed_data::<TypeFootprint>(function_type)?.memo_hit(callable)
+}
+
 /// The StructFieldTable a StructLayout stored with `__native_table__=`, or
 /// None for anything else.
 pub(crate) fn layout_native_table(layout: VALUE) -> Option<VALUE> {
@@ -99,12 +105,15 @@ impl TypeFootprint {
     /// `__callback_memo(callable)`: the memo's Function when `callable` is
     /// its callable (and this is the main Ractor), else nil.
     fn callback_memo(ruby: &Ruby, rb_self: &TypeFootprint, callable: Value) -> Value {
-        let hit = rb_self.memo_callable.get() == callable.as_raw() as usize && rb_self.memo_function.get() != 0;
-        if hit && in_main_ractor() {
+        rb_self.memo_hit(callable.as_raw()).map_or(ruby.qnil().as_value(), |f| {
             // SAFETY: marked by this object, so alive.
-            return unsafe { Value::from_raw(rb_self.memo_function.get() as VALUE) };
-        }
-        ruby.qnil().as_value()
+            unsafe { Value::from_raw(f) }
+        })
+    }
+
+    fn memo_hit(&self, callable: VALUE) -> Option<VALUE> {
+        let hit = self.memo_callable.get() == callable as usize && self.memo_function.get() != 0;
+        (hit && in_main_ractor()).then(|| self.memo_function.get() as VALUE)
     }
 
     /// `__callback_memo_forget(function)`: forget a freed Function.

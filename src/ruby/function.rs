@@ -8,11 +8,14 @@
 //! the Function is collected (or `free`d) its slot and thunk are recycled
 //! and the address must no longer be called by C.
 
+mod callback_params;
+
 use crate::runtime::callback::{self, Slot};
 use crate::types::CType;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::typed_data::Obj;
 use magnus::{function, gc, method, prelude::*, DataTypeFunctions, Error, RModule, Ruby, TypedData, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(TypedData)]
 #[magnus(class = "FiddleJit::Function", mark, free_immediately, size, frozen_shareable)]
@@ -23,13 +26,32 @@ pub struct Function {
     slot: std::sync::Mutex<Option<&'static Slot>>,
     /// The callable (raw VALUE, marked with rb_gc_mark so it is pinned).
     callable: Option<rb_sys::VALUE>,
+    /// What the Function was made from, kept alive with it: the Pointer
+    /// (or Function) of a pointer-backed one (the ffi gem's rbParent), the
+    /// unadapted callable of a callback (whose caches `free` clears); marked.
+    parent: Option<rb_sys::VALUE>,
+    /// The Pointer `to_ptr` returns (0 until made), marked (pinned). Native
+    /// rather than an instance variable: each of those is a generic-ivar
+    /// table entry on a T_DATA object, the main cost of a short-lived
+    /// Function (gir_ffi makes one per callback argument).
+    pointer: AtomicUsize,
+    /// `[return type, parameter types]` (`__types=`, set once by the Ruby
+    /// layer), marked; native for the same reason. `freeze` makes it
+    /// shareable before the Function is shared.
+    types: AtomicUsize,
 }
 
 impl DataTypeFunctions for Function {
     fn mark(&self, marker: &gc::Marker) {
-        if let Some(v) = self.callable {
+        for v in [self.callable, self.parent].into_iter().flatten() {
             // SAFETY: a VALUE this object has kept alive since creation.
             marker.mark(unsafe { Value::from_raw(v) });
+        }
+        for v in [self.pointer.load(Ordering::Relaxed), self.types.load(Ordering::Relaxed)] {
+            if v != 0 {
+                // SAFETY: a VALUE stored by `to_ptr` or `__types=`, kept alive here.
+                marker.mark(unsafe { Value::from_raw(v as rb_sys::VALUE) });
+            }
         }
     }
 }
@@ -56,20 +78,76 @@ impl Function {
     /// The address of a Function, if `value` is one (checked without
     /// raising: magnus' conversion raises and rescues for other T_DATA).
     pub fn address_of(value: Value) -> Option<usize> {
+        Function::of(value).map(|f| f.address)
+    }
+
+    /// The live Function behind `value`, if it is one.
+    fn of<'a>(value: Value) -> Option<&'a Function> {
         if !is_typed(value, <Function as TypedData>::data_type() as *const _ as usize) {
             return None;
         }
-        // SAFETY: typed data of Function's type: its data is a live boxed Function.
+        // SAFETY: typed data of Function's type: its data is a live boxed
+        // Function, alive as long as `value` (an argument of the caller).
         unsafe {
             let raw = value.as_raw();
             let data = *((raw as *const u8).add(crate::lower::ruby_layout::RTYPEDDATA_DATA as usize) as *const *const Function);
-            data.as_ref().map(|f| f.address)
+            data.as_ref()
         }
     }
 
-    /// `Function.__callback(params, ret, callable)`: canonical type names,
-    /// or struct descriptors for structs by value (as for attach_function).
-    fn new_callback(ruby: &Ruby, params: magnus::RArray, ret: Value, callable: Value) -> Result<Obj<Function>, Error> {
+    /// `to_ptr`: a Pointer to the address (what `:pointer` parameters take
+    /// inline), made once. Not stored once frozen (`freeze` makes and
+    /// freezes it first, so a shareable Function holds a frozen Pointer, as
+    /// the ffi gem's Function, a Pointer itself, is frozen).
+    pub fn to_ptr(rb_self: Obj<Function>) -> Value {
+        rb_self.cached_pointer(rb_self.is_frozen())
+    }
+
+    fn cached_pointer(&self, frozen: bool) -> Value {
+        let cached = self.pointer.load(Ordering::Acquire);
+        if cached != 0 {
+            // SAFETY: marked by this Function.
+            return unsafe { Value::from_raw(cached as rb_sys::VALUE) };
+        }
+        let pointer = crate::ruby::pointer::Pointer::new_value(self.address);
+        if !frozen {
+            self.pointer.store(pointer.as_raw() as usize, Ordering::Release);
+        }
+        pointer
+    }
+
+    /// `to_ptr` of a Function VALUE, None for anything else.
+    pub fn pointer_of(value: Value) -> Option<Value> {
+        Some(Function::of(value)?.cached_pointer(value.is_frozen()))
+    }
+
+    /// `__types`: what `__types=` stored, or nil.
+    fn types(ruby: &Ruby, rb_self: &Self) -> Value {
+        match rb_self.types.load(Ordering::Acquire) {
+            0 => ruby.qnil().as_value(),
+            // SAFETY: marked by this Function.
+            v => unsafe { Value::from_raw(v as rb_sys::VALUE) },
+        }
+    }
+
+    /// `__types=(pair)`: (a Function's state is only ever set before it
+    /// is frozen, by the Ruby layer).
+    fn set_types(rb_self: &Self, types: Value) {
+        rb_self.types.store(types.as_raw() as usize, Ordering::Release);
+    }
+
+    /// `Function.__callback(params, ret, callable, types, parent)`: canonical
+    /// type names, or struct descriptors for structs by value (as for
+    /// attach_function); `types` as for `__types=`, `parent` the unadapted
+    /// callable.
+    fn new_callback(
+        ruby: &Ruby,
+        params: magnus::RArray,
+        ret: Value,
+        callable: Value,
+        types: Value,
+        parent: Value,
+    ) -> Result<Obj<Function>, Error> {
         let params = params.into_iter().map(|p| parse_type(ruby, p)).collect::<Result<Vec<_>, _>>()?;
         if let Some(i) = params.iter().position(|p| *p == CType::Void) {
             return Err(Error::new(ruby.exception_arg_error(), format!("callback argument {} cannot be :void", i + 1)));
@@ -81,12 +159,40 @@ impl Function {
         crate::runtime::jump::prepare();
         let slot = callback::allocate(params, ret, callable.as_raw(), is_proc, dispatcher)
             .map_err(|e| Error::new(ruby.exception_not_imp_error(), e))?;
-        Ok(ruby.obj_wrap(Function { address: slot.thunk(), slot: std::sync::Mutex::new(Some(slot)), callable: Some(callable.as_raw()) }))
+        Ok(ruby.obj_wrap(Function {
+            address: slot.thunk(),
+            slot: std::sync::Mutex::new(Some(slot)),
+            callable: Some(callable.as_raw()),
+            parent: Some(parent.as_raw()),
+            pointer: AtomicUsize::new(0),
+            types: AtomicUsize::new(types.as_raw() as usize),
+        }))
     }
 
     /// `Function.__pointer(address)`: a C function pointer.
     fn new_pointer(ruby: &Ruby, address: usize) -> Obj<Function> {
-        ruby.obj_wrap(Function { address, slot: std::sync::Mutex::new(None), callable: None })
+        ruby.obj_wrap(Function::pointer_backed(address, None, 0))
+    }
+
+    /// `Function.__pointer_from(pointer, types)`: a C function pointer at
+    /// the address of a Pointer (or Function), which it keeps alive; `types`
+    /// as for `__types=`.
+    fn new_pointer_from(ruby: &Ruby, pointer: Value, types: Value) -> Result<Obj<Function>, Error> {
+        let address = (crate::runtime::host::host().pointer_address)(pointer)
+            .or_else(|| Function::address_of(pointer))
+            .ok_or_else(|| Error::new(ruby.exception_type_error(), "expected a Pointer"))?;
+        Ok(ruby.obj_wrap(Function::pointer_backed(address, Some(pointer.as_raw()), types.as_raw())))
+    }
+
+    fn pointer_backed(address: usize, parent: Option<rb_sys::VALUE>, types: rb_sys::VALUE) -> Function {
+        Function {
+            address,
+            slot: std::sync::Mutex::new(None),
+            callable: None,
+            parent,
+            pointer: AtomicUsize::new(0),
+            types: AtomicUsize::new(types as usize),
+        }
     }
 
     fn address(&self) -> usize {
@@ -96,6 +202,11 @@ impl Function {
     fn callable(&self) -> Option<Value> {
         // SAFETY: marked by this object.
         self.callable.map(|v| unsafe { Value::from_raw(v) })
+    }
+
+    fn parent(&self) -> Option<Value> {
+        // SAFETY: marked by this object.
+        self.parent.map(|v| unsafe { Value::from_raw(v) })
     }
 
     /// Recycles the trampoline slot now (the ffi gem's Function#free).
@@ -119,22 +230,28 @@ fn callback_stats() -> (usize, usize, usize) {
     callback::stats()
 }
 
-pub fn init(_ruby: &Ruby, module: RModule) -> Result<(), Error> {
+pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     // A Pointer subclass, as in the ffi gem (`is_a?(Pointer)`); its own
     // data type, so :pointer parameters take it through `to_ptr`.
     let pointer: magnus::RClass = module.const_get("Pointer")?;
     let class = module.define_class("Function", pointer)?;
     class.undef_default_alloc_func();
-    class.define_singleton_method("__callback", function!(Function::new_callback, 3))?;
+    class.define_singleton_method("__callback", function!(Function::new_callback, 5))?;
     class.define_singleton_method("__pointer", function!(Function::new_pointer, 1))?;
+    class.define_singleton_method("__pointer_from", function!(Function::new_pointer_from, 2))?;
     class.define_method("address", method!(Function::address, 0))?;
     class.define_method("to_i", method!(Function::address, 0))?;
+    class.define_method("to_ptr", method!(Function::to_ptr, 0))?;
+    class.define_private_method("__types", method!(Function::types, 0))?;
+    class.define_private_method("__types=", method!(Function::set_types, 1))?;
     class.define_method("__callable", method!(Function::callable, 0))?;
+    class.define_private_method("__parent", method!(Function::parent, 0))?;
     class.define_method("native_free", method!(Function::free, 0))?;
     class.define_method("freed?", method!(Function::is_freed, 0))?;
     let native: RModule = module.const_get("Native")?;
     callback::define_frame_functions(native);
     native.define_singleton_method("callback_stats", function!(callback_stats, 0))?;
     native.const_set("CALLBACK_QUARANTINE", callback::QUARANTINE)?;
+    callback_params::init(ruby, class, native)?;
     Ok(())
 }
