@@ -62,6 +62,7 @@ SETUP = <<~RUBY
   cb_fn = FFI::Function.new(:int, %i[pointer pointer], cmp)
   cbs = Callbacks.new
   mixed = Mixed.new
+  stat = Statvfs.new
   mixed[:double_field] = 1.5
   mixed[:pointer_field] = hello
   sodium = ["sodium", "libsodium.so.18", "libsodium.so.23"]
@@ -84,6 +85,7 @@ PRIMITIVES = [
   ["`Struct#[]=` of an `:int` field", "mixed[:int_field] = 1", 10_000],
   ["`Struct#[]` of a `:double` field", "mixed[:double_field]", 10_000],
   ["`Struct#[]` of a `:pointer` field", "mixed[:pointer_field]", 10_000],
+  ["`Struct#[]` of the 11th field (sys-filesystem's statvfs)", "stat[:f_namemax]", 10_000],
   ["`Struct#members`", "tv.members", 5000],
   ["`Struct#values`", "tv.values", 5000],
   ["`Struct#to_ptr`", "tv.to_ptr", 10_000],

@@ -130,6 +130,24 @@ RSpec.describe "Struct#[] / #[]= (differential against the ffi gem)" do
     same("lazy memory, no layout") { |s| Class.new(s[:ns]::Struct) { def initialize; end }.new[:a] } # rubocop:disable Lint/MissingSuper
   end
 
+  it "a repeated field name reads and writes its last field, in [] and values" do
+    same("repeated name") do |s|
+      st = Class.new(s[:ns]::Struct) { layout :a, :int, :a, :int }.new
+      st.pointer.write_array_of_int([1, 2])
+      r = [st[:a], st.values, st.members]
+      st[:a] = 9
+      r + [st.pointer.read_array_of_int(2)]
+    end
+  end
+
+  it "every field of a 300-field struct is found by its name" do
+    same("300 fields") do |s|
+      st = Class.new(s[:ns]::Struct) { layout(*(0...300).flat_map { |i| [:"f#{i}", :uint16] }) }.new
+      300.times { |i| st[:"f#{i}"] = i }
+      [(0...300).map { |i| st[:"f#{i}"] }, st.pointer.read_array_of_uint16(300) == (0...300).to_a]
+    end
+  end
+
   it "new(pointer, *spec) lays the class out, then reads the memory" do
     same("spec at new") do |s|
       mem = s[:ns]::MemoryPointer.new(:int, 2).write_array_of_int([5, 6])

@@ -115,11 +115,66 @@ struct Entry {
     field: VALUE,
 }
 
+/// See `FieldTable::index`.
+struct NameIndex {
+    /// (name VALUE, entry index); an empty slot's name is 0 (`false`,
+    /// never a field name).
+    slots: Box<[(VALUE, usize)]>,
+    /// 64 − log2(slots.len()): `home` keeps the hash's top bits.
+    shift: u32,
+}
+
+impl NameIndex {
+    /// The index of `entries`; a repeated name finds its last entry, as
+    /// the ffi gem's Hash does.
+    fn new(entries: &[Entry]) -> NameIndex {
+        let len = (2 * entries.len()).next_power_of_two().max(2);
+        let mut index = NameIndex { slots: vec![(0, 0); len].into(), shift: 64 - len.trailing_zeros() };
+        for (i, e) in entries.iter().enumerate() {
+            let mut slot = index.home(e.name);
+            while index.slots[slot].0 != 0 && index.slots[slot].0 != e.name {
+                slot = (slot + 1) & (len - 1);
+            }
+            index.slots[slot] = (e.name, i);
+        }
+        index
+    }
+
+    /// The first slot to probe for `name`: the top bits of a Fibonacci
+    /// hash, which spread both static Symbols (serial numbers in the high
+    /// bits) and dynamic ones (heap addresses).
+    #[inline]
+    fn home(&self, name: VALUE) -> usize {
+        ((name as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+    }
+
+    /// The index of the entry named `name`. At least half the slots are
+    /// empty, so the probe ends.
+    #[inline]
+    fn find(&self, name: VALUE) -> Option<usize> {
+        let mut slot = self.home(name);
+        loop {
+            let (key, entry) = self.slots[slot];
+            if key == name {
+                return Some(entry);
+            }
+            if key == 0 {
+                return None;
+            }
+            slot = (slot + 1) & (self.slots.len() - 1);
+        }
+    }
+}
+
 /// A layout's fields for the native `[]`/`[]=`. Built once per layout.
 #[derive(TypedData)]
 #[magnus(class = "FiddleJit::StructFieldTable", free_immediately, size, mark, frozen_shareable)]
 pub struct FieldTable {
     entries: Vec<Entry>,
+    /// `entries` by name VALUE, so the 11th field of a struct costs what
+    /// the first does: open addressing, each slot an entry's index + 1 (0
+    /// empty), a power of two at least twice the entries.
+    index: NameIndex,
     /// The layout's size: what `Struct.new` allocates.
     size: usize,
     /// The field names, a frozen Array: `Struct#members` returns a copy.
@@ -157,12 +212,20 @@ impl FieldTable {
             entries.push(Entry { name: name.as_raw(), offset, kind, field: field.as_raw() });
         }
         members.freeze();
-        Ok(ruby.obj_wrap(FieldTable { entries, size, members: members.as_raw(), field_map: field_map.as_raw() }))
+        let index = NameIndex::new(&entries);
+        // A repeated name reads as its last field everywhere (`values`
+        // too), as in the ffi gem.
+        for i in 0..entries.len() {
+            let last = index.find(entries[i].name).expect("indexed above");
+            let Entry { offset, kind, field, .. } = entries[last];
+            entries[i] = Entry { name: entries[i].name, offset, kind, field };
+        }
+        Ok(ruby.obj_wrap(FieldTable { entries, index, size, members: members.as_raw(), field_map: field_map.as_raw() }))
     }
 
     #[inline]
     fn find(&self, name: VALUE) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.name == name)
+        self.index.find(name).map(|i| &self.entries[i])
     }
 
     /// The entry for `name`: the identical Symbol, else the layout's Hash
