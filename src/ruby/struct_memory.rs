@@ -562,30 +562,46 @@ unsafe extern "C" fn struct_pointer(rb_self: VALUE) -> VALUE {
 /// The FieldTable of `klass`'s layout (its own or the nearest superclass's
 /// `@layout`), without calling Ruby; None sends the caller to the Ruby path.
 unsafe fn class_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
-    let (id_layout, id_table) = *LAYOUT_IDS.get_or_init(|| {
-        (rb_sys::rb_intern(c"@layout".as_ptr()) as usize, rb_sys::rb_intern(c"@native_table".as_ptr()) as usize)
-    });
-    let mut k = klass;
-    loop {
-        if k == 0 || k == rb_sys::Qnil as VALUE {
-            return None;
-        }
-        let layout = rb_sys::rb_attr_get(k, id_layout as rb_sys::ID);
-        if layout != rb_sys::Qnil as VALUE {
-            if layout & 7 != 0 || layout == rb_sys::Qfalse as VALUE {
-                return None;
-            }
-            let table = match super::footprint::layout_native_table(layout) {
-                Some(table) => table,
-                None => rb_sys::rb_attr_get(layout, id_table as rb_sys::ID),
-            };
-            return crate::runtime::objects::typed_data::<FieldTable>(table).map(|data| (table, data));
-        }
-        k = rb_sys::rb_class_superclass(k);
+    match rb_sys::rb_attr_get(klass, layout_ids().0) {
+        layout if layout == rb_sys::Qnil as VALUE => inherited_table(klass),
+        layout => layout_table(layout),
     }
 }
 
-static LAYOUT_IDS: OnceLock<(usize, usize)> = OnceLock::new();
+/// `class_table` for a class without a layout of its own (a subclass of a
+/// laid-out struct class): the nearest superclass's.
+#[cold]
+#[inline(never)]
+unsafe fn inherited_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
+    let mut k = rb_sys::rb_class_superclass(klass);
+    while k != 0 && k != rb_sys::Qnil as VALUE {
+        match rb_sys::rb_attr_get(k, layout_ids().0) {
+            layout if layout == rb_sys::Qnil as VALUE => k = rb_sys::rb_class_superclass(k),
+            layout => return layout_table(layout),
+        }
+    }
+    None
+}
+
+/// The FieldTable of a StructLayout `layout` (not nil), if it is one.
+unsafe fn layout_table(layout: VALUE) -> Option<(VALUE, &'static FieldTable)> {
+    if layout & 7 != 0 || layout == rb_sys::Qfalse as VALUE {
+        return None;
+    }
+    let table = match super::footprint::layout_native_table(layout) {
+        Some(table) => table,
+        None => rb_sys::rb_attr_get(layout, layout_ids().1),
+    };
+    crate::runtime::objects::typed_data::<FieldTable>(table).map(|data| (table, data))
+}
+
+/// The IDs of `@layout` (a Struct class's) and `@native_table` (a layout's).
+fn layout_ids() -> (rb_sys::ID, rb_sys::ID) {
+    // SAFETY: rb_intern on static C strings.
+    *LAYOUT_IDS.get_or_init(|| unsafe { (rb_sys::rb_intern(c"@layout".as_ptr()), rb_sys::rb_intern(c"@native_table".as_ptr())) })
+}
+
+static LAYOUT_IDS: OnceLock<(rb_sys::ID, rb_sys::ID)> = OnceLock::new();
 
 /// The size of a Struct class with its own layout (`MemoryPointer.new(StructClass)`),
 /// without calling Ruby; None for anything else.
@@ -595,13 +611,10 @@ pub(crate) fn struct_class_size(v: VALUE) -> Option<usize> {
         if crate::runtime::objects::builtin_type(v) != Some(rb_sys::ruby_value_type::RUBY_T_CLASS as i32) {
             return None;
         }
-        let (id_layout, _) = *LAYOUT_IDS.get_or_init(|| {
-            (rb_sys::rb_intern(c"@layout".as_ptr()) as usize, rb_sys::rb_intern(c"@native_table".as_ptr()) as usize)
-        });
-        if rb_sys::rb_attr_get(v, id_layout as rb_sys::ID) == rb_sys::Qnil as VALUE {
-            return None;
+        match rb_sys::rb_attr_get(v, layout_ids().0) {
+            layout if layout == rb_sys::Qnil as VALUE => None,
+            layout => layout_table(layout).map(|(_, t)| t.size),
         }
-        class_table(v).map(|(_, t)| t.size)
     }
 }
 
