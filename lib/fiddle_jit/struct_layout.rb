@@ -1,6 +1,45 @@
 # frozen_string_literal: true
 
 module FiddleJit
+  class Struct
+    # Fixed-size memory views of struct arrays: `[:int, 4]` fields.
+    class InlineArray
+      include Enumerable
+
+      def initialize(memory, field)
+        @memory = memory
+        @field = field
+      end
+
+      def size = @field.type.length
+
+      def [](index) = element(index).get(@memory)
+      def []=(index, value)
+        element(index).put(@memory, value)
+      end
+
+      def each
+        return enum_for(:each) unless block_given?
+
+        size.times { |i| yield self[i] }
+        self
+      end
+
+      def to_a = each.to_a
+      def to_ptr = @memory.slice(@field.offset, @field.size)
+
+      private
+
+      # A zero-length array (the last field: C's flexible array member) is
+      # not bounds-checked, as in the ffi gem.
+      def element(index)
+        raise IndexError, "index #{index} out of bounds" unless index.is_a?(Integer) && index >= 0 && (size.zero? || index < size)
+
+        StructLayout.element_field(@field, index)
+      end
+    end
+  end
+
   # The fields of a Struct class: name → Field (offset, type, get/put).
   # Frozen and, like the ffi gem 1.16+'s, Ractor-shareable (with its
   # fields and their types) when everything it refers to can be.
@@ -15,7 +54,7 @@ module FiddleJit
       @union = union
       # What the native Struct#[]/#[]= look fields up in (src/ruby/struct_memory.rs):
       # number fields are accessed in place, the others through Field#get/#put
-      # (the hooks below).
+      # (the hooks struct.rb registers).
       @native_table = StructFieldTable.build(
         @field_map, fields.map { |f| [f.name, f.offset, StructLayout.native_kind(f), f] }, size
       )
@@ -209,49 +248,7 @@ module FiddleJit
       elem = array_field.type.element
       field_for(array_field.name, array_field.offset + (index * elem.size), elem)
     end
-  end
 
-  class Struct
-  # Fixed-size memory views of struct arrays: `[:int, 4]` fields.
-  class InlineArray
-    include Enumerable
-
-    def initialize(memory, field)
-      @memory = memory
-      @field = field
-    end
-
-    def size = @field.type.length
-
-    def [](index) = element(index).get(@memory)
-    def []=(index, value)
-      element(index).put(@memory, value)
-    end
-
-    def each
-      return enum_for(:each) unless block_given?
-
-      size.times { |i| yield self[i] }
-      self
-    end
-
-    def to_a = each.to_a
-    def to_ptr = @memory.slice(@field.offset, @field.size)
-
-    private
-
-    # A zero-length array (the last field: C's flexible array member) is
-    # not bounds-checked, as in the ffi gem.
-    def element(index)
-      raise IndexError, "index #{index} out of bounds" unless index.is_a?(Integer) && index >= 0 && (size.zero? || index < size)
-
-      StructLayout.element_field(@field, index)
-    end
-  end
-
-  end
-
-  class StructLayout
     # An inline array of char/uchar: #to_s is the bytes up to the first NUL.
     class CharArray < FiddleJit::Struct::InlineArray
       def to_s
