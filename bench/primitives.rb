@@ -38,6 +38,10 @@ SETUP = <<~RUBY
   class Callbacks < FFI::Struct
     layout :cb_null, :pointer, :cb_int, :pointer
   end
+  # One field of each kind the native accessors read inline.
+  class Mixed < FFI::Struct
+    layout :int_field, :int, :double_field, :double, :pointer_field, :pointer
+  end
   LibLoad = Module.new { extend FFI::Library }
   CbLib = Module.new do
     extend FFI::Library
@@ -59,6 +63,10 @@ SETUP = <<~RUBY
   cmp = proc { |_a, _b| 0 }
   cb_fn = FFI::Function.new(:int, %i[pointer pointer], cmp)
   cbs = Callbacks.new
+  mixed = Mixed.new
+  stat = Statvfs.new
+  mixed[:double_field] = 1.5
+  mixed[:pointer_field] = hello
   sodium = ["sodium", "libsodium.so.18", "libsodium.so.23"]
 RUBY
 
@@ -75,6 +83,11 @@ PRIMITIVES = [
   ["`Struct.new(pointer)`", "Timeval.new(tv_mem)", 2000],
   ["`Struct#[]`", "tv[:tv_usec]", 10_000],
   ["`Struct#[]=`", "tv[:tv_sec] = 1", 10_000],
+  ["`Struct#[]` of an `:int` field", "mixed[:int_field]", 10_000],
+  ["`Struct#[]=` of an `:int` field", "mixed[:int_field] = 1", 10_000],
+  ["`Struct#[]` of a `:double` field", "mixed[:double_field]", 10_000],
+  ["`Struct#[]` of a `:pointer` field", "mixed[:pointer_field]", 10_000],
+  ["`Struct#[]` of the 11th field (sys-filesystem's statvfs)", "stat[:f_namemax]", 10_000],
   ["`Struct#members`", "tv.members", 5000],
   ["`Struct#values`", "tv.values", 5000],
   ["`Struct#to_ptr`", "tv.to_ptr", 10_000],

@@ -116,7 +116,61 @@ RSpec.describe "Struct#[] / #[]= (differential against the ffi gem)" do
     end
   end
 
+  it "a subclass whose initialize skips super gets zeroed memory on first access" do
+    same("lazy memory") do |s|
+      k = Class.new(s[:ns]::Struct) do
+        layout :a, :int, :b, :char
+        def initialize; end # rubocop:disable Lint/MissingSuper
+      end
+      st = k.new
+      r = [st.members, st[:a]]
+      st[:b] = 7
+      r + [st.values, st.pointer.size]
+    end
+    same("lazy memory, no layout") { |s| Class.new(s[:ns]::Struct) { def initialize; end }.new[:a] } # rubocop:disable Lint/MissingSuper
+  end
+
+  it "a repeated field name reads and writes its last field, in [] and values" do
+    same("repeated name") do |s|
+      st = Class.new(s[:ns]::Struct) { layout :a, :int, :a, :int }.new
+      st.pointer.write_array_of_int([1, 2])
+      r = [st[:a], st.values, st.members]
+      st[:a] = 9
+      r + [st.pointer.read_array_of_int(2)]
+    end
+  end
+
+  it "every field of a 300-field struct is found by its name" do
+    same("300 fields") do |s|
+      st = Class.new(s[:ns]::Struct) { layout(*(0...300).flat_map { |i| [:"f#{i}", :uint16] }) }.new
+      300.times { |i| st[:"f#{i}"] = i }
+      [(0...300).map { |i| st[:"f#{i}"] }, st.pointer.read_array_of_uint16(300) == (0...300).to_a]
+    end
+  end
+
+  it "new(pointer, *spec) lays the class out, then reads the memory" do
+    same("spec at new") do |s|
+      mem = s[:ns]::MemoryPointer.new(:int, 2).write_array_of_int([5, 6])
+      st = Class.new(s[:ns]::Struct).new(mem, :a, :int, :b, :int)
+      [st.members, st[:a], st[:b], st.class.size]
+    end
+  end
+
   unless FIDDLE_JIT_ORACLE_MODE
+    it "a field type of the user's (struct_field_class) is read and written through its Field" do
+      field = Class.new(FiddleJit::StructLayout::Field) do
+        def get(ptr) = ptr.get_int32(offset) * 10
+        def put(ptr, value) = ptr.put_int32(offset, value + 1)
+      end
+      type = Object.new
+      type.define_singleton_method(:struct_field_class) { field }
+      type.define_singleton_method(:size) { 4 }
+      type.define_singleton_method(:alignment) { 4 }
+      st = Class.new(FiddleJit::Struct) { layout :x, type }.new
+      st[:x] = 4
+      expect([st[:x], st.values, st.pointer.get_int32(0)]).to eq([50, [50], 5])
+    end
+
     it "after MemoryPointer#free a struct's fields raise NullPointerError" do
       mem = FiddleJit::MemoryPointer.new(8)
       st = ACCESS_SIDES.fetch(FiddleJit)[:inner].new(mem)

@@ -11,9 +11,11 @@
 //! - `Struct#[]`/`#[]=` are raw cfuncs: the field name is looked up in the
 //!   layout's `FieldTable` (identity of the Symbol VALUE); integer and float
 //!   fields are read/written in place when in bounds and not byte-swapped,
-//!   every other case calls the Ruby `Field#get`/`#put` (so nested structs,
-//!   arrays, strings, callbacks, enums and custom types keep their Ruby
-//!   semantics and errors).
+//!   every other case goes to the Field's `get`/`put` through the hooks
+//!   lib/ registers once (so nested structs, arrays, strings, callbacks,
+//!   enums and custom types keep their Ruby semantics and errors). The hot
+//!   path is a few loads and compares; everything else is out of line.
+//! - Rust calls no lib/ method by name (see `Hooks`).
 
 use super::pointer::{raise_or, Pointer, Scalar, Word, READ, WRITE};
 use crate::types::CType;
@@ -108,8 +110,60 @@ struct Entry {
     name: VALUE,
     offset: usize,
     kind: Kind,
-    /// The Ruby `StructLayout::Field`.
+    /// The Ruby `StructLayout::Field`: what the `get`/`put` hooks get for
+    /// every value not accessed in place.
     field: VALUE,
+}
+
+/// See `FieldTable::index`.
+struct NameIndex {
+    /// (name VALUE, entry index); an empty slot's name is 0 (`false`,
+    /// never a field name).
+    slots: Box<[(VALUE, usize)]>,
+    /// 64 − log2(slots.len()): `home` keeps the hash's top bits.
+    shift: u32,
+}
+
+impl NameIndex {
+    /// The index of `entries`; a repeated name finds its last entry, as
+    /// the ffi gem's Hash does.
+    fn new(entries: &[Entry]) -> NameIndex {
+        let len = (2 * entries.len()).next_power_of_two().max(2);
+        let mut index = NameIndex { slots: vec![(0, 0); len].into(), shift: 64 - len.trailing_zeros() };
+        for (i, e) in entries.iter().enumerate() {
+            let mut slot = index.home(e.name);
+            while index.slots[slot].0 != 0 && index.slots[slot].0 != e.name {
+                slot = (slot + 1) & (len - 1);
+            }
+            index.slots[slot] = (e.name, i);
+        }
+        index
+    }
+
+    /// The first slot to probe for `name`: the top bits of a Fibonacci
+    /// hash, which spread both static Symbols (serial numbers in the high
+    /// bits) and dynamic ones (heap addresses).
+    #[inline]
+    fn home(&self, name: VALUE) -> usize {
+        ((name as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+    }
+
+    /// The index of the entry named `name`. At least half the slots are
+    /// empty, so the probe ends.
+    #[inline]
+    fn find(&self, name: VALUE) -> Option<usize> {
+        let mut slot = self.home(name);
+        loop {
+            let (key, entry) = self.slots[slot];
+            if key == name {
+                return Some(entry);
+            }
+            if key == 0 {
+                return None;
+            }
+            slot = (slot + 1) & (self.slots.len() - 1);
+        }
+    }
 }
 
 /// A layout's fields for the native `[]`/`[]=`. Built once per layout.
@@ -117,6 +171,10 @@ struct Entry {
 #[magnus(class = "FiddleJit::StructFieldTable", free_immediately, size, mark, frozen_shareable)]
 pub struct FieldTable {
     entries: Vec<Entry>,
+    /// `entries` by name VALUE, so the 11th field of a struct costs what
+    /// the first does: open addressing, each slot an entry's index + 1 (0
+    /// empty), a power of two at least twice the entries.
+    index: NameIndex,
     /// The layout's size: what `Struct.new` allocates.
     size: usize,
     /// The field names, a frozen Array: `Struct#members` returns a copy.
@@ -154,19 +212,76 @@ impl FieldTable {
             entries.push(Entry { name: name.as_raw(), offset, kind, field: field.as_raw() });
         }
         members.freeze();
-        Ok(ruby.obj_wrap(FieldTable { entries, size, members: members.as_raw(), field_map: field_map.as_raw() }))
+        let index = NameIndex::new(&entries);
+        // A repeated name reads as its last field everywhere (`values`
+        // too), as in the ffi gem.
+        for i in 0..entries.len() {
+            let last = index.find(entries[i].name).expect("indexed above");
+            let Entry { offset, kind, field, .. } = entries[last];
+            entries[i] = Entry { name: entries[i].name, offset, kind, field };
+        }
+        Ok(ruby.obj_wrap(FieldTable { entries, index, size, members: members.as_raw(), field_map: field_map.as_raw() }))
     }
 
+    #[inline]
     fn find(&self, name: VALUE) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.name == name)
+        self.index.find(name).map(|i| &self.entries[i])
+    }
+
+    /// The entry for `name`: the identical Symbol, else the layout's Hash
+    /// lookup (an equal String...), else ArgumentError as the ffi gem.
+    unsafe fn find_or_raise(&self, name: VALUE) -> &Entry {
+        if let Some(e) = self.find(name) {
+            return e;
+        }
+        let field = rb_sys::rb_hash_aref(self.field_map, name);
+        match self.entries.iter().find(|e| e.field == field) {
+            Some(e) => e,
+            None => {
+                let name = Value::from_raw(name);
+                raise_or(Err(Error::new(
+                    Ruby::get_unchecked().exception_arg_error(),
+                    format!("No such field '{}'", name.to_s().map(|s| s.into_owned()).unwrap_or_default()),
+                )))
+            }
+        }
     }
 }
 
-static IDS: OnceLock<(rb_sys::ID, rb_sys::ID)> = OnceLock::new();
+/// The Ruby code Rust hands what it does not do natively, registered once
+/// by lib/ (`StructFieldTable.__hooks__`) as shareable lambdas, so they
+/// run in any Ractor and no lib/ method is called by name from here:
+/// - `get.(field, pointer)`, `put.(field, pointer, value)`: a field value
+///   not accessed in place (nested structs, arrays, enums, custom types,
+///   byte-swapped or bounded memory, non-Fixnum values...);
+/// - `initialize.(struct, *args)`: `Struct#initialize` with a layout spec,
+///   without a layout, or with something other than a Pointer.
+struct Hooks {
+    get: VALUE,
+    put: VALUE,
+    initialize: VALUE,
+}
 
-fn ids() -> (rb_sys::ID, rb_sys::ID) {
-    // SAFETY: rb_intern on static C strings.
-    *IDS.get_or_init(|| unsafe { (rb_sys::rb_intern(c"get".as_ptr()), rb_sys::rb_intern(c"put".as_ptr())) })
+static HOOKS: OnceLock<Hooks> = OnceLock::new();
+
+/// Private `StructFieldTable.__hooks__(get, put, initialize)`.
+fn register_hooks(get: Value, put: Value, initialize: Value) {
+    let hooks = Hooks { get: get.as_raw(), put: put.as_raw(), initialize: initialize.as_raw() };
+    for v in [hooks.get, hooks.put, hooks.initialize] {
+        // SAFETY: live VALUEs, made permanent mark roots (so pinned)
+        // before they are stored.
+        unsafe { rb_sys::rb_gc_register_mark_object(v) };
+    }
+    let _ = HOOKS.set(hooks);
+}
+
+fn hooks() -> &'static Hooks {
+    HOOKS.get().expect("StructFieldTable.__hooks__ registered by struct_layout.rb")
+}
+
+/// Calls a hook (a Proc) with `args`.
+unsafe fn call_hook(hook: VALUE, args: &[VALUE]) -> VALUE {
+    rb_sys::rb_proc_call_with_block(hook, args.len() as _, args.as_ptr(), rb_sys::Qnil as VALUE)
 }
 
 impl StructData {
@@ -207,11 +322,7 @@ impl StructData {
                 format!("wrong argument type {} (expected FiddleJit::Pointer)", pointer.class()),
             )
         })?;
-        // Order matters for the GC only in that both VALUEs are on the
-        // caller's stack (arguments) until this returns.
-        rb_self.pointer.set(pointer.as_raw() as usize);
-        rb_self.table.set(table.as_raw() as usize);
-        rb_self.memory.set(memory as *const Pointer as usize);
+        rb_self.view(pointer.as_raw(), memory, table.as_raw());
         Ok(())
     }
 }
@@ -229,25 +340,62 @@ unsafe fn receiver<'a>(rb_self: VALUE) -> &'a StructData {
     }
 }
 
-/// The table and Pointer VALUE of an initialized struct, or raises. A
-/// struct whose subclass `initialize` did not call super gets zeroed memory
-/// of its size now (private `__lazy_memory__`), as the ffi gem allocates on
-/// first field access.
+impl StructData {
+    /// The layout's table, once `initialize` (or the lazy allocation) set
+    /// it. `table` and `pointer` are only ever set together.
+    #[inline]
+    fn table(&self) -> Option<&FieldTable> {
+        match self.table.get() {
+            0 => None,
+            // SAFETY: `table` only ever holds a FieldTable object the
+            // struct pins (set from an Obj<FieldTable> or class_table).
+            t => Some(unsafe { objects::typed_data_unchecked::<FieldTable>(t as VALUE) }),
+        }
+    }
+
+    /// Views `pointer` (a Pointer object, whose data is `memory`) through
+    /// the layout `table`.
+    fn view(&self, pointer: VALUE, memory: &Pointer, table: VALUE) {
+        // Order matters for the GC only in that both VALUEs are on the
+        // caller's stack (arguments or locals) until this returns.
+        self.pointer.set(pointer as usize);
+        self.table.set(table as usize);
+        self.memory.set(memory as *const Pointer as usize);
+    }
+}
+
+/// The RuntimeError the ffi gem raises for a Struct class without a layout.
+unsafe fn no_layout(klass: VALUE) -> ! {
+    let name = Value::from_raw(klass).to_s().map(|s| s.into_owned()).unwrap_or_default();
+    raise_or(Err(Error::new(
+        Ruby::get_unchecked().exception_runtime_error(),
+        format!("no Struct layout configured for {name}"),
+    )))
+}
+
+/// The table and Pointer VALUE of an initialized struct. A struct whose
+/// subclass `initialize` did not call super gets zeroed memory of its
+/// layout's size now, as the ffi gem allocates on first field access.
 unsafe fn parts<'a>(d: &'a StructData, rb_self: VALUE) -> (&'a FieldTable, VALUE) {
-    if d.table.get() == 0 || d.pointer.get() == 0 {
-        let mid = rb_sys::rb_intern(c"__lazy_memory__".as_ptr());
-        rb_sys::rb_funcallv(rb_self, mid, 0, std::ptr::null());
+    if d.table().is_none() {
+        let klass = rb_sys::rb_obj_class(rb_self);
+        let (table_value, table) = class_table(klass).unwrap_or_else(|| no_layout(klass));
+        let pointer = raise_or(Pointer::new_memory(table.size));
+        let memory = Pointer::from_value(pointer).expect("a new MemoryPointer");
+        d.view(pointer.as_raw(), memory, table_value);
     }
-    let (table, pointer) = (d.table.get(), d.pointer.get());
-    if table == 0 || pointer == 0 {
-        raise_or::<()>(Err(Error::new(
-            Ruby::get_unchecked().exception_runtime_error(),
-            "Struct has no memory (initialize was not called)",
-        )));
-    }
-    // SAFETY: `table` is the FieldTable object `__set_memory__` stored
-    // (typed: Obj<FieldTable>), pinned by this struct's mark.
-    (objects::typed_data_unchecked::<FieldTable>(table as VALUE), pointer as VALUE)
+    (d.table().expect("set above"), d.pointer.get() as VALUE)
+}
+
+/// The struct and its table entry for `name` on the hot path: an
+/// initialized FiddleJit::Struct and a field Symbol of its layout (None
+/// sends the caller to the checked path, which allocates, resolves other
+/// names or raises).
+#[inline(always)]
+fn fast_entry<'a>(rb_self: VALUE, name: VALUE) -> Option<(&'a StructData, &'a Entry)> {
+    // SAFETY: `rb_self` is a live VALUE (the receiver).
+    let d = StructData::from_value(unsafe { Value::from_raw(rb_self) })?;
+    Some((d, d.table()?.find(name)?))
 }
 
 #[inline]
@@ -299,6 +447,7 @@ fn fast_double(v: VALUE) -> Option<f64> {
     }
 }
 
+#[inline(always)]
 fn read_native(kind: Kind, p: &Pointer, off: usize) -> Option<VALUE> {
     match kind {
         Kind::I8 => read::<i8>(p, off),
@@ -330,6 +479,7 @@ fn fast_address(v: VALUE) -> Option<usize> {
         .or_else(|| super::function::Function::address_of(value))
 }
 
+#[inline(always)]
 fn write_native(kind: Kind, p: &Pointer, off: usize, v: VALUE) -> bool {
     fn int<T: Scalar>(p: &Pointer, off: usize, v: VALUE) -> bool {
         T::from_raw_fast(v).is_some_and(|x| write(p, off, x))
@@ -350,29 +500,23 @@ fn write_native(kind: Kind, p: &Pointer, off: usize, v: VALUE) -> bool {
     }
 }
 
-/// The Field for `name` when it is not one of the table's Symbol VALUEs:
-/// the layout's Hash lookup, or ArgumentError.
-unsafe fn field_by_hash(table: &FieldTable, name: VALUE) -> VALUE {
-    let field = rb_sys::rb_hash_aref(table.field_map, name);
-    if field == rb_sys::Qnil as VALUE {
-        let name = Value::from_raw(name);
-        raise_or::<()>(Err(Error::new(
-            Ruby::get_unchecked().exception_arg_error(),
-            format!("No such field '{}'", name.to_s().map(|s| s.into_owned()).unwrap_or_default()),
-        )));
+/// `Struct#[](name)`: a number, pointer or string field read in place,
+/// else the Field's `get`.
+unsafe extern "C" fn struct_aref(rb_self: VALUE, name: VALUE) -> VALUE {
+    match fast_entry(rb_self, name).and_then(|(d, e)| read_native(e.kind, d.memory(), e.offset)) {
+        Some(v) => v,
+        None => aref_checked(rb_self, name),
     }
-    field
 }
 
-/// `Struct#[](name)`.
-unsafe extern "C" fn struct_aref(rb_self: VALUE, name: VALUE) -> VALUE {
+/// `Struct#[]` off the hot path: kept out of line so the hot path saves
+/// no registers for it.
+#[cold]
+#[inline(never)]
+unsafe fn aref_checked(rb_self: VALUE, name: VALUE) -> VALUE {
     let d = receiver(rb_self);
     let (table, pointer) = parts(d, rb_self);
-    let field = match table.find(name) {
-        Some(e) => return entry_value(d, e, pointer),
-        None => field_by_hash(table, name),
-    };
-    rb_sys::rb_funcallv(field, ids().0, 1, &pointer)
+    entry_value(d, table.find_or_raise(name), pointer)
 }
 
 /// A field's value: read in place, or through its Ruby Field.
@@ -380,7 +524,7 @@ unsafe fn entry_value(d: &StructData, e: &Entry, pointer: VALUE) -> VALUE {
     if let Some(v) = read_native(e.kind, d.memory(), e.offset) {
         return v;
     }
-    rb_sys::rb_funcallv(e.field, ids().0, 1, &pointer)
+    call_hook(hooks().get, &[e.field, pointer])
 }
 
 /// `Struct#values`: every field's value, in layout order.
@@ -395,17 +539,16 @@ unsafe extern "C" fn struct_values(rb_self: VALUE) -> VALUE {
 }
 
 /// `Struct#members`: the layout's field names (a new Array, as the ffi
-/// gem's). A struct without memory yet asks its class.
+/// gem's). A struct without memory yet reads its class's layout.
 unsafe extern "C" fn struct_members(rb_self: VALUE) -> VALUE {
-    let d = receiver(rb_self);
-    match d.table.get() {
-        0 => rb_sys::rb_funcallv(rb_sys::rb_obj_class(rb_self), rb_sys::rb_intern(c"members".as_ptr()), 0, std::ptr::null()),
-        t => {
-            // SAFETY: `table` only ever holds a FieldTable the struct pins.
-            let table = crate::runtime::objects::typed_data_unchecked::<FieldTable>(t as VALUE);
-            rb_sys::rb_ary_dup(table.members)
+    let table = match receiver(rb_self).table() {
+        Some(table) => table,
+        None => {
+            let klass = rb_sys::rb_obj_class(rb_self);
+            class_table(klass).unwrap_or_else(|| no_layout(klass)).1
         }
-    }
+    };
+    rb_sys::rb_ary_dup(table.members)
 }
 
 /// `Struct#pointer` / `#to_ptr`: the Pointer, or nil before `initialize`.
@@ -419,31 +562,46 @@ unsafe extern "C" fn struct_pointer(rb_self: VALUE) -> VALUE {
 /// The FieldTable of `klass`'s layout (its own or the nearest superclass's
 /// `@layout`), without calling Ruby; None sends the caller to the Ruby path.
 unsafe fn class_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
-    let (id_layout, id_table) = *LAYOUT_IDS.get_or_init(|| {
-        (rb_sys::rb_intern(c"@layout".as_ptr()) as usize, rb_sys::rb_intern(c"@native_table".as_ptr()) as usize)
-    });
-    let mut k = klass;
-    for _ in 0..8 {
-        if k == 0 || k == rb_sys::Qnil as VALUE {
-            return None;
+    match rb_sys::rb_attr_get(klass, layout_ids().0) {
+        layout if layout == rb_sys::Qnil as VALUE => inherited_table(klass),
+        layout => layout_table(layout),
+    }
+}
+
+/// `class_table` for a class without a layout of its own (a subclass of a
+/// laid-out struct class): the nearest superclass's.
+#[cold]
+#[inline(never)]
+unsafe fn inherited_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
+    let mut k = rb_sys::rb_class_superclass(klass);
+    while k != 0 && k != rb_sys::Qnil as VALUE {
+        match rb_sys::rb_attr_get(k, layout_ids().0) {
+            layout if layout == rb_sys::Qnil as VALUE => k = rb_sys::rb_class_superclass(k),
+            layout => return layout_table(layout),
         }
-        let layout = rb_sys::rb_attr_get(k, id_layout as rb_sys::ID);
-        if layout != rb_sys::Qnil as VALUE {
-            if layout & 7 != 0 || layout == rb_sys::Qfalse as VALUE {
-                return None;
-            }
-            let table = match super::footprint::layout_native_table(layout) {
-                Some(table) => table,
-                None => rb_sys::rb_attr_get(layout, id_table as rb_sys::ID),
-            };
-            return crate::runtime::objects::typed_data::<FieldTable>(table).map(|data| (table, data));
-        }
-        k = rb_sys::rb_class_superclass(k);
     }
     None
 }
 
-static LAYOUT_IDS: OnceLock<(usize, usize)> = OnceLock::new();
+/// The FieldTable of a StructLayout `layout` (not nil), if it is one.
+unsafe fn layout_table(layout: VALUE) -> Option<(VALUE, &'static FieldTable)> {
+    if layout & 7 != 0 || layout == rb_sys::Qfalse as VALUE {
+        return None;
+    }
+    let table = match super::footprint::layout_native_table(layout) {
+        Some(table) => table,
+        None => rb_sys::rb_attr_get(layout, layout_ids().1),
+    };
+    crate::runtime::objects::typed_data::<FieldTable>(table).map(|data| (table, data))
+}
+
+/// The IDs of `@layout` (a Struct class's) and `@native_table` (a layout's).
+fn layout_ids() -> (rb_sys::ID, rb_sys::ID) {
+    // SAFETY: rb_intern on static C strings.
+    *LAYOUT_IDS.get_or_init(|| unsafe { (rb_sys::rb_intern(c"@layout".as_ptr()), rb_sys::rb_intern(c"@native_table".as_ptr())) })
+}
+
+static LAYOUT_IDS: OnceLock<(rb_sys::ID, rb_sys::ID)> = OnceLock::new();
 
 /// The size of a Struct class with its own layout (`MemoryPointer.new(StructClass)`),
 /// without calling Ruby; None for anything else.
@@ -453,21 +611,18 @@ pub(crate) fn struct_class_size(v: VALUE) -> Option<usize> {
         if crate::runtime::objects::builtin_type(v) != Some(rb_sys::ruby_value_type::RUBY_T_CLASS as i32) {
             return None;
         }
-        let (id_layout, _) = *LAYOUT_IDS.get_or_init(|| {
-            (rb_sys::rb_intern(c"@layout".as_ptr()) as usize, rb_sys::rb_intern(c"@native_table".as_ptr()) as usize)
-        });
-        if rb_sys::rb_attr_get(v, id_layout as rb_sys::ID) == rb_sys::Qnil as VALUE {
-            return None;
+        match rb_sys::rb_attr_get(v, layout_ids().0) {
+            layout if layout == rb_sys::Qnil as VALUE => None,
+            layout => layout_table(layout).map(|(_, t)| t.size),
         }
-        class_table(v).map(|(_, t)| t.size)
     }
 }
 
 /// `Struct#initialize(pointer = nil, *spec)`: with no spec and a layout
 /// found on the class chain, natively (a new zeroed MemoryPointer of the
 /// layout's size, or the Pointer given); anything else (a spec, no layout,
-/// not a Pointer) through the Ruby `__initialize__`, which raises as the
-/// ffi gem does.
+/// not a Pointer) through the `initialize` hook, which raises as the ffi
+/// gem does.
 unsafe extern "C" fn struct_initialize(argc: std::ffi::c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
     let arg = if argc == 1 { *argv } else { rb_sys::Qnil as VALUE };
     if argc <= 1 {
@@ -479,35 +634,41 @@ unsafe extern "C" fn struct_initialize(argc: std::ffi::c_int, argv: *const VALUE
                 arg
             };
             if let Some(memory) = Pointer::from_value(Value::from_raw(pointer)) {
-                d.pointer.set(pointer as usize);
-                d.table.set(table_value as usize);
-                d.memory.set(memory as *const Pointer as usize);
+                d.view(pointer, memory, table_value);
                 return rb_sys::Qnil as VALUE;
             }
         }
     }
-    rb_sys::rb_funcallv(rb_self, rb_sys::rb_intern(c"__initialize__".as_ptr()), argc, argv)
+    let args: Vec<VALUE> = std::iter::once(rb_self).chain(std::slice::from_raw_parts(argv, argc as usize).iter().copied()).collect();
+    call_hook(hooks().initialize, &args)
 }
 
 /// `Struct#[]=(name, value)`; returns `value`. FrozenError on a frozen
 /// struct, as in the ffi gem (frozen memory raises in the Pointer checks).
 unsafe extern "C" fn struct_aset(rb_self: VALUE, name: VALUE, value: VALUE) -> VALUE {
+    if let Some((d, e)) = fast_entry(rb_self, name) {
+        // A Struct is a heap object: its flags word is readable.
+        let frozen = *(rb_self as *const VALUE) & rb_sys::ruby_fl_type::RUBY_FL_FREEZE as VALUE != 0;
+        if !frozen && write_native(e.kind, d.memory(), e.offset, value) {
+            return value;
+        }
+    }
+    aset_checked(rb_self, name, value)
+}
+
+/// `Struct#[]=` off the hot path (see `aref_checked`).
+#[cold]
+#[inline(never)]
+unsafe fn aset_checked(rb_self: VALUE, name: VALUE, value: VALUE) -> VALUE {
     if rb_sys::rb_obj_frozen_p(rb_self) != rb_sys::Qfalse as VALUE {
         rb_sys::rb_error_frozen_object(rb_self);
     }
     let d = receiver(rb_self);
     let (table, pointer) = parts(d, rb_self);
-    let field = match table.find(name) {
-        Some(e) => {
-            if write_native(e.kind, d.memory(), e.offset, value) {
-                return value;
-            }
-            e.field
-        }
-        None => field_by_hash(table, name),
-    };
-    let args = [pointer, value];
-    rb_sys::rb_funcallv(field, ids().1, 2, args.as_ptr());
+    let e = table.find_or_raise(name);
+    if !write_native(e.kind, d.memory(), e.offset, value) {
+        call_hook(hooks().put, &[e.field, pointer, value]);
+    }
     value
 }
 
@@ -536,5 +697,6 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let table = module.define_class("StructFieldTable", ruby.class_object())?;
     table.undef_default_alloc_func();
     table.define_singleton_method("build", function!(FieldTable::build, 3))?;
+    table.define_singleton_method("__hooks__", function!(register_hooks, 3))?;
     Ok(())
 }

@@ -1,0 +1,262 @@
+# frozen_string_literal: true
+
+module FiddleJit
+  class Struct
+    # Fixed-size memory views of struct arrays: `[:int, 4]` fields.
+    class InlineArray
+      include Enumerable
+
+      def initialize(memory, field)
+        @memory = memory
+        @field = field
+      end
+
+      def size = @field.type.length
+
+      def [](index) = element(index).get(@memory)
+      def []=(index, value)
+        element(index).put(@memory, value)
+      end
+
+      def each
+        return enum_for(:each) unless block_given?
+
+        size.times { |i| yield self[i] }
+        self
+      end
+
+      def to_a = each.to_a
+      def to_ptr = @memory.slice(@field.offset, @field.size)
+
+      private
+
+      # A zero-length array (the last field: C's flexible array member) is
+      # not bounds-checked, as in the ffi gem.
+      def element(index)
+        raise IndexError, "index #{index} out of bounds" unless index.is_a?(Integer) && index >= 0 && (size.zero? || index < size)
+
+        StructLayout.element_field(@field, index)
+      end
+    end
+  end
+
+  # The fields of a Struct class: name → Field (offset, type, get/put).
+  # Frozen and, like the ffi gem 1.16+'s, Ractor-shareable (with its
+  # fields and their types) when everything it refers to can be.
+  class StructLayout < Type
+    attr_reader :fields, :field_map, :native_table
+
+    def initialize(fields, size, alignment, union = false)
+      @fields = fields.freeze
+      @field_map = fields.to_h { |f| [f.name, f] }.freeze
+      @size = size
+      @alignment = alignment
+      @union = union
+      # What the native Struct#[]/#[]= look fields up in (src/ruby/struct_memory.rs):
+      # number fields are accessed in place, the others through Field#get/#put
+      # (the hooks struct.rb registers).
+      @native_table = StructFieldTable.build(
+        @field_map, fields.map { |f| [f.name, f.offset, StructLayout.native_kind(f), f] }, size
+      )
+      self.__native_table__ = @native_table # (read natively by Struct.new)
+      # The ffi gem's StructLayout: its header plus a field pointer and an
+      # ffi_type element per field.
+      self.__footprint__ = 64 + (16 * fields.size)
+      FiddleJit.make_shareable(self)
+    end
+
+    def union? = @union
+
+    # How the native Struct#[]/#[]= access a field: a Number's accessor
+    # suffix, "pointer" for a plain :pointer field, "string" for a :string
+    # one (read natively, written through the Field), nil (through the
+    # Field's get/put) for the others and for Field subclasses.
+    def self.native_kind(field)
+      if field.is_a?(Number) then field.suffix.to_s
+      elsif field.instance_of?(Pointer) then "pointer"
+      elsif field.instance_of?(StructLayout::String) then "string"
+      end
+    end
+
+    # Every scalar of the layout as [canonical type name, absolute offset],
+    # an inline array's as [name, offset, count, stride]: nested structs and
+    # arrays flattened (see StructByValue).
+    def native_leaves(base = 0)
+      @fields.flat_map { |f| StructLayout.leaves(f.type, base + f.offset) }
+    end
+
+    def self.leaves(type, offset)
+      case type
+      when Type::Builtin then [[type.canonical.to_s, offset]]
+      when Type::Struct then type.struct_class.layout.native_leaves(offset)
+      when Type::Array
+        # One run [name, offset, count, stride] per scalar of the element:
+        # an array of a million bytes is one leaf, not a million.
+        step = type.element.size
+        leaves(type.element, offset).flat_map do |name, off, count = 1, stride = 0|
+          if count == 1
+            [[name, off, type.length, step]]
+          else
+            (0...type.length).map { |i| [name, off + (i * step), count, stride] }
+          end
+        end
+      when StructByReference then [["pointer", offset]]
+      else raise NotImplementedError, "no native layout for field type #{type.inspect}"
+      end
+    end
+
+    def members = @fields.map(&:name)
+    def offsets = @fields.map { |f| [f.name, f.offset] }
+    def offset_of(name) = self[name].offset
+    def [](name) = @field_map[name]
+    def to_a = @fields.dup
+
+    # A field's value accessors. Subclasses implement get(ptr)/put(ptr, value)
+    # where ptr is the struct's Pointer.
+    #
+    # Hook for new field types (e.g. callbacks): a type object that responds
+    # to `struct_field_class` (plus `size` and `alignment`) is laid out like
+    # any other type and its field is `type.struct_field_class.new(name,
+    # offset, type)`.
+    class Field
+      attr_reader :name, :offset, :type
+
+      def initialize(name, offset, type)
+        @name = name
+        @offset = offset
+        @type = type
+        self.__footprint__ = 40 # the ffi gem's StructField
+      end
+
+      def size = type.size
+      def alignment = type.alignment
+      def inspect = "#<#{self.class} #{name.inspect} offset=#{offset} size=#{size}>"
+    end
+
+    # Integer and floating-point fields: the Pointer accessor for the type.
+    class Number < Field
+      attr_reader :suffix
+
+      def initialize(name, offset, type)
+        super
+        @suffix = FiddleJit::Pointer.accessor_for(type.canonical)
+        @getter = :"get_#{@suffix}"
+        @setter = :"put_#{@suffix}"
+      end
+
+      # Only for what the native Struct#[]/#[]= do not access in place
+      # (byte-swapped or bounded memory, non-Fixnum values...).
+      def get(ptr) = ptr.public_send(@getter, offset)
+      def put(ptr, value) = ptr.public_send(@setter, offset, value)
+    end
+
+    # long double: BigDecimal reads, Float/Integer/BigDecimal writes (ffi's
+    # rules, converted natively; see runtime/long_double.rs).
+    class LongDouble < Field
+      def get(ptr) = Native.long_double_unpack(ptr.get_bytes(offset, 16))
+      def put(ptr, value) = ptr.put_bytes(offset, Native.long_double_pack(value))
+    end
+
+    class Bool < Field
+      def get(ptr) = ptr.get_uint8(offset) != 0
+      def put(ptr, value) = ptr.put_uint8(offset, value ? 1 : 0)
+    end
+
+    class Pointer < Field
+      def get(ptr) = ptr.get_pointer(offset)
+
+      def put(ptr, value) = ptr.put_pointer(offset, value)
+    end
+
+    # `char *` fields: read as a String (nil for NULL); not writable (like ffi).
+    class String < Field
+      def get(ptr)
+        str = ptr.get_pointer(offset)
+        str.null? ? nil : str.get_string(0)
+      end
+
+      def put(_ptr, _value) = raise(ArgumentError, "Cannot set :string fields")
+    end
+
+    class InnerStruct < Field
+      def get(ptr) = type.struct_class.new(ptr.slice(offset, size))
+
+      def put(ptr, value)
+        raise TypeError, "wrong value type (expected #{type.struct_class})" unless value.is_a?(type.struct_class)
+
+        ptr.slice(offset, size).__copy_from__(value.pointer, size)
+      end
+    end
+
+    # Inline arrays: read as an InlineArray (a CharArray for char/uchar
+    # elements); only char arrays are assignable, from a String (like ffi).
+    class Array < Field
+      def char_array?
+        type.element.is_a?(Type::Builtin) && %i[int8 uint8].include?(type.element.canonical)
+      end
+
+      def get(ptr)
+        (char_array? ? CharArray : FiddleJit::Struct::InlineArray).new(ptr, self)
+      end
+
+      def put(ptr, value)
+        raise NotImplementedError, "cannot set array field" unless char_array? && value.is_a?(::String)
+
+        len = type.length
+        if value.bytesize < len
+          ptr.put_string(offset, value)
+        elsif value.bytesize == len
+          ptr.put_bytes(offset, value)
+        else
+          raise IndexError, "String is longer (#{value.bytesize} bytes) than the char array (#{len} bytes)"
+        end
+      end
+    end
+
+    # A pointer to a struct (Struct.by_ref as a field type).
+    class StructPointer < Field
+      def get(ptr) = type.from_native(ptr.get_pointer(offset))
+      def put(ptr, value) = ptr.put_pointer(offset, type.to_native(value))
+    end
+
+    # The field class for +type+ at +offset+.
+    def self.field_for(name, offset, type)
+      klass =
+        case type
+        when Type::Builtin
+          case type.canonical
+          when :bool then Bool
+          when :pointer then Pointer
+          when :string then String
+          when :void then raise TypeError, "invalid struct field type :void"
+          when :long_double then LongDouble
+          else Number
+          end
+        when Type::Struct then InnerStruct
+        when Type::Array then Array
+        when StructByReference then StructPointer
+        else
+          raise TypeError, "invalid struct field type #{type.inspect}" unless type.respond_to?(:struct_field_class)
+
+          type.struct_field_class
+        end
+      klass.new(name, offset, type)
+    end
+
+    # Element accessor of an inline array (a Field at the element's offset).
+    def self.element_field(array_field, index)
+      elem = array_field.type.element
+      field_for(array_field.name, array_field.offset + (index * elem.size), elem)
+    end
+
+    # An inline array of char/uchar: #to_s is the bytes up to the first NUL.
+    class CharArray < FiddleJit::Struct::InlineArray
+      def to_s
+        bytes = @memory.get_bytes(@field.offset, size)
+        nul = bytes.index("\0")
+        nul ? bytes[0, nul] : bytes
+      end
+      alias to_str to_s
+    end
+  end
+end
