@@ -64,12 +64,6 @@ impl Drop for Function {
     }
 }
 
-/// Is `value` typed data of `data_type` (or a type inheriting from it)?
-pub fn is_typed(value: Value, data_type: usize) -> bool {
-    // SAFETY: a predicate on a live VALUE; false for immediates and non-T_DATA.
-    unsafe { rb_sys::rb_typeddata_is_kind_of(value.as_raw(), data_type as *const rb_sys::rb_data_type_t) != 0 }
-}
-
 fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
     crate::ruby::attach::parse_type(ruby, value)
 }
@@ -83,16 +77,7 @@ impl Function {
 
     /// The live Function behind `value`, if it is one.
     fn of<'a>(value: Value) -> Option<&'a Function> {
-        if !is_typed(value, <Function as TypedData>::data_type() as *const _ as usize) {
-            return None;
-        }
-        // SAFETY: typed data of Function's type: its data is a live boxed
-        // Function, alive as long as `value` (an argument of the caller).
-        unsafe {
-            let raw = value.as_raw();
-            let data = *((raw as *const u8).add(crate::lower::ruby_layout::RTYPEDDATA_DATA as usize) as *const *const Function);
-            data.as_ref()
-        }
+        crate::runtime::objects::typed_data::<Function>(value.as_raw())
     }
 
     /// `to_ptr`: a Pointer to the address (what `:pointer` parameters take
