@@ -38,12 +38,20 @@ SETUP = <<~RUBY
   class Callbacks < FFI::Struct
     layout :cb_null, :pointer, :cb_int, :pointer
   end
+  # libc's ldiv_t: a struct returned by value.
+  class Ldiv < FFI::Struct
+    layout :quot, :long, :rem, :long
+  end
   LibLoad = Module.new { extend FFI::Library }
   CbLib = Module.new do
     extend FFI::Library
     ffi_lib FFI::Library::LIBC
     callback :cmp, %i[pointer pointer], :int
     attach_function :qsort, [:pointer, :size_t, :size_t, :cmp], :void
+    # A :pointer parameter given an FFI::Function (ethon's curl_easy_setopt
+    # of a callback); strnlen(p, 0) reads nothing.
+    attach_function :strnlen, [:pointer, :size_t], :size_t
+    attach_function :ldiv, %i[long long], Ldiv.by_value
   end
   tv = Timeval.new
   tv[:tv_sec] = 1
@@ -94,6 +102,8 @@ PRIMITIVES = [
   ["`attach_function :strlen, [:string], :size_t` (reference)", "CbLib.attach_function :strlen, [:string], :size_t", 200],
   ["call with a Proc for a `:cmp` parameter (`qsort` of 1 element)", "CbLib.qsort(ints, 1, 4, cmp)", 2000],
   ["call with an `FFI::Function` for a `:cmp` parameter", "CbLib.qsort(ints, 1, 4, cb_fn)", 2000],
+  ["call with an `FFI::Function` for a `:pointer` parameter (ethon)", "CbLib.strnlen(cb_fn, 0)", 5000],
+  ["call returning a struct by value (`ldiv`)", "CbLib.ldiv(7, 2)", 2000],
 ].freeze
 
 if ARGV[0] == "--child"
