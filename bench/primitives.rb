@@ -42,6 +42,10 @@ SETUP = <<~RUBY
   class Mixed < FFI::Struct
     layout :int_field, :int, :double_field, :double, :pointer_field, :pointer
   end
+  # libc's ldiv_t: a struct returned by value.
+  class Ldiv < FFI::Struct
+    layout :quot, :long, :rem, :long
+  end
   LibLoad = Module.new { extend FFI::Library }
   CbLib = Module.new do
     extend FFI::Library
@@ -50,6 +54,10 @@ SETUP = <<~RUBY
     attach_function :qsort, [:pointer, :size_t, :size_t, :cmp], :void
     # ethon's curl_easy_setopt is attached the same way.
     attach_function :snprintf, %i[pointer size_t string varargs], :int
+    # A :pointer parameter given an FFI::Function (ethon's curl_easy_setopt
+    # of a callback); strnlen(p, 0) reads nothing.
+    attach_function :strnlen, [:pointer, :size_t], :size_t
+    attach_function :ldiv, %i[long long], Ldiv.by_value
   end
   tv = Timeval.new
   tv[:tv_sec] = 1
@@ -111,6 +119,8 @@ PRIMITIVES = [
   ["call with an `FFI::Function` for a `:cmp` parameter", "CbLib.qsort(ints, 1, 4, cb_fn)", 2000],
   ['variadic call `snprintf(buf, 64, "%d %s", :int, 7, :string, "x")` (ethon\'s `curl_easy_setopt`)',
    'CbLib.snprintf(buf, 64, "%d %s", :int, 7, :string, "x")', 2000],
+  ["call with an `FFI::Function` for a `:pointer` parameter (ethon)", "CbLib.strnlen(cb_fn, 0)", 5000],
+  ["call returning a struct by value (`ldiv`)", "CbLib.ldiv(7, 2)", 2000],
 ].freeze
 
 if ARGV[0] == "--child"

@@ -310,8 +310,9 @@ fn plain_cstr(value: VALUE) -> Option<*const c_char> {
 }
 
 /// A :pointer parameter that is not nil or a plain Pointer: Pointer
-/// subclasses, Strings (their bytes, like the ffi gem), objects with
-/// `to_ptr`; anything else is an ArgumentError, as in the ffi gem.
+/// subclasses, Functions (their code address), Strings (their bytes, like
+/// the ffi gem), Structs, objects with `to_ptr`; anything else is an
+/// ArgumentError, as in the ffi gem.
 pub extern "C" fn arg_pointer(value: VALUE, info_ptr: *const StubInfo, index: u32) -> usize {
     // SAFETY: `info_ptr` is the stub's StubInfo (see `info`); `value` a live
     // VALUE from its argument slots.
@@ -328,7 +329,7 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
     if class != 0 {
         return struct_ref_address(&ruby, info, index, value, class);
     }
-    if let Some(p) = (host().pointer_address)(value) {
+    if let Some(p) = memory_address(value) {
         return Ok(p);
     }
     if let Some(s) = RString::from_value(value) {
@@ -340,7 +341,7 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
     }
     if value.respond_to("to_ptr", false)? {
         let converted: Value = value.funcall("to_ptr", ())?;
-        return (host().pointer_address)(converted).ok_or_else(|| {
+        return memory_address(converted).ok_or_else(|| {
             Error::new(ruby.exception_arg_error(), info.message(index, "to_ptr returned an invalid pointer"))
         });
     }
@@ -351,6 +352,13 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
         ruby.exception_arg_error(),
         format!("{}: :pointer argument is not a valid pointer (got {})", info.describe(index), value.class()),
     ))
+}
+
+/// The address of a Pointer (any subclass) or a Function, which is a
+/// Pointer in the ffi gem: what it takes from its AbstractMemory (even after
+/// a Function's `free`), without calling `to_ptr` (nor an override of it).
+fn memory_address(value: Value) -> Option<usize> {
+    (host().pointer_address)(value).or_else(|| (host().function_address)(value))
 }
 
 /// A `Struct.by_ref` parameter (not nil, not an instance of exactly the
@@ -430,8 +438,8 @@ fn new_struct(info: &StubInfo, bytes: *const u8) -> Result<Value, Error> {
     // SAFETY: the class is pinned by the stub's owner while the stub can run.
     let class = unsafe { Value::from_raw(class) };
     let instance: Value = class.funcall("new", ())?;
-    let memory: Value = instance.funcall("to_ptr", ())?;
-    let address = (host().pointer_address)(memory).filter(|a| *a != 0).expect("a new Struct owns memory");
+    // Its memory natively, as `pointer_address` takes a Struct's.
+    let address = (host().struct_address)(instance).filter(|a| *a != 0).expect("a new Struct owns memory");
     // SAFETY: a new Struct of this class owns at least `size` bytes, and the
     // stub's buffer holds `size` bytes.
     unsafe { std::ptr::copy_nonoverlapping(bytes, address as *mut u8, size) };
