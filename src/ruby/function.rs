@@ -14,7 +14,7 @@ use crate::runtime::callback::{self, Slot};
 use crate::types::CType;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::typed_data::Obj;
-use magnus::{function, gc, method, prelude::*, DataTypeFunctions, Error, RModule, Ruby, TypedData, Value};
+use magnus::{function, gc, method, prelude::*, DataTypeFunctions, Error, RClass, RModule, Ruby, TypedData, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(TypedData)]
@@ -121,12 +121,14 @@ impl Function {
         rb_self.types.store(types.as_raw() as usize, Ordering::Release);
     }
 
-    /// `Function.__callback(params, ret, callable, types, parent)`: canonical
+    /// `Function.__callback(params, ret, callable, types, parent)`, an
+    /// instance of the receiver (a subclass too, as in the ffi gem): canonical
     /// type names, or struct descriptors for structs by value (as for
     /// attach_function); `types` as for `__types=`, `parent` the unadapted
     /// callable.
     fn new_callback(
         ruby: &Ruby,
+        class: RClass,
         params: magnus::RArray,
         ret: Value,
         callable: Value,
@@ -144,14 +146,14 @@ impl Function {
         crate::runtime::jump::prepare();
         let slot = callback::allocate(params, ret, callable.as_raw(), is_proc, dispatcher)
             .map_err(|e| Error::new(ruby.exception_not_imp_error(), e))?;
-        Ok(ruby.obj_wrap(Function {
+        Ok(ruby.obj_wrap_as(Function {
             address: slot.thunk(),
             slot: std::sync::Mutex::new(Some(slot)),
             callable: Some(callable.as_raw()),
             parent: Some(parent.as_raw()),
             pointer: AtomicUsize::new(0),
             types: AtomicUsize::new(types.as_raw() as usize),
-        }))
+        }, class))
     }
 
     /// `Function.__pointer(address)`: a C function pointer.
@@ -162,11 +164,11 @@ impl Function {
     /// `Function.__pointer_from(pointer, types)`: a C function pointer at
     /// the address of a Pointer (or Function), which it keeps alive; `types`
     /// as for `__types=`.
-    fn new_pointer_from(ruby: &Ruby, pointer: Value, types: Value) -> Result<Obj<Function>, Error> {
+    fn new_pointer_from(ruby: &Ruby, class: RClass, pointer: Value, types: Value) -> Result<Obj<Function>, Error> {
         let address = (crate::runtime::host::host().pointer_address)(pointer)
             .or_else(|| Function::address_of(pointer))
             .ok_or_else(|| Error::new(ruby.exception_type_error(), "expected a Pointer"))?;
-        Ok(ruby.obj_wrap(Function::pointer_backed(address, Some(pointer.as_raw()), types.as_raw())))
+        Ok(ruby.obj_wrap_as(Function::pointer_backed(address, Some(pointer.as_raw()), types.as_raw()), class))
     }
 
     fn pointer_backed(address: usize, parent: Option<rb_sys::VALUE>, types: rb_sys::VALUE) -> Function {
@@ -221,9 +223,9 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let pointer: magnus::RClass = module.const_get("Pointer")?;
     let class = module.define_class("Function", pointer)?;
     class.undef_default_alloc_func();
-    class.define_singleton_method("__callback", function!(Function::new_callback, 5))?;
+    class.define_singleton_method("__callback", method!(Function::new_callback, 5))?;
     class.define_singleton_method("__pointer", function!(Function::new_pointer, 1))?;
-    class.define_singleton_method("__pointer_from", function!(Function::new_pointer_from, 2))?;
+    class.define_singleton_method("__pointer_from", method!(Function::new_pointer_from, 2))?;
     class.define_method("address", method!(Function::address, 0))?;
     class.define_method("to_i", method!(Function::address, 0))?;
     class.define_method("to_ptr", method!(Function::to_ptr, 0))?;
