@@ -5,8 +5,7 @@ module FiddleJit
   # DataConverter (Type::Mapped) parameters or result: a fixed-arity lambda
   # converting those arguments (#to_native) and the result (#from_native)
   # around the stub, which sits on a module of its own as
-  # `__fiddle_jit_call` (an inline-cached call by a literal name). Loaded on
-  # the first such attach.
+  # `__fiddle_jit_call` (an inline-cached call by a literal name).
   #
   # For `attach_function :paint, [:pointer, :color], :color` the lambda is
   #
@@ -15,6 +14,8 @@ module FiddleJit
   #
   # made by a factory compiled once per shape (arity, converted positions,
   # converted result), so an attach costs a factory call, not a compile.
+  # (Loaded with the rest: from SourceCache's binary, cheaper than
+  # compiling this file on first use.)
   module ConvertingWrapper
     LOCK = Mutex.new
     # shape (see .shape) => factory method name; main Ractor only.

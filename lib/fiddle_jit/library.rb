@@ -3,7 +3,6 @@
 module FiddleJit
   # Loaded on first use (a `:varargs` attach_function), not at require.
   autoload :VariadicInvoker, File.expand_path("variadic", __dir__)
-  autoload :ConvertingWrapper, File.expand_path("converting_wrapper", __dir__)
 
   CURRENT_PROCESS = LibraryLoader::CURRENT_PROCESS
 

@@ -36,7 +36,8 @@ module FiddleJit
       return false if $LOADED_FEATURES.include?(file)
 
       iseq(file).eval
-      $LOADED_FEATURES << file
+      # (Not `$LOADED_FEATURES <<`: see FiddleJit.__provide_feature.)
+      FiddleJit.__provide_feature(file) unless $LOADED_FEATURES.frozen?
       true
     end
 
