@@ -24,7 +24,7 @@ require_relative "fiddle_jit/source_cache"
 # SourceCache has it (compiling this source was most of the cost of
 # loading fiddle_jit), else as `require_relative` would.
 module FiddleJit
-  so = $LOADED_FEATURES.reverse_each.find { |f| f.end_with?("/fiddle_jit/#{RUBY_MINOR}/fiddle_jit.so", ".bundle") }
+  so = $LOADED_FEATURES.reverse_each.find { |f| f.end_with?("/fiddle_jit/#{RUBY_MINOR}/fiddle_jit.so", "/fiddle_jit/#{RUBY_MINOR}/fiddle_jit.bundle") }
   cache = SourceCache.for_extension(so)
   %w[errors types pointer auto_pointer struct enum platform_types data_converter library_path library_loader
      converting_wrapper library function platform errno].each do |name|

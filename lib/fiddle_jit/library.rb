@@ -57,10 +57,12 @@ module FiddleJit
                                  .to_h { |t, c| [t, Type.ffi_long(t)&.name&.to_s || c.name] }.freeze
     PLAIN_RETURNS = PLAIN_PARAMS.merge(void: "void").freeze
     # The Native::Signature of each plain signature attached so far: option
-    # bits => return Symbol => first parameter Symbol => ... => nil =>
-    # Signature (a trie of Symbol-keyed Hashes: an Array key would cost its
-    # #hash and #eql?). Main Ractor only.
+    # bits => return Symbol => first parameter Symbol => ... => SIGNATURE
+    # => Signature (Symbol-keyed Hashes: an Array key would cost its #hash;
+    # the leaf key is no type a caller could pass). Main Ractor only.
     PLAIN_SIGNATURES = {}
+    SIGNATURE = Object.new.freeze
+    private_constant :PLAIN_SIGNATURES, :SIGNATURE
     FLAGS = { global: DynamicLibrary::RTLD_GLOBAL, local: DynamicLibrary::RTLD_LOCAL,
               lazy: DynamicLibrary::RTLD_LAZY, now: DynamicLibrary::RTLD_NOW }.freeze
 
@@ -398,15 +400,7 @@ module FiddleJit
       return nil if @ffi_shadows_builtin || (@ffi_convention && @ffi_convention != :default)
 
       options = (blocking ? Native::BLOCKING : 0) | (__ffi_compatible__? ? Native::FFI_COMPATIBLE : 0)
-      node = PLAIN_SIGNATURES[options]
-      node &&= node[ret]
-      i = 0
-      n = params.length
-      while node && i < n
-        node = node[params[i]]
-        i += 1
-      end
-      (node && node[nil]) || new_plain_signature(params, ret, options)
+      PLAIN_SIGNATURES.dig(options, ret, *params, SIGNATURE) || new_plain_signature(params, ret, options)
     rescue Ractor::IsolationError
       new_plain_signature(params, ret, options, cache: false)
     end
@@ -417,10 +411,8 @@ module FiddleJit
       signature = Native::Signature.new(native_params, native_ret, params, nil, options)
       return signature unless cache
 
-      node = (PLAIN_SIGNATURES[options] ||= {})
-      node = (node[ret] ||= {})
-      params.each { |t| node = (node[t] ||= {}) }
-      node[nil] = signature
+      leaf = [options, ret, *params].inject(PLAIN_SIGNATURES) { |node, key| node[key] ||= {} }
+      leaf[SIGNATURE] = signature
     end
 
     # Enums, Bitmasks and DataConverters (Type::Mapped) convert in Ruby.

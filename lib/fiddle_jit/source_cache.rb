@@ -35,7 +35,7 @@ module FiddleJit
     def require(file)
       return false if $LOADED_FEATURES.include?(file)
 
-      iseq(file).eval
+      compiled(file).eval
       # (Not `$LOADED_FEATURES <<`: see FiddleJit.__provide_feature.)
       FiddleJit.__provide_feature(file) unless $LOADED_FEATURES.frozen?
       true
@@ -53,9 +53,10 @@ module FiddleJit
       File.delete(tmp) if tmp && File.exist?(tmp)
     end
 
-    private
-
-    def iseq(file)
+    # +file+'s instruction sequence: the cached binary while the source is
+    # the one it was compiled from, else compiled now (and kept for #save
+    # where the cache can be written).
+    def compiled(file)
       # (UTF-8, the source encoding `require` assumes.)
       source = File.read(file, encoding: Encoding::UTF_8)
       cached_source, binary = @entries[file]
@@ -73,6 +74,8 @@ module FiddleJit
       end
       iseq
     end
+
+    private
 
     # { path => [source, binary] } of the cache file when it was written
     # for this Ruby, else empty.
