@@ -327,11 +327,11 @@ module FiddleJit
       param_types = resolved.each_with_index.map { |t, i| ffi_long_param(params[i], t) || native_param_type(t, name) }
       ret_type, ret_conv = native_return_type(ret_resolved, name)
       wrap = ret_conv || resolved.any? { |t| converter?(t) }
-      arg_convs = resolved.map { |t| converter?(t) ? t : nil } if wrap
+      arg_convs = resolved.map { |t| conversion(t) if converter?(t) } if wrap
       address = find_function_address(c_name, resolved)
       signature = Library.native_signature(self, param_types, ret_type, params, blocking: blocking)
       stub, bytes = if wrap
-                      attach_converting(name, address, c_name, signature, arg_convs, ret_conv)
+                      attach_converting(name, address, c_name, signature, arg_convs, ret_conv && conversion(ret_conv))
                     else
                       Native.attach_function(self, name.to_s, address, c_name, signature)
                     end
@@ -419,6 +419,11 @@ module FiddleJit
     # (Struct.by_ref parameters do not: the stub checks their class, see
     # StructByReference#native_param.)
     def converter?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped)
+
+    # The object a converting wrapper calls #to_native/#from_native on for a
+    # converter type: a DataConverter itself rather than the Type::Mapped
+    # around it (one method call less each way).
+    def conversion(type) = type.is_a?(Type::Mapped) ? type.converter : type
 
     # "long"/"ulong" for a parameter the ffi gem types as long (find_type
     # gave Type::LONG/ULONG: :long, :size_t, :off_t...), which the native
