@@ -63,6 +63,8 @@ module FiddleJit
     PLAIN_SIGNATURES = {}
     SIGNATURE = Object.new.freeze
     private_constant :PLAIN_SIGNATURES, :SIGNATURE
+    # Type::LONG/ULONG's names => the native layer's (see #long_param_name).
+    LONG_PARAM_NAMES = { long: "long", ulong: "ulong" }.freeze
     FLAGS = { global: DynamicLibrary::RTLD_GLOBAL, local: DynamicLibrary::RTLD_LOCAL,
               lazy: DynamicLibrary::RTLD_LAZY, now: DynamicLibrary::RTLD_NOW }.freeze
 
@@ -319,12 +321,12 @@ module FiddleJit
         stub, bytes = Function.attach_address(self, name, address, resolved, ret_resolved, params.map(&:to_s),
                                               frame: options[:callback_frame] ? true : false,
                                               c_name: c_name, blocking: blocking,
-                                              long_names: resolved.each_with_index.map { |t, i| ffi_long_param(params[i], t) })
+                                              long_names: resolved.map { |t| long_param_name(t) })
         enum_symbols_for(stub)
         return attached(name, c_name, params, ret, address, stub, bytes, resolved, ret_resolved)
       end
 
-      param_types = resolved.each_with_index.map { |t, i| ffi_long_param(params[i], t) || native_param_type(t, name) }
+      param_types = resolved.map { |t| long_param_name(t) || native_param_type(t, name) }
       ret_type, ret_conv = native_return_type(ret_resolved, name)
       wrap = ret_conv || resolved.any? { |t| converter?(t) }
       arg_convs = resolved.map { |t| conversion(t) if converter?(t) } if wrap
@@ -428,9 +430,10 @@ module FiddleJit
     # "long"/"ulong" for a parameter the ffi gem types as long (find_type
     # gave Type::LONG/ULONG: :long, :size_t, :off_t...), which the native
     # layer converts with NUM2LONG/NUM2ULONG like ffi; else nil.
-    def ffi_long_param(_written, resolved)
-      resolved.name.to_s if resolved.is_a?(Type::Builtin) && %i[long ulong].include?(resolved.name)
-    end
+    def long_param_name(resolved) = (LONG_PARAM_NAMES[resolved.name] if resolved.is_a?(Type::Builtin))
+
+    # The same, in the form VariadicInvoker calls it.
+    def ffi_long_param(_written, resolved) = long_param_name(resolved)
 
     def find_function_address(c_name, param_types = NO_TYPES)
       libs = ffi_libraries
