@@ -18,16 +18,18 @@ rescue LoadError => e
                    "this installation has #{built.empty? ? "none" : "Ruby #{built.join(", ")}"}. " \
                    "Install the source gem (`gem install fiddle_jit --platform ruby`) to build one"
 end
-require_relative "fiddle_jit/errors"
-require_relative "fiddle_jit/types"
-require_relative "fiddle_jit/pointer"
-require_relative "fiddle_jit/auto_pointer"
-require_relative "fiddle_jit/struct"
-require_relative "fiddle_jit/enum"
-require_relative "fiddle_jit/platform_types"
-require_relative "fiddle_jit/data_converter"
-require_relative "fiddle_jit/library_loader"
-require_relative "fiddle_jit/library"
-require_relative "fiddle_jit/function"
-require_relative "fiddle_jit/platform"
-require_relative "fiddle_jit/errno"
+require_relative "fiddle_jit/source_cache"
+
+# The Ruby half, in load order: each file from its compiled form where
+# SourceCache has it (compiling this source was most of the cost of
+# loading fiddle_jit), else as `require_relative` would.
+module FiddleJit
+  so = $LOADED_FEATURES.reverse_each.find { |f| f.end_with?("/fiddle_jit/#{RUBY_MINOR}/fiddle_jit.so", "/fiddle_jit/#{RUBY_MINOR}/fiddle_jit.bundle") }
+  cache = SourceCache.for_extension(so)
+  %w[errors types pointer auto_pointer struct enum platform_types data_converter library_path library_loader
+     converting_wrapper library function platform errno].each do |name|
+    file = File.join(__dir__, "fiddle_jit", "#{name}.rb")
+    cache ? cache.require(file) : require(file)
+  end
+  cache&.save
+end

@@ -205,4 +205,6 @@ end
 shim_dir = File.join(__dir__, "shim")
 $LOAD_PATH.unshift(shim_dir) unless $LOAD_PATH.include?(shim_dir)
 shim = File.join(shim_dir, "ffi.rb")
-$LOADED_FEATURES << shim unless $LOADED_FEATURES.include?(shim)
+# (Through FiddleJit.__provide_feature: a push onto $LOADED_FEATURES would
+# make the next require, in whatever gem, realpath every loaded feature.)
+FiddleJit.__provide_feature(shim) unless $LOADED_FEATURES.include?(shim) || $LOADED_FEATURES.frozen?

@@ -56,6 +56,15 @@ module FiddleJit
     PLAIN_PARAMS = Types::BUILTIN.reject { |_, c| %i[void strptr varargs].include?(c) }
                                  .to_h { |t, c| [t, Type.ffi_long(t)&.name&.to_s || c.name] }.freeze
     PLAIN_RETURNS = PLAIN_PARAMS.merge(void: "void").freeze
+    # The Native::Signature of each plain signature attached so far: option
+    # bits => return Symbol => first parameter Symbol => ... => SIGNATURE
+    # => Signature (Symbol-keyed Hashes: an Array key would cost its #hash;
+    # the leaf key is no type a caller could pass). Main Ractor only.
+    PLAIN_SIGNATURES = {}
+    SIGNATURE = Object.new.freeze
+    private_constant :PLAIN_SIGNATURES, :SIGNATURE
+    # Type::LONG/ULONG's names => the native layer's (see #long_param_name).
+    LONG_PARAM_NAMES = { long: "long", ulong: "ulong" }.freeze
     FLAGS = { global: DynamicLibrary::RTLD_GLOBAL, local: DynamicLibrary::RTLD_LOCAL,
               lazy: DynamicLibrary::RTLD_LAZY, now: DynamicLibrary::RTLD_NOW }.freeze
 
@@ -70,7 +79,7 @@ module FiddleJit
     # whatever was required. Another module (Function#attach onto a plain
     # module) follows the namespace in use: ffi's once fiddle_jit/ffi is loaded.
     def self.ffi_compatible?(mod)
-      return mod.__ffi_compatible__? if mod.singleton_class.include?(Library)
+      return mod.__ffi_compatible__? if mod.is_a?(Library)
 
       defined?(::FFI::FIDDLE_JIT) ? true : false
     end
@@ -101,9 +110,10 @@ module FiddleJit
     end
 
     def ffi_libraries
-      raise LoadError, "no library specified" if !defined?(@ffi_libs) || @ffi_libs.nil? || @ffi_libs.empty?
+      libs = @ffi_libs
+      raise LoadError, "no library specified" if libs.nil? || libs.empty?
 
-      @ffi_libs
+      libs
     end
 
     # typedef(old, new): +old+ is a type name, a type object, a Struct, an
@@ -120,6 +130,8 @@ module FiddleJit
       if cache && !cache.frozen? then cache.delete(add)
       else @ffi_type_cache = nil
       end
+      # A builtin name typedef'd to something else: no plain_signature.
+      @ffi_shadows_builtin = true if PLAIN_RETURNS.key?(add)
       # (find_type of a FunctionType is the type itself.)
       @ffi_typedefs[add] = old.is_a?(FunctionType) ? old : find_type(old)
     end
@@ -283,23 +295,25 @@ module FiddleJit
 
       # Like the ffi gem: `blocking: true`, or `@blocking = true` set just
       # before this call (reset by every attach_function).
-      blocking = (defined?(@blocking) && @blocking) ? true : false
-      @blocking = false
+      blocking = @blocking ? true : false
+      @blocking = false if blocking
       blocking = options[:blocking] ? true : false if options.is_a?(Hash) && options.key?(:blocking)
 
       if params.last == :varargs || params.last == Type::VARARGS
         return attach_variadic(name, c_name, params[0...-1], ret, blocking)
       end
 
-      options ||= NO_OPTIONS
-      if (plain = plain_signature(params, ret, options))
-        address = find_function_address(c_name)
-        signature = Library.native_signature(self, plain, PLAIN_RETURNS[ret], params, blocking: blocking)
-        stub, bytes = Native.attach_function(self, name.to_s, address, c_name, signature)
-        enum_symbols_for(stub)
-        return attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes))
+      if options.nil? || options.empty?
+        signature = plain_signature(params, ret, blocking)
+        if signature
+          address = find_function_address(c_name)
+          stub, bytes = Native.attach_function(self, name.to_s, address, c_name, signature)
+          enum_symbols_for(stub)
+          return attached(name, c_name, params, ret, address, stub, bytes)
+        end
       end
 
+      options ||= NO_OPTIONS
       resolved = params.map { |t| find_type(t) }
       ret_resolved = find_type(ret)
       if resolved.any?(FunctionType) || ret_resolved.is_a?(FunctionType) || options[:callback_frame]
@@ -307,22 +321,24 @@ module FiddleJit
         stub, bytes = Function.attach_address(self, name, address, resolved, ret_resolved, params.map(&:to_s),
                                               frame: options[:callback_frame] ? true : false,
                                               c_name: c_name, blocking: blocking,
-                                              long_names: resolved.each_with_index.map { |t, i| ffi_long_param(params[i], t) })
+                                              long_names: resolved.map { |t| long_param_name(t) })
         enum_symbols_for(stub)
-        return attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes), resolved, ret_resolved)
+        return attached(name, c_name, params, ret, address, stub, bytes, resolved, ret_resolved)
       end
 
-      param_types = resolved.each_with_index.map { |t, i| ffi_long_param(params[i], t) || native_param_type(t, name) }
+      param_types = resolved.map { |t| long_param_name(t) || native_param_type(t, name) }
       ret_type, ret_conv = native_return_type(ret_resolved, name)
       wrap = ret_conv || resolved.any? { |t| converter?(t) }
-      arg_convs = resolved.map { |t| converter?(t) ? t : nil } if wrap
+      arg_convs = resolved.map { |t| conversion(t) if converter?(t) } if wrap
       address = find_function_address(c_name, resolved)
-      stub_name = wrap ? "__fiddle_jit_raw_#{name}" : name.to_s
       signature = Library.native_signature(self, param_types, ret_type, params, blocking: blocking)
-      stub, bytes = Native.attach_function(self, stub_name, address, c_name, signature)
+      stub, bytes = if wrap
+                      attach_converting(name, address, c_name, signature, arg_convs, ret_conv && conversion(ret_conv))
+                    else
+                      Native.attach_function(self, name.to_s, address, c_name, signature)
+                    end
       enum_symbols_for(stub)
-      define_converting_wrapper(name, stub_name.to_sym, arg_convs, ret_conv) if wrap
-      attached(AttachedFunction.new(name.to_sym, c_name, params, ret, address, stub, bytes), resolved, ret_resolved)
+      attached(name, c_name, params, ret, address, stub, bytes, resolved, ret_resolved)
     end
 
     private
@@ -337,28 +353,33 @@ module FiddleJit
     end
 
     # What attach_function returns. Under `require "fiddle_jit/ffi"` that is,
-    # as in the ffi gem, an FFI::Function calling the C function; otherwise
-    # the AttachedFunction (stub address, size, #disassemble), which
-    # FiddleJit.disassemble finds either way.
-    def attached(info, resolved = nil, ret_resolved = nil)
-      (@fiddle_jit_functions ||= {})[info.name] = info
-      @ffi_functions&.delete(info.name) unless frozen_definitions?
-      return info unless __ffi_compatible__?
-
-      fn = Function.__send__(:__pointer, info.address)
-      if resolved
-        fn.__send__(:setup, ret_resolved, resolved, {}, nil)
-      else
-        fn.__send__(:setup_lazily, self, info.return_type, info.params)
+    # as in the ffi gem, an FFI::Function calling the C function (its types
+    # resolved on first use: attaching pays nothing for a value callers
+    # rarely keep); otherwise the AttachedFunction (stub address, size,
+    # #disassemble), which FiddleJit.disassemble finds either way.
+    # +resolved+/+ret_resolved+: the types as find_type gave them, when the
+    # attach resolved them.
+    def attached(name, c_name, params, ret, address, stub, bytes, resolved = params, ret_resolved = ret)
+      name = name.to_sym
+      info = AttachedFunction.new(name, c_name, params, ret, address, stub, bytes)
+      (@fiddle_jit_functions ||= {})[name] = info
+      views = @ffi_functions
+      unless __ffi_compatible__?
+        views.delete(name) if views && !views.frozen?
+        return info
       end
-      (@ffi_functions ||= {})[info.name] = fn unless frozen_definitions?
+
+      fn = Function.__send__(:__pointer, address)
+      fn.__send__(:setup_lazily, self, ret_resolved, resolved)
+      (@ffi_functions ||= {})[name] = fn unless views&.frozen?
       fn
     end
 
     # Like the ffi gem, a function's integer parameters take the Symbols of
     # the enums this library had defined when it was attached.
     def enum_symbols_for(stub)
-      Native.stub_enums(stub, @ffi_enums.symbol_map) if defined?(@ffi_enums) && @ffi_enums
+      enums = @ffi_enums
+      Native.stub_enums(stub, enums.symbol_map) if enums
     end
 
     def generic_enum(klass, *args)
@@ -373,13 +394,27 @@ module FiddleJit
       e
     end
 
-    # The native type names of a signature made only of plain builtin
-    # Symbols (see PLAIN_PARAMS), or nil.
-    def plain_signature(params, ret, options)
-      return nil unless PLAIN_RETURNS.key?(ret) && options.empty? && ffi_convention == :default
-      return nil if defined?(@ffi_typedefs) && @ffi_typedefs && (@ffi_typedefs.key?(ret) || params.any? { |t| @ffi_typedefs.key?(t) })
+    # The Native::Signature of a signature made only of plain builtin
+    # Symbols (see PLAIN_PARAMS) that no typedef of this module shadows, for
+    # the default calling convention; else nil. One per distinct signature
+    # and option bits, kept in PLAIN_SIGNATURES.
+    def plain_signature(params, ret, blocking)
+      return nil if @ffi_shadows_builtin || (@ffi_convention && @ffi_convention != :default)
 
-      params.map { |t| PLAIN_PARAMS[t] || (return nil) }
+      options = (blocking ? Native::BLOCKING : 0) | (__ffi_compatible__? ? Native::FFI_COMPATIBLE : 0)
+      PLAIN_SIGNATURES.dig(options, ret, *params, SIGNATURE) || new_plain_signature(params, ret, options)
+    rescue Ractor::IsolationError
+      new_plain_signature(params, ret, options, cache: false)
+    end
+
+    def new_plain_signature(params, ret, options, cache: true)
+      native_ret = PLAIN_RETURNS[ret] or return nil
+      native_params = params.map { |t| PLAIN_PARAMS[t] || (return nil) }
+      signature = Native::Signature.new(native_params, native_ret, params, nil, options)
+      return signature unless cache
+
+      leaf = [options, ret, *params].inject(PLAIN_SIGNATURES) { |node, key| node[key] ||= {} }
+      leaf[SIGNATURE] = signature
     end
 
     # Enums, Bitmasks and DataConverters (Type::Mapped) convert in Ruby.
@@ -387,26 +422,36 @@ module FiddleJit
     # StructByReference#native_param.)
     def converter?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped)
 
+    # The object a converting wrapper calls #to_native/#from_native on for a
+    # converter type: a DataConverter itself rather than the Type::Mapped
+    # around it (one method call less each way).
+    def conversion(type) = type.is_a?(Type::Mapped) ? type.converter : type
+
     # "long"/"ulong" for a parameter the ffi gem types as long (find_type
     # gave Type::LONG/ULONG: :long, :size_t, :off_t...), which the native
     # layer converts with NUM2LONG/NUM2ULONG like ffi; else nil.
-    def ffi_long_param(_written, resolved)
-      resolved.name.to_s if resolved.is_a?(Type::Builtin) && %i[long ulong].include?(resolved.name)
-    end
+    def long_param_name(resolved) = (LONG_PARAM_NAMES[resolved.name] if resolved.is_a?(Type::Builtin))
+
+    # The same, in the form VariadicInvoker calls it.
+    def ffi_long_param(_written, resolved) = long_param_name(resolved)
 
     def find_function_address(c_name, param_types = NO_TYPES)
-      address = nil
+      libs = ffi_libraries
       c_name = c_name.to_s
-      if ffi_convention == :stdcall
+      if @ffi_convention == :stdcall
         size = param_types.sum { |t| (s = FiddleJit.type_size(t)) + ((4 - s) % 4) }
         names = [c_name, "_#{c_name}@#{size}", "#{c_name}@#{size}"]
-        ffi_libraries.find { |l| names.find { |n| address = l.find_address(n) } }
+        address = nil
+        libs.find { |l| names.find { |n| address = l.find_address(n) } }
+        return address if address
       else
-        ffi_libraries.find { |l| address = l.find_address(c_name) }
+        i = 0
+        while (lib = libs[i])
+          address = lib.find_address(c_name) and return address
+          i += 1
+        end
       end
-      raise NotFoundError.new(c_name, ffi_libraries.map { |l| l.name || "[current process]" }) unless address
-
-      address
+      raise NotFoundError.new(c_name, libs.map { |l| l.name || "[current process]" })
     end
 
     # A variadic function: `printf("%d %s", :int, 5, :string, "x")`. Each
@@ -486,46 +531,18 @@ module FiddleJit
       end
     end
 
-    # The stub is attached as +raw+; +name+ becomes a thin Ruby method
-    # converting enum arguments (Enum#to_native) and the result (a
-    # Struct.by_ref's or an Enum's from_native).
-    def define_converting_wrapper(name, raw, arg_convs, ret_conv)
-      body =
-        if arg_convs.none?
-          ->(*args) { ret_conv.from_native(__send__(raw, *args), nil) }
-        else
-          lambda do |*args|
-            args = args.each_with_index.map { |a, i| (c = arg_convs[i]) ? c.to_native(a, nil) : a }
-            r = __send__(raw, *args)
-            ret_conv ? ret_conv.from_native(r, nil) : r
-          end
-        end
-      define_singleton_method(name, &body)
-      define_method(name, &body)
+    # Enum and DataConverter arguments and results convert in Ruby, around
+    # the stub (attached to a module of its own): +name+ is the
+    # ConvertingWrapper lambda. Returns [stub address, code bytes].
+    def attach_converting(name, address, c_name, signature, arg_convs, ret_conv)
+      holder = Module.new
+      attached = Native.attach_function(holder, name.to_s, address, c_name, signature)
+      holder.singleton_class.__send__(:alias_method, :__fiddle_jit_call, name.to_s)
+      body = ConvertingWrapper.build(holder, arg_convs, ret_conv)
+      define_singleton_method(name, body)
+      define_method(name, body)
       public name
-      define_fast_converting_wrapper(name, raw, arg_convs, ret_conv)
-    end
-
-    # The module method as a plain `def` with fixed arity and the
-    # conversions written out (no splat, no __send__): several times faster
-    # than the generic block above, which stays as the instance method.
-    def define_fast_converting_wrapper(name, raw, arg_convs, ret_conv)
-      return unless name.to_s.match?(/\A[a-z_][a-zA-Z0-9_]*\z/)
-
-      ivar = :"@__fiddle_jit_convs_#{name}"
-      # Shareable (its Enums and converters frozen), so the wrapper also runs
-      # in other Ractors, as the ffi gem 1.16+'s functions do.
-      instance_variable_set(ivar, FiddleJit.make_shareable(arg_convs + [ret_conv]))
-      args = Array.new(arg_convs.size) { |i| "a#{i}" }
-      conv_args = args.each_with_index.map { |a, i| arg_convs[i] ? "c[#{i}].to_native(#{a}, nil)" : a }
-      call = "#{raw}(#{conv_args.join(", ")})"
-      call = "c[#{arg_convs.size}].from_native(#{call}, nil)" if ret_conv
-      singleton_class.class_eval(<<~RUBY, __FILE__, __LINE__ + 1)
-        def #{name}(#{args.join(", ")})
-          c = #{ivar}
-          #{call}
-        end
-      RUBY
+      attached
     end
   end
 end

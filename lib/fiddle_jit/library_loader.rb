@@ -1,7 +1,5 @@
 # frozen_string_literal: true
 
-require_relative "library_path"
-
 module FiddleJit
   # Finds and opens shared libraries the way the ffi gem's ffi_lib does
   # (name as given, then "lib<name>.so", following GNU ld scripts such as

@@ -146,7 +146,28 @@ fn versioned_files(dirs: Vec<String>, libname: String) -> Vec<String> {
     out
 }
 
+/// `FiddleJit.__provide_feature(path)`: marks `path` (the absolute path of a
+/// Ruby file loaded some other way, see lib/fiddle_jit/source_cache.rb) as a
+/// loaded feature, as `require` does after loading a file: through Ruby's
+/// rb_provide, which keeps $LOADED_FEATURES' index in step. (A push onto
+/// $LOADED_FEATURES from Ruby makes the next `require` rebuild that index
+/// and realpath every loaded feature: ~15 M instructions in a process that
+/// has loaded rubygems' ~250 files.) The caller checks that
+/// $LOADED_FEATURES is not frozen (rb_provide would raise across this frame).
+fn provide_feature(ruby: &Ruby, path: String) -> Result<(), Error> {
+    let path = std::ffi::CString::new(path).map_err(|e| Error::new(ruby.exception_arg_error(), e.to_string()))?;
+    // Ruby keeps the pointer itself (rb_provide makes a static fstring of
+    // it, as for a C literal): the name lives as long as the process, like
+    // the feature. Leaked on purpose, once per file.
+    let path: &'static std::ffi::CStr = Box::leak(path.into_boxed_c_str());
+    // SAFETY: a NUL-terminated name that is never freed; called with the
+    // GVL held, on an unfrozen $LOADED_FEATURES.
+    unsafe { rb_sys::rb_provide(path.as_ptr()) };
+    Ok(())
+}
+
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
+    module.define_singleton_method("__provide_feature", function!(provide_feature, 1))?;
     let class = module.define_class("DynamicLibrary", ruby.class_object())?;
     class.undef_default_alloc_func();
     class.define_singleton_method("open", function!(DynamicLibrary::open, 2))?;
