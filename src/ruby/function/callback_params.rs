@@ -16,8 +16,12 @@
 //! A Ruby cfunc gets no per-method data, so each method is a small
 //! JIT-emitted entry (`backend::emit_method_thunk`) that passes its
 //! `CallbackParams` as a fourth argument, as the ffi gem's MethodHandle does.
+//! The entry lives as long as its `CallbackParams`: while the module holds
+//! it (until the name is attached again, or the module is collected) and
+//! while a call of it runs (`object`); then its code goes back to the arena
+//! (`runtime::jit::MethodEntry`), as a collected module's stubs do.
 
-use crate::runtime::callback;
+use crate::runtime::{callback, jit};
 use magnus::rb_sys::{protect, resume_error, AsRawValue, FromRawValue};
 use magnus::{gc, prelude::*, DataTypeFunctions, Error, RArray, RHash, RModule, Ruby, TypedData, Value};
 use rb_sys::{ID, VALUE};
@@ -50,6 +54,9 @@ pub struct CallbackParams {
     /// words them as the ffi gem.
     name: String,
     ffi_messages: bool,
+    /// The method's entry, which passes this object's address: installed
+    /// once the object is in place, freed with it.
+    entry: std::cell::OnceCell<jit::MethodEntry>,
 }
 
 impl DataTypeFunctions for CallbackParams {
@@ -248,19 +255,22 @@ fn define(
         object: std::cell::Cell::new(0),
         name: name.clone(),
         ffi_messages,
+        entry: std::cell::OnceCell::new(),
     });
     params.object.set(params.as_raw());
     // Held by the module before the methods exist (defining may run the GC).
     keep(ruby, module, &name, params.as_value())?;
-    let entry = call as unsafe extern "C" fn(c_int, *const VALUE, VALUE, *const CallbackParams) -> VALUE;
+    let body = call as unsafe extern "C" fn(c_int, *const VALUE, VALUE, *const CallbackParams) -> VALUE;
     // (The boxed CallbackParams does not move; the object may.)
     let data = magnus::typed_data::Obj::as_ptr(params) as usize;
-    let code = crate::backend::emit_method_thunk(data, entry as usize)
+    let code = crate::backend::emit_method_thunk(data, body as usize)
         .map_err(|e| Error::new(ruby.exception_not_imp_error(), e.to_string()))?;
-    let thunk = (crate::runtime::host::host().install_code)(&code).map_err(|e| Error::new(ruby.exception_not_imp_error(), e))?;
+    let entry = jit::MethodEntry::install(&code).map_err(|e| Error::new(ruby.exception_not_imp_error(), e))?;
+    let thunk = params.entry.get_or_init(|| entry).address;
     let name = CString::new(name).map_err(|e| Error::new(ruby.exception_arg_error(), e.to_string()))?;
     // SAFETY: `thunk` is complete code with the argc/argv cfunc signature
-    // (arity -1); its CallbackParams is held by `module` (`held`).
+    // (arity -1), alive with its CallbackParams, which `module` holds
+    // (`keep`).
     unsafe {
         let func: unsafe extern "C" fn() -> VALUE = std::mem::transmute(thunk);
         rb_sys::rb_ext_ractor_safe(true);
