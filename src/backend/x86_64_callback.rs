@@ -28,7 +28,7 @@ use super::{CallbackRequest, EmitError};
 use crate::abi::{CLoc, RetLoc};
 use crate::types::CType;
 use dynasmrt::x64::X64Relocation;
-use dynasmrt::{dynasm, DynasmApi, VecAssembler};
+use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 
 type Asm = VecAssembler<X64Relocation>;
 
@@ -176,18 +176,24 @@ pub fn emit_thunk(slot: usize) -> Result<Vec<u8>, EmitError> {
     ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))
 }
 
-/// `mov rcx, data ; mov rax, target ; jmp rax`: a Ruby method entry
-/// (`VALUE f(int argc, VALUE *argv, VALUE self)`) that reaches `target`
-/// with `data` as a fourth argument, the per-method state a cfunc has no
-/// other way to get (what the ffi gem's MethodHandle does with a libffi
-/// closure). rax is scratch, rcx the fourth argument register.
+/// `mov rcx, [data] ; jmp [target] ; data: .u64 ; target: .u64`: a Ruby
+/// method entry (`VALUE f(int argc, VALUE *argv, VALUE self)`) that
+/// reaches `target` with `data` as a fourth argument (rcx), the per-method
+/// state a cfunc has no other way to get (what the ffi gem's MethodHandle
+/// does with a libffi closure). Both in a literal pool, so every entry has
+/// the same instructions: a freed entry's place is refilled by another
+/// (one arena code class; valgrind's translations stay right).
 pub fn emit_method_thunk(data: usize, target: usize) -> Result<Vec<u8>, EmitError> {
     let mut ops = Asm::new(0);
     dynasm!(ops
         ; .arch x64
-        ; mov rcx, QWORD data as i64
-        ; mov rax, QWORD target as i64
-        ; jmp rax
+        ; mov rcx, QWORD [->data]
+        ; jmp QWORD [->target]
+        ; .align 8
+        ; ->data:
+        ; .u64 data as u64
+        ; ->target:
+        ; .u64 target as u64
     );
     ops.finalize().map_err(|e| EmitError::Assembler(format!("{e:?}")))
 }

@@ -30,7 +30,6 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
         check_readable: pointer::check_readable,
         pointer_data_type: Pointer::data_type_address(),
         struct_data_type: StructData::data_type_address(),
-        install_code: crate::runtime::jit::install_code,
     });
     let module = ruby.define_module("FiddleJit")?;
     footprint::init(ruby, module)?;

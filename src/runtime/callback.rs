@@ -118,9 +118,6 @@ struct Registry {
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
-fn install(code: &[u8]) -> Result<usize, String> {
-    (host().install_code)(code)
-}
 
 /// A callback for `params -> ret` calling `callable`. Never calls into
 /// Ruby (it may run while the GC is not allowed to).
@@ -138,7 +135,7 @@ pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool, 
             let plan = crate::abi::plan_callback(&Signature::new(key.0.clone(), key.1.clone())).map_err(|e| e.to_string())?;
             let req = CallbackRequest { plan: &plan, entry: callback_entry as *const () as usize };
             let code = backend::emit_callback_trampoline(&req).map_err(|e| e.to_string())?;
-            let trampoline = install(&code)?;
+            let trampoline = super::jit::install_code(&code)?;
             reg.pools.push(Pool { trampoline, freed: VecDeque::new() });
             reg.by_signature.insert(key.clone(), reg.pools.len() - 1);
             reg.pools.len() - 1
@@ -159,7 +156,7 @@ pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool, 
                 dispatcher: AtomicUsize::new(0),
             }));
             let code = backend::emit_callback_thunk(slot as *const Slot as usize).map_err(|e| e.to_string())?;
-            slot.thunk = install(&code)?;
+            slot.thunk = super::jit::install_code(&code)?;
             slot
         }
     };

@@ -1,7 +1,7 @@
 //! What the slow paths need from the `ruby` layer, handed in by it once at
-//! init (`ruby::init`): the Pointer, Struct and Function classes' data and
-//! the code arena. The runtime sits below `ruby` (docs/design.md) and does
-//! not import it; this table is the one way up.
+//! init (`ruby::init`): the Pointer, Struct and Function classes' data.
+//! The runtime sits below `ruby` (docs/design.md) and does not import it;
+//! this table is the one way up.
 
 use magnus::{Error, Value};
 use std::sync::OnceLock;
@@ -23,8 +23,6 @@ pub struct Host {
     /// the stubs compare inline.
     pub pointer_data_type: usize,
     pub struct_data_type: usize,
-    /// Copies machine code into the executable arena; its address.
-    pub install_code: fn(&[u8]) -> Result<usize, String>,
 }
 
 static HOST: OnceLock<Host> = OnceLock::new();

@@ -21,7 +21,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 static JIT: Mutex<Option<Jit>> = Mutex::new(None);
 static TARGETS: OnceLock<RuntimeTargets> = OnceLock::new();
 
-/// Stubs whose owner was collected: `(address, installed bytes, code class)`.
+/// Stubs whose owner was collected, and dropped method entries:
+/// `(address, installed bytes, code class)`.
 static RECLAIMED: Mutex<Vec<(usize, usize, u32)>> = Mutex::new(Vec::new());
 
 struct Jit {
@@ -145,17 +146,55 @@ pub fn compile(spec: &StubSpec) -> Result<Compiled, EmitError> {
     })
 }
 
-/// Queues the code of a stub whose owner was collected for the arena.
-/// Called inside the GC: takes no lock but the queue's.
+/// Queues the code of a stub whose owner was collected (or of a dropped
+/// method entry) for the arena. Called inside the GC: takes no lock but
+/// the queue's.
 pub fn reclaim(address: usize, len: usize, class: u32) {
     RECLAIMED.lock().unwrap_or_else(|p| p.into_inner()).push((address, len, class));
 }
 
-/// Installs other position-independent code (callback trampolines) in the
-/// same executable arena as the stubs.
+/// Installs other position-independent code (callback trampolines, which
+/// live as long as the process) in the same executable arena as the stubs.
 pub fn install_code(code: &[u8]) -> Result<usize, String> {
-    with_jit(|jit| jit.arena.install(code).map_err(|e| EmitError::ExecutableMemory(arena::describe_map_error(&e))))
-        .map_err(|e| e.to_string())
+    install_in(code, None)
+}
+
+/// Arena code class of method entries (`backend::emit_method_thunk`: the
+/// same instructions, differing only in their constants). Template classes
+/// count up from 0 and never reach it.
+const METHOD_ENTRY_CLASS: u32 = u32::MAX;
+
+/// A method entry (`backend::emit_method_thunk`) installed in the arena.
+/// Its owner (the per-method data the entry passes) drops it when nothing
+/// can run the entry any more: that queues its code for reuse by the next
+/// entry, like [`reclaim`]ed stubs (dropping is allowed inside the GC).
+pub struct MethodEntry {
+    pub address: usize,
+    len: usize,
+}
+
+impl MethodEntry {
+    pub fn install(code: &[u8]) -> Result<MethodEntry, String> {
+        Ok(MethodEntry { address: install_in(code, Some(METHOD_ENTRY_CLASS))?, len: code.len() })
+    }
+}
+
+impl Drop for MethodEntry {
+    fn drop(&mut self) {
+        reclaim(self.address, self.len, METHOD_ENTRY_CLASS);
+    }
+}
+
+/// Installs `code`; with a class, where freed code of that class was.
+fn install_in(code: &[u8], class: Option<u32>) -> Result<usize, String> {
+    with_jit(|jit| {
+        let installed = match class {
+            Some(class) => jit.arena.install_reusable(code, class),
+            None => jit.arena.install(code),
+        };
+        installed.map_err(|e| EmitError::ExecutableMemory(arena::describe_map_error(&e)))
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// The info of the installed stub at `stub`, if it is one (the newest

@@ -16,10 +16,15 @@
 //! A Ruby cfunc gets no per-method data, so each method is a small
 //! JIT-emitted entry (`backend::emit_method_thunk`) that passes its
 //! `CallbackParams` as a fourth argument, as the ffi gem's MethodHandle does.
+//! The entry lives as long as its `CallbackParams`, which the module holds
+//! as it holds its stubs (see `definitions_of`): attaching the same
+//! function again reuses it, and once the module is collected its code goes
+//! back to the arena (`runtime::jit::MethodEntry`).
 
-use crate::runtime::callback;
+use crate::runtime::{callback, jit};
 use magnus::rb_sys::{protect, resume_error, AsRawValue, FromRawValue};
-use magnus::{gc, prelude::*, DataTypeFunctions, Error, RArray, RHash, RModule, Ruby, TypedData, Value};
+use crate::ruby::stub_lifetime::StubOwner;
+use magnus::{gc, prelude::*, DataTypeFunctions, Error, RArray, RHash, RModule, Ruby, TryConvert, TypedData, Value};
 use rb_sys::{ID, VALUE};
 use std::ffi::{c_int, CString};
 use std::mem::MaybeUninit;
@@ -43,13 +48,13 @@ pub struct CallbackParams {
     ret_type: VALUE,
     /// FiddleJit::Function (for `for_callback` and `from_native`).
     function_class: VALUE,
-    /// This object's own VALUE, which `call` keeps on its stack: the module
-    /// may drop the object (the method attached again) while it runs.
-    object: std::cell::Cell<VALUE>,
     /// For arity messages: the method's name, and whether the module
     /// words them as the ffi gem.
     name: String,
     ffi_messages: bool,
+    /// The method's entry, which passes this object's address: installed
+    /// once the object is in place, freed with it.
+    entry: std::cell::OnceCell<jit::MethodEntry>,
 }
 
 impl DataTypeFunctions for CallbackParams {
@@ -139,9 +144,8 @@ unsafe extern "C" fn call(argc: c_int, argv: *const VALUE, _recv: VALUE, data: *
     let mut args: Slots = [MaybeUninit::uninit(); crate::abi::MAX_PARAMS];
     let mut functions: Slots = [MaybeUninit::uninit(); crate::abi::MAX_PARAMS];
     // SAFETY: the thunk passes the CallbackParams its module keeps alive
-    // (and `object`, on this stack, keeps it alive until we return).
+    // (a running call's frame marks the module, see `definitions_of`).
     let params = &*data;
-    let object = params.object.get();
     match prepare(params, argc as usize, argv, &mut args, &mut functions) {
         Ok(()) => {}
         Err(e) => resume_error(e),
@@ -159,7 +163,7 @@ unsafe extern "C" fn call(argc: c_int, argv: *const VALUE, _recv: VALUE, data: *
         rb_sys::rb_exc_raise(exception);
     }
     // The Functions lived through the call (the stack slots are read here).
-    std::hint::black_box((&functions, object));
+    std::hint::black_box(&functions);
     if params.ret_type == QNIL {
         return result;
     }
@@ -245,36 +249,72 @@ fn define(
         callbacks: indexes.into_iter().zip(types).collect(),
         ret_type: ret_type.as_raw(),
         function_class: function_class.as_raw(),
-        object: std::cell::Cell::new(0),
         name: name.clone(),
         ffi_messages,
+        entry: std::cell::OnceCell::new(),
     });
-    params.object.set(params.as_raw());
+    let definitions = definitions_of(ruby, module, &name)?;
+    if let Some(thunk) = earlier_entry(ruby, definitions, &params)? {
+        return define_methods(ruby, module, name, thunk);
+    }
     // Held by the module before the methods exist (defining may run the GC).
-    keep(ruby, module, &name, params.as_value())?;
-    let entry = call as unsafe extern "C" fn(c_int, *const VALUE, VALUE, *const CallbackParams) -> VALUE;
+    definitions.push(params)?;
+    let body = call as unsafe extern "C" fn(c_int, *const VALUE, VALUE, *const CallbackParams) -> VALUE;
     // (The boxed CallbackParams does not move; the object may.)
     let data = magnus::typed_data::Obj::as_ptr(params) as usize;
-    let code = crate::backend::emit_method_thunk(data, entry as usize)
+    let code = crate::backend::emit_method_thunk(data, body as usize)
         .map_err(|e| Error::new(ruby.exception_not_imp_error(), e.to_string()))?;
-    let thunk = (crate::runtime::host::host().install_code)(&code).map_err(|e| Error::new(ruby.exception_not_imp_error(), e))?;
+    let entry = jit::MethodEntry::install(&code).map_err(|e| Error::new(ruby.exception_not_imp_error(), e))?;
+    let thunk = params.entry.get_or_init(|| entry).address;
+    define_methods(ruby, module, name, thunk)
+}
+
+/// Defines `name` on `module` (singleton and public instance method, arity
+/// -1) with the installed method entry at `thunk`.
+fn define_methods(ruby: &Ruby, module: RModule, name: String, thunk: usize) -> Result<(), Error> {
     let name = CString::new(name).map_err(|e| Error::new(ruby.exception_arg_error(), e.to_string()))?;
-    // SAFETY: `thunk` is complete code with the argc/argv cfunc signature
-    // (arity -1); its CallbackParams is held by `module` (`held`).
+    // SAFETY: `thunk` is complete code with the argc/argv cfunc signature,
+    // alive with its CallbackParams, which `module` holds (`definitions_of`).
     unsafe {
         let func: unsafe extern "C" fn() -> VALUE = std::mem::transmute(thunk);
         rb_sys::rb_ext_ractor_safe(true);
         rb_sys::rb_define_singleton_method(module.as_raw(), name.as_ptr(), Some(func), -1);
         rb_sys::rb_define_method(module.as_raw(), name.as_ptr(), Some(func), -1);
     }
-    std::hint::black_box(params);
     Ok(())
 }
 
-/// Stores `params` under `name` in `module`'s hidden Hash of
-/// CallbackParams (replacing an earlier definition's; a call of that one
-/// still running keeps its own alive, see `object`).
-fn keep(ruby: &Ruby, module: RModule, name: &str, params: Value) -> Result<(), Error> {
+/// The entry of an earlier definition of the name that does what `params`
+/// would (its holder's stub the same function, signature and conversions):
+/// attaching the same function again adds nothing, as for stubs.
+fn earlier_entry(ruby: &Ruby, definitions: RArray, params: &CallbackParams) -> Result<Option<usize>, Error> {
+    for i in 0..definitions.len() {
+        let earlier: &CallbackParams = TryConvert::try_convert(definitions.entry::<Value>(i as isize)?)?;
+        if let (Some(entry), true) = (earlier.entry.get(), earlier.same_as(ruby, params)?) {
+            return Ok(Some(entry.address));
+        }
+    }
+    Ok(None)
+}
+
+impl CallbackParams {
+    fn same_as(&self, ruby: &Ruby, other: &CallbackParams) -> Result<bool, Error> {
+        let key = |p: &CallbackParams| (p.stub, p.arity, p.ret_type, p.function_class, p.ffi_messages);
+        if key(self) != key(other) || self.callbacks != other.callbacks || self.name != other.name {
+            return Ok(false);
+        }
+        // SAFETY: both holders are pinned by `mark`.
+        let (a, b) = unsafe { (Value::from_raw(self.holder), Value::from_raw(other.holder)) };
+        Ok(StubOwner::of(ruby, a)?.same_stubs(StubOwner::of(ruby, b)?))
+    }
+}
+
+/// The Array of `module`'s CallbackParams for `name`, in its hidden Hash
+/// (created if need be). Every definition of a name stays until the module
+/// goes, as its stubs do (docs/design.md, "Stub lifetime"): a thread
+/// running an entry has its method's frame, which marks the module, and a
+/// Method object taken before the name was attached again still runs it.
+fn definitions_of(ruby: &Ruby, module: RModule, name: &str) -> Result<RArray, Error> {
     // SAFETY: reads a hidden instance variable of a live module.
     let existing = unsafe { rb_sys::rb_ivar_get(module.as_raw(), holder_ivar()) };
     // SAFETY: nil or the Hash stored below.
@@ -288,7 +328,12 @@ fn keep(ruby: &Ruby, module: RModule, name: &str, params: Value) -> Result<(), E
             table
         }
     };
-    table.aset(name, params)
+    if let Some(definitions) = table.get(name).and_then(RArray::from_value) {
+        return Ok(definitions);
+    }
+    let definitions = ruby.ary_new();
+    table.aset(name, definitions)?;
+    Ok(definitions)
 }
 
 pub fn init(ruby: &Ruby, function: magnus::RClass, native: RModule) -> Result<(), Error> {
