@@ -366,6 +366,10 @@ pub fn check_readable(memory: Value) -> Result<(), Error> {
     }
 }
 
+/// `to_ptr`, interned once (interning its name per call costs more than
+/// the call's own dispatch).
+static TO_PTR: magnus::value::LazyId = magnus::value::LazyId::new("to_ptr");
+
 /// The address a Pointer-ish value denotes (for put_pointer).
 pub fn pointer_value(v: Value) -> Result<usize, Error> {
     let ruby = Ruby::get_with(v);
@@ -378,8 +382,8 @@ pub fn pointer_value(v: Value) -> Result<usize, Error> {
     if v.is_kind_of(ruby.class_integer()) {
         return num2ull(v).map(|n| n as usize);
     }
-    if v.respond_to("to_ptr", false)? {
-        let p: Value = v.funcall("to_ptr", ())?;
+    if v.respond_to(*TO_PTR, false)? {
+        let p: Value = v.funcall(*TO_PTR, ())?;
         if let Some(a) = Pointer::address_of(p) {
             return Ok(a);
         }
@@ -1068,6 +1072,21 @@ pub(crate) fn raise_or<T>(r: Result<T, Error>) -> T {
     }
 }
 
+/// `null?`, as a plain cfunc (gems call it on every returned Pointer):
+/// checked, as a Function (a Pointer subclass with data of its own) may be
+/// bound to it with `bind_call`: magnus's conversion raises its TypeError.
+unsafe extern "C" fn raw_is_null(rb_self: VALUE) -> VALUE {
+    let v = Value::from_raw(rb_self);
+    match Pointer::from_value(v) {
+        Some(p) => rb_bool(p.is_null()),
+        None => raise_or(<&Pointer as TryConvert>::try_convert(v).map(|p| rb_bool(p.is_null()))),
+    }
+}
+
+fn rb_bool(b: bool) -> VALUE {
+    (if b { rb_sys::Qtrue } else { rb_sys::Qfalse }) as VALUE
+}
+
 unsafe extern "C" fn raw_get<T: Scalar>(rb_self: VALUE, off: VALUE) -> VALUE {
     let p = receiver(rb_self);
     if let Some(at) = fast_span(p, off, std::mem::size_of::<T>(), READ) {
@@ -1412,7 +1431,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_private_method("__readonly!", method!(Pointer::set_readonly, 0))?;
     class.define_method("address", method!(Pointer::address, 0))?;
     class.define_method("to_i", method!(Pointer::address, 0))?;
-    class.define_method("null?", method!(Pointer::is_null, 0))?;
+    define_raw(class, "null?", raw_is_null as *const (), 0);
     class.define_method("type_size", method!(Pointer::type_size, 0))?;
     class.define_method("size", method!(Pointer::size, 0))?;
     class.define_method("total", method!(Pointer::size, 0))?;
