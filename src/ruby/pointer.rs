@@ -1259,6 +1259,49 @@ unsafe extern "C" fn raw_from_string(klass: VALUE, s: VALUE) -> VALUE {
     checked(|_| RString::try_convert(Value::from_raw(s)).map(|s| Value::from_raw(memory_from_string(klass, s.as_raw()))))
 }
 
+/// `@name`, interned once.
+static NAME_IVAR: OnceLock<rb_sys::ID> = OnceLock::new();
+
+/// `klass.__frozen_at(address, name)`: a frozen `klass` (a Pointer
+/// subclass: DynamicLibrary::Symbol) at `address`, its memory still
+/// writable, with `@name` = `name` made shareable — in one native call
+/// what `new(address)`, `name = FiddleJit.make_shareable(name)` and
+/// `Kernel#freeze` do (what DynamicLibrary#find_function returns: about
+/// 7,000 instructions in Ruby, dominating a lookup; the ffi gem's is in C).
+fn frozen_at(ruby: &Ruby, klass: magnus::RClass, address: usize, name: RString) -> Result<Value, Error> {
+    share_name(ruby, name)?;
+    // SAFETY: allocating an instance of a class (protected: a class without
+    // an allocator raises; Pointer's subclasses inherit Pointer's).
+    let obj = magnus::rb_sys::protect(|| unsafe { rb_sys::rb_obj_alloc(klass.as_raw()) })?;
+    // SAFETY: the object just allocated.
+    let obj = unsafe { Value::from_raw(obj) };
+    let p = Pointer::from_value(obj)
+        .ok_or_else(|| Error::new(ruby.exception_type_error(), format!("{} is not a Pointer class", klass)))?;
+    p.address.set(address);
+    // SAFETY: a live object made above, not frozen yet (rb_ivar_set does not
+    // raise); then Kernel#freeze (the object, not its memory: not
+    // Pointer#freeze).
+    unsafe {
+        let ivar = *NAME_IVAR.get_or_init(|| rb_sys::rb_intern(c"@name".as_ptr()));
+        rb_sys::rb_ivar_set(obj.as_raw(), ivar, name.as_raw());
+        rb_sys::rb_obj_freeze(obj.as_raw());
+    }
+    Ok(obj)
+}
+
+/// `FiddleJit.make_shareable(name)` for a String: freezing it, unless it
+/// carries instance variables (then the full walk).
+fn share_name(ruby: &Ruby, name: RString) -> Result<(), Error> {
+    // SAFETY: a live String (an argument of the running method).
+    if unsafe { rb_sys::rb_ivar_count(name.as_raw()) } != 0 {
+        let module: RModule = ruby.class_object().const_get("FiddleJit")?;
+        let _: Value = module.funcall("make_shareable", (name,))?;
+    } else if !name.is_frozen() {
+        name.freeze();
+    }
+    Ok(())
+}
+
 /// A new `klass` (MemoryPointer) holding String `s`'s bytes and a NUL.
 #[inline(always)]
 unsafe fn memory_from_string(klass: VALUE, s: VALUE) -> VALUE {
@@ -1486,6 +1529,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("get_array_of_string", method!(Pointer::get_array_of_string, -1))?;
 
     class.const_set("SIZE", std::mem::size_of::<usize>())?;
+    class.define_singleton_method("__frozen_at", method!(frozen_at, 2))?;
     class.define_singleton_method("type_size_fallback=", function!(set_type_size_fallback, 1))?;
 
     let memory_pointer = module.define_class("MemoryPointer", class)?;
