@@ -39,6 +39,10 @@ pub struct Function {
     /// layer), marked; native for the same reason. `freeze` makes it
     /// shareable before the Function is shared.
     types: AtomicUsize,
+    /// The callback type (FunctionType) a callback parameter made this
+    /// Function for (`__callback_type=`, set once; the key of the callable's
+    /// cache), marked; 0 for none. Native for the same reason.
+    callback_type: AtomicUsize,
 }
 
 impl DataTypeFunctions for Function {
@@ -47,9 +51,10 @@ impl DataTypeFunctions for Function {
             // SAFETY: a VALUE this object has kept alive since creation.
             marker.mark(unsafe { Value::from_raw(v) });
         }
-        for v in [self.pointer.load(Ordering::Relaxed), self.types.load(Ordering::Relaxed)] {
+        for v in [&self.pointer, &self.types, &self.callback_type].map(|v| v.load(Ordering::Relaxed)) {
             if v != 0 {
-                // SAFETY: a VALUE stored by `to_ptr` or `__types=`, kept alive here.
+                // SAFETY: a VALUE stored by `to_ptr`, `__types=` or
+                // `__callback_type=`, kept alive here.
                 marker.mark(unsafe { Value::from_raw(v as rb_sys::VALUE) });
             }
         }
@@ -153,6 +158,7 @@ impl Function {
             parent: Some(parent.as_raw()),
             pointer: AtomicUsize::new(0),
             types: AtomicUsize::new(types.as_raw() as usize),
+            callback_type: AtomicUsize::new(0),
         }, class))
     }
 
@@ -179,6 +185,7 @@ impl Function {
             parent,
             pointer: AtomicUsize::new(0),
             types: AtomicUsize::new(types as usize),
+            callback_type: AtomicUsize::new(0),
         }
     }
 
@@ -189,6 +196,21 @@ impl Function {
     fn callable(&self) -> Option<Value> {
         // SAFETY: marked by this object.
         self.callable.map(|v| unsafe { Value::from_raw(v) })
+    }
+
+    /// `__callback_type`: the FunctionType set by `__callback_type=`, or nil.
+    fn callback_type(&self) -> Option<Value> {
+        match self.callback_type.load(Ordering::Relaxed) {
+            0 => None,
+            // SAFETY: marked by this object.
+            v => Some(unsafe { Value::from_raw(v as rb_sys::VALUE) }),
+        }
+    }
+
+    /// `__callback_type=(type)`: remembers the callback type this Function
+    /// was made for.
+    fn set_callback_type(&self, ty: Value) {
+        self.callback_type.store(ty.as_raw() as usize, Ordering::Relaxed);
     }
 
     fn parent(&self) -> Option<Value> {
@@ -232,6 +254,8 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_private_method("__types", method!(Function::types, 0))?;
     class.define_private_method("__types=", method!(Function::set_types, 1))?;
     class.define_method("__callable", method!(Function::callable, 0))?;
+    class.define_method("__callback_type", method!(Function::callback_type, 0))?;
+    class.define_method("__callback_type=", method!(Function::set_callback_type, 1))?;
     class.define_private_method("__parent", method!(Function::parent, 0))?;
     class.define_method("native_free", method!(Function::free, 0))?;
     class.define_method("freed?", method!(Function::is_freed, 0))?;
