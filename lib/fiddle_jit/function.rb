@@ -239,15 +239,9 @@ module FiddleJit
           return __signature(ret, params)
         end
         # A trie of Symbol-keyed Hashes (an Array key would cost its
-        # recursion-guarded #hash and #eql?), the Signature under nil.
-        node = cache[ret]
-        i = 0
-        n = params.length
-        while node && i < n
-          node = node[params[i]]
-          i += 1
-        end
-        sig = node[nil] if node
+        # recursion-guarded #hash and #eql?), the Signature under nil,
+        # walked natively.
+        sig = __signature_in(cache, ret, params)
         return sig if sig
 
         sig = __signature(ret, params)

@@ -239,6 +239,40 @@ fn callback_stats() -> (usize, usize, usize) {
     callback::stats()
 }
 
+/// `Function.__signature_in(trie, ret, params)`: the Signature under
+/// `trie[ret][params[0]]...[params[n - 1]][nil]`, or nil (the cache of
+/// `cached_signature`, lib/fiddle_jit/function.rb): one C call instead of a
+/// Ruby loop of Hash and Array calls per parameter (gir_ffi makes three
+/// Functions per operation).
+fn signature_in(trie: magnus::RHash, ret: Value, params: magnus::RArray) -> Result<Value, Error> {
+    let (trie, ret, params) = (trie.as_raw(), ret.as_raw(), params.as_raw());
+    // SAFETY: live VALUEs (the method's arguments); a key's #hash or #eql?
+    // may raise, hence the protect (nothing with a destructor in between).
+    let found = magnus::rb_sys::protect(|| unsafe { trie_walk(trie, ret, params) })?;
+    // SAFETY: a value stored in the trie (or nil).
+    Ok(unsafe { Value::from_raw(found) })
+}
+
+/// See `signature_in`.
+unsafe fn trie_walk(trie: rb_sys::VALUE, ret: rb_sys::VALUE, params: rb_sys::VALUE) -> rb_sys::VALUE {
+    let nil = rb_sys::Qnil as rb_sys::VALUE;
+    let is_hash = |v: rb_sys::VALUE| {
+        v & 7 == 0 && v != nil && v != rb_sys::Qfalse as rb_sys::VALUE && rb_sys::RB_TYPE_P(v, rb_sys::ruby_value_type::RUBY_T_HASH)
+    };
+    let mut node = rb_sys::rb_hash_lookup2(trie, ret, nil);
+    for i in 0..rb_sys::RARRAY_LEN(params) {
+        if !is_hash(node) {
+            return nil;
+        }
+        node = rb_sys::rb_hash_lookup2(node, rb_sys::rb_ary_entry(params, i), nil);
+    }
+    if is_hash(node) {
+        rb_sys::rb_hash_lookup2(node, nil, nil)
+    } else {
+        nil
+    }
+}
+
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     // A Pointer subclass, as in the ffi gem (`is_a?(Pointer)`); its own
     // data type, so :pointer parameters take it through `to_ptr`.
@@ -247,6 +281,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.undef_default_alloc_func();
     class.define_singleton_method("__callback", method!(Function::new_callback, 5))?;
     class.define_singleton_method("__pointer", function!(Function::new_pointer, 1))?;
+    class.define_singleton_method("__signature_in", function!(signature_in, 3))?;
     class.define_singleton_method("__pointer_from", method!(Function::new_pointer_from, 2))?;
     class.define_method("address", method!(Function::address, 0))?;
     class.define_method("to_i", method!(Function::address, 0))?;
