@@ -15,6 +15,26 @@ RSpec.describe "FiddleJit::Pointer and :pointer" do
     it "#null?" do
       expect(FiddleJit::Pointer.new(0).null?).to be(true)
       expect(FiddleJit::Pointer.new(8).null?).to be(false)
+      expect(FiddleJit::MemoryPointer.new(4).null?).to be(false)
+      # A Function (a Pointer subclass with data of its own) is refused.
+      fn = FiddleJit::Function.new(:int, []) { 1 }
+      expect { FiddleJit::Pointer.instance_method(:null?).bind_call(fn) }.to raise_error(TypeError)
+    end
+
+    # What DynamicLibrary#find_function builds (FFI::DynamicLibrary::Symbol).
+    it ".__frozen_at(address, name): a frozen instance, memory writable, the name frozen" do
+      klass = FiddleJit::DynamicLibrary::Symbol
+      mem = FiddleJit::MemoryPointer.new(8)
+      name = +"strlen"
+      sym = klass.__frozen_at(mem.address, name)
+      expect(sym).to be_a(klass)
+      expect(sym.frozen?).to be(true)
+      expect([sym.address, sym.size, sym.type_size]).to eq([mem.address, FiddleJit::Pointer.new(1).size, 1])
+      sym.put_int32(0, 7)
+      expect(mem.get_int32(0)).to eq(7)
+      expect(sym.instance_variable_get(:@name)).to be(name)
+      expect(name.frozen?).to be(true)
+      expect(sym.inspect).to eq(format("#<FiddleJit::DynamicLibrary::Symbol name=strlen address=0x%016x>", mem.address))
     end
 
     it "NULL is a null Pointer" do

@@ -154,36 +154,36 @@ module FiddleJit
       end
 
       def for_callback_lookup(type, value)
-        case value
-        when nil, Function, Pointer then value
-        else
-          unless value.is_a?(Proc) || value.respond_to?(:call)
-            raise TypeError, "wrong argument type #{value.class}, expected pointer or proc"
-          end
-
-          # The ffi gem's cache on the callable: the Function of its first
-          # callback type in @__ffi_callback__, those of other types in the
-          # Hash @__ffi_callback_table__ (which keep them alive as long as
-          # the callable).
-          first = value.instance_variable_get(:@__ffi_callback__)
-          return first if first.is_a?(Function) && first.instance_variable_get(:@callback_type).equal?(type)
-
-          table = value.instance_variable_get(:@__ffi_callback_table__)
-          fn = table && table[type]
-          return fn if fn
-
-          fn = __new(type.__signature, value, type.options)
-          fn.instance_variable_set(:@callback_type, type)
-          unless value.frozen?
-            if first.nil?
-              value.instance_variable_set(:@__ffi_callback__, fn)
-            else
-              table ||= value.instance_variable_set(:@__ffi_callback_table__, {}.compare_by_identity)
-              table[type] = fn
-            end
-          end
-          fn
+        # (A Proc first: the common case, and none of the others.)
+        unless value.is_a?(Proc)
+          return value if value.nil? || value.is_a?(Pointer) # (a Function too)
+          raise TypeError, "wrong argument type #{value.class}, expected pointer or proc" unless value.respond_to?(:call)
         end
+
+        # The ffi gem's cache on the callable: the Function of its first
+        # callback type in @__ffi_callback__, those of other types in the
+        # Hash @__ffi_callback_table__ (which keep them alive as long as
+        # the callable).
+        first = value.instance_variable_get(:@__ffi_callback__)
+        return first if first.is_a?(Function) && first.__callback_type.equal?(type)
+
+        table = value.instance_variable_get(:@__ffi_callback_table__)
+        fn = table && table[type]
+        return fn if fn
+
+        fn = __new(type.__signature, value, type.options)
+        # (Held natively: an instance variable on this T_DATA object would be
+        # a generic-ivar table entry.)
+        fn.__callback_type = type
+        unless value.frozen?
+          if first.nil?
+            value.instance_variable_set(:@__ffi_callback__, fn)
+          else
+            table ||= value.instance_variable_set(:@__ffi_callback_table__, {}.compare_by_identity)
+            table[type] = fn
+          end
+        end
+        fn
       end
 
       # A C function pointer returned as a callback type: a Function, or nil.
@@ -239,15 +239,9 @@ module FiddleJit
           return __signature(ret, params)
         end
         # A trie of Symbol-keyed Hashes (an Array key would cost its
-        # recursion-guarded #hash and #eql?), the Signature under nil.
-        node = cache[ret]
-        i = 0
-        n = params.length
-        while node && i < n
-          node = node[params[i]]
-          i += 1
-        end
-        sig = node[nil] if node
+        # recursion-guarded #hash and #eql?), the Signature under nil,
+        # walked natively.
+        sig = __signature_in(cache, ret, params)
         return sig if sig
 
         sig = __signature(ret, params)
@@ -388,7 +382,7 @@ module FiddleJit
     # same Proc gets a fresh one.
     def free
       native_free
-      type = @callback_type
+      type = __callback_type
       type&.__callback_memo_forget(self)
       callable = __parent
       if callable && !callable.frozen?

@@ -48,12 +48,11 @@ module FiddleJit
                      self.class.__layout__.native_table)
     end
 
-    def null? = pointer.null?
     def size = self.class.size
     def alignment = self.class.alignment
     alias align alignment
     def offset_of(name) = self.class.offset_of(name)
-    # #members, #values, #pointer, #to_ptr, #[] and #[]= are native.
+    # #members, #values, #pointer, #to_ptr, #null?, #[] and #[]= are native.
     def offsets = self.class.offsets
     def layout = self.class.layout
 

@@ -39,6 +39,10 @@ pub struct Function {
     /// layer), marked; native for the same reason. `freeze` makes it
     /// shareable before the Function is shared.
     types: AtomicUsize,
+    /// The callback type (FunctionType) a callback parameter made this
+    /// Function for (`__callback_type=`, set once; the key of the callable's
+    /// cache), marked; 0 for none. Native for the same reason.
+    callback_type: AtomicUsize,
 }
 
 impl DataTypeFunctions for Function {
@@ -47,9 +51,10 @@ impl DataTypeFunctions for Function {
             // SAFETY: a VALUE this object has kept alive since creation.
             marker.mark(unsafe { Value::from_raw(v) });
         }
-        for v in [self.pointer.load(Ordering::Relaxed), self.types.load(Ordering::Relaxed)] {
+        for v in [&self.pointer, &self.types, &self.callback_type].map(|v| v.load(Ordering::Relaxed)) {
             if v != 0 {
-                // SAFETY: a VALUE stored by `to_ptr` or `__types=`, kept alive here.
+                // SAFETY: a VALUE stored by `to_ptr`, `__types=` or
+                // `__callback_type=`, kept alive here.
                 marker.mark(unsafe { Value::from_raw(v as rb_sys::VALUE) });
             }
         }
@@ -153,6 +158,7 @@ impl Function {
             parent: Some(parent.as_raw()),
             pointer: AtomicUsize::new(0),
             types: AtomicUsize::new(types.as_raw() as usize),
+            callback_type: AtomicUsize::new(0),
         }, class))
     }
 
@@ -179,6 +185,7 @@ impl Function {
             parent,
             pointer: AtomicUsize::new(0),
             types: AtomicUsize::new(types as usize),
+            callback_type: AtomicUsize::new(0),
         }
     }
 
@@ -189,6 +196,21 @@ impl Function {
     fn callable(&self) -> Option<Value> {
         // SAFETY: marked by this object.
         self.callable.map(|v| unsafe { Value::from_raw(v) })
+    }
+
+    /// `__callback_type`: the FunctionType set by `__callback_type=`, or nil.
+    fn callback_type(&self) -> Option<Value> {
+        match self.callback_type.load(Ordering::Relaxed) {
+            0 => None,
+            // SAFETY: marked by this object.
+            v => Some(unsafe { Value::from_raw(v as rb_sys::VALUE) }),
+        }
+    }
+
+    /// `__callback_type=(type)`: remembers the callback type this Function
+    /// was made for.
+    fn set_callback_type(&self, ty: Value) {
+        self.callback_type.store(ty.as_raw() as usize, Ordering::Relaxed);
     }
 
     fn parent(&self) -> Option<Value> {
@@ -217,6 +239,40 @@ fn callback_stats() -> (usize, usize, usize) {
     callback::stats()
 }
 
+/// `Function.__signature_in(trie, ret, params)`: the Signature under
+/// `trie[ret][params[0]]...[params[n - 1]][nil]`, or nil (the cache of
+/// `cached_signature`, lib/fiddle_jit/function.rb): one C call instead of a
+/// Ruby loop of Hash and Array calls per parameter (gir_ffi makes three
+/// Functions per operation).
+fn signature_in(trie: magnus::RHash, ret: Value, params: magnus::RArray) -> Result<Value, Error> {
+    let (trie, ret, params) = (trie.as_raw(), ret.as_raw(), params.as_raw());
+    // SAFETY: live VALUEs (the method's arguments); a key's #hash or #eql?
+    // may raise, hence the protect (nothing with a destructor in between).
+    let found = magnus::rb_sys::protect(|| unsafe { trie_walk(trie, ret, params) })?;
+    // SAFETY: a value stored in the trie (or nil).
+    Ok(unsafe { Value::from_raw(found) })
+}
+
+/// See `signature_in`.
+unsafe fn trie_walk(trie: rb_sys::VALUE, ret: rb_sys::VALUE, params: rb_sys::VALUE) -> rb_sys::VALUE {
+    let nil = rb_sys::Qnil as rb_sys::VALUE;
+    let is_hash = |v: rb_sys::VALUE| {
+        v & 7 == 0 && v != nil && v != rb_sys::Qfalse as rb_sys::VALUE && rb_sys::RB_TYPE_P(v, rb_sys::ruby_value_type::RUBY_T_HASH)
+    };
+    let mut node = rb_sys::rb_hash_lookup2(trie, ret, nil);
+    for i in 0..rb_sys::RARRAY_LEN(params) {
+        if !is_hash(node) {
+            return nil;
+        }
+        node = rb_sys::rb_hash_lookup2(node, rb_sys::rb_ary_entry(params, i), nil);
+    }
+    if is_hash(node) {
+        rb_sys::rb_hash_lookup2(node, nil, nil)
+    } else {
+        nil
+    }
+}
+
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     // A Pointer subclass, as in the ffi gem (`is_a?(Pointer)`); its own
     // data type, so :pointer parameters take it through `to_ptr`.
@@ -225,6 +281,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.undef_default_alloc_func();
     class.define_singleton_method("__callback", method!(Function::new_callback, 5))?;
     class.define_singleton_method("__pointer", function!(Function::new_pointer, 1))?;
+    class.define_singleton_method("__signature_in", function!(signature_in, 3))?;
     class.define_singleton_method("__pointer_from", method!(Function::new_pointer_from, 2))?;
     class.define_method("address", method!(Function::address, 0))?;
     class.define_method("to_i", method!(Function::address, 0))?;
@@ -232,6 +289,8 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_private_method("__types", method!(Function::types, 0))?;
     class.define_private_method("__types=", method!(Function::set_types, 1))?;
     class.define_method("__callable", method!(Function::callable, 0))?;
+    class.define_method("__callback_type", method!(Function::callback_type, 0))?;
+    class.define_method("__callback_type=", method!(Function::set_callback_type, 1))?;
     class.define_private_method("__parent", method!(Function::parent, 0))?;
     class.define_method("native_free", method!(Function::free, 0))?;
     class.define_method("freed?", method!(Function::is_freed, 0))?;

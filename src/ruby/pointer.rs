@@ -366,6 +366,10 @@ pub fn check_readable(memory: Value) -> Result<(), Error> {
     }
 }
 
+/// `to_ptr`, interned once (interning its name per call costs more than
+/// the call's own dispatch).
+static TO_PTR: magnus::value::LazyId = magnus::value::LazyId::new("to_ptr");
+
 /// The address a Pointer-ish value denotes (for put_pointer).
 pub fn pointer_value(v: Value) -> Result<usize, Error> {
     let ruby = Ruby::get_with(v);
@@ -378,8 +382,8 @@ pub fn pointer_value(v: Value) -> Result<usize, Error> {
     if v.is_kind_of(ruby.class_integer()) {
         return num2ull(v).map(|n| n as usize);
     }
-    if v.respond_to("to_ptr", false)? {
-        let p: Value = v.funcall("to_ptr", ())?;
+    if v.respond_to(*TO_PTR, false)? {
+        let p: Value = v.funcall(*TO_PTR, ())?;
         if let Some(a) = Pointer::address_of(p) {
             return Ok(a);
         }
@@ -1068,6 +1072,21 @@ pub(crate) fn raise_or<T>(r: Result<T, Error>) -> T {
     }
 }
 
+/// `null?`, as a plain cfunc (gems call it on every returned Pointer):
+/// checked, as a Function (a Pointer subclass with data of its own) may be
+/// bound to it with `bind_call`: magnus's conversion raises its TypeError.
+unsafe extern "C" fn raw_is_null(rb_self: VALUE) -> VALUE {
+    let v = Value::from_raw(rb_self);
+    match Pointer::from_value(v) {
+        Some(p) => rb_bool(p.is_null()),
+        None => raise_or(<&Pointer as TryConvert>::try_convert(v).map(|p| rb_bool(p.is_null()))),
+    }
+}
+
+fn rb_bool(b: bool) -> VALUE {
+    (if b { rb_sys::Qtrue } else { rb_sys::Qfalse }) as VALUE
+}
+
 unsafe extern "C" fn raw_get<T: Scalar>(rb_self: VALUE, off: VALUE) -> VALUE {
     let p = receiver(rb_self);
     if let Some(at) = fast_span(p, off, std::mem::size_of::<T>(), READ) {
@@ -1238,6 +1257,49 @@ unsafe extern "C" fn raw_from_string(klass: VALUE, s: VALUE) -> VALUE {
         return memory_from_string(klass, s);
     }
     checked(|_| RString::try_convert(Value::from_raw(s)).map(|s| Value::from_raw(memory_from_string(klass, s.as_raw()))))
+}
+
+/// `@name`, interned once.
+static NAME_IVAR: OnceLock<rb_sys::ID> = OnceLock::new();
+
+/// `klass.__frozen_at(address, name)`: a frozen `klass` (a Pointer
+/// subclass: DynamicLibrary::Symbol) at `address`, its memory still
+/// writable, with `@name` = `name` made shareable — in one native call
+/// what `new(address)`, `name = FiddleJit.make_shareable(name)` and
+/// `Kernel#freeze` do (what DynamicLibrary#find_function returns: about
+/// 7,000 instructions in Ruby, dominating a lookup; the ffi gem's is in C).
+fn frozen_at(ruby: &Ruby, klass: magnus::RClass, address: usize, name: RString) -> Result<Value, Error> {
+    share_name(ruby, name)?;
+    // SAFETY: allocating an instance of a class (protected: a class without
+    // an allocator raises; Pointer's subclasses inherit Pointer's).
+    let obj = magnus::rb_sys::protect(|| unsafe { rb_sys::rb_obj_alloc(klass.as_raw()) })?;
+    // SAFETY: the object just allocated.
+    let obj = unsafe { Value::from_raw(obj) };
+    let p = Pointer::from_value(obj)
+        .ok_or_else(|| Error::new(ruby.exception_type_error(), format!("{} is not a Pointer class", klass)))?;
+    p.address.set(address);
+    // SAFETY: a live object made above, not frozen yet (rb_ivar_set does not
+    // raise); then Kernel#freeze (the object, not its memory: not
+    // Pointer#freeze).
+    unsafe {
+        let ivar = *NAME_IVAR.get_or_init(|| rb_sys::rb_intern(c"@name".as_ptr()));
+        rb_sys::rb_ivar_set(obj.as_raw(), ivar, name.as_raw());
+        rb_sys::rb_obj_freeze(obj.as_raw());
+    }
+    Ok(obj)
+}
+
+/// `FiddleJit.make_shareable(name)` for a String: freezing it, unless it
+/// carries instance variables (then the full walk).
+fn share_name(ruby: &Ruby, name: RString) -> Result<(), Error> {
+    // SAFETY: a live String (an argument of the running method).
+    if unsafe { rb_sys::rb_ivar_count(name.as_raw()) } != 0 {
+        let module: RModule = ruby.class_object().const_get("FiddleJit")?;
+        let _: Value = module.funcall("make_shareable", (name,))?;
+    } else if !name.is_frozen() {
+        name.freeze();
+    }
+    Ok(())
 }
 
 /// A new `klass` (MemoryPointer) holding String `s`'s bytes and a NUL.
@@ -1412,7 +1474,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_private_method("__readonly!", method!(Pointer::set_readonly, 0))?;
     class.define_method("address", method!(Pointer::address, 0))?;
     class.define_method("to_i", method!(Pointer::address, 0))?;
-    class.define_method("null?", method!(Pointer::is_null, 0))?;
+    define_raw(class, "null?", raw_is_null as *const (), 0);
     class.define_method("type_size", method!(Pointer::type_size, 0))?;
     class.define_method("size", method!(Pointer::size, 0))?;
     class.define_method("total", method!(Pointer::size, 0))?;
@@ -1467,6 +1529,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("get_array_of_string", method!(Pointer::get_array_of_string, -1))?;
 
     class.const_set("SIZE", std::mem::size_of::<usize>())?;
+    class.define_singleton_method("__frozen_at", method!(frozen_at, 2))?;
     class.define_singleton_method("type_size_fallback=", function!(set_type_size_fallback, 1))?;
 
     let memory_pointer = module.define_class("MemoryPointer", class)?;

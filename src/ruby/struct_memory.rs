@@ -559,6 +559,18 @@ unsafe extern "C" fn struct_pointer(rb_self: VALUE) -> VALUE {
     }
 }
 
+/// `Struct#null?`: whether the memory's address is NULL, read directly as
+/// the ffi gem's struct_null_p does (no `pointer.null?` dispatch). Before
+/// `initialize` (no memory) it is `nil.null?`, the NoMethodError of
+/// `pointer.null?`.
+unsafe extern "C" fn struct_null_p(rb_self: VALUE) -> VALUE {
+    let data = receiver(rb_self);
+    if data.pointer.get() == 0 {
+        return rb_sys::rb_funcallv(rb_sys::Qnil as VALUE, rb_sys::rb_intern(c"null?".as_ptr()), 0, std::ptr::null());
+    }
+    (if data.memory().address() == 0 { rb_sys::Qtrue } else { rb_sys::Qfalse }) as VALUE
+}
+
 /// The FieldTable of `klass`'s layout (its own or the nearest superclass's
 /// `@layout`), without calling Ruby; None sends the caller to the Ruby path.
 unsafe fn class_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
@@ -688,6 +700,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_private_method("__set_memory__", method!(StructData::set_memory, 2))?;
     define_raw(class, "pointer", struct_pointer as *const (), 0);
     define_raw(class, "to_ptr", struct_pointer as *const (), 0);
+    define_raw(class, "null?", struct_null_p as *const (), 0);
     define_raw(class, "initialize", struct_initialize as *const (), -1);
     define_raw(class, "members", struct_members as *const (), 0);
     define_raw(class, "values", struct_values as *const (), 0);

@@ -320,6 +320,9 @@ pub extern "C" fn arg_pointer(value: VALUE, info_ptr: *const StubInfo, index: u3
     finish(r)
 }
 
+/// `to_ptr`, interned once (interning the name costs more than the call).
+static TO_PTR: magnus::value::LazyId = magnus::value::LazyId::new("to_ptr");
+
 fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, Error> {
     let ruby = Ruby::get().expect("Ruby thread");
     if value.is_nil() {
@@ -339,8 +342,8 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
     if let Some(p) = (host().struct_address)(value) {
         return Ok(p);
     }
-    if value.respond_to("to_ptr", false)? {
-        let converted: Value = value.funcall("to_ptr", ())?;
+    if value.respond_to(*TO_PTR, false)? {
+        let converted: Value = value.funcall(*TO_PTR, ())?;
         return memory_address(converted).ok_or_else(|| {
             Error::new(ruby.exception_arg_error(), info.message(index, "to_ptr returned an invalid pointer"))
         });
@@ -397,7 +400,7 @@ fn struct_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, Er
     let memory: Option<Value> = if (host().pointer_address)(value).is_some() {
         Some(value)
     } else if (host().struct_address)(value).is_some() {
-        Some(value.funcall("to_ptr", ())?)
+        Some(value.funcall(*TO_PTR, ())?)
     } else {
         None
     };
