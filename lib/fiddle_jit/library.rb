@@ -1,9 +1,6 @@
 # frozen_string_literal: true
 
 module FiddleJit
-  # Loaded on first use (a `:varargs` attach_function), not at require.
-  autoload :VariadicInvoker, File.expand_path("variadic", __dir__)
-
   CURRENT_PROCESS = LibraryLoader::CURRENT_PROCESS
 
   # What attach_function returns: a description of the installed stub.
@@ -475,7 +472,10 @@ module FiddleJit
     # distinct shape of variadic types gets its own stub (see
     # VariadicInvoker); the public method is a `def` calling the invoker,
     # which the module holds in an instance variable (shareable after
-    # Library#freeze, so the function also works in Ractors).
+    # Library#freeze, so the function also works in Ractors). (Compiling
+    # the `def` costs ~150k instructions once; an alias of one shared method
+    # dispatching on __callee__ would cost ~470 more per call, ethon's
+    # curl_easy_setopt included.)
     def attach_variadic(name, c_name, fixed, ret, blocking)
       address = find_function_address(c_name)
       invoker = VariadicInvoker.new(self, name.to_sym, c_name, address, fixed, ret, blocking)
