@@ -58,6 +58,9 @@ SETUP = <<~RUBY
     # of a callback); strnlen(p, 0) reads nothing.
     attach_function :strnlen, [:pointer, :size_t], :size_t
     attach_function :ldiv, %i[long long], Ldiv.by_value
+    # ethon's curl attaches: enum and typedef'd pointer parameters.
+    enum :mode, %i[mode_a mode_b]
+    typedef :pointer, :handle
   end
   tv = Timeval.new
   tv[:tv_sec] = 1
@@ -114,6 +117,8 @@ PRIMITIVES = [
   ["`callback :cb, [:int], :int` (define the type)", "CbLib.callback :cb, [:int], :int", 500],
   ["`attach_function` with a `:cmp` callback parameter",
    "CbLib.attach_function :qsort, [:pointer, :size_t, :size_t, :cmp], :void", 200],
+  ["`attach_function` with an enum parameter", "CbLib.attach_function :abs, [:mode], :int", 200],
+  ["`attach_function` with a typedef'd pointer parameter", "CbLib.attach_function :strlen, [:handle], :size_t", 200],
   ["`attach_function :strlen, [:string], :size_t` (reference)", "CbLib.attach_function :strlen, [:string], :size_t", 200],
   ["call with a Proc for a `:cmp` parameter (`qsort` of 1 element)", "CbLib.qsort(ints, 1, 4, cmp)", 2000],
   ["call with an `FFI::Function` for a `:cmp` parameter", "CbLib.qsort(ints, 1, 4, cb_fn)", 2000],

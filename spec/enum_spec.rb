@@ -61,4 +61,37 @@ RSpec.describe "enums (differential against the ffi gem)" do
     end
     same("struct enum bad") { |m| m::S.new[:c] = :nope }
   end
+
+  # Every arity of ConvertingWrapper's literal lambdas (0-6) and one of its
+  # compiled factories (7): each position converted or not, the result
+  # converted or not; a wrong argument count raises ArgumentError (the
+  # FiddleJit::Library method has the function's fixed arity).
+  it "converts exactly the enum positions of functions of 0 to 7 parameters" do
+    expect_same_outcome("arities") do |ns|
+      m = Module.new do
+        extend ns::Library
+        ffi_lib "c"
+        enum :color, [:red, :green, 5, :blue, :page, 4096]
+        # getpagesize() for no parameter; labs(long) for more, the surplus
+        # integer arguments ignored (x86-64 SysV and AAPCS64 alike).
+        attach_function :page_color, :getpagesize, [], :color
+        (1..7).each do |n|
+          attach_function :"first#{n}", :labs, [:color] + [:long] * (n - 1), :long
+          attach_function :"last#{n}", :labs, [:long] * (n - 1) + [:color], :color
+        end
+      end
+      [m.page_color] + (1..7).flat_map do |n|
+        last_args = n == 1 ? [:green] : [-5] + [0] * (n - 2) + [:green]
+        wrong = (begin; m.public_send(:"first#{n}"); rescue ArgumentError => e; e.class; end)
+        [m.public_send(:"first#{n}", :blue, *[0] * (n - 1)), m.public_send(:"last#{n}", *last_args), wrong]
+      end
+    end
+    jit = Module.new do
+      extend FiddleJit::Library
+      ffi_lib "c"
+      enum :color, [:red]
+      (1..7).each { |n| attach_function :"first#{n}", :labs, [:color] + [:long] * (n - 1), :long }
+    end
+    expect((1..7).map { |n| jit.method(:"first#{n}").arity }).to eq((1..7).to_a)
+  end
 end

@@ -113,6 +113,41 @@ RSpec.describe "ffi drop-in library features" do
     expect(b).to eq(a)
   end
 
+  it "typedef'd builtin parameters and results convert as their builtin; a later typedef of the name wins" do
+    a, b = both do |ns|
+      m = lib(ns) do
+        typedef :string, :text
+        typedef :size_t, :length
+        attach_function :strlen, [:text], :length
+      end
+      r = [m.strlen("four")]
+      r << (begin; m.strlen(5); rescue StandardError => e; e.class; end)
+      # The same written signature, retyped: no signature kept from before.
+      m.typedef :pointer, :text
+      m.attach_function :strlen, [:text], :length
+      r << m.strlen(ns::MemoryPointer.from_string("abc"))
+      r << (begin; m.strlen("abc"); rescue StandardError => e; e.class; end)
+      # Another module's :text is its own.
+      other = lib(ns) do
+        typedef :int, :text
+        attach_function :abs, [:text], :int
+      end
+      r << other.abs(-3)
+    end
+    expect(b).to eq(a)
+  end
+
+  it "DynamicLibrary#find_function: a frozen Symbol named as asked, nil for a missing name" do
+    a, b = both do |ns|
+      lib = ns::DynamicLibrary.open(nil, ns::DynamicLibrary::RTLD_LAZY)
+      found = [lib.find_function("strlen"), lib.find_function("strlen"), lib.find_symbol("strlen")]
+      found.map { |s| [s.class.name.split("::").last, s.address == found[0].address, s.inspect[/name=\w+/]] } +
+        [lib.find_function("fj_no_such_function"), lib.find_function("fj_no_such_function")] +
+        [:strlen, nil, 5].map { |bad| (begin; lib.find_function(bad); rescue StandardError => e; [e.class, e.message]; end) }
+    end
+    expect(b).to eq(a)
+  end
+
   it "typed enums (enum Type::UINT8, ...)" do
     a, b = both do |ns|
       m = lib(ns) { enum ns::Type::UINT8, :small, [:s0, :s1] }

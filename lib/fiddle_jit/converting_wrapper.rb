@@ -9,14 +9,18 @@ module FiddleJit
   #
   # For `attach_function :paint, [:pointer, :color], :color` the lambda is
   #
-  #   c1 = convs[1]
-  #   lambda { |a0, a1| r.from_native(holder.__fiddle_jit_call(a0, c1.to_native(a1, nil)), nil) }
+  #   ->(a0, a1) { x = holder.__fiddle_jit_call(c0 ? c0.to_native(a0, nil) : a0, c1 ? c1.to_native(a1, nil) : a1)
+  #                r ? r.from_native(x, nil) : x }
   #
-  # made by a factory compiled once per shape (arity, converted positions,
-  # converted result), so an attach costs a factory call, not a compile.
-  # (Loaded with the rest: from SourceCache's binary, cheaper than
-  # compiling this file on first use.)
+  # with c0 nil: a test of a captured local per parameter, not a method call,
+  # for a parameter that is not converted. One literal lambda per arity up
+  # to MAX_LITERAL_ARITY, so such an attach compiles nothing (compiling a
+  # factory costs ~200k instructions per new shape; ethon has several).
+  # Wider ones get a factory compiled once per shape (arity, converted
+  # positions, converted result) that makes the same lambda with only the
+  # converted positions' calls.
   module ConvertingWrapper
+    MAX_LITERAL_ARITY = 6
     LOCK = Mutex.new
     # shape (see .shape) => factory method name; main Ractor only.
     FACTORIES = {}
@@ -34,22 +38,54 @@ module FiddleJit
     def build(holder, arg_convs, ret_conv)
       FiddleJit.make_shareable(arg_convs)
       FiddleJit.make_shareable(ret_conv) if ret_conv
-      body = if arg_convs.size > MAX_SHAPED_ARITY
-               generic(holder, arg_convs, ret_conv)
-             else
+      body = if arg_convs.size <= MAX_LITERAL_ARITY
+               literal(holder, arg_convs, ret_conv)
+             elsif arg_convs.size <= MAX_SHAPED_ARITY
                Factories.__send__(factory(arg_convs, ret_conv), holder, arg_convs, ret_conv)
+             else
+               generic(holder, arg_convs, ret_conv)
              end
       FiddleJit.make_shareable(body)
     end
 
+    # rubocop:disable Layout/LineLength
+    def literal(holder, convs, r)
+      c0, c1, c2, c3, c4, c5 = convs
+      case convs.size
+      when 0 then -> { x = holder.__fiddle_jit_call; r ? r.from_native(x, nil) : x }
+      when 1 then ->(a0) { x = holder.__fiddle_jit_call(c0 ? c0.to_native(a0, nil) : a0); r ? r.from_native(x, nil) : x }
+      when 2 then ->(a0, a1) { x = holder.__fiddle_jit_call(c0 ? c0.to_native(a0, nil) : a0, c1 ? c1.to_native(a1, nil) : a1); r ? r.from_native(x, nil) : x }
+      when 3
+        lambda do |a0, a1, a2|
+          x = holder.__fiddle_jit_call(c0 ? c0.to_native(a0, nil) : a0, c1 ? c1.to_native(a1, nil) : a1, c2 ? c2.to_native(a2, nil) : a2)
+          r ? r.from_native(x, nil) : x
+        end
+      when 4
+        lambda do |a0, a1, a2, a3|
+          x = holder.__fiddle_jit_call(c0 ? c0.to_native(a0, nil) : a0, c1 ? c1.to_native(a1, nil) : a1, c2 ? c2.to_native(a2, nil) : a2,
+                                       c3 ? c3.to_native(a3, nil) : a3)
+          r ? r.from_native(x, nil) : x
+        end
+      when 5
+        lambda do |a0, a1, a2, a3, a4|
+          x = holder.__fiddle_jit_call(c0 ? c0.to_native(a0, nil) : a0, c1 ? c1.to_native(a1, nil) : a1, c2 ? c2.to_native(a2, nil) : a2,
+                                       c3 ? c3.to_native(a3, nil) : a3, c4 ? c4.to_native(a4, nil) : a4)
+          r ? r.from_native(x, nil) : x
+        end
+      else
+        lambda do |a0, a1, a2, a3, a4, a5|
+          x = holder.__fiddle_jit_call(c0 ? c0.to_native(a0, nil) : a0, c1 ? c1.to_native(a1, nil) : a1, c2 ? c2.to_native(a2, nil) : a2,
+                                       c3 ? c3.to_native(a3, nil) : a3, c4 ? c4.to_native(a4, nil) : a4, c5 ? c5.to_native(a5, nil) : a5)
+          r ? r.from_native(x, nil) : x
+        end
+      end
+    end
+    # rubocop:enable Layout/LineLength
+
     def factory(arg_convs, ret_conv)
       # The shape as an Integer: arity, converted result, a bit per converted parameter.
       shape = arg_convs.size << 1 | (ret_conv ? 1 : 0)
-      i = 0
-      while i < arg_convs.size
-        shape |= 1 << (i + 8) if arg_convs[i]
-        i += 1
-      end
+      arg_convs.each_with_index { |c, i| shape |= 1 << (i + 8) if c }
       FACTORIES[shape] || LOCK.synchronize do
         FACTORIES[shape] ||= begin
           method = :"w#{FACTORIES.size}"

@@ -1,9 +1,6 @@
 # frozen_string_literal: true
 
 module FiddleJit
-  # Loaded on first use (a `:varargs` attach_function), not at require.
-  autoload :VariadicInvoker, File.expand_path("variadic", __dir__)
-
   CURRENT_PROCESS = LibraryLoader::CURRENT_PROCESS
 
   # What attach_function returns: a description of the installed stub.
@@ -133,7 +130,9 @@ module FiddleJit
       # A builtin name typedef'd to something else: no plain_signature.
       @ffi_shadows_builtin = true if PLAIN_RETURNS.key?(add)
       # (find_type of a FunctionType is the type itself.)
-      @ffi_typedefs[add] = old.is_a?(FunctionType) ? old : find_type(old)
+      type = @ffi_typedefs[add] = old.is_a?(FunctionType) ? old : find_type(old)
+      note_plain_typedef(add, type)
+      type
     end
 
     # callback(name, params, ret) / callback(params, ret): a C function
@@ -394,26 +393,41 @@ module FiddleJit
       e
     end
 
+    # A typedef naming a plain builtin (`typedef :pointer, :handle`, curl's
+    # `typedef :int, :easy_code`) is a plain type too: +name+ => the native
+    # type name, in @ffi_plain_typedefs. Signatures using one are kept per
+    # module (@ffi_plain_signatures, reset here): the name means what this
+    # module's typedef says.
+    def note_plain_typedef(name, type)
+      native = PLAIN_PARAMS[type.name] if type.is_a?(Type::Builtin)
+      plain = @ffi_plain_typedefs ||= {}
+      native ? plain[name] = native : plain.delete(name)
+      @ffi_plain_signatures = nil
+    end
+
     # The Native::Signature of a signature made only of plain builtin
-    # Symbols (see PLAIN_PARAMS) that no typedef of this module shadows, for
-    # the default calling convention; else nil. One per distinct signature
-    # and option bits, kept in PLAIN_SIGNATURES.
+    # Symbols (see PLAIN_PARAMS) or plain typedefs that no typedef of this
+    # module shadows, for the default calling convention; else nil. One per
+    # distinct signature and option bits, kept in PLAIN_SIGNATURES (builtin
+    # Symbols only) or this module's @ffi_plain_signatures.
     def plain_signature(params, ret, blocking)
       return nil if @ffi_shadows_builtin || (@ffi_convention && @ffi_convention != :default)
 
       options = (blocking ? Native::BLOCKING : 0) | (__ffi_compatible__? ? Native::FFI_COMPATIBLE : 0)
-      PLAIN_SIGNATURES.dig(options, ret, *params, SIGNATURE) || new_plain_signature(params, ret, options)
-    rescue Ractor::IsolationError
-      new_plain_signature(params, ret, options, cache: false)
+      typedefs = @ffi_plain_typedefs
+      cache = typedefs.nil? || typedefs.empty? ? PLAIN_SIGNATURES : (@ffi_plain_signatures ||= {})
+      cache.dig(options, ret, *params, SIGNATURE) || new_plain_signature(params, ret, options, typedefs, cache)
+    rescue Ractor::IsolationError, FrozenError
+      new_plain_signature(params, ret, options, typedefs, nil)
     end
 
-    def new_plain_signature(params, ret, options, cache: true)
-      native_ret = PLAIN_RETURNS[ret] or return nil
-      native_params = params.map { |t| PLAIN_PARAMS[t] || (return nil) }
+    def new_plain_signature(params, ret, options, typedefs, cache)
+      native_ret = PLAIN_RETURNS[ret] || typedefs&.[](ret) or return nil
+      native_params = params.map { |t| PLAIN_PARAMS[t] || typedefs&.[](t) || (return nil) }
       signature = Native::Signature.new(native_params, native_ret, params, nil, options)
       return signature unless cache
 
-      leaf = [options, ret, *params].inject(PLAIN_SIGNATURES) { |node, key| node[key] ||= {} }
+      leaf = [options, ret, *params].inject(cache) { |node, key| node[key] ||= {} }
       leaf[SIGNATURE] = signature
     end
 
@@ -458,7 +472,10 @@ module FiddleJit
     # distinct shape of variadic types gets its own stub (see
     # VariadicInvoker); the public method is a `def` calling the invoker,
     # which the module holds in an instance variable (shareable after
-    # Library#freeze, so the function also works in Ractors).
+    # Library#freeze, so the function also works in Ractors). (Compiling
+    # the `def` costs ~150k instructions once; an alias of one shared method
+    # dispatching on __callee__ would cost ~470 more per call, ethon's
+    # curl_easy_setopt included.)
     def attach_variadic(name, c_name, fixed, ret, blocking)
       address = find_function_address(c_name)
       invoker = VariadicInvoker.new(self, name.to_sym, c_name, address, fixed, ret, blocking)

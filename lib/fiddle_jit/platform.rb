@@ -98,6 +98,10 @@ module FiddleJit
     class Symbol < Pointer
       def inspect = format("#<%s name=%s address=0x%016x>", self.class, @name, address)
       attr_writer :name
+
+      # Object#freeze: Pointer#freeze would also make the memory read-only.
+      define_method(:__freeze_object, Kernel.instance_method(:freeze))
+      private :__freeze_object
     end
 
     alias __native_name name
@@ -110,15 +114,45 @@ module FiddleJit
     def find_function(name) = symbol(name)
     def find_variable(name) = symbol(name)
 
+    # Library => name => the Symbol found. A Symbol is frozen and a library
+    # is never closed, so the one found first stays right (a miss is not
+    # kept: a later RTLD_GLOBAL library can provide the name). gir_ffi looks
+    # its functions up on every call. Main Ractor only.
+    FOUND = {}.compare_by_identity
+    private_constant :FOUND
+
     private
 
-    # Frozen (Ractor-shareable, as the ffi gem 1.16+'s), memory still
-    # writable (a C variable): frozen as an Object, not as memory.
+    # A String name only, as the ffi gem's (its Check_Type message).
     def symbol(name)
-      address = find_address(name.to_s) or return nil
+      unless name.is_a?(String)
+        raise TypeError, "wrong argument type #{name.nil? || name == true || name == false ? name.inspect : name.class} (expected String)"
+      end
+
+      found_symbol(name) || new_symbol(name)
+    end
+
+    def found_symbol(name)
+      FOUND[self]&.[](name)
+    rescue Ractor::IsolationError
+      nil
+    end
+
+    # Frozen (Ractor-shareable, as the ffi gem 1.16+'s), memory still
+    # writable (a C variable): frozen as an Object, not as memory. The name
+    # is a frozen String without instance variables, so already shareable.
+    def new_symbol(name)
+      address = find_address(name) or return nil
       sym = Symbol.new(address)
-      sym.name = FiddleJit.make_shareable(name.to_s)
-      Kernel.instance_method(:freeze).bind_call(sym)
+      sym.name = -name
+      sym.__send__(:__freeze_object)
+      remember_symbol(sym.instance_variable_get(:@name), sym)
+    end
+
+    def remember_symbol(name, sym)
+      (FOUND[self] ||= {})[name] = sym
+    rescue Ractor::IsolationError
+      sym
     end
   end
 end
