@@ -114,13 +114,6 @@ module FiddleJit
     def find_function(name) = symbol(name)
     def find_variable(name) = symbol(name)
 
-    # Library => name => the Symbol found. A Symbol is frozen and a library
-    # is never closed, so the one found first stays right (a miss is not
-    # kept: a later RTLD_GLOBAL library can provide the name). gir_ffi looks
-    # its functions up on every call. Main Ractor only.
-    FOUND = {}.compare_by_identity
-    private_constant :FOUND
-
     private
 
     # A String name only, as the ffi gem's (its Check_Type message).
@@ -132,11 +125,12 @@ module FiddleJit
       found_symbol(name) || new_symbol(name)
     end
 
-    def found_symbol(name)
-      FOUND[self]&.[](name)
-    rescue Ractor::IsolationError
-      nil
-    end
+    # The Symbols found, by name, kept on the library itself (so they go
+    # with it): a Symbol is frozen and its library stays open, so the one
+    # found first stays right. A miss is not kept (a later RTLD_GLOBAL
+    # library can provide the name). gir_ffi looks its functions up on
+    # every call. A frozen library (shareable) keeps what it had.
+    def found_symbol(name) = @found&.[](name)
 
     # Frozen (Ractor-shareable, as the ffi gem 1.16+'s), memory still
     # writable (a C variable): frozen as an Object, not as memory. The name
@@ -150,9 +144,9 @@ module FiddleJit
     end
 
     def remember_symbol(name, sym)
-      (FOUND[self] ||= {})[name] = sym
-    rescue Ractor::IsolationError
-      sym
+      return sym if frozen?
+
+      (@found ||= {})[name] = sym
     end
   end
 end
