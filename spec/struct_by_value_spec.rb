@@ -162,3 +162,31 @@ RSpec.describe "large structs by value" do
       .to raise_error(RangeError, /integer 2147483648 too big to convert to .int'/)
   end
 end
+
+# The Struct a by-value return makes: as the ffi gem makes it, the class's
+# `initialize` gets a new MemoryPointer holding the bytes (so one that needs
+# the memory argument gets it, and one that skips super ends with its own
+# zeroed memory, not a crash).
+RSpec.describe "a struct returned by value" do
+  it "is made through the class's initialize(memory) like the ffi gem's" do
+    expect_same_outcome("ldiv into Struct subclasses") do |ns|
+      skips_super = Class.new(ns::Struct) do
+        layout :quot, :long, :rem, :long
+        def initialize(*) = nil
+      end
+      takes_memory = Class.new(ns::Struct) do
+        layout :quot, :long, :rem, :long
+        def initialize(memory) = super
+      end
+      lib = Module.new do
+        extend ns::Library
+        ffi_lib ns::Library::LIBC
+        attach_function :ldiv_skips, :ldiv, %i[long long], skips_super.by_value
+        attach_function :ldiv_takes, :ldiv, %i[long long], takes_memory.by_value
+      end
+      a = lib.ldiv_skips(7, 2)
+      b = lib.ldiv_takes(-7, 2)
+      [a.class == skips_super, a[:quot], a[:rem], b.class == takes_memory, b[:quot], b[:rem], b.pointer.size]
+    end
+  end
+end

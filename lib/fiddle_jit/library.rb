@@ -138,9 +138,11 @@ module FiddleJit
     # callback(name, params, ret) / callback(params, ret): a C function
     # signature usable as a parameter or return type (see FiddleJit::Function).
     def callback(*args)
-      raise ArgumentError, "wrong number of arguments" unless [2, 3].include?(args.length)
-
-      name, params, ret = args.length == 3 ? args : [nil, *args]
+      case args.length
+      when 3 then name, params, ret = args
+      when 2 then params, ret = args
+      else raise ArgumentError, "wrong number of arguments"
+      end
       native_params = params.map { |t| Types.resolve(t, @ffi_typedefs) }
       ret_type = Types.resolve(ret, @ffi_typedefs)
       raise ArgumentError, "callbacks cannot have variadic parameters" if native_params.include?(:varargs)

@@ -28,6 +28,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
         struct_address: StructData::address_of,
         function_address: Function::address_of,
         check_readable: pointer::check_readable,
+        new_memory: pointer::Pointer::new_memory,
         pointer_data_type: Pointer::data_type_address(),
         struct_data_type: StructData::data_type_address(),
     });

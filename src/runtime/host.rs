@@ -12,6 +12,8 @@ pub struct Host {
     pub pointer_address: fn(Value) -> Option<usize>,
     /// A Pointer VALUE for an address (the shared NULL for 0).
     pub new_pointer: fn(usize) -> Value,
+    /// A new MemoryPointer of that many zeroed bytes.
+    pub new_memory: fn(usize) -> Result<Value, Error>,
     /// The address of a FiddleJit::Struct's memory, without `to_ptr`.
     pub struct_address: fn(Value) -> Option<usize>,
     /// The address of a FiddleJit::Function; None for anything else.

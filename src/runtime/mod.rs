@@ -428,8 +428,11 @@ fn struct_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, Er
     Ok(address)
 }
 
-/// A struct-by-value return: a new instance of the struct class holding a
-/// copy of the `size` bytes at `bytes` (the stub's return buffer).
+/// A struct-by-value return: a new instance of the struct class on a new
+/// MemoryPointer holding a copy of the `size` bytes at `bytes` (the stub's
+/// return buffer), made as the ffi gem makes it: `initialize(memory)`
+/// through rb_class_new_instance, so a subclass's `initialize` gets the
+/// memory (and one that does not call super gets lazily zeroed memory).
 pub extern "C" fn ret_struct(info_ptr: *const StubInfo, bytes: *const u8) -> VALUE {
     // SAFETY: `info_ptr` is the stub's StubInfo (see `info`).
     let r = new_struct(unsafe { info(info_ptr) }, bytes);
@@ -438,15 +441,14 @@ pub extern "C" fn ret_struct(info_ptr: *const StubInfo, bytes: *const u8) -> VAL
 
 fn new_struct(info: &StubInfo, bytes: *const u8) -> Result<Value, Error> {
     let (class, size) = info.ret_struct.expect("stub returns a struct");
-    // SAFETY: the class is pinned by the stub's owner while the stub can run.
-    let class = unsafe { Value::from_raw(class) };
-    let instance: Value = class.funcall("new", ())?;
-    // Its memory natively, as `pointer_address` takes a Struct's.
-    let address = (host().struct_address)(instance).filter(|a| *a != 0).expect("a new Struct owns memory");
-    // SAFETY: a new Struct of this class owns at least `size` bytes, and the
-    // stub's buffer holds `size` bytes.
+    let memory = (host().new_memory)(size)?;
+    let address = (host().pointer_address)(memory).expect("a new MemoryPointer");
+    // SAFETY: the new MemoryPointer owns `size` bytes, and the stub's
+    // buffer holds `size` bytes.
     unsafe { std::ptr::copy_nonoverlapping(bytes, address as *mut u8, size) };
-    Ok(instance)
+    // SAFETY: the class is pinned by the stub's owner while the stub can run.
+    let class = magnus::RClass::from_value(unsafe { Value::from_raw(class) }).expect("a struct class");
+    magnus::Class::new_instance(class, (memory,))
 }
 
 /// The argv form got the wrong number of arguments. Never returns.
