@@ -148,6 +148,20 @@ RSpec.describe "ffi drop-in library features" do
     expect(b).to eq(a)
   end
 
+  it "DynamicLibrary#find_function keeps what it found on the (frozen) library, per name and library" do
+    lib = FiddleJit::DynamicLibrary.open(nil, FiddleJit::DynamicLibrary::RTLD_LAZY)
+    other = FiddleJit::DynamicLibrary.open(nil, FiddleJit::DynamicLibrary::RTLD_LAZY)
+    strlen = lib.find_function("strlen")
+    expect(lib).to be_frozen
+    expect([lib.find_function(+"strlen"), lib.find_variable("strlen")]).to all(equal(strlen))
+    expect(other.find_function("strlen")).not_to equal(strlen)
+    expect(lib.find_function("strnlen")).not_to equal(strlen)
+    expect([strlen, strlen.instance_variable_get(:@name)]).to all(be_frozen)
+    expect(Ractor.shareable?(strlen)).to be(true)
+    GC.start
+    expect(lib.find_function("strlen").inspect).to eq(strlen.inspect)
+  end
+
   it "typed enums (enum Type::UINT8, ...)" do
     a, b = both do |ns|
       m = lib(ns) { enum ns::Type::UINT8, :small, [:s0, :s1] }

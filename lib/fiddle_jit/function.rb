@@ -86,16 +86,19 @@ module FiddleJit
     # Symbol => { ... nil => Signature } }. Builtin Symbols resolve the same whatever
     # typedefs exist; main Ractor only (the Hash is not shareable).
     SIGNATURES = {}
+    self.__signatures = SIGNATURES
 
     class << self
       # new(return_type, param_types, proc_or_pointer = nil, options = {}, &block)
       def new(ret, params, callable = nil, options = NO_OPTIONS, &block)
-        if callable.is_a?(Hash) && block
+        if block && callable.is_a?(Hash)
           options = callable
           callable = nil
         end
         callable ||= block
-        __new(cached_signature(ret, params), callable, options)
+        # A Proc or Pointer for a signature seen before: natively, in one call.
+        fn = __new_cached(ret, params, callable) if options.empty?
+        fn || __new(cached_signature(ret, params), callable, options)
       end
 
       # The Signature for +ret+ and +params+ (cached for builtin Symbols).
@@ -141,48 +144,37 @@ module FiddleJit
       # What a parameter of callback type +type+ passes for +value+: a
       # Function made from a Proc/Method/block (cached on it, so the same
       # Proc always yields the same C address and lives as long as the Proc).
+      # The lookups are native (__for_callback: the type's memo, nil and
+      # Pointers as they are, the ffi gem's cache on the callable; false
+      # when there is no Function yet).
       def for_callback(type, value)
-        # The type's memo (the last callable and its Function, kept alive
-        # until the next: a callback C stored from a temporary Proc lives
-        # until then) saves the lookups below for the same Proc again.
-        fn = type.__callback_memo(value)
-        return fn if fn
-
-        fn = for_callback_lookup(type, value)
-        type.__callback_memo!(value, fn) if fn.is_a?(Function)
-        fn
+        fn = __for_callback(type, value)
+        fn == false ? new_for_callback(type, value) : fn
       end
 
-      def for_callback_lookup(type, value)
-        # (A Proc first: the common case, and none of the others.)
-        unless value.is_a?(Proc)
-          return value if value.nil? || value.is_a?(Pointer) # (a Function too)
-          raise TypeError, "wrong argument type #{value.class}, expected pointer or proc" unless value.respond_to?(:call)
-        end
-
-        # The ffi gem's cache on the callable: the Function of its first
-        # callback type in @__ffi_callback__, those of other types in the
-        # Hash @__ffi_callback_table__ (which keep them alive as long as
-        # the callable).
-        first = value.instance_variable_get(:@__ffi_callback__)
-        return first if first.is_a?(Function) && first.__callback_type.equal?(type)
-
-        table = value.instance_variable_get(:@__ffi_callback_table__)
-        fn = table && table[type]
-        return fn if fn
-
+      # A new Function for callable +value+ of callback type +type+, kept in
+      # the ffi gem's cache on the callable: the Function of its first
+      # callback type in @__ffi_callback__, those of other types in the Hash
+      # @__ffi_callback_table__ (which keep them alive as long as the
+      # callable), and in the type's memo (the last callable and its
+      # Function, kept alive until the next: a callback C stored from a
+      # temporary Proc lives until then).
+      def new_for_callback(type, value)
         fn = __new(type.__signature, value, type.options)
         # (Held natively: an instance variable on this T_DATA object would be
         # a generic-ivar table entry.)
         fn.__callback_type = type
         unless value.frozen?
+          first = value.instance_variable_get(:@__ffi_callback__)
           if first.nil?
             value.instance_variable_set(:@__ffi_callback__, fn)
           else
-            table ||= value.instance_variable_set(:@__ffi_callback_table__, {}.compare_by_identity)
+            table = value.instance_variable_get(:@__ffi_callback_table__) ||
+                    value.instance_variable_set(:@__ffi_callback_table__, {}.compare_by_identity)
             table[type] = fn
           end
         end
+        type.__callback_memo!(value, fn)
         fn
       end
 

@@ -98,10 +98,6 @@ module FiddleJit
     class Symbol < Pointer
       def inspect = format("#<%s name=%s address=0x%016x>", self.class, @name, address)
       attr_writer :name
-
-      # Object#freeze: Pointer#freeze would also make the memory read-only.
-      define_method(:__freeze_object, Kernel.instance_method(:freeze))
-      private :__freeze_object
     end
 
     alias __native_name name
@@ -110,43 +106,7 @@ module FiddleJit
     # The path it was opened with; "[current process]" for open(nil, ...).
     def name = __native_name || "[current process]"
 
-    def find_symbol(name) = symbol(name)
-    def find_function(name) = symbol(name)
-    def find_variable(name) = symbol(name)
-
-    private
-
-    # A String name only, as the ffi gem's (its Check_Type message).
-    def symbol(name)
-      unless name.is_a?(String)
-        raise TypeError, "wrong argument type #{name.nil? || name == true || name == false ? name.inspect : name.class} (expected String)"
-      end
-
-      found_symbol(name) || new_symbol(name)
-    end
-
-    # The Symbols found, by name, kept on the library itself (so they go
-    # with it): a Symbol is frozen and its library stays open, so the one
-    # found first stays right. A miss is not kept (a later RTLD_GLOBAL
-    # library can provide the name). gir_ffi looks its functions up on
-    # every call. A frozen library (shareable) keeps what it had.
-    def found_symbol(name) = @found&.[](name)
-
-    # Frozen (Ractor-shareable, as the ffi gem 1.16+'s), memory still
-    # writable (a C variable): frozen as an Object, not as memory. The name
-    # is a frozen String without instance variables, so already shareable.
-    def new_symbol(name)
-      address = find_address(name) or return nil
-      sym = Symbol.new(address)
-      sym.name = -name
-      sym.__send__(:__freeze_object)
-      remember_symbol(sym.instance_variable_get(:@name), sym)
-    end
-
-    def remember_symbol(name, sym)
-      return sym if frozen?
-
-      (@found ||= {})[name] = sym
-    end
+    # find_function, find_symbol, find_variable: native (src/ruby/library.rs),
+    # the same frozen Symbol for each name found before.
   end
 end

@@ -57,6 +57,14 @@ pub(crate) fn callback_memo(function_type: VALUE, callable: VALUE) -> Option<VAL
     crate::runtime::objects::typed_data::<TypeFootprint>(function_type)?.memo_hit(callable)
 }
 
+/// Remembers `function` as the memo's Function for `callable` of
+/// FunctionType `function_type` (see `__callback_memo!`).
+pub(crate) fn remember_callback(function_type: VALUE, callable: VALUE, function: VALUE) {
+    if let Some(footprint) = crate::runtime::objects::typed_data::<TypeFootprint>(function_type) {
+        footprint.remember(callable, function);
+    }
+}
+
 /// The StructFieldTable a StructLayout stored with `__native_table__=`, or
 /// None for anything else.
 pub(crate) fn layout_native_table(layout: VALUE) -> Option<VALUE> {
@@ -87,7 +95,7 @@ footprint_size!(TypeFootprint);
 /// Set (to 1) only in the main Ractor, where Init runs.
 static MAIN_RACTOR_KEY: OnceLock<usize> = OnceLock::new();
 
-fn in_main_ractor() -> bool {
+pub(crate) fn in_main_ractor() -> bool {
     MAIN_RACTOR_KEY.get().is_some_and(|&key| {
         // SAFETY: a lookup in the current Ractor's local storage.
         !unsafe { rb_sys::rb_ractor_local_storage_ptr(key as rb_sys::rb_ractor_local_key_t) }.is_null()
@@ -126,11 +134,15 @@ impl TypeFootprint {
 
     /// `__callback_memo!(callable, function)`: remember them (main Ractor only).
     fn set_callback_memo(rb_self: &TypeFootprint, callable: Value, function: Value) {
+        rb_self.remember(callable.as_raw(), function.as_raw());
+    }
+
+    fn remember(&self, callable: VALUE, function: VALUE) {
         if in_main_ractor() {
             // Function first: a reader holding the GVL sees either the old
             // pair or, once callable matches, the new Function.
-            rb_self.memo_function.set(function.as_raw() as usize);
-            rb_self.memo_callable.set(callable.as_raw() as usize);
+            self.memo_function.set(function as usize);
+            self.memo_callable.set(callable as usize);
         }
     }
 }

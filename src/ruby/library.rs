@@ -2,15 +2,46 @@
 //! never closed: stubs hold raw addresses into them for the life of the
 //! process.
 
+use crate::ruby::pointer::Pointer;
 use libloading::os::unix::Library;
-use magnus::{function, method, prelude::*, Error, RModule, Ruby, Value};
+use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::value::{Opaque, ReprValue};
+use magnus::{
+    function, gc, method, prelude::*, DataTypeFunctions, Error, RClass, RModule, RString, Ruby, TypedData, Value,
+};
+use rb_sys::VALUE;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
-#[magnus::wrap(class = "FiddleJit::DynamicLibrary", free_immediately, size, frozen_shareable)]
+#[derive(TypedData)]
+#[magnus(class = "FiddleJit::DynamicLibrary", free_immediately, size, mark, frozen_shareable)]
 pub struct DynamicLibrary {
     /// The dlopen handle (never closed: stubs keep addresses into the library).
     handle: usize,
     name: Option<String>,
+    /// The Symbols `find_function` & co. made, by name. A Symbol is frozen
+    /// (shareable) and its library stays open, so the one found first stays
+    /// right; a miss is not kept (a later RTLD_GLOBAL library can provide
+    /// the name). gir_ffi looks its functions up on every call. Behind a
+    /// lock: a library is frozen and shared by every Ractor. The VALUEs are
+    /// marked (pinned) by `mark`; nothing that can run the GC happens while
+    /// the lock is held.
+    found: Mutex<HashMap<Box<[u8]>, VALUE>>,
 }
+
+impl DataTypeFunctions for DynamicLibrary {
+    fn mark(&self, _: &gc::Marker) {
+        for &symbol in self.found.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            // SAFETY: a live Symbol this library made; marking pins it, as
+            // its VALUE is kept here.
+            unsafe { rb_sys::rb_gc_mark(symbol) };
+        }
+    }
+}
+
+/// FiddleJit::DynamicLibrary::Symbol (a Pointer subclass; lib/ adds its
+/// `inspect`).
+static SYMBOL_CLASS: OnceLock<Opaque<RClass>> = OnceLock::new();
 
 impl DynamicLibrary {
     /// `open(name, flags)`: name nil means the running process.
@@ -41,7 +72,7 @@ impl DynamicLibrary {
             }
             None => Library::this().into_raw() as usize,
         };
-        let lib = ruby.obj_wrap(DynamicLibrary { handle, name });
+        let lib = ruby.obj_wrap(DynamicLibrary { handle, name, found: Mutex::default() });
         lib.freeze();
         Ok(lib)
     }
@@ -59,6 +90,46 @@ impl DynamicLibrary {
 
     fn name(&self) -> Option<String> {
         self.name.clone()
+    }
+
+    /// `find_function(name)` (also `find_symbol`, `find_variable`): the
+    /// ffi gem's DynamicLibrary::Symbol for `name`, or nil. The same frozen
+    /// Symbol for a name found before (see `found`).
+    fn symbol(ruby: &Ruby, rb_self: &Self, name: Value) -> Result<Option<Value>, Error> {
+        let Some(name) = RString::from_value(name) else {
+            // The ffi gem's Check_Type message.
+            let shown = if name.is_nil() || name.as_raw() == rb_sys::Qtrue as VALUE || name.as_raw() == rb_sys::Qfalse as VALUE {
+                name.inspect()
+            } else {
+                unsafe { name.classname() }.into_owned()
+            };
+            return Err(Error::new(ruby.exception_type_error(), format!("wrong argument type {shown} (expected String)")));
+        };
+        // SAFETY: the bytes are copied (or only compared) before anything
+        // can run Ruby code.
+        let bytes = unsafe { name.as_slice() };
+        if let Some(&found) = rb_self.found.lock().unwrap_or_else(|p| p.into_inner()).get(bytes) {
+            // SAFETY: kept alive by `mark`.
+            return Ok(Some(unsafe { Value::from_raw(found) }));
+        }
+        let Ok(address) = std::str::from_utf8(bytes).map_err(drop).and_then(|n| rb_self.find_symbol(n.to_owned()).ok_or(()))
+        else {
+            return Ok(None);
+        };
+        let class = ruby.get_inner(*SYMBOL_CLASS.get().expect("DynamicLibrary::Symbol defined at init"));
+        let symbol = Pointer::new_of_class(ruby, class, address);
+        // SAFETY: plain calls on live objects, GVL held: the name as an
+        // interned frozen String (the Ruby `-name`), the Symbol frozen as an
+        // Object (not its memory: a C variable stays writable).
+        unsafe {
+            let name = rb_sys::rb_str_to_interned_str(name.as_raw());
+            rb_sys::rb_ivar_set(symbol.as_raw(), rb_sys::rb_intern(c"@name".as_ptr()), name);
+            rb_sys::rb_obj_freeze(symbol.as_raw());
+        }
+        let mut found = rb_self.found.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = *found.entry(bytes.into()).or_insert(symbol.as_raw());
+        // SAFETY: `kept` is `symbol` or one another thread stored first, alive either way.
+        Ok(Some(unsafe { Value::from_raw(kept) }))
     }
 }
 
@@ -176,6 +247,12 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     // find_symbol/find_function/find_variable (Symbol pointers) on it.
     class.define_method("find_address", method!(DynamicLibrary::find_symbol, 1))?;
     class.define_method("name", method!(DynamicLibrary::name, 0))?;
+    let pointer: RClass = module.const_get("Pointer")?; // (defined by pointer::init, before)
+    let symbol = class.define_class("Symbol", pointer)?;
+    let _ = SYMBOL_CLASS.set(Opaque::from(symbol));
+    for name in ["find_function", "find_symbol", "find_variable"] {
+        class.define_method(name, method!(DynamicLibrary::symbol, 1))?;
+    }
     for (name, flag) in [
         ("RTLD_LAZY", libc::RTLD_LAZY),
         ("RTLD_NOW", libc::RTLD_NOW),

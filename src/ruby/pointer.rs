@@ -464,6 +464,12 @@ impl Pointer {
         ruby.obj_wrap(Pointer::raw(address, 1, UNBOUNDED)).as_value()
     }
 
+    /// A plain pointer to `address` of `class` (a Pointer subclass): what
+    /// `class.new(address)` makes, without calling its `initialize`.
+    pub(crate) fn new_of_class(ruby: &Ruby, class: magnus::RClass, address: usize) -> Value {
+        ruby.obj_wrap_as(Pointer::raw(address, 1, UNBOUNDED), class).as_value()
+    }
+
     /// Address of the `rb_data_type_t` every Pointer object carries.
     pub fn data_type_address() -> usize {
         <Pointer as TypedData>::data_type() as *const _ as usize
