@@ -122,6 +122,10 @@ PRIMITIVES = [
   ["`attach_function :strlen, [:string], :size_t` (reference)", "CbLib.attach_function :strlen, [:string], :size_t", 200],
   ["call with a Proc for a `:cmp` parameter (`qsort` of 1 element)", "CbLib.qsort(ints, 1, 4, cmp)", 2000],
   ["call with an `FFI::Function` for a `:cmp` parameter", "CbLib.qsort(ints, 1, 4, cb_fn)", 2000],
+  # glibc's qsort of 2 elements compares once: the row less the one above
+  # is what C calling a Ruby callback costs (ffi-yajl's parse callbacks).
+  ["call with an `FFI::Function` for a `:cmp` parameter, C calling it once (`qsort` of 2)",
+   "CbLib.qsort(ints, 2, 4, cb_fn)", 2000],
   ['variadic call `snprintf(buf, 64, "%d %s", :int, 7, :string, "x")` (ethon\'s `curl_easy_setopt`)',
    'CbLib.snprintf(buf, 64, "%d %s", :int, 7, :string, "x")', 2000],
   ["call with an `FFI::Function` for a `:pointer` parameter (ethon)", "CbLib.strnlen(cb_fn, 0)", 5000],

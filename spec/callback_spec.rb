@@ -206,6 +206,26 @@ RSpec.describe "callbacks" do
         expect(jit.cb_loop_int(->(_) { 1 }, 10)).to eq(10)
       end
 
+      it "an exception waiting for C to return is re-raised under GC.stress, and the thread lets it go once raised" do
+        held = -> { Thread.current[:__fiddle_jit_callback_exceptions] || [] }
+        err = Class.new(StandardError)
+        # (GC.stress from the raise until the exception is back in Ruby.)
+        e = begin
+          jit.cb_loop_int(->(i) { i == 2 ? (GC.stress = true; raise err, "at #{i}") : 1 }, 4)
+        rescue err => raised
+          raised
+        ensure
+          GC.stress = false
+        end
+        expect([e.class, e.message]).to eq([err, "at 2"])
+        expect(held.call).to be_empty
+        # Nested: the inner call's exception is its own; the outer call
+        # still returns.
+        inner = ->(_) { (jit.cb_call_int32(->(_) { raise IOError, "inner" }, 1) rescue $!).message == "inner" ? 7 : 0 }
+        expect(jit.cb_loop_int(inner, 3)).to eq(21)
+        expect(held.call).to be_empty
+      end
+
       # (throw, break, Thread#kill and Timeout: spec/callback_jump_spec.rb)
     end
   end

@@ -210,47 +210,82 @@ pub fn stats() -> (usize, usize, usize) {
 // Callback frames (where exceptions wait for the outer call to return).
 
 thread_local! {
-    /// Frame Arrays `[pending_exception]` of this thread, innermost last.
-    /// Each Array is also held by the Ruby wrapper's local variable, which
-    /// keeps it (and the exception in it) alive.
+    /// This thread's callback frames, innermost last: each the exception a
+    /// callback raised during that outer call, or nil. An exception stored
+    /// here is also kept alive by the thread (see `hold_exception`); most calls
+    /// see none, so a frame costs no allocation.
     static FRAMES: RefCell<Vec<VALUE>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `Native.callback_frame_push`: a new frame `[nil]` for an outer C call.
+/// `Native.callback_frame_push`: a new frame for an outer C call; returns
+/// its token (a Fixnum: its depth) for `frame_pop`.
 /// A raw cfunc (no conversions to do, and it runs on every wrapped call).
 pub unsafe extern "C" fn frame_push(_module: VALUE) -> VALUE {
-    let frame = rb_sys::rb_ary_new_capa(1);
-    rb_sys::rb_ary_push(frame, QNIL);
-    FRAMES.with(|f| f.borrow_mut().push(frame));
-    frame
+    let depth = FRAMES.with(|f| {
+        let mut frames = f.borrow_mut();
+        frames.push(QNIL);
+        frames.len() - 1
+    });
+    rb_sys::rb_int2inum(depth as isize)
 }
 
-/// `Native.callback_frame_pop(frame)`: removes `frame`, returns the
-/// exception a callback raised during the call (or nil). If a callback
-/// jumped (throw, break, Thread#kill, Timeout) during the call, continues
-/// that jump instead of returning: this runs in the wrapper's `ensure`,
-/// after C has returned.
-pub unsafe extern "C" fn frame_pop(_module: VALUE, frame: VALUE) -> VALUE {
-    FRAMES.with(|f| {
+/// `Native.callback_frame_pop(token)`: removes the frame `token` names
+/// (and any left above it), returns the exception a callback raised during
+/// the call (or nil). If a callback jumped (throw, break, Thread#kill,
+/// Timeout) during the call, continues that jump instead of returning:
+/// this runs in the wrapper's `ensure`, after C has returned.
+pub unsafe extern "C" fn frame_pop(_module: VALUE, token: VALUE) -> VALUE {
+    let depth = if rb_sys::FIXNUM_P(token) { rb_sys::rb_num2long(token).max(0) as usize } else { usize::MAX };
+    let (exc, above) = FRAMES.with(|f| {
         let mut frames = f.borrow_mut();
-        if let Some(i) = frames.iter().rposition(|&v| v == frame) {
-            frames.truncate(i);
-        }
+        let at = depth.min(frames.len());
+        let mut removed = frames.drain(at..);
+        (removed.next().unwrap_or(QNIL), removed.filter(|&e| e != QNIL).collect::<Vec<_>>())
     });
-    if PENDING_FRAMES.load(Ordering::Relaxed) == 0 && !jump::any_pending() {
-        return QNIL;
-    }
-    if rb_sys::RB_TYPE_P(frame, rb_sys::ruby_value_type::RUBY_T_ARRAY) == false {
-        return QNIL;
-    }
-    let exc = rb_sys::rb_ary_entry(frame, 0);
-    if exc != QNIL {
+    // (Frames above it were left by a jump past their pops: theirs are
+    // dropped.)
+    for e in above.into_iter().chain(std::iter::once(exc)).filter(|&e| e != QNIL) {
         PENDING_FRAMES.fetch_sub(1, Ordering::Relaxed);
+        drop_exception(e);
     }
     if jump::any_pending() {
         jump::continue_at_frame();
     }
     exc
+}
+
+/// Stores `exc` as the current frame's exception (the frame has none).
+/// SAFETY: with the GVL, `exc` a live object.
+unsafe fn store_in_frame(exc: VALUE) {
+    hold_exception(exc);
+    PENDING_FRAMES.fetch_add(1, Ordering::Relaxed);
+    FRAMES.with(|f| {
+        if let Some(last) = f.borrow_mut().last_mut() {
+            *last = exc;
+        }
+    });
+}
+
+/// The Ruby thread's Array of the exceptions its frames hold (a
+/// thread-local variable, so the GC marks them with the thread), if made.
+unsafe fn held_exceptions(create: bool) -> Option<VALUE> {
+    let key = rb_sys::rb_intern(c"__fiddle_jit_callback_exceptions".as_ptr());
+    let thread = rb_sys::rb_thread_current();
+    let held = rb_sys::rb_thread_local_aref(thread, key);
+    if held != QNIL {
+        return Some(held);
+    }
+    create.then(|| rb_sys::rb_thread_local_aset(thread, key, rb_sys::rb_ary_new()))
+}
+
+unsafe fn hold_exception(exc: VALUE) {
+    rb_sys::rb_ary_push(held_exceptions(true).expect("created"), exc);
+}
+
+unsafe fn drop_exception(exc: VALUE) {
+    if let Some(held) = held_exceptions(false) {
+        rb_sys::rb_ary_delete(held, exc);
+    }
 }
 
 /// Defines the frame functions on `native` as raw cfuncs.
@@ -274,6 +309,7 @@ pub fn define_frame_functions(native: magnus::RModule) {
     }
 }
 
+/// The current frame's exception (nil for none), or None without a frame.
 fn current_frame() -> Option<VALUE> {
     FRAMES.with(|f| f.borrow().last().copied())
 }
@@ -401,9 +437,8 @@ fn skip_ruby() -> bool {
         return true;
     }
     if PENDING_FRAMES.load(Ordering::Relaxed) != 0 {
-        if let Some(frame) = current_frame() {
-            // SAFETY: `frame` is a live Array (held by the wrapper's local).
-            return unsafe { rb_sys::rb_ary_entry(frame, 0) } != QNIL;
+        if let Some(exc) = current_frame() {
+            return exc != QNIL;
         }
     }
     false
@@ -442,13 +477,10 @@ fn captured(inv: &mut Invocation, state: c_int) {
         return report_discarded(err);
     }
     if exception && frame.is_some() {
-        let frame = frame.expect("checked");
-        // SAFETY: with the GVL; `frame` is a live Array (held by the
-        // wrapper's local), `err` an exception.
+        // SAFETY: with the GVL; `err` an exception.
         unsafe {
             rb_sys::rb_set_errinfo(QNIL);
-            PENDING_FRAMES.fetch_add(1, Ordering::Relaxed);
-            rb_sys::rb_ary_store(frame, 0, err);
+            store_in_frame(err);
         }
         return;
     }
@@ -459,12 +491,8 @@ fn captured(inv: &mut Invocation, state: c_int) {
         unsafe { rb_sys::rb_set_errinfo(QNIL) };
         let exc = jump::local_jump_error();
         return match frame {
-            // SAFETY: with the GVL; `frame` is the live callback frame Array
-            // (on the wrapper's stack).
-            Some(frame) => unsafe {
-                PENDING_FRAMES.fetch_add(1, Ordering::Relaxed);
-                rb_sys::rb_ary_store(frame, 0, exc)
-            },
+            // SAFETY: with the GVL; `exc` a new exception.
+            Some(_) => unsafe { store_in_frame(exc) },
             None => jump::defer(jump::TAG_RAISE, exc, jump::return_target()),
         };
     }
