@@ -140,6 +140,28 @@ RSpec.describe "ffi gem 1.17 behaviours" do
     end
   end
 
+  describe "Function#== (Pointer#== in the ffi gem)" do
+    def function(ns) = ns::Function.new(:int, [:int]) { |x| x }
+
+    it "nil equals only a NULL Function; Functions and Pointers by address" do
+      expect_same_outcome("Function#==") do |ns|
+        f = function(ns)
+        g = ns::Function.new(:int, [:int], f)
+        [f == nil, f == f, f == g, g == f, f == ns::Pointer.new(f.address), f == ns::Pointer.new(f.address + 1),
+         f == function(ns), ns::Function.new(:int, [], ns::Pointer::NULL) == nil]
+      end
+    end
+
+    it "is false for anything else, even an object with the same #address" do
+      change = change("1.16.0", "Pointer#== is false for a non-pointer (it raised ArgumentError)", [false, false])
+      expect_same_outcome("Function#== non-pointer", ffi_changed: change) do |ns|
+        f = function(ns)
+        same_address = Struct.new(:address).new(f.address)
+        [f == f.address, f == same_address]
+      end
+    end
+  end
+
   it "FFI.make_shareable (the ffi gem's helper)" do
     shareable = change("1.16.0", "FFI.make_shareable", true)
     expect_same_outcome("make_shareable", ffi_changed: shareable) do |ns|

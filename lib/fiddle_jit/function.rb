@@ -386,12 +386,7 @@ module FiddleJit
 
     def null? = address.zero?
 
-    def ==(other)
-      return address.zero? if other.nil?
-
-      other.respond_to?(:address) && other.address == address
-    end
-
+    # (#== is native: src/ruby/function.rs.)
     def eql?(other) = other.is_a?(Function) && other.address == address
     def hash = address.hash
     def +(other) = to_ptr + other

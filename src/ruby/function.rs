@@ -82,6 +82,17 @@ impl Function {
         Function::of(value).map(|f| f.address)
     }
 
+    /// `==`, the ffi gem 1.17's Pointer#== (a Function is a Pointer there):
+    /// nil equals a NULL Function; a Function or Pointer equals when the
+    /// addresses do; anything else is not equal. (ethon compares its
+    /// callbacks on every request.)
+    fn eq(&self, other: Value) -> bool {
+        if other.is_nil() {
+            return self.address == 0;
+        }
+        Function::address_of(other).or_else(|| crate::ruby::pointer::Pointer::address_of(other)) == Some(self.address)
+    }
+
     /// The live Function behind `value`, if it is one.
     fn of<'a>(value: Value) -> Option<&'a Function> {
         crate::runtime::objects::typed_data::<Function>(value.as_raw())
@@ -290,6 +301,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_singleton_method("__for_callback", function!(callback_lookup::for_callback, 2))?;
     class.define_method("address", method!(Function::address, 0))?;
     class.define_method("to_i", method!(Function::address, 0))?;
+    class.define_method("==", method!(Function::eq, 1))?;
     class.define_method("to_ptr", method!(Function::to_ptr, 0))?;
     class.define_private_method("__types", method!(Function::types, 0))?;
     class.define_private_method("__types=", method!(Function::set_types, 1))?;
