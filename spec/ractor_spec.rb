@@ -81,4 +81,18 @@ RSpec.describe "Ractors" do
     end
   end
 
+  # A FunctionType holds its Signature natively (src/ruby/footprint.rs),
+  # where make_shareable's walk does not reach: it is made shareable with
+  # the type, so a Ractor making a Function of it reads only shareable
+  # objects.
+  it "a callback type over Enum and Struct types is shareable, with its signature" do
+    point = Class.new(FiddleJit::Struct) { layout :x, :int }
+    m = Module.new do
+      extend FiddleJit::Library
+      enum :small, %i[zero one]
+      callback :cb, [:small, point.by_ref], :small
+    end
+    type = m.find_type(:cb)
+    expect([Ractor.shareable?(type), Ractor.shareable?(type.__signature)]).to eq([true, true])
+  end
 end

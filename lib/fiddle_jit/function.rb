@@ -9,8 +9,9 @@ module FiddleJit
     NO_OPTIONS = {}.freeze
 
     # (A Type is typed data: each instance variable is a generic-ivar table
-    # entry, so the resolved types live in the one Signature, size and
-    # alignment are methods, and empty options are not stored.)
+    # entry, so the resolved types live in the one Signature, held natively
+    # (#__signature, src/ruby/footprint.rs), size and alignment are methods,
+    # and empty options are not stored.)
     # From types already through Types.resolve (Library#callback; resolving
     # again would give the same values): no second resolve per type.
     def self.__resolved(ret, params)
@@ -24,42 +25,41 @@ module FiddleJit
       params = param_types.map { |t| Types.resolve(t) }
       # What Function.new needs for a callback of this type (cached per
       # builtin signature): the resolved types and their native names.
-      @signature = Function.__send__(:cached_signature, ret, params)
+      self.__signature = Function.__send__(:cached_signature, ret, params)
       @options = options unless options.empty?
       # The ffi gem's FunctionType: its header and an ffi_type* and a VALUE per parameter.
       self.__footprint__ = 96 + (16 * params.size)
       # Frozen and shareable as the ffi gem 1.16+'s (the wrappers of
       # functions taking it reach it through a constant, from any Ractor).
-      defined?(@options) ? FiddleJit.make_shareable(self) : freeze_shareable
+      freeze_shareable
     end
 
     def options = @options || NO_OPTIONS
 
     # The result and parameter types as Type objects (Type::INT32 for :int),
     # as the ffi gem 1.16+ returns them.
-    def return_type = Type.builtin(@signature.ret)
-    def param_types = @signature.params.map { |t| Type.builtin(t) }
+    def return_type = Type.builtin(__signature.ret)
+    def param_types = __signature.params.map { |t| Type.builtin(t) }
     alias result_type return_type
 
-    def __signature = @signature
-
-    def to_s = "callback(#{@signature.params.join(", ")}) -> #{@signature.ret}"
+    def to_s = "callback(#{__signature.params.join(", ")}) -> #{__signature.ret}"
 
     private
 
     def __init_resolved(ret, params)
-      @signature = Function.__send__(:cached_signature, ret, params)
+      self.__signature = Function.__send__(:cached_signature, ret, params)
       self.__footprint__ = 96 + (16 * params.size)
       freeze_shareable
     end
 
     # Made shareable as make_shareable would, without its walk when the
-    # Signature already is (builtin types: frozen Symbols and Strings).
+    # Signature already is (builtin types: frozen Symbols and Strings). The
+    # Signature is held natively, out of make_shareable's sight: it is made
+    # shareable first.
     def freeze_shareable
-      sig = @signature
-      return FiddleJit.make_shareable(self) unless sig.params.all?(Symbol) && sig.ret.is_a?(Symbol)
-
-      freeze
+      sig = __signature
+      FiddleJit.make_shareable(sig) unless sig.params.all?(Symbol) && sig.ret.is_a?(Symbol)
+      defined?(@options) ? FiddleJit.make_shareable(self) : freeze
     end
     def inspect = "#<FiddleJit::FunctionType #{self}>"
   end

@@ -49,6 +49,11 @@ pub struct TypeFootprint {
     /// ivar lookup (`@layout` on the class) rather than two (the second a
     /// generic ivar of this T_DATA). Marked here.
     native_table: Word,
+    /// A FunctionType's Signature (`__signature=`, set once by its
+    /// constructor; see lib/fiddle_jit/function.rb), marked. Native: an
+    /// instance variable of a T_DATA object is a generic-ivar table entry,
+    /// about a fifth of what defining a callback type cost.
+    signature: Word,
 }
 
 /// The memo's Function of FunctionType `function_type` when `callable` is
@@ -81,7 +86,7 @@ impl DataTypeFunctions for TypeFootprint {
     }
 
     fn mark(&self, marker: &Marker) {
-        for v in [self.memo_callable.get(), self.memo_function.get(), self.native_table.get()] {
+        for v in [self.memo_callable.get(), self.memo_function.get(), self.native_table.get(), self.signature.get()] {
             if v != 0 {
                 // SAFETY: stored from live VALUEs; kept alive (and pinned) here.
                 marker.mark(unsafe { Value::from_raw(v as VALUE) });
@@ -107,6 +112,22 @@ impl TypeFootprint {
     fn set_native_table(rb_self: &TypeFootprint, table: Value) {
         if rb_self.native_table.get() == 0 {
             rb_self.native_table.set(table.as_raw() as usize);
+        }
+    }
+
+    /// Private `__signature=(signature)`: once, by FunctionType's constructor.
+    fn set_signature(rb_self: &TypeFootprint, signature: Value) {
+        if rb_self.signature.get() == 0 {
+            rb_self.signature.set(signature.as_raw() as usize);
+        }
+    }
+
+    /// `__signature`: the Signature `__signature=` set, or nil.
+    fn signature(ruby: &Ruby, rb_self: &TypeFootprint) -> Value {
+        match rb_self.signature.get() {
+            0 => ruby.qnil().as_value(),
+            // SAFETY: marked by this object, so alive.
+            v => unsafe { Value::from_raw(v as VALUE) },
         }
     }
 
@@ -173,6 +194,8 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     type_class.define_alloc_func::<TypeFootprint>();
     type_class.define_private_method("__footprint__=", method!(TypeFootprint::set_bytes, 1))?;
     type_class.define_method("__callback_memo", method!(TypeFootprint::callback_memo, 1))?;
+    type_class.define_method("__signature", method!(TypeFootprint::signature, 0))?;
+    type_class.define_private_method("__signature=", method!(TypeFootprint::set_signature, 1))?;
     type_class.define_method("__callback_memo!", method!(TypeFootprint::set_callback_memo, 2))?;
     type_class.define_method("__callback_memo_forget", method!(TypeFootprint::forget_callback_memo, 1))?;
     let layout = module.define_class("StructLayout", type_class)?;
