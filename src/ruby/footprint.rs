@@ -13,7 +13,9 @@
 //! rarely-read objects can afford.
 
 use super::pointer::Word;
+use crate::runtime::objects::written;
 use magnus::gc::Marker;
+use magnus::typed_data::Obj;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{method, prelude::*, DataTypeFunctions, Error, RModule, Ruby, TypedData, Value};
 use rb_sys::VALUE;
@@ -32,7 +34,7 @@ macro_rules! footprint_size {
 }
 
 #[derive(TypedData, Default)]
-#[magnus(class = "FiddleJit::Type", free_immediately, size, mark, frozen_shareable)]
+#[magnus(class = "FiddleJit::Type", free_immediately, size, mark, frozen_shareable, wb_protected)]
 pub struct TypeFootprint {
     /// Bytes reported by memsize_of (beyond the object slot).
     bytes: Word,
@@ -66,7 +68,7 @@ pub(crate) fn callback_memo(function_type: VALUE, callable: VALUE) -> Option<VAL
 /// FunctionType `function_type` (see `__callback_memo!`).
 pub(crate) fn remember_callback(function_type: VALUE, callable: VALUE, function: VALUE) {
     if let Some(footprint) = crate::runtime::objects::typed_data::<TypeFootprint>(function_type) {
-        footprint.remember(callable, function);
+        footprint.remember(function_type, callable, function);
     }
 }
 
@@ -109,16 +111,18 @@ pub(crate) fn in_main_ractor() -> bool {
 
 impl TypeFootprint {
     /// Private `__native_table__=(table)`: once, by StructLayout#initialize.
-    fn set_native_table(rb_self: &TypeFootprint, table: Value) {
+    fn set_native_table(rb_self: Obj<TypeFootprint>, table: Value) {
         if rb_self.native_table.get() == 0 {
             rb_self.native_table.set(table.as_raw() as usize);
+            written(rb_self.as_raw(), table.as_raw());
         }
     }
 
     /// Private `__signature=(signature)`: once, by FunctionType's constructor.
-    fn set_signature(rb_self: &TypeFootprint, signature: Value) {
+    fn set_signature(rb_self: Obj<TypeFootprint>, signature: Value) {
         if rb_self.signature.get() == 0 {
             rb_self.signature.set(signature.as_raw() as usize);
+            written(rb_self.as_raw(), signature.as_raw());
         }
     }
 
@@ -154,22 +158,25 @@ impl TypeFootprint {
     }
 
     /// `__callback_memo!(callable, function)`: remember them (main Ractor only).
-    fn set_callback_memo(rb_self: &TypeFootprint, callable: Value, function: Value) {
-        rb_self.remember(callable.as_raw(), function.as_raw());
+    fn set_callback_memo(rb_self: Obj<TypeFootprint>, callable: Value, function: Value) {
+        rb_self.remember(rb_self.as_raw(), callable.as_raw(), function.as_raw());
     }
 
-    fn remember(&self, callable: VALUE, function: VALUE) {
+    /// `owner`: this object's VALUE (for the write barriers).
+    fn remember(&self, owner: VALUE, callable: VALUE, function: VALUE) {
         if in_main_ractor() {
             // Function first: a reader holding the GVL sees either the old
             // pair or, once callable matches, the new Function.
             self.memo_function.set(function as usize);
             self.memo_callable.set(callable as usize);
+            written(owner, function);
+            written(owner, callable);
         }
     }
 }
 
 #[derive(TypedData, Default)]
-#[magnus(class = "FiddleJit::StructLayout::Field", free_immediately, size, frozen_shareable)]
+#[magnus(class = "FiddleJit::StructLayout::Field", free_immediately, size, frozen_shareable, wb_protected)]
 pub struct FieldFootprint {
     /// Bytes reported by memsize_of (beyond the object slot).
     bytes: Word,

@@ -19,8 +19,10 @@ use magnus::typed_data::Obj;
 use magnus::{function, gc, method, prelude::*, DataTypeFunctions, Error, RClass, RModule, Ruby, TypedData, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// Write-barrier protected: every VALUE stored after creation goes through
+/// `runtime::objects::written` (see `Pointer`).
 #[derive(TypedData)]
-#[magnus(class = "FiddleJit::Function", mark, free_immediately, size, frozen_shareable)]
+#[magnus(class = "FiddleJit::Function", mark, free_immediately, size, frozen_shareable, wb_protected)]
 pub struct Function {
     address: usize,
     /// The callback slot, for Functions backed by a Ruby callable.
@@ -103,10 +105,10 @@ impl Function {
     /// freezes it first, so a shareable Function holds a frozen Pointer, as
     /// the ffi gem's Function, a Pointer itself, is frozen).
     pub fn to_ptr(rb_self: Obj<Function>) -> Value {
-        rb_self.cached_pointer(rb_self.is_frozen())
+        rb_self.cached_pointer(rb_self.as_raw(), rb_self.is_frozen())
     }
 
-    fn cached_pointer(&self, frozen: bool) -> Value {
+    fn cached_pointer(&self, owner: rb_sys::VALUE, frozen: bool) -> Value {
         let cached = self.pointer.load(Ordering::Acquire);
         if cached != 0 {
             // SAFETY: marked by this Function.
@@ -115,13 +117,14 @@ impl Function {
         let pointer = crate::ruby::pointer::Pointer::new_value(self.address);
         if !frozen {
             self.pointer.store(pointer.as_raw() as usize, Ordering::Release);
+            crate::runtime::objects::written(owner, pointer.as_raw());
         }
         pointer
     }
 
     /// `to_ptr` of a Function VALUE, None for anything else.
     pub fn pointer_of(value: Value) -> Option<Value> {
-        Some(Function::of(value)?.cached_pointer(value.is_frozen()))
+        Some(Function::of(value)?.cached_pointer(value.as_raw(), value.is_frozen()))
     }
 
     /// `__types`: what `__types=` stored, or nil.
@@ -135,8 +138,9 @@ impl Function {
 
     /// `__types=(pair)`: (a Function's state is only ever set before it
     /// is frozen, by the Ruby layer).
-    fn set_types(rb_self: &Self, types: Value) {
+    fn set_types(rb_self: Obj<Self>, types: Value) {
         rb_self.types.store(types.as_raw() as usize, Ordering::Release);
+        crate::runtime::objects::written(rb_self.as_raw(), types.as_raw());
     }
 
     /// `Function.__callback(params, ret, callable, types, parent)`, an
@@ -222,8 +226,9 @@ impl Function {
 
     /// `__callback_type=(type)`: remembers the callback type this Function
     /// was made for.
-    fn set_callback_type(&self, ty: Value) {
-        self.callback_type.store(ty.as_raw() as usize, Ordering::Relaxed);
+    fn set_callback_type(rb_self: Obj<Self>, ty: Value) {
+        rb_self.callback_type.store(ty.as_raw() as usize, Ordering::Relaxed);
+        crate::runtime::objects::written(rb_self.as_raw(), ty.as_raw());
     }
 
     fn parent(&self) -> Option<Value> {

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 #[derive(TypedData)]
-#[magnus(class = "FiddleJit::DynamicLibrary", free_immediately, size, mark, frozen_shareable)]
+#[magnus(class = "FiddleJit::DynamicLibrary", free_immediately, size, mark, frozen_shareable, wb_protected)]
 pub struct DynamicLibrary {
     /// The dlopen handle (never closed: stubs keep addresses into the library).
     handle: usize,
@@ -24,8 +24,8 @@ pub struct DynamicLibrary {
     /// right; a miss is not kept (a later RTLD_GLOBAL library can provide
     /// the name). gir_ffi looks its functions up on every call. Behind a
     /// lock: a library is frozen and shared by every Ractor. The VALUEs are
-    /// marked (pinned) by `mark`; nothing that can run the GC happens while
-    /// the lock is held.
+    /// marked (pinned) by `mark`, stored with a write barrier; nothing that
+    /// can run the GC happens while the lock is held.
     found: Mutex<HashMap<Box<[u8]>, VALUE>>,
 }
 
@@ -95,7 +95,7 @@ impl DynamicLibrary {
     /// `find_function(name)` (also `find_symbol`, `find_variable`): the
     /// ffi gem's DynamicLibrary::Symbol for `name`, or nil. The same frozen
     /// Symbol for a name found before (see `found`).
-    fn symbol(ruby: &Ruby, rb_self: &Self, name: Value) -> Result<Option<Value>, Error> {
+    fn symbol(ruby: &Ruby, rb_self: magnus::typed_data::Obj<Self>, name: Value) -> Result<Option<Value>, Error> {
         let Some(name) = RString::from_value(name) else {
             // The ffi gem's Check_Type message.
             let shown = if name.is_nil() || name.as_raw() == rb_sys::Qtrue as VALUE || name.as_raw() == rb_sys::Qfalse as VALUE {
@@ -128,6 +128,8 @@ impl DynamicLibrary {
         }
         let mut found = rb_self.found.lock().unwrap_or_else(|p| p.into_inner());
         let kept = *found.entry(bytes.into()).or_insert(symbol.as_raw());
+        drop(found);
+        crate::runtime::objects::written(rb_self.as_raw(), kept);
         // SAFETY: `kept` is `symbol` or one another thread stored first, alive either way.
         Ok(Some(unsafe { Value::from_raw(kept) }))
     }

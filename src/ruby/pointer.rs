@@ -102,8 +102,12 @@ struct Family {
     members: Mutex<HashSet<usize>>,
 }
 
+/// Write-barrier protected (its only VALUE, `parent`, is set at creation or
+/// through `runtime::objects::written`): long-lived Pointers age like
+/// Ruby's own objects instead of being re-marked by every minor GC, and do
+/// not count toward the unprotected objects whose growth forces a major GC.
 #[derive(TypedData)]
-#[magnus(class = "FiddleJit::Pointer", free_immediately, size, mark, frozen_shareable)]
+#[magnus(class = "FiddleJit::Pointer", free_immediately, size, mark, frozen_shareable, wb_protected)]
 #[repr(C)]
 pub struct Pointer {
     /// Read inline by the stubs: keep first.
@@ -542,7 +546,7 @@ impl Pointer {
     // --- construction -------------------------------------------------------
 
     /// `initialize(address)` / `initialize(type, address)`.
-    fn initialize(ruby: &Ruby, rb_self: &Pointer, args: &[Value]) -> Result<(), Error> {
+    fn initialize(ruby: &Ruby, rb_self: Obj<Pointer>, args: &[Value]) -> Result<(), Error> {
         let (type_size, address) = match args {
             [address] => (1, *address),
             [ty, address] => (type_size_of(ruby, *ty)?, *address),
@@ -561,8 +565,9 @@ impl Pointer {
             rb_self.address.set(other.address.get());
             rb_self.size.set(other.size.get());
             rb_self.parent.set(address.as_raw() as usize);
+            crate::runtime::objects::written(rb_self.as_raw(), address.as_raw());
             if rb_self.family.get().is_none() {
-                other.adopt(rb_self);
+                other.adopt(&rb_self);
             }
             return Ok(());
         }

@@ -54,3 +54,15 @@ pub fn builtin_type(value: VALUE) -> Option<i32> {
 pub unsafe fn typed_data_unchecked<'a, T>(value: VALUE) -> &'a T {
     &**((value as *const u8).add(RTYPEDDATA_DATA as usize) as *const *const T)
 }
+
+/// Records that `owner` (a write-barrier-protected object) now references
+/// `value` (Ruby's RB_OBJ_WRITTEN): required after storing a VALUE into
+/// such an object's data, or an old `owner` would not keep a young `value`
+/// alive across a minor GC.
+pub fn written(owner: VALUE, value: VALUE) {
+    if value & 7 != 0 || value == rb_sys::Qnil as VALUE || value == rb_sys::Qfalse as VALUE {
+        return; // immediates
+    }
+    // SAFETY: two live objects (module invariants), with the GVL.
+    unsafe { rb_sys::rb_gc_writebarrier(owner, value) };
+}
