@@ -129,6 +129,8 @@ RSpec.describe "callbacks" do
     it "anything else raises TypeError" do
       same { |lib| lib.cb_call_int32(42, 5) }
       same { |lib| lib.cb_call_int32("str", 5) }
+      # (An object whose #respond_to? raises: that exception.)
+      same { |lib| lib.cb_call_int32(Class.new { def respond_to?(*) = raise(IOError, "no") }.new, 5) }
     end
 
     it "the same Proc yields the same C address every time" do

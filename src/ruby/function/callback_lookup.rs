@@ -46,13 +46,16 @@ pub(crate) fn existing(ruby: &Ruby, ty: VALUE, value: VALUE) -> Result<Option<VA
     }
     // SAFETY: `value` is a live argument of the running call.
     let callable = unsafe { Value::from_raw(value) };
-    // SAFETY: type tests and instance-variable reads on a live object.
+    // SAFETY: type tests and instance-variable reads on a live object; the
+    // calls that may run Ruby code (a #respond_to?, a table key's #hash)
+    // under rb_protect.
     unsafe {
         if rb_sys::rb_obj_is_proc(value) != rb_sys::Qtrue as VALUE {
             if value == QNIL || crate::ruby::pointer::Pointer::from_value(callable).is_some() {
                 return Ok(Some(value));
             }
-            if rb_sys::rb_respond_to(value, ids().call) == 0 {
+            let responds = magnus::rb_sys::protect(|| rb_sys::rb_respond_to(value, ids().call) as VALUE)?;
+            if responds == 0 {
                 let message = format!("wrong argument type {}, expected pointer or proc", callable.class());
                 return Err(Error::new(ruby.exception_type_error(), message));
             }
@@ -66,7 +69,7 @@ pub(crate) fn existing(ruby: &Ruby, ty: VALUE, value: VALUE) -> Result<Option<VA
             _ => {
                 let table = rb_sys::rb_attr_get(value, ids().table);
                 if rb_sys::RB_TYPE_P(table, rb_sys::ruby_value_type::RUBY_T_HASH) {
-                    rb_sys::rb_hash_lookup2(table, ty, QFALSE)
+                    magnus::rb_sys::protect(|| rb_sys::rb_hash_lookup2(table, ty, QFALSE))?
                 } else {
                     QFALSE
                 }
