@@ -143,7 +143,8 @@ RSpec.describe "ffi drop-in library features" do
       found = [lib.find_function("strlen"), lib.find_function("strlen"), lib.find_symbol("strlen")]
       found.map { |s| [s.class.name.split("::").last, s.address == found[0].address, s.inspect[/name=\w+/]] } +
         [lib.find_function("fj_no_such_function"), lib.find_function("fj_no_such_function")] +
-        [:strlen, nil, 5].map { |bad| (begin; lib.find_function(bad); rescue StandardError => e; [e.class, e.message]; end) }
+        [:strlen, nil, 5, "str\0len"].map { |bad| (begin; lib.find_function(bad); rescue StandardError => e; [e.class, e.message]; end) } +
+        [lib.find_function("strlen".b).address == found[0].address, lib.find_function("\xff".b)]
     end
     expect(b).to eq(a)
   end

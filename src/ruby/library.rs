@@ -81,6 +81,11 @@ impl DynamicLibrary {
     /// (Plain dlsym: libloading's checked lookup clears and formats dlerror
     /// on every call, several times the cost of the lookup itself.)
     fn find_symbol(&self, name: String) -> Option<usize> {
+        self.find_bytes(name.as_bytes())
+    }
+
+    /// `find_symbol` of a name's bytes (any encoding; none with a NUL byte).
+    fn find_bytes(&self, name: &[u8]) -> Option<usize> {
         let name = std::ffi::CString::new(name).ok()?;
         // SAFETY: `handle` came from dlopen and is never closed; dlsym only
         // looks the name up.
@@ -112,10 +117,11 @@ impl DynamicLibrary {
             // SAFETY: kept alive by `mark`.
             return Ok(Some(unsafe { Value::from_raw(found) }));
         }
-        let Ok(address) = std::str::from_utf8(bytes).map_err(drop).and_then(|n| rb_self.find_symbol(n.to_owned()).ok_or(()))
-        else {
-            return Ok(None);
-        };
+        if bytes.contains(&0) {
+            // The ffi gem's StringValueCStr.
+            return Err(Error::new(ruby.exception_arg_error(), "string contains null byte"));
+        }
+        let Some(address) = rb_self.find_bytes(bytes) else { return Ok(None) };
         let class = ruby.get_inner(*SYMBOL_CLASS.get().expect("DynamicLibrary::Symbol defined at init"));
         let symbol = Pointer::new_of_class(ruby, class, address);
         // SAFETY: plain calls on live objects, GVL held: the name as an
