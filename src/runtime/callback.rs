@@ -724,6 +724,24 @@ pub mod dispatcher {
         successor: AtomicUsize,
     }
 
+    /// This process's id, kept by a `pthread_atfork` child handler rather
+    /// than asked of the kernel: `ensure_started` checks it on every
+    /// `Function.new` (ffi-yajl makes 11 per parse), and getpid is a
+    /// system call.
+    fn pid() -> u32 {
+        static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        static REGISTER: std::sync::Once = std::sync::Once::new();
+        extern "C" fn forked_child() {
+            PID.store(std::process::id(), Ordering::Relaxed);
+        }
+        REGISTER.call_once(|| {
+            PID.store(std::process::id(), Ordering::Relaxed);
+            // SAFETY: registers a plain function that only stores an atomic.
+            unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+        });
+        PID.load(Ordering::Relaxed)
+    }
+
     /// The Ractor-local storage key of the current Ractor's Dispatcher.
     fn key() -> rb_sys::rb_ractor_local_key_t {
         static KEY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -740,7 +758,7 @@ pub mod dispatcher {
         // SAFETY: dispatchers are leaked, never freed; after a fork the
         // Ractor's replacement is linked from the one the callback recorded.
         let mut d = unsafe { d.as_ref() };
-        while let Some(stale) = d.filter(|d| d.pid != std::process::id()) {
+        while let Some(stale) = d.filter(|d| d.pid != pid()) {
             // SAFETY: as above: leaked dispatchers, never freed.
             d = unsafe { (stale.successor.load(Ordering::Acquire) as *const Dispatcher).as_ref() };
         }
@@ -855,14 +873,14 @@ pub mod dispatcher {
         unsafe {
             let current = rb_sys::rb_ractor_local_storage_ptr(key()) as *const Dispatcher;
             let stale = current.as_ref();
-            if stale.is_some_and(|d| d.pid == std::process::id()) {
+            if stale.is_some_and(|d| d.pid == pid()) {
                 return current as usize;
             }
             let d: &'static Dispatcher = Box::leak(Box::new(Dispatcher {
                 queue: Mutex::new(Queue::default()),
                 arrived: Condvar::new(),
                 finished: Condvar::new(),
-                pid: std::process::id(),
+                pid: pid(),
                 successor: AtomicUsize::new(0),
             }));
             let ptr = d as *const Dispatcher as *mut c_void;
@@ -871,7 +889,7 @@ pub mod dispatcher {
             let mut link = stale;
             while let Some(old) = link {
                 let next = old.successor.swap(ptr as usize, Ordering::AcqRel);
-                link = (next as *const Dispatcher).as_ref().filter(|n| n.pid != std::process::id());
+                link = (next as *const Dispatcher).as_ref().filter(|n| n.pid != pid());
             }
             // Recorded before the Ruby calls below, which may switch
             // threads: another thread of this Ractor then uses this
