@@ -3,7 +3,7 @@
 require_relative "spec_helper"
 
 # The method entries of functions with callback parameters
-# (src/ruby/function/callback_params.rs) are reclaimed like stubs: a child
+# (src/ruby/function/param_conversions.rs) are reclaimed like stubs: a child
 # process (spec/fixtures/lifetime_child.rb) attaches many times and checks
 # that the arena's live code stays within a bound independent of the count.
 RSpec.describe "callback-parameter method entries (child process)" do

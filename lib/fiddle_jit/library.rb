@@ -59,7 +59,11 @@ module FiddleJit
     # the leaf key is no type a caller could pass). Main Ractor only.
     PLAIN_SIGNATURES = {}
     SIGNATURE = Object.new.freeze
-    private_constant :PLAIN_SIGNATURES, :SIGNATURE
+    # Any other signature, resolved (see #resolved_signature): its
+    # Native::Signature, the conversion of each parameter and of the result
+    # (Native.attach_converting's), whether any converts, the resolved types.
+    Resolved = ::Struct.new(:signature, :conversions, :ret_conversion, :converts, :params, :ret)
+    private_constant :PLAIN_SIGNATURES, :SIGNATURE, :Resolved
     # Type::LONG/ULONG's names => the native layer's (see #long_param_name).
     LONG_PARAM_NAMES = { long: "long", ulong: "ulong" }.freeze
     FLAGS = { global: DynamicLibrary::RTLD_GLOBAL, local: DynamicLibrary::RTLD_LOCAL,
@@ -314,32 +318,20 @@ module FiddleJit
         end
       end
 
-      options ||= NO_OPTIONS
-      resolved = params.map { |t| find_type(t) }
-      ret_resolved = find_type(ret)
-      if resolved.any?(FunctionType) || ret_resolved.is_a?(FunctionType) || options[:callback_frame]
-        address = find_function_address(c_name)
-        stub, bytes = Function.attach_address(self, name, address, resolved, ret_resolved, params.map(&:to_s),
-                                              frame: options[:callback_frame] ? true : false,
-                                              c_name: c_name, blocking: blocking,
-                                              long_names: resolved.map { |t| long_param_name(t) })
-        enum_symbols_for(stub)
-        return attached(name, c_name, params, ret, address, stub, bytes, resolved, ret_resolved)
-      end
-
-      param_types = resolved.map { |t| long_param_name(t) || native_param_type(t, name) }
-      ret_type, ret_conv = native_return_type(ret_resolved, name)
-      wrap = ret_conv || resolved.any? { |t| converter?(t) }
-      arg_convs = resolved.map { |t| conversion(t) if converter?(t) } if wrap
-      address = find_function_address(c_name, resolved)
-      signature = Library.native_signature(self, param_types, ret_type, params, blocking: blocking)
-      stub, bytes = if wrap
-                      attach_converting(name, address, c_name, signature, arg_convs, ret_conv && conversion(ret_conv))
+      # Everything else: the types resolved; arguments and the result that
+      # convert (Enum, DataConverter, callback types, ...) go through a
+      # native method in front of the stub (Native.attach_converting).
+      sig = resolved_signature(params, ret, blocking, name)
+      frame = options.is_a?(Hash) && options[:callback_frame] ? true : false
+      address = find_function_address(c_name, sig.params)
+      stub, bytes = if sig.converts || frame
+                      Native.attach_converting(self, name, address, c_name, sig.signature, sig.conversions,
+                                               sig.ret_conversion, frame)
                     else
-                      Native.attach_function(self, name.to_s, address, c_name, signature)
+                      Native.attach_function(self, name.to_s, address, c_name, sig.signature)
                     end
       enum_symbols_for(stub)
-      attached(name, c_name, params, ret, address, stub, bytes, resolved, ret_resolved)
+      attached(name, c_name, params, ret, address, stub, bytes, sig.params, sig.ret)
     end
 
     private
@@ -405,43 +397,101 @@ module FiddleJit
       plain = @ffi_plain_typedefs ||= {}
       native ? plain[name] = native : plain.delete(name)
       @ffi_plain_signatures = nil
+      @ffi_resolved_signatures = nil
     end
 
     # The Native::Signature of a signature made only of plain builtin
     # Symbols (see PLAIN_PARAMS) or plain typedefs that no typedef of this
-    # module shadows, for the default calling convention; else nil. One per
-    # distinct signature and option bits, kept in PLAIN_SIGNATURES (builtin
-    # Symbols only) or this module's @ffi_plain_signatures.
+    # module shadows, for the default calling convention; else nil or false.
+    # One per distinct signature and option bits, kept in PLAIN_SIGNATURES
+    # (builtin Symbols only) or this module's @ffi_plain_signatures; false
+    # there for a signature of Symbols that is not plain (so attaching more
+    # functions of an enum or callback signature looks no type up here).
     def plain_signature(params, ret, blocking)
       return nil if @ffi_shadows_builtin || (@ffi_convention && @ffi_convention != :default)
 
       options = (blocking ? Native::BLOCKING : 0) | (__ffi_compatible__? ? Native::FFI_COMPATIBLE : 0)
       typedefs = @ffi_plain_typedefs
       cache = typedefs.nil? || typedefs.empty? ? PLAIN_SIGNATURES : (@ffi_plain_signatures ||= {})
-      cache.dig(options, ret, *params, SIGNATURE) || new_plain_signature(params, ret, options, typedefs, cache)
+      found = cache.dig(options, ret, *params, SIGNATURE)
+      found.nil? ? new_plain_signature(params, ret, options, typedefs, cache) : found
     rescue Ractor::IsolationError, FrozenError
       new_plain_signature(params, ret, options, typedefs, nil)
     end
 
     def new_plain_signature(params, ret, options, typedefs, cache)
-      native_ret = PLAIN_RETURNS[ret] || typedefs&.[](ret) or return nil
-      native_params = params.map { |t| PLAIN_PARAMS[t] || typedefs&.[](t) || (return nil) }
+      native_ret = PLAIN_RETURNS[ret] || typedefs&.[](ret) or return not_plain(params, ret, options, cache)
+      native_params = params.map { |t| PLAIN_PARAMS[t] || typedefs&.[](t) || (return not_plain(params, ret, options, cache)) }
       signature = Native::Signature.new(native_params, native_ret, params, nil, options)
-      return signature unless cache
-
-      leaf = [options, ret, *params].inject(cache) { |node, key| node[key] ||= {} }
-      leaf[SIGNATURE] = signature
+      cache ? remember_signature(cache, options, ret, params, signature) : signature
     end
 
-    # Enums, Bitmasks and DataConverters (Type::Mapped) convert in Ruby.
-    # (Struct.by_ref parameters do not: the stub checks their class, see
-    # StructByReference#native_param.)
+    def not_plain(params, ret, options, cache)
+      remember_signature(cache, options, ret, params, false) if cache && ret.is_a?(Symbol) && params.all?(Symbol)
+      nil
+    end
+
+    # Stores +value+ as the +cache+ trie's entry for a signature; returns it.
+    def remember_signature(cache, options, ret, params, value)
+      leaf = [options, ret, *params].inject(cache) { |node, key| node[key] ||= {} }
+      leaf[SIGNATURE] = value
+    end
+
+    # The Resolved for a signature that is not plain. Kept per module in
+    # @ffi_resolved_signatures (the trie of PLAIN_SIGNATURES, reset by
+    # #typedef) when its types are Symbols that resolve without the global
+    # typedefs (which FFI.typedef may change), Modules (Struct classes,
+    # DataConverters) or builtin Type objects: ethon, gir_ffi and sassc
+    # attach many functions of a few such signatures.
+    def resolved_signature(params, ret, blocking, name)
+      options = (blocking ? Native::BLOCKING : 0) | (__ffi_compatible__? ? Native::FFI_COMPATIBLE : 0)
+      cache = @ffi_resolved_signatures ||= {} if @ffi_convention.nil? || @ffi_convention == :default
+      found = cache&.dig(options, ret, *params, SIGNATURE)
+      return found if found
+
+      sig = new_resolved_signature(params, ret, options, name)
+      return sig unless cache && cacheable_type?(ret) && params.all? { |t| cacheable_type?(t) }
+
+      remember_signature(cache, options, ret, params, sig)
+    rescue Ractor::IsolationError, FrozenError
+      sig || new_resolved_signature(params, ret, options, name)
+    end
+
+    def new_resolved_signature(params, ret, options, name)
+      resolved = params.map { |t| find_type(t) }.freeze
+      ret_resolved = find_type(ret)
+      param_types = resolved.map { |t| long_param_name(t) || native_param_type(t, name) }
+      ret_type, ret_conv = native_return_type(ret_resolved, name)
+      conversions = resolved.map { |t| conversion(t) }.freeze
+      signature = Native::Signature.new(param_types, ret_type, params, nil, options)
+      ret_conv = ret_conv.converter if ret_conv.is_a?(Type::Mapped)
+      Resolved.new(signature, conversions, ret_conv, (ret_conv || conversions.any?) ? true : false,
+                   resolved, ret_resolved).freeze
+    end
+
+    def cacheable_type?(type)
+      if type.is_a?(Symbol)
+        typedefs = @ffi_typedefs
+        typedefs ? typedefs.key?(type) || Types::BUILTIN.key?(type) : Types::BUILTIN.key?(type)
+      else
+        type.is_a?(Module) || type.is_a?(Type::Builtin)
+      end
+    end
+
+    # Enums, Bitmasks, DataConverters (Type::Mapped) and callback types
+    # convert (Struct.by_ref parameters do not: the stub checks their class,
+    # see StructByReference#native_param).
     def converter?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped)
 
-    # The object a converting wrapper calls #to_native/#from_native on for a
-    # converter type: a DataConverter itself rather than the Type::Mapped
-    # around it (one method call less each way).
-    def conversion(type) = type.is_a?(Type::Mapped) ? type.converter : type
+    # What converts an argument of +type+ (see Native.attach_converting),
+    # or nil: a DataConverter itself rather than the Type::Mapped around it
+    # (one method call less each way); an Enum or a FunctionType as it is.
+    def conversion(type)
+      case type
+      when Type::Mapped then type.converter
+      when Enum, FunctionType then type
+      end
+    end
 
     # "long"/"ulong" for a parameter the ffi gem types as long (find_type
     # gave Type::LONG/ULONG: :long, :size_t, :off_t...), which the native
@@ -516,6 +566,7 @@ module FiddleJit
       when Symbol then native_scalar(type, name)
       when Type::Builtin then native_scalar(type.canonical, name)
       when Enum, Type::Mapped then native_param_type(type.native_type, name)
+      when FunctionType then "pointer"
       when StructByReference then type.native_param
       when Class then "pointer"
       when Type::Struct then type.native_descriptor
@@ -535,7 +586,7 @@ module FiddleJit
 
         [native_scalar(canonical, name), nil]
       when Enum, Type::Mapped then [native_return_type(type.native_type, name)[0], type]
-      when StructByReference then ["pointer", type]
+      when FunctionType, StructByReference then ["pointer", type]
       when Class then ["pointer", nil]
       when Type::Struct then [type.native_return_descriptor, nil]
       else raise TypeError, "#{name}: invalid return type #{type.inspect}"
@@ -548,20 +599,6 @@ module FiddleJit
       when :varargs then raise TypeError, "#{name}: :varargs must be the last parameter type"
       else canonical.name # frozen, interned: no allocation per attach
       end
-    end
-
-    # Enum and DataConverter arguments and results convert in Ruby, around
-    # the stub (attached to a module of its own): +name+ is the
-    # ConvertingWrapper lambda. Returns [stub address, code bytes].
-    def attach_converting(name, address, c_name, signature, arg_convs, ret_conv)
-      holder = Module.new
-      attached = Native.attach_function(holder, name.to_s, address, c_name, signature)
-      holder.singleton_class.__send__(:alias_method, :__fiddle_jit_call, name.to_s)
-      body = ConvertingWrapper.build(holder, arg_convs, ret_conv)
-      define_singleton_method(name, body)
-      define_method(name, body)
-      public name
-      attached
     end
   end
 end

@@ -8,7 +8,7 @@
 //! the Function is collected (or `free`d) its slot and thunk are recycled
 //! and the address must no longer be called by C.
 
-mod callback_params;
+mod param_conversions;
 
 use crate::runtime::callback::{self, Slot};
 use crate::types::CType;
@@ -298,6 +298,6 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     callback::define_frame_functions(native);
     native.define_singleton_method("callback_stats", function!(callback_stats, 0))?;
     native.const_set("CALLBACK_QUARANTINE", callback::QUARANTINE)?;
-    callback_params::init(ruby, class, native)?;
+    param_conversions::init(ruby, native)?;
     Ok(())
 }

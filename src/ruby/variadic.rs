@@ -257,7 +257,7 @@ unsafe fn convert(c: Convert, v: VALUE) -> VALUE {
 
 /// Calls a stub's cfunc as the VM would for its arity (CRuby's
 /// `call_cfunc_N`): `(argc, argv, self)` for -1, else `(self, args...)`.
-unsafe fn call_stub(stub: usize, arity: i32, recv: VALUE, v: &[VALUE]) -> VALUE {
+pub(crate) unsafe fn call_stub(stub: usize, arity: i32, recv: VALUE, v: &[VALUE]) -> VALUE {
     macro_rules! fixed {
         ($($n:literal: $($i:literal)*;)*) => {
             match v.len() {
