@@ -31,11 +31,11 @@ RSpec.describe "converted parameters and results (differential against the ffi g
     end
   end
 
-  MODS = { FFI => library(FFI) }
-  MODS[FiddleJit] = library(FiddleJit) unless FIDDLE_JIT_ORACLE_MODE
+  CONVERSION_MODS = { FFI => library(FFI) }
+  CONVERSION_MODS[FiddleJit] = library(FiddleJit) unless FIDDLE_JIT_ORACLE_MODE
 
   def outcome(label, &blk)
-    expect_same_outcome(label) { |ns| blk.call(MODS.fetch(ns)) }
+    expect_same_outcome(label) { |ns| blk.call(CONVERSION_MODS.fetch(ns)) }
   end
 
   it "converts enum arguments as Enum#to_native: Symbols, Integers, #to_int, nil of a leading value" do
@@ -98,7 +98,7 @@ RSpec.describe "converted parameters and results (differential against the ffi g
 
   it "attaching the same converting function again keeps one stub and one method entry" do
     skip "fiddle_jit's own machinery" if FIDDLE_JIT_ORACLE_MODE
-    m = MODS.fetch(FiddleJit)
+    m = CONVERSION_MODS.fetch(FiddleJit)
     before = FiddleJit::Native.owned_stubs(m)
     first = m.method(:abs_color)
     50.times { m.attach_function :abs_color, :abs, [:color], :color }

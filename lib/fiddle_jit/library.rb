@@ -53,15 +53,17 @@ module FiddleJit
     PLAIN_PARAMS = Types::BUILTIN.reject { |_, c| %i[void strptr varargs].include?(c) }
                                  .to_h { |t, c| [t, Type.ffi_long(t)&.name&.to_s || c.name] }.freeze
     PLAIN_RETURNS = PLAIN_PARAMS.merge(void: "void").freeze
-    # The Native::Signature of each plain signature attached so far: option
-    # bits => return Symbol => first parameter Symbol => ... => SIGNATURE
-    # => Signature (Symbol-keyed Hashes: an Array key would cost its #hash;
-    # the leaf key is no type a caller could pass). Main Ractor only.
+    # The Resolved of each plain signature attached so far: option bits =>
+    # return Symbol => first parameter Symbol => ... => SIGNATURE =>
+    # Resolved (Symbol-keyed Hashes: an Array key would cost its #hash; the
+    # leaf key is no type a caller could pass, and hashes as a special
+    # constant). Main Ractor only. See #signature.
     PLAIN_SIGNATURES = {}
-    SIGNATURE = Object.new.freeze
-    # Any other signature, resolved (see #resolved_signature): its
-    # Native::Signature, the conversion of each parameter and of the result
-    # (Native.attach_converting's), whether any converts, the resolved types.
+    SIGNATURE = true
+    # A signature as attach_function uses it: its Native::Signature, what
+    # converts each argument and the result (Native.attach_converting's;
+    # nil for a plain one), whether any converts, and the types (resolved,
+    # or a plain one's Symbols).
     Resolved = ::Struct.new(:signature, :conversions, :ret_conversion, :converts, :params, :ret)
     private_constant :PLAIN_SIGNATURES, :SIGNATURE, :Resolved
     # Type::LONG/ULONG's names => the native layer's (see #long_param_name).
@@ -308,21 +310,13 @@ module FiddleJit
         return attach_variadic(name, c_name, params[0...-1], ret, blocking)
       end
 
-      if options.nil? || options.empty?
-        signature = plain_signature(params, ret, blocking)
-        if signature
-          address = find_function_address(c_name)
-          stub, bytes = Native.attach_function(self, name.to_s, address, c_name, signature)
-          enum_symbols_for(stub)
-          return attached(name, c_name, params, ret, address, stub, bytes)
-        end
-      end
-
-      # Everything else: the types resolved; arguments and the result that
-      # convert (Enum, DataConverter, callback types, ...) go through a
-      # native method in front of the stub (Native.attach_converting).
-      sig = resolved_signature(params, ret, blocking, name)
-      frame = options.is_a?(Hash) && options[:callback_frame] ? true : false
+      # One path: the signature's types resolved once (see #signature);
+      # arguments and results that convert (Enum, DataConverter, callback
+      # types, ...) go through a native method in front of the stub
+      # (Native.attach_converting), other functions are the stub itself.
+      bits = (blocking ? Native::BLOCKING : 0) | (__ffi_compatible__? ? Native::FFI_COMPATIBLE : 0)
+      sig = signature(params, ret, bits, name, options.nil? || options.empty?)
+      frame = !options.nil? && options.is_a?(Hash) && options[:callback_frame] ? true : false
       address = find_function_address(c_name, sig.params)
       stub, bytes = if sig.converts || frame
                       Native.attach_converting(self, name, address, c_name, sig.signature, sig.conversions,
@@ -390,80 +384,81 @@ module FiddleJit
     # A typedef naming a plain builtin (`typedef :pointer, :handle`, curl's
     # `typedef :int, :easy_code`) is a plain type too: +name+ => the native
     # type name, in @ffi_plain_typedefs. Signatures using one are kept per
-    # module (@ffi_plain_signatures, reset here): the name means what this
-    # module's typedef says.
+    # module (@ffi_signatures, reset here, as every typedef may change what
+    # a signature there means): the name means what this module's typedef
+    # says.
     def note_plain_typedef(name, type)
       native = PLAIN_PARAMS[type.name] if type.is_a?(Type::Builtin)
       plain = @ffi_plain_typedefs ||= {}
       native ? plain[name] = native : plain.delete(name)
-      @ffi_plain_signatures = nil
-      @ffi_resolved_signatures = nil
+      @ffi_signatures = nil
     end
 
-    # The Native::Signature of a signature made only of plain builtin
-    # Symbols (see PLAIN_PARAMS) or plain typedefs that no typedef of this
-    # module shadows, for the default calling convention; else nil or false.
-    # One per distinct signature and option bits, kept in PLAIN_SIGNATURES
-    # (builtin Symbols only) or this module's @ffi_plain_signatures; false
-    # there for a signature of Symbols that is not plain (so attaching more
-    # functions of an enum or callback signature looks no type up here).
-    def plain_signature(params, ret, blocking)
-      return nil if @ffi_shadows_builtin || (@ffi_convention && @ffi_convention != :default)
-
-      options = (blocking ? Native::BLOCKING : 0) | (__ffi_compatible__? ? Native::FFI_COMPATIBLE : 0)
+    # The Resolved of a signature. Made once per distinct signature and
+    # option +bits+ and kept: in PLAIN_SIGNATURES when it is plain (only
+    # plain builtin Symbols, see PLAIN_PARAMS; false there for other
+    # Symbols, so no type is looked up again to learn that) and the module
+    # has no plain typedef, else in this module's @ffi_signatures (reset by
+    # #typedef) when its types are Symbols that resolve without the global
+    # typedefs (which FFI.typedef may change), Modules (Struct classes,
+    # DataConverters) or builtin Type objects. +plain+: whether the
+    # attach_function options allow the plain form.
+    def signature(params, ret, bits, name, plain)
+      default = @ffi_convention.nil? || @ffi_convention == :default
+      plain &&= default && !@ffi_shadows_builtin
       typedefs = @ffi_plain_typedefs
-      cache = typedefs.nil? || typedefs.empty? ? PLAIN_SIGNATURES : (@ffi_plain_signatures ||= {})
-      found = cache.dig(options, ret, *params, SIGNATURE)
-      found.nil? ? new_plain_signature(params, ret, options, typedefs, cache) : found
+      shared = plain && (typedefs.nil? || typedefs.empty?)
+      if shared
+        found = PLAIN_SIGNATURES.dig(bits, ret, *params, SIGNATURE)
+        return found if found
+
+        plain = found.nil?
+      end
+      own = @ffi_signatures ||= {} if default
+      found = own&.dig(bits, ret, *params, SIGNATURE)
+      return found if found
+
+      sig = (plain_signature(params, ret, bits, typedefs) if plain) || resolved_signature(params, ret, bits, name)
+      remember_signature(shared, own, params, ret, bits, sig)
+      sig
     rescue Ractor::IsolationError, FrozenError
-      new_plain_signature(params, ret, options, typedefs, nil)
+      sig || (plain && plain_signature(params, ret, bits, typedefs)) || resolved_signature(params, ret, bits, name)
     end
 
-    def new_plain_signature(params, ret, options, typedefs, cache)
-      native_ret = PLAIN_RETURNS[ret] || typedefs&.[](ret) or return not_plain(params, ret, options, cache)
-      native_params = params.map { |t| PLAIN_PARAMS[t] || typedefs&.[](t) || (return not_plain(params, ret, options, cache)) }
-      signature = Native::Signature.new(native_params, native_ret, params, nil, options)
-      cache ? remember_signature(cache, options, ret, params, signature) : signature
+    # Keeps +sig+ (see #signature); +shared+: PLAIN_SIGNATURES applies.
+    def remember_signature(shared, own, params, ret, bits, sig)
+      cacheable = cacheable_type?(ret) && params.all? { |t| cacheable_type?(t) }
+      if shared && (sig.conversions.nil? || (ret.is_a?(Symbol) && params.all?(Symbol)))
+        trie_store(PLAIN_SIGNATURES, bits, ret, params, sig.conversions.nil? ? sig : false)
+      end
+      trie_store(own, bits, ret, params, sig) if own && cacheable && !(shared && sig.conversions.nil?)
     end
 
-    def not_plain(params, ret, options, cache)
-      remember_signature(cache, options, ret, params, false) if cache && ret.is_a?(Symbol) && params.all?(Symbol)
-      nil
-    end
-
-    # Stores +value+ as the +cache+ trie's entry for a signature; returns it.
-    def remember_signature(cache, options, ret, params, value)
-      leaf = [options, ret, *params].inject(cache) { |node, key| node[key] ||= {} }
+    def trie_store(cache, bits, ret, params, value)
+      leaf = [bits, ret, *params].inject(cache) { |node, key| node[key] ||= {} }
       leaf[SIGNATURE] = value
     end
 
-    # The Resolved for a signature that is not plain. Kept per module in
-    # @ffi_resolved_signatures (the trie of PLAIN_SIGNATURES, reset by
-    # #typedef) when its types are Symbols that resolve without the global
-    # typedefs (which FFI.typedef may change), Modules (Struct classes,
-    # DataConverters) or builtin Type objects: ethon, gir_ffi and sassc
-    # attach many functions of a few such signatures.
-    def resolved_signature(params, ret, blocking, name)
-      options = (blocking ? Native::BLOCKING : 0) | (__ffi_compatible__? ? Native::FFI_COMPATIBLE : 0)
-      cache = @ffi_resolved_signatures ||= {} if @ffi_convention.nil? || @ffi_convention == :default
-      found = cache&.dig(options, ret, *params, SIGNATURE)
-      return found if found
-
-      sig = new_resolved_signature(params, ret, options, name)
-      return sig unless cache && cacheable_type?(ret) && params.all? { |t| cacheable_type?(t) }
-
-      remember_signature(cache, options, ret, params, sig)
-    rescue Ractor::IsolationError, FrozenError
-      sig || new_resolved_signature(params, ret, options, name)
+    # The Resolved of a plain signature (Symbols only, each a plain builtin
+    # or one of this module's plain +typedefs+; see PLAIN_PARAMS), else nil.
+    # Its types stay the Symbols (no type objects built) and it converts
+    # nothing.
+    def plain_signature(params, ret, bits, typedefs)
+      native_ret = PLAIN_RETURNS[ret] || typedefs&.[](ret) or return nil
+      native_params = params.map { |t| PLAIN_PARAMS[t] || typedefs&.[](t) || (return nil) }
+      params = params.dup.freeze
+      Resolved.new(Native::Signature.new(native_params, native_ret, params, nil, bits), nil, nil, false, params, ret).freeze
     end
 
-    def new_resolved_signature(params, ret, options, name)
+    # The Resolved of any signature: its types resolved (find_type), what
+    # converts each argument and the result.
+    def resolved_signature(params, ret, bits, name)
       resolved = params.map { |t| find_type(t) }.freeze
       ret_resolved = find_type(ret)
       param_types = resolved.map { |t| long_param_name(t) || native_param_type(t, name) }
       ret_type, ret_conv = native_return_type(ret_resolved, name)
       conversions = resolved.map { |t| conversion(t) }.freeze
-      signature = Native::Signature.new(param_types, ret_type, params, nil, options)
+      signature = Native::Signature.new(param_types, ret_type, params, nil, bits)
       ret_conv = ret_conv.converter if ret_conv.is_a?(Type::Mapped)
       Resolved.new(signature, conversions, ret_conv, (ret_conv || conversions.any?) ? true : false,
                    resolved, ret_resolved).freeze
