@@ -517,24 +517,14 @@ module FiddleJit
 
     # A variadic function: `printf("%d %s", :int, 5, :string, "x")`. Each
     # distinct shape of variadic types gets its own stub (see
-    # VariadicInvoker); the public method is a `def` calling the invoker,
-    # which the module holds in an instance variable (shareable after
-    # Library#freeze, so the function also works in Ractors). (Compiling
-    # the `def` costs ~150k instructions once; an alias of one shared method
-    # dispatching on __callee__ would cost ~470 more per call, ethon's
-    # curl_easy_setopt included.)
+    # VariadicInvoker); the public method is native
+    # (Native.attach_variadic): it calls the invoker, which the module holds
+    # in an instance variable (shareable after Library#freeze, so the
+    # function also works in Ractors).
     def attach_variadic(name, c_name, fixed, ret, blocking)
       address = find_function_address(c_name)
       invoker = VariadicInvoker.new(self, name.to_sym, c_name, address, fixed, ret, blocking)
-      ivar = :"@__fiddle_jit_variadic_#{name}"
-      if name.to_s.match?(/\A[A-Za-z_][A-Za-z0-9_]*[?!]?\z/) && !name.to_s.end_with?("?", "!")
-        instance_variable_set(ivar, invoker)
-        code = "def #{name}(*args, &blk) = #{ivar}.call(*args, &blk)"
-        singleton_class.class_eval(code, __FILE__, __LINE__)
-      else
-        define_singleton_method(name) { |*args, &blk| invoker.call(*args, &blk) }
-      end
-      define_method(name) { |*args, &blk| invoker.call(*args, &blk) }
+      Native.attach_variadic(self, name, invoker)
       info = AttachedFunction.new(name.to_sym, c_name, fixed + [:varargs], ret, address, nil, 0)
       (@fiddle_jit_functions ||= {})[name.to_sym] = info
       (@ffi_functions ||= {})[name.to_sym] = invoker

@@ -193,22 +193,9 @@ fn attach_function(
     c_name: String,
     signature: Obj<AttachSignature>,
 ) -> Result<(usize, usize), Error> {
-    let stub = attach(ruby, module, &method_name, address, &c_name, signature)?;
+    let stub = owned_stub(ruby, module, &method_name, address, &c_name, signature)?;
+    stub.define(ruby, module)?;
     Ok((stub.address, stub.len))
-}
-
-/// What `attach_function` does, returning the stub.
-pub(crate) fn attach(
-    ruby: &Ruby,
-    module: Value,
-    method_name: &str,
-    address: usize,
-    c_name: &str,
-    signature: Obj<AttachSignature>,
-) -> Result<Stub, Error> {
-    let stub = owned_stub(ruby, module, method_name, address, c_name, signature)?;
-    define(ruby, module, stub.name(), stub.address, stub.arity)?;
-    Ok(stub)
 }
 
 /// A stub `module` owns (defined or not): its cfunc address and arity, the
@@ -221,10 +208,12 @@ pub(crate) struct Stub {
 }
 
 impl Stub {
-    fn name(&self) -> &str {
+    /// Defines the stub's name on `module` (which owns it) as a singleton
+    /// and a public instance method whose body is the stub.
+    pub(crate) fn define(&self, ruby: &Ruby, module: Value) -> Result<(), Error> {
         // SAFETY: the info lives as long as its owner, which the module
         // holds, and the module is alive while its attach runs.
-        unsafe { &(*self.info).name }
+        define(ruby, module, unsafe { &(*self.info).name }, self.address, self.arity)
     }
 }
 

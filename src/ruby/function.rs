@@ -8,7 +8,7 @@
 //! the Function is collected (or `free`d) its slot and thunk are recycled
 //! and the address must no longer be called by C.
 
-mod param_conversions;
+pub(crate) mod param_conversions;
 
 use crate::runtime::callback::{self, Slot};
 use crate::types::CType;

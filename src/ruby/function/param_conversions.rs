@@ -79,6 +79,9 @@ enum Target {
     Framed { holder: VALUE, stub: ID, address: usize },
     /// The stub's cfunc (owned by the method's module) called directly.
     Direct { address: usize, arity: i32 },
+    /// A variadic function: the VariadicInvoker in instance variable `ivar`
+    /// of `module`, read per call (see `attach_variadic`).
+    Variadic { module: VALUE, ivar: ID },
 }
 
 /// What one attached method needs. The object lives in a hidden instance
@@ -119,27 +122,33 @@ impl DataTypeFunctions for ParamConversions {
         let mark = |v: VALUE| marker.mark(unsafe { Value::from_raw(v) });
         self.params.iter().flat_map(|(_, c)| c.values()).for_each(mark);
         self.ret.iter().flat_map(Conversion::values).for_each(mark);
-        if let Target::Framed { holder, .. } = self.target {
-            mark(holder);
+        match self.target {
+            Target::Framed { holder, .. } => mark(holder),
+            Target::Variadic { module, .. } => mark(module),
+            Target::Direct { .. } => {}
         }
     }
 }
 
-/// Method names and classes the calls use, looked up by the first attach
-/// (in the main Ractor; every later call only reads them).
-struct Names {
-    to_native: ID,
-    from_native: ID,
-    for_callback: ID,
+/// Method names and classes the native methods (and
+/// `ruby::variadic`'s invokers) use, looked up where functions are
+/// attached and invokers made (the main Ractor: two Ractors racing into the
+/// OnceLock could deadlock on a GC barrier); every call only reads them.
+pub(crate) struct Names {
+    pub to_native: ID,
+    pub from_native: ID,
+    pub for_callback: ID,
+    /// VariadicInvoker#shape.
+    pub shape: ID,
     /// FiddleJit::Function, FunctionType and Enum (pinned).
-    function: VALUE,
-    function_type: VALUE,
+    pub function: VALUE,
+    pub function_type: VALUE,
     enumeration: VALUE,
     kv_map: ID,
     vk_map: ID,
 }
 
-fn names() -> &'static Names {
+pub(crate) fn names() -> &'static Names {
     static NAMES: OnceLock<Names> = OnceLock::new();
     // SAFETY: interning names and reading constants lib/fiddle_jit defines
     // before anything is attached; the classes are pinned forever.
@@ -153,6 +162,7 @@ fn names() -> &'static Names {
             to_native: rb_sys::rb_intern(c"to_native".as_ptr()),
             from_native: rb_sys::rb_intern(c"from_native".as_ptr()),
             for_callback: rb_sys::rb_intern(c"for_callback".as_ptr()),
+            shape: rb_sys::rb_intern(c"shape".as_ptr()),
             function: class(c"FiddleJit::Function"),
             function_type: class(c"FiddleJit::FunctionType"),
             enumeration: class(c"FiddleJit::Enum"),
@@ -318,6 +328,7 @@ unsafe extern "C" fn call(argc: c_int, argv: *const VALUE, recv: VALUE, data: *c
     let result = match this.target {
         Target::Framed { holder, stub, .. } => call_framed(holder, stub, values),
         Target::Direct { address, arity } => call_stub(address, arity, recv, values),
+        Target::Variadic { .. } => unreachable!("a variadic method's body is call_variadic"),
     };
     // The converted values and Functions lived through the call (the
     // stack slots are read here).
@@ -326,6 +337,21 @@ unsafe extern "C" fn call(argc: c_int, argv: *const VALUE, recv: VALUE, data: *c
         None => result,
         Some(conversion) => conversion.from_native(result),
     }
+}
+
+/// The body of a variadic function's method: the invoker's `call` with
+/// the arguments as they are. The instance variable is read as a `def`
+/// would read it: Library#freeze makes it shareable, and another Ractor
+/// reading it before that gets Ruby's Ractor::IsolationError.
+unsafe extern "C" fn call_variadic(argc: c_int, argv: *const VALUE, _recv: VALUE, data: *const ParamConversions) -> VALUE {
+    // SAFETY: as in `call`.
+    let Target::Variadic { module, ivar } = (*data).target else { unreachable!("defined by attach_variadic") };
+    let invoker = rb_sys::rb_ivar_get(module, ivar);
+    if !crate::ruby::variadic::is_variadic_call(invoker) {
+        let ruby = Ruby::get_unchecked();
+        resume_error(Error::new(ruby.exception_type_error(), "the variadic function's invoker is gone"));
+    }
+    crate::ruby::variadic::call(argc, argv, invoker)
 }
 
 /// Fills `args` with the call's arguments (a block for the last callback
@@ -442,7 +468,8 @@ fn framed_stub(
         }
     }
     let holder = ruby.module_new();
-    let stub = attach::attach(ruby, holder.as_value(), &hidden, address, &c_name, signature)?;
+    let stub = attach::owned_stub(ruby, holder.as_value(), &hidden, address, c_name, signature)?;
+    stub.define(ruby, holder.as_value())?;
     Ok((Target::Framed { holder: holder.as_raw(), stub: intern(&hidden), address: stub.address }, (stub.address, stub.len)))
 }
 
@@ -451,12 +478,18 @@ fn intern(name: &str) -> ID {
     unsafe { rb_sys::rb_intern2(name.as_ptr() as *const std::ffi::c_char, name.len() as std::ffi::c_long) }
 }
 
+/// A method entry's body: the cfunc arguments and the method's data.
+type MethodBody = unsafe extern "C" fn(c_int, *const VALUE, VALUE, *const ParamConversions) -> VALUE;
+
 /// Wraps `conversions`, held by the module before the methods exist
 /// (defining may run the GC), and installs its method entry.
 fn new_entry(ruby: &Ruby, definitions: RArray, conversions: ParamConversions) -> Result<usize, Error> {
+    let body = match conversions.target {
+        Target::Variadic { .. } => call_variadic as MethodBody,
+        _ => call as MethodBody,
+    };
     let conversions = ruby.obj_wrap(conversions);
     definitions.push(conversions)?;
-    let body = call as unsafe extern "C" fn(c_int, *const VALUE, VALUE, *const ParamConversions) -> VALUE;
     // (The boxed ParamConversions does not move; the object may.)
     let data = Obj::as_ptr(conversions) as usize;
     let code = crate::backend::emit_method_thunk(data, body as usize)
@@ -488,6 +521,40 @@ fn method_name(ruby: &Ruby, name: Value) -> Result<(ID, &'static CStr), Error> {
         }
         Ok((id, text))
     }
+}
+
+/// `Native.attach_variadic(module, name, invoker)`: defines `name` on
+/// `module` (singleton and public instance method, as attach_function)
+/// calling `invoker` (a VariadicInvoker), which the module keeps in the
+/// instance variable `@__fiddle_jit_variadic_<name>`, read per call.
+/// Attaching the name again replaces the invoker and reuses the entry.
+fn attach_variadic(ruby: &Ruby, module: RModule, name: Value, invoker: Value) -> Result<(), Error> {
+    if !crate::ruby::variadic::is_variadic_call(invoker.as_raw()) {
+        return Err(Error::new(ruby.exception_type_error(), "a VariadicInvoker expected"));
+    }
+    let (id, name) = method_name(ruby, name)?;
+    let text = name.to_str().expect("UTF-8 checked");
+    let ivar = intern(&format!("@__fiddle_jit_variadic_{text}"));
+    // SAFETY: sets an instance variable of a live module; raises
+    // FrozenError for a frozen one (caught by protect).
+    protect(|| unsafe { rb_sys::rb_ivar_set(module.as_raw(), ivar, invoker.as_raw()) })?;
+    let definitions = definitions_of(ruby, module, id)?;
+    let conversions = ParamConversions {
+        target: Target::Variadic { module: module.as_raw(), ivar },
+        arity: 0,
+        params: Box::default(),
+        ret: None,
+        last_callback: None,
+        name: text.to_owned(),
+        ffi_messages: false,
+        entry: std::cell::OnceCell::new(),
+    };
+    let thunk = match earlier_entry(definitions, &conversions)? {
+        Some(thunk) => thunk,
+        None => new_entry(ruby, definitions, conversions)?,
+    };
+    define_methods(module, name, thunk);
+    Ok(())
 }
 
 /// Defines `name` on `module` (singleton and public instance method, arity
@@ -562,5 +629,6 @@ fn definitions_of(ruby: &Ruby, module: RModule, name: ID) -> Result<RArray, Erro
 pub fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     native.define_class("ParamConversions", ruby.class_object())?.undef_default_alloc_func();
     native.define_singleton_method("attach_converting", magnus::function!(attach_converting, 8))?;
+    native.define_singleton_method("attach_variadic", magnus::function!(attach_variadic, 3))?;
     Ok(())
 }
