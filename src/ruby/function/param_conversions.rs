@@ -202,7 +202,6 @@ impl Conversion {
     /// # Safety
     /// With the GVL, `value` a live VALUE; may raise (longjmp).
     unsafe fn to_native(self, value: VALUE) -> (VALUE, VALUE) {
-        let names = names();
         match self {
             Conversion::Callback(ty) => callback_pointer(ty, value),
             // Enum#to_native: `@kv_map[val] || (Integer ? val : ...)`; its
@@ -217,9 +216,9 @@ impl Conversion {
                         return (found, QNIL);
                     }
                 }
-                (rb_sys::rb_funcallv(object, names.to_native, 2, [value, QNIL].as_ptr()), QNIL)
+                (rb_sys::rb_funcallv(object, names().to_native, 2, [value, QNIL].as_ptr()), QNIL)
             }
-            Conversion::Converter(c) => (rb_sys::rb_funcallv(c, names.to_native, 2, [value, QNIL].as_ptr()), QNIL),
+            Conversion::Converter(c) => (rb_sys::rb_funcallv(c, names().to_native, 2, [value, QNIL].as_ptr()), QNIL),
         }
     }
 
@@ -228,12 +227,11 @@ impl Conversion {
     /// # Safety
     /// As `to_native`.
     unsafe fn from_native(self, result: VALUE) -> VALUE {
-        let names = names();
         match self {
-            Conversion::Callback(ty) => rb_sys::rb_funcallv(names.function, names.from_native, 2, [ty, result].as_ptr()),
+            Conversion::Callback(ty) => rb_sys::rb_funcallv(names().function, names().from_native, 2, [ty, result].as_ptr()),
             // Enum#from_native: `@vk_map[val] || val` (its values are Symbols).
             Conversion::Enum { values, .. } => rb_sys::rb_hash_lookup2(values, result, result),
-            Conversion::Converter(c) => rb_sys::rb_funcallv(c, names.from_native, 2, [result, QNIL].as_ptr()),
+            Conversion::Converter(c) => rb_sys::rb_funcallv(c, names().from_native, 2, [result, QNIL].as_ptr()),
         }
     }
 }
