@@ -283,6 +283,7 @@ struct StubCall<'a> {
 }
 
 unsafe extern "C" fn call_framed_stub(arg: VALUE) -> VALUE {
+    // SAFETY: `call_framed` passes its StubCall, alive through rb_protect.
     let call = &*(arg as *const StubCall);
     rb_sys::rb_funcallv(call.holder, call.stub, call.args.len() as c_int, call.args.as_ptr())
 }
