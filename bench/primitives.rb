@@ -61,6 +61,7 @@ SETUP = <<~RUBY
     # ethon's curl attaches: enum and typedef'd pointer parameters.
     enum :mode, %i[mode_a mode_b]
     typedef :pointer, :handle
+    attach_function :abs, [:mode], :int
   end
   tv = Timeval.new
   tv[:tv_sec] = 1
@@ -130,6 +131,7 @@ PRIMITIVES = [
    'CbLib.snprintf(buf, 64, "%d %s", :int, 7, :string, "x")', 2000],
   ["call with an `FFI::Function` for a `:pointer` parameter (ethon)", "CbLib.strnlen(cb_fn, 0)", 5000],
   ["call returning a struct by value (`ldiv`)", "CbLib.ldiv(7, 2)", 2000],
+  ["call with an enum parameter (`abs(:mode_b)`)", "CbLib.abs(:mode_b)", 5000],
 ].freeze
 
 if ARGV[0] == "--child"

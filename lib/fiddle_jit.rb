@@ -27,7 +27,7 @@ module FiddleJit
   so = $LOADED_FEATURES.reverse_each.find { |f| f.end_with?("/fiddle_jit/#{RUBY_MINOR}/fiddle_jit.so", "/fiddle_jit/#{RUBY_MINOR}/fiddle_jit.bundle") }
   cache = SourceCache.for_extension(so)
   %w[errors types pointer auto_pointer type struct_layout struct_layout_builder struct enum platform_types data_converter library_path library_loader
-     converting_wrapper library function variadic platform errno].each do |name|
+     library function variadic platform errno].each do |name|
     file = File.join(__dir__, "fiddle_jit", "#{name}.rb")
     cache ? cache.require(file) : require(file)
   end

@@ -62,10 +62,11 @@ RSpec.describe "enums (differential against the ffi gem)" do
     same("struct enum bad") { |m| m::S.new[:c] = :nope }
   end
 
-  # Every arity of ConvertingWrapper's literal lambdas (0-6) and one of its
-  # compiled factories (7): each position converted or not, the result
-  # converted or not; a wrong argument count raises ArgumentError (the
-  # FiddleJit::Library method has the function's fixed arity).
+  # Functions of 0 to 7 parameters (Native.attach_converting): each
+  # position converted or not, the result converted or not; a wrong
+  # argument count raises ArgumentError, worded with the function's name in
+  # a FiddleJit::Library module (whose method, native, has arity -1 like
+  # the ffi gem's).
   it "converts exactly the enum positions of functions of 0 to 7 parameters" do
     expect_same_outcome("arities") do |ns|
       m = Module.new do
@@ -92,6 +93,7 @@ RSpec.describe "enums (differential against the ffi gem)" do
       enum :color, [:red]
       (1..7).each { |n| attach_function :"first#{n}", :labs, [:color] + [:long] * (n - 1), :long }
     end
-    expect((1..7).map { |n| jit.method(:"first#{n}").arity }).to eq((1..7).to_a)
+    expect((1..7).map { |n| jit.method(:"first#{n}").arity }).to all(eq(-1))
+    expect { jit.first2(:red) }.to raise_error(ArgumentError, "wrong number of arguments (given 1, expected 2) calling first2")
   end
 end

@@ -187,39 +187,24 @@ module FiddleJit
 
       # Attaches the C function at +address+ to +mod+ as +name+. Signatures
       # with callback parameters or a callback return get a native method
-      # (Function.__define_callback_method) in front of the stub, which stays
-      # on a holder module of its own under a hidden name: it turns a block
-      # or Procs/Methods into Functions, opens a callback frame and
-      # re-raises an exception a callback raised once C has returned.
+      # (Native.attach_converting) in front of the stub: it turns a block or
+      # Procs/Methods into Functions, opens a callback frame and re-raises
+      # an exception a callback raised once C has returned.
       #
       # +frame+ forces it for a function without callback types that may
       # call callbacks C stored earlier, so their exceptions are re-raised
-      # too (option <tt>callback_frame: true</tt> of attach_function).
-      # +long_names+: per parameter "long"/"ulong" where the ffi gem types it
-      # as long (see Library#ffi_long_param), else nil.
+      # too.
       # Returns [stub address, code bytes].
-      def attach_address(mod, name, address, params, ret, labels, frame: false, c_name: name.to_s, blocking: false,
-                         long_names: nil)
+      def attach_address(mod, name, address, params, ret, labels, frame: false, blocking: false)
         name = name.to_s
-        # (Blocks rather than Enumerators: attach_function runs this per function.)
-        native_params = if long_names
-                          params.zip(long_names).map { |t, long| long || native_param(t) }
-                        else
-                          params.map { |t| native_param(t) }
-                        end
+        native_params = params.map { |t| native_param(t) }
         native_ret = ret.is_a?(Type::Struct) ? ret.native_return_descriptor : native_name(ret)
-        cb_indexes = (0...params.length).select { |i| params[i].is_a?(FunctionType) }
-        ret_type = ret.is_a?(FunctionType) ? ret : nil
+        callbacks = params.map { |t| t if t.is_a?(FunctionType) }
+        ret_callback = ret if ret.is_a?(FunctionType)
         signature = Library.native_signature(mod, native_params, native_ret, labels, blocking: blocking)
-        return Native.attach_function(mod, name, address, c_name, signature) if cb_indexes.empty? && ret_type.nil? && !frame
+        return Native.attach_function(mod, name, address, name, signature) unless frame || ret_callback || callbacks.any?
 
-        # The stub keeps its name (messages, Native.top_is_wrapped_stub).
-        holder = Module.new
-        hidden = "__fiddle_jit_#{name}"
-        bytes = Native.attach_function(holder, hidden, address, c_name, signature)
-        __define_callback_method(mod, name, holder, hidden, params.length, cb_indexes,
-                                 cb_indexes.map { |i| params[i] }, ret_type, Library.ffi_compatible?(mod))
-        bytes
+        Native.attach_converting(mod, name, address, name, signature, callbacks, ret_callback, frame)
       end
 
       private

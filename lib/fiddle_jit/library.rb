@@ -53,13 +53,19 @@ module FiddleJit
     PLAIN_PARAMS = Types::BUILTIN.reject { |_, c| %i[void strptr varargs].include?(c) }
                                  .to_h { |t, c| [t, Type.ffi_long(t)&.name&.to_s || c.name] }.freeze
     PLAIN_RETURNS = PLAIN_PARAMS.merge(void: "void").freeze
-    # The Native::Signature of each plain signature attached so far: option
-    # bits => return Symbol => first parameter Symbol => ... => SIGNATURE
-    # => Signature (Symbol-keyed Hashes: an Array key would cost its #hash;
-    # the leaf key is no type a caller could pass). Main Ractor only.
+    # The Resolved of each plain signature attached so far: option bits =>
+    # return Symbol => first parameter Symbol => ... => SIGNATURE =>
+    # Resolved (Symbol-keyed Hashes: an Array key would cost its #hash; the
+    # leaf key is no type a caller could pass, and hashes as a special
+    # constant). Main Ractor only. See #signature.
     PLAIN_SIGNATURES = {}
-    SIGNATURE = Object.new.freeze
-    private_constant :PLAIN_SIGNATURES, :SIGNATURE
+    SIGNATURE = true
+    # A signature as attach_function uses it: its Native::Signature, what
+    # converts each argument and the result (Native.attach_converting's;
+    # nil for a plain one), whether any converts, and the types (resolved,
+    # or a plain one's Symbols).
+    Resolved = ::Struct.new(:signature, :conversions, :ret_conversion, :converts, :params, :ret)
+    private_constant :PLAIN_SIGNATURES, :SIGNATURE, :Resolved
     # Type::LONG/ULONG's names => the native layer's (see #long_param_name).
     LONG_PARAM_NAMES = { long: "long", ulong: "ulong" }.freeze
     FLAGS = { global: DynamicLibrary::RTLD_GLOBAL, local: DynamicLibrary::RTLD_LOCAL,
@@ -304,42 +310,22 @@ module FiddleJit
         return attach_variadic(name, c_name, params[0...-1], ret, blocking)
       end
 
-      if options.nil? || options.empty?
-        signature = plain_signature(params, ret, blocking)
-        if signature
-          address = find_function_address(c_name)
-          stub, bytes = Native.attach_function(self, name.to_s, address, c_name, signature)
-          enum_symbols_for(stub)
-          return attached(name, c_name, params, ret, address, stub, bytes)
-        end
-      end
-
-      options ||= NO_OPTIONS
-      resolved = params.map { |t| find_type(t) }
-      ret_resolved = find_type(ret)
-      if resolved.any?(FunctionType) || ret_resolved.is_a?(FunctionType) || options[:callback_frame]
-        address = find_function_address(c_name)
-        stub, bytes = Function.attach_address(self, name, address, resolved, ret_resolved, params.map(&:to_s),
-                                              frame: options[:callback_frame] ? true : false,
-                                              c_name: c_name, blocking: blocking,
-                                              long_names: resolved.map { |t| long_param_name(t) })
-        enum_symbols_for(stub)
-        return attached(name, c_name, params, ret, address, stub, bytes, resolved, ret_resolved)
-      end
-
-      param_types = resolved.map { |t| long_param_name(t) || native_param_type(t, name) }
-      ret_type, ret_conv = native_return_type(ret_resolved, name)
-      wrap = ret_conv || resolved.any? { |t| converter?(t) }
-      arg_convs = resolved.map { |t| conversion(t) if converter?(t) } if wrap
-      address = find_function_address(c_name, resolved)
-      signature = Library.native_signature(self, param_types, ret_type, params, blocking: blocking)
-      stub, bytes = if wrap
-                      attach_converting(name, address, c_name, signature, arg_convs, ret_conv && conversion(ret_conv))
+      # One path: the signature's types resolved once (see #signature);
+      # arguments and results that convert (Enum, DataConverter, callback
+      # types, ...) go through a native method in front of the stub
+      # (Native.attach_converting), other functions are the stub itself.
+      bits = (blocking ? Native::BLOCKING : 0) | (__ffi_compatible__? ? Native::FFI_COMPATIBLE : 0)
+      sig = signature(params, ret, bits, name, options.nil? || options.empty?)
+      frame = !options.nil? && options.is_a?(Hash) && options[:callback_frame] ? true : false
+      address = find_function_address(c_name, sig.params)
+      stub, bytes = if sig.converts || frame
+                      Native.attach_converting(self, name, address, c_name, sig.signature, sig.conversions,
+                                               sig.ret_conversion, frame)
                     else
-                      Native.attach_function(self, name.to_s, address, c_name, signature)
+                      Native.attach_function(self, name.to_s, address, c_name, sig.signature)
                     end
       enum_symbols_for(stub)
-      attached(name, c_name, params, ret, address, stub, bytes, resolved, ret_resolved)
+      attached(name, c_name, params, ret, address, stub, bytes, sig.params, sig.ret)
     end
 
     private
@@ -398,50 +384,109 @@ module FiddleJit
     # A typedef naming a plain builtin (`typedef :pointer, :handle`, curl's
     # `typedef :int, :easy_code`) is a plain type too: +name+ => the native
     # type name, in @ffi_plain_typedefs. Signatures using one are kept per
-    # module (@ffi_plain_signatures, reset here): the name means what this
-    # module's typedef says.
+    # module (@ffi_signatures, reset here, as every typedef may change what
+    # a signature there means): the name means what this module's typedef
+    # says.
     def note_plain_typedef(name, type)
       native = PLAIN_PARAMS[type.name] if type.is_a?(Type::Builtin)
       plain = @ffi_plain_typedefs ||= {}
       native ? plain[name] = native : plain.delete(name)
-      @ffi_plain_signatures = nil
+      @ffi_signatures = nil
     end
 
-    # The Native::Signature of a signature made only of plain builtin
-    # Symbols (see PLAIN_PARAMS) or plain typedefs that no typedef of this
-    # module shadows, for the default calling convention; else nil. One per
-    # distinct signature and option bits, kept in PLAIN_SIGNATURES (builtin
-    # Symbols only) or this module's @ffi_plain_signatures.
-    def plain_signature(params, ret, blocking)
-      return nil if @ffi_shadows_builtin || (@ffi_convention && @ffi_convention != :default)
-
-      options = (blocking ? Native::BLOCKING : 0) | (__ffi_compatible__? ? Native::FFI_COMPATIBLE : 0)
+    # The Resolved of a signature. Made once per distinct signature and
+    # option +bits+ and kept: in PLAIN_SIGNATURES when it is plain (only
+    # plain builtin Symbols, see PLAIN_PARAMS; false there for other
+    # Symbols, so no type is looked up again to learn that) and the module
+    # has no plain typedef, else in this module's @ffi_signatures (reset by
+    # #typedef) when its types are Symbols that resolve without the global
+    # typedefs (which FFI.typedef may change), Modules (Struct classes,
+    # DataConverters) or builtin Type objects. +plain+: whether the
+    # attach_function options allow the plain form.
+    def signature(params, ret, bits, name, plain)
+      default = @ffi_convention.nil? || @ffi_convention == :default
+      plain &&= default && !@ffi_shadows_builtin
       typedefs = @ffi_plain_typedefs
-      cache = typedefs.nil? || typedefs.empty? ? PLAIN_SIGNATURES : (@ffi_plain_signatures ||= {})
-      cache.dig(options, ret, *params, SIGNATURE) || new_plain_signature(params, ret, options, typedefs, cache)
+      shared = plain && (typedefs.nil? || typedefs.empty?)
+      if shared
+        found = PLAIN_SIGNATURES.dig(bits, ret, *params, SIGNATURE)
+        return found if found
+
+        plain = found.nil?
+      end
+      own = @ffi_signatures ||= {} if default
+      found = own&.dig(bits, ret, *params, SIGNATURE)
+      return found if found
+
+      sig = (plain_signature(params, ret, bits, typedefs) if plain) || resolved_signature(params, ret, bits, name)
+      remember_signature(shared, own, params, ret, bits, sig)
+      sig
     rescue Ractor::IsolationError, FrozenError
-      new_plain_signature(params, ret, options, typedefs, nil)
+      sig || (plain && plain_signature(params, ret, bits, typedefs)) || resolved_signature(params, ret, bits, name)
     end
 
-    def new_plain_signature(params, ret, options, typedefs, cache)
+    # Keeps +sig+ (see #signature); +shared+: PLAIN_SIGNATURES applies.
+    def remember_signature(shared, own, params, ret, bits, sig)
+      cacheable = cacheable_type?(ret) && params.all? { |t| cacheable_type?(t) }
+      if shared && (sig.conversions.nil? || (ret.is_a?(Symbol) && params.all?(Symbol)))
+        trie_store(PLAIN_SIGNATURES, bits, ret, params, sig.conversions.nil? ? sig : false)
+      end
+      trie_store(own, bits, ret, params, sig) if own && cacheable && !(shared && sig.conversions.nil?)
+    end
+
+    def trie_store(cache, bits, ret, params, value)
+      leaf = [bits, ret, *params].inject(cache) { |node, key| node[key] ||= {} }
+      leaf[SIGNATURE] = value
+    end
+
+    # The Resolved of a plain signature (Symbols only, each a plain builtin
+    # or one of this module's plain +typedefs+; see PLAIN_PARAMS), else nil.
+    # Its types stay the Symbols (no type objects built) and it converts
+    # nothing.
+    def plain_signature(params, ret, bits, typedefs)
       native_ret = PLAIN_RETURNS[ret] || typedefs&.[](ret) or return nil
       native_params = params.map { |t| PLAIN_PARAMS[t] || typedefs&.[](t) || (return nil) }
-      signature = Native::Signature.new(native_params, native_ret, params, nil, options)
-      return signature unless cache
-
-      leaf = [options, ret, *params].inject(cache) { |node, key| node[key] ||= {} }
-      leaf[SIGNATURE] = signature
+      params = params.dup.freeze
+      Resolved.new(Native::Signature.new(native_params, native_ret, params, nil, bits), nil, nil, false, params, ret).freeze
     end
 
-    # Enums, Bitmasks and DataConverters (Type::Mapped) convert in Ruby.
-    # (Struct.by_ref parameters do not: the stub checks their class, see
-    # StructByReference#native_param.)
+    # The Resolved of any signature: its types resolved (find_type), what
+    # converts each argument and the result.
+    def resolved_signature(params, ret, bits, name)
+      resolved = params.map { |t| find_type(t) }.freeze
+      ret_resolved = find_type(ret)
+      param_types = resolved.map { |t| long_param_name(t) || native_param_type(t, name) }
+      ret_type, ret_conv = native_return_type(ret_resolved, name)
+      conversions = resolved.map { |t| conversion(t) }.freeze
+      signature = Native::Signature.new(param_types, ret_type, params, nil, bits)
+      ret_conv = ret_conv.converter if ret_conv.is_a?(Type::Mapped)
+      Resolved.new(signature, conversions, ret_conv, (ret_conv || conversions.any?) ? true : false,
+                   resolved, ret_resolved).freeze
+    end
+
+    def cacheable_type?(type)
+      if type.is_a?(Symbol)
+        typedefs = @ffi_typedefs
+        typedefs ? typedefs.key?(type) || Types::BUILTIN.key?(type) : Types::BUILTIN.key?(type)
+      else
+        type.is_a?(Module) || type.is_a?(Type::Builtin)
+      end
+    end
+
+    # Enums, Bitmasks, DataConverters (Type::Mapped) and callback types
+    # convert (Struct.by_ref parameters do not: the stub checks their class,
+    # see StructByReference#native_param).
     def converter?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped)
 
-    # The object a converting wrapper calls #to_native/#from_native on for a
-    # converter type: a DataConverter itself rather than the Type::Mapped
-    # around it (one method call less each way).
-    def conversion(type) = type.is_a?(Type::Mapped) ? type.converter : type
+    # What converts an argument of +type+ (see Native.attach_converting),
+    # or nil: a DataConverter itself rather than the Type::Mapped around it
+    # (one method call less each way); an Enum or a FunctionType as it is.
+    def conversion(type)
+      case type
+      when Type::Mapped then type.converter
+      when Enum, FunctionType then type
+      end
+    end
 
     # "long"/"ulong" for a parameter the ffi gem types as long (find_type
     # gave Type::LONG/ULONG: :long, :size_t, :off_t...), which the native
@@ -472,24 +517,14 @@ module FiddleJit
 
     # A variadic function: `printf("%d %s", :int, 5, :string, "x")`. Each
     # distinct shape of variadic types gets its own stub (see
-    # VariadicInvoker); the public method is a `def` calling the invoker,
-    # which the module holds in an instance variable (shareable after
-    # Library#freeze, so the function also works in Ractors). (Compiling
-    # the `def` costs ~150k instructions once; an alias of one shared method
-    # dispatching on __callee__ would cost ~470 more per call, ethon's
-    # curl_easy_setopt included.)
+    # VariadicInvoker); the public method is native
+    # (Native.attach_variadic): it calls the invoker, which the module holds
+    # in an instance variable (shareable after Library#freeze, so the
+    # function also works in Ractors).
     def attach_variadic(name, c_name, fixed, ret, blocking)
       address = find_function_address(c_name)
       invoker = VariadicInvoker.new(self, name.to_sym, c_name, address, fixed, ret, blocking)
-      ivar = :"@__fiddle_jit_variadic_#{name}"
-      if name.to_s.match?(/\A[A-Za-z_][A-Za-z0-9_]*[?!]?\z/) && !name.to_s.end_with?("?", "!")
-        instance_variable_set(ivar, invoker)
-        code = "def #{name}(*args, &blk) = #{ivar}.call(*args, &blk)"
-        singleton_class.class_eval(code, __FILE__, __LINE__)
-      else
-        define_singleton_method(name) { |*args, &blk| invoker.call(*args, &blk) }
-      end
-      define_method(name) { |*args, &blk| invoker.call(*args, &blk) }
+      Native.attach_variadic(self, name, invoker)
       info = AttachedFunction.new(name.to_sym, c_name, fixed + [:varargs], ret, address, nil, 0)
       (@fiddle_jit_functions ||= {})[name.to_sym] = info
       (@ffi_functions ||= {})[name.to_sym] = invoker
@@ -516,6 +551,7 @@ module FiddleJit
       when Symbol then native_scalar(type, name)
       when Type::Builtin then native_scalar(type.canonical, name)
       when Enum, Type::Mapped then native_param_type(type.native_type, name)
+      when FunctionType then "pointer"
       when StructByReference then type.native_param
       when Class then "pointer"
       when Type::Struct then type.native_descriptor
@@ -535,7 +571,7 @@ module FiddleJit
 
         [native_scalar(canonical, name), nil]
       when Enum, Type::Mapped then [native_return_type(type.native_type, name)[0], type]
-      when StructByReference then ["pointer", type]
+      when FunctionType, StructByReference then ["pointer", type]
       when Class then ["pointer", nil]
       when Type::Struct then [type.native_return_descriptor, nil]
       else raise TypeError, "#{name}: invalid return type #{type.inspect}"
@@ -548,20 +584,6 @@ module FiddleJit
       when :varargs then raise TypeError, "#{name}: :varargs must be the last parameter type"
       else canonical.name # frozen, interned: no allocation per attach
       end
-    end
-
-    # Enum and DataConverter arguments and results convert in Ruby, around
-    # the stub (attached to a module of its own): +name+ is the
-    # ConvertingWrapper lambda. Returns [stub address, code bytes].
-    def attach_converting(name, address, c_name, signature, arg_convs, ret_conv)
-      holder = Module.new
-      attached = Native.attach_function(holder, name.to_s, address, c_name, signature)
-      holder.singleton_class.__send__(:alias_method, :__fiddle_jit_call, name.to_s)
-      body = ConvertingWrapper.build(holder, arg_convs, ret_conv)
-      define_singleton_method(name, body)
-      define_method(name, body)
-      public name
-      attached
     end
   end
 end

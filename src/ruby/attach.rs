@@ -168,6 +168,18 @@ impl AttachSignature {
     }
 }
 
+impl AttachSignature {
+    /// The number of parameters.
+    pub(crate) fn arity(&self) -> usize {
+        self.sig.params.len()
+    }
+
+    /// Whether the function behaves as the ffi gem's (FFI_COMPATIBLE).
+    pub(crate) fn ffi_compatible(&self) -> bool {
+        self.options & FFI_COMPATIBLE != 0
+    }
+}
+
 /// `attach_function(module, method_name, address, c_name, signature)`:
 /// defines `method_name` on `module` as a singleton method and a public
 /// instance method (what the ffi gem's Function#attach does) whose body is
@@ -181,40 +193,63 @@ fn attach_function(
     c_name: String,
     signature: Obj<AttachSignature>,
 ) -> Result<(usize, usize), Error> {
-    let AttachSignature { sig, ref_classes, ret_struct, ffi_long, labels, options } = &*signature;
-    let (sig, ret_struct, options) = (sig.clone(), *ret_struct, *options);
-    let blocking = options & BLOCKING != 0;
-    let ffi_mode = options & FFI_COMPATIBLE != 0;
-    let struct_sizes = sig.params.iter().map(|t| if let CType::Struct(s) = t { s.size } else { 0 }).collect();
+    let stub = owned_stub(ruby, module, &method_name, address, &c_name, signature)?;
+    stub.define(ruby, module)?;
+    Ok((stub.address, stub.len))
+}
+
+/// A stub `module` owns (defined or not): its cfunc address and arity, the
+/// bytes installed, and its info (the method name).
+pub(crate) struct Stub {
+    pub address: usize,
+    pub len: usize,
+    pub arity: i32,
+    info: *const StubInfo,
+}
+
+impl Stub {
+    /// Defines the stub's name on `module` (which owns it) as a singleton
+    /// and a public instance method whose body is the stub.
+    pub(crate) fn define(&self, ruby: &Ruby, module: Value) -> Result<(), Error> {
+        // SAFETY: the info lives as long as its owner, which the module
+        // holds, and the module is alive while its attach runs.
+        define(ruby, module, unsafe { &(*self.info).name }, self.address, self.arity)
+    }
+}
+
+/// The stub `module` owns for `method_name` calling `address` with
+/// `signature`, defining nothing: the one it has for the same function,
+/// signature, conversions and labels (nothing emitted, nothing kept), else
+/// a new one. (The Ruby layer's converting methods call it directly, see
+/// `ruby::function::param_conversions`.)
+pub(crate) fn owned_stub(
+    ruby: &Ruby,
+    module: Value,
+    method_name: &str,
+    address: usize,
+    c_name: &str,
+    signature: Obj<AttachSignature>,
+) -> Result<Stub, Error> {
     if address == 0 {
         return Err(Error::new(ruby.exception_arg_error(), "cannot attach a NULL function address"));
     }
+    let owner = StubOwner::of(ruby, module)?;
+    if let Some(stub) = find_stub(owner, method_name, address, &signature) {
+        return Ok(stub);
+    }
+    let AttachSignature { sig, ref_classes, ret_struct, ffi_long, labels, options } = &*signature;
+    let (sig, ret_struct) = (sig.clone(), *ret_struct);
     // ffi-compatible mode: the argv form, so arity errors are the stub's
     // (worded like the ffi gem's) and the method's arity is -1 as in ffi.
-    let owner = StubOwner::of(ruby, module)?;
-    // The same function, signature, conversions and labels under this
-    // name: its stub again (nothing emitted, nothing kept).
-    let same = |s: &OwnedStub| {
-        s.function == address
-            && s.blocking == blocking
-            && s.signature == sig
-            // SAFETY: alive with its owner.
-            && unsafe { &*s.info }.same_conversions(ref_classes, ret_struct, ffi_mode, ffi_long)
-    };
-    for (stub, len, arity, old_labels) in owner.find(&method_name, same) {
-        // SAFETY: compares two live Arrays (Symbols, Strings, type objects).
-        if unsafe { rb_sys::rb_equal(old_labels, *labels) } == rb_sys::Qtrue as rb_sys::VALUE {
-            define(ruby, module, &method_name, stub, arity)?;
-            return Ok((stub, len));
-        }
-    }
+    let (blocking, ffi_mode) = (options & BLOCKING != 0, options & FFI_COMPATIBLE != 0);
+    let struct_sizes = sig.params.iter().map(|t| if let CType::Struct(s) = t { s.size } else { 0 }).collect();
     // The labels are held by `signature` (an argument, on the stack the GC
     // scans) until the owner marks them.
     let ref_classes = ref_classes.clone().into_boxed_slice();
     let info = Box::into_raw(Box::new(StubInfo {
         ref_classes: ref_classes.as_ptr(),
         ref_classes_owned: ref_classes,
-        name: method_name,
+        name: method_name.to_owned(),
         // Formatted only when a message needs them.
         param_labels: *labels,
         arity: sig.params.len(),
@@ -228,7 +263,7 @@ fn attach_function(
         signature: &sig,
         flavour: Flavour { blocking, ffi_compatible: ffi_mode },
         function: address,
-        c_name,
+        c_name: c_name.to_owned(),
         info,
     };
     let compiled = match jit::compile(&spec) {
@@ -239,13 +274,30 @@ fn attach_function(
             return Err(compile_error(ruby, &name, e));
         }
     };
-    let jit::Compiled { address: stub, len: code_len, class, arity } = compiled;
-    // Owned before the methods exist: defining them may run the GC.
-    owner.add(OwnedStub::new(stub, code_len, class, info, address, sig, blocking, arity));
+    let jit::Compiled { address: stub, len, class, arity } = compiled;
+    // Owned before any method exists: defining one may run the GC.
+    owner.add(OwnedStub::new(stub, len, class, info, address, sig, blocking, arity));
     std::hint::black_box(signature);
-    // SAFETY: the info lives as long as its owner, which `module` holds.
-    define(ruby, module, unsafe { &(*info).name }, stub, arity)?;
-    Ok((stub, code_len))
+    Ok(Stub { address: stub, len, arity, info })
+}
+
+/// The stub `owner` has for `name` with the same function, signature,
+/// conversions and labels, if any.
+pub(crate) fn find_stub(owner: &StubOwner, name: &str, address: usize, signature: &AttachSignature) -> Option<Stub> {
+    let AttachSignature { sig, ref_classes, ret_struct, ffi_long, labels, options } = signature;
+    let (blocking, ffi_mode) = (options & BLOCKING != 0, options & FFI_COMPATIBLE != 0);
+    let same = |s: &OwnedStub| {
+        s.function == address
+            && s.blocking == blocking
+            && s.signature == *sig
+            // SAFETY: alive with its owner.
+            && unsafe { &*s.info }.same_conversions(ref_classes, *ret_struct, ffi_mode, ffi_long)
+    };
+    owner.find(name, same).into_iter().find_map(|(address, len, arity, old_labels, info)| {
+        // SAFETY: compares two live Arrays (Symbols, Strings, type objects).
+        let equal = unsafe { rb_sys::rb_equal(old_labels, *labels) } == rb_sys::Qtrue as rb_sys::VALUE;
+        equal.then_some(Stub { address, len, arity, info })
+    })
 }
 
 /// A compile error as the Ruby exception for it.

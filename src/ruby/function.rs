@@ -10,7 +10,9 @@
 
 mod callback_lookup;
 mod constructor;
-mod callback_params;
+pub(crate) mod param_conversions;
+
+pub(crate) use callback_lookup::function_for;
 
 use crate::runtime::callback::{self, Slot};
 use crate::types::CType;
@@ -320,6 +322,6 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     callback::define_frame_functions(native);
     native.define_singleton_method("callback_stats", function!(callback_stats, 0))?;
     native.const_set("CALLBACK_QUARANTINE", callback::QUARANTINE)?;
-    callback_params::init(ruby, class, native)?;
+    param_conversions::init(ruby, native)?;
     Ok(())
 }

@@ -20,8 +20,8 @@
 //! its stub: the loop `attach_function :f, ...` on one module does not grow.
 //! A stub replaced by a different definition of its name stays until the
 //! module goes (a Method object taken before may still call it). The
-//! method entries of functions with callback parameters follow the same
-//! rules (`ruby::function::callback_params`).
+//! method entries of functions with converted parameters follow the same
+//! rules (`ruby::function::param_conversions`).
 //!
 //! GC rules: the owner marks with `rb_gc_mark` (pinning): stubs compare
 //! `ref_classes` VALUEs inline and slow paths read the others as raw VALUEs.
@@ -180,9 +180,9 @@ impl StubOwner {
     }
 
     /// The stubs of `name` that `same` accepts: their address, installed
-    /// bytes, arity and labels Array (for the caller to compare, outside
-    /// this borrow: comparing runs Ruby code).
-    pub fn find(&self, name: &str, same: impl Fn(&OwnedStub) -> bool) -> Vec<(usize, usize, i32, VALUE)> {
+    /// bytes, arity, labels Array (for the caller to compare, outside this
+    /// borrow: comparing runs Ruby code) and info.
+    pub fn find(&self, name: &str, same: impl Fn(&OwnedStub) -> bool) -> Vec<(usize, usize, i32, VALUE, *const StubInfo)> {
         let stubs = self.stubs.borrow();
         let mut found = Vec::new();
         let mut next = self.by_name.borrow().get(&name_hash(name)).copied();
@@ -191,7 +191,7 @@ impl StubOwner {
             // SAFETY: alive with its owner.
             let info = unsafe { &*s.info };
             if info.name == name && same(s) {
-                found.push((s.address, s.len, s.arity, info.param_labels));
+                found.push((s.address, s.len, s.arity, info.param_labels, s.info as *const StubInfo));
             }
             next = s.older;
         }
@@ -207,25 +207,6 @@ impl StubOwner {
         let mut by_name = self.by_name.borrow_mut();
         stub.older = by_name.insert(hash, stubs.len());
         stubs.push(stub);
-    }
-
-    /// Whether `other` holds the same stubs (the same functions, signatures,
-    /// conversions and labels), in the same order: a definition made on a
-    /// fresh holder module then reuses one made earlier (see
-    /// `ruby::function::callback_params`).
-    pub fn same_stubs(&self, other: &StubOwner) -> bool {
-        let labels: Vec<(VALUE, VALUE)> = {
-            let (a, b) = (self.stubs.borrow(), other.stubs.borrow());
-            if a.len() != b.len() || !a.iter().zip(b.iter()).all(|(x, y)| x.same_as(y)) {
-                return false;
-            }
-            // SAFETY: the infos are alive with their owners.
-            a.iter().zip(b.iter()).map(|(x, y)| unsafe { ((*x.info).param_labels, (*y.info).param_labels) }).collect()
-        };
-        // (Compared outside the borrows: comparing runs Ruby code.)
-        // SAFETY: compares live Arrays (Symbols, Strings, type objects),
-        // pinned by the owners.
-        labels.into_iter().all(|(x, y)| unsafe { rb_sys::rb_equal(x, y) } == rb_sys::Qtrue as VALUE)
     }
 
     /// Stubs owned, for tests.
@@ -247,17 +228,5 @@ impl OwnedStub {
         arity: i32,
     ) -> OwnedStub {
         OwnedStub { address, len, class, info, function, signature, blocking, arity, older: None }
-    }
-
-    /// The same C function, name, signature and conversions (labels apart).
-    fn same_as(&self, other: &OwnedStub) -> bool {
-        // SAFETY: both infos are alive with their owners.
-        let (a, b) = unsafe { (&*self.info, &*other.info) };
-        self.function == other.function
-            && self.blocking == other.blocking
-            && self.arity == other.arity
-            && self.signature == other.signature
-            && a.name == b.name
-            && a.same_conversions(&b.ref_classes_owned, b.ret_struct, b.ffi_messages, &b.ffi_long)
     }
 }

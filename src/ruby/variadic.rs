@@ -19,15 +19,16 @@
 
 use crate::abi::{MAX_FIXED_ARITY, MAX_PARAMS};
 use crate::ruby::pointer::raise_or;
+use crate::ruby::function::param_conversions::names;
 use crate::runtime::objects;
 use magnus::gc::Marker;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::typed_data::DataTypeFunctions;
 use magnus::{method, prelude::*, Error, RArray, RModule, Ruby, TypedData, Value};
-use rb_sys::{ID, VALUE};
+use rb_sys::VALUE;
 use std::ffi::c_int;
 use std::mem::MaybeUninit;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
 const NIL: VALUE = rb_sys::Qnil as VALUE;
 
@@ -110,37 +111,6 @@ impl DataTypeFunctions for VariadicCall {
     }
 }
 
-struct Ids {
-    to_native: ID,
-    from_native: ID,
-    for_callback: ID,
-    shape: ID,
-    /// FiddleJit::Function and FiddleJit::FunctionType (pinned).
-    function: VALUE,
-    function_type: VALUE,
-}
-
-fn ids() -> &'static Ids {
-    static IDS: OnceLock<Ids> = OnceLock::new();
-    // SAFETY: interning names and reading constants lib/fiddle_jit defines
-    // before any invoker exists; the classes are pinned forever.
-    IDS.get_or_init(|| unsafe {
-        let class = |path: &std::ffi::CStr| {
-            let c = rb_sys::rb_path2class(path.as_ptr());
-            rb_sys::rb_gc_register_mark_object(c);
-            c
-        };
-        Ids {
-            to_native: rb_sys::rb_intern(c"to_native".as_ptr()),
-            from_native: rb_sys::rb_intern(c"from_native".as_ptr()),
-            for_callback: rb_sys::rb_intern(c"for_callback".as_ptr()),
-            shape: rb_sys::rb_intern(c"shape".as_ptr()),
-            function: class(c"FiddleJit::Function"),
-            function_type: class(c"FiddleJit::FunctionType"),
-        }
-    })
-}
-
 impl VariadicCall {
     fn lock(&self) -> MutexGuard<'_, Dispatch> {
         self.dispatch.lock().unwrap_or_else(|p| p.into_inner())
@@ -151,7 +121,7 @@ impl VariadicCall {
         // Here, where invokers are made (the main Ractor), not on a first
         // call: two Ractors racing into the OnceLock could deadlock on a GC
         // barrier.
-        ids();
+        names();
         let mut d = self.lock();
         d.fixed = fixed;
         d.ret_conv = if ret_conv.is_nil() { 0 } else { ret_conv.as_raw() };
@@ -163,7 +133,7 @@ impl VariadicCall {
     fn cache(&self, types: RArray, entry: Value) -> Result<&Shape, Error> {
         let entry = RArray::try_convert(entry)?;
         let (stub, arity, convs): (usize, i32, RArray) = (entry.entry(0)?, entry.entry(1)?, entry.entry(2)?);
-        let ids = ids();
+        let ids = names();
         let converts: Box<[Convert]> = convs
             .into_iter()
             .map(|c| match c {
@@ -194,7 +164,9 @@ impl VariadicCall {
 
 /// `call(fixed..., type, value, type, value...)`: as the ffi gem, missing
 /// fixed arguments are nil and a trailing type without a value passes nil.
-unsafe extern "C" fn call(argc: c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
+/// (Also the body of the methods `attach_function` defines for a variadic
+/// function, see `ruby::function::param_conversions::attach_variadic`.)
+pub(crate) unsafe extern "C" fn call(argc: c_int, argv: *const VALUE, rb_self: VALUE) -> VALUE {
     // SAFETY: the method is defined on Native::VariadicCall only, whose
     // allocator makes this data.
     let this = objects::typed_data_unchecked::<VariadicCall>(rb_self);
@@ -232,7 +204,7 @@ unsafe extern "C" fn call(argc: c_int, argv: *const VALUE, rb_self: VALUE) -> VA
     let result = call_stub(shape.stub, shape.arity, holder, values);
     match ret_conv {
         0 => result,
-        conv => rb_sys::rb_funcallv(conv, ids().from_native, 2, [result, NIL].as_ptr()),
+        conv => rb_sys::rb_funcallv(conv, names().from_native, 2, [result, NIL].as_ptr()),
     }
 }
 
@@ -243,21 +215,21 @@ unsafe fn learn<'a>(this: &'a VariadicCall, rb_self: VALUE, pairs: &[VALUE]) -> 
     for &t in pairs.iter().step_by(2) {
         rb_sys::rb_ary_push(types, t);
     }
-    let entry = rb_sys::rb_funcallv(rb_self, ids().shape, 1, &types);
+    let entry = rb_sys::rb_funcallv(rb_self, names().shape, 1, &types);
     raise_or(this.cache(RArray::from_value(Value::from_raw(types)).expect("an Array"), Value::from_raw(entry)))
 }
 
 unsafe fn convert(c: Convert, v: VALUE) -> VALUE {
     match c {
         Convert::Plain => v,
-        Convert::ToNative(conv) => rb_sys::rb_funcallv(conv, ids().to_native, 1, &v),
-        Convert::Callback(ty) => rb_sys::rb_funcallv(ids().function, ids().for_callback, 2, [ty, v].as_ptr()),
+        Convert::ToNative(conv) => rb_sys::rb_funcallv(conv, names().to_native, 1, &v),
+        Convert::Callback(ty) => crate::ruby::function::function_for(names().function, names().for_callback, ty, v),
     }
 }
 
 /// Calls a stub's cfunc as the VM would for its arity (CRuby's
 /// `call_cfunc_N`): `(argc, argv, self)` for -1, else `(self, args...)`.
-unsafe fn call_stub(stub: usize, arity: i32, recv: VALUE, v: &[VALUE]) -> VALUE {
+pub(crate) unsafe fn call_stub(stub: usize, arity: i32, recv: VALUE, v: &[VALUE]) -> VALUE {
     macro_rules! fixed {
         ($($n:literal: $($i:literal)*;)*) => {
             match v.len() {
@@ -282,6 +254,13 @@ unsafe fn call_stub(stub: usize, arity: i32, recv: VALUE, v: &[VALUE]) -> VALUE 
         12: 0 1 2 3 4 5 6 7 8 9 10 11; 13: 0 1 2 3 4 5 6 7 8 9 10 11 12;
         14: 0 1 2 3 4 5 6 7 8 9 10 11 12 13; 15: 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14;
     }
+}
+
+/// Whether `value` is a VariadicCall (a VariadicInvoker).
+pub(crate) fn is_variadic_call(value: VALUE) -> bool {
+    let data_type = <VariadicCall as TypedData>::data_type() as *const _ as *const rb_sys::rb_data_type_t;
+    // SAFETY: a type check of a live VALUE.
+    unsafe { !rb_sys::SPECIAL_CONST_P(value) && rb_sys::rb_typeddata_is_kind_of(value, data_type) != 0 }
 }
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {

@@ -91,3 +91,19 @@ pub(super) fn for_callback(ruby: &Ruby, ty: Value, value: Value) -> Result<Value
         None => ruby.qfalse().as_value(),
     })
 }
+
+/// What a native caller passes for callback argument `value` of `ty`:
+/// `existing`, else `Function.for_callback(ty, value)` (`function_class`,
+/// `for_callback` its method ID), which makes one. Raises (unwinds) what
+/// they raise.
+///
+/// # Safety
+/// With the GVL, from a frame that may be unwound: nothing with a
+/// destructor alive in the caller's frames up to the Ruby method.
+pub(crate) unsafe fn function_for(function_class: VALUE, for_callback: ID, ty: VALUE, value: VALUE) -> VALUE {
+    match existing(&Ruby::get_unchecked(), ty, value) {
+        Ok(Some(found)) => found,
+        Ok(None) => rb_sys::rb_funcallv(function_class, for_callback, 2, [ty, value].as_ptr()),
+        Err(e) => magnus::rb_sys::resume_error(e),
+    }
+}
