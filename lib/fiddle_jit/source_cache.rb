@@ -44,7 +44,7 @@ module FiddleJit
     # Writes the entries if any was made (atomically: a rename, so a
     # concurrent process reads the old file or the new one).
     def save
-      return unless @changed
+      return release unless @changed
 
       tmp = "#{@path}.#{Process.pid}.tmp"
       File.binwrite(tmp, Marshal.dump([@key, @entries]))
@@ -65,6 +65,8 @@ module FiddleJit
           return RubyVM::InstructionSequence.load_from_binary(binary)
         rescue StandardError
           nil # a binary this Ruby cannot read: compiled again below
+        ensure
+          source.clear # (see #release)
         end
       end
       iseq = RubyVM::InstructionSequence.compile(source, file, file, 1)
@@ -77,13 +79,26 @@ module FiddleJit
 
     private
 
+    # Frees the cached sources and binaries now rather than at some later
+    # GC: Ruby counts the bytes a process has malloc'ed since its last major
+    # GC, and the few hundred kilobytes read here would otherwise hasten the
+    # next one (ethon's `require` ran one more than under the ffi gem).
+    def release
+      @entries.each_value { |strings| strings.each(&:clear) }
+      @entries = {}
+      nil
+    end
+
     # { path => [source, binary] } of the cache file when it was written
     # for this Ruby, else empty.
     def read_entries
-      key, entries = Marshal.load(File.binread(@path)) # rubocop:disable Security/MarshalLoad -- our own file
+      data = File.binread(@path)
+      key, entries = Marshal.load(data) # rubocop:disable Security/MarshalLoad -- our own file
       key == @key && entries.is_a?(Hash) ? entries : {}
     rescue StandardError
       {}
+    ensure
+      data&.clear
     end
   end
 end
