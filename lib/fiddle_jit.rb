@@ -26,7 +26,7 @@ require_relative "fiddle_jit/source_cache"
 module FiddleJit
   so = $LOADED_FEATURES.reverse_each.find { |f| f.end_with?("/fiddle_jit/#{RUBY_MINOR}/fiddle_jit.so", "/fiddle_jit/#{RUBY_MINOR}/fiddle_jit.bundle") }
   cache = SourceCache.for_extension(so)
-  %w[errors types pointer auto_pointer type struct_layout struct_layout_builder struct enum platform_types data_converter library_path library_loader
+  %w[errors types pointer auto_pointer type struct_layout struct_layout_builder struct enum platform_types data_converter function_type dynamic_library library_path library_loader
      library function variadic platform errno].each do |name|
     file = File.join(__dir__, "fiddle_jit", "#{name}.rb")
     cache ? cache.require(file) : require(file)
