@@ -141,9 +141,24 @@ module FiddleJit
         end
         builder.size = @size if defined?(@size) && @size > builder.size
         cspec = builder.build
-        @layout = cspec unless self == FiddleJit::Struct
+        unless self == FiddleJit::Struct
+          @layout = cspec
+          __accessors__(cspec)
+        end
         @size = cspec.size
         cspec
+      end
+
+      private
+
+      # This class's own native #[] and #[]= for +layout+: machine code
+      # accessing its number fields inline (src/ruby/struct_accessors.rs).
+      # Not when #[] or #[]= is written in Ruby, here or in a module
+      # included (which the class's own methods would shadow).
+      def __accessors__(layout)
+        return unless %i[[] []=].all? { |m| instance_method(m).source_location.nil? }
+
+        __install_accessors__(layout.native_table)
       end
 
       protected

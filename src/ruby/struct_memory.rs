@@ -18,6 +18,7 @@
 //! - Rust calls no lib/ method by name (see `Hooks`).
 
 use super::pointer::{raise_or, Pointer, Scalar, Word, READ, WRITE};
+use crate::lower::struct_access::{self, AccessField, FieldKind, StructAccess};
 use crate::types::CType;
 use crate::runtime::objects;
 use magnus::gc::Marker;
@@ -85,6 +86,24 @@ enum Kind {
 }
 
 impl Kind {
+    /// How a JIT-emitted accessor reads and writes the field, if it does.
+    fn inline(self) -> Option<FieldKind> {
+        let int = |bytes, signed| Some(FieldKind::Int { bytes, signed });
+        match self {
+            Kind::I8 => int(1, true),
+            Kind::U8 => int(1, false),
+            Kind::I16 => int(2, true),
+            Kind::U16 => int(2, false),
+            Kind::I32 => int(4, true),
+            Kind::U32 => int(4, false),
+            Kind::I64 => int(8, true),
+            Kind::U64 => int(8, false),
+            Kind::F32 => Some(FieldKind::Float),
+            Kind::F64 => Some(FieldKind::Double),
+            Kind::Ptr | Kind::Str | Kind::Ruby => None,
+        }
+    }
+
     /// The accessor for a field of the type named `name` (a type table name).
     fn of(name: &str) -> Kind {
         match CType::from_name(name) {
@@ -226,6 +245,33 @@ impl FieldTable {
     #[inline]
     fn find(&self, name: VALUE) -> Option<&Entry> {
         self.index.find(name).map(|i| &self.entries[i])
+    }
+
+    /// What the JIT-emitted `[]`/`[]=` of this table (the object `table`)
+    /// are built from: its number fields, each under the name its entry
+    /// has (a repeated name's entries all hold its last field). None when
+    /// no field or too many would be inline: the generic cfuncs serve then.
+    pub(crate) fn access(&self, table: VALUE) -> Option<StructAccess> {
+        let fields: Vec<AccessField> = self
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let kind = e.kind.inline()?;
+                let offset = u32::try_from(e.offset).ok().filter(|o| *o < i32::MAX as u32 - 8)?;
+                Some(AccessField { name: e.name as u64, offset, kind })
+            })
+            .collect();
+        if fields.is_empty() || fields.len() > struct_access::MAX_FIELDS {
+            return None;
+        }
+        Some(StructAccess {
+            data_type: StructData::data_type_address() as u64,
+            table: table as u64,
+            memory_at: std::mem::offset_of!(StructData, memory) as i32,
+            table_at: std::mem::offset_of!(StructData, table) as i32,
+            pointer: Pointer::inline_layout(),
+            fields,
+        })
     }
 
     /// The entry for `name`: the identical Symbol, else the layout's Hash
@@ -501,8 +547,9 @@ fn write_native(kind: Kind, p: &Pointer, off: usize, v: VALUE) -> bool {
 }
 
 /// `Struct#[](name)`: a number, pointer or string field read in place,
-/// else the Field's `get`.
-unsafe extern "C" fn struct_aref(rb_self: VALUE, name: VALUE) -> VALUE {
+/// else the Field's `get`. Also where a layout's JIT-emitted `[]` goes for
+/// everything it does not do itself (`ruby::struct_accessors`).
+pub(crate) unsafe extern "C" fn struct_aref(rb_self: VALUE, name: VALUE) -> VALUE {
     match fast_entry(rb_self, name).and_then(|(d, e)| read_native(e.kind, d.memory(), e.offset)) {
         Some(v) => v,
         None => aref_checked(rb_self, name),
@@ -657,7 +704,8 @@ unsafe extern "C" fn struct_initialize(argc: std::ffi::c_int, argv: *const VALUE
 
 /// `Struct#[]=(name, value)`; returns `value`. FrozenError on a frozen
 /// struct, as in the ffi gem (frozen memory raises in the Pointer checks).
-unsafe extern "C" fn struct_aset(rb_self: VALUE, name: VALUE, value: VALUE) -> VALUE {
+/// The JIT-emitted `[]=`'s fallback, as `struct_aref` is `[]`'s.
+pub(crate) unsafe extern "C" fn struct_aset(rb_self: VALUE, name: VALUE, value: VALUE) -> VALUE {
     if let Some((d, e)) = fast_entry(rb_self, name) {
         // A Struct is a heap object: its flags word is readable.
         let frozen = *(rb_self as *const VALUE) & rb_sys::ruby_fl_type::RUBY_FL_FREEZE as VALUE != 0;
