@@ -15,6 +15,8 @@
 //!   lib/ registers once (so nested structs, arrays, strings, callbacks,
 //!   enums and custom types keep their Ruby semantics and errors). The hot
 //!   path is a few loads and compares; everything else is out of line.
+//!   A laid-out class has its own machine-code `[]`/`[]=` in front of these
+//!   (`ruby::struct_accessors`), which come here for all but number fields.
 //! - Rust calls no lib/ method by name (see `Hooks`).
 
 use super::pointer::{raise_or, Pointer, Scalar, Word, READ, WRITE};
