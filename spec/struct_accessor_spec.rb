@@ -63,6 +63,20 @@ RSpec.describe "JIT-emitted Struct#[] / #[]= (differential against the ffi gem)"
     end
   end
 
+  it ":pointer fields read inline as Pointers (NULL too) and are written as before" do
+    same("pointer") do |ns, _|
+      klass = Class.new(ns::Struct) { layout :n, :int, :p, :pointer, :q, :pointer }
+      st = klass.new
+      mem = ns::MemoryPointer.new(4)
+      r = [st[:p].null?, st[:p].class.name.sub("FiddleJit", "FFI"), st[:p] == ns::Pointer::NULL]
+      st[:p] = mem
+      st[:q] = ns::Pointer.new(0x1234)
+      r += [st[:p].address == mem.address, st[:q].address, st[:p].size == mem.size]
+      st[:q] = nil
+      r + [st[:q].null?, outcome { st[:q] = 5 }, outcome { st[:q] = "x" }, outcome { klass.new(ns::MemoryPointer.new(8))[:p] }]
+    end
+  end
+
   it "names: Symbols only (dynamic ones too); Strings, unknown names and others raise as in the ffi gem" do
     same("names") do |ns, _|
       dynamic = "dyn_#{rand(1 << 30)}"

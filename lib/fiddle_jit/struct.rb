@@ -19,7 +19,7 @@ module FiddleJit
   # Pointer, so stubs unbox a Struct argument inline; #pointer/#to_ptr and
   # #[]/#[]= (fields looked up in the layout's native table) are native too,
   # and each laid-out class gets its own machine-code #[]/#[]= for its
-  # number fields (src/ruby/struct_accessors.rs).
+  # number fields and pointer reads (src/ruby/struct_accessors.rs).
   class Struct
     # +pointer+: the memory to view (any Pointer: MemoryPointer, a returned
     # Pointer, a slice...); default a new zeroed MemoryPointer of #size.
@@ -154,7 +154,8 @@ module FiddleJit
       private
 
       # This class's own native #[] and #[]= for +layout+: machine code
-      # accessing its number fields inline (src/ruby/struct_accessors.rs).
+      # accessing its number (and pointer) fields inline
+      # (src/ruby/struct_accessors.rs).
       # Not when #[] or #[]= is written in Ruby, here or in a module
       # included (which the class's own methods would shadow).
       def __accessors__(layout)

@@ -388,10 +388,10 @@ fn write_harness_inputs() {
 fn accessor_code(table: usize, writer: bool) -> super::EmittedStub {
     use crate::lower::struct_access::{self, AccessField, FieldKind, PointerLayout, StructAccess};
     let kinds = [FieldKind::Int { bytes: 1, signed: true }, FieldKind::Int { bytes: 2, signed: false }, FieldKind::Int { bytes: 4, signed: true },
-        FieldKind::Int { bytes: 8, signed: false }, FieldKind::Float, FieldKind::Double];
-    let offsets = [0, 3, 8, 9, 40_000, 1 << 20];
-    let fields = (0..12)
-        .map(|i| AccessField { name: (i << 8) | 0x0c, offset: offsets[i as usize % 6] + i as u32, kind: kinds[i as usize % 6] })
+        FieldKind::Int { bytes: 8, signed: false }, FieldKind::Float, FieldKind::Double, FieldKind::Pointer];
+    let offsets = [0, 3, 8, 9, 40_000, 1 << 20, 16];
+    let fields = (0..14)
+        .map(|i| AccessField { name: (i << 8) | 0x0c, offset: offsets[i as usize % 7] + i as u32, kind: kinds[i as usize % 7] })
         .collect();
     let access = StructAccess {
         data_type: s(22) as u64,

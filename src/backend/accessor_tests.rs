@@ -32,6 +32,10 @@ extern "C" fn ull2inum(n: u64) -> V {
     CALLS.lock().unwrap().push(("ull2inum", n));
     0xb17
 }
+extern "C" fn ret_pointer(address: u64) -> V {
+    CALLS.lock().unwrap().push(("ret_pointer", address));
+    0x9041
+}
 extern "C" fn float_new_in_heap(d: f64) -> V {
     CALLS.lock().unwrap().push(("heap_float", d.to_bits()));
     0xf10a7
@@ -47,6 +51,7 @@ fn fields() -> Vec<AccessField> {
         FieldKind::Int { bytes: 8, signed: false },
         FieldKind::Float,
         FieldKind::Double,
+        FieldKind::Pointer,
     ];
     // Odd offsets: accesses at any alignment.
     kinds.iter().enumerate().map(|(i, &kind)| AccessField { name: sym(i as u64 + 1), offset: 1 + 8 * i as u32, kind }).collect()
@@ -57,12 +62,12 @@ struct Fake {
     object: Box<[u64; 8]>,
     data: Box<[u64; 3]>,
     pointer: Box<[u64; 3]>,
-    memory: Box<[u8; 80]>,
+    memory: Box<[u8; 88]>,
 }
 
 impl Fake {
     fn new(bytes: u64) -> Box<Fake> {
-        let mut f = Box::new(Fake { object: Box::new([0; 8]), data: Box::new([0; 3]), pointer: Box::new([0; 3]), memory: Box::new([0; 80]) });
+        let mut f = Box::new(Fake { object: Box::new([0; 8]), data: Box::new([0; 3]), pointer: Box::new([0; 3]), memory: Box::new([0; 88]) });
         f.pointer[0] = f.memory.as_ptr() as u64;
         f.pointer[1] = bytes;
         f.pointer[2] = 3 << 8; // not swapped; READ | WRITE
@@ -94,6 +99,7 @@ fn targets() -> RuntimeTargets {
         ll2inum: ll2inum as *const () as usize,
         ull2inum: ull2inum as *const () as usize,
         float_new_in_heap: float_new_in_heap as *const () as usize,
+        ret_pointer: ret_pointer as *const () as usize,
         ..RuntimeTargets::default()
     }
 }
@@ -168,7 +174,12 @@ fn wide_values_are_boxed_by_the_runtime() {
     assert_eq!(get(s.receiver(), sym(5)), 0xb16);
     assert_eq!(get(s.receiver(), sym(6)), 0xb17);
     assert_eq!(get(s.receiver(), sym(8)), 0xf10a7);
-    assert_eq!(calls(), [("ll2inum", i64::MIN as u64), ("ull2inum", u64::MAX), ("heap_float", 1e300f64.to_bits())]);
+    s.memory[65..73].copy_from_slice(&0x1234_5678u64.to_le_bytes());
+    assert_eq!(get(s.receiver(), sym(9)), 0x9041);
+    assert_eq!(
+        calls(),
+        [("ll2inum", i64::MIN as u64), ("ull2inum", u64::MAX), ("heap_float", 1e300f64.to_bits()), ("ret_pointer", 0x1234_5678)]
+    );
 }
 
 #[test]
@@ -198,6 +209,7 @@ fn everything_else_falls_back() {
     assert_eq!(set(s.receiver(), sym(4), fix(1 << 32)), FELL_BACK);
     assert_eq!(set(s.receiver(), sym(4), QNIL as V), FELL_BACK);
     assert_eq!(set(s.receiver(), sym(8), QTRUE as V), FELL_BACK);
+    assert_eq!(set(s.receiver(), sym(9), QNIL as V), FELL_BACK);
     // Memory too short for the field, swapped, read-only, NULL; another
     // table; another data type; a frozen receiver.
     let short = Fake::new(40);
@@ -219,10 +231,10 @@ fn everything_else_falls_back() {
     other.object[RTYPEDDATA_TYPE as usize / 8] = DATA_TYPE + 8;
     assert_eq!(get(other.receiver(), sym(1)), FELL_BACK);
     other.object[RTYPEDDATA_TYPE as usize / 8] = DATA_TYPE;
-    other.object[0] = rb_sys::ruby_fl_type::RUBY_FL_FREEZE as u64;
+    other.object[0] = FL_FREEZE as u64;
     assert_eq!(set(other.receiver(), sym(1), fix(1)), FELL_BACK);
     assert_eq!(get(other.receiver(), sym(1)), fix(0));
-    assert_eq!(calls().len(), 12);
+    assert_eq!(calls().len(), 13);
 }
 
 #[test]

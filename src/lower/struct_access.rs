@@ -18,7 +18,7 @@
 //! path can fall back.
 
 use super::ruby_layout::*;
-use super::{box_double_bits, check_int_range, int64_result, Cond, Const, FReg, LabelId, Lowered, Op::*, Operand, Reg};
+use super::{box_double_bits, check_int_range, int64_result, Cond, Const, FReg, LabelId, Lowered, Op::*, Operand, Reg, TailTarget};
 use Reg::{Arg, Name, Receiver, Ret, Value, T1, T2};
 
 /// Fields beyond this many are left to the fallback (the dispatch is a
@@ -69,6 +69,9 @@ pub enum FieldKind {
     Int { bytes: u8, signed: bool },
     Float,
     Double,
+    /// `:pointer`: read as a new Pointer (`TailTarget::RetPointer`);
+    /// written by the fallback (nil, Pointers, Structs, `to_ptr`...).
+    Pointer,
 }
 
 impl FieldKind {
@@ -76,18 +79,19 @@ impl FieldKind {
         match self {
             FieldKind::Int { bytes, .. } => bytes,
             FieldKind::Float => 4,
-            FieldKind::Double => 8,
+            FieldKind::Double | FieldKind::Pointer => 8,
         }
     }
 }
 
 /// `Struct#[](name)`: the field read and boxed (Fixnum, Bignum through
-/// rb_(u)ll2inum, flonum, heap Float through rb_float_new_in_heap).
+/// rb_(u)ll2inum, flonum, heap Float through rb_float_new_in_heap, Pointer
+/// through the runtime's `ret_pointer`).
 pub fn reader(a: &StructAccess) -> Lowered {
     let mut l = Lowered::default();
     let fallback = l.label();
     guards(&mut l, a, a.pointer.read, fallback);
-    for (f, at) in dispatch(&mut l, a, fallback) {
+    for (f, at) in dispatch(&mut l, &a.fields, fallback) {
         l.hot.push(Label(at));
         in_bounds(&mut l, f, fallback);
         let (offset, bytes) = (f.offset as i32, f.kind.bytes());
@@ -106,6 +110,10 @@ pub fn reader(a: &StructAccess) -> Lowered {
                 l.hot.extend([LoadSized { dst: Ret, base: T1, offset, bytes, signed: false }, BitsToDouble { dst: FReg::Ret, src: Ret }]);
                 box_double_bits(&mut l);
             }
+            FieldKind::Pointer => l.hot.extend([
+                LoadSized { dst: Ret, base: T1, offset, bytes, signed: false },
+                TailCall { target: TailTarget::RetPointer },
+            ]),
             FieldKind::Float => {
                 l.hot.extend([
                     LoadSized { dst: T2, base: T1, offset, bytes, signed: false },
@@ -124,18 +132,18 @@ pub fn reader(a: &StructAccess) -> Lowered {
 /// `Struct#[]=(name, value)`, returning `value`: a Fixnum in the C type's
 /// range (as the ffi gem takes it, truncated to unsigned narrow types) into
 /// an integer field; a flonum or Fixnum into a float or double field.
-/// Everything else (Bignums, heap Floats, `to_int`, a frozen struct) falls
-/// back. The receiver's flags are checked first.
+/// Everything else (Bignums, heap Floats, `to_int`, pointer fields, a
+/// frozen struct) falls back. The receiver's flags are checked first.
 pub fn writer(a: &StructAccess) -> Lowered {
     let mut l = Lowered::default();
     let fallback = l.label();
-    let frozen = rb_sys::ruby_fl_type::RUBY_FL_FREEZE as i64;
     l.hot.extend([
         Load { dst: T1, base: Receiver, offset: RBASIC_FLAGS },
-        BranchIfBits { reg: T1, mask: frozen, set: true, target: fallback },
+        BranchIfBits { reg: T1, mask: FL_FREEZE, set: true, target: fallback },
     ]);
     guards(&mut l, a, a.pointer.write, fallback);
-    for (f, at) in dispatch(&mut l, a, fallback) {
+    let numbers: Vec<AccessField> = a.fields.iter().filter(|f| f.kind != FieldKind::Pointer).copied().collect();
+    for (f, at) in dispatch(&mut l, &numbers, fallback) {
         l.hot.push(Label(at));
         in_bounds(&mut l, f, fallback);
         match f.kind {
@@ -144,6 +152,7 @@ pub fn writer(a: &StructAccess) -> Lowered {
                 check_int_range(&mut l, Arg, bytes, signed, T2, fallback);
             }
             FieldKind::Float | FieldKind::Double => double_bits_of_value(&mut l, f.kind == FieldKind::Float, fallback),
+            FieldKind::Pointer => unreachable!("filtered out above"),
         }
         l.hot.extend([
             Store { src: Arg, base: T1, offset: f.offset as i32, bytes: f.kind.bytes() },
@@ -186,9 +195,9 @@ fn guards(l: &mut Lowered, a: &StructAccess, need: u8, fallback: LabelId) {
 /// more are searched (unsigned order of the VALUEs), so a later field costs
 /// about log2(n) compares, not n. A repeated name may find any of its
 /// entries: the table gave them all its last field.
-fn dispatch<'a>(l: &mut Lowered, a: &'a StructAccess, fallback: LabelId) -> Vec<(&'a AccessField, LabelId)> {
-    debug_assert!(a.fields.len() <= MAX_FIELDS);
-    let fields: Vec<_> = a.fields.iter().map(|f| (f, l.label())).collect();
+fn dispatch<'a>(l: &mut Lowered, fields: &'a [AccessField], fallback: LabelId) -> Vec<(&'a AccessField, LabelId)> {
+    debug_assert!(fields.len() <= MAX_FIELDS);
+    let fields: Vec<_> = fields.iter().map(|f| (f, l.label())).collect();
     let mut sorted = fields.clone();
     if sorted.len() > LINEAR_SEARCH {
         sorted.sort_by_key(|(f, _)| f.name);

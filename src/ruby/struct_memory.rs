@@ -16,7 +16,8 @@
 //!   enums and custom types keep their Ruby semantics and errors). The hot
 //!   path is a few loads and compares; everything else is out of line.
 //!   A laid-out class has its own machine-code `[]`/`[]=` in front of these
-//!   (`ruby::struct_accessors`), which come here for all but number fields.
+//!   (`ruby::struct_accessors`), which come here for all but number fields
+//!   (and `:pointer` reads).
 //! - Rust calls no lib/ method by name (see `Hooks`).
 
 use super::pointer::{raise_or, Pointer, Scalar, Word, READ, WRITE};
@@ -102,7 +103,8 @@ impl Kind {
             Kind::U64 => int(8, false),
             Kind::F32 => Some(FieldKind::Float),
             Kind::F64 => Some(FieldKind::Double),
-            Kind::Ptr | Kind::Str | Kind::Ruby => None,
+            Kind::Ptr => Some(FieldKind::Pointer),
+            Kind::Str | Kind::Ruby => None,
         }
     }
 
@@ -250,7 +252,7 @@ impl FieldTable {
     }
 
     /// What the JIT-emitted `[]`/`[]=` of this table (the object `table`)
-    /// are built from: its number fields, each under the name its entry
+    /// are built from: its number and `:pointer` fields, each under the name its entry
     /// has (a repeated name's entries all hold its last field). None when
     /// no field or too many would be inline: the generic cfuncs serve then.
     pub(crate) fn access(&self, table: VALUE) -> Option<StructAccess> {
