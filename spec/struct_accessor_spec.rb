@@ -174,8 +174,10 @@ RSpec.describe "JIT-emitted Struct#[] / #[]= (differential against the ffi gem)"
       expect([st[:a], st[:b], st.values, bare.instance_method(:[]).owner]).to eq([7, 0.5, [7, 0.5], parent])
     end
 
-    it "installs the class's own methods, but never over #[] / #[]= written in Ruby (here or in a module)" do
+    it "installs the class's own methods on its first access, but never over #[] / #[]= written in Ruby (here or in a module)" do
       plain = Class.new(FiddleJit::Struct) { layout :a, :int }
+      expect(plain.instance_method(:[]).owner).to eq(FiddleJit::Struct)
+      plain.new[:a]
       expect(plain.instance_method(:[]).owner).to eq(plain)
       expect(plain.instance_method(:[]=).owner).to eq(plain)
       expect(plain.instance_methods(false)).not_to include(:a)
@@ -191,6 +193,19 @@ RSpec.describe "JIT-emitted Struct#[] / #[]= (differential against the ffi gem)"
       st = custom.new
       st[:a] = 20
       expect([st[:a], st[:twice], custom.instance_method(:[]).owner]).to eq([21, 42, helpers])
+    end
+
+    it "emits a class's code on its first access only, and none for a layout without inline fields" do
+      before = FiddleJit::Native.struct_accessor_total
+      numbers = Class.new(FiddleJit::Struct) { layout :a, :int }
+      strings = Class.new(FiddleJit::Struct) { layout :s, :string, :n, Class.new(FiddleJit::Struct) { layout :x, :int } }
+      expect(FiddleJit::Native.struct_accessor_total).to eq(before)
+      numbers.new[:a] = 1
+      expect([strings.new[:s], strings.new[:n][:x]]).to eq([nil, 0])
+      # numbers' and the nested class's (its [:x]); strings has no inline field.
+      expect(FiddleJit::Native.struct_accessor_total).to eq(before + 2)
+      expect(strings.new[:s]).to be_nil
+      expect(FiddleJit::Native.struct_accessor_total).to eq(before + 2)
     end
 
     it "a Method taken before a re-layout still runs its accessor" do

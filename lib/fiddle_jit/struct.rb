@@ -19,7 +19,8 @@ module FiddleJit
   # Pointer, so stubs unbox a Struct argument inline; #pointer/#to_ptr and
   # #[]/#[]= (fields looked up in the layout's native table) are native too,
   # and each laid-out class gets its own machine-code #[]/#[]= for its
-  # number fields and pointer reads (src/ruby/struct_accessors.rs).
+  # number fields and pointer reads on its first access
+  # (src/ruby/struct_accessors.rs).
   class Struct
     # +pointer+: the memory to view (any Pointer: MemoryPointer, a returned
     # Pointer, a slice...); default a new zeroed MemoryPointer of #size.
@@ -143,25 +144,9 @@ module FiddleJit
         end
         builder.size = @size if defined?(@size) && @size > builder.size
         cspec = builder.build
-        unless self == FiddleJit::Struct
-          @layout = cspec
-          __accessors__(cspec)
-        end
+        @layout = cspec unless self == FiddleJit::Struct
         @size = cspec.size
         cspec
-      end
-
-      private
-
-      # This class's own native #[] and #[]= for +layout+: machine code
-      # accessing its number (and pointer) fields inline
-      # (src/ruby/struct_accessors.rs).
-      # Not when #[] or #[]= is written in Ruby, here or in a module
-      # included (which the class's own methods would shadow).
-      def __accessors__(layout)
-        return unless %i[[] []=].all? { |m| instance_method(m).source_location.nil? }
-
-        __install_accessors__(layout.native_table)
       end
 
       protected

@@ -1,6 +1,10 @@
 //! Each Struct class's own `#[]` and `#[]=`: machine code emitted for its
-//! layout (`lower::struct_access`) when the layout is set, so reading or
-//! writing a number field costs what a C extension's accessor costs. The
+//! layout (`lower::struct_access`), so reading or writing a number field
+//! costs what a C extension's accessor costs. They are made on the first
+//! access to a struct of a layout, which goes through the generic methods
+//! (`struct_memory::struct_aref`/`struct_aset`, which then call
+//! [`install_for`]): classes never accessed (most of a big binding's) cost
+//! no code and no time. The
 //! code compares the name with the layout's field Symbols, checks the
 //! struct and its memory inline, and jumps to the generic cfuncs
 //! (`struct_memory::struct_aref`/`struct_aset`) for everything else, which
@@ -20,7 +24,7 @@
 //! a running accessor's method entry, a Method object and every subclass
 //! mark the class.
 
-use super::struct_memory::{struct_aref, struct_aset, FieldTable};
+use super::struct_memory::{class_table, layout_class, struct_aref, struct_aset, FieldTable};
 use crate::runtime::jit::{self, MethodEntry};
 use crate::runtime::objects;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
@@ -91,34 +95,64 @@ fn owner<'c>(ruby: &Ruby, class: VALUE) -> Result<&'c StructAccessors, Error> {
     Ok(unsafe { &*Obj::as_ptr(owner) })
 }
 
-/// Private `Struct.__install_accessors__(table)`: defines this class's
-/// `[]` and `[]=` for its layout's field table; false (nothing defined)
-/// when the layout has no field the code would access inline, or too
-/// many, or the code cannot be emitted here.
-fn install(ruby: &Ruby, class: Value, table: Value) -> Result<bool, Error> {
-    let Some(access) = objects::typed_data::<FieldTable>(table.as_raw()).and_then(|t| t.access(table.as_raw())) else {
-        return Ok(false);
+/// Emits and defines the accessors of the class whose layout's table
+/// `table` is (the nearest laid-out class of `rb_self`'s), unless that
+/// class's `[]` or `[]=` is written in Ruby (there or in a module it
+/// includes, which its own methods would shadow), or its layout changed
+/// since `rb_self` was made, or the layout has no field the code accesses
+/// inline (or too many), or the class is frozen. Called with the GVL by the
+/// generic methods; raises nothing.
+pub(crate) unsafe fn install_for(rb_self: VALUE, table: VALUE, data: &FieldTable) {
+    let Some(class) = layout_class(rb_sys::rb_obj_class(rb_self)) else { return };
+    if class_table(class).map(|(t, _)| t) != Some(table) || !brackets_are_native(class) {
+        return;
+    }
+    let Some(Ok(entries)) = data.access(table).map(|access| jit::compile_struct_accessors(&access, generic())) else {
+        return;
     };
-    let owner = owner(ruby, class.as_raw())?;
-    let Ok(entries) = jit::compile_struct_accessors(&access, [struct_aref as *const () as usize, struct_aset as *const () as usize]) else {
-        return Ok(false);
-    };
-    for (name, entry, arity) in [(c"[]", &entries[0], 1), (c"[]=", &entries[1], 2)] {
-        // SAFETY: the entry is a cfunc of `arity` VALUE arguments after
-        // self, alive as long as the class (its owner holds it, below).
+    let Ok(owner) = owner(&Ruby::get_unchecked(), class) else { return };
+    define(class, [entries[0].address, entries[1].address]);
+    owner.installed.borrow_mut().push((entries, table));
+    OWNED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The generic `Struct#[]` and `#[]=`: the accessors' fallbacks.
+fn generic() -> [usize; 2] {
+    [struct_aref as *const () as usize, struct_aset as *const () as usize]
+}
+
+/// Defines `class`'s `[]` and `[]=` as the accessors at `funcs`.
+fn define(class: VALUE, funcs: [usize; 2]) {
+    for (name, func, arity) in [(c"[]", funcs[0], 1), (c"[]=", funcs[1], 2)] {
+        // SAFETY: `func` is an accessor of `arity` VALUE arguments after
+        // self, alive as long as the class (its owner holds it).
         unsafe {
-            let func: unsafe extern "C" fn() -> VALUE = std::mem::transmute(entry.address);
-            rb_sys::rb_define_method(class.as_raw(), name.as_ptr(), Some(func), arity);
+            let func: unsafe extern "C" fn() -> VALUE = std::mem::transmute(func);
+            rb_sys::rb_define_method(class, name.as_ptr(), Some(func), arity);
         }
     }
-    owner.installed.borrow_mut().push((entries, table.as_raw()));
-    OWNED.fetch_add(1, Ordering::Relaxed);
-    Ok(true)
+}
+
+/// Whether `class`'s `[]` and `[]=` are native (no source location).
+fn brackets_are_native(class: VALUE) -> bool {
+    let native = magnus::rb_sys::protect(|| {
+        // SAFETY: core methods of a live class and method, with the GVL;
+        // an exception is caught by protect.
+        unsafe {
+            let call = |receiver: VALUE, method: &std::ffi::CStr, args: &[VALUE]| {
+                rb_sys::rb_funcallv(receiver, rb_sys::rb_intern(method.as_ptr()), args.len() as _, args.as_ptr())
+            };
+            let native = [c"[]", c"[]="].iter().all(|name| {
+                let method = call(class, c"instance_method", &[rb_sys::rb_id2sym(rb_sys::rb_intern(name.as_ptr()))]);
+                call(method, c"source_location", &[]) == rb_sys::Qnil as VALUE
+            });
+            (if native { rb_sys::Qtrue } else { rb_sys::Qfalse }) as VALUE
+        }
+    });
+    matches!(native, Ok(v) if v == rb_sys::Qtrue as VALUE)
 }
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
-    let class = module.define_class("Struct", ruby.class_object())?;
-    class.singleton_class()?.define_private_method("__install_accessors__", magnus::method!(install, 1))?;
     let native = module.define_module("Native")?;
     native.define_class("StructAccessors", ruby.class_object())?.undef_default_alloc_func();
     native.define_singleton_method("struct_accessor_total", function!(|| OWNED.load(Ordering::Relaxed), 0))?;

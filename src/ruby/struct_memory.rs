@@ -30,6 +30,7 @@ use magnus::typed_data::{DataTypeFunctions, Obj};
 use magnus::value::ReprValue;
 use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, Ruby, TypedData, Value};
 use rb_sys::VALUE;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 #[derive(TypedData)]
@@ -205,6 +206,10 @@ pub struct FieldTable {
     /// name → Field Hash: names that are not the identical VALUE (e.g. an
     /// equal String) resolve through it exactly as the Ruby version did.
     field_map: VALUE,
+    /// Until the first access through the generic `[]`/`[]=`, which emits
+    /// the accessors of the layout's class (`ruby::struct_accessors`): most
+    /// classes of a big binding are never accessed and cost no code.
+    accessors_pending: AtomicBool,
 }
 
 impl DataTypeFunctions for FieldTable {
@@ -243,7 +248,14 @@ impl FieldTable {
             let Entry { offset, kind, field, .. } = entries[last];
             entries[i] = Entry { name: entries[i].name, offset, kind, field };
         }
-        Ok(ruby.obj_wrap(FieldTable { entries, index, size, members: members.as_raw(), field_map: field_map.as_raw() }))
+        Ok(ruby.obj_wrap(FieldTable {
+            entries,
+            index,
+            size,
+            members: members.as_raw(),
+            field_map: field_map.as_raw(),
+            accessors_pending: AtomicBool::new(true),
+        }))
     }
 
     #[inline]
@@ -445,7 +457,16 @@ unsafe fn parts<'a>(d: &'a StructData, rb_self: VALUE) -> (&'a FieldTable, VALUE
 fn fast_entry<'a>(rb_self: VALUE, name: VALUE) -> Option<(&'a StructData, &'a Entry)> {
     // SAFETY: `rb_self` is a live VALUE (the receiver).
     let d = StructData::from_value(unsafe { Value::from_raw(rb_self) })?;
-    Some((d, d.table()?.find(name)?))
+    let table = d.table().filter(|t| !t.accessors_pending.load(Relaxed))?;
+    Some((d, table.find(name)?))
+}
+
+/// On the first access through the generic methods to a struct of a
+/// layout, the accessors of its class (`ruby::struct_accessors`).
+unsafe fn first_access(rb_self: VALUE, d: &StructData, table: &FieldTable) {
+    if table.accessors_pending.swap(false, Relaxed) {
+        super::struct_accessors::install_for(rb_self, d.table.get() as VALUE, table);
+    }
 }
 
 #[inline]
@@ -567,6 +588,7 @@ pub(crate) unsafe extern "C" fn struct_aref(rb_self: VALUE, name: VALUE) -> VALU
 unsafe fn aref_checked(rb_self: VALUE, name: VALUE) -> VALUE {
     let d = receiver(rb_self);
     let (table, pointer) = parts(d, rb_self);
+    first_access(rb_self, d, table);
     entry_value(d, table.find_or_raise(name), pointer)
 }
 
@@ -624,7 +646,7 @@ unsafe extern "C" fn struct_null_p(rb_self: VALUE) -> VALUE {
 
 /// The FieldTable of `klass`'s layout (its own or the nearest superclass's
 /// `@layout`), without calling Ruby; None sends the caller to the Ruby path.
-unsafe fn class_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
+pub(crate) unsafe fn class_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
     match rb_sys::rb_attr_get(klass, layout_ids().0) {
         layout if layout == rb_sys::Qnil as VALUE => inherited_table(klass),
         layout => layout_table(layout),
@@ -636,12 +658,19 @@ unsafe fn class_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
 #[cold]
 #[inline(never)]
 unsafe fn inherited_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
-    let mut k = rb_sys::rb_class_superclass(klass);
+    let class = layout_class(rb_sys::rb_class_superclass(klass))?;
+    layout_table(rb_sys::rb_attr_get(class, layout_ids().0))
+}
+
+/// The nearest class of `klass`'s chain (itself first) with a layout of
+/// its own: the one whose layout `class_table` finds.
+pub(crate) unsafe fn layout_class(klass: VALUE) -> Option<VALUE> {
+    let mut k = klass;
     while k != 0 && k != rb_sys::Qnil as VALUE {
-        match rb_sys::rb_attr_get(k, layout_ids().0) {
-            layout if layout == rb_sys::Qnil as VALUE => k = rb_sys::rb_class_superclass(k),
-            layout => return layout_table(layout),
+        if rb_sys::rb_attr_get(k, layout_ids().0) != rb_sys::Qnil as VALUE {
+            return Some(k);
         }
+        k = rb_sys::rb_class_superclass(k);
     }
     None
 }
@@ -729,6 +758,7 @@ unsafe fn aset_checked(rb_self: VALUE, name: VALUE, value: VALUE) -> VALUE {
     }
     let d = receiver(rb_self);
     let (table, pointer) = parts(d, rb_self);
+    first_access(rb_self, d, table);
     let e = table.find_or_raise(name);
     if !write_native(e.kind, d.memory(), e.offset, value) {
         call_hook(hooks().put, &[e.field, pointer, value]);
