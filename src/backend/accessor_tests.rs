@@ -95,13 +95,9 @@ fn access() -> StructAccess {
 }
 
 fn targets() -> RuntimeTargets {
-    RuntimeTargets {
-        ll2inum: ll2inum as *const () as usize,
-        ull2inum: ull2inum as *const () as usize,
-        float_new_in_heap: float_new_in_heap as *const () as usize,
-        ret_pointer: ret_pointer as *const () as usize,
-        ..RuntimeTargets::default()
-    }
+    let fakes = [ll2inum as *const (), ull2inum as *const (), float_new_in_heap as *const (), ret_pointer as *const ()];
+    let [ll2inum, ull2inum, float_new_in_heap, ret_pointer] = fakes.map(|f| f as usize);
+    RuntimeTargets { ll2inum, ull2inum, float_new_in_heap, ret_pointer, ..RuntimeTargets::default() }
 }
 
 /// The reader and writer for `access()`, installed (never freed).
