@@ -77,6 +77,18 @@ RSpec.describe "JIT-emitted Struct#[] / #[]= (differential against the ffi gem)"
     end
   end
 
+  it ":string fields read inline (nil for NULL, the bytes up to the NUL) and refuse writes as before" do
+    same("string") do |ns, _|
+      klass = Class.new(ns::Struct) { layout :n, :int, :s, :string }
+      st = klass.new
+      text = ns::MemoryPointer.from_string("h\xC3\xA9llo\0rest")
+      r = [st[:s]]
+      st.pointer.put_pointer(st.offset_of(:s), text)
+      s = st[:s]
+      r + [s, s.encoding.to_s, s.frozen?, st[:s].equal?(s), outcome { st[:s] = "x" }, outcome { klass.new(ns::MemoryPointer.new(6))[:s] }]
+    end
+  end
+
   it "names: Symbols only (dynamic ones too); Strings, unknown names and others raise as in the ffi gem" do
     same("names") do |ns, _|
       dynamic = "dyn_#{rand(1 << 30)}"
@@ -198,13 +210,13 @@ RSpec.describe "JIT-emitted Struct#[] / #[]= (differential against the ffi gem)"
     it "emits a class's code on its first access only, and none for a layout without inline fields" do
       before = FiddleJit::Native.struct_accessor_total
       numbers = Class.new(FiddleJit::Struct) { layout :a, :int }
-      strings = Class.new(FiddleJit::Struct) { layout :s, :string, :n, Class.new(FiddleJit::Struct) { layout :x, :int } }
+      others = Class.new(FiddleJit::Struct) { layout :b, :bool, :n, Class.new(FiddleJit::Struct) { layout :x, :int } }
       expect(FiddleJit::Native.struct_accessor_total).to eq(before)
       numbers.new[:a] = 1
-      expect([strings.new[:s], strings.new[:n][:x]]).to eq([nil, 0])
-      # numbers' and the nested class's (its [:x]); strings has no inline field.
+      expect([others.new[:b], others.new[:n][:x]]).to eq([false, 0])
+      # numbers' and the nested class's (its [:x]); others has no inline field.
       expect(FiddleJit::Native.struct_accessor_total).to eq(before + 2)
-      expect(strings.new[:s]).to be_nil
+      expect(others.new[:b]).to be(false)
       expect(FiddleJit::Native.struct_accessor_total).to eq(before + 2)
     end
 

@@ -726,20 +726,24 @@ pub fn result(plan: &StubPlan) -> Lowered {
         Conversion::Double => double_result(&mut l, false),
         Conversion::Float => double_result(&mut l, true),
         Conversion::Pointer => l.hot.push(TailCall { target: TailTarget::RetPointer }),
-        Conversion::CString => {
-            let null = l.label();
-            l.hot.extend([
-                BranchIfCmp { a: Ret, cond: Cond::Eq, b: Operand::Imm(0), target: null },
-                TailCall { target: TailTarget::StrNewCstr },
-                Label(null),
-                Mov { dst: Ret, src: Operand::Imm(QNIL as i64) },
-                Return,
-            ]);
-        }
+        Conversion::CString => cstring_result(&mut l),
         Conversion::Struct => l.hot.extend([BoxStructResult, Return]),
         Conversion::LongDouble => l.hot.extend([BoxLongDoubleResult, Return]),
     }
     l
+}
+
+/// The C string at `Ret`: nil for NULL, else a new String of its bytes
+/// (rb_str_new_cstr).
+pub(crate) fn cstring_result(l: &mut Lowered) {
+    let null = l.label();
+    l.hot.extend([
+        BranchIfCmp { a: Ret, cond: Cond::Eq, b: Operand::Imm(0), target: null },
+        TailCall { target: TailTarget::StrNewCstr },
+        Label(null),
+        Mov { dst: Ret, src: Operand::Imm(QNIL as i64) },
+        Return,
+    ]);
 }
 
 /// A Fixnum when the value fits one (2 * v + 1 does not overflow; an

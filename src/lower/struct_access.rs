@@ -18,7 +18,7 @@
 //! path can fall back.
 
 use super::ruby_layout::*;
-use super::{box_double_bits, check_int_range, int64_result, Cond, Const, FReg, LabelId, Lowered, Op::*, Operand, Reg, TailTarget};
+use super::{box_double_bits, check_int_range, cstring_result, int64_result, Cond, Const, FReg, LabelId, Lowered, Op::*, Operand, Reg, TailTarget};
 use Reg::{Arg, Name, Receiver, Ret, Value, T1, T2};
 
 /// Fields beyond this many are left to the fallback (the dispatch is a
@@ -72,6 +72,9 @@ pub enum FieldKind {
     /// `:pointer`: read as a new Pointer (`TailTarget::RetPointer`);
     /// written by the fallback (nil, Pointers, Structs, `to_ptr`...).
     Pointer,
+    /// `:string`: read as nil or a new String of the bytes up to the NUL
+    /// (rb_str_new_cstr); written by the fallback (which raises).
+    String,
 }
 
 impl FieldKind {
@@ -79,14 +82,19 @@ impl FieldKind {
         match self {
             FieldKind::Int { bytes, .. } => bytes,
             FieldKind::Float => 4,
-            FieldKind::Double | FieldKind::Pointer => 8,
+            FieldKind::Double | FieldKind::Pointer | FieldKind::String => 8,
         }
+    }
+
+    /// Whether `Struct#[]=` stores it inline.
+    fn written_inline(self) -> bool {
+        !matches!(self, FieldKind::Pointer | FieldKind::String)
     }
 }
 
 /// `Struct#[](name)`: the field read and boxed (Fixnum, Bignum through
 /// rb_(u)ll2inum, flonum, heap Float through rb_float_new_in_heap, Pointer
-/// through the runtime's `ret_pointer`).
+/// through the runtime's `ret_pointer`, String through rb_str_new_cstr).
 pub fn reader(a: &StructAccess) -> Lowered {
     let mut l = Lowered::default();
     let fallback = l.label();
@@ -114,6 +122,10 @@ pub fn reader(a: &StructAccess) -> Lowered {
                 LoadSized { dst: Ret, base: T1, offset, bytes, signed: false },
                 TailCall { target: TailTarget::RetPointer },
             ]),
+            FieldKind::String => {
+                l.hot.push(LoadSized { dst: Ret, base: T1, offset, bytes, signed: false });
+                cstring_result(&mut l);
+            }
             FieldKind::Float => {
                 l.hot.extend([
                     LoadSized { dst: T2, base: T1, offset, bytes, signed: false },
@@ -132,8 +144,8 @@ pub fn reader(a: &StructAccess) -> Lowered {
 /// `Struct#[]=(name, value)`, returning `value`: a Fixnum in the C type's
 /// range (as the ffi gem takes it, truncated to unsigned narrow types) into
 /// an integer field; a flonum or Fixnum into a float or double field.
-/// Everything else (Bignums, heap Floats, `to_int`, pointer fields, a
-/// frozen struct) falls back. The receiver's flags are checked first.
+/// Everything else (Bignums, heap Floats, `to_int`, pointer and string
+/// fields, a frozen struct) falls back. The receiver's flags are checked first.
 pub fn writer(a: &StructAccess) -> Lowered {
     let mut l = Lowered::default();
     let fallback = l.label();
@@ -142,7 +154,7 @@ pub fn writer(a: &StructAccess) -> Lowered {
         BranchIfBits { reg: T1, mask: FL_FREEZE, set: true, target: fallback },
     ]);
     guards(&mut l, a, a.pointer.write, fallback);
-    let numbers: Vec<AccessField> = a.fields.iter().filter(|f| f.kind != FieldKind::Pointer).copied().collect();
+    let numbers: Vec<AccessField> = a.fields.iter().filter(|f| f.kind.written_inline()).copied().collect();
     for (f, at) in dispatch(&mut l, &numbers, fallback) {
         l.hot.push(Label(at));
         in_bounds(&mut l, f, fallback);
@@ -152,7 +164,7 @@ pub fn writer(a: &StructAccess) -> Lowered {
                 check_int_range(&mut l, Arg, bytes, signed, T2, fallback);
             }
             FieldKind::Float | FieldKind::Double => double_bits_of_value(&mut l, f.kind == FieldKind::Float, fallback),
-            FieldKind::Pointer => unreachable!("filtered out above"),
+            FieldKind::Pointer | FieldKind::String => unreachable!("filtered out above"),
         }
         l.hot.extend([
             Store { src: Arg, base: T1, offset: f.offset as i32, bytes: f.kind.bytes() },

@@ -17,7 +17,7 @@
 //!   path is a few loads and compares; everything else is out of line.
 //!   A laid-out class has its own machine-code `[]`/`[]=` in front of these
 //!   (`ruby::struct_accessors`), which come here for all but number fields
-//!   (and `:pointer` reads).
+//!   (and `:pointer` and `:string` reads).
 //! - Rust calls no lib/ method by name (see `Hooks`).
 
 use super::pointer::{raise_or, Pointer, Scalar, Word, READ, WRITE};
@@ -105,7 +105,8 @@ impl Kind {
             Kind::F32 => Some(FieldKind::Float),
             Kind::F64 => Some(FieldKind::Double),
             Kind::Ptr => Some(FieldKind::Pointer),
-            Kind::Str | Kind::Ruby => None,
+            Kind::Str => Some(FieldKind::String),
+            Kind::Ruby => None,
         }
     }
 
@@ -264,9 +265,10 @@ impl FieldTable {
     }
 
     /// What the JIT-emitted `[]`/`[]=` of this table (the object `table`)
-    /// are built from: its number and `:pointer` fields, each under the name its entry
-    /// has (a repeated name's entries all hold its last field). None when
-    /// no field or too many would be inline: the generic cfuncs serve then.
+    /// are built from: its number, `:pointer` and `:string` fields, each
+    /// under the name its entry has (a repeated name's entries all hold its
+    /// last field). None when no field or too many would be inline: the
+    /// generic cfuncs serve then.
     pub(crate) fn access(&self, table: VALUE) -> Option<StructAccess> {
         let fields: Vec<AccessField> = self
             .entries
