@@ -17,7 +17,10 @@ module FiddleJit
   #
   # Instances are native objects (src/ruby/struct_memory.rs) holding their
   # Pointer, so stubs unbox a Struct argument inline; #pointer/#to_ptr and
-  # #[]/#[]= (fields looked up in the layout's native table) are native too.
+  # #[]/#[]= (fields looked up in the layout's native table) are native too,
+  # and each laid-out class gets its own machine-code #[]/#[]= for its
+  # number fields and pointer and string reads on its first access
+  # (src/ruby/struct_accessors.rs).
   class Struct
     # +pointer+: the memory to view (any Pointer: MemoryPointer, a returned
     # Pointer, a slice...); default a new zeroed MemoryPointer of #size.

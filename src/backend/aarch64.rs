@@ -175,6 +175,23 @@ impl Machine for A64 {
         );
     }
 
+    /// x0, x1, x2: the cfunc's arguments; the result leaves in x0 too, so
+    /// the lowering writes `Ret` only where nothing falls back any more.
+    const ACCESSOR_REGS: ([u8; 7], [u8; 2]) = ([0, 1, 2, X9, X10, X11, 0], [D16, 0]);
+
+    fn plain_op(code: &mut Code, op: MachineOp) -> bool {
+        code.op(op)
+    }
+
+    fn leaf_return(code: &mut Code) {
+        dynasm!(code.ops ; .arch aarch64 ; ret);
+    }
+
+    fn leaf_jump(code: &mut Code, target: usize) {
+        let l = code.pool.label(&mut code.ops, target as u64);
+        dynasm!(code.ops ; .arch aarch64 ; ldr x16, =>l ; br x16);
+    }
+
     /// A helper's fast path in front of its thunk. x9 (the VALUE's slot),
     /// x10 and w11 must reach the helper intact if it falls back, so it
     /// works in x14, x15 and x17 (x12, x13 are the ops' own scratch); its
@@ -603,6 +620,44 @@ impl Code {
         }
     }
 
+    /// The register and scaled offset addressing `bytes` at `base +
+    /// offset`: as given when the scaled immediate encodes it, else x16 ←
+    /// the address (normal memory takes any alignment).
+    fn address(&mut self, base: u8, offset: i32, bytes: u8) -> (u8, u32) {
+        let size = bytes as i32;
+        if offset >= 0 && offset % size == 0 && offset / size < 4096 {
+            return (base, offset as u32);
+        }
+        self.load_imm(16, offset as i64 as u64);
+        dynasm!(self.ops ; .arch aarch64 ; add x16, X(base), x16);
+        (16, 0)
+    }
+
+    /// `Op::LoadSized`.
+    fn load_sized(&mut self, dst: u8, base: u8, offset: i32, bytes: u8, signed: bool) {
+        let (b, at) = self.address(base, offset, bytes);
+        match (bytes, signed) {
+            (1, true) => dynasm!(self.ops ; .arch aarch64 ; ldrsb X(dst), [X(b), at]),
+            (1, false) => dynasm!(self.ops ; .arch aarch64 ; ldrb W(dst), [X(b), at]),
+            (2, true) => dynasm!(self.ops ; .arch aarch64 ; ldrsh X(dst), [X(b), at]),
+            (2, false) => dynasm!(self.ops ; .arch aarch64 ; ldrh W(dst), [X(b), at]),
+            (4, true) => dynasm!(self.ops ; .arch aarch64 ; ldrsw X(dst), [X(b), at]),
+            (4, false) => dynasm!(self.ops ; .arch aarch64 ; ldr W(dst), [X(b), at]),
+            _ => dynasm!(self.ops ; .arch aarch64 ; ldr X(dst), [X(b), at]),
+        }
+    }
+
+    /// `Op::Store`.
+    fn store(&mut self, src: u8, base: u8, offset: i32, bytes: u8) {
+        let (b, at) = self.address(base, offset, bytes);
+        match bytes {
+            1 => dynasm!(self.ops ; .arch aarch64 ; strb W(src), [X(b), at]),
+            2 => dynasm!(self.ops ; .arch aarch64 ; strh W(src), [X(b), at]),
+            4 => dynasm!(self.ops ; .arch aarch64 ; str W(src), [X(b), at]),
+            _ => dynasm!(self.ops ; .arch aarch64 ; str X(src), [X(b), at]),
+        }
+    }
+
     /// Sets flags from `X(r) & mask`.
     fn logical_imm_test(&mut self, r: u8, mask: u64) {
         if encode_logical_immediate_64bit(mask).is_some() {
@@ -676,6 +731,8 @@ impl Code {
             Op::Mov { dst, src: Operand::Reg(src) } => self.mov(dst, src),
             Op::Mov { dst, src: Operand::Const(k) } => self.load_const(dst, k),
             Op::Load { dst, base, offset } => dynasm!(self.ops ; .arch aarch64 ; ldr X(dst), [X(base), offset as u32]),
+            Op::LoadSized { dst, base, offset, bytes, signed } => self.load_sized(dst, base, offset, bytes, signed),
+            Op::Store { src, base, offset, bytes } => self.store(src, base, offset, bytes),
             Op::AddImm { dst, src, imm } => dynasm!(self.ops ; .arch aarch64 ; add XSP(dst), XSP(src), imm as u32),
             Op::AndImm { dst, src, imm } if encode_logical_immediate_64bit(imm as u64).is_some() => {
                 dynasm!(self.ops ; .arch aarch64 ; and XSP(dst), X(src), imm as u64)

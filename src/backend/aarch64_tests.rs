@@ -382,3 +382,39 @@ fn write_harness_inputs() {
     }
     std::fs::write(dir.join("manifest.txt"), manifest).unwrap();
 }
+
+/// A layout of every inline kind at offsets the scaled immediates encode,
+/// at odd ones and beyond their range (`Code::address`), for `table`.
+fn accessor_code(table: usize, writer: bool) -> super::EmittedStub {
+    use crate::lower::struct_access::{self, AccessField, FieldKind, PointerLayout, StructAccess};
+    let kinds = [FieldKind::Int { bytes: 1, signed: true }, FieldKind::Int { bytes: 2, signed: false }, FieldKind::Int { bytes: 4, signed: true },
+        FieldKind::Int { bytes: 8, signed: false }, FieldKind::Float, FieldKind::Double, FieldKind::Pointer];
+    let offsets = [0, 3, 8, 9, 40_000, 1 << 20, 16];
+    let fields = (0..14)
+        .map(|i| AccessField { name: (i << 8) | 0x0c, offset: offsets[i as usize % 7] + i as u32, kind: kinds[i as usize % 7] })
+        .collect();
+    let access = StructAccess {
+        data_type: s(22) as u64,
+        table: table as u64,
+        memory_at: 0,
+        table_at: 16,
+        pointer: PointerLayout { address_at: 0, size_at: 16, swap_and_flags_at: 56, read: 1, write: 2 },
+        fields,
+    };
+    let l = if writer { struct_access::writer(&access) } else { struct_access::reader(&access) };
+    super::accessor::emit::<A64>(&l, table, s(30), &targets()).unwrap()
+}
+
+#[test]
+fn struct_accessors_emit_and_differ_only_in_their_table() {
+    for writer in [false, true] {
+        let (a, b) = (accessor_code(0x1000, writer), accessor_code(0x2000, writer));
+        let at = a.info_at;
+        assert_eq!(u64::from_le_bytes(a.code[at..at + 8].try_into().unwrap()), 0x1000);
+        let mut b = b.code;
+        b[at..at + 8].copy_from_slice(&0x1000u64.to_le_bytes());
+        assert_eq!(a.code, b, "the same shape, the same code (writer: {writer})");
+        // Every word up to the pool is an instruction: no `udf` padding.
+        assert!(words(&a.code[..a.code_len]).iter().all(|&w| w != 0));
+    }
+}

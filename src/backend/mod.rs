@@ -12,6 +12,9 @@
 
 // Pure code generation, compiled on every host: tested here, run under
 // qemu-aarch64 by `rake aarch64` (test/aarch64/run.sh, run_callbacks.sh).
+mod accessor;
+#[cfg(all(test, target_arch = "x86_64"))]
+mod accessor_tests;
 pub mod aarch64;
 pub mod aarch64_callback;
 #[cfg(test)]
@@ -320,6 +323,31 @@ pub fn emit_method_thunk(data: usize, target: usize) -> Result<Vec<u8>, EmitErro
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = (data, target);
+        Err(EmitError::UnsupportedArch(std::env::consts::ARCH))
+    }
+}
+
+/// Emits a layout's struct accessor (`lower::struct_access`) lowered as
+/// `l`, for the layout table `table` (its info: everything else in the code
+/// depends only on the layout's shape), falling back to the cfunc at
+/// `fallback`.
+pub fn emit_struct_accessor(
+    l: &lower::Lowered,
+    table: usize,
+    fallback: usize,
+    targets: &RuntimeTargets,
+) -> Result<EmittedStub, EmitError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        accessor::emit::<x86_64::X64>(l, table, fallback, targets)
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        accessor::emit::<aarch64::A64>(l, table, fallback, targets)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (l, table, fallback, targets);
         Err(EmitError::UnsupportedArch(std::env::consts::ARCH))
     }
 }

@@ -35,6 +35,16 @@ pub(crate) trait Machine {
     /// A thunk's call of `target` that saves and restores every argument
     /// register around it.
     fn call_saving_registers(code: &mut Code<Self::Relocation>, target: usize);
+    /// A struct accessor's registers (`backend::accessor`): `Receiver`,
+    /// `Name`, `Value`, `Arg`, `T1`, `T2`, `Ret`; `FReg::Arg`, `FReg::Ret`.
+    const ACCESSOR_REGS: ([u8; 7], [u8; 2]);
+    /// Instructions for an op that needs no more than registers, labels
+    /// and the pool; `false` for the others.
+    fn plain_op(code: &mut Code<Self::Relocation>, op: MachineOp) -> bool;
+    /// Returns from code without a frame.
+    fn leaf_return(code: &mut Code<Self::Relocation>);
+    /// Jumps from code without a frame to `target`, registers as they are.
+    fn leaf_jump(code: &mut Code<Self::Relocation>, target: usize);
 }
 
 /// A slow-path thunk on machine `M` for the helper at `target`: its
@@ -313,6 +323,7 @@ impl Conv {
             Reg::Ret => self.ret,
             Reg::T1 => self.t1,
             Reg::T2 => self.t2,
+            Reg::Receiver | Reg::Name => unreachable!("a struct accessor's register in a stub"),
         };
         let f = |reg| match reg {
             FReg::Arg => self.farg,
@@ -427,8 +438,15 @@ impl<R: Relocation> Code<R> {
 
     /// For code that is no stub (a thunk): no function, no info.
     pub fn new() -> Self {
+        Code::with_info(0)
+    }
+
+    /// For code that is no stub but has an info of its own (a struct
+    /// accessor's table): finished with `finish_stub`, it can be copied
+    /// for another info as stubs are.
+    pub fn with_info(info: usize) -> Self {
         let mut ops = VecAssembler::new(0);
-        let pool = Pool::new(&mut ops, 0, 0);
+        let pool = Pool::new(&mut ops, 0, info);
         Code { ops, pool, data_types: [0; 2] }
     }
 

@@ -116,6 +116,22 @@ impl Machine for X64 {
         );
     }
 
+    /// rdi, rsi, rdx: the cfunc's arguments; rcx is free (no argument).
+    const ACCESSOR_REGS: ([u8; 7], [u8; 2]) = ([7, 6, 2, 1, R10, R11, RAX], [XMM15, 0]);
+
+    fn plain_op(code: &mut Code, op: MachineOp) -> bool {
+        code.op(op, 0)
+    }
+
+    fn leaf_return(code: &mut Code) {
+        dynasm!(code.ops ; .arch x64 ; ret);
+    }
+
+    fn leaf_jump(code: &mut Code, target: usize) {
+        let l = code.pool.label(&mut code.ops, target as u64);
+        dynasm!(code.ops ; .arch x64 ; jmp QWORD [=>l]);
+    }
+
     /// A helper's fast path in front of its thunk. r10 (the VALUE's slot),
     /// r11 and eax must reach the helper intact if it falls back, so it
     /// works in rdi, rsi and rdx, saved around it; its result goes in rax.
@@ -514,6 +530,30 @@ impl Code {
         }
     }
 
+    /// `Op::LoadSized` (x86-64 loads any alignment; 32-bit destinations
+    /// clear bits 32..63).
+    fn load_sized(&mut self, dst: u8, base: u8, offset: i32, bytes: u8, signed: bool) {
+        match (bytes, signed) {
+            (1, true) => dynasm!(self.ops ; .arch x64 ; movsx Rq(dst), BYTE [Rq(base) + offset]),
+            (1, false) => dynasm!(self.ops ; .arch x64 ; movzx Rd(dst), BYTE [Rq(base) + offset]),
+            (2, true) => dynasm!(self.ops ; .arch x64 ; movsx Rq(dst), WORD [Rq(base) + offset]),
+            (2, false) => dynasm!(self.ops ; .arch x64 ; movzx Rd(dst), WORD [Rq(base) + offset]),
+            (4, true) => dynasm!(self.ops ; .arch x64 ; movsxd Rq(dst), DWORD [Rq(base) + offset]),
+            (4, false) => dynasm!(self.ops ; .arch x64 ; mov Rd(dst), DWORD [Rq(base) + offset]),
+            _ => self.load(dst, base, offset),
+        }
+    }
+
+    /// `Op::Store`.
+    fn store(&mut self, src: u8, base: u8, offset: i32, bytes: u8) {
+        match bytes {
+            1 => dynasm!(self.ops ; .arch x64 ; mov BYTE [Rq(base) + offset], Rb(src)),
+            2 => dynasm!(self.ops ; .arch x64 ; mov WORD [Rq(base) + offset], Rw(src)),
+            4 => dynasm!(self.ops ; .arch x64 ; mov DWORD [Rq(base) + offset], Rd(src)),
+            _ => dynasm!(self.ops ; .arch x64 ; mov QWORD [Rq(base) + offset], Rq(src)),
+        }
+    }
+
     /// `cmp reg, imm` (64 or 32 bits), with a one-byte immediate where it
     /// fits: dynasm-rs always picks the 4-byte form of `cmp r/m, imm`, so
     /// that one is encoded here (REX, 83 /7 ib).
@@ -628,6 +668,8 @@ impl Code {
                 }
             },
             Op::Load { dst, base, offset } => self.load(dst, base, offset),
+            Op::LoadSized { dst, base, offset, bytes, signed } => self.load_sized(dst, base, offset, bytes, signed),
+            Op::Store { src, base, offset, bytes } => self.store(src, base, offset, bytes),
             Op::AddImm { dst, src, imm } if dst == src => dynasm!(self.ops ; .arch x64 ; add Rq(dst), imm as i32),
             Op::AddImm { dst, src, imm } if fits_i8(imm) => dynasm!(self.ops ; .arch x64 ; lea Rq(dst), [BYTE Rq(src) + imm as i8]),
             Op::AddImm { dst, src, imm } => dynasm!(self.ops ; .arch x64 ; lea Rq(dst), [Rq(src) + imm as i32]),

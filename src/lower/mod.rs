@@ -28,6 +28,7 @@
 //! ([`cstr_fast_path`]), shared by every stub.
 
 pub mod ruby_layout;
+pub mod struct_access;
 
 use crate::abi::{CLoc, Conversion, PlanEntry, StubPlan, Widen};
 use ruby_layout::*;
@@ -47,6 +48,8 @@ use ruby_layout::*;
 /// - `Ret` is where the C function's integer result arrives and the VALUE
 ///   the stub returns leaves (rax / x0).
 /// - `T1`, `T2` are scratch; a helper call clobbers them.
+/// - `Receiver`, `Name`: a struct accessor's `self` and field name
+///   ([`struct_access`]); read-only, and no stub has them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reg {
     Value,
@@ -54,6 +57,8 @@ pub enum Reg {
     Ret,
     T1,
     T2,
+    Receiver,
+    Name,
 }
 
 /// A vector register: `Arg` is the destination register when the plan's
@@ -83,7 +88,8 @@ pub enum Cond {
 /// An address the backend puts in the stub's literal pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Const {
-    /// The stub's `info` pointer (`runtime::StubInfo`).
+    /// The stub's `info` pointer (`runtime::StubInfo`); a struct
+    /// accessor's layout table ([`struct_access`]).
     Info,
     /// The `rb_data_type_t` of FiddleJit::Pointer objects.
     PointerDataType,
@@ -213,6 +219,12 @@ pub enum Op<R = Reg, F = FReg, L = LabelId> {
     Mov { dst: R, src: Operand<R> },
     /// `dst ← [base + offset]`, 8 bytes.
     Load { dst: R, base: R, offset: i32 },
+    /// `dst ←` the `bytes` (1, 2, 4 or 8) at `base + offset`, any
+    /// alignment, extended to 64 bits per `signed`.
+    LoadSized { dst: R, base: R, offset: i32, bytes: u8, signed: bool },
+    /// The low `bytes` (1, 2, 4 or 8) of `src` → `base + offset`, any
+    /// alignment.
+    Store { src: R, base: R, offset: i32, bytes: u8 },
     AddImm { dst: R, src: R, imm: i64 },
     AndImm { dst: R, src: R, imm: i64 },
     OrImm { dst: R, src: R, imm: i64 },
@@ -302,6 +314,8 @@ impl Op {
             BranchIfHighBits { src, shift, tmp, target } => BranchIfHighBits { src: r(src), shift, tmp: r(tmp), target: l(target) },
             Mov { dst, src } => Mov { dst: r(dst), src: src.resolve(&r) },
             Load { dst, base, offset } => Load { dst: r(dst), base: r(base), offset },
+            LoadSized { dst, base, offset, bytes, signed } => LoadSized { dst: r(dst), base: r(base), offset, bytes, signed },
+            Store { src, base, offset, bytes } => Store { src: r(src), base: r(base), offset, bytes },
             AddImm { dst, src, imm } => AddImm { dst: r(dst), src: r(src), imm },
             AndImm { dst, src, imm } => AndImm { dst: r(dst), src: r(src), imm },
             OrImm { dst, src, imm } => OrImm { dst: r(dst), src: r(src), imm },
@@ -345,7 +359,8 @@ impl Op {
             BranchIfCmp { a, .. } => vec![a],
             BranchUnlessFieldIn { src, .. } | BranchIfHighBits { src, .. } => vec![src],
             Mov { src: Operand::Reg(src), .. } => vec![src],
-            Load { base, .. } => vec![base],
+            Load { base, .. } | LoadSized { base, .. } => vec![base],
+            Store { src, base, .. } => vec![src, base],
             AddImm { src, .. } | AndImm { src, .. } | OrImm { src, .. } | BitField { src, .. } => vec![src],
             ShiftOutTagBit { src, .. } | DoubleOrBranch { src, .. } | SubTopBit { src, .. } => vec![src],
             RotateLeft { reg, .. } | RotateRight { reg, .. } | Extend32 { reg, .. } | Extend64 { reg, .. } => vec![reg],
@@ -364,7 +379,7 @@ impl Op {
         match *self {
             BranchUnlessTag { tmp, .. } | BranchIfInRange { tmp, .. } => vec![tmp],
             BranchUnlessFieldIn { tmp, .. } | BranchIfHighBits { tmp, .. } => vec![tmp],
-            Mov { dst, .. } | Load { dst, .. } | AddImm { dst, .. } | AndImm { dst, .. } | OrImm { dst, .. } => vec![dst],
+            Mov { dst, .. } | Load { dst, .. } | LoadSized { dst, .. } | AddImm { dst, .. } | AndImm { dst, .. } | OrImm { dst, .. } => vec![dst],
             BitField { dst, .. } | ShiftOutTagBit { dst, .. } | DoubleOrBranch { dst, .. } | SubTopBit { dst, .. } => {
                 vec![dst]
             }
@@ -427,23 +442,12 @@ pub fn argument(e: &PlanEntry) -> Lowered {
 fn integer_arg(l: &mut Lowered, bytes: u8, signed: bool, widen: Widen) {
     let (slow, done) = (l.label(), l.label());
     l.hot.extend([LoadValue, ShiftOutTagBit { dst: Arg, src: Value, unless: slow }]);
+    check_int_range(l, Arg, bytes, signed, T1, slow);
     let helper = match (bytes, signed) {
         (8, true) => Helper::ArgLongLong,
         (8, false) => Helper::ArgUlongLong,
-        (_, true) => {
-            l.hot.push(BranchIfInRange { reg: Arg, range: IntRange::I32, fits: false, tmp: T1, target: slow });
-            Helper::ArgInt
-        }
-        (_, false) => {
-            // NUM2UINT takes INT_MIN..=UINT_MAX: most values pass the first check.
-            let fits = l.label();
-            l.hot.extend([
-                BranchIfInRange { reg: Arg, range: IntRange::I32, fits: true, tmp: T1, target: fits },
-                BranchIfInRange { reg: Arg, range: IntRange::U32, fits: false, tmp: T1, target: slow },
-                Label(fits),
-            ]);
-            Helper::ArgUint
-        }
+        (_, true) => Helper::ArgInt,
+        (_, false) => Helper::ArgUint,
     };
     l.hot.push(Label(done));
     match widen {
@@ -453,6 +457,26 @@ fn integer_arg(l: &mut Lowered, bytes: u8, signed: bool, widen: Widen) {
     }
     l.hot.push(Place { bytes });
     l.cold.extend([Label(slow), CallHelper { helper, input: HelperInput::Value, output: HelperOutput::Arg }, Jump(done)]);
+}
+
+/// Branches to `slow` unless `reg` (a Fixnum's integer) is in the range
+/// the ffi gem takes for a C integer of `bytes` bytes: NUM2INT's for
+/// signed narrow types, NUM2UINT's for unsigned ones (then truncated), any
+/// for 64 bits. May clobber `tmp`.
+pub(crate) fn check_int_range(l: &mut Lowered, reg: Reg, bytes: u8, signed: bool, tmp: Reg, slow: LabelId) {
+    match (bytes, signed) {
+        (8, _) => {}
+        (_, true) => l.hot.push(BranchIfInRange { reg, range: IntRange::I32, fits: false, tmp, target: slow }),
+        (_, false) => {
+            // NUM2UINT takes INT_MIN..=UINT_MAX: most values pass the first check.
+            let fits = l.label();
+            l.hot.extend([
+                BranchIfInRange { reg, range: IntRange::I32, fits: true, tmp, target: fits },
+                BranchIfInRange { reg, range: IntRange::U32, fits: false, tmp, target: slow },
+                Label(fits),
+            ]);
+        }
+    }
 }
 
 /// true → 1, false → 0; anything else raises TypeError (as the ffi gem).
@@ -702,25 +726,29 @@ pub fn result(plan: &StubPlan) -> Lowered {
         Conversion::Double => double_result(&mut l, false),
         Conversion::Float => double_result(&mut l, true),
         Conversion::Pointer => l.hot.push(TailCall { target: TailTarget::RetPointer }),
-        Conversion::CString => {
-            let null = l.label();
-            l.hot.extend([
-                BranchIfCmp { a: Ret, cond: Cond::Eq, b: Operand::Imm(0), target: null },
-                TailCall { target: TailTarget::StrNewCstr },
-                Label(null),
-                Mov { dst: Ret, src: Operand::Imm(QNIL as i64) },
-                Return,
-            ]);
-        }
+        Conversion::CString => cstring_result(&mut l),
         Conversion::Struct => l.hot.extend([BoxStructResult, Return]),
         Conversion::LongDouble => l.hot.extend([BoxLongDoubleResult, Return]),
     }
     l
 }
 
+/// The C string at `Ret`: nil for NULL, else a new String of its bytes
+/// (rb_str_new_cstr).
+pub(crate) fn cstring_result(l: &mut Lowered) {
+    let null = l.label();
+    l.hot.extend([
+        BranchIfCmp { a: Ret, cond: Cond::Eq, b: Operand::Imm(0), target: null },
+        TailCall { target: TailTarget::StrNewCstr },
+        Label(null),
+        Mov { dst: Ret, src: Operand::Imm(QNIL as i64) },
+        Return,
+    ]);
+}
+
 /// A Fixnum when the value fits one (2 * v + 1 does not overflow; an
 /// unsigned value is below 2**62), else a Bignum from rb_(u)ll2inum.
-fn int64_result(l: &mut Lowered, signed: bool) {
+pub(crate) fn int64_result(l: &mut Lowered, signed: bool) {
     let big = l.label();
     if signed {
         l.hot.extend([
@@ -747,12 +775,18 @@ fn int64_result(l: &mut Lowered, signed: bool) {
 /// rb_float_new_in_heap. The one double whose flonum would collide with
 /// +0.0's (bits 0x3000...0) goes to the heap as well.
 fn double_result(l: &mut Lowered, single: bool) {
-    let (not_flonum, heap) = (l.label(), l.label());
     if single {
         l.hot.push(FloatToDouble { reg: FReg::Ret });
     }
+    l.hot.push(DoubleToBits { dst: Ret, src: FReg::Ret });
+    box_double_bits(l);
+}
+
+/// `double_result` once `Ret` holds the double's bits (and `FReg::Ret`
+/// the double, for the heap path).
+pub(crate) fn box_double_bits(l: &mut Lowered) {
+    let (not_flonum, heap) = (l.label(), l.label());
     l.hot.extend([
-        DoubleToBits { dst: Ret, src: FReg::Ret },
         BranchUnlessFieldIn { src: Ret, shift: 60, width: 3, lo: 3, hi: 4, tmp: T1, target: not_flonum },
         RotateLeft { reg: Ret, n: 3 },
         AndImm { dst: Ret, src: Ret, imm: !1 },

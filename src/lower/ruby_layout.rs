@@ -1,6 +1,6 @@
 //! What the emitters know of Ruby's object layout: tag bits of special
-//! VALUEs, the flags word, and field offsets of RString, RTypedData and
-//! RFloat — all read from rb-sys's bindings of the Ruby being built against,
+//! VALUEs, the flags word (and its frozen bit), and field offsets of
+//! RString, RTypedData and RFloat — all read from rb-sys's bindings of the Ruby being built against,
 //! never written down as numbers.
 
 #![allow(deprecated)] // rb-sys marks raw struct layouts deprecated; reading them is the point.
@@ -34,6 +34,8 @@ pub const ENCODING_SHIFT: u32 = rb_sys::ruby_encoding_consts::RUBY_ENCODING_SHIF
 pub const ENCODING_INDEX_UTF_8: i32 = 1;
 pub const ENCODING_INDEX_US_ASCII: i32 = 2;
 pub const RBASIC_FLAGS: i32 = offset_of!(rb_sys::RBasic, flags) as i32;
+/// The flags bit of a frozen object.
+pub const FL_FREEZE: i64 = rb_sys::ruby_fl_type::RUBY_FL_FREEZE as i64;
 pub const RBASIC_KLASS: i32 = offset_of!(rb_sys::RBasic, klass) as i32;
 
 // --- RString: the part that differs between Ruby versions -----------------

@@ -5,6 +5,7 @@ pub mod footprint;
 pub mod function;
 pub mod library;
 pub mod pointer;
+pub mod struct_accessors;
 pub mod struct_memory;
 pub mod stub_lifetime;
 pub mod variadic;
@@ -36,6 +37,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     footprint::init(ruby, module)?;
     pointer::init(ruby, module)?;
     struct_memory::init(ruby, module)?;
+    struct_accessors::init(ruby, module)?;
     library::init(ruby, module)?;
     attach::init(ruby, module)?;
     function::init(ruby, module)?;

@@ -1027,6 +1027,20 @@ fn fast_span(p: &Pointer, off: VALUE, len: usize, need: u8) -> Option<*mut u8> {
 }
 
 impl Pointer {
+    /// Where the struct accessors' guards read what `span_at` checks.
+    pub(crate) fn inline_layout() -> crate::lower::struct_access::PointerLayout {
+        use std::mem::offset_of;
+        // `swap` and `flags` are read as one little-endian 16-bit word.
+        const _: () = assert!(offset_of!(Pointer, flags) == offset_of!(Pointer, swap) + 1 && cfg!(target_endian = "little"));
+        crate::lower::struct_access::PointerLayout {
+            address_at: offset_of!(Pointer, address) as i32,
+            size_at: offset_of!(Pointer, size) as i32,
+            swap_and_flags_at: offset_of!(Pointer, swap) as i32,
+            read: READ,
+            write: WRITE,
+        }
+    }
+
     /// `len` bytes at `off` if the raw fast paths may access them directly:
     /// in bounds, not NULL, not byte-swapped. `None` sends the caller to the
     /// checked path (which raises the right error or swaps).

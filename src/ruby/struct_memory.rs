@@ -15,9 +15,13 @@
 //!   lib/ registers once (so nested structs, arrays, strings, callbacks,
 //!   enums and custom types keep their Ruby semantics and errors). The hot
 //!   path is a few loads and compares; everything else is out of line.
+//!   A laid-out class has its own machine-code `[]`/`[]=` in front of these
+//!   (`ruby::struct_accessors`), which come here for all but number fields
+//!   (and `:pointer` and `:string` reads).
 //! - Rust calls no lib/ method by name (see `Hooks`).
 
 use super::pointer::{raise_or, Pointer, Scalar, Word, READ, WRITE};
+use crate::lower::struct_access::{self, AccessField, FieldKind, StructAccess};
 use crate::types::CType;
 use crate::runtime::objects;
 use magnus::gc::Marker;
@@ -26,6 +30,7 @@ use magnus::typed_data::{DataTypeFunctions, Obj};
 use magnus::value::ReprValue;
 use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, Ruby, TypedData, Value};
 use rb_sys::VALUE;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 #[derive(TypedData)]
@@ -85,6 +90,26 @@ enum Kind {
 }
 
 impl Kind {
+    /// How a JIT-emitted accessor reads and writes the field, if it does.
+    fn inline(self) -> Option<FieldKind> {
+        let int = |bytes, signed| Some(FieldKind::Int { bytes, signed });
+        match self {
+            Kind::I8 => int(1, true),
+            Kind::U8 => int(1, false),
+            Kind::I16 => int(2, true),
+            Kind::U16 => int(2, false),
+            Kind::I32 => int(4, true),
+            Kind::U32 => int(4, false),
+            Kind::I64 => int(8, true),
+            Kind::U64 => int(8, false),
+            Kind::F32 => Some(FieldKind::Float),
+            Kind::F64 => Some(FieldKind::Double),
+            Kind::Ptr => Some(FieldKind::Pointer),
+            Kind::Str => Some(FieldKind::String),
+            Kind::Ruby => None,
+        }
+    }
+
     /// The accessor for a field of the type named `name` (a type table name).
     fn of(name: &str) -> Kind {
         match CType::from_name(name) {
@@ -182,6 +207,10 @@ pub struct FieldTable {
     /// name → Field Hash: names that are not the identical VALUE (e.g. an
     /// equal String) resolve through it exactly as the Ruby version did.
     field_map: VALUE,
+    /// Until the first access through the generic `[]`/`[]=`, which emits
+    /// the accessors of the layout's class (`ruby::struct_accessors`): most
+    /// classes of a big binding are never accessed and cost no code.
+    accessors_pending: AtomicBool,
 }
 
 impl DataTypeFunctions for FieldTable {
@@ -220,12 +249,47 @@ impl FieldTable {
             let Entry { offset, kind, field, .. } = entries[last];
             entries[i] = Entry { name: entries[i].name, offset, kind, field };
         }
-        Ok(ruby.obj_wrap(FieldTable { entries, index, size, members: members.as_raw(), field_map: field_map.as_raw() }))
+        Ok(ruby.obj_wrap(FieldTable {
+            entries,
+            index,
+            size,
+            members: members.as_raw(),
+            field_map: field_map.as_raw(),
+            accessors_pending: AtomicBool::new(true),
+        }))
     }
 
     #[inline]
     fn find(&self, name: VALUE) -> Option<&Entry> {
         self.index.find(name).map(|i| &self.entries[i])
+    }
+
+    /// What the JIT-emitted `[]`/`[]=` of this table (the object `table`)
+    /// are built from: its number, `:pointer` and `:string` fields, each
+    /// under the name its entry has (a repeated name's entries all hold its
+    /// last field). None when no field or too many would be inline: the
+    /// generic cfuncs serve then.
+    pub(crate) fn access(&self, table: VALUE) -> Option<StructAccess> {
+        let fields: Vec<AccessField> = self
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let kind = e.kind.inline()?;
+                let offset = u32::try_from(e.offset).ok().filter(|o| *o < i32::MAX as u32 - 8)?;
+                Some(AccessField { name: e.name as u64, offset, kind })
+            })
+            .collect();
+        if fields.is_empty() || fields.len() > struct_access::MAX_FIELDS {
+            return None;
+        }
+        Some(StructAccess {
+            data_type: StructData::data_type_address() as u64,
+            table: table as u64,
+            memory_at: std::mem::offset_of!(StructData, memory) as i32,
+            table_at: std::mem::offset_of!(StructData, table) as i32,
+            pointer: Pointer::inline_layout(),
+            fields,
+        })
     }
 
     /// The entry for `name`: the identical Symbol, else the layout's Hash
@@ -395,7 +459,16 @@ unsafe fn parts<'a>(d: &'a StructData, rb_self: VALUE) -> (&'a FieldTable, VALUE
 fn fast_entry<'a>(rb_self: VALUE, name: VALUE) -> Option<(&'a StructData, &'a Entry)> {
     // SAFETY: `rb_self` is a live VALUE (the receiver).
     let d = StructData::from_value(unsafe { Value::from_raw(rb_self) })?;
-    Some((d, d.table()?.find(name)?))
+    let table = d.table().filter(|t| !t.accessors_pending.load(Relaxed))?;
+    Some((d, table.find(name)?))
+}
+
+/// On the first access through the generic methods to a struct of a
+/// layout, the accessors of its class (`ruby::struct_accessors`).
+unsafe fn first_access(rb_self: VALUE, d: &StructData, table: &FieldTable) {
+    if table.accessors_pending.swap(false, Relaxed) {
+        super::struct_accessors::install_for(rb_self, d.table.get() as VALUE, table);
+    }
 }
 
 #[inline]
@@ -501,8 +574,9 @@ fn write_native(kind: Kind, p: &Pointer, off: usize, v: VALUE) -> bool {
 }
 
 /// `Struct#[](name)`: a number, pointer or string field read in place,
-/// else the Field's `get`.
-unsafe extern "C" fn struct_aref(rb_self: VALUE, name: VALUE) -> VALUE {
+/// else the Field's `get`. Also where a layout's JIT-emitted `[]` goes for
+/// everything it does not do itself (`ruby::struct_accessors`).
+pub(crate) unsafe extern "C" fn struct_aref(rb_self: VALUE, name: VALUE) -> VALUE {
     match fast_entry(rb_self, name).and_then(|(d, e)| read_native(e.kind, d.memory(), e.offset)) {
         Some(v) => v,
         None => aref_checked(rb_self, name),
@@ -516,6 +590,7 @@ unsafe extern "C" fn struct_aref(rb_self: VALUE, name: VALUE) -> VALUE {
 unsafe fn aref_checked(rb_self: VALUE, name: VALUE) -> VALUE {
     let d = receiver(rb_self);
     let (table, pointer) = parts(d, rb_self);
+    first_access(rb_self, d, table);
     entry_value(d, table.find_or_raise(name), pointer)
 }
 
@@ -573,7 +648,7 @@ unsafe extern "C" fn struct_null_p(rb_self: VALUE) -> VALUE {
 
 /// The FieldTable of `klass`'s layout (its own or the nearest superclass's
 /// `@layout`), without calling Ruby; None sends the caller to the Ruby path.
-unsafe fn class_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
+pub(crate) unsafe fn class_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
     match rb_sys::rb_attr_get(klass, layout_ids().0) {
         layout if layout == rb_sys::Qnil as VALUE => inherited_table(klass),
         layout => layout_table(layout),
@@ -585,12 +660,19 @@ unsafe fn class_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
 #[cold]
 #[inline(never)]
 unsafe fn inherited_table(klass: VALUE) -> Option<(VALUE, &'static FieldTable)> {
-    let mut k = rb_sys::rb_class_superclass(klass);
+    let class = layout_class(rb_sys::rb_class_superclass(klass))?;
+    layout_table(rb_sys::rb_attr_get(class, layout_ids().0))
+}
+
+/// The nearest class of `klass`'s chain (itself first) with a layout of
+/// its own: the one whose layout `class_table` finds.
+pub(crate) unsafe fn layout_class(klass: VALUE) -> Option<VALUE> {
+    let mut k = klass;
     while k != 0 && k != rb_sys::Qnil as VALUE {
-        match rb_sys::rb_attr_get(k, layout_ids().0) {
-            layout if layout == rb_sys::Qnil as VALUE => k = rb_sys::rb_class_superclass(k),
-            layout => return layout_table(layout),
+        if rb_sys::rb_attr_get(k, layout_ids().0) != rb_sys::Qnil as VALUE {
+            return Some(k);
         }
+        k = rb_sys::rb_class_superclass(k);
     }
     None
 }
@@ -657,7 +739,8 @@ unsafe extern "C" fn struct_initialize(argc: std::ffi::c_int, argv: *const VALUE
 
 /// `Struct#[]=(name, value)`; returns `value`. FrozenError on a frozen
 /// struct, as in the ffi gem (frozen memory raises in the Pointer checks).
-unsafe extern "C" fn struct_aset(rb_self: VALUE, name: VALUE, value: VALUE) -> VALUE {
+/// The JIT-emitted `[]=`'s fallback, as `struct_aref` is `[]`'s.
+pub(crate) unsafe extern "C" fn struct_aset(rb_self: VALUE, name: VALUE, value: VALUE) -> VALUE {
     if let Some((d, e)) = fast_entry(rb_self, name) {
         // A Struct is a heap object: its flags word is readable.
         let frozen = *(rb_self as *const VALUE) & rb_sys::ruby_fl_type::RUBY_FL_FREEZE as VALUE != 0;
@@ -677,6 +760,7 @@ unsafe fn aset_checked(rb_self: VALUE, name: VALUE, value: VALUE) -> VALUE {
     }
     let d = receiver(rb_self);
     let (table, pointer) = parts(d, rb_self);
+    first_access(rb_self, d, table);
     let e = table.find_or_raise(name);
     if !write_native(e.kind, d.memory(), e.offset, value) {
         call_hook(hooks().put, &[e.field, pointer, value]);

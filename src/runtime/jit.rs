@@ -12,6 +12,7 @@ use super::StubInfo;
 use crate::abi::{self, CfuncForm};
 use crate::backend::{self, EmitError, EmittedStub, RuntimeTargets, StubRequest, Thunks};
 use crate::emit::arena::{self, CodeArena};
+use crate::lower::struct_access::{self, StructAccess};
 use crate::types::Signature;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -36,6 +37,10 @@ struct Jit {
     /// assembling. Each template's index in insertion order is the arena
     /// code class of its stubs (they differ only in their literal pools).
     templates: HashMap<Signature, [Option<Template>; 4]>,
+    /// Struct accessors (reader, writer) per layout shape and fallbacks,
+    /// each with its code class, counted with the templates' (see
+    /// [`compile_struct_accessors`]).
+    accessor_templates: HashMap<(StructAccess, [usize; 2]), [(EmittedStub, u32); 2]>,
     template_count: u32,
     perf_map: Option<std::fs::File>,
 }
@@ -171,18 +176,56 @@ const METHOD_ENTRY_CLASS: u32 = u32::MAX;
 pub struct MethodEntry {
     pub address: usize,
     len: usize,
+    class: u32,
 }
 
 impl MethodEntry {
     pub fn install(code: &[u8]) -> Result<MethodEntry, String> {
-        Ok(MethodEntry { address: install_in(code, Some(METHOD_ENTRY_CLASS))?, len: code.len() })
+        Ok(MethodEntry { address: install_in(code, Some(METHOD_ENTRY_CLASS))?, len: code.len(), class: METHOD_ENTRY_CLASS })
     }
 }
 
 impl Drop for MethodEntry {
     fn drop(&mut self) {
-        reclaim(self.address, self.len, METHOD_ENTRY_CLASS);
+        reclaim(self.address, self.len, self.class);
     }
+}
+
+/// A layout's `Struct#[]` and `#[]=` (`lower::struct_access`), installed;
+/// each falls back to the generic cfunc in `fallbacks` (`[]`, `[]=`).
+/// Their owner drops them when no method entry can run them any more.
+///
+/// The code depends on the table only through its pool entry (the info):
+/// layouts of one shape (names, offsets, types) get the first one's code
+/// retargeted, and that shape's code class, so freed code is reused only by
+/// the same instructions (the arena's rule: qemu-user and valgrind
+/// translate code once).
+pub fn compile_struct_accessors(access: &StructAccess, fallbacks: [usize; 2]) -> Result<[MethodEntry; 2], String> {
+    let targets = TARGETS.get_or_init(super::targets);
+    let shape = (StructAccess { table: 0, ..access.clone() }, fallbacks);
+    let table = access.table as usize;
+    with_jit(|jit| {
+        let templates = match jit.accessor_templates.get(&shape) {
+            Some(t) => t.clone(),
+            None => {
+                let mut emit = |l: crate::lower::Lowered, fallback: usize| -> Result<(EmittedStub, u32), EmitError> {
+                    jit.template_count += 1;
+                    Ok((backend::emit_struct_accessor(&l, table, fallback, targets)?, jit.template_count - 1))
+                };
+                let t = [emit(struct_access::reader(access), fallbacks[0])?, emit(struct_access::writer(access), fallbacks[1])?];
+                jit.accessor_templates.insert(shape, t.clone());
+                t
+            }
+        };
+        let mut install = |(stub, class): &(EmittedStub, u32)| -> Result<MethodEntry, EmitError> {
+            let code = stub.retarget(0, table).code;
+            let address =
+                jit.arena.install_reusable(&code, *class).map_err(|e| EmitError::ExecutableMemory(arena::describe_map_error(&e)))?;
+            Ok(MethodEntry { address, len: code.len(), class: *class })
+        };
+        Ok([install(&templates[0])?, install(&templates[1])?])
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// Installs `code`; with a class, where freed code of that class was.
@@ -310,8 +353,15 @@ fn with_jit<T>(f: impl FnOnce(&mut Jit) -> Result<T, EmitError>) -> Result<T, Em
     if guard.is_none() {
         let mut arena = CodeArena::new();
         let thunks = backend::install_thunks(&mut arena, TARGETS.get_or_init(super::targets))?;
-        let mut jit =
-            Jit { arena, thunks, stubs: Vec::new(), templates: HashMap::new(), template_count: 0, perf_map: open_perf_map() };
+        let mut jit = Jit {
+            arena,
+            thunks,
+            stubs: Vec::new(),
+            templates: HashMap::new(),
+            accessor_templates: HashMap::new(),
+            template_count: 0,
+            perf_map: open_perf_map(),
+        };
         if let Some(map) = jit.perf_map.as_mut() {
             use std::io::Write;
             for (address, name) in thunk_addresses(&thunks).iter().zip(THUNK_NAMES) {
