@@ -2,13 +2,13 @@
 
 require_relative "spec_helper"
 
-# Pointer, Function, Type (and its subclasses) and DynamicLibrary objects are
+# Pointer, Function, Struct, Type (and its subclasses) and DynamicLibrary objects are
 # write-barrier protected (they age like Ruby's own objects): every VALUE
 # their native data takes after creation is recorded with a write barrier.
 # Each example stores a new (young) object into an old one, runs minor GCs
 # only, and uses it again: without the barrier the minor GC can free it
 # while the old object still holds it (the Function and memo examples then
-# crash; in the other two a stray reference happens to keep it alive on
+# crash; in the others a stray reference happens to keep it alive on
 # this Ruby, so they only check that the path stays valid).
 RSpec.describe "write barriers of native objects" do
   def age(object)
@@ -53,6 +53,15 @@ RSpec.describe "write barriers of native objects" do
     minor_gcs
     sym = lib.find_function("strtol")
     expect([sym.__id__, sym.inspect[/name=\w+/]]).to eq([id, "name=strtol"])
+  end
+
+  it "a Struct keeps the memory it views, when re-initialized while old" do
+    klass = Class.new(FiddleJit::Struct) { layout :a, :int, :b, :double }
+    s = age(klass.new)
+    s.__send__(:initialize, FiddleJit::MemoryPointer.new(klass.size).tap { |m| m.put_int(0, 7) })
+    minor_gcs
+    s[:b] = 2.5
+    expect([s[:a], s[:b], s.pointer.read_int]).to eq([7, 2.5, 7])
   end
 
   it "Pointer.new(pointer) keeps the Pointer it views, when re-initialized while old" do

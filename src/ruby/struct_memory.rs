@@ -33,8 +33,9 @@ use rb_sys::VALUE;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::OnceLock;
 
+/// Write-barrier protected: `view` records what it stores (see `Pointer`).
 #[derive(TypedData)]
-#[magnus(class = "FiddleJit::Struct", free_immediately, size, mark, frozen_shareable)]
+#[magnus(class = "FiddleJit::Struct", free_immediately, size, mark, frozen_shareable, wb_protected)]
 #[repr(C)]
 pub struct StructData {
     /// Read inline by the stubs: keep first. The `Pointer` data of
@@ -378,7 +379,7 @@ impl StructData {
 
     /// Private `__set_memory__(pointer, table)`: what the Struct views and
     /// how its fields are found.
-    fn set_memory(ruby: &Ruby, rb_self: &StructData, pointer: Value, table: Obj<FieldTable>) -> Result<(), Error> {
+    fn set_memory(ruby: &Ruby, rb_self: Obj<StructData>, pointer: Value, table: Obj<FieldTable>) -> Result<(), Error> {
         // The ffi gem 1.17 raises TypeError here (1.15: ArgumentError).
         let memory = Pointer::from_value(pointer).ok_or_else(|| {
             Error::new(
@@ -386,7 +387,7 @@ impl StructData {
                 format!("wrong argument type {} (expected FiddleJit::Pointer)", pointer.class()),
             )
         })?;
-        rb_self.view(pointer.as_raw(), memory, table.as_raw());
+        rb_self.view(rb_self.as_raw(), pointer.as_raw(), memory, table.as_raw());
         Ok(())
     }
 }
@@ -419,12 +420,15 @@ impl StructData {
 
     /// Views `pointer` (a Pointer object, whose data is `memory`) through
     /// the layout `table`.
-    fn view(&self, pointer: VALUE, memory: &Pointer, table: VALUE) {
+    /// `owner`: this struct's VALUE (for the write barriers).
+    fn view(&self, owner: VALUE, pointer: VALUE, memory: &Pointer, table: VALUE) {
         // Order matters for the GC only in that both VALUEs are on the
         // caller's stack (arguments or locals) until this returns.
         self.pointer.set(pointer as usize);
         self.table.set(table as usize);
         self.memory.set(memory as *const Pointer as usize);
+        objects::written(owner, pointer);
+        objects::written(owner, table);
     }
 }
 
@@ -446,7 +450,7 @@ unsafe fn parts<'a>(d: &'a StructData, rb_self: VALUE) -> (&'a FieldTable, VALUE
         let (table_value, table) = class_table(klass).unwrap_or_else(|| no_layout(klass));
         let pointer = raise_or(Pointer::new_memory(table.size));
         let memory = Pointer::from_value(pointer).expect("a new MemoryPointer");
-        d.view(pointer.as_raw(), memory, table_value);
+        d.view(rb_self, pointer.as_raw(), memory, table_value);
     }
     (d.table().expect("set above"), d.pointer.get() as VALUE)
 }
@@ -728,7 +732,7 @@ unsafe extern "C" fn struct_initialize(argc: std::ffi::c_int, argv: *const VALUE
                 arg
             };
             if let Some(memory) = Pointer::from_value(Value::from_raw(pointer)) {
-                d.view(pointer, memory, table_value);
+                d.view(rb_self, pointer, memory, table_value);
                 return rb_sys::Qnil as VALUE;
             }
         }
