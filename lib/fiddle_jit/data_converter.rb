@@ -97,19 +97,6 @@ module FiddleJit
     end
   end
 
-  class StructLayout
-    # A field of a mapped (DataConverter) type: its native field, converted.
-    class Mapped < Field
-      def initialize(name, offset, type)
-        super
-        @native = StructLayout.field_for(name, offset, type.native_type)
-      end
-
-      def get(ptr) = type.from_native(@native.get(ptr), nil)
-      def put(ptr, value) = @native.put(ptr, type.to_native(value, nil))
-    end
-  end
-
   # The ffi gem's :strptr return type: [String or nil, Pointer].
   module StrPtr
     def self.from_native(ptr, _ctx = nil) = [ptr.null? ? nil : ptr.get_string(0), ptr]

@@ -96,18 +96,4 @@ module FiddleJit
 
     def __map_symbol(symbol) = @symbol_map[symbol]
   end
-
-  class StructLayout
-    # An enum field: an int read as its Symbol (the Integer when unknown),
-    # written from a Symbol or an Integer (the ffi gem's typedef'd enums).
-    class Enum < Field
-      def initialize(name, offset, type)
-        super
-        @native = type.native_type.canonical
-      end
-
-      def get(ptr) = type.from_native(@native == :int32 ? ptr.get_int32(offset) : ptr.get(@native, offset))
-      def put(ptr, value) = ptr.put(@native, offset, type.to_native(value))
-    end
-  end
 end

@@ -46,8 +46,7 @@ module FiddleJit
 
     def inspect = "#<FiddleJit::FunctionType #{self}>"
 
-    # In a struct layout, a function pointer field (StructLayout::Callback,
-    # lib/fiddle_jit/function.rb).
+    # In a struct layout, a function pointer field (StructLayout::Callback).
     def size = Types::POINTER_SIZE
     def alignment = Types::POINTER_SIZE
     def struct_field_class = StructLayout::Callback

@@ -161,6 +161,17 @@ module FiddleJit
       end
       alias align aligned
 
+      # `layout :cb, callback([:int], :void)` inside the class body: an
+      # anonymous callback type (protected, as in the ffi gem).
+      def callback(params, ret)
+        mod = enclosing_module
+        ret_type = find_type(ret, mod)
+        # As the ffi gem (and Library#callback).
+        raise TypeError, ":string is not allowed as return type of callbacks" if ret_type == Type::STRING
+
+        FunctionType.new(ret_type, params.map { |t| find_type(t, mod) })
+      end
+
       def enclosing_module
         mod = name.split("::")[0..-2].inject(Object) { |obj, c| obj.const_get(c) }
         mod if mod.respond_to?(:find_type) && (mod.is_a?(FiddleJit::Library) || mod < FiddleJit::Struct)

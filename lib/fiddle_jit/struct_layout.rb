@@ -219,6 +219,52 @@ module FiddleJit
       def put(ptr, value) = ptr.put_pointer(offset, type.to_native(value))
     end
 
+    # A function pointer (a callback type, FunctionType#struct_field_class):
+    #
+    #   class Ops < FiddleJit::Struct
+    #     layout :compare, callback([:int, :int], :int), :arg, :int
+    #   end
+    #   ops[:compare] = ->(a, b) { a <=> b }   # stores a C function pointer
+    #   ops[:compare]                          # => FiddleJit::Function (nil if NULL)
+    #
+    # A Proc stored is turned into a Function that the struct's memory keeps
+    # alive (like the ffi gem's struct references) until the field is
+    # overwritten or the memory is collected.
+    class Callback < Field
+      def get(ptr) = Function.from_native(type, ptr.get_pointer(offset))
+
+      def put(ptr, value)
+        fn = Function.for_callback(type, value)
+        ptr.put_pointer(offset, fn)
+        refs = ptr.instance_variable_get(:@__fiddle_jit_field_functions__) ||
+               ptr.instance_variable_set(:@__fiddle_jit_field_functions__, {})
+        refs[offset] = fn
+      end
+    end
+
+    # An enum field: an int read as its Symbol (the Integer when unknown),
+    # written from a Symbol or an Integer (the ffi gem's typedef'd enums).
+    class Enum < Field
+      def initialize(name, offset, type)
+        super
+        @native = type.native_type.canonical
+      end
+
+      def get(ptr) = type.from_native(@native == :int32 ? ptr.get_int32(offset) : ptr.get(@native, offset))
+      def put(ptr, value) = ptr.put(@native, offset, type.to_native(value))
+    end
+
+    # A field of a mapped (DataConverter) type: its native field, converted.
+    class Mapped < Field
+      def initialize(name, offset, type)
+        super
+        @native = StructLayout.field_for(name, offset, type.native_type)
+      end
+
+      def get(ptr) = type.from_native(@native.get(ptr), nil)
+      def put(ptr, value) = @native.put(ptr, type.to_native(value, nil))
+    end
+
     # The field class for +type+ at +offset+.
     def self.field_for(name, offset, type)
       klass =
