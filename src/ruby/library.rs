@@ -110,18 +110,23 @@ impl DynamicLibrary {
             };
             return Err(Error::new(ruby.exception_type_error(), format!("wrong argument type {shown} (expected String)")));
         };
-        // SAFETY: the bytes are copied (or only compared) before anything
-        // can run Ruby code.
-        let bytes = unsafe { name.as_slice() };
-        if let Some(&found) = rb_self.found.lock().unwrap_or_else(|p| p.into_inner()).get(bytes) {
-            // SAFETY: kept alive by `mark`.
-            return Ok(Some(unsafe { Value::from_raw(found) }));
+        {
+            // SAFETY: the bytes are only compared, before anything can run
+            // Ruby code or allocate.
+            let bytes = unsafe { name.as_slice() };
+            if let Some(&found) = rb_self.found.lock().unwrap_or_else(|p| p.into_inner()).get(bytes) {
+                // SAFETY: kept alive by `mark`.
+                return Ok(Some(unsafe { Value::from_raw(found) }));
+            }
         }
+        // (A miss: the name copied before anything below allocates.)
+        // SAFETY: copied at once.
+        let bytes: Box<[u8]> = unsafe { name.as_slice() }.into();
         if bytes.contains(&0) {
             // The ffi gem's StringValueCStr.
             return Err(Error::new(ruby.exception_arg_error(), "string contains null byte"));
         }
-        let Some(address) = rb_self.find_bytes(bytes) else { return Ok(None) };
+        let Some(address) = rb_self.find_bytes(&bytes) else { return Ok(None) };
         let class = ruby.get_inner(*SYMBOL_CLASS.get().expect("DynamicLibrary::Symbol defined at init"));
         let symbol = Pointer::new_of_class(ruby, class, address);
         // SAFETY: plain calls on live objects, GVL held: the name as an
@@ -133,7 +138,7 @@ impl DynamicLibrary {
             rb_sys::rb_obj_freeze(symbol.as_raw());
         }
         let mut found = rb_self.found.lock().unwrap_or_else(|p| p.into_inner());
-        let kept = *found.entry(bytes.into()).or_insert(symbol.as_raw());
+        let kept = *found.entry(bytes).or_insert(symbol.as_raw());
         drop(found);
         crate::runtime::objects::written(rb_self.as_raw(), kept);
         // SAFETY: `kept` is `symbol` or one another thread stored first, alive either way.
