@@ -306,6 +306,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_singleton_method("__new_cached", method!(constructor::new_cached, 3))?;
     class.define_singleton_method("__signatures=", function!(constructor::set_trie, 1))?;
     class.define_singleton_method("__for_callback", function!(callback_lookup::for_callback, 2))?;
+    callback_lookup::init();
     class.define_method("address", method!(Function::address, 0))?;
     class.define_method("to_i", method!(Function::address, 0))?;
     class.define_method("==", method!(Function::eq, 1))?;

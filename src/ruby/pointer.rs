@@ -440,7 +440,7 @@ impl Pointer {
     pub fn from_value<'a>(value: Value) -> Option<&'a Pointer> {
         let raw = value.as_raw();
         // Immediates (Fixnum, nil, true, Symbols, flonums) are never Pointers.
-        if raw & 7 != 0 || raw == rb_sys::Qnil as VALUE || raw == rb_sys::Qfalse as VALUE {
+        if crate::runtime::objects::is_immediate(raw) {
             return None;
         }
         // SAFETY: `raw` is a heap object; the check only reads its type.

@@ -223,7 +223,7 @@ unsafe fn convert(c: Convert, v: VALUE) -> VALUE {
     match c {
         Convert::Plain => v,
         Convert::ToNative(conv) => rb_sys::rb_funcallv(conv, names().to_native, 1, &v),
-        Convert::Callback(ty) => crate::ruby::function::function_for(names().function, names().for_callback, ty, v),
+        Convert::Callback(ty) => crate::ruby::function::function_for(ty, v),
     }
 }
 

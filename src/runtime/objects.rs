@@ -15,10 +15,17 @@ use crate::lower::ruby_layout::{RTYPEDDATA_DATA, RTYPEDDATA_TYPE, T_DATA, T_MASK
 use magnus::TypedData;
 use rb_sys::VALUE;
 
+/// Is `value` an immediate (Fixnum, flonum, static Symbol, nil, true,
+/// false), not a heap object? (On 64-bit CRuby every heap object is 8-byte
+/// aligned, and nil and false are the two even immediates.)
+pub fn is_immediate(value: VALUE) -> bool {
+    value & 7 != 0 || value == rb_sys::Qnil as VALUE || value == rb_sys::Qfalse as VALUE
+}
+
 /// The `T` of `value` if it is typed data of exactly `T`'s data type: a
 /// type check and two loads, no exception built on failure.
 pub fn typed_data<'a, T: TypedData>(value: VALUE) -> Option<&'a T> {
-    if value & 7 != 0 || value == rb_sys::Qnil as VALUE || value == rb_sys::Qfalse as VALUE {
+    if is_immediate(value) {
         return None; // immediates
     }
     // SAFETY: `value` is a live heap object (module invariants): its flags,
@@ -39,7 +46,7 @@ pub fn typed_data<'a, T: TypedData>(value: VALUE) -> Option<&'a T> {
 /// `value`'s builtin type (`T_CLASS`, `T_STRING`, ...: its flags' type
 /// bits), or None for an immediate.
 pub fn builtin_type(value: VALUE) -> Option<i32> {
-    if value & 7 != 0 || value == rb_sys::Qnil as VALUE || value == rb_sys::Qfalse as VALUE {
+    if is_immediate(value) {
         return None;
     }
     // SAFETY: a live heap object's flags word is readable (module invariants).
@@ -60,7 +67,7 @@ pub unsafe fn typed_data_unchecked<'a, T>(value: VALUE) -> &'a T {
 /// such an object's data, or an old `owner` would not keep a young `value`
 /// alive across a minor GC.
 pub fn written(owner: VALUE, value: VALUE) {
-    if value & 7 != 0 || value == rb_sys::Qnil as VALUE || value == rb_sys::Qfalse as VALUE {
+    if is_immediate(value) {
         return; // immediates
     }
     // SAFETY: two live objects (module invariants), with the GVL.

@@ -25,9 +25,11 @@ struct Ids {
     call: ID,
 }
 
+/// Made by `init` (the main Ractor, at load: two Ractors racing into the
+/// OnceLock could deadlock on a GC barrier); calls only read them.
 fn ids() -> &'static Ids {
     static IDS: OnceLock<Ids> = OnceLock::new();
-    // SAFETY: interning static names (the GVL is held: called from a method).
+    // SAFETY: interning static names, with the GVL.
     IDS.get_or_init(|| unsafe {
         Ids {
             first: rb_sys::rb_intern(c"@__ffi_callback__".as_ptr()),
@@ -83,6 +85,11 @@ pub(crate) fn existing(ruby: &Ruby, ty: VALUE, value: VALUE) -> Result<Option<VA
     }
 }
 
+/// Interns the names the lookups use (see `ids`).
+pub(super) fn init() {
+    ids();
+}
+
 /// `Function.__for_callback(type, value)`: `existing`, with false for none.
 pub(super) fn for_callback(ruby: &Ruby, ty: Value, value: Value) -> Result<Value, Error> {
     Ok(match existing(ruby, ty.as_raw(), value.as_raw())? {
@@ -93,17 +100,19 @@ pub(super) fn for_callback(ruby: &Ruby, ty: Value, value: Value) -> Result<Value
 }
 
 /// What a native caller passes for callback argument `value` of `ty`:
-/// `existing`, else `Function.for_callback(ty, value)` (`function_class`,
-/// `for_callback` its method ID), which makes one. Raises (unwinds) what
-/// they raise.
+/// `existing`, else `Function.for_callback(ty, value)`, which makes one.
+/// Raises (unwinds) what they raise.
 ///
 /// # Safety
 /// With the GVL, from a frame that may be unwound: nothing with a
 /// destructor alive in the caller's frames up to the Ruby method.
-pub(crate) unsafe fn function_for(function_class: VALUE, for_callback: ID, ty: VALUE, value: VALUE) -> VALUE {
+pub(crate) unsafe fn function_for(ty: VALUE, value: VALUE) -> VALUE {
     match existing(&Ruby::get_unchecked(), ty, value) {
         Ok(Some(found)) => found,
-        Ok(None) => rb_sys::rb_funcallv(function_class, for_callback, 2, [ty, value].as_ptr()),
+        Ok(None) => {
+            let names = super::param_conversions::names();
+            rb_sys::rb_funcallv(names.function, names.for_callback, 2, [ty, value].as_ptr())
+        }
         Err(e) => magnus::rb_sys::resume_error(e),
     }
 }

@@ -248,7 +248,7 @@ unsafe fn callback_pointer(ty: VALUE, value: VALUE) -> (VALUE, VALUE) {
         return (value, QNIL);
     }
     // Raises the ffi gem's TypeError for anything not callable.
-    let function = super::callback_lookup::function_for(names().function, names().for_callback, ty, value);
+    let function = super::callback_lookup::function_for(ty, value);
     // A Function's Pointer; anything else `for_callback` returned (nil, a
     // Pointer) as is.
     let pointer = super::Function::pointer_of(Value::from_raw(function)).map_or(function, |p| p.as_raw());
