@@ -32,9 +32,11 @@
 #   REAL_GEMS_ICOUNT=1       scale of the callgrind iteration counts (0 = skip callgrind)
 #   REAL_GEMS_JOBS=2         callgrind processes run in parallel (counts do not depend on it)
 #   REAL_GEMS_ONLY=rbnacl,sassc   only these gems
+#   REAL_GEMS_LOAD_SAMPLES=3 load-only processes per gem, side and round for the load CPU time
+#                            (the first is the workload process's own load)
 #   REAL_GEMS_LOAD_ICOUNT=1  0 = no instruction count for loading (the gems' loads are most
 #                            of the instructions callgrind runs through)
-#   REAL_GEMS_QUICK=1        ROUNDS=3, TIME=0.1, ICOUNT=0.25, LOAD_ICOUNT=0
+#   REAL_GEMS_QUICK=1        ROUNDS=3, TIME=0.1, ICOUNT=0.25, LOAD_SAMPLES=1, LOAD_ICOUNT=0
 #   BENCH_CALLGRIND_DIR=dir  keep the callgrind.out files (for callgrind_annotate)
 #   BENCH_RUBYOPT="--yjit"   extra ruby flags for every child
 # Writes bench/results-real-gems.md.
@@ -163,11 +165,11 @@ if ARGV[0] == "--child"
   gem = GEMS.find { |g| g[:name] == gem_name }
   eval(gem[:load], TOPLEVEL_BINDING, "(load #{gem_name})") if gem # rubocop:disable Security/Eval
   loaded_cpu = cpu_now
-  if mode == "icount" # FjBenchCext: loaded by bench/callgrind_start.rb
+  if defined?(FjBenchCext) # under callgrind: loaded by bench/callgrind_start.rb
     ENV["BENCH_INSTR_AFTER_LOAD"] ? FjBenchCext.callgrind_start : FjBenchCext.callgrind_dump("load")
   end
   result("load", loaded_cpu)
-  exit 0 unless gem
+  exit 0 if gem.nil? || mode == "load"
 
   backend = defined?(FiddleJit) ? "fiddle_jit" : "ffi"
   abort "real_gems: expected #{ENV["REAL_GEMS_SIDE"]}, got #{backend}" unless backend == ENV["REAL_GEMS_SIDE"]
@@ -201,6 +203,7 @@ TIME = ENV.fetch("REAL_GEMS_TIME", quick ? "0.1" : "0.25")
 ICOUNT = ENV.fetch("REAL_GEMS_ICOUNT", quick ? "0.25" : "1")
 JOBS = Integer(ENV.fetch("REAL_GEMS_JOBS", "2"))
 LOAD_ICOUNT = ENV.fetch("REAL_GEMS_LOAD_ICOUNT", quick ? "0" : "1") != "0"
+LOAD_SAMPLES = Integer(ENV.fetch("REAL_GEMS_LOAD_SAMPLES", quick ? "1" : "3"))
 only = ENV["REAL_GEMS_ONLY"]&.split(",")
 check_fiddle_jit_built!
 started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
@@ -221,8 +224,8 @@ child = lambda do |side, g, mode, extra_env = {}|
   args = ["--child", mode, g[:name]]
   # The baseline process loads nothing: no shim either.
   run_side = g.equal?(baseline) ? "ffi" : side
-  if mode == "icount"
-    callgrind(run_side, __FILE__, args, env: env, tag: "real_gems-#{g[:name]}")
+  if mode == "icount" || env["BENCH_GC_OFF"]
+    callgrind(run_side, __FILE__, args, env: env, tag: "real_gems-#{g[:name]}#{"-gc_off" if env["BENCH_GC_OFF"]}")
   else
     [nil, run(run_side, __FILE__, args, env: env)]
   end
@@ -235,7 +238,8 @@ shown = {}                                # [gem, side, wi] => result inspect
 log.call("CPU time: #{ROUNDS} rounds × #{gems.size} gems × 2 sides, #{TIME} s per workload")
 ROUNDS.times do |round|
   sides = round.even? ? %w[ffi fiddle_jit] : %w[fiddle_jit ffi]
-  load_cpu[["baseline", "ffi"]] << Float(child.call("ffi", baseline, "time")[1].assoc("load")[1])
+  load_sample = ->(side, g) { Float(child.call(side, g, "load")[1].assoc("load")[1]) }
+  LOAD_SAMPLES.times { load_cpu[["baseline", "ffi"]] << load_sample.call("ffi", baseline) }
   gems.each do |g|
     sides.each do |side|
       _, lines = child.call(side, g, "time")
@@ -248,6 +252,9 @@ ROUNDS.times do |round|
         end
       end
     end
+    # More load-only processes, alternated the same way (a load is short:
+    # one sample per round would leave the median to the noise).
+    (LOAD_SAMPLES - 1).times { sides.each { |side| load_cpu[[g[:name], side]] << load_sample.call(side, g) } }
   end
   log.call("round #{round + 1}/#{ROUNDS} done (#{(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).round} s)")
 end
@@ -256,10 +263,14 @@ end
 icount = {}   # [gem, side, wi] => instructions per op
 allocs = {}   # [gem, side, wi] => objects allocated per op
 load_ins = {} # [gem, side] => instructions from the first -r to loaded
+load_ins_gc_off = {} # the same, with GC disabled from the first -r
 if Float(ICOUNT).positive?
   valgrind!
   cext_path # build it once, before the threads
-  jobs = (LOAD_ICOUNT ? [[baseline, "ffi"]] : []) + gems.product(%w[ffi fiddle_jit])
+  # [gem, side, GC off]: the workload processes, and (LOAD_ICOUNT) a load-only process per gem
+  # and side with GC disabled, whose count does not depend on where collections fall.
+  jobs = gems.product(%w[ffi fiddle_jit], [false])
+  jobs += [[baseline, "ffi", false], [baseline, "ffi", true]] + gems.product(%w[ffi fiddle_jit], [true]) if LOAD_ICOUNT
   log.call("callgrind: #{jobs.size} processes, #{JOBS} at a time (REAL_GEMS_ICOUNT=#{ICOUNT})")
   queue = Queue.new
   jobs.each { |j| queue << j }
@@ -267,13 +278,15 @@ if Float(ICOUNT).positive?
   JOBS.times.map do
     Thread.new do
       while (job = (queue.pop(true) rescue nil))
-        done << [*job, *child.call(job[1], job[0], "icount")]
+        g, side, gc_off = job
+        done << [*job, *(gc_off ? child.call(side, g, "load", "BENCH_GC_OFF" => "1") : child.call(side, g, "icount"))]
       end
     end
   end.each(&:join)
   until done.empty?
-    g, side, dumps, lines = done.pop
-    load_ins[[g[:name], side]] = dumps["load"] if LOAD_ICOUNT
+    g, side, gc_off, dumps, lines = done.pop
+    (gc_off ? load_ins_gc_off : load_ins)[[g[:name], side]] = dumps["load"] if LOAD_ICOUNT
+    next if gc_off
     n = lines.select { |k, *| k == "icount" }.to_h { |_, name, count, objects| [name, [Integer(count), Integer(objects)]] }
     next if g[:workloads].empty?
 
@@ -356,18 +369,24 @@ end
 
 base_cpu = median(load_cpu[["baseline", "ffi"]])
 base_ins = load_ins[["baseline", "ffi"]]
+base_ins_gc_off = load_ins_gc_off[["baseline", "ffi"]]
 load_rows = gems.map do |g|
   f = median(load_cpu[[g[:name], "ffi"]]) - base_cpu
   j = median(load_cpu[[g[:name], "fiddle_jit"]]) - base_cpu
   row = [g[:name], "`#{g[:load]}`", format("%.1f", f * 1e3), format("%.1f", j * 1e3), ratio[f / j]]
   next row if load_ins.empty?
 
-  fi = (load_ins[[g[:name], "ffi"]] - base_ins).to_f
-  ji = (load_ins[[g[:name], "fiddle_jit"]] - base_ins).to_f
-  row + [format("%.1f", fi / 1e6), format("%.1f", ji / 1e6), ratio[fi / ji]]
+  [[load_ins, base_ins], [load_ins_gc_off, base_ins_gc_off]].reduce(row) do |r, (counts, base)|
+    fi = (counts[[g[:name], "ffi"]] - base).to_f
+    ji = (counts[[g[:name], "fiddle_jit"]] - base).to_f
+    r + [format("%.1f", fi / 1e6), format("%.1f", ji / 1e6), ratio[fi / ji]]
+  end
 end
 load_header = ["gem", "load", "ffi CPU ms", "fiddle_jit CPU ms", "ffi÷fiddle_jit (CPU)"]
-load_header += ["ffi M instr", "fiddle_jit M instr", "ffi÷fiddle_jit (instr)"] unless load_ins.empty?
+unless load_ins.empty?
+  load_header += ["ffi M instr", "fiddle_jit M instr", "ffi÷fiddle_jit (instr)",
+                  "ffi M instr, GC off", "fiddle_jit M instr, GC off", "ffi÷fiddle_jit (instr, GC off)"]
+end
 load_table = table(load_header, load_rows, %w[:-- :--] + Array.new(load_header.size - 2, "---:"))
 
 elapsed = (Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).round
@@ -388,7 +407,7 @@ report = <<~MD
   #{losing.empty? ? "(none)" : losing.join}
   ## Real gems: load cost
 
-  To the end of the load line (CPU: from process start; instructions: from the first `-r`, after Ruby's own boot), minus a process that loads nothing (#{format("%.1f", base_cpu * 1e3)} ms CPU#{base_ins ? ", #{format("%.1f", base_ins / 1e6)} M instructions" : ""}); fiddle_jit's own loading (the shim) is inside its column as the ffi gem's is inside its. CPU: median of the #{ROUNDS} rounds. ÷ > 1 = fiddle_jit loads faster. In the `ffi` row the ffi gem also pays rubygems finding and activating the ffi gem, which a gem depending on it has done already; the shim is found on `-I lib`.
+  To the end of the load line (CPU: from process start; instructions: from the first `-r`, after Ruby's own boot), minus a process that loads nothing (#{format("%.1f", base_cpu * 1e3)} ms CPU#{base_ins ? ", #{format("%.1f", base_ins / 1e6)} M instructions" : ""}); fiddle_jit's own loading (the shim) is inside its column as the ffi gem's is inside its. CPU: median of #{ROUNDS} rounds × #{LOAD_SAMPLES} processes per side. Instructions: one process per side; GC off: another, with GC disabled from the first `-r` (each side's own work, apart from where Ruby's collections happen to fall: a collection marks the whole heap, so one more or fewer, or one landing later in a larger heap, moves the first instruction column by a few percent either way). ÷ > 1 = fiddle_jit loads faster. In the `ffi` row the ffi gem also pays rubygems finding and activating the ffi gem, which a gem depending on it has done already; the shim is found on `-I lib`.
 
   #{load_table}
 
