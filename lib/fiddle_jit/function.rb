@@ -24,19 +24,13 @@ module FiddleJit
     SIGNATURES = {}
     self.__signatures = SIGNATURES
 
+    # new(return_type, param_types, proc_or_pointer = nil, options = {}, &block)
+    # is native (src/ruby/function/constructor.rs): a block stands in for
+    # the callable, a Hash before it is the options; a Proc or Pointer for
+    # a signature seen before, without options, is made there in one call,
+    # anything else by +new_resolving+. A subclass's +new+ makes instances
+    # of the subclass.
     class << self
-      # new(return_type, param_types, proc_or_pointer = nil, options = {}, &block)
-      def new(ret, params, callable = nil, options = NO_OPTIONS, &block)
-        if block && callable.is_a?(Hash)
-          options = callable
-          callable = nil
-        end
-        callable ||= block
-        # A Proc or Pointer for a signature seen before: natively, in one call.
-        fn = __new_cached(ret, params, callable) if options.empty?
-        fn || __new(cached_signature(ret, params), callable, options)
-      end
-
       # The Signature for +ret+ and +params+ (cached for builtin Symbols).
       def __signature(ret, params)
         ret = Types.resolve(ret)
@@ -53,7 +47,6 @@ module FiddleJit
         fn = if callable.is_a?(Pointer) # (a Function too)
                __pointer_from(callable, sig.types)
              else
-               raise ArgumentError, "Function.new needs a Proc, Method, block or Pointer" if callable.nil?
                unless callable.is_a?(Proc) || callable.respond_to?(:call)
                  raise TypeError, "wrong argument type #{callable.class}, expected pointer or proc"
                end
@@ -80,9 +73,10 @@ module FiddleJit
       # What a parameter of callback type +type+ passes for +value+: a
       # Function made from a Proc/Method/block (cached on it, so the same
       # Proc always yields the same C address and lives as long as the Proc).
-      # The lookups are native (__for_callback: the type's memo, nil and
-      # Pointers as they are, the ffi gem's cache on the callable; false
-      # when there is no Function yet).
+      # Native (__for_callback: the type's memo, nil and Pointers as they
+      # are, the ffi gem's cache on the callable, a new Function for a Proc
+      # when nothing below needs Ruby; false when new_for_callback must make
+      # it).
       def for_callback(type, value)
         fn = __for_callback(type, value)
         fn == false ? new_for_callback(type, value) : fn
@@ -94,7 +88,9 @@ module FiddleJit
       # @__ffi_callback_table__ (which keep them alive as long as the
       # callable), and in the type's memo (the last callable and its
       # Function, kept alive until the next: a callback C stored from a
-      # temporary Proc lives until then).
+      # temporary Proc lives until then). (The common case, a new Proc for a
+      # type without options, is made the same way natively:
+      # src/ruby/function/callback_lookup.rs, `make`.)
       def new_for_callback(type, value)
         fn = __new(type.__signature, value, type.options)
         # (Held natively: an instance variable on this T_DATA object would be
@@ -144,6 +140,13 @@ module FiddleJit
       end
 
       private
+
+      # Function.new once its arguments are sorted out, when the native
+      # fast path did not make it (options, types resolved for the first
+      # time, callables to check or adapt).
+      def new_resolving(ret, params, callable, options = NO_OPTIONS)
+        __new(cached_signature(ret, params), callable, options)
+      end
 
       def cached_signature(ret, params)
         cache = begin

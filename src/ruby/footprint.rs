@@ -72,6 +72,15 @@ pub(crate) fn remember_callback(function_type: VALUE, callable: VALUE, function:
     }
 }
 
+/// The Signature a FunctionType stored with `__signature=`, or None for
+/// anything else.
+pub(crate) fn function_type_signature(function_type: VALUE) -> Option<VALUE> {
+    match crate::runtime::objects::typed_data::<TypeFootprint>(function_type)?.signature.get() {
+        0 => None,
+        signature => Some(signature as VALUE),
+    }
+}
+
 /// The StructFieldTable a StructLayout stored with `__native_table__=`, or
 /// None for anything else.
 pub(crate) fn layout_native_table(layout: VALUE) -> Option<VALUE> {

@@ -303,9 +303,9 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_singleton_method("__pointer", function!(Function::new_pointer, 1))?;
     class.define_singleton_method("__signature_in", function!(signature_in, 3))?;
     class.define_singleton_method("__pointer_from", method!(Function::new_pointer_from, 2))?;
-    class.define_singleton_method("__new_cached", method!(constructor::new_cached, 3))?;
     class.define_singleton_method("__signatures=", function!(constructor::set_trie, 1))?;
     class.define_singleton_method("__for_callback", function!(callback_lookup::for_callback, 2))?;
+    constructor::init(class);
     callback_lookup::init();
     class.define_method("address", method!(Function::address, 0))?;
     class.define_method("to_i", method!(Function::address, 0))?;

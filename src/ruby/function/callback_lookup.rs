@@ -1,18 +1,25 @@
-//! `Function.for_callback`'s lookups (lib/fiddle_jit/function.rb), native:
-//! the Function a callable already has for a callback type. The ffi gem
-//! does these in C; in Ruby they were eight method calls for a Proc passed
-//! again (ethon passes the same callback Procs on every request).
+//! `Function.for_callback` (lib/fiddle_jit/function.rb), native: the
+//! Function a callable stands for as an argument of a callback type. The
+//! ffi gem does all of it in C; in Ruby the lookups were eight method calls
+//! for a Proc passed again (ethon passes the same callback Procs on every
+//! request), and making one for a new Proc (ffi-libarchive passes one per
+//! archive) about seventeen.
 //!
-//! In order: the type's one-entry memo (see `footprint::callback_memo`);
-//! nil or a Pointer (a Function too) as it is; the ffi gem's cache on the
-//! callable, its first callback type's Function in `@__ffi_callback__` and
-//! other types' in the Hash `@__ffi_callback_table__`. A Function found in
-//! the cache becomes the memo's.
+//! The lookups, in order: the type's one-entry memo (see
+//! `footprint::callback_memo`); nil or a Pointer (a Function too) as it is;
+//! the ffi gem's cache on the callable, its first callback type's Function
+//! in `@__ffi_callback__` and other types' in the Hash
+//! `@__ffi_callback_table__`. A Function found in the cache becomes the
+//! memo's.
+//!
+//! On a miss, a Function for a Proc is made here when nothing needs Ruby
+//! (`make`); otherwise `Function.new_for_callback` makes it.
 
+use super::constructor::Signature;
 use super::Function;
 use crate::ruby::footprint;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
-use magnus::{prelude::*, Error, Ruby, Value};
+use magnus::{prelude::*, Error, RClass, Ruby, Value};
 use rb_sys::{ID, VALUE};
 use std::sync::OnceLock;
 
@@ -23,6 +30,9 @@ struct Ids {
     first: ID,
     table: ID,
     call: ID,
+    /// FunctionType's `@options` (set only when not empty).
+    options: ID,
+    new_for_callback: ID,
 }
 
 /// Made by `init` (the main Ractor, at load: two Ractors racing into the
@@ -35,6 +45,8 @@ fn ids() -> &'static Ids {
             first: rb_sys::rb_intern(c"@__ffi_callback__".as_ptr()),
             table: rb_sys::rb_intern(c"@__ffi_callback_table__".as_ptr()),
             call: rb_sys::rb_intern(c"call".as_ptr()),
+            options: rb_sys::rb_intern(c"@options".as_ptr()),
+            new_for_callback: rb_sys::rb_intern(c"new_for_callback".as_ptr()),
         }
     })
 }
@@ -85,14 +97,65 @@ pub(crate) fn existing(ruby: &Ruby, ty: VALUE, value: VALUE) -> Result<Option<VA
     }
 }
 
+/// A new Function for Proc `value` as an argument of callback type `ty`,
+/// made and cached as `Function.new_for_callback` would (Function.__new
+/// with the type's Signature, the type set, the callable's
+/// `@__ffi_callback__` unless frozen, the type's memo), when that needs no
+/// Ruby code: in the main Ractor, `ty` an exact FunctionType without
+/// options whose Signature needs no adapting, `value` a Proc with no
+/// Function in `@__ffi_callback__` yet (a second type's goes to a Hash the
+/// Ruby path makes). None: the Ruby path must.
+fn make(ruby: &Ruby, ty: VALUE, value: VALUE) -> Result<Option<VALUE>, Error> {
+    if !footprint::in_main_ractor() {
+        return Ok(None);
+    }
+    let names = super::param_conversions::names();
+    // SAFETY: class and type tests and instance-variable reads of live
+    // objects (`ty` a heap object once its class is FunctionType's).
+    let plain = unsafe {
+        rb_sys::rb_obj_class(ty) == names.function_type
+            && rb_sys::rb_obj_is_proc(value) == rb_sys::Qtrue as VALUE
+            && rb_sys::rb_attr_get(ty, ids().options) == QNIL
+    };
+    let Some(sig) = footprint::function_type_signature(ty).filter(|_| plain) else { return Ok(None) };
+    // SAFETY: FunctionType's `__signature=` stores only Signatures.
+    let sig = unsafe { Signature::new(sig) };
+    // SAFETY: `value` is a live Proc.
+    let (callable, frozen) = unsafe { (Value::from_raw(value), rb_sys::rb_obj_frozen_p(value) == rb_sys::Qtrue as VALUE) };
+    // SAFETY: an instance-variable read of a live object.
+    if sig.adapts() || (!frozen && unsafe { rb_sys::rb_attr_get(value, ids().first) } != QNIL) {
+        return Ok(None);
+    }
+    // SAFETY: the Function class, pinned by `names`.
+    let class = RClass::from_value(unsafe { Value::from_raw(names.function) }).expect("FiddleJit::Function is a class");
+    let function = sig.callback(ruby, class, callable)?;
+    // SAFETY: a FunctionType for a new Function (as `__callback_type=`).
+    Function::set_callback_type(function, unsafe { Value::from_raw(ty) });
+    if !frozen {
+        // SAFETY: sets an instance variable of a live, unfrozen Proc.
+        unsafe { rb_sys::rb_ivar_set(value, ids().first, function.as_raw()) };
+    }
+    footprint::remember_callback(ty, value, function.as_raw());
+    Ok(Some(function.as_raw()))
+}
+
+/// `existing`, else `make`: None when the Ruby path must make one.
+fn lookup_or_make(ruby: &Ruby, ty: VALUE, value: VALUE) -> Result<Option<VALUE>, Error> {
+    match existing(ruby, ty, value)? {
+        Some(found) => Ok(Some(found)),
+        None => make(ruby, ty, value),
+    }
+}
+
 /// Interns the names the lookups use (see `ids`).
 pub(super) fn init() {
     ids();
 }
 
-/// `Function.__for_callback(type, value)`: `existing`, with false for none.
+/// `Function.__for_callback(type, value)`: `lookup_or_make`, with false
+/// for none (`for_callback` then calls `new_for_callback`).
 pub(super) fn for_callback(ruby: &Ruby, ty: Value, value: Value) -> Result<Value, Error> {
-    Ok(match existing(ruby, ty.as_raw(), value.as_raw())? {
+    Ok(match lookup_or_make(ruby, ty.as_raw(), value.as_raw())? {
         // SAFETY: live (an argument, or marked by its holder).
         Some(found) => unsafe { Value::from_raw(found) },
         None => ruby.qfalse().as_value(),
@@ -100,18 +163,18 @@ pub(super) fn for_callback(ruby: &Ruby, ty: Value, value: Value) -> Result<Value
 }
 
 /// What a native caller passes for callback argument `value` of `ty`:
-/// `existing`, else `Function.for_callback(ty, value)`, which makes one.
-/// Raises (unwinds) what they raise.
+/// `lookup_or_make`, else `Function.new_for_callback(ty, value)`. Raises
+/// (unwinds) what they raise.
 ///
 /// # Safety
 /// With the GVL, from a frame that may be unwound: nothing with a
 /// destructor alive in the caller's frames up to the Ruby method.
 pub(crate) unsafe fn function_for(ty: VALUE, value: VALUE) -> VALUE {
-    match existing(&Ruby::get_unchecked(), ty, value) {
+    match lookup_or_make(&Ruby::get_unchecked(), ty, value) {
         Ok(Some(found)) => found,
         Ok(None) => {
-            let names = super::param_conversions::names();
-            rb_sys::rb_funcallv(names.function, names.for_callback, 2, [ty, value].as_ptr())
+            let function = super::param_conversions::names().function;
+            rb_sys::rb_funcallv(function, ids().new_for_callback, 2, [ty, value].as_ptr())
         }
         Err(e) => magnus::rb_sys::resume_error(e),
     }

@@ -1,14 +1,24 @@
-//! `Function.new`'s common case, native: a Proc or a Pointer for a
-//! signature of builtin type Symbols that `cached_signature` has seen
-//! before (lib/fiddle_jit/function.rb). The Ruby path took seven method
-//! calls to get there; ffi-yajl makes 11 Functions per parse, gir_ffi three
-//! per HashTable.
+//! `Function.new`, native: its arguments sorted out as the ffi gem does (a
+//! block stands in for the callable, a Hash before it is the options), and
+//! its common case — a Proc or a Pointer for a signature of builtin type
+//! Symbols that `cached_signature` has seen before, no options
+//! (lib/fiddle_jit/function.rb) — made here in one call. The Ruby path took
+//! seven method calls to get there; ffi-yajl makes 11 Functions per parse,
+//! gir_ffi three per HashTable. Everything else goes to the private
+//! `Function.new_resolving`.
+//!
+//! Also the Function a callback parameter makes from a Signature
+//! (`callback_lookup`).
 
 use super::{trie_walk, Function};
-use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::rb_sys::{resume_error, AsRawValue, FromRawValue};
+use magnus::typed_data::Obj;
 use magnus::{prelude::*, Error, RArray, RClass, Ruby, Value};
-use rb_sys::VALUE;
+use rb_sys::{ID, VALUE};
+use std::ffi::c_int;
 use std::sync::OnceLock;
+
+const QNIL: VALUE = rb_sys::Qnil as VALUE;
 
 /// `SIGNATURES` (registered once by lib/, `__signatures=`), read only in
 /// the main Ractor: the Hash is not shareable.
@@ -21,18 +31,53 @@ pub(super) fn set_trie(trie: magnus::RHash) {
     let _ = TRIE.set(trie.as_raw() as usize);
 }
 
-/// The members of a `Function::Signature` (a ::Struct), by index.
-const NATIVE_PARAMS: i64 = 2;
-const NATIVE_RET: i64 = 3;
-const ADAPT: i64 = 4;
-const TYPES: i64 = 5;
+/// A `Function::Signature` (a frozen ::Struct, lib/fiddle_jit/function.rb),
+/// its members read by index.
+#[derive(Clone, Copy)]
+pub(super) struct Signature(VALUE);
 
-/// `Function.__new_cached(ret, params, callable)`: a `class` Function for
-/// `callable` (a Proc, or a Pointer/Function to call) with the Signature
-/// `SIGNATURES` holds for `ret` and `params`; nil when there is none (or
-/// this is not the main Ractor), or the callable needs adapting or
-/// checking (the Ruby path does those, and raises what it raises).
-pub(super) fn new_cached(ruby: &Ruby, class: RClass, ret: Value, params: Value, callable: Value) -> Result<Option<Value>, Error> {
+impl Signature {
+    const NATIVE_PARAMS: i64 = 2;
+    const NATIVE_RET: i64 = 3;
+    const ADAPT: i64 = 4;
+    const TYPES: i64 = 5;
+
+    /// # Safety
+    /// `sig` is a live Signature: `cached_signature` and `FunctionType`
+    /// store nothing else where it is read from (the trie, `__signature=`).
+    pub(super) unsafe fn new(sig: VALUE) -> Signature {
+        Signature(sig)
+    }
+
+    fn member(self, i: i64) -> Value {
+        // SAFETY: a Signature (see `new`), alive as long as its holder.
+        unsafe { Value::from_raw(rb_sys::rb_struct_aref(self.0, rb_sys::rb_int2inum(i as _))) }
+    }
+
+    /// Whether a callable needs `Function.adapt` (the Ruby path does that).
+    pub(super) fn adapts(self) -> bool {
+        self.member(Self::ADAPT).to_bool()
+    }
+
+    /// The frozen `[ret, params]` pair its Functions hold.
+    fn types(self) -> Value {
+        self.member(Self::TYPES)
+    }
+
+    /// A `class` Function calling `callable` (a Proc, or anything with
+    /// `#call`) for this signature, which must not need adapting.
+    pub(super) fn callback(self, ruby: &Ruby, class: RClass, callable: Value) -> Result<Obj<Function>, Error> {
+        let native_params = RArray::from_value(self.member(Self::NATIVE_PARAMS)).expect("Signature#native_params is an Array");
+        Function::new_callback(ruby, class, native_params, self.member(Self::NATIVE_RET), callable, self.types(), callable)
+    }
+}
+
+/// A `class` Function for `callable` (a Proc, or a Pointer/Function to
+/// call) with the Signature `SIGNATURES` holds for `ret` and `params`; None
+/// when there is none (or this is not the main Ractor), or the callable
+/// needs adapting or checking (the Ruby path does those, and raises what it
+/// raises).
+fn new_cached(ruby: &Ruby, class: RClass, ret: Value, params: Value, callable: Value) -> Result<Option<Value>, Error> {
     let Some(&trie) = TRIE.get() else { return Ok(None) };
     // SAFETY: a type test on a live VALUE.
     if params.is_nil() || !unsafe { rb_sys::RB_TYPE_P(params.as_raw(), rb_sys::ruby_value_type::RUBY_T_ARRAY) } {
@@ -44,23 +89,84 @@ pub(super) fn new_cached(ruby: &Ruby, class: RClass, ret: Value, params: Value, 
     // SAFETY: live VALUEs (`trie` registered), `params` an Array; a key's
     // #hash or #eql? may raise, hence the protect.
     let sig = magnus::rb_sys::protect(|| unsafe { trie_walk(trie as VALUE, ret.as_raw(), params.as_raw()) })?;
-    if sig == rb_sys::Qnil as VALUE {
+    if sig == QNIL {
         return Ok(None);
     }
-    // SAFETY: the trie holds only frozen Signature Structs (see
-    // `cached_signature`), whose members are read by index.
-    let member = |i: i64| unsafe { Value::from_raw(rb_sys::rb_struct_aref(sig, rb_sys::rb_int2inum(i as _))) };
-    if member(ADAPT).to_bool() {
+    // SAFETY: the trie holds only Signatures (see `cached_signature`).
+    let sig = unsafe { Signature::new(sig) };
+    if sig.adapts() {
         return Ok(None);
     }
-    let types = member(TYPES);
     if crate::ruby::pointer::Pointer::from_value(callable).is_some() || Function::of(callable).is_some() {
-        return Function::new_pointer_from(ruby, class, callable, types).map(|f| Some(f.as_value()));
+        return Function::new_pointer_from(ruby, class, callable, sig.types()).map(|f| Some(f.as_value()));
     }
     // SAFETY: a plain predicate on a live VALUE.
     if unsafe { rb_sys::rb_obj_is_proc(callable.as_raw()) } != rb_sys::Qtrue as VALUE {
         return Ok(None);
     }
-    let native_params = RArray::from_value(member(NATIVE_PARAMS)).expect("Signature#native_params is an Array");
-    Function::new_callback(ruby, class, native_params, member(NATIVE_RET), callable, types, callable).map(|f| Some(f.as_value()))
+    sig.callback(ruby, class, callable).map(|f| Some(f.as_value()))
+}
+
+/// `Function.new(return_type, param_types, proc_or_pointer = nil, options
+/// = {}, &block)`, a raw cfunc on the receiver class (a subclass makes its
+/// own instances). As the ffi gem's: a block with a third argument takes
+/// it as the options (ArgumentError with a fourth), nil options are none.
+/// Then `new_cached` for no (or empty) options, else `new_resolving(ret,
+/// params, callable[, options])`; raises what those raise.
+unsafe extern "C" fn new(argc: c_int, argv: *const VALUE, class: VALUE) -> VALUE {
+    if !(2..=4).contains(&argc) {
+        rb_sys::rb_error_arity(argc, 2, 4);
+    }
+    // SAFETY: Ruby passes `argc` VALUEs at `argv`, alive for the call.
+    let args = std::slice::from_raw_parts(argv, argc as usize);
+    let (ret, params) = (args[0], args[1]);
+    let mut callable = args.get(2).copied().unwrap_or(QNIL);
+    let mut options = args.get(3).copied().filter(|&o| o != QNIL);
+    if rb_sys::rb_block_given_p() != 0 {
+        if argc == 4 {
+            let ruby = Ruby::get_unchecked();
+            resume_error(Error::new(ruby.exception_arg_error(), "cannot create function with both proc/address and block"));
+        }
+        // `Function.new(ret, params, options) { ... }`; a callable given
+        // as well wins over the block.
+        if rb_sys::rb_obj_is_kind_of(callable, rb_sys::rb_cHash) == rb_sys::Qtrue as VALUE {
+            options = Some(callable);
+            callable = QNIL;
+        }
+        if !rb_sys::TEST(callable) {
+            callable = rb_sys::rb_block_proc();
+        }
+    }
+    let no_options = options.map_or(true, |o| {
+        rb_sys::RB_TYPE_P(o, rb_sys::ruby_value_type::RUBY_T_HASH) && rb_sys::rb_hash_size_num(o) == 0
+    });
+    if no_options {
+        let ruby = Ruby::get_unchecked();
+        let receiver = RClass::from_value(Value::from_raw(class)).expect("a class's singleton method");
+        match new_cached(&ruby, receiver, Value::from_raw(ret), Value::from_raw(params), Value::from_raw(callable)) {
+            Ok(Some(function)) => return function.as_raw(),
+            Ok(None) => {}
+            Err(e) => resume_error(e),
+        }
+    }
+    let fallback = [ret, params, callable, options.unwrap_or(QNIL)];
+    let n = if options.is_some() { 4 } else { 3 };
+    rb_sys::rb_funcallv(class, new_resolving_id(), n, fallback.as_ptr())
+}
+
+/// `new_resolving`, interned by `init` (at load, in the main Ractor).
+fn new_resolving_id() -> ID {
+    static ID_CELL: OnceLock<ID> = OnceLock::new();
+    // SAFETY: interns a static name.
+    *ID_CELL.get_or_init(|| unsafe { rb_sys::rb_intern(c"new_resolving".as_ptr()) })
+}
+
+/// Defines `Function.new` on `class`.
+pub(super) fn init(class: RClass) {
+    new_resolving_id();
+    // SAFETY: a raw cfunc of the (argc, argv, self) form.
+    unsafe {
+        let func: unsafe extern "C" fn() -> VALUE = std::mem::transmute(new as *const ());
+        rb_sys::rb_define_singleton_method(class.as_raw(), c"new".as_ptr(), Some(func), -1);
+    }
 }

@@ -9,10 +9,9 @@
 //! - a callback type: what the ffi gem's Call.c does around `ffi_call`: a
 //!   block stands in for the last callback parameter; the argument becomes
 //!   a Function pointer (nil, Pointers and Functions as they are; a
-//!   Proc/Method/callable through its type's memo, else
-//!   `Function.for_callback`, which caches the Function on the callable as
-//!   the ffi gem does); a callback result becomes a Function
-//!   (`Function.from_native`);
+//!   Proc/Method/callable's as `Function.for_callback` finds or makes it,
+//!   cached on the callable as the ffi gem does: `callback_lookup`); a
+//!   callback result becomes a Function (`Function.from_native`);
 //! - an exact FiddleJit::Enum (no subclass, no singleton methods): its
 //!   maps read here, as Enum#to_native/#from_native read them
 //!   (lib/fiddle_jit/enum.rb); what those methods do beyond a lookup
@@ -36,7 +35,7 @@
 //! function again reuses it (and its holder's stub), and once the module is
 //! collected its code goes back to the arena (`runtime::jit::MethodEntry`).
 //!
-//! Exceptions: converters and `Function.for_callback` are called with
+//! Exceptions: converters and `Function.new_for_callback` are called with
 //! `rb_funcallv` and may raise, which unwinds (longjmp) over `call`: at
 //! those calls nothing with a destructor is alive in its frame.
 //!
@@ -137,7 +136,6 @@ impl DataTypeFunctions for ParamConversions {
 pub(crate) struct Names {
     pub to_native: ID,
     pub from_native: ID,
-    pub for_callback: ID,
     /// VariadicInvoker#shape.
     pub shape: ID,
     /// FiddleJit::Function, FunctionType and Enum (pinned).
@@ -161,7 +159,6 @@ pub(crate) fn names() -> &'static Names {
         Names {
             to_native: rb_sys::rb_intern(c"to_native".as_ptr()),
             from_native: rb_sys::rb_intern(c"from_native".as_ptr()),
-            for_callback: rb_sys::rb_intern(c"for_callback".as_ptr()),
             shape: rb_sys::rb_intern(c"shape".as_ptr()),
             function: class(c"FiddleJit::Function"),
             function_type: class(c"FiddleJit::FunctionType"),
