@@ -2,6 +2,14 @@
 # systems are ffi-gem code: their struct layouts load here up to the first
 # type only those systems define, and must fail there the same way.
 require "sys/proctable"
+require "ffi" # (what the other systems' bindings load first)
+begin
+  FFI.find_type(:uintptr_t)
+rescue TypeError
+  # (The ffi gem 1.15's aarch64-linux types.conf has no uint32_t, uintptr_t...:
+  # the layouts below would stop at other types.)
+  abort "this ffi gem's platform types lack uintptr_t"
+end
 me = Sys::ProcTable.ps(pid: Process.pid)
 p [me.pid == Process.pid, me.ppid == Process.ppid, me.uid == Process.uid, me.state, me.nlwp > 0]
 p Sys::ProcTable.fields.size
