@@ -52,6 +52,13 @@ RSpec.describe "errno after attached calls" do
     expect(FiddleJit.errno).to eq(Errno::EBADF::Errno)
   end
 
+  it "LastError defines no constants, like FFI::LastError: code reopening it sees the top-level ones" do
+    expect(FiddleJit::LastError.constants).to eq(FFI::LastError.constants)
+    expect(FiddleJit::LastError.module_eval("Errno")).to equal(::Errno)
+    @fj.close(-1)
+    expect(FiddleJit::LastError.error).to eq(Errno::EBADF::Errno)
+  end
+
   it "can be set, like FFI.errno=" do
     FiddleJit.errno = 42
     expect(FiddleJit.errno).to eq(42)

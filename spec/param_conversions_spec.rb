@@ -91,6 +91,26 @@ RSpec.describe "converted parameters and results (differential against the ffi g
     outcome("callback raising") { |m| m.cb_color(:green) { |_x| raise IOError, "in callback" } }
   end
 
+  it "attaches converting, callback and variadic functions in a Class extended with Library, as in a Module" do
+    outcome_in_class = lambda do |ns|
+      klass = Class.new do
+        extend ns::Library
+        ffi_lib "c"
+        enum :color, [:red, :green, 5, :blue]
+        callback :compare, %i[pointer pointer], :int
+        attach_function :abs_color, :abs, [:color], :color
+        attach_function :qsort, %i[pointer size_t size_t compare], :void
+        attach_function :snprintf, %i[pointer size_t string varargs], :int
+      end
+      ints = ns::MemoryPointer.new(:int, 3).write_array_of_int([3, 1, 2])
+      klass.qsort(ints, 3, 4) { |a, b| a.read_int <=> b.read_int }
+      buf = ns::MemoryPointer.new(16)
+      [klass.abs_color(-6), klass.new.abs_color(:blue), ints.read_array_of_int(3),
+       klass.new.snprintf(buf, 16, "%d", :int, 42), buf.read_string]
+    end
+    expect_same_outcome("in a Class", &outcome_in_class)
+  end
+
   it "words arity errors as the ffi gem in an FFI module" do
     outcome("arity") { |m| m.abs_color }
     outcome("arity with a callback") { |m| m.cb_color }

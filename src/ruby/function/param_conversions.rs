@@ -386,10 +386,11 @@ fn definitions_ivar() -> ID {
 /// above. `conversions` has per parameter nil or its converter (a
 /// FunctionType for a callback), `ret_conversion` the result's (or nil);
 /// `frame` forces a callback frame. Returns `[stub address, bytes]`.
+/// `module` is a Module or a Class (`extend FFI::Library` works in both).
 #[allow(clippy::too_many_arguments)]
 fn attach_converting(
     ruby: &Ruby,
-    module: RModule,
+    module: Value,
     name: Value,
     address: usize,
     c_name: String,
@@ -417,7 +418,7 @@ fn attach_converting(
     let (target, stub) = if frame || callbacks || matches!(ret, Some(Conversion::Callback(_))) {
         framed_stub(ruby, definitions, name.to_str().expect("UTF-8 checked"), address, &c_name, signature)?
     } else {
-        let stub = attach::owned_stub(ruby, module.as_value(), name.to_str().expect("UTF-8 checked"), address, &c_name, signature)?;
+        let stub = attach::owned_stub(ruby, module, name.to_str().expect("UTF-8 checked"), address, &c_name, signature)?;
         (Target::Direct { address: stub.address, arity: stub.arity }, (stub.address, stub.len))
     };
     let conversions = ParamConversions {
@@ -521,7 +522,7 @@ fn method_name(ruby: &Ruby, name: Value) -> Result<(ID, &'static CStr), Error> {
 /// calling `invoker` (a VariadicInvoker), which the module keeps in the
 /// instance variable `@__fiddle_jit_variadic_<name>`, read per call.
 /// Attaching the name again replaces the invoker and reuses the entry.
-fn attach_variadic(ruby: &Ruby, module: RModule, name: Value, invoker: Value) -> Result<(), Error> {
+fn attach_variadic(ruby: &Ruby, module: Value, name: Value, invoker: Value) -> Result<(), Error> {
     if !crate::ruby::variadic::is_variadic_call(invoker.as_raw()) {
         return Err(Error::new(ruby.exception_type_error(), "a VariadicInvoker expected"));
     }
@@ -552,7 +553,7 @@ fn attach_variadic(ruby: &Ruby, module: RModule, name: Value, invoker: Value) ->
 
 /// Defines `name` on `module` (singleton and public instance method, arity
 /// -1) with the installed method entry at `thunk`.
-fn define_methods(module: RModule, name: &CStr, thunk: usize) {
+fn define_methods(module: Value, name: &CStr, thunk: usize) {
     // SAFETY: `thunk` is complete code with the argc/argv cfunc signature,
     // alive with its ParamConversions, which `module` holds (`definitions_of`).
     unsafe {
@@ -594,7 +595,7 @@ impl ParamConversions {
 /// goes, as its stubs do (docs/design.md, "Stub lifetime"): a thread
 /// running an entry has its method's frame, which marks the module, and a
 /// Method object taken before the name was attached again still runs it.
-fn definitions_of(ruby: &Ruby, module: RModule, name: ID) -> Result<RArray, Error> {
+fn definitions_of(ruby: &Ruby, module: Value, name: ID) -> Result<RArray, Error> {
     // SAFETY: reads a hidden instance variable of a live module.
     let existing = unsafe { rb_sys::rb_ivar_get(module.as_raw(), definitions_ivar()) };
     // SAFETY: nil or the Hash stored below.
