@@ -6,10 +6,10 @@ require "open3"
 # Published gems written for the ffi gem (Debian packages: rb-inotify,
 # ethon/libcurl, rbnacl/libsodium, sys-filesystem, ffi-yajl,
 # ffi-libarchive, ffi-bit-masks, ffi-rzmq/libzmq, childprocess, sassc,
-# magic/libmagic, spoon, get_process_mem, gir_ffi/GObject), run unmodified: each script in
-# spec/real_gems/ runs once under the ffi gem and once with
-# `-rfiddle_jit/ffi_shim`, and must print the same thing (apart from the
-# last line, which names the backend).
+# magic/libmagic, spoon, get_process_mem, gir_ffi/GObject, ruby-vips/libvips),
+# run unmodified: each script in spec/real_gems/ runs once under the ffi gem
+# and once with `-rfiddle_jit/ffi_shim`, and must print the same thing (apart
+# from the last line, which names the backend).
 RSpec.describe "unmodified gems that use the ffi gem" do
   LIB = File.expand_path("../lib", __dir__)
 
