@@ -8,7 +8,7 @@ require "open3"
 # ffi-libarchive, ffi-bit-masks, ffi-rzmq/libzmq, childprocess, sassc,
 # magic/libmagic, spoon, get_process_mem, gir_ffi/GObject, sys-proctable,
 # rbtrace, gssapi/MIT Kerberos, libnotify, kakasi, nfnetlink, nfqueue,
-# ffi-compiler, ohai, aubio), run unmodified: each script in
+# ffi-compiler, ohai, aubio, ruby-vips/libvips), run unmodified: each script in
 # spec/real_gems/ runs once under the ffi gem and once with
 # `-rfiddle_jit/ffi_shim`, and must print the same thing (apart from the
 # last line, which names the backend).
