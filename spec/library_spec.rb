@@ -274,6 +274,26 @@ RSpec.describe FiddleJit::Library do
       expect(m.str_len("abc")).to eq(3)
     end
 
+    # Mistakes found by a differential campaign against ffi 1.17.
+    it "ffi_lib nil is the process itself, as in the ffi gem" do
+      expect_same_outcome("ffi_lib nil") { |ns| new_lib(ns) { ffi_lib nil; attach_function :abs, [:int], :int }.abs(-3) }
+    end
+
+    it "unknown ffi_lib_flags, non-Array parameter types and non-Hash options behave like the ffi gem" do
+      expect_same_outcome("ffi_lib_flags :nope") { |ns| new_lib(ns) { ffi_lib_flags :nope } }
+      expect_same_outcome("ffi_lib_flags :now, :global") { |ns| new_lib(ns) { ffi_lib_flags :now, :global }.instance_variable_get(:@ffi_lib_flags) }
+      [nil, :int, 5].each do |params|
+        expect_same_outcome("attach_function :abs, #{params.inspect}, :int") do |ns|
+          new_lib(ns) { ffi_lib "c"; attach_function :abs, params, :int }
+        end
+      end
+      expect_same_outcome("options 5") { |ns| new_lib(ns) { ffi_lib "c"; attach_function :abs, [:int], :int, 5 }.abs(-2) }
+    end
+
+    it "function_names gives the C names attach_function looks up" do
+      expect_same_outcome("function_names") { |ns| new_lib(ns).function_names(:abs, []) }
+    end
+
     it "CURRENT_PROCESS resolves symbols already loaded in the process" do
       m = new_lib { ffi_lib FiddleJit::Library::CURRENT_PROCESS; attach_function :strlen, [:string], :size_t }
       expect(m.strlen("abcd")).to eq(4)

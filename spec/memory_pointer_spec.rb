@@ -333,4 +333,72 @@ RSpec.describe "Pointer / MemoryPointer memory API (differential against the ffi
       expect(FiddleJit::NullPointerError.ancestors).to include(RuntimeError)
     end
   end
+
+  # Mistakes a Ruby developer makes, each the ffi gem's exception class
+  # (found by a differential campaign of such inputs against ffi 1.17).
+  describe "bad arguments raise the ffi gem's exception" do
+    it "array counts are checked as Ruby checks an Array's size, before the memory" do
+      same("get_array_of_int32 count > ARY_MAX") { |ns| ns::MemoryPointer.new(16).get_array_of_int32(0, 2**62) }
+      same("read_array_of_int count > ARY_MAX") { |ns| ns::MemoryPointer.new(16).read_array_of_int(2**61) }
+      same("read_array_of_pointer(-1)") { |ns| ns::MemoryPointer.new(16).read_array_of_pointer(-1) }
+      same("get_array_of_string(0, -1)") { |ns| ns::MemoryPointer.new(16).get_array_of_string(0, -1) }
+      same("NULL.get_array_of_string(0, -1)") { |ns| ns::Pointer::NULL.get_array_of_string(0, -1) }
+      same("get_array_of_string count beyond int") { |ns| ns::MemoryPointer.new(16).get_array_of_string(0, 2**31) }
+    end
+
+    # ffi 1.17's class (1.15.5, the host's oracle, memsets NULL and crashes).
+    it "NULL.clear is a NullPointerError (the access check comes first)" do
+      skip "the ffi gem #{FFI::VERSION} crashes" if FIDDLE_JIT_ORACLE_MODE && FFI::VERSION < "1.17"
+      expect { FiddleJit::Pointer::NULL.clear }.to raise_error(FiddleJit::NullPointerError)
+      struct = Class.new(FiddleJit::Struct) { layout :a, :int }
+      expect { struct.new(FiddleJit::Pointer::NULL).clear }.to raise_error(FiddleJit::NullPointerError)
+    end
+
+    it "order(nil) and other non-Symbols give self" do
+      same("order(nil)") { |ns| (m = ns::MemoryPointer.new(8)).order(nil).equal?(m) }
+      same("order('big')") { |ns| (m = ns::MemoryPointer.new(8)).order("big").equal?(m) }
+    end
+
+    it "put_string takes a String only (no to_str)" do
+      to_str = Differential::ToStr.new("abc")
+      same("put_string(0, to_str)") { |ns| ns::MemoryPointer.new(8).put_string(0, to_str) }
+      same("put_string(0, nil)") { |ns| ns::MemoryPointer.new(8).put_string(0, nil) }
+    end
+
+    it "[] converts the index as an unsigned long" do
+      same("[1.5]") { |ns| (m = ns::MemoryPointer.new(:int, 4))[1.5].address - m.address }
+      same("[nil]") { |ns| ns::MemoryPointer.new(:int, 4)[nil] }
+      same("[-1]") { |ns| ns::MemoryPointer.new(:int, 4)[-1] }
+      same("['1']") { |ns| ns::MemoryPointer.new(:int, 4)["1"] }
+    end
+
+    it "get/put by type: buffers, Structs and non-scalars are ArgumentErrors" do
+      struct = ->(ns) { Class.new(ns::Struct) { layout :a, :int } }
+      same("get(:buffer_in)") { |ns| ns::MemoryPointer.new(8).get(:buffer_in, 0) }
+      same("put(:buffer_out)") { |ns| ns::MemoryPointer.new(8).put(:buffer_out, 0, nil) }
+      same("get(Struct)") { |ns| ns::MemoryPointer.new(8).get(struct.call(ns), 0) }
+      same("put(Struct)") { |ns| ns::MemoryPointer.new(8).put(struct.call(ns), 0, nil) }
+      same("put(:nope)") { |ns| ns::MemoryPointer.new(8).put(:nope, 0, 1) }
+      same("get(:varargs)") { |ns| ns::MemoryPointer.new(8).get(:varargs, 0) }
+    end
+
+    it "type sizes are an int, or an object's #size; Buffer counts convert like MemoryPointer's" do
+      same("MemoryPointer.new(2**31)") { |ns| ns::MemoryPointer.new(2**31) }
+      same("MemoryPointer.new(2**63)") { |ns| ns::MemoryPointer.new(2**63) }
+      same("MemoryPointer.new(Object.new)") { |ns| ns::MemoryPointer.new(Object.new) }
+      same("MemoryPointer.new(1.5)") { |ns| ns::MemoryPointer.new(1.5) }
+      same("Pointer.new(2**31, 0)") { |ns| ns::Pointer.new(2**31, 0) }
+      # The ffi gem's classes (its half-made Buffer then crashes the next GC,
+      # so the oracle is not run).
+      expect { FiddleJit::Buffer.new(nil) }.to raise_error(NoMethodError)
+      expect { FiddleJit::Buffer.new(2**31) }.to raise_error(RangeError)
+      expect { FiddleJit::Buffer.new(:int, "2") }.to raise_error(TypeError)
+      expect { FiddleJit::Buffer.new(:int, Float::NAN) }.to raise_error(RangeError)
+      expect { FiddleJit::Buffer.new(:int, nil) }.to raise_error(TypeError)
+      same("Buffer.new(struct, 2)") do |ns|
+        b = ns::Buffer.new(Class.new(ns::Struct) { layout :a, :int, :b, :double }, 2)
+        [b.size, b.type_size]
+      end
+    end
+  end
 end

@@ -97,8 +97,12 @@ RSpec.describe "structs by value" do
     expect(mod.bv_take_d2(@fj.bv_make_d2(1.0, 2.0))).to eq(4.0)
   end
 
-  it "raises TypeError for a value that is not a struct, and IndexError for too little memory" do
-    expect { @fj.bv_take_i2(5) }.to raise_error(TypeError, /bv_take_i2: argument 1/)
+  it "raises ArgumentError (the ffi gem's) for a value that is not memory, TypeError for NULL, IndexError for too little memory" do
+    expect { @fj.bv_take_i2(5) }.to raise_error(ArgumentError, /bv_take_i2: argument 1/)
+    [5, Object.new, { a: 1 }, [1, 2]].each do |v|
+      expect { @ffi.bv_take_i2(v) }.to raise_error(ArgumentError)
+      expect { @fj.bv_take_i2(v) }.to raise_error(ArgumentError)
+    end
     expect { @fj.bv_take_i2(nil) }.to raise_error(TypeError)
     expect { @fj.bv_take_i2(FiddleJit::MemoryPointer.new(8)) }.to raise_error(IndexError)
     expect(@fj.bv_take_i2(FiddleJit::MemoryPointer.new(16).tap { |m| m.write_int64(5) })).to eq(15)

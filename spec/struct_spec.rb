@@ -478,4 +478,46 @@ RSpec.describe "Struct and Union" do
       end
     end
   end
+
+  # Mistakes in layouts and field values, each the ffi gem's exception
+  # class (found by a differential campaign against ffi 1.17).
+  describe "bad layouts and field values (differential)" do
+    def layout(ns, *spec, union: false) = Class.new(union ? ns::Union : ns::Struct) { layout(*spec) }
+
+    it "field names are Symbols or Strings (kept as Symbols)" do
+      expect_same_outcome("layout 1, :int") { |ns| layout(ns, 1, :int) }
+      expect_same_outcome("layout 'a', :int") { |ns| layout(ns, "a", :int, "b", :int).members }
+      expect_same_outcome("'a' field by Symbol") { |ns| layout(ns, "a", :int).new.tap { |s| s[:a] = 3 }[:a] }
+      expect_same_outcome("layout a: :int, 'b' => :int") { |ns| layout(ns, { a: :int, "b" => :int }).members }
+    end
+
+    it "buffer, varargs and void fields are invalid; :strptr reads [String, Pointer]" do
+      %i[buffer_in buffer_out buffer_inout varargs void].each do |type|
+        expect_same_outcome("layout :a, :#{type}") { |ns| layout(ns, :a, :int, :b, type) }
+      end
+      expect_same_outcome(":strptr field") do |ns|
+        s = layout(ns, :a, :strptr, :b, :int).new
+        null = s[:a]
+        s.pointer.put_pointer(0, ns::MemoryPointer.from_string("hi"))
+        [null[0], null[1].null?, s[:a][0], s.members]
+      end
+    end
+
+    it "a struct of size zero is a RuntimeError; a flexible array member at the end is not" do
+      expect_same_outcome("layout :a, [:int, 0]") { |ns| layout(ns, :a, [:int, 0]) }
+      expect_same_outcome("union :a, [:int, 0]") { |ns| layout(ns, :a, [:int, 0], union: true) }
+      expect_same_outcome("flexible array") { |ns| layout(ns, :n, :int, :data, [:int, 0]).size }
+    end
+
+    it "a callback field takes nil, a Function or a callable (TypeError otherwise)" do
+      cb = ->(ns) { Module.new { extend ns::Library }.callback(:cb, [:int], :int) }
+      [FFI::Pointer.new(8), 5, "x"].each do |v|
+        expect_same_outcome("callback field = #{v.inspect}") do |ns|
+          value = v.is_a?(FFI::Pointer) ? ns::Pointer.new(8) : v
+          layout(ns, :f, cb.call(ns)).new[:f] = value
+        end
+      end
+      expect_same_outcome("callback field = nil") { |ns| layout(ns, :f, cb.call(ns)).new.tap { |s| s[:f] = nil }.pointer.get_pointer(0).null? }
+    end
+  end
 end

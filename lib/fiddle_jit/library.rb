@@ -107,9 +107,19 @@ module FiddleJit
       @ffi_libs = names.map { |name| LibraryLoader.open(name, flags) }
     end
 
-    # Flags for later ffi_lib calls: any of :global, :local, :lazy, :now.
+    # Flags for later ffi_lib calls: any of :global, :local, :lazy, :now
+    # (another is the ffi gem's TypeError).
     def ffi_lib_flags(*flags)
-      @ffi_lib_flags = flags.map { |f| FLAGS.fetch(f) { raise ArgumentError, "unknown ffi_lib flag #{f.inspect}" } }.inject(0, :|)
+      @ffi_lib_flags = flags.inject(0) { |result, f| result | (FLAGS[f] or raise TypeError, "nil can't be coerced into Integer") }
+    end
+
+    # The C names attach_function looks +name+ up as: +name+, and for
+    # :stdcall also the decorated names of its +arg_types+ (Type objects).
+    def function_names(name, arg_types)
+      return [name.to_s] unless @ffi_convention == :stdcall
+
+      size = arg_types.sum { |t| (s = FiddleJit.type_size(t)) + ((4 - s) % 4) }
+      [name.to_s, "_#{name}@#{size}", "#{name}@#{size}"]
     end
 
     def ffi_libraries
@@ -298,7 +308,8 @@ module FiddleJit
       else
         c_name, params, ret, options = name.to_s, func, args, returns
       end
-      raise TypeError, "parameter types must be an Array (got #{params.class})" unless params.is_a?(Array)
+      # The ffi gem maps them: anything else is its NoMethodError.
+      raise NoMethodError.new("undefined method `map' for #{params.inspect}", :map, receiver: params) unless params.is_a?(Array)
 
       # Like the ffi gem: `blocking: true`, or `@blocking = true` set just
       # before this call (reset by every attach_function).
@@ -315,7 +326,7 @@ module FiddleJit
       # types, ...) go through a native method in front of the stub
       # (Native.attach_converting), other functions are the stub itself.
       bits = (blocking ? Native::BLOCKING : 0) | (__ffi_compatible__? ? Native::FFI_COMPATIBLE : 0)
-      sig = signature(params, ret, bits, name, options.nil? || options.empty?)
+      sig = signature(params, ret, bits, name, !options.is_a?(Hash) || options.empty?)
       frame = !options.nil? && options.is_a?(Hash) && options[:callback_frame] ? true : false
       address = find_function_address(c_name, sig.params)
       stub, bytes = if sig.converts || frame
@@ -500,8 +511,7 @@ module FiddleJit
       libs = ffi_libraries
       c_name = c_name.to_s
       if @ffi_convention == :stdcall
-        size = param_types.sum { |t| (s = FiddleJit.type_size(t)) + ((4 - s) % 4) }
-        names = [c_name, "_#{c_name}@#{size}", "#{c_name}@#{size}"]
+        names = function_names(c_name, param_types)
         address = nil
         libs.find { |l| names.find { |n| address = l.find_address(n) } }
         return address if address

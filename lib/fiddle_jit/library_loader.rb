@@ -50,7 +50,8 @@ module FiddleJit
       return DynamicLibrary.open(nil, flags) if names.equal?(CURRENT_PROCESS)
 
       errors = []
-      libnames = Array(names).flat_map { |name| [name.to_s, map_library_name(name)].uniq }
+      # Not Array(): nil is a name as in the ffi gem ("", the process itself).
+      libnames = (names.is_a?(::Array) ? names : [names]).flat_map { |name| [name.to_s, map_library_name(name)].uniq }
       libnames.each do |libname|
         lib = try_open(libname, flags, errors)
         return lib if lib

@@ -15,20 +15,31 @@ module FiddleJit
     def self.size = SIZE
 
     # The native constructors know the C type table and Struct classes;
-    # sizes of other types (typedefs, type objects) come from here.
-    self.type_size_fallback = FiddleJit.make_shareable(->(type) { FiddleJit.type_size(type) })
+    # sizes of other types come from here: typedef names, and as in the ffi
+    # gem, any other object's #size (type objects; NoMethodError without).
+    self.type_size_fallback = FiddleJit.make_shareable(->(type) { type.is_a?(Symbol) ? FiddleJit.type_size(type) : type.size })
     private_class_method :type_size_fallback=
 
-    # Accessor suffix for a type usable with get/put (Symbol or typedef).
-    def self.accessor_for(type)
+    # The ffi gem's builtin types get/put has no accessor for.
+    NO_ACCESSOR = %i[void strptr varargs buffer_in buffer_out buffer_inout].freeze
+    private_constant :NO_ACCESSOR
+
+    # Accessor suffix for a scalar type usable with get/put (Symbol, typedef
+    # or Type::Builtin); ArgumentError "#{verb} type" (the ffi gem's words)
+    # for anything else: unknown names, buffers, Structs, Enums...
+    def self.accessor_for(type, verb = "undefined")
       canonical = Types.resolve(type)
+      written = type.is_a?(Type::Builtin) ? type.name : type
+      if !canonical.is_a?(Symbol) || NO_ACCESSOR.include?(canonical) || NO_ACCESSOR.include?(written)
+        raise ArgumentError, "#{verb} type '#{type}'"
+      end
+
       case canonical
       when :bool, :string then canonical
-      when :void then raise ArgumentError, "undefined type '#{type}'"
       else canonical == :float ? :float32 : (canonical == :double ? :float64 : canonical)
       end
     rescue TypeError
-      raise ArgumentError, "undefined type '#{type}'"
+      raise ArgumentError, "#{verb} type '#{type}'"
     end
 
     # get(type, offset) / put(type, offset, value): by type name.
@@ -44,7 +55,7 @@ module FiddleJit
     end
 
     def put(type, offset, value)
-      case (suffix = Pointer.accessor_for(type))
+      case (suffix = Pointer.accessor_for(type, "unsupported"))
       when :bool then put_uint8(offset, value ? 1 : 0)
       when :string then raise ArgumentError, "cannot put a :string; use put_string"
       when :long_double then put_bytes(offset, Native.long_double_pack(value))
@@ -56,19 +67,19 @@ module FiddleJit
     def read(type) = get(type, 0)
     def write(type, value) = put(type, 0, value)
 
-    # ptr[i]: the pointer i elements (of type_size bytes) further.
-    def [](index) = self + (index * type_size)
-
     def to_ptr = self
     def size_limit? = size != LONG_MAX
+
+    NO_ORDER = Object.new.freeze
+    private_constant :NO_ORDER
 
     # Byte order of the memory (no argument), or a view of it in +order+
     # (:little, :big or :network), like the ffi gem: a byte order other than
     # the host's gives a Pointer over the same memory whose multi-byte
     # scalars (ints, floats, pointers, their arrays, struct fields) are
-    # byte-swapped; the host's order, or a non-Symbol, gives self.
-    def order(order = nil)
-      return __swapped? ? :big : :little if order.nil?
+    # byte-swapped; the host's order, or a non-Symbol (nil too), gives self.
+    def order(order = NO_ORDER)
+      return __swapped? ? :big : :little if NO_ORDER.equal?(order)
 
       swap =
         case order
@@ -144,9 +155,10 @@ module FiddleJit
     def self.alloc_in(size, count = 1, clear = true, &block) = new(size, count, clear, &block)
     def self.alloc_out(size, count = 1, clear = true, &block) = new(size, count, clear, &block)
 
+    # Sizes as MemoryPointer.new takes them; with a block, yields self (the
+    # memory stays: the ffi gem frees only a Buffer's non-embedded storage).
     def initialize(size, count = 1, clear = true)
-      type_size = FiddleJit.type_size(size)
-      __allocate(type_size, type_size * Integer(count), clear)
+      __initialize_memory(size, count, clear)
       yield self if block_given?
     end
 

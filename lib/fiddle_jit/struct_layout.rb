@@ -122,7 +122,7 @@ module FiddleJit
       attr_reader :name, :offset, :type
 
       def initialize(name, offset, type)
-        @name = name
+        @name = Field.field_name(name)
         @offset = offset
         @type = type
         self.__footprint__ = 40 # the ffi gem's StructField
@@ -131,6 +131,16 @@ module FiddleJit
       def size = type.size
       def alignment = type.alignment
       def inspect = "#<#{self.class} #{name.inspect} offset=#{offset} size=#{size}>"
+
+      # A field's name as the ffi gem's StructField keeps it: a Symbol, from
+      # a Symbol or a String (TypeError otherwise).
+      def self.field_name(name)
+        case name
+        when ::Symbol then name
+        when ::String then name.to_sym
+        else raise TypeError, "wrong argument type #{name.class} (expected Symbol/String)"
+        end
+      end
     end
 
     # Integer and floating-point fields: the Pointer accessor for the type.
@@ -234,12 +244,23 @@ module FiddleJit
       def get(ptr) = Function.from_native(type, ptr.get_pointer(offset))
 
       def put(ptr, value)
+        unless value.nil? || value.is_a?(Function) || value.respond_to?(:call)
+          raise TypeError, "wrong type (expected Proc or Function)"
+        end
+
         fn = Function.for_callback(type, value)
         ptr.put_pointer(offset, fn)
         refs = ptr.instance_variable_get(:@__fiddle_jit_field_functions__) ||
                ptr.instance_variable_set(:@__fiddle_jit_field_functions__, {})
         refs[offset] = fn
       end
+    end
+
+    # A :strptr field, as the ffi gem's (a mapped type over a pointer):
+    # read as [String or nil, Pointer], written as a pointer.
+    class StrPtr < Field
+      def get(ptr) = FiddleJit::StrPtr.from_native(ptr.get_pointer(offset))
+      def put(ptr, value) = ptr.put_pointer(offset, value)
     end
 
     # An enum field: an int read as its Symbol (the Integer when unknown),
@@ -265,6 +286,13 @@ module FiddleJit
       def put(ptr, value) = @native.put(ptr, type.to_native(value, nil))
     end
 
+    # Pointer types the ffi gem has no struct field for.
+    NOT_FIELD_TYPES = %i[buffer_in buffer_out buffer_inout].freeze
+    private_constant :NOT_FIELD_TYPES
+
+    def self.invalid_field_type(type) = raise(TypeError, "invalid struct field type #{type.inspect}")
+    private_class_method :invalid_field_type
+
     # The field class for +type+ at +offset+.
     def self.field_for(name, offset, type)
       klass =
@@ -272,9 +300,10 @@ module FiddleJit
         when Type::Builtin
           case type.canonical
           when :bool then Bool
-          when :pointer then Pointer
+          when :pointer then NOT_FIELD_TYPES.include?(type.name) ? invalid_field_type(type) : Pointer
           when :string then String
-          when :void then raise TypeError, "invalid struct field type :void"
+          when :strptr then StrPtr
+          when :void, :varargs then invalid_field_type(type)
           when :long_double then LongDouble
           else Number
           end
@@ -282,7 +311,7 @@ module FiddleJit
         when Type::Array then Array
         when StructByReference then StructPointer
         else
-          raise TypeError, "invalid struct field type #{type.inspect}" unless type.respond_to?(:struct_field_class)
+          invalid_field_type(type) unless type.respond_to?(:struct_field_class)
 
           type.struct_field_class
         end

@@ -55,6 +55,9 @@ module FiddleJit
         raise TypeError, "type of field #{i} has zero size" if f.size.zero? && i < @fields.length - 1
       end
       size = Type.check_c_range(@packed ? @size : align(@size, @alignment), "int", 0x7fff_ffff)
+      # As the ffi gem's StructLayout.
+      raise RuntimeError, "Struct size is zero" if size.zero? && !@fields.empty?
+
       StructLayout.new(@fields, size, @alignment, @union)
     end
 

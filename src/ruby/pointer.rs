@@ -172,6 +172,13 @@ fn null_pointer_error(ruby: &Ruby) -> ExceptionClass {
     NULL_POINTER_ERROR.get().map(|c| ruby.get_inner(*c)).unwrap_or_else(|| ruby.exception_runtime_error())
 }
 
+/// A String argument, without `to_str`: the ffi gem's Check_Type(str, T_STRING).
+fn string_arg(ruby: &Ruby, v: Value) -> Result<RString, Error> {
+    RString::from_value(v).ok_or_else(|| {
+        Error::new(ruby.exception_type_error(), format!("wrong argument type {} (expected String)", v.class()))
+    })
+}
+
 fn index_error(ruby: &Ruby, off: i64, len: i64) -> Error {
     Error::new(ruby.exception_index_error(), format!("Memory access offset={off} size={len} is out of bounds"))
 }
@@ -539,6 +546,20 @@ impl Pointer {
         }
     }
 
+    /// `count` elements for a new Array, checked as `rb_ary_new2` checks
+    /// it (the ffi gem creates the Array before any memory check).
+    fn array_count(ruby: &Ruby, count: i64) -> Result<usize, Error> {
+        /// CRuby's ARY_MAX_SIZE: LONG_MAX / sizeof(VALUE).
+        const ARY_MAX_SIZE: i64 = i64::MAX / std::mem::size_of::<VALUE>() as i64;
+        if count < 0 {
+            return Err(Error::new(ruby.exception_arg_error(), "negative array size (or size too big)"));
+        }
+        if count > ARY_MAX_SIZE {
+            return Err(Error::new(ruby.exception_arg_error(), "array size too big"));
+        }
+        Ok(count as usize)
+    }
+
     fn span(ruby: &Ruby, count: i64, elem: usize) -> Result<i64, Error> {
         count.checked_mul(elem as i64).ok_or_else(|| index_error(ruby, 0, i64::MAX))
     }
@@ -582,8 +603,7 @@ impl Pointer {
         ))
     }
 
-    /// Private `__allocate(type_size, total, clear)`: the MemoryPointer/Buffer
-    /// constructor. Memory is counted by the GC (rb_gc_adjust_memory_usage).
+    /// The MemoryPointer/Buffer constructor's allocation. Memory is counted by the GC (rb_gc_adjust_memory_usage).
     fn allocate(ruby: &Ruby, rb_self: &Pointer, type_size: i64, total: i64, clear: bool) -> Result<(), Error> {
         if total < 0 || type_size < 0 {
             return Err(Error::new(ruby.exception_arg_error(), format!("negative memory size {total}")));
@@ -666,6 +686,15 @@ impl Pointer {
         }
         let new_size = if size == UNBOUNDED { UNBOUNDED } else { size - offset as usize };
         Ok(Pointer::derived(rb_self, rb_self.address.get().wrapping_add(offset as usize), new_size))
+    }
+
+    /// `ptr[index]`: the ffi gem's `self + NUM2ULONG(index) * type_size`
+    /// (so a negative index wraps to an offset `+` refuses, a RangeError).
+    fn aref(ruby: &Ruby, rb_self: Obj<Pointer>, index: Value) -> Result<Obj<Pointer>, Error> {
+        let offset = num2ull(index)?.wrapping_mul(rb_self.type_size.get() as u64);
+        let offset = i64::try_from(offset)
+            .map_err(|_| Error::new(ruby.exception_range_error(), "bignum too big to convert into `long'"))?;
+        Pointer::plus(ruby, rb_self, offset)
     }
 
     fn slice(ruby: &Ruby, rb_self: Obj<Pointer>, offset: Value, len: Value) -> Result<Obj<Pointer>, Error> {
@@ -772,6 +801,8 @@ impl Pointer {
     }
 
     fn clear(ruby: &Ruby, rb_self: Obj<Pointer>) -> Result<Obj<Pointer>, Error> {
+        // The ffi gem's order: NULL (and read-only memory) first.
+        rb_self.check_access(ruby, true)?;
         let size = rb_self.size.get();
         if size == UNBOUNDED {
             return Err(Error::new(ruby.exception_arg_error(), "cannot clear unbounded memory area"));
@@ -808,9 +839,7 @@ impl Pointer {
     }
 
     fn get_array_at<T: Scalar>(ruby: &Ruby, p: &Pointer, off: i64, count: i64) -> Result<RArray, Error> {
-        if count < 0 {
-            return Err(Error::new(ruby.exception_arg_error(), "negative array size (or size too big)"));
-        }
+        Pointer::array_count(ruby, count)?;
         let elem = std::mem::size_of::<T>();
         // As the ffi gem: no access check for zero elements (NULL.read_array_of_int(0) is []).
         if count > 0 {
@@ -891,7 +920,8 @@ impl Pointer {
     }
 
     /// `put_string(offset, str)`: the bytes plus a terminating NUL.
-    fn put_string(ruby: &Ruby, rb_self: Obj<Pointer>, off: Value, s: RString) -> Result<Obj<Pointer>, Error> {
+    fn put_string(ruby: &Ruby, rb_self: Obj<Pointer>, off: Value, s: Value) -> Result<Obj<Pointer>, Error> {
+        let s = string_arg(ruby, s)?;
         let off = num2long(off)?;
         // SAFETY: copied before any Ruby code runs (which could change `s`).
         let bytes = unsafe { s.as_slice() }.to_vec();
@@ -920,10 +950,7 @@ impl Pointer {
             [s, i, l] => (*s, Some(*i), Some(*l)),
             _ => return Err(arity(ruby, args.len() + 1, "2..4")),
         };
-        // No to_str: the ffi gem's Check_Type(str, T_STRING).
-        let s = RString::from_value(s).ok_or_else(|| {
-            Error::new(ruby.exception_type_error(), format!("wrong argument type {} (expected String)", s.class()))
-        })?;
+        let s = string_arg(ruby, s)?;
         // SAFETY: copied before any Ruby code runs (num2long below may call some).
         let bytes = unsafe { s.as_slice() }.to_vec();
         let total = bytes.len() as i64;
@@ -973,7 +1000,9 @@ impl Pointer {
         let ary = ruby.ary_new();
         match args {
             [off, count] if !count.is_nil() => {
-                let (off, count) = (num2long(*off)?, num2long(*count)?);
+                // As the ffi gem: an `int` count.
+                let (off, count) = (num2long(*off)?, i64::from(num2int(*count)?));
+                Pointer::array_count(ruby, count)?;
                 let at = rb_self.check(ruby, off, Pointer::span(ruby, count, ps)?, false)?;
                 for i in 0..count as usize {
                     // SAFETY: `check` allowed reading `count` pointers at `at`.
@@ -1380,7 +1409,8 @@ unsafe extern "C" fn memory_initialize_raw(argc: std::ffi::c_int, argv: *const V
     if (1..=3).contains(&argc) && rb_sys::rb_block_given_p() == 0 {
         let args = std::slice::from_raw_parts(argv, argc as usize);
         let ty = args[0];
-        let size = if ty & 1 == 1 && (ty as i64) >= 0 {
+        // (A size beyond an `int` is the checked path's RangeError.)
+        let size = if ty & 1 == 1 && (0..=i32::MAX as i64).contains(&((ty as i64) >> 1)) {
             Some(((ty as i64) >> 1) as usize)
         } else {
             builtin_symbol_size(ty).or_else(|| crate::ruby::struct_memory::struct_class_size(ty))
@@ -1414,13 +1444,13 @@ fn arity(ruby: &Ruby, given: usize, expected: &str) -> Error {
     Error::new(ruby.exception_arg_error(), format!("wrong number of arguments (given {given}, expected {expected})"))
 }
 
-/// Sizes of the builtin type names (LP64), as lib/fiddle_jit/types.rb has them.
+/// The size of a type as the ffi gem's `rbffi_type_size` takes it: an
+/// Integer (an `int`; negative: ArgumentError, see docs/compatibility.md),
+/// a builtin type name or Struct class (natively), else what the Ruby
+/// layer's fallback says (typedefs; `type.size` for objects).
 fn type_size_of(ruby: &Ruby, ty: Value) -> Result<usize, Error> {
-    if let Some(n) = fixnum(ty).filter(|n| *n >= 0) {
-        return Ok(n as usize);
-    }
-    if let Some(n) = fixnum(ty) {
-        return Err(Error::new(ruby.exception_arg_error(), format!("negative memory size {n}")));
+    if ty.is_kind_of(ruby.class_integer()) {
+        return memory_size(ruby, ty);
     }
     if let Some(sym) = magnus::Symbol::from_value(ty) {
         if let Some(t) = NamedType::find(&sym.name()?) {
@@ -1430,11 +1460,17 @@ fn type_size_of(ruby: &Ruby, ty: Value) -> Result<usize, Error> {
     if let Some(n) = crate::ruby::struct_memory::struct_class_size(ty.as_raw()) {
         return Ok(n);
     }
-    // Typedefs, type objects, ... are the Ruby layer's: its fallback.
     let fallback = TYPE_SIZE_FALLBACK.get().ok_or_else(|| {
         Error::new(ruby.exception_runtime_error(), "FiddleJit::Pointer.type_size_fallback= was not called")
     })?;
-    ruby.get_inner(*fallback).funcall("call", (ty,))
+    memory_size(ruby, ruby.get_inner(*fallback).funcall("call", (ty,))?)
+}
+
+/// A type size given as an Integer: NUM2INT, as the ffi gem (RangeError
+/// beyond an `int`), and not negative.
+fn memory_size(ruby: &Ruby, size: Value) -> Result<usize, Error> {
+    let n = num2int(size)?;
+    usize::try_from(n).map_err(|_| Error::new(ruby.exception_arg_error(), format!("negative memory size {n}")))
 }
 
 /// What `type_size_of` calls for the types it does not know: a callable
@@ -1492,7 +1528,8 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_alloc_func::<Pointer>();
     class.define_method("initialize", method!(Pointer::initialize, -1))?;
     class.define_method("initialize_copy", method!(Pointer::initialize_copy, 1))?;
-    class.define_private_method("__allocate", method!(Pointer::allocate, 3))?;
+    // MemoryPointer#initialize's sizes, for Buffer#initialize (no block).
+    class.define_private_method("__initialize_memory", method!(Pointer::memory_initialize, -1))?;
     class.define_private_method("__invalidate", method!(Pointer::invalidate, 0))?;
     class.define_private_method("__swapped?", method!(Pointer::is_swapped, 0))?;
     class.define_private_method("__swap!", method!(Pointer::set_swapped, 0))?;
@@ -1511,6 +1548,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("hash", method!(Pointer::hash, 0))?;
     class.define_method("+", method!(Pointer::plus, 1))?;
     class.define_method("slice", method!(Pointer::slice, 2))?;
+    class.define_method("[]", method!(Pointer::aref, 1))?;
     class.define_method("inspect", method!(Pointer::inspect, 0))?;
     class.define_method("clear", method!(Pointer::clear, 0))?;
     class.define_method("__copy_from__", method!(Pointer::copy_from, 2))?;

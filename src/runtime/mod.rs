@@ -386,8 +386,9 @@ fn struct_ref_address(ruby: &Ruby, info: &StubInfo, index: u32, value: Value, cl
 }
 
 /// A struct-by-value parameter: the address of a Struct's (or Pointer's)
-/// memory holding at least the struct's size; TypeError otherwise (the ffi
-/// gem would read from whatever it was given).
+/// memory holding at least the struct's size; ArgumentError for other
+/// values (as the ffi gem), TypeError for NULL and IndexError for too
+/// little memory (the ffi gem would read from whatever it was given).
 pub extern "C" fn arg_struct(value: VALUE, info_ptr: *const StubInfo, index: u32) -> usize {
     // SAFETY: as in `arg_pointer`.
     let r = struct_address(unsafe { info(info_ptr) }, index, unsafe { Value::from_raw(value) });
@@ -404,21 +405,20 @@ fn struct_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, Er
     } else {
         None
     };
-    let Some(memory) = memory else {
+    // nil is NULL (below); anything else is not memory: the ffi gem's ArgumentError.
+    let Some(memory) = memory.or_else(|| value.is_nil().then_some(value)) else {
         return Err(Error::new(
-            ruby.exception_type_error(),
+            ruby.exception_arg_error(),
             info.message(index, &format!("wrong argument type {} (expected Struct)", value.class())),
         ));
     };
     let address = (host().pointer_address)(memory).unwrap_or(0);
-    let size: i64 = memory.funcall("size", ())?;
-    // A Pointer derived from NULL has no access (the ffi gem segfaults).
-    if address != 0 {
-        (host().check_readable)(memory)?;
-    }
     if address == 0 {
         return Err(Error::new(ruby.exception_type_error(), format!("{}: struct argument is NULL", info.describe(index))));
     }
+    // A Pointer derived from NULL has no access (the ffi gem segfaults).
+    (host().check_readable)(memory)?;
+    let size: i64 = memory.funcall("size", ())?;
     if (size as u64) < needed as u64 {
         return Err(Error::new(
             ruby.exception_index_error(),
