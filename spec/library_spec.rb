@@ -344,4 +344,35 @@ RSpec.describe FiddleJit::Library do
       expect(bad).to be_empty
     end
   end
+
+  describe "methods of the extended module" do
+    include ShimScripts
+
+    # Library's own helpers live in every extended module's ancestry: an
+    # attached function or a module method of the same name as one of them
+    # must not break later attach_function calls (the ffi gem has only
+    # generic_enum there).
+    it "attach_function keeps working after attaching or defining methods with helper-like names" do
+      out = same_output(<<~RUBY)
+        require "ffi"
+        module M
+          extend FFI::Library
+          ffi_lib FFI::Library::LIBC
+          attach_function :signature, :getpid, [], :int
+          attach_function :attached, :getppid, [], :int
+          def self.conversion(*) = raise("the module's own method")
+          def self.native_scalar(*) = raise("the module's own method")
+          def self.find_function_address(*) = raise("the module's own method")
+          enum :sign, [:minus, -1, :plus, 1]
+          attach_function :abs, [:sign], :int
+          attach_function :labs, [:long], :long
+          attach_function :snprintf, [:pointer, :size_t, :string, :varargs], :int
+        end
+        buf = FFI::MemoryPointer.new(:char, 16)
+        M.snprintf(buf, 16, "%d", :int, 42)
+        p [M.signature == Process.pid, M.attached == Process.ppid, M.abs(:minus), M.labs(-3), buf.read_string]
+      RUBY
+      expect(out).to eq("[true, true, 1, 3, \"42\"]\n")
+    end
+  end
 end

@@ -45,7 +45,7 @@ module FiddleJit
     # The ffi gem's LONG/ULONG: the same 64-bit integers as INT64/UINT64 to
     # fiddle_jit (== by canonical type), but objects of their own that
     # inspect as ffi's and that make attach_function convert like ffi
-    # (NUM2LONG; see Library#ffi_long_param).
+    # (NUM2LONG; see Library#__ffi_long_param__).
     LONGS = { long: Builtin.new(:long, Types::LONG), ulong: Builtin.new(:ulong, Types::ULONG) }.freeze
 
     # The ffi gem's `long` types: :long/:ulong and the builtin and platform

@@ -147,7 +147,7 @@ module FiddleJit
       @ffi_shadows_builtin = true if PLAIN_RETURNS.key?(add)
       # (find_type of a FunctionType is the type itself.)
       type = @ffi_typedefs[add] = old.is_a?(FunctionType) ? old : find_type(old)
-      note_plain_typedef(add, type)
+      __note_plain_typedef__(add, type)
       type
     end
 
@@ -180,23 +180,23 @@ module FiddleJit
         found = cache[type] if cache
         return found if found
 
-        found = find_type_uncached(type)
+        found = __find_type_uncached__(type)
         # Builtin names and this module's typedefs (reset by #typedef); not
         # the global ones (FFI.typedef may redefine them).
-        remember_type(type, found) if Types::BUILTIN.key?(type) || @ffi_typedefs&.key?(type)
+        __remember_type__(type, found) if Types::BUILTIN.key?(type) || @ffi_typedefs&.key?(type)
         return found
       end
-      find_type_uncached(type)
+      __find_type_uncached__(type)
     end
 
-    private def remember_type(type, found)
+    private def __remember_type__(type, found)
       cache = @ffi_type_cache ||= {}
       cache[type] = found unless cache.frozen?
     rescue FrozenError, Ractor::IsolationError
       nil # a frozen module, another Ractor: uncached
     end
 
-    private def find_type_uncached(type)
+    private def __find_type_uncached__(type)
       found = Type.builtin(Types.resolve(type, @ffi_typedefs))
       return found unless type.is_a?(Symbol) && found.is_a?(Type::Builtin) && %i[int64 uint64].include?(found.canonical)
 
@@ -276,8 +276,8 @@ module FiddleJit
       return {} unless functions
 
       @ffi_functions ||= {}
-      unless frozen_definitions?
-        functions.each_pair { |name, info| @ffi_functions[name] ||= function_view(info) }
+      unless __frozen_definitions__?
+        functions.each_pair { |name, info| @ffi_functions[name] ||= __function_view__(info) }
       end
       functions.each_key.to_h { |name| [name, @ffi_functions[name]] }
     end
@@ -318,7 +318,7 @@ module FiddleJit
       blocking = options[:blocking] ? true : false if options.is_a?(Hash) && options.key?(:blocking)
 
       if params.last == :varargs || params.last == Type::VARARGS
-        return attach_variadic(name, c_name, params[0...-1], ret, blocking)
+        return __attach_variadic__(name, c_name, params[0...-1], ret, blocking)
       end
 
       # One path: the signature's types resolved once (see #signature);
@@ -326,25 +326,25 @@ module FiddleJit
       # types, ...) go through a native method in front of the stub
       # (Native.attach_converting), other functions are the stub itself.
       bits = (blocking ? Native::BLOCKING : 0) | (__ffi_compatible__? ? Native::FFI_COMPATIBLE : 0)
-      sig = signature(params, ret, bits, name, !options.is_a?(Hash) || options.empty?)
+      sig = __signature__(params, ret, bits, name, !options.is_a?(Hash) || options.empty?)
       frame = !options.nil? && options.is_a?(Hash) && options[:callback_frame] ? true : false
-      address = find_function_address(c_name, sig.params)
+      address = __find_function_address__(c_name, sig.params)
       stub, bytes = if sig.converts || frame
                       Native.attach_converting(self, name, address, c_name, sig.signature, sig.conversions,
                                                sig.ret_conversion, frame)
                     else
                       Native.attach_function(self, name.to_s, address, c_name, sig.signature)
                     end
-      enum_symbols_for(stub)
-      attached(name, c_name, params, ret, address, stub, bytes, sig.params, sig.ret)
+      __enum_symbols_for__(stub)
+      __attached__(name, c_name, params, ret, address, stub, bytes, sig.params, sig.ret)
     end
 
     private
 
-    def frozen_definitions? = defined?(@ffi_functions) && @ffi_functions.frozen?
+    def __frozen_definitions__? = defined?(@ffi_functions) && @ffi_functions.frozen?
 
     # attached_functions' entry for an AttachedFunction.
-    def function_view(info)
+    def __function_view__(info)
       fn = Function.__send__(:__pointer, info.address)
       fn.__send__(:setup_lazily, self, info.return_type, info.params)
       fn
@@ -357,7 +357,7 @@ module FiddleJit
     # #disassemble), which FiddleJit.disassemble finds either way.
     # +resolved+/+ret_resolved+: the types as find_type gave them, when the
     # attach resolved them.
-    def attached(name, c_name, params, ret, address, stub, bytes, resolved = params, ret_resolved = ret)
+    def __attached__(name, c_name, params, ret, address, stub, bytes, resolved = params, ret_resolved = ret)
       name = name.to_sym
       info = AttachedFunction.new(name, c_name, params, ret, address, stub, bytes)
       (@fiddle_jit_functions ||= {})[name] = info
@@ -375,7 +375,7 @@ module FiddleJit
 
     # Like the ffi gem, a function's integer parameters take the Symbols of
     # the enums this library had defined when it was attached.
-    def enum_symbols_for(stub)
+    def __enum_symbols_for__(stub)
       enums = @ffi_enums
       Native.stub_enums(stub, enums.symbol_map) if enums
     end
@@ -398,7 +398,7 @@ module FiddleJit
     # module (@ffi_signatures, reset here, as every typedef may change what
     # a signature there means): the name means what this module's typedef
     # says.
-    def note_plain_typedef(name, type)
+    def __note_plain_typedef__(name, type)
       native = PLAIN_PARAMS[type.name] if type.is_a?(Type::Builtin)
       plain = @ffi_plain_typedefs ||= {}
       native ? plain[name] = native : plain.delete(name)
@@ -414,7 +414,7 @@ module FiddleJit
     # typedefs (which FFI.typedef may change), Modules (Struct classes,
     # DataConverters) or builtin Type objects. +plain+: whether the
     # attach_function options allow the plain form.
-    def signature(params, ret, bits, name, plain)
+    def __signature__(params, ret, bits, name, plain)
       default = @ffi_convention.nil? || @ffi_convention == :default
       plain &&= default && !@ffi_shadows_builtin
       typedefs = @ffi_plain_typedefs
@@ -429,23 +429,23 @@ module FiddleJit
       found = own&.dig(bits, ret, *params, SIGNATURE)
       return found if found
 
-      sig = (plain_signature(params, ret, bits, typedefs) if plain) || resolved_signature(params, ret, bits, name)
-      remember_signature(shared, own, params, ret, bits, sig)
+      sig = (__plain_signature__(params, ret, bits, typedefs) if plain) || __resolved_signature__(params, ret, bits, name)
+      __remember_signature__(shared, own, params, ret, bits, sig)
       sig
     rescue Ractor::IsolationError, FrozenError
-      sig || (plain && plain_signature(params, ret, bits, typedefs)) || resolved_signature(params, ret, bits, name)
+      sig || (plain && __plain_signature__(params, ret, bits, typedefs)) || __resolved_signature__(params, ret, bits, name)
     end
 
     # Keeps +sig+ (see #signature); +shared+: PLAIN_SIGNATURES applies.
-    def remember_signature(shared, own, params, ret, bits, sig)
-      cacheable = cacheable_type?(ret) && params.all? { |t| cacheable_type?(t) }
+    def __remember_signature__(shared, own, params, ret, bits, sig)
+      cacheable = __cacheable_type__?(ret) && params.all? { |t| __cacheable_type__?(t) }
       if shared && (sig.conversions.nil? || (ret.is_a?(Symbol) && params.all?(Symbol)))
-        trie_store(PLAIN_SIGNATURES, bits, ret, params, sig.conversions.nil? ? sig : false)
+        __trie_store__(PLAIN_SIGNATURES, bits, ret, params, sig.conversions.nil? ? sig : false)
       end
-      trie_store(own, bits, ret, params, sig) if own && cacheable && !(shared && sig.conversions.nil?)
+      __trie_store__(own, bits, ret, params, sig) if own && cacheable && !(shared && sig.conversions.nil?)
     end
 
-    def trie_store(cache, bits, ret, params, value)
+    def __trie_store__(cache, bits, ret, params, value)
       leaf = [bits, ret, *params].inject(cache) { |node, key| node[key] ||= {} }
       leaf[SIGNATURE] = value
     end
@@ -454,7 +454,7 @@ module FiddleJit
     # or one of this module's plain +typedefs+; see PLAIN_PARAMS), else nil.
     # Its types stay the Symbols (no type objects built) and it converts
     # nothing.
-    def plain_signature(params, ret, bits, typedefs)
+    def __plain_signature__(params, ret, bits, typedefs)
       native_ret = PLAIN_RETURNS[ret] || typedefs&.[](ret) or return nil
       native_params = params.map { |t| PLAIN_PARAMS[t] || typedefs&.[](t) || (return nil) }
       params = params.dup.freeze
@@ -463,19 +463,19 @@ module FiddleJit
 
     # The Resolved of any signature: its types resolved (find_type), what
     # converts each argument and the result.
-    def resolved_signature(params, ret, bits, name)
+    def __resolved_signature__(params, ret, bits, name)
       resolved = params.map { |t| find_type(t) }.freeze
       ret_resolved = find_type(ret)
-      param_types = resolved.map { |t| long_param_name(t) || native_param_type(t, name) }
-      ret_type, ret_conv = native_return_type(ret_resolved, name)
-      conversions = resolved.map { |t| conversion(t) }.freeze
+      param_types = resolved.map { |t| __long_param_name__(t) || __native_param_type__(t, name) }
+      ret_type, ret_conv = __native_return_type__(ret_resolved, name)
+      conversions = resolved.map { |t| __conversion__(t) }.freeze
       signature = Native::Signature.new(param_types, ret_type, params, nil, bits)
       ret_conv = ret_conv.converter if ret_conv.is_a?(Type::Mapped)
       Resolved.new(signature, conversions, ret_conv, (ret_conv || conversions.any?) ? true : false,
                    resolved, ret_resolved).freeze
     end
 
-    def cacheable_type?(type)
+    def __cacheable_type__?(type)
       if type.is_a?(Symbol)
         typedefs = @ffi_typedefs
         typedefs ? typedefs.key?(type) || Types::BUILTIN.key?(type) : Types::BUILTIN.key?(type)
@@ -487,12 +487,12 @@ module FiddleJit
     # Enums, Bitmasks, DataConverters (Type::Mapped) and callback types
     # convert (Struct.by_ref parameters do not: the stub checks their class,
     # see StructByReference#native_param).
-    def converter?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped)
+    def __converter__?(type) = type.is_a?(Enum) || type.is_a?(Type::Mapped)
 
     # What converts an argument of +type+ (see Native.attach_converting),
     # or nil: a DataConverter itself rather than the Type::Mapped around it
     # (one method call less each way); an Enum or a FunctionType as it is.
-    def conversion(type)
+    def __conversion__(type)
       case type
       when Type::Mapped then type.converter
       when Enum, FunctionType then type
@@ -502,12 +502,12 @@ module FiddleJit
     # "long"/"ulong" for a parameter the ffi gem types as long (find_type
     # gave Type::LONG/ULONG: :long, :size_t, :off_t...), which the native
     # layer converts with NUM2LONG/NUM2ULONG like ffi; else nil.
-    def long_param_name(resolved) = (LONG_PARAM_NAMES[resolved.name] if resolved.is_a?(Type::Builtin))
+    def __long_param_name__(resolved) = (LONG_PARAM_NAMES[resolved.name] if resolved.is_a?(Type::Builtin))
 
     # The same, in the form VariadicInvoker calls it.
-    def ffi_long_param(_written, resolved) = long_param_name(resolved)
+    def __ffi_long_param__(_written, resolved) = __long_param_name__(resolved)
 
-    def find_function_address(c_name, param_types = NO_TYPES)
+    def __find_function_address__(c_name, param_types = NO_TYPES)
       libs = ffi_libraries
       c_name = c_name.to_s
       if @ffi_convention == :stdcall
@@ -531,8 +531,8 @@ module FiddleJit
     # (Native.attach_variadic): it calls the invoker, which the module holds
     # in an instance variable (shareable after Library#freeze, so the
     # function also works in Ractors).
-    def attach_variadic(name, c_name, fixed, ret, blocking)
-      address = find_function_address(c_name)
+    def __attach_variadic__(name, c_name, fixed, ret, blocking)
+      address = __find_function_address__(c_name)
       invoker = VariadicInvoker.new(self, name.to_sym, c_name, address, fixed, ret, blocking)
       Native.attach_variadic(self, name, invoker)
       info = AttachedFunction.new(name.to_sym, c_name, fixed + [:varargs], ret, address, nil, 0)
@@ -544,23 +544,23 @@ module FiddleJit
 
     # Variadic (and fixed) arguments of a variadic function: callbacks are
     # function pointers, enums and mapped types their native type.
-    def variadic_native_type(type, name)
-      type.is_a?(FunctionType) ? "pointer" : native_param_type(type, name)
+    def __variadic_native_type__(type, name)
+      type.is_a?(FunctionType) ? "pointer" : __native_param_type__(type, name)
     end
 
-    def variadic_converter(type)
-      type.is_a?(FunctionType) || converter?(type) ? type : nil
+    def __variadic_converter__(type)
+      type.is_a?(FunctionType) || __converter__?(type) ? type : nil
     end
 
     # Struct classes are pointers (any :pointer value is accepted); a
     # Struct.by_ref is a pointer the stub checks is nil, a Pointer or an
     # instance of the struct class (TypeError otherwise); Struct.by_value is copied into
     # registers or stack slots by the stub (SysV classification).
-    def native_param_type(type, name)
+    def __native_param_type__(type, name)
       case type
-      when Symbol then native_scalar(type, name)
-      when Type::Builtin then native_scalar(type.canonical, name)
-      when Enum, Type::Mapped then native_param_type(type.native_type, name)
+      when Symbol then __native_scalar__(type, name)
+      when Type::Builtin then __native_scalar__(type.canonical, name)
+      when Enum, Type::Mapped then __native_param_type__(type.native_type, name)
       when FunctionType then "pointer"
       when StructByReference then type.native_param
       when Class then "pointer"
@@ -573,14 +573,14 @@ module FiddleJit
     # [native return type, converter for the result or nil]. A Struct class
     # returns a plain Pointer (like the ffi gem); Struct.by_ref returns an
     # instance of the struct over the returned memory.
-    def native_return_type(type, name)
+    def __native_return_type__(type, name)
       case type
       when Symbol, Type::Builtin
         canonical = type.is_a?(Symbol) ? type : type.canonical
         return ["pointer", StrPtr] if canonical == :strptr
 
-        [native_scalar(canonical, name), nil]
-      when Enum, Type::Mapped then [native_return_type(type.native_type, name)[0], type]
+        [__native_scalar__(canonical, name), nil]
+      when Enum, Type::Mapped then [__native_return_type__(type.native_type, name)[0], type]
       when FunctionType, StructByReference then ["pointer", type]
       when Class then ["pointer", nil]
       when Type::Struct then [type.native_return_descriptor, nil]
@@ -588,7 +588,7 @@ module FiddleJit
       end
     end
 
-    def native_scalar(canonical, name)
+    def __native_scalar__(canonical, name)
       case canonical
       when :strptr then raise TypeError, "#{name}: :strptr is only valid as a return type"
       when :varargs then raise TypeError, "#{name}: :varargs must be the last parameter type"

@@ -8,7 +8,7 @@ module FiddleJit
     # The C type table (src/types.rs `TYPE_NAMES`, per target): every type
     # name as the ffi gem spells it => [canonical name the native layer
     # plans with, size, alignment]. :strptr is a return type only, :varargs
-    # the last parameter only (see Library#native_scalar).
+    # the last parameter only (see Library#__native_scalar__).
     TABLE = Native::C_TYPES
 
     # name => canonical name

@@ -29,10 +29,10 @@ module FiddleJit
       @blocking = blocking
       fixed_resolved = fixed.map { |t| library.find_type(t) }
       @fixed_types = fixed_resolved.each_with_index.map do |t, i|
-        library.__send__(:ffi_long_param, fixed[i], t) || library.__send__(:variadic_native_type, t, name)
+        library.__send__(:__ffi_long_param__, fixed[i], t) || library.__send__(:__variadic_native_type__, t, name)
       end
-      @fixed_convs = fixed_resolved.map { |t| library.__send__(:variadic_converter, t) }
-      @ret_type, @ret_conv = library.__send__(:native_return_type, library.find_type(ret), name)
+      @fixed_convs = fixed_resolved.map { |t| library.__send__(:__variadic_converter__, t) }
+      @ret_type, @ret_conv = library.__send__(:__native_return_type__, library.find_type(ret), name)
       @holder = Module.new
       __setup(@fixed.size, @ret_conv, @holder)
     end
@@ -65,7 +65,7 @@ module FiddleJit
       library = @library
       resolved = types.map { |t| library.find_type(t) }
       var_types = resolved.each_with_index.map do |t, i|
-        library.__send__(:ffi_long_param, types[i], t) || library.__send__(:variadic_native_type, t, @name)
+        library.__send__(:__ffi_long_param__, types[i], t) || library.__send__(:__variadic_native_type__, t, @name)
       end
       # Like the ffi gem, whose libffi rejects a type narrower than int it
       # does not promote (:bool).
@@ -79,8 +79,8 @@ module FiddleJit
       # The same name and signature again (another Ractor, a racing
       # thread) gives the stub already attached.
       stub, = Native.attach_function(@holder, shape_name, @address, @c_name, signature)
-      library.__send__(:enum_symbols_for, stub)
-      [stub, @holder.method(shape_name).arity, @fixed_convs + resolved.map { |t| library.__send__(:variadic_converter, t) }]
+      library.__send__(:__enum_symbols_for__, stub)
+      [stub, @holder.method(shape_name).arity, @fixed_convs + resolved.map { |t| library.__send__(:__variadic_converter__, t) }]
     end
   end
 
