@@ -290,6 +290,22 @@ RSpec.describe FiddleJit::Library do
       expect_same_outcome("options 5") { |ns| new_lib(ns) { ffi_lib "c"; attach_function :abs, [:int], :int, 5 }.abs(-2) }
     end
 
+    it "a C name with a NUL byte is the ffi gem's ArgumentError, not a missing function" do
+      expect_same_outcome("attach_function NUL") { |ns| new_lib(ns) { ffi_lib "c"; attach_function :x, "ab\0s", [:int], :int } }
+      expect_same_outcome("attach_variable NUL") { |ns| new_lib(ns) { ffi_lib "c"; attach_variable :v, :"opt\0err", :int } }
+    end
+
+    it "any object names the method (its to_s), as in the ffi gem" do
+      name = Object.new.tap { |o| o.define_singleton_method(:to_s) { "my_abs" } }
+      expect_same_outcome("attach_function obj, :abs") { |ns| new_lib(ns) { ffi_lib "c"; attach_function name, :abs, [:int], :int }.my_abs(-2) }
+    end
+
+    it "DynamicLibrary.new opens like open; last_error is dlerror's message" do
+      expect_same_outcome("DynamicLibrary.new") { |ns| ns::DynamicLibrary.new(FFI::Library::LIBC, 1).find_function("abs").nil? }
+      expect_same_outcome("DynamicLibrary.new missing") { |ns| ns::DynamicLibrary.new("/nonexistent/libx.so", 1) }
+      expect_same_outcome("last_error") { |ns| ns::DynamicLibrary.last_error.class }
+    end
+
     it "function_names gives the C names attach_function looks up" do
       expect_same_outcome("function_names") { |ns| new_lib(ns).function_names(:abs, []) }
     end

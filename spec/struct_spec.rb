@@ -509,6 +509,20 @@ RSpec.describe "Struct and Union" do
       expect_same_outcome("flexible array") { |ns| layout(ns, :n, :int, :data, [:int, 0]).size }
     end
 
+    it "a copy of a struct over NULL is over NULL; StructByValue of a non-Struct is a TypeError" do
+      expect_same_outcome("dup over NULL") { |ns| layout(ns, :a, :int).new(ns::Pointer::NULL).dup.pointer.address }
+      expect_same_outcome("dup") { |ns| s = layout(ns, :a, :int).new.tap { |x| x[:a] = 4 }; d = s.dup; s[:a] = 5; d[:a] }
+      expect_same_outcome("StructByValue.new(Object)") { |ns| ns::StructByValue.new(Object) }
+      expect_same_outcome("StructByValue.new(1)") { |ns| ns::StructByValue.new(1) }
+    end
+
+    it "inline array indexes convert as an int (TypeError, RangeError; Floats truncated) before the bounds check" do
+      [nil, "0", :a, 1.5, 2**31, 2**64, -1, 3].each do |i|
+        expect_same_outcome("[:int, 3][#{i.inspect}]") { |ns| layout(ns, :a, [:int, 3]).new[:a][i] }
+        expect_same_outcome("[:char, 4][#{i.inspect}] = 1") { |ns| layout(ns, :a, [:char, 4]).new[:a][i] = 1 }
+      end
+    end
+
     it "a callback field takes nil, a Function or a callable (TypeError otherwise)" do
       cb = ->(ns) { Module.new { extend ns::Library }.callback(:cb, [:int], :int) }
       [FFI::Pointer.new(8), 5, "x"].each do |v|

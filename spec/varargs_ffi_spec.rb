@@ -76,6 +76,7 @@ RSpec.describe "variadic functions under the drop-in (differential against the f
       # libffi rejects variadic types narrower than int that the ffi gem
       # does not promote: only :bool.
       puts fmt("%d", :bool, true)
+      puts fmt("%d", :varargs, 1)
       puts fmt("%d", :no_such_type, 1)
       puts fmt("%d", :int)
       puts fmt("%d", :int, "x")

@@ -20,6 +20,9 @@ module FiddleJit
       attr_writer :name
     end
 
+    # DynamicLibrary.new(name, flags) is open(name, flags), as in the ffi gem.
+    def self.new(name, flags) = open(name, flags)
+
     alias __native_name name
     private :__native_name
 

@@ -303,6 +303,8 @@ module FiddleJit
     # the ffi gem does) whose body is a JIT-emitted stub calling +c_name+
     # (default: +name+).
     def attach_function(name, func, args, returns = nil, options = nil)
+      # The ffi gem defines the method `name.to_s` whatever +name+ is.
+      name = name.to_s unless name.is_a?(Symbol) || name.is_a?(String)
       if returns && (func.is_a?(String) || func.is_a?(Symbol))
         c_name, params, ret = func.to_s, args, returns
       else

@@ -46,6 +46,9 @@ module FiddleJit
 
     def initialize_copy(other)
       super
+      # As the ffi gem: a copy of a struct over NULL is over NULL too.
+      return __set_memory__(other.pointer, self.class.__layout__.native_table) if other.pointer.null?
+
       size = other.size
       __set_memory__(MemoryPointer.new(size, 1, false).__copy_from__(other.pointer, size),
                      self.class.__layout__.native_table)

@@ -33,9 +33,27 @@ module FiddleJit
       # A zero-length array (the last field: C's flexible array member) is
       # not bounds-checked, as in the ffi gem.
       def element(index)
-        raise IndexError, "index #{index} out of bounds" unless index.is_a?(Integer) && index >= 0 && (size.zero? || index < size)
+        index = InlineArray.int_index(index)
+        raise IndexError, "index #{index} out of bounds" unless index >= 0 && (size.zero? || index < size)
 
         StructLayout.element_field(@field, index)
+      end
+
+      INT_RANGE = (-2**31...2**31)
+      private_constant :INT_RANGE
+
+      # +index+ converted as the ffi gem's NUM2INT: Integers in the `int`
+      # range, Floats truncated, else implicit conversion (TypeError).
+      def self.int_index(index)
+        index = case index
+                when Integer then index
+                when Float then index.to_i
+                when nil then raise TypeError, "no implicit conversion from nil to integer"
+                else Integer.try_convert(index) || raise(TypeError, "no implicit conversion of #{index.class} into Integer")
+                end
+        raise RangeError, "integer #{index} too big to convert to `int'" unless INT_RANGE.cover?(index)
+
+        index
       end
     end
   end

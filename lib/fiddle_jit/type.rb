@@ -88,6 +88,11 @@ module FiddleJit
       attr_reader :struct_class
 
       def initialize(struct_class)
+        # (The ffi gem's TypeError too, from the class's missing layout.)
+        unless struct_class.is_a?(Class) && struct_class < FiddleJit::Struct
+          raise TypeError, "wrong type (expected subclass of FiddleJit::Struct)"
+        end
+
         @struct_class = struct_class
         self.__footprint__ = 48
         freeze

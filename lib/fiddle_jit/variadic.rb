@@ -64,6 +64,10 @@ module FiddleJit
     def shape(types)
       library = @library
       resolved = types.map { |t| library.find_type(t) }
+      # (The ffi gem's libffi rejects :varargs here with an ArgumentError too.)
+      if resolved.any? { |t| t.is_a?(Type::Builtin) && t.canonical == :varargs }
+        raise ArgumentError, "#{@name}: :varargs is not a variadic argument type"
+      end
       var_types = resolved.each_with_index.map do |t, i|
         library.__send__(:__ffi_long_param__, types[i], t) || library.__send__(:__variadic_native_type__, t, @name)
       end

@@ -80,8 +80,9 @@ impl DynamicLibrary {
     /// The symbol's address, or nil.
     /// (Plain dlsym: libloading's checked lookup clears and formats dlerror
     /// on every call, several times the cost of the lookup itself.)
-    fn find_symbol(&self, name: String) -> Option<usize> {
-        self.find_bytes(name.as_bytes())
+    fn find_symbol(ruby: &Ruby, rb_self: &Self, name: String) -> Result<Option<usize>, Error> {
+        check_c_name(ruby, name.as_bytes())?;
+        Ok(rb_self.find_bytes(name.as_bytes()))
     }
 
     /// `find_symbol` of a name's bytes (any encoding; none with a NUL byte).
@@ -122,10 +123,7 @@ impl DynamicLibrary {
         // (A miss: the name copied before anything below allocates.)
         // SAFETY: copied at once.
         let bytes: Box<[u8]> = unsafe { name.as_slice() }.into();
-        if bytes.contains(&0) {
-            // The ffi gem's StringValueCStr.
-            return Err(Error::new(ruby.exception_arg_error(), "string contains null byte"));
-        }
+        check_c_name(ruby, &bytes)?;
         let Some(address) = rb_self.find_bytes(&bytes) else { return Ok(None) };
         let class = ruby.get_inner(*SYMBOL_CLASS.get().expect("DynamicLibrary::Symbol defined at init"));
         let symbol = Pointer::new_of_class(ruby, class, address);
@@ -156,6 +154,30 @@ type DirIndex = Vec<String>;
 /// sees the system's library cache of its start.
 static DIR_INDEXES: std::sync::Mutex<Option<std::collections::HashMap<String, Option<std::sync::Arc<DirIndex>>>>> =
     std::sync::Mutex::new(None);
+
+/// A name C can look up: no NUL byte (the ffi gem's StringValueCStr error).
+fn check_c_name(ruby: &Ruby, name: &[u8]) -> Result<(), Error> {
+    if name.contains(&0) {
+        return Err(Error::new(ruby.exception_arg_error(), "string contains null byte"));
+    }
+    Ok(())
+}
+
+/// `DynamicLibrary.last_error`: dlerror's message of the last failed dl*
+/// call not read yet; "(null)" without one (the ffi gem formats dlerror()
+/// with "%s").
+fn last_error() -> String {
+    // SAFETY: dlerror's NUL-terminated message is copied at once (the GVL is
+    // held, so no other Ruby thread calls dl* meanwhile).
+    unsafe {
+        let err = libc::dlerror();
+        if err.is_null() {
+            "(null)".into()
+        } else {
+            std::ffi::CStr::from_ptr(err).to_string_lossy().into_owned()
+        }
+    }
+}
 
 fn version_key(name: &str) -> Vec<u64> {
     name.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap_or(u64::MAX)).collect()
@@ -256,6 +278,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.undef_default_alloc_func();
     class.define_singleton_method("open", function!(DynamicLibrary::open, 2))?;
     class.define_singleton_method("versioned_files", function!(versioned_files, 2))?;
+    class.define_singleton_method("last_error", function!(last_error, 0))?;
     // The address as an Integer (or nil); lib/ builds the ffi gem's
     // find_symbol/find_function/find_variable (Symbol pointers) on it.
     class.define_method("find_address", method!(DynamicLibrary::find_symbol, 1))?;
