@@ -104,6 +104,18 @@ RSpec.describe "ffi gem 1.17 behaviours" do
     end
   end
 
+  it "Function#attach to a frozen non-module: FrozenError (its @ffi_functions is set first)" do
+    frozen = change("1.16.0", "Function#attach records the function in the receiver's @ffi_functions first", FrozenError)
+    expect_same_outcome("attach(5, name)", ffi_changed: frozen) do |ns|
+      ns::Function.new(:int, [:int]) { |x| x }.attach(5, "x")
+    end
+    expect_same_outcome("attach(Object.new, name)") { |ns| ns::Function.new(:int, [:int]) { |x| x }.attach(Object.new, "x") }
+  end
+
+  it "FunctionType.new with parameters that are not an Array: TypeError" do
+    expect_same_outcome("FunctionType.new(:int, 5)") { |ns| ns::FunctionType.new(:int, 5) }
+  end
+
   it "finds a private `release` (AutoPointer and ManagedStruct)" do
     private_release = change("1.16.0", "AutoPointer/ManagedStruct find a private release", [1, 1])
     expect_same_outcome("private release", ffi_changed: private_release) do |ns|

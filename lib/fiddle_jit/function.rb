@@ -281,6 +281,8 @@ module FiddleJit
     # Defines +name+ on +mod+ (singleton and instance method, like
     # attach_function) calling this function. The module keeps it alive.
     def attach(mod, name)
+      # (A frozen receiver first: the ffi gem 1.17 checks that before the type.)
+      raise FrozenError.new("can't modify frozen #{mod.class}: #{mod.inspect}", receiver: mod) if mod.frozen?
       raise RuntimeError, "trying to attach function to non-module" unless mod.is_a?(Module)
 
       ret, params = types
@@ -298,6 +300,7 @@ module FiddleJit
     # same Proc gets a fresh one.
     def free
       native_free
+      KEPT.delete(self)
       type = __callback_type
       type&.__callback_memo_forget(self)
       callable = __parent
@@ -316,7 +319,17 @@ module FiddleJit
     def +(other) = to_ptr + other
     def type_size = 1
 
-    def autorelease? = true
+    # autorelease = false (the ffi gem's way to hand C a callback it keeps):
+    # this Function, its trampoline and its callable live until #free or
+    # autorelease = true, whether Ruby still references them or not.
+    KEPT = {}.compare_by_identity
+    private_constant :KEPT
+
+    def autorelease=(autorelease)
+      autorelease ? KEPT.delete(self) : KEPT[self] = true
+    end
+
+    def autorelease? = !KEPT.key?(self)
     alias autorelease autorelease?
 
     def inspect

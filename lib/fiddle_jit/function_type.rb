@@ -22,6 +22,8 @@ module FiddleJit
 
     def initialize(return_type, param_types, options = NO_OPTIONS)
       ret = Types.resolve(return_type)
+      raise TypeError, "wrong argument type #{param_types.class} (expected Array)" unless param_types.is_a?(::Array)
+
       params = param_types.map { |t| Types.resolve(t) }
       # What Function.new needs for a callback of this type (cached per
       # builtin signature): the resolved types and their native names.

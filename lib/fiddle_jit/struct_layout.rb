@@ -259,7 +259,9 @@ module FiddleJit
     # alive (like the ffi gem's struct references) until the field is
     # overwritten or the memory is collected.
     class Callback < Field
-      def get(ptr) = Function.from_native(type, ptr.get_pointer(offset))
+      # A Function, also over NULL (null? true), as the ffi gem's field reads
+      # (a callback-returning C function's NULL is nil: Function.from_native).
+      def get(ptr) = Function.__new(type.__signature, ptr.get_pointer(offset), type.options)
 
       def put(ptr, value)
         unless value.nil? || value.is_a?(Function) || value.respond_to?(:call)
