@@ -101,6 +101,26 @@ RSpec.describe "ffi gem behaviours found by its own spec suite" do
     expect(out).to eq("5\n7\n11\n4\n3\n\"7 5\"\nTypeError\nTypeError\n")
   end
 
+  it "float and double parameters take the Symbols of the library's enums too" do
+    out = same_output(<<~RUBY)
+      require "ffi"
+      module EnF
+        extend FFI::Library
+        ffi_lib "libm.so.6"
+        enum :side, [:four, 4, :nine, 9]
+        attach_function :sqrt, [:double], :double
+        attach_function :sqrtf, [:float], :float
+      end
+      p EnF.sqrt(:nine), EnF.sqrtf(:four)
+      [-> { EnF.sqrt(:nope) }, -> { EnF.sqrtf("4") }].each do |f|
+        p f.call
+      rescue => e
+        p e.class
+      end
+    RUBY
+    expect(out).to eq("3.0\n2.0\nTypeError\nTypeError\n")
+  end
+
   it "Function.new with a struct-by-value return calls through (the callback-capable path)" do
     out = same_output(<<~RUBY)
       require "ffi"

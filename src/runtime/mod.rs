@@ -156,7 +156,7 @@ unsafe fn info<'a>(info: *const StubInfo) -> &'a StubInfo {
     &*info
 }
 
-/// What an integer parameter converts: a Symbol becomes its value in the
+/// What a numeric parameter converts: a Symbol becomes its value in the
 /// Library's enums when the function has them (their Symbol => value Hash;
 /// nil when unknown, exactly the ffi gem's lookup); anything else is itself.
 ///
@@ -239,11 +239,15 @@ pub extern "C" fn arg_ulong_long(value: VALUE, info_ptr: *const StubInfo, index:
     integer_arg(value, info_ptr, index, Num::UlongLong, Num::Ulong) as u64
 }
 
-/// NUM2DBL: float/double parameters. Returns the double in xmm0.
+/// NUM2DBL: float/double parameters, after the enum lookup (the ffi gem
+/// maps a Symbol through the Library's enums for these too). Returns the
+/// double in xmm0.
 pub extern "C" fn arg_double(value: VALUE, info_ptr: *const StubInfo, index: u32) -> f64 {
-    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`); `value` is a
-    // live VALUE from its argument slots; rb_protect catches a raise.
-    let r = converting(unsafe { info(info_ptr) }, index, || unsafe { num_raw(Num::Double, value) });
+    // SAFETY: `info_ptr` is the stub's StubInfo (see `info`).
+    let info = unsafe { info(info_ptr) };
+    // SAFETY: `value` is a live VALUE from its argument slots, the enum Hash
+    // is pinned (see `enum_mapped`); rb_protect catches a raise.
+    let r = converting(info, index, || unsafe { num_raw(Num::Double, enum_mapped(info, value)) });
     f64::from_bits(finish(r) as u64)
 }
 
