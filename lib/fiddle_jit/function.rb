@@ -329,7 +329,11 @@ module FiddleJit
       autorelease ? KEPT.delete(self) : KEPT[self] = true
     end
 
-    def autorelease? = !KEPT.key?(self)
+    def autorelease?
+      !KEPT.key?(self)
+    rescue Ractor::IsolationError # (another Ractor keeps nothing: main Ractor only)
+      true
+    end
     alias autorelease autorelease?
 
     def inspect
