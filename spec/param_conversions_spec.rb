@@ -31,12 +31,9 @@ RSpec.describe "converted parameters and results (differential against the ffi g
     end
   end
 
-  CONVERSION_MODS = { FFI => library(FFI) }
-  CONVERSION_MODS[FiddleJit] = library(FiddleJit) unless FIDDLE_JIT_ORACLE_MODE
+  CONVERSION_MODS = Differential.per_namespace { |ns| library(ns) }
 
-  def outcome(label, &blk)
-    expect_same_outcome(label) { |ns| blk.call(CONVERSION_MODS.fetch(ns)) }
-  end
+  def outcome(label, &blk) = expect_same_outcome_on(CONVERSION_MODS, label, &blk)
 
   it "converts enum arguments as Enum#to_native: Symbols, Integers, #to_int, nil of a leading value" do
     to_int = Object.new.tap { |o| o.define_singleton_method(:to_int) { -5 } }

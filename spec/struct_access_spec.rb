@@ -16,8 +16,7 @@ RSpec.describe "Struct#[] / #[]= (differential against the ffi gem)" do
     { klass: klass, inner: inner, ns: ns }
   end
 
-  ACCESS_SIDES = { FFI => define(FFI) }
-  ACCESS_SIDES[FiddleJit] = define(FiddleJit) unless FIDDLE_JIT_ORACLE_MODE
+  ACCESS_SIDES = Differential.per_namespace { |ns| define(ns) }
 
   def plain(value)
     case value
@@ -44,7 +43,7 @@ RSpec.describe "Struct#[] / #[]= (differential against the ffi gem)" do
   end
 
   def same(label, &block)
-    expect_same_outcome(label) { |ns| plain(block.call(ACCESS_SIDES.fetch(ns))) }
+    expect_same_outcome_on(ACCESS_SIDES, label) { |side| plain(block.call(side)) }
   end
 
   ACCESS_INTS = %i[i8 u8 i16 u16 i32 u32 i64 u64 l ul].freeze

@@ -44,12 +44,9 @@ RSpec.describe "Struct arguments (differential against the ffi gem)" do
     { point: point, other: other, union: union, sub: sub, managed: managed, mod: mod, ns: ns }
   end
 
-  ARG_SIDES = { FFI => define(FFI) }
-  ARG_SIDES[FiddleJit] = define(FiddleJit) unless FIDDLE_JIT_ORACLE_MODE
+  ARG_SIDES = Differential.per_namespace { |ns| define(ns) }
 
-  def same(label, &block)
-    expect_same_outcome(label) { |ns| block.call(ARG_SIDES.fetch(ns)) }
-  end
+  def same(label, &block) = expect_same_outcome_on(ARG_SIDES, label, &block)
 
   def point(s, x, y)
     s[:point].new.tap { |p| p[:x] = x; p[:y] = y }

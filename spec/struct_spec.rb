@@ -30,8 +30,7 @@ RSpec.describe "Struct and Union" do
     s
   end
 
-  STRUCTS = { FFI => define_structs(FFI) }
-  STRUCTS[FiddleJit] = define_structs(FiddleJit) unless FIDDLE_JIT_ORACLE_MODE
+  STRUCTS = Differential.per_namespace { |ns| define_structs(ns) }
 
   def structs(ns) = STRUCTS.fetch(ns)
 
@@ -60,8 +59,7 @@ RSpec.describe "Struct and Union" do
     end
   end
 
-  FIX = { FFI => fixture_module(FFI) }
-  FIX[FiddleJit] = fixture_module(FiddleJit) unless FIDDLE_JIT_ORACLE_MODE
+  FIX = Differential.per_namespace { |ns| fixture_module(ns) }
 
   def fix(ns = FiddleJit) = FIX.fetch(ns)
 

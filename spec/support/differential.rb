@@ -220,6 +220,15 @@ module Differential
     name.start_with?(prefix) ? "NS::#{name.delete_prefix(prefix)}" : name
   end
 
+  # What +build+ makes for each namespace a differential spec compares:
+  # FFI always, FiddleJit unless the run checks only the oracle
+  # (FIDDLE_JIT_ORACLE_MODE). { namespace => built }.
+  def self.per_namespace(&build)
+    sides = { FFI => build.call(FFI) }
+    sides[FiddleJit] = build.call(FiddleJit) unless FIDDLE_JIT_ORACLE_MODE
+    sides
+  end
+
   def self.ffi = (@ffi ||= Side.new(FFI, "ffi"))
   def self.jit = (@jit ||= Side.new(FiddleJit, "fiddle_jit"))
 
@@ -252,6 +261,12 @@ module Differential
   end
 
   module Helpers
+    # expect_same_outcome with each side's entry of +sides+ (per_namespace)
+    # handed to the block instead of the namespace.
+    def expect_same_outcome_on(sides, label, &block)
+      expect_same_outcome(label) { |ns| block.call(sides.fetch(ns)) }
+    end
+
     # Call +name+ on both libraries with +args+ and require the same outcome.
     # +expect:+ additionally pins the oracle's value (guards the fixture/spec
     # itself). Returns fiddle_jit's raw result.
