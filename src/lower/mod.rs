@@ -647,14 +647,16 @@ pub fn cstr_fast_path() -> Lowered {
 /// (so the Pointer path keeps its length), when the parameter requires no
 /// Struct class (`StubInfo.ref_classes[index]` is 0; ref_classes is
 /// StubInfo's first field) or the object's class is exactly that one. Other
-/// data types and classes, `to_ptr`, Strings and errors → the helper.
+/// data types and classes, `to_ptr` and errors → the helper. A String →
+/// its bytes (RSTRING_PTR, as the ffi gem passes it), also in the cold
+/// part, unless the parameter is a `by_ref` one (the helper's TypeError).
 fn pointer_arg(l: &mut Lowered, index: usize) {
-    let [slow, nil_or_false, not_pointer, any_class, address, done] = [(); 6].map(|_| l.label());
+    let [slow, nil_or_false, not_data, heap_string, not_pointer, any_class, address, done] = [(); 8].map(|_| l.label());
     l.hot.extend(flags_of_a_heap_object(nil_or_false, slow));
     l.hot.extend([
         AndImm { dst: T1, src: T1, imm: T_MASK as i64 },
         // RTypedData's `type` is one only in a T_DATA.
-        BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Imm(T_DATA as i64), target: slow },
+        BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Imm(T_DATA as i64), target: not_data },
         Load { dst: T1, base: Value, offset: RTYPEDDATA_TYPE },
         BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Const(Const::PointerDataType), target: not_pointer },
         Load { dst: Arg, base: Value, offset: RTYPEDDATA_DATA },
@@ -663,12 +665,23 @@ fn pointer_arg(l: &mut Lowered, index: usize) {
         Label(done),
         Place { bytes: 8 },
     ]);
+    l.cold.push(Label(not_data));
+    l.cold.push(BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Imm(T_STRING as i64), target: slow });
+    l.cold.extend(ref_class(index));
     l.cold.extend([
+        BranchIfCmp { a: T2, cond: Cond::Ne, b: Operand::Imm(0), target: slow },
+        Load { dst: T1, base: Value, offset: RBASIC_FLAGS },
+        BranchIfBits { reg: T1, mask: RSTRING_NOEMBED as i64, set: true, target: heap_string },
+        AddImm { dst: Arg, src: Value, imm: RSTRING_EMBED_ARY as i64 },
+        Jump(done),
+        Label(heap_string),
+        Load { dst: Arg, base: Value, offset: RSTRING_HEAP_PTR },
+        Jump(done),
         Label(not_pointer),
         BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Const(Const::StructDataType), target: slow },
-        Mov { dst: T2, src: Operand::Const(Const::Info) },
-        Load { dst: T2, base: T2, offset: 0 },
-        Load { dst: T2, base: T2, offset: 8 * index as i32 },
+    ]);
+    l.cold.extend(ref_class(index));
+    l.cold.extend([
         BranchIfCmp { a: T2, cond: Cond::Eq, b: Operand::Imm(0), target: any_class },
         Load { dst: T1, base: Value, offset: RBASIC_KLASS },
         BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Reg(T2), target: slow },
@@ -683,6 +696,16 @@ fn pointer_arg(l: &mut Lowered, index: usize) {
         CallHelper { helper: Helper::ArgPointer, input: HelperInput::Value, output: HelperOutput::Arg },
         Jump(done),
     ]);
+}
+
+/// `T2` ← the Struct class pointer parameter `index` requires (0: none):
+/// `StubInfo.ref_classes[index]` (ref_classes is StubInfo's first field).
+fn ref_class(index: usize) -> [Op; 3] {
+    [
+        Mov { dst: T2, src: Operand::Const(Const::Info) },
+        Load { dst: T2, base: T2, offset: 0 },
+        Load { dst: T2, base: T2, offset: 8 * index as i32 },
+    ]
 }
 
 /// A struct by value: the helper checks the VALUE is a Struct (or Pointer)

@@ -399,7 +399,7 @@ fn the_helpers_fast_path_takes_what_stringvaluecstr_returns_unchanged() {
 }
 
 #[test]
-fn pointers_and_structs_are_unboxed_inline_and_by_ref_classes_checked() {
+fn pointers_structs_and_strings_are_unboxed_inline_and_by_ref_classes_checked() {
     let l = argument(&entry(Conversion::Pointer, CLoc::Int(0)));
     let typed = |klass: u64, data_type: u64, data: u64| {
         let mut words = vec![0u64; 5];
@@ -425,6 +425,17 @@ fn pointers_and_structs_are_unboxed_inline_and_by_ref_classes_checked() {
     assert_eq!(with(vec![typed(0x50, 0x99, 0x2000)]).run(&l, 0x1000), Outcome::Helper(Helper::ArgPointer));
     assert_eq!(Machine::default().run(&l, QNIL as u64), Outcome::Placed(0));
     assert_eq!(Machine::default().run(&l, QFALSE as u64), Outcome::Helper(Helper::ArgPointer));
+    // Strings: their bytes (any encoding, NULs or not), unless a by_ref
+    // parameter (the helper's TypeError).
+    let with_string = |bytes: &[u8], heap: bool, class: u64| {
+        let mut m = string(bytes, 3, heap);
+        m.memory.extend(info(class));
+        m
+    };
+    assert_eq!(with_string(b"a\0b", false, 0).run(&l, 0x1000), Outcome::Placed(0x1000 + RSTRING_EMBED_ARY as u64));
+    assert_eq!(with_string(b"0123456789abcdefghijklmnopqrstuvwxyz", true, 0).run(&l, 0x1000), Outcome::Placed(0x8000));
+    assert_eq!(with_string(b"abc", false, 0x50).run(&l, 0x1000), Outcome::Helper(Helper::ArgPointer));
+    assert_eq!(with_string(b"abc", true, 0x50).run(&l, 0x1000), Outcome::Helper(Helper::ArgPointer));
 }
 
 /// Every conversion of every type, as planned for both conventions.
