@@ -28,6 +28,9 @@ RSpec.describe "converted parameters and results (differential against the ffi g
       ffi_lib CALLBACK_FIXTURE_LIB
       callback :i2i, [:int], :int
       attach_function :cb_color, :cb_call_int32, [:i2i, :color], :color
+      ffi_lib "c"
+      attach_function :snprintf_color, :snprintf, [:pointer, :color, :string, :varargs], :color
+      attach_function :snprintf_twice, :snprintf, %i[pointer size_t string varargs], self::Twice
     end
   end
 
@@ -106,6 +109,20 @@ RSpec.describe "converted parameters and results (differential against the ffi g
        klass.new.snprintf(buf, 16, "%d", :int, 42), buf.read_string]
     end
     expect_same_outcome("in a Class", &outcome_in_class)
+  end
+
+  it "converts variadic functions' enum and DataConverter arguments and results, fixed and variadic, as the ffi gem" do
+    outcome("variadic enums") do |m|
+      buf = m::MemoryPointer.new(:char, 32)
+      [m.snprintf_color(buf, :blue, "%d %d %ld", :color, :green, :color, 3, :long, 9), buf.read_string,
+       m.snprintf_color(buf, 6, ""), m.snprintf_color(buf, 32, "%d", :color, nil)]
+    end
+    outcome("variadic converters") do |m|
+      buf = m::MemoryPointer.new(:char, 32)
+      [m.snprintf_twice(buf, 32, "%ld", m::Twice, 21), buf.read_string]
+    end
+    outcome("variadic unknown enum Symbol") { |m| m.snprintf_color(m::MemoryPointer.new(8), 8, "%d", :color, :nope) }
+    outcome("variadic converter raising") { |m| m.snprintf_twice(m::MemoryPointer.new(8), 8, "%ld", m::Twice, nil) }
   end
 
   it "words arity errors as the ffi gem in an FFI module" do

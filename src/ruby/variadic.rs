@@ -19,7 +19,7 @@
 
 use crate::abi::{MAX_FIXED_ARITY, MAX_PARAMS};
 use crate::ruby::pointer::raise_or;
-use crate::ruby::function::param_conversions::names;
+use crate::ruby::function::param_conversions::{names, Conversion};
 use crate::runtime::objects;
 use magnus::gc::Marker;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
@@ -37,8 +37,9 @@ const NIL: VALUE = rb_sys::Qnil as VALUE;
 enum Convert {
     /// Passed as is (the stub converts it).
     Plain,
-    /// `converter.to_native(value)`: an Enum, a DataConverter, ...
-    ToNative(VALUE),
+    /// `converter.to_native(value, nil)`: an Enum (its maps read natively,
+    /// as for fixed parameters), a DataConverter, ...
+    ToNative(Conversion),
     /// `Function.for_callback(type, value)`: a Proc for a callback type.
     Callback(VALUE),
 }
@@ -60,8 +61,8 @@ struct Shape {
 #[derive(Default)]
 struct Dispatch {
     fixed: usize,
-    /// The return value's converter (`from_native(result, nil)`), or 0.
-    ret_conv: VALUE,
+    /// The return value's converter (`from_native(result, nil)`).
+    ret_conv: Option<Conversion>,
     /// The hidden module the stubs are attached to (and owned by): their
     /// receiver.
     holder: VALUE,
@@ -97,14 +98,17 @@ impl DataTypeFunctions for VariadicCall {
         // SAFETY: VALUEs of live objects stored by `setup`/`cache`, kept
         // alive (and pinned) by this mark.
         let mark = |v: VALUE| marker.mark(unsafe { Value::from_raw(v) });
-        for v in [d.ret_conv, d.holder].into_iter().filter(|&v| v != 0) {
-            mark(v);
+        d.ret_conv.iter().flat_map(Conversion::values).for_each(mark);
+        if d.holder != 0 {
+            mark(d.holder);
         }
         for s in &d.shapes {
             s.types.iter().copied().for_each(mark);
             for c in s.converts.iter() {
-                if let Convert::ToNative(v) | Convert::Callback(v) = *c {
-                    mark(v);
+                match *c {
+                    Convert::ToNative(conversion) => conversion.values().for_each(mark),
+                    Convert::Callback(v) => mark(v),
+                    Convert::Plain => {}
                 }
             }
         }
@@ -124,7 +128,7 @@ impl VariadicCall {
         names();
         let mut d = self.lock();
         d.fixed = fixed;
-        d.ret_conv = if ret_conv.is_nil() { 0 } else { ret_conv.as_raw() };
+        d.ret_conv = (!ret_conv.is_nil()).then(|| Conversion::of(ret_conv));
         d.holder = holder.as_raw();
     }
 
@@ -142,7 +146,7 @@ impl VariadicCall {
                 c if unsafe { rb_sys::rb_obj_is_kind_of(c.as_raw(), ids.function_type) } == rb_sys::Qtrue as VALUE => {
                     Convert::Callback(c.as_raw())
                 }
-                c => Convert::ToNative(c.as_raw()),
+                c => Convert::ToNative(Conversion::of(c)),
             })
             .collect();
         let converts = if converts.iter().all(|c| matches!(c, Convert::Plain)) { Box::default() } else { converts };
@@ -203,8 +207,8 @@ pub(crate) unsafe extern "C" fn call(argc: c_int, argv: *const VALUE, rb_self: V
     }
     let result = call_stub(shape.stub, shape.arity, holder, values);
     match ret_conv {
-        0 => result,
-        conv => rb_sys::rb_funcallv(conv, names().from_native, 2, [result, NIL].as_ptr()),
+        None => result,
+        Some(conversion) => conversion.from_native(result),
     }
 }
 
@@ -222,7 +226,7 @@ unsafe fn learn<'a>(this: &'a VariadicCall, rb_self: VALUE, pairs: &[VALUE]) -> 
 unsafe fn convert(c: Convert, v: VALUE) -> VALUE {
     match c {
         Convert::Plain => v,
-        Convert::ToNative(conv) => rb_sys::rb_funcallv(conv, names().to_native, 1, &v),
+        Convert::ToNative(conversion) => conversion.to_native(v).0,
         Convert::Callback(ty) => crate::ruby::function::function_for(ty, v),
     }
 }

@@ -58,9 +58,10 @@ use std::sync::OnceLock;
 const QNIL: VALUE = rb_sys::Qnil as VALUE;
 const QUNDEF: VALUE = rb_sys::Qundef as VALUE;
 
-/// What one parameter or the result goes through.
+/// What one parameter or the result goes through (also a variadic
+/// argument's or result's converter, see `ruby::variadic`).
 #[derive(Clone, Copy, PartialEq)]
-enum Conversion {
+pub(crate) enum Conversion {
     /// A callback type (its FunctionType).
     Callback(VALUE),
     /// An exact FiddleJit::Enum and its `@kv_map` (Symbol => value) and
@@ -105,7 +106,7 @@ pub struct ParamConversions {
 }
 
 impl Conversion {
-    fn values(&self) -> impl Iterator<Item = VALUE> {
+    pub(crate) fn values(&self) -> impl Iterator<Item = VALUE> {
         let (a, b, c) = match *self {
             Conversion::Callback(v) | Conversion::Converter(v) => (v, QNIL, QNIL),
             Conversion::Enum { object, symbols, values } => (object, symbols, values),
@@ -171,7 +172,7 @@ pub(crate) fn names() -> &'static Names {
 
 impl Conversion {
     /// The conversion for `converter`, a converter or a FunctionType.
-    fn of(converter: Value) -> Conversion {
+    pub(crate) fn of(converter: Value) -> Conversion {
         let names = names();
         let v = converter.as_raw();
         // SAFETY: a class check and flag/class reads of a live object (the
@@ -198,7 +199,7 @@ impl Conversion {
     ///
     /// # Safety
     /// With the GVL, `value` a live VALUE; may raise (longjmp).
-    unsafe fn to_native(self, value: VALUE) -> (VALUE, VALUE) {
+    pub(crate) unsafe fn to_native(self, value: VALUE) -> (VALUE, VALUE) {
         match self {
             Conversion::Callback(ty) => callback_pointer(ty, value),
             // Enum#to_native: `@kv_map[val] || (Integer ? val : ...)`; its
@@ -223,7 +224,7 @@ impl Conversion {
     ///
     /// # Safety
     /// As `to_native`.
-    unsafe fn from_native(self, result: VALUE) -> VALUE {
+    pub(crate) unsafe fn from_native(self, result: VALUE) -> VALUE {
         match self {
             Conversion::Callback(ty) => rb_sys::rb_funcallv(names().function, names().from_native, 2, [ty, result].as_ptr()),
             // Enum#from_native: `@vk_map[val] || val` (its values are Symbols).
