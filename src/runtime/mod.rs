@@ -346,8 +346,15 @@ fn pointer_address(info: &StubInfo, index: u32, value: Value) -> Result<usize, E
     if let Some(p) = (host().struct_address)(value) {
         return Ok(p);
     }
-    if value.respond_to(*TO_PTR, false)? {
-        let converted: Value = value.funcall(*TO_PTR, ())?;
+    // As the ffi gem: rb_respond_to, then the call; raw, not under
+    // rb_protect (two per argument cost more than the rest of this path):
+    // what `to_ptr` raises unwinds (longjmp) over this frame and
+    // arg_pointer's, where nothing with a destructor is alive.
+    let to_ptr = magnus::rb_sys::AsRawId::as_raw(magnus::value::IntoId::into_id_with(*TO_PTR, &ruby));
+    // SAFETY: with the GVL (a stub's helper), `value` a live VALUE.
+    if unsafe { rb_sys::rb_respond_to(value.as_raw(), to_ptr) } != 0 {
+        // SAFETY: as above; no arguments.
+        let converted = unsafe { Value::from_raw(rb_sys::rb_funcallv(value.as_raw(), to_ptr, 0, std::ptr::null())) };
         return memory_address(converted).ok_or_else(|| {
             Error::new(ruby.exception_arg_error(), info.message(index, "to_ptr returned an invalid pointer"))
         });
