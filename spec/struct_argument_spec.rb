@@ -129,6 +129,26 @@ RSpec.describe "Struct arguments (differential against the ffi gem)" do
     end
   end
 
+  PrivateToPtr = Struct.new(:ptr) do
+    private def to_ptr = ptr
+  end
+  RaisingToPtr = Struct.new(:ptr) do
+    def to_ptr = raise(IOError, "to_ptr failed")
+  end
+  MissingToPtr = Struct.new(:ptr) do
+    def respond_to_missing?(name, include_private = false) = name == :to_ptr || super
+    def method_missing(name, *args) = name == :to_ptr ? ptr : super
+  end
+
+  it ":pointer parameters call a public or method_missing to_ptr, not a private one, and let what it raises through" do
+    same(":pointer to_ptr kinds") do |s|
+      m = s[:ns]::MemoryPointer.new(:int, 2).tap { |p| p.write_array_of_int([3, 4]) }
+      [s[:mod].sum_ptr(MissingToPtr.new(m)), s[:mod].sum_ptr(LooksLikeStruct.new(m))]
+    end
+    same(":pointer private to_ptr") { |s| s[:mod].sum_ptr(PrivateToPtr.new(s[:ns]::MemoryPointer.new(8))) }
+    same(":pointer raising to_ptr") { |s| s[:mod].sum_ptr(RaisingToPtr.new(nil)) }
+  end
+
   unless FIDDLE_JIT_ORACLE_MODE
     let(:jit) { ARG_SIDES.fetch(FiddleJit) }
 
