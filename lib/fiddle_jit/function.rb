@@ -15,9 +15,10 @@ module FiddleJit
     NO_OPTIONS = {}.freeze
 
     # A signature as Function.new uses it: the resolved types, their names
-    # for the native layer, whether a callable needs #adapt, and the frozen
-    # [ret, params] pair each of its Functions holds.
-    Signature = ::Struct.new(:ret, :params, :native_params, :native_ret, :adapt, :types)
+    # for the native layer, whether a callable needs #adapt, the frozen
+    # [ret, params] pair each of its Functions holds, and the callback types
+    # parsed once for its callbacks (Native::CallbackTypes).
+    Signature = ::Struct.new(:ret, :params, :native_params, :native_ret, :adapt, :types, :callback_types)
     # Signatures of builtin type Symbols: return Symbol => { first param
     # Symbol => { ... nil => Signature } }. Builtin Symbols resolve the same whatever
     # typedefs exist; main Ractor only (the Hash is not shareable).
@@ -35,8 +36,10 @@ module FiddleJit
       def __signature(ret, params)
         ret = Types.resolve(ret)
         params = params.map { |t| Types.resolve(t) }
-        Signature.new(ret, params.freeze, params.map { |t| native_param(t) }.freeze, native_param(ret),
-                      adapt?(params, ret), [ret, params].freeze).freeze
+        native_params = params.map { |t| native_param(t) }.freeze
+        native_ret = native_param(ret)
+        Signature.new(ret, params.freeze, native_params, native_ret, adapt?(params, ret), [ret, params].freeze,
+                      Native::CallbackTypes.new(native_params, native_ret).freeze).freeze
       end
 
       # Function.new with the types resolved (+sig+ a Signature).

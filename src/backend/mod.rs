@@ -353,7 +353,45 @@ pub fn emit_struct_accessor(
 }
 
 /// Emits the per-callback thunk that loads `slot` and jumps through it.
+/// Every thunk is the same code around the slot's address, a 64-bit
+/// literal (an immediate on x86-64, a literal-pool word on aarch64): the
+/// assembler makes it once, for a marker address, and each thunk is that
+/// template with its address written over the marker's bytes (a callback
+/// per Function.new made the assembler's cost show: ffi-yajl makes 11 per
+/// parse).
 pub fn emit_callback_thunk(slot: usize) -> Result<Vec<u8>, EmitError> {
+    static TEMPLATE: ThunkTemplate = std::sync::OnceLock::new();
+    thunk_from_template(&TEMPLATE, emit_callback_thunk_with_assembler, slot)
+}
+
+/// A thunk's code for a marker address and where the marker is in it
+/// (None: the assembler failed, or the marker's bytes are not there once).
+type ThunkTemplate = std::sync::OnceLock<Option<(Vec<u8>, usize)>>;
+
+/// `emit(slot)`, from `template` (made by `emit` on first use).
+fn thunk_from_template(template: &ThunkTemplate, emit: fn(usize) -> Result<Vec<u8>, EmitError>, slot: usize) -> Result<Vec<u8>, EmitError> {
+    const MARKER: u64 = 0x5a17_c0de_7e57_ab1e;
+    let template = template.get_or_init(|| {
+        let code = emit(MARKER as usize).ok()?;
+        let marker = MARKER.to_le_bytes();
+        let mut at = code.windows(8).enumerate().filter(|(_, w)| *w == marker).map(|(i, _)| i);
+        // The marker's bytes exactly once, or no template.
+        match (at.next(), at.next()) {
+            (Some(i), None) => Some((code, i)),
+            _ => None,
+        }
+    });
+    match template {
+        Some((code, at)) => {
+            let mut code = code.clone();
+            code[*at..*at + 8].copy_from_slice(&(slot as u64).to_le_bytes());
+            Ok(code)
+        }
+        None => emit(slot),
+    }
+}
+
+fn emit_callback_thunk_with_assembler(slot: usize) -> Result<Vec<u8>, EmitError> {
     #[cfg(target_arch = "x86_64")]
     {
         x86_64_callback::emit_thunk(slot)
@@ -366,5 +404,28 @@ pub fn emit_callback_thunk(slot: usize) -> Result<Vec<u8>, EmitError> {
     {
         let _ = slot;
         Err(EmitError::UnsupportedArch(std::env::consts::ARCH))
+    }
+}
+
+#[cfg(test)]
+mod thunk_template_tests {
+    use super::*;
+
+    #[test]
+    fn a_thunk_from_the_template_is_the_assemblers_thunk_on_both_architectures() {
+        let emitters: [fn(usize) -> Result<Vec<u8>, EmitError>; 2] = [
+            aarch64_callback::emit_thunk,
+            #[cfg(target_arch = "x86_64")]
+            x86_64_callback::emit_thunk,
+            #[cfg(not(target_arch = "x86_64"))]
+            aarch64_callback::emit_thunk,
+        ];
+        for emit in emitters {
+            let template = ThunkTemplate::new();
+            for slot in [0x10usize, 0x7f12_3456_7890, usize::MAX - 7, 0x5a17_c0de_7e57_ab1e, 0x1e_ab57_7ede_c017] {
+                assert_eq!(thunk_from_template(&template, emit, slot).unwrap(), emit(slot).unwrap(), "slot {slot:#x}");
+            }
+            assert!(template.get().unwrap().is_some(), "the marker is in the code once");
+        }
     }
 }

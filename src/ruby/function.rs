@@ -20,6 +20,7 @@ use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::typed_data::Obj;
 use magnus::{function, gc, method, prelude::*, DataTypeFunctions, Error, RClass, RModule, Ruby, TypedData, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Write-barrier protected: every VALUE stored after creation goes through
 /// `runtime::objects::written` (see `Pointer`).
@@ -159,16 +160,25 @@ impl Function {
         types: Value,
         parent: Value,
     ) -> Result<Obj<Function>, Error> {
-        let params = params.into_iter().map(|p| parse_type(ruby, p)).collect::<Result<Vec<_>, _>>()?;
-        if let Some(i) = params.iter().position(|p| *p == CType::Void) {
-            return Err(Error::new(ruby.exception_arg_error(), format!("callback argument {} cannot be :void", i + 1)));
-        }
-        let ret = parse_type(ruby, ret)?;
+        let callback_types = callback_types(ruby, params, ret)?;
+        Function::new_callback_of(ruby, class, callback_types, callable, types, parent)
+    }
+
+    /// `new_callback` with the types parsed already (a Signature's
+    /// CallbackTypes).
+    fn new_callback_of(
+        ruby: &Ruby,
+        class: RClass,
+        callback_types: Arc<callback::CallbackTypes>,
+        callable: Value,
+        types: Value,
+        parent: Value,
+    ) -> Result<Obj<Function>, Error> {
         // SAFETY: a plain predicate on a live VALUE.
         let is_proc = unsafe { rb_sys::rb_obj_is_proc(callable.as_raw()) } == rb_sys::Qtrue as rb_sys::VALUE;
         let dispatcher = callback::dispatcher::ensure_started();
         crate::runtime::jump::prepare();
-        let slot = callback::allocate(params, ret, callable.as_raw(), is_proc, dispatcher)
+        let slot = callback::allocate(callback_types, callable.as_raw(), is_proc, dispatcher)
             .map_err(|e| Error::new(ruby.exception_not_imp_error(), e))?;
         Ok(ruby.obj_wrap_as(Function {
             address: slot.thunk(),
@@ -293,6 +303,38 @@ unsafe fn trie_walk(trie: rb_sys::VALUE, ret: rb_sys::VALUE, params: rb_sys::VAL
     }
 }
 
+/// A callback's parameter and return types from their native names (or
+/// struct descriptors): TypeError for an unknown one, ArgumentError for a
+/// `:void` parameter.
+fn callback_types(ruby: &Ruby, params: magnus::RArray, ret: Value) -> Result<Arc<callback::CallbackTypes>, Error> {
+    let params = params.into_iter().map(|p| parse_type(ruby, p)).collect::<Result<Vec<_>, _>>()?;
+    if let Some(i) = params.iter().position(|p| *p == CType::Void) {
+        return Err(Error::new(ruby.exception_arg_error(), format!("callback argument {} cannot be :void", i + 1)));
+    }
+    Ok(callback::CallbackTypes::new(params, parse_type(ruby, ret)?))
+}
+
+/// `FiddleJit::Native::CallbackTypes.new(native_params, native_ret)`: a
+/// `Function::Signature`'s callback types, parsed once when the Signature
+/// is made rather than for every Function of it (ffi-yajl makes 11 per
+/// parse). None when they do not parse (or a parameter is `:void`): a
+/// callback of that Signature then takes `new_callback`, which raises why.
+#[derive(TypedData)]
+#[magnus(class = "FiddleJit::Native::CallbackTypes", free_immediately, size, frozen_shareable)]
+pub(crate) struct SignatureCallbackTypes(Option<Arc<callback::CallbackTypes>>);
+
+impl DataTypeFunctions for SignatureCallbackTypes {}
+
+impl SignatureCallbackTypes {
+    fn new(ruby: &Ruby, params: magnus::RArray, ret: Value) -> SignatureCallbackTypes {
+        SignatureCallbackTypes(callback_types(ruby, params, ret).ok())
+    }
+
+    pub(crate) fn types(&self) -> Option<Arc<callback::CallbackTypes>> {
+        self.0.clone()
+    }
+}
+
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     // A Pointer subclass, as in the ffi gem (`is_a?(Pointer)`); its own
     // data type, so :pointer parameters take it through `to_ptr`.
@@ -320,6 +362,9 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("native_free", method!(Function::free, 0))?;
     class.define_method("freed?", method!(Function::is_freed, 0))?;
     let native: RModule = module.const_get("Native")?;
+    let callback_types = native.define_class("CallbackTypes", ruby.class_object())?;
+    callback_types.undef_default_alloc_func();
+    callback_types.define_singleton_method("new", function!(SignatureCallbackTypes::new, 2))?;
     callback::define_frame_functions(native);
     native.define_singleton_method("callback_stats", function!(callback_stats, 0))?;
     native.const_set("CALLBACK_QUARANTINE", callback::QUARANTINE)?;

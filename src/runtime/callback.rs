@@ -30,7 +30,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{c_int, c_long, c_void};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 extern "C" {
     /// Exported by libruby (thread.c): is the calling native thread a Ruby
@@ -64,13 +64,29 @@ pub struct CallbackData {
     /// The Proc / Method / callable; pinned by its Function's mark function.
     pub callable: VALUE,
     pub is_proc: bool,
-    pub params: Vec<CType>,
-    pub ret: CType,
+    pub types: Arc<CallbackTypes>,
     /// Calls running now (a callback may be called again from inside
     /// itself, and its Function may be freed meanwhile).
     in_use: Cell<u32>,
     /// Released while in use: the last call out frees it.
     released: Cell<bool>,
+}
+
+/// A callback signature's types, made once per signature that makes
+/// callbacks (a `Function::Signature` keeps its own, see
+/// `ruby::function`) and shared by its callbacks' data; it remembers its
+/// pool once a callback of it was made, so later ones skip the lookup.
+pub struct CallbackTypes {
+    pub params: Vec<CType>,
+    pub ret: CType,
+    /// Index of the signature in `Registry::pools`, once known.
+    pool: OnceLock<usize>,
+}
+
+impl CallbackTypes {
+    pub fn new(params: Vec<CType>, ret: CType) -> Arc<CallbackTypes> {
+        Arc::new(CallbackTypes { params, ret, pool: OnceLock::new() })
+    }
 }
 
 /// The memory a thunk jumps through. `repr(C)`: the thunk reads `target`
@@ -116,32 +132,43 @@ struct Registry {
     live: usize,
 }
 
+impl Registry {
+    /// The pool of `types`' signature, made (its trampoline emitted) the
+    /// first time.
+    fn pool_of(&mut self, types: &CallbackTypes) -> Result<usize, String> {
+        let key = (types.params.clone(), types.ret.clone());
+        if let Some(&i) = self.by_signature.get(&key) {
+            return Ok(i);
+        }
+        let plan = crate::abi::plan_callback(&Signature::new(key.0.clone(), key.1.clone())).map_err(|e| e.to_string())?;
+        let req = CallbackRequest { plan: &plan, entry: callback_entry as *const () as usize };
+        let code = backend::emit_callback_trampoline(&req).map_err(|e| e.to_string())?;
+        let trampoline = super::jit::install_code(&code)?;
+        self.pools.push(Pool { trampoline, freed: VecDeque::new() });
+        self.by_signature.insert(key, self.pools.len() - 1);
+        Ok(self.pools.len() - 1)
+    }
+}
+
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
 
 /// A callback for `params -> ret` calling `callable`. Never calls into
 /// Ruby (it may run while the GC is not allowed to).
-pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool, dispatcher: usize) -> Result<&'static Slot, String> {
-    if params.len() > MAX_ARGS {
-        return Err(format!("a callback takes at most {MAX_ARGS} arguments (got {})", params.len()));
+pub fn allocate(types: Arc<CallbackTypes>, callable: VALUE, is_proc: bool, dispatcher: usize) -> Result<&'static Slot, String> {
+    if types.params.len() > MAX_ARGS {
+        return Err(format!("a callback takes at most {MAX_ARGS} arguments (got {})", types.params.len()));
     }
-    // The signature as the key, moved in and back out (no allocation on a hit).
-    let key = (params, ret);
     let mut guard = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     let reg = guard.get_or_insert_with(Registry::default);
-    let pool = match reg.by_signature.get(&key) {
+    let pool = match types.pool.get() {
         Some(&i) => i,
         None => {
-            let plan = crate::abi::plan_callback(&Signature::new(key.0.clone(), key.1.clone())).map_err(|e| e.to_string())?;
-            let req = CallbackRequest { plan: &plan, entry: callback_entry as *const () as usize };
-            let code = backend::emit_callback_trampoline(&req).map_err(|e| e.to_string())?;
-            let trampoline = super::jit::install_code(&code)?;
-            reg.pools.push(Pool { trampoline, freed: VecDeque::new() });
-            reg.by_signature.insert(key.clone(), reg.pools.len() - 1);
-            reg.pools.len() - 1
+            let i = reg.pool_of(&types)?;
+            let _ = types.pool.set(i);
+            i
         }
     };
-    let (params, ret) = key;
     let reuse = if reg.pools[pool].freed.len() > QUARANTINE { reg.pools[pool].freed.pop_front() } else { None };
     let slot = match reuse {
         Some(s) => s,
@@ -150,8 +177,8 @@ pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool, 
                 target: AtomicUsize::new(reg.pools[pool].trampoline),
                 data: AtomicPtr::new(std::ptr::null_mut()),
                 thunk: 0,
-                nargs: params.len(),
-                ret: ret.clone(),
+                nargs: types.params.len(),
+                ret: types.ret.clone(),
                 pool,
                 dispatcher: AtomicUsize::new(0),
             }));
@@ -163,8 +190,7 @@ pub fn allocate(params: Vec<CType>, ret: CType, callable: VALUE, is_proc: bool, 
     let data = Box::into_raw(Box::new(CallbackData {
         callable,
         is_proc,
-        params,
-        ret,
+        types,
         in_use: Cell::new(0),
         released: Cell::new(false),
     }));
@@ -537,8 +563,9 @@ unsafe extern "C" fn protected_call(arg: VALUE) -> VALUE {
     let inv = &mut *(arg as *mut Invocation);
     // SAFETY: set by `invoke`, which keeps it allocated during the call.
     let data = &*inv.data;
-    let n = data.params.len();
-    for (i, ty) in data.params.iter().enumerate() {
+    let types = &*data.types;
+    let n = types.params.len();
+    for (i, ty) in types.params.iter().enumerate() {
         let slot = inv.raw.add(i);
         *slot = box_arg(ty, *slot) as u64;
     }
@@ -548,7 +575,7 @@ unsafe extern "C" fn protected_call(arg: VALUE) -> VALUE {
     } else {
         rb_sys::rb_funcallv(data.callable, id_call(), n as c_int, argv)
     };
-    if matches!(data.ret, CType::LongDouble) {
+    if matches!(types.ret, CType::LongDouble) {
         inv.result_ld = if ret == QNIL {
             Default::default()
         } else {
@@ -559,7 +586,7 @@ unsafe extern "C" fn protected_call(arg: VALUE) -> VALUE {
         };
         return QNIL;
     }
-    if let CType::Struct(st) = &data.ret {
+    if let CType::Struct(st) = &types.ret {
         // The Ruby layer turned the result into a String of its bytes (or nil).
         if let Some(bytes) = magnus::RString::from_value(Value::from_raw(ret)) {
             let dest = *inv.raw.add(n) as *mut u8;
@@ -568,7 +595,7 @@ unsafe extern "C" fn protected_call(arg: VALUE) -> VALUE {
         }
         return QNIL;
     }
-    inv.result = unbox_ret(&data.ret, ret);
+    inv.result = unbox_ret(&types.ret, ret);
     QNIL
 }
 

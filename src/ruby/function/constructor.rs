@@ -13,7 +13,7 @@
 use super::{trie_walk, Function};
 use magnus::rb_sys::{resume_error, AsRawValue, FromRawValue};
 use magnus::typed_data::Obj;
-use magnus::{prelude::*, Error, RArray, RClass, Ruby, Value};
+use magnus::{prelude::*, Error, RArray, RClass, Ruby, TryConvert, Value};
 use rb_sys::{ID, VALUE};
 use std::ffi::c_int;
 use std::sync::OnceLock;
@@ -41,6 +41,7 @@ impl Signature {
     const NATIVE_RET: i64 = 3;
     const ADAPT: i64 = 4;
     const TYPES: i64 = 5;
+    const CALLBACK_TYPES: i64 = 6;
 
     /// # Safety
     /// `sig` is a live Signature: `cached_signature` and `FunctionType`
@@ -67,6 +68,10 @@ impl Signature {
     /// A `class` Function calling `callable` (a Proc, or anything with
     /// `#call`) for this signature, which must not need adapting.
     pub(super) fn callback(self, ruby: &Ruby, class: RClass, callable: Value) -> Result<Obj<Function>, Error> {
+        let parsed = <&super::SignatureCallbackTypes>::try_convert(self.member(Self::CALLBACK_TYPES)).ok().and_then(|t| t.types());
+        if let Some(types) = parsed {
+            return Function::new_callback_of(ruby, class, types, callable, self.types(), callable);
+        }
         let native_params = RArray::from_value(self.member(Self::NATIVE_PARAMS)).expect("Signature#native_params is an Array");
         Function::new_callback(ruby, class, native_params, self.member(Self::NATIVE_RET), callable, self.types(), callable)
     }
