@@ -364,6 +364,24 @@ pub fn emit_callback_thunk(slot: usize) -> Result<Vec<u8>, EmitError> {
     thunk_from_template(&TEMPLATE, emit_callback_thunk_with_assembler, slot)
 }
 
+/// The thunks of `slots` as one piece of code, each starting on a 16-byte
+/// boundary (the arena's stub alignment: a thunk's literal stays aligned),
+/// with trap bytes between them; and each one's offset in it.
+pub fn emit_callback_thunks(slots: &[usize]) -> Result<(Vec<u8>, Vec<usize>), EmitError> {
+    #[cfg(target_arch = "aarch64")]
+    const TRAP: u8 = 0x00; // `udf #0` is the all-zero word
+    #[cfg(not(target_arch = "aarch64"))]
+    const TRAP: u8 = 0xcc; // int3
+    let mut code = Vec::with_capacity(slots.len() * 32);
+    let mut offsets = Vec::with_capacity(slots.len());
+    for &slot in slots {
+        offsets.push(code.len());
+        code.extend(emit_callback_thunk(slot)?);
+        code.resize(code.len().next_multiple_of(16), TRAP);
+    }
+    Ok((code, offsets))
+}
+
 /// A thunk's code for a marker address and where the marker is in it
 /// (None: the assembler failed, or the marker's bytes are not there once).
 type ThunkTemplate = std::sync::OnceLock<Option<(Vec<u8>, usize)>>;
@@ -427,5 +445,18 @@ mod thunk_template_tests {
             }
             assert!(template.get().unwrap().is_some(), "the marker is in the code once");
         }
+    }
+
+    #[test]
+    fn a_batch_of_thunks_is_each_thunk_on_a_16_byte_boundary() {
+        let slots = [0x1000usize, 0x2040, 0x7fff_0000_0008];
+        let (code, offsets) = emit_callback_thunks(&slots).unwrap();
+        assert_eq!(offsets.len(), slots.len());
+        for (&slot, &at) in slots.iter().zip(&offsets) {
+            let one = emit_callback_thunk(slot).unwrap();
+            assert_eq!(at % 16, 0);
+            assert_eq!(&code[at..at + one.len()], &one[..]);
+        }
+        assert_eq!(code.len() % 16, 0);
     }
 }

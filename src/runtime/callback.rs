@@ -118,10 +118,15 @@ impl Slot {
     }
 }
 
-/// One signature: its trampoline and its freed slots, oldest first.
+/// Slots made at once, their thunks installed as one piece of code.
+const SLOT_BATCH: usize = 32;
+
+/// One signature: its trampoline, its freed slots (oldest first) and the
+/// slots made but not used yet (next last).
 struct Pool {
     trampoline: usize,
     freed: VecDeque<&'static Slot>,
+    fresh: Vec<&'static Slot>,
 }
 
 #[derive(Default)]
@@ -144,9 +149,43 @@ impl Registry {
         let req = CallbackRequest { plan: &plan, entry: callback_entry as *const () as usize };
         let code = backend::emit_callback_trampoline(&req).map_err(|e| e.to_string())?;
         let trampoline = super::jit::install_code(&code)?;
-        self.pools.push(Pool { trampoline, freed: VecDeque::new() });
+        self.pools.push(Pool { trampoline, freed: VecDeque::new(), fresh: Vec::new() });
         self.by_signature.insert(key, self.pools.len() - 1);
         Ok(self.pools.len() - 1)
+    }
+
+    /// A slot of `pool` no callback has used: one of the last batch, or
+    /// the first of a new one (SLOT_BATCH slots, their thunks emitted and
+    /// installed together: per callback, an install and its allocations
+    /// cost more than the callback's own setup).
+    fn fresh_slot(&mut self, pool: usize, types: &CallbackTypes) -> Result<&'static Slot, String> {
+        if let Some(slot) = self.pools[pool].fresh.pop() {
+            return Ok(slot);
+        }
+        let trampoline = self.pools[pool].trampoline;
+        let slots: &'static mut [Slot] = Box::leak(
+            (0..SLOT_BATCH)
+                .map(|_| Slot {
+                    target: AtomicUsize::new(trampoline),
+                    data: AtomicPtr::new(std::ptr::null_mut()),
+                    thunk: 0,
+                    nargs: types.params.len(),
+                    ret: types.ret.clone(),
+                    pool,
+                    dispatcher: AtomicUsize::new(0),
+                })
+                .collect::<Box<[Slot]>>(),
+        );
+        let addresses: Vec<usize> = slots.iter().map(|s| s as *const Slot as usize).collect();
+        let (code, offsets) = backend::emit_callback_thunks(&addresses).map_err(|e| e.to_string())?;
+        let base = super::jit::install_code(&code)?;
+        for (slot, offset) in slots.iter_mut().zip(offsets) {
+            slot.thunk = base + offset;
+        }
+        let slots: &'static [Slot] = slots;
+        // Used in order: the first one now, the rest popped from the end.
+        self.pools[pool].fresh.extend(slots[1..].iter().rev());
+        Ok(&slots[0])
     }
 }
 
@@ -172,20 +211,7 @@ pub fn allocate(types: Arc<CallbackTypes>, callable: VALUE, is_proc: bool, dispa
     let reuse = if reg.pools[pool].freed.len() > QUARANTINE { reg.pools[pool].freed.pop_front() } else { None };
     let slot = match reuse {
         Some(s) => s,
-        None => {
-            let slot: &'static mut Slot = Box::leak(Box::new(Slot {
-                target: AtomicUsize::new(reg.pools[pool].trampoline),
-                data: AtomicPtr::new(std::ptr::null_mut()),
-                thunk: 0,
-                nargs: types.params.len(),
-                ret: types.ret.clone(),
-                pool,
-                dispatcher: AtomicUsize::new(0),
-            }));
-            let code = backend::emit_callback_thunk(slot as *const Slot as usize).map_err(|e| e.to_string())?;
-            slot.thunk = super::jit::install_code(&code)?;
-            slot
-        }
+        None => reg.fresh_slot(pool, &types)?,
     };
     let data = Box::into_raw(Box::new(CallbackData {
         callable,

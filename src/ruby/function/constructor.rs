@@ -13,7 +13,7 @@
 use super::{trie_walk, Function};
 use magnus::rb_sys::{resume_error, AsRawValue, FromRawValue};
 use magnus::typed_data::Obj;
-use magnus::{prelude::*, Error, RArray, RClass, Ruby, TryConvert, Value};
+use magnus::{prelude::*, Error, RArray, RClass, Ruby, Value};
 use rb_sys::{ID, VALUE};
 use std::ffi::c_int;
 use std::sync::OnceLock;
@@ -68,7 +68,8 @@ impl Signature {
     /// A `class` Function calling `callable` (a Proc, or anything with
     /// `#call`) for this signature, which must not need adapting.
     pub(super) fn callback(self, ruby: &Ruby, class: RClass, callable: Value) -> Result<Obj<Function>, Error> {
-        let parsed = <&super::SignatureCallbackTypes>::try_convert(self.member(Self::CALLBACK_TYPES)).ok().and_then(|t| t.types());
+        let parsed = crate::runtime::objects::typed_data::<super::SignatureCallbackTypes>(self.member(Self::CALLBACK_TYPES).as_raw())
+            .and_then(|t| t.types());
         if let Some(types) = parsed {
             return Function::new_callback_of(ruby, class, types, callable, self.types(), callable);
         }
@@ -91,12 +92,28 @@ fn new_cached(ruby: &Ruby, class: RClass, ret: Value, params: Value, callable: V
     if !crate::ruby::footprint::in_main_ractor() {
         return Ok(None);
     }
-    // SAFETY: live VALUEs (`trie` registered), `params` an Array; a key's
-    // #hash or #eql? may raise, hence the protect.
-    let sig = magnus::rb_sys::protect(|| unsafe { trie_walk(trie as VALUE, ret.as_raw(), params.as_raw()) })?;
-    if sig == QNIL {
-        return Ok(None);
-    }
+    let key = memo_key(ret.as_raw(), params.as_raw());
+    let sig = match key.as_ref().and_then(memo_get) {
+        Some(sig) => sig,
+        None => {
+            // SAFETY: live VALUEs (`trie` registered), `params` an Array; a
+            // key's #hash or #eql? may raise, hence the protect.
+            let sig = magnus::rb_sys::protect(|| unsafe { trie_walk(trie as VALUE, ret.as_raw(), params.as_raw()) })?;
+            if sig == QNIL {
+                return Ok(None);
+            }
+            if let Some(k) = key {
+                let new = MEMO.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(Default::default).insert(k, sig).is_none();
+                if new {
+                    // SAFETY: a live Signature, pinned (it stays in the
+                    // trie for the process anyway) so the memo's VALUE
+                    // stays right.
+                    unsafe { rb_sys::rb_gc_register_mark_object(sig) };
+                }
+            }
+            sig
+        }
+    };
     // SAFETY: the trie holds only Signatures (see `cached_signature`).
     let sig = unsafe { Signature::new(sig) };
     if sig.adapts() {
@@ -110,6 +127,73 @@ fn new_cached(ruby: &Ruby, class: RClass, ret: Value, params: Value, callable: V
         return Ok(None);
     }
     sig.callback(ruby, class, callable).map(|f| Some(f.as_value()))
+}
+
+/// Most parameters a memo key holds.
+const MEMO_PARAMS: usize = 8;
+
+/// `[ret, parameter count, params..., 0...]` as Symbol IDs.
+type MemoKey = [rb_sys::ID; MEMO_PARAMS + 2];
+
+/// Signatures the trie gave for Symbol types, by their IDs (a Symbol's ID
+/// never changes; a Symbol VALUE may be a heap object, loaded code's are),
+/// so a signature seen before costs one hash lookup here instead of a Ruby
+/// Hash lookup per type (ffi-yajl makes 11 Functions per parse). Main
+/// Ractor only, as the trie; each Signature in it is pinned once.
+static MEMO: std::sync::Mutex<Option<std::collections::HashMap<MemoKey, VALUE, std::hash::BuildHasherDefault<WordHasher>>>> =
+    std::sync::Mutex::new(None);
+
+/// The memo's Signature for `key`.
+fn memo_get(key: &MemoKey) -> Option<VALUE> {
+    MEMO.lock().unwrap_or_else(|p| p.into_inner()).as_ref()?.get(key).copied()
+}
+
+/// The memo key of `ret` and `params` (an Array), if they are Symbols and
+/// few enough. (`rb_sym2id` makes a dynamic Symbol immortal, as naming a
+/// type in code does.)
+fn memo_key(ret: VALUE, params: VALUE) -> Option<MemoKey> {
+    // SAFETY: `params` is a live Array (checked by the caller); the
+    // Symbols are live VALUEs.
+    unsafe {
+        let params = std::slice::from_raw_parts(rb_sys::RARRAY_CONST_PTR(params), rb_sys::RARRAY_LEN(params) as usize);
+        if params.len() > MEMO_PARAMS || !rb_sys::RB_SYMBOL_P(ret) || !params.iter().all(|&p| rb_sys::RB_SYMBOL_P(p)) {
+            return None;
+        }
+        let mut key = [0; MEMO_PARAMS + 2];
+        key[0] = rb_sys::rb_sym2id(ret);
+        key[1] = params.len() as rb_sys::ID;
+        for (k, &p) in key[2..].iter_mut().zip(params) {
+            *k = rb_sys::rb_sym2id(p);
+        }
+        Some(key)
+    }
+}
+
+/// Hashes a memo key's words (FxHash's multiply-rotate), not its bytes
+/// through SipHash: the key is VALUEs, not attacker-chosen data.
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl std::hash::Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for word in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..word.len()].copy_from_slice(word);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7cc1_b727_220a_95);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
 }
 
 /// `Function.new(return_type, param_types, proc_or_pointer = nil, options
