@@ -383,17 +383,19 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
 
 /// The C type table (`types::TYPE_NAMES`) for lib/fiddle_jit/types.rb: a
 /// frozen Hash `name => [canonical name, size, alignment]` (Symbols and
-/// Integers, frozen: Ractor-shareable).
+/// Integers, frozen: Ractor-shareable). Static Symbols (interned, as a
+/// literal `:int` is), not dynamic ones: those would be what every later
+/// `:int` in Ruby code is, a heap object rather than an immediate.
 fn c_types(ruby: &Ruby) -> Result<RHash, Error> {
     let table = ruby.hash_new();
     for t in NamedType::all() {
         let row = ruby.ary_new_from_values(&[
-            ruby.to_symbol(t.canonical).as_value(),
+            ruby.sym_new(t.canonical).as_value(),
             ruby.integer_from_u64(t.size as u64).as_value(),
             ruby.integer_from_u64(t.align as u64).as_value(),
         ]);
         row.freeze();
-        table.aset(ruby.to_symbol(t.name), row)?;
+        table.aset(ruby.sym_new(t.name), row)?;
     }
     table.freeze();
     Ok(table)
