@@ -339,6 +339,11 @@ module FiddleJit
     end
     alias autorelease autorelease?
 
+    # As the ffi gem: a Function is not copied (dup, clone).
+    def initialize_copy(_other)
+      raise RuntimeError, "cannot duplicate function instances"
+    end
+
     def inspect
       ret, params = types
       kind = __callable ? "callback" : "pointer"

@@ -339,6 +339,12 @@ module FiddleJit
                     end
       __enum_symbols_for__(stub)
       __attached__(name, c_name, params, ret, address, stub, bytes, sig.params, sig.ret)
+    rescue ArgumentError, TypeError
+      # A :void parameter or a :varargs result: as in the ffi gem, the
+      # attach succeeds and calling raises (the ffi gem's ArgumentError; it
+      # crashes calling a :varargs result).
+      reason = __uncallable__(params, ret) or raise
+      __attach_uncallable__(name, c_name, params, ret, reason)
     end
 
     private
@@ -373,6 +379,35 @@ module FiddleJit
       fn.__send__(:setup_lazily, self, ret_resolved, resolved)
       (@ffi_functions ||= {})[name] = fn unless views&.frozen?
       fn
+    end
+
+    # Why a function of these types cannot be called, or nil: the ffi gem
+    # attaches those and raises when they are called.
+    def __uncallable__(params, ret)
+      void = Type::Builtin === (t = find_type(ret)) ? t.canonical : t
+      return "Invalid return type: varargs" if void == :varargs
+
+      params.each do |param|
+        t = find_type(param)
+        return "Invalid parameter type: 0" if (Type::Builtin === t ? t.canonical : t) == :void
+      end
+      nil
+    end
+
+    # attach_function for uncallable types: the C function is looked up as
+    # for any other, and the method raises the ffi gem's ArgumentError (its
+    # arity's first).
+    def __attach_uncallable__(name, c_name, params, ret, reason)
+      address = __find_function_address__(c_name, params)
+      arity = params.size
+      body = lambda do |*args|
+        raise ArgumentError, "wrong number of arguments (#{args.size} for #{arity})" unless args.size == arity
+
+        raise ArgumentError, reason
+      end
+      define_singleton_method(name, &body)
+      define_method(name, &body)
+      __attached__(name, c_name, params, ret, address, nil, 0)
     end
 
     # Like the ffi gem, a function's integer parameters take the Symbols of
@@ -592,7 +627,7 @@ module FiddleJit
 
     def __native_scalar__(canonical, name)
       case canonical
-      when :strptr then raise TypeError, "#{name}: :strptr is only valid as a return type"
+      when :strptr then "string" # a parameter: the ffi gem passes it as a :string
       when :varargs then raise TypeError, "#{name}: :varargs must be the last parameter type"
       else canonical.name # frozen, interned: no allocation per attach
       end

@@ -99,3 +99,19 @@ end
 show("Type::LONG(String)") { L3.labs_obj("x") }
 show("typedef ssize_t(nil)") { L3.labs_td(nil) }
 p L3.labs_obj(-7), L3.labs_td(-8)
+# Types the ffi gem attaches but cannot call: a :void parameter (ArgumentError
+# when called), and a :strptr parameter, which it passes as a :string
+module L4
+  extend FFI::Library
+  ffi_lib FFI::Library::LIBC
+  attach_function :getpid_void, :getpid, [:void], :int
+  attach_function :abs_int_void, :abs, [:int, :void], :int
+  attach_function :strlen_strptr, :strlen, [:strptr], :size_t
+end
+show("void param()") { L4.getpid_void }
+show("void param(nil)") { L4.getpid_void(nil) }
+show("int, void param(1, 2)") { L4.abs_int_void(1, 2) }
+show("void param, instance") { Object.new.extend(L4).getpid_void(1) }
+p L4.strlen_strptr("four")
+show("Function#dup") { FFI::Function.new(:int, [:int]) { |x| x }.dup }
+show("Function#clone") { FFI::Function.new(:int, [:int], FFI::DynamicLibrary.open(nil, 0).find_function("abs")).clone }
