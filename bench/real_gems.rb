@@ -12,13 +12,16 @@
 #   the next round fiddle_jit first, so linear drift cancels) runs each
 #   workload for REAL_GEMS_TIME seconds of process CPU time
 #   (CLOCK_PROCESS_CPUTIME_ID); a cell is the median over the rounds.
-# - Instructions (deterministic): one process per gem and side under
-#   callgrind; each workload is warmed up, then GC.start, GC.disable, zero
-#   the counters, N iterations, dump (client requests from bench/cext).
-#   Per op = dump ÷ N − the empty loop's instructions per iteration. GC is
-#   off in that window so the count does not depend on where a collection
-#   lands; objects allocated per op are reported beside it (the CPU-time
-#   column includes GC).
+# - Instructions (deterministic): REAL_GEMS_LAYOUTS processes per gem and
+#   side under callgrind, each with a different environment size (so a
+#   different stack and memory layout: libsass's count, for one, moves by
+#   ±0.5% with it, the same way on both sides); each workload is warmed up,
+#   then GC.start, GC.disable, zero the counters, N iterations, dump (client
+#   requests from bench/cext). Per op = dump ÷ N − the empty loop's
+#   instructions per iteration, the median over the layouts. GC is off in
+#   that window so the count does not depend on where a collection lands;
+#   objects allocated per op are reported beside it (the CPU-time column
+#   includes GC).
 # - Load cost: CPU time from process start to the end of the gem's
 #   `require`, and instructions from the first `-r` (bench/callgrind_start.rb;
 #   Ruby's boot before it, the same on both sides, runs uninstrumented) to
@@ -31,12 +34,14 @@
 #   REAL_GEMS_TIME=0.25      CPU seconds per workload per process
 #   REAL_GEMS_ICOUNT=1       scale of the callgrind iteration counts (0 = skip callgrind)
 #   REAL_GEMS_JOBS=2         callgrind processes run in parallel (counts do not depend on it)
+#   REAL_GEMS_LAYOUTS=3      callgrind processes per gem and side for the workloads (environment
+#                            sizes 0, 64, 128, ... bytes apart), their median per workload
 #   REAL_GEMS_ONLY=rbnacl,sassc   only these gems
 #   REAL_GEMS_LOAD_SAMPLES=3 load-only processes per gem, side and round for the load CPU time
 #                            (the first is the workload process's own load)
 #   REAL_GEMS_LOAD_ICOUNT=1  0 = no instruction count for loading (the gems' loads are most
 #                            of the instructions callgrind runs through)
-#   REAL_GEMS_QUICK=1        ROUNDS=3, TIME=0.1, ICOUNT=0.25, LOAD_SAMPLES=1, LOAD_ICOUNT=0
+#   REAL_GEMS_QUICK=1        ROUNDS=3, TIME=0.1, ICOUNT=0.25, LOAD_SAMPLES=1, LOAD_ICOUNT=0, LAYOUTS=1
 #   BENCH_CALLGRIND_DIR=dir  keep the callgrind.out files (for callgrind_annotate)
 #   BENCH_RUBYOPT="--yjit"   extra ruby flags for every child
 # Writes bench/results-real-gems.md.
@@ -208,6 +213,7 @@ ICOUNT = ENV.fetch("REAL_GEMS_ICOUNT", quick ? "0.25" : "1")
 JOBS = Integer(ENV.fetch("REAL_GEMS_JOBS", "2"))
 LOAD_ICOUNT = ENV.fetch("REAL_GEMS_LOAD_ICOUNT", quick ? "0" : "1") != "0"
 LOAD_SAMPLES = Integer(ENV.fetch("REAL_GEMS_LOAD_SAMPLES", quick ? "1" : "3"))
+LAYOUTS = Integer(ENV.fetch("REAL_GEMS_LAYOUTS", quick ? "1" : "3"))
 only = ENV["REAL_GEMS_ONLY"]&.split(",")
 check_fiddle_jit_built!
 started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
@@ -229,7 +235,9 @@ child = lambda do |side, g, mode, extra_env = {}|
   # The baseline process loads nothing: no shim either.
   run_side = g.equal?(baseline) ? "ffi" : side
   if mode == "icount" || env["BENCH_GC_OFF"]
-    callgrind(run_side, __FILE__, args, env: env, tag: "real_gems-#{g[:name]}#{"-gc_off" if env["BENCH_GC_OFF"]}")
+    layout = env.fetch("REAL_GEMS_LAYOUT", "").size / 64
+    callgrind(run_side, __FILE__, args, env: env,
+                                        tag: "real_gems-#{g[:name]}#{"-gc_off" if env["BENCH_GC_OFF"]}#{"-layout#{layout}" if layout.positive?}")
   else
     [nil, run(run_side, __FILE__, args, env: env)]
   end
@@ -273,8 +281,9 @@ if Float(ICOUNT).positive?
   cext_path # build it once, before the threads
   # [gem, side, GC off]: the workload processes, and (LOAD_ICOUNT) a load-only process per gem
   # and side with GC disabled, whose count does not depend on where collections fall.
-  jobs = gems.product(%w[ffi fiddle_jit], [false])
-  jobs += [[baseline, "ffi", false], [baseline, "ffi", true]] + gems.product(%w[ffi fiddle_jit], [true]) if LOAD_ICOUNT
+  # (The load count is the first layout's.)
+  jobs = gems.product(%w[ffi fiddle_jit], [false], (0...LAYOUTS).to_a)
+  jobs += [[baseline, "ffi", false, 0], [baseline, "ffi", true, 0]] + gems.product(%w[ffi fiddle_jit], [true], [0]) if LOAD_ICOUNT
   log.call("callgrind: #{jobs.size} processes, #{JOBS} at a time (REAL_GEMS_ICOUNT=#{ICOUNT})")
   queue = Queue.new
   jobs.each { |j| queue << j }
@@ -282,14 +291,16 @@ if Float(ICOUNT).positive?
   JOBS.times.map do
     Thread.new do
       while (job = (queue.pop(true) rescue nil))
-        g, side, gc_off = job
-        done << [*job, *(gc_off ? child.call(side, g, "load", "BENCH_GC_OFF" => "1") : child.call(side, g, "icount"))]
+        g, side, gc_off, layout = job
+        pad = { "REAL_GEMS_LAYOUT" => "x" * (64 * layout) }
+        done << [*job, *(gc_off ? child.call(side, g, "load", pad.merge("BENCH_GC_OFF" => "1")) : child.call(side, g, "icount", pad))]
       end
     end
   end.each(&:join)
+  per_layout = Hash.new { |h, k| h[k] = [] } # [gem, side, wi] => per op, one per layout
   until done.empty?
-    g, side, gc_off, dumps, lines = done.pop
-    (gc_off ? load_ins_gc_off : load_ins)[[g[:name], side]] = dumps["load"] if LOAD_ICOUNT
+    g, side, gc_off, layout, dumps, lines = done.pop
+    (gc_off ? load_ins_gc_off : load_ins)[[g[:name], side]] = dumps["load"] if LOAD_ICOUNT && layout.zero?
     next if gc_off
     n = lines.select { |k, *| k == "icount" }.to_h { |_, name, count, objects| [name, [Integer(count), Integer(objects)]] }
     next if g[:workloads].empty?
@@ -297,10 +308,11 @@ if Float(ICOUNT).positive?
     empty = dumps.fetch("empty").fdiv(n.fetch("empty")[0])
     g[:workloads].each_index do |i|
       count, objects = n.fetch("w#{i}")
-      icount[[g[:name], side, "w#{i}"]] = dumps.fetch("w#{i}").fdiv(count) - empty
+      per_layout[[g[:name], side, "w#{i}"]] << dumps.fetch("w#{i}").fdiv(count) - empty
       allocs[[g[:name], side, "w#{i}"]] = objects.fdiv(count)
     end
   end
+  per_layout.each { |key, counts| icount[key] = median(counts) }
   log.call("callgrind done (#{(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).round} s)")
 end
 
@@ -400,7 +412,7 @@ report = <<~MD
   - #{machine}
   - each gem runs unmodified in its own processes: `ruby` (ffi gem) and `ruby -I lib -rfiddle_jit/ffi_shim` (fiddle_jit)
   - CPU: median of #{ROUNDS} alternated rounds (ffi, fiddle_jit / fiddle_jit, ffi, …), #{TIME} s of process CPU time per workload per process; ops/s > 1 ratio = fiddle_jit faster
-  #{icount.empty? ? "- callgrind: skipped (REAL_GEMS_ICOUNT=0)" : "- instr/op: callgrind, N iterations after warm-up (REAL_GEMS_ICOUNT=#{ICOUNT}) with GC disabled, minus the empty loop; includes the C library's own work; ÷ > 1 = fiddle_jit executes fewer; objects/op = Ruby objects allocated per op (GC.stat), the GC cost the CPU column pays"}
+  #{icount.empty? ? "- callgrind: skipped (REAL_GEMS_ICOUNT=0)" : "- instr/op: callgrind, N iterations after warm-up (REAL_GEMS_ICOUNT=#{ICOUNT}) with GC disabled, minus the empty loop, the median of #{LAYOUTS} process#{LAYOUTS == 1 ? "" : "es"} per side with environments 64 bytes apart (memory layout moves a C library's count by up to ±0.5%); includes the C library's own work; ÷ > 1 = fiddle_jit executes fewer; objects/op = Ruby objects allocated per op (GC.stat), the GC cost the CPU column pays"}
   - calls/op: Ruby and C method calls per op (TracePoint :call/:c_call, a separate process, the loop's own calls subtracted)
   #{mismatches.empty? ? "- every workload returned the same value on both sides" : "- **results differ between the sides:** #{mismatches.join("; ")}"}
 
