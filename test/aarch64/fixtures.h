@@ -249,12 +249,19 @@ static void check_pointers(void) {
     VALUE p = pointer_object(0x123456789a, pointer_type);
     got = CALL(s, p);
     expect_calls(1, H_RET_POINTER, 0x123456789a, 0);
-    /* Another data type, an immediate, false, a String: the helper. */
-    VALUE others[] = {pointer_object(0x42, other_type), fix(5), QFALSE, QTRUE, heap_string("s"), flo(1.5)};
-    for (size_t i = 0; i < 6; i++) {
+    /* Another data type, an immediate, false: the helper. */
+    VALUE others[] = {pointer_object(0x42, other_type), fix(5), QFALSE, QTRUE, flo(1.5)};
+    for (size_t i = 0; i < 5; i++) {
         CALL(s, others[i]);
         expect_calls(2, H_ARG_POINTER, others[i], 0, H_RET_POINTER, (VALUE)0xabc000, 0);
     }
+    /* A String → its bytes (RSTRING_PTR), inline, heap or embedded. */
+    static const char heap_bytes_s[] = "heap bytes";
+    VALUE hs = heap_string(heap_bytes_s), es = embedded("emb", 3, ENC_UTF8);
+    CALL(s, hs);
+    expect_calls(1, H_RET_POINTER, (VALUE)heap_bytes_s, 0);
+    CALL(s, es);
+    expect_calls(1, H_RET_POINTER, (VALUE)((struct RString *)es)->as.ary, 0);
     /* A Struct → the address of the memory it views, inline, when the
      * parameter takes any Struct (ref_classes[0] = 0) or exactly its class. */
     VALUE st = struct_object(0x7777, 0xbeef00), other_class = struct_object(0x8888, 0xbeef00);
@@ -267,6 +274,9 @@ static void check_pointers(void) {
     expect_calls(1, H_RET_POINTER, (VALUE)0xbeef00, 0);
     CALL(s, other_class);
     expect_calls(2, H_ARG_POINTER, other_class, 0, H_RET_POINTER, (VALUE)0xabc000, 0);
+    /* ... and a String is the helper's (a by_ref parameter's TypeError). */
+    CALL(s, hs);
+    expect_calls(2, H_ARG_POINTER, hs, 0, H_RET_POINTER, (VALUE)0xabc000, 0);
     ((uint64_t *)((struct fake_info *)info_of_current)->ref_classes)[0] = 0;
     EXPECT_RAISE(CALL(s, BAD));
     s = stub("ret_pointer", fx_ret_raw);
