@@ -199,6 +199,9 @@ impl Conversion {
     ///
     /// # Safety
     /// With the GVL, `value` a live VALUE; may raise (longjmp).
+    // Inlined into `call`'s loop: with variadic calls as a second caller it had
+    // become a call of its own (+23 instructions an enum argument).
+    #[inline(always)]
     pub(crate) unsafe fn to_native(self, value: VALUE) -> (VALUE, VALUE) {
         match self {
             Conversion::Callback(ty) => callback_pointer(ty, value),
@@ -224,6 +227,7 @@ impl Conversion {
     ///
     /// # Safety
     /// As `to_native`.
+    #[inline(always)]
     pub(crate) unsafe fn from_native(self, result: VALUE) -> VALUE {
         match self {
             Conversion::Callback(ty) => rb_sys::rb_funcallv(names().function, names().from_native, 2, [ty, result].as_ptr()),
