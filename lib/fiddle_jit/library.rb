@@ -384,14 +384,10 @@ module FiddleJit
     # Why a function of these types cannot be called, or nil: the ffi gem
     # attaches those and raises when they are called.
     def __uncallable__(params, ret)
-      void = Type::Builtin === (t = find_type(ret)) ? t.canonical : t
-      return "Invalid return type: varargs" if void == :varargs
+      builtin = ->(type) { (t = find_type(type)).is_a?(Type::Builtin) ? t.canonical : t }
+      return "Invalid return type: varargs" if builtin.(ret) == :varargs
 
-      params.each do |param|
-        t = find_type(param)
-        return "Invalid parameter type: 0" if (Type::Builtin === t ? t.canonical : t) == :void
-      end
-      nil
+      "Invalid parameter type: 0" if params.any? { |param| builtin.(param) == :void }
     end
 
     # attach_function for uncallable types: the C function is looked up as

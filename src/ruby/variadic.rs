@@ -137,16 +137,14 @@ impl VariadicCall {
     fn cache(&self, types: RArray, entry: Value) -> Result<&Shape, Error> {
         let entry = RArray::try_convert(entry)?;
         let (stub, arity, convs): (usize, i32, RArray) = (entry.entry(0)?, entry.entry(1)?, entry.entry(2)?);
-        let ids = names();
         let converts: Box<[Convert]> = convs
             .into_iter()
             .map(|c| match c {
                 c if c.is_nil() => Convert::Plain,
-                // SAFETY: a class check of a live object.
-                c if unsafe { rb_sys::rb_obj_is_kind_of(c.as_raw(), ids.function_type) } == rb_sys::Qtrue as VALUE => {
-                    Convert::Callback(c.as_raw())
-                }
-                c => Convert::ToNative(Conversion::of(c)),
+                c => match Conversion::of(c) {
+                    Conversion::Callback(ty) => Convert::Callback(ty),
+                    conversion => Convert::ToNative(conversion),
+                },
             })
             .collect();
         let converts = if converts.iter().all(|c| matches!(c, Convert::Plain)) { Box::default() } else { converts };
