@@ -18,18 +18,19 @@ rescue LoadError => e
                    "this installation has #{built.empty? ? "none" : "Ruby #{built.join(", ")}"}. " \
                    "Install the source gem (`gem install fiddle_jit --platform ruby`) to build one"
 end
-require_relative "fiddle_jit/source_cache"
-
-# The Ruby half, in load order: each file from its compiled form where
-# SourceCache has it (compiling this source was most of the cost of
-# loading fiddle_jit), else as `require_relative` would.
+# The Ruby half, in load order: each file from the binary of its compiled
+# instructions where one was made from its current source on this Ruby
+# (compiling this source was most of the cost of loading fiddle_jit), else
+# compiled as `require` would and its binary kept beside the extension
+# (src/ruby/own_files.rs, lib/fiddle_jit/source_cache.rb). Not while
+# Coverage runs (it measures only what `require` compiles) or with
+# FIDDLE_JIT_ISEQ_CACHE=0.
 module FiddleJit
   so = $LOADED_FEATURES.reverse_each.find { |f| f.end_with?("/fiddle_jit/#{RUBY_MINOR}/fiddle_jit.so", "/fiddle_jit/#{RUBY_MINOR}/fiddle_jit.bundle") }
-  cache = SourceCache.for_extension(so)
+  binaries = File.join(File.dirname(so), "iseq") unless so.nil? || ENV["FIDDLE_JIT_ISEQ_CACHE"] == "0" ||
+                                                           (defined?(::Coverage.running?) && ::Coverage.running?)
+  __own_files(File.join(__dir__, "fiddle_jit"), binaries,
+              [RUBY_REVISION, RUBY_PLATFORM, RubyVM::InstructionSequence.compile_option.sort].inspect)
   %w[errors types pointer auto_pointer type struct_layout struct_layout_builder struct enum platform_types data_converter function_type dynamic_library library_path library_loader
-     library function variadic platform errno].each do |name|
-    file = File.join(__dir__, "fiddle_jit", "#{name}.rb")
-    cache ? cache.require(file) : require(file)
-  end
-  cache&.save
+     library function variadic platform errno].each { |name| __require_own(name) }
 end

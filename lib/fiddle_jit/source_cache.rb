@@ -1,104 +1,39 @@
 # frozen_string_literal: true
 
 module FiddleJit
-  # Loads fiddle_jit's own Ruby files (lib/fiddle_jit.rb's list) from their
-  # compiled form when it can. Compiling that source is most of what
-  # `require "fiddle_jit"` costs (about 65 of 74 M instructions on Ruby
-  # 3.1); loading the same code's binary instruction sequences costs about a
-  # sixth of that. As Python's __pycache__: the binaries are written beside
-  # the native extension (only when that directory is writable) and a file's
-  # binary is used only while the file's source is byte for byte the one it
-  # was compiled from, on this very Ruby (revision, platform, compile
-  # options); otherwise the file is compiled from source, as `require` would.
-  # Not used while Coverage runs (it measures only what `require` compiles)
-  # or with FIDDLE_JIT_ISEQ_CACHE=0.
-  class SourceCache
-    # The cache for the native extension loaded from +so_path+ (nil: none).
-    def self.for_extension(so_path)
-      return nil if so_path.nil? || ENV["FIDDLE_JIT_ISEQ_CACHE"] == "0" || !defined?(RubyVM::InstructionSequence)
-      return nil if defined?(::Coverage) && ::Coverage.respond_to?(:running?) && ::Coverage.running?
+  # The miss path of FiddleJit.__require_own (src/ruby/own_files.rs), which
+  # loads fiddle_jit's own Ruby files from the binaries of their compiled
+  # instruction sequences: a file with no binary for its current source (or
+  # one this Ruby cannot read) is compiled here, as `require` would, and
+  # its binary written for the next process where the directory is
+  # writable (atomically: a rename, so a concurrent process reads the old
+  # file or the new one). Loaded only on a miss.
+  module SourceCache
+    MAGIC = "FJISEQ1\n".b
 
-      new(File.join(File.dirname(so_path), "lib.iseq"))
-    end
-
-    def initialize(path)
-      @path = path
-      @key = [RUBY_REVISION, RUBY_PLATFORM, RubyVM::InstructionSequence.compile_option.sort].inspect
-      @entries = read_entries
-      # Binaries are made for missing entries only where they can be saved.
-      @writable = File.writable?(File.dirname(path))
-      @changed = false
-    end
-
-    # Loads +file+ (an absolute path) unless it is a loaded feature already;
-    # then it is one.
-    def require(file)
-      return false if $LOADED_FEATURES.include?(file)
-
-      compiled(file).eval
+    # Compiles and evaluates +path+ and makes it a loaded feature; writes
+    # its binary to +binary_path+ under +key+.
+    def self.load(path, binary_path, key)
+      # (UTF-8, the source encoding `require` assumes.)
+      source = File.read(path, encoding: Encoding::UTF_8)
+      iseq = RubyVM::InstructionSequence.compile(source, path, path, 1)
+      write(binary_path, [key, path, source].map { |f| [f.bytesize].pack("L<") + f.b }.join.prepend(MAGIC) + iseq.to_binary)
+      iseq.eval
       # (Not `$LOADED_FEATURES <<`: see FiddleJit.__provide_feature.)
-      FiddleJit.__provide_feature(file) unless $LOADED_FEATURES.frozen?
+      FiddleJit.__provide_feature(path) unless $LOADED_FEATURES.frozen?
       true
     end
 
-    # Writes the entries if any was made (atomically: a rename, so a
-    # concurrent process reads the old file or the new one).
-    def save
-      return release unless @changed
+    def self.write(binary_path, data)
+      dir = File.dirname(binary_path)
+      Dir.mkdir(dir) if !File.directory?(dir) && File.writable?(File.dirname(dir))
+      return unless File.writable?(dir)
 
-      tmp = "#{@path}.#{Process.pid}.tmp"
-      File.binwrite(tmp, Marshal.dump([@key, @entries]))
-      File.rename(tmp, @path)
+      tmp = "#{binary_path}.#{Process.pid}.tmp"
+      File.binwrite(tmp, data)
+      File.rename(tmp, binary_path)
     rescue SystemCallError, IOError
       File.delete(tmp) if tmp && File.exist?(tmp)
-    end
-
-    # +file+'s instruction sequence: the cached binary while the source is
-    # the one it was compiled from, else compiled now (and kept for #save
-    # where the cache can be written).
-    def compiled(file)
-      # (UTF-8, the source encoding `require` assumes.)
-      source = File.read(file, encoding: Encoding::UTF_8)
-      cached_source, binary = @entries[file]
-      if cached_source == source
-        begin
-          return RubyVM::InstructionSequence.load_from_binary(binary)
-        rescue StandardError
-          nil # a binary this Ruby cannot read: compiled again below
-        ensure
-          source.clear # (see #release)
-        end
-      end
-      iseq = RubyVM::InstructionSequence.compile(source, file, file, 1)
-      if @writable
-        @entries[file] = [source, iseq.to_binary]
-        @changed = true
-      end
-      iseq
-    end
-
-    private
-
-    # Frees the cached sources and binaries now rather than at some later
-    # GC: Ruby counts the bytes a process has malloc'ed since its last major
-    # GC, and the few hundred kilobytes read here would otherwise hasten the
-    # next one (ethon's `require` ran one more than under the ffi gem).
-    def release
-      @entries.each_value { |strings| strings.each(&:clear) }
-      @entries = {}
-      nil
-    end
-
-    # { path => [source, binary] } of the cache file when it was written
-    # for this Ruby, else empty.
-    def read_entries
-      data = File.binread(@path)
-      key, entries = Marshal.load(data) # rubocop:disable Security/MarshalLoad -- our own file
-      key == @key && entries.is_a?(Hash) ? entries : {}
-    rescue StandardError
-      {}
-    ensure
-      data&.clear
     end
   end
 end

@@ -260,7 +260,7 @@ fn versioned_files(dirs: Vec<String>, libname: String) -> Vec<String> {
 /// and realpath every loaded feature: ~15 M instructions in a process that
 /// has loaded rubygems' ~250 files.) The caller checks that
 /// $LOADED_FEATURES is not frozen (rb_provide would raise across this frame).
-fn provide_feature(ruby: &Ruby, path: String) -> Result<(), Error> {
+pub(crate) fn provide_feature(ruby: &Ruby, path: String) -> Result<(), Error> {
     let path = std::ffi::CString::new(path).map_err(|e| Error::new(ruby.exception_arg_error(), e.to_string()))?;
     // Ruby keeps the pointer itself (rb_provide makes a static fstring of
     // it, as for a C literal): the name lives as long as the process, like

@@ -4,6 +4,7 @@ pub mod attach;
 pub mod footprint;
 pub mod function;
 pub mod library;
+pub mod own_files;
 pub mod pointer;
 pub mod struct_accessors;
 pub mod struct_memory;
@@ -39,6 +40,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     struct_memory::init(ruby, module)?;
     struct_accessors::init(ruby, module)?;
     library::init(ruby, module)?;
+    own_files::init(ruby, module)?;
     attach::init(ruby, module)?;
     function::init(ruby, module)?;
     variadic::init(ruby, module)?;
