@@ -6,6 +6,7 @@
 # With BENCH_INSTR_AFTER_LOAD set the child starts it itself, later.
 # BENCH_GC_OFF=1: GC disabled from here on (what a load costs apart from
 # where Ruby's collections happen to fall).
+require_relative "load_start"
 GC.disable if ENV["BENCH_GC_OFF"] == "1"
 require ENV.fetch("BENCH_CEXT")
 FjBenchCext.callgrind_start unless ENV["BENCH_INSTR_AFTER_LOAD"]

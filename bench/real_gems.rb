@@ -22,12 +22,14 @@
 #   that window so the count does not depend on where a collection lands;
 #   objects allocated per op are reported beside it (the CPU-time column
 #   includes GC).
-# - Load cost: CPU time from process start to the end of the gem's
-#   `require`, and instructions from the first `-r` (bench/callgrind_start.rb;
-#   Ruby's boot before it, the same on both sides, runs uninstrumented) to
-#   the same point, each minus a process that requires nothing (no shim
+# - Load cost: CPU time and instructions from the first `-r`
+#   (bench/load_start.rb; Ruby's boot before it, the same on both sides, is
+#   not measured, and runs uninstrumented under callgrind) to the end of the
+#   gem's `require`, each minus a process that requires nothing (no shim
 #   either), so fiddle_jit's own loading counts against it just as the ffi
-#   gem's does.
+#   gem's does. Each load sample (the CPU samples of a round, the
+#   callgrind layouts) has its collections at another phase
+#   (BENCH_GC_PHASE, see bench/load_start.rb); a cell is their median.
 #
 # Environment:
 #   REAL_GEMS_ROUNDS=5       alternated rounds for CPU time
@@ -173,7 +175,7 @@ if ARGV[0] == "--child"
   mode, gem_name = ARGV[1], ARGV[2]
   gem = GEMS.find { |g| g[:name] == gem_name }
   eval(gem[:load], TOPLEVEL_BINDING, "(load #{gem_name})") if gem # rubocop:disable Security/Eval
-  loaded_cpu = cpu_now
+  loaded_cpu = cpu_now - $bench_first_r_cpu # rubocop:disable Style/GlobalVars
   if defined?(FjBenchCext) # under callgrind: loaded by bench/callgrind_start.rb
     ENV["BENCH_INSTR_AFTER_LOAD"] ? FjBenchCext.callgrind_start : FjBenchCext.callgrind_dump("load")
   end
@@ -214,6 +216,11 @@ JOBS = Integer(ENV.fetch("REAL_GEMS_JOBS", "2"))
 LOAD_ICOUNT = ENV.fetch("REAL_GEMS_LOAD_ICOUNT", quick ? "0" : "1") != "0"
 LOAD_SAMPLES = Integer(ENV.fetch("REAL_GEMS_LOAD_SAMPLES", quick ? "1" : "3"))
 LAYOUTS = Integer(ENV.fetch("REAL_GEMS_LAYOUTS", quick ? "1" : "3"))
+# Load sample k allocates k * GC_PHASE_STEP objects before its first `-r`
+# (bench/load_start.rb): a few thousand, a fraction of what Ruby allocates
+# between two collections at that point.
+GC_PHASE_STEP = 2500
+gc_phase = ->(k) { k.zero? ? {} : { "BENCH_GC_PHASE" => (k * GC_PHASE_STEP).to_s } }
 only = ENV["REAL_GEMS_ONLY"]&.split(",")
 check_fiddle_jit_built!
 started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
@@ -250,8 +257,8 @@ shown = {}                                # [gem, side, wi] => result inspect
 log.call("CPU time: #{ROUNDS} rounds × #{gems.size} gems × 2 sides, #{TIME} s per workload")
 ROUNDS.times do |round|
   sides = round.even? ? %w[ffi fiddle_jit] : %w[fiddle_jit ffi]
-  load_sample = ->(side, g) { Float(child.call(side, g, "load")[1].assoc("load")[1]) }
-  LOAD_SAMPLES.times { load_cpu[["baseline", "ffi"]] << load_sample.call("ffi", baseline) }
+  load_sample = ->(side, g, k) { Float(child.call(side, g, "load", gc_phase[k])[1].assoc("load")[1]) }
+  LOAD_SAMPLES.times { |k| load_cpu[["baseline", "ffi"]] << load_sample.call("ffi", baseline, k) }
   gems.each do |g|
     sides.each do |side|
       _, lines = child.call(side, g, "time")
@@ -266,7 +273,8 @@ ROUNDS.times do |round|
     end
     # More load-only processes, alternated the same way (a load is short:
     # one sample per round would leave the median to the noise).
-    (LOAD_SAMPLES - 1).times { sides.each { |side| load_cpu[[g[:name], side]] << load_sample.call(side, g) } }
+    # (The workload process's own load is phase 0.)
+    (1...LOAD_SAMPLES).each { |k| sides.each { |side| load_cpu[[g[:name], side]] << load_sample.call(side, g, k) } }
   end
   log.call("round #{round + 1}/#{ROUNDS} done (#{(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).round} s)")
 end
@@ -274,14 +282,14 @@ end
 # Instructions: one callgrind process per gem and side, REAL_GEMS_JOBS at a time.
 icount = {}   # [gem, side, wi] => instructions per op
 allocs = {}   # [gem, side, wi] => objects allocated per op
-load_ins = {} # [gem, side] => instructions from the first -r to loaded
+load_ins = Hash.new { |h, k| h[k] = [] } # [gem, side] => instructions from the first -r to loaded, per layout
 load_ins_gc_off = {} # the same, with GC disabled from the first -r
 if Float(ICOUNT).positive?
   valgrind!
   cext_path # build it once, before the threads
   # [gem, side, GC off]: the workload processes, and (LOAD_ICOUNT) a load-only process per gem
   # and side with GC disabled, whose count does not depend on where collections fall.
-  # (The load count is the first layout's.)
+  # (The load count is the median of the layouts', each at its own GC phase.)
   jobs = gems.product(%w[ffi fiddle_jit], [false], (0...LAYOUTS).to_a)
   jobs += [[baseline, "ffi", false, 0], [baseline, "ffi", true, 0]] + gems.product(%w[ffi fiddle_jit], [true], [0]) if LOAD_ICOUNT
   log.call("callgrind: #{jobs.size} processes, #{JOBS} at a time (REAL_GEMS_ICOUNT=#{ICOUNT})")
@@ -292,7 +300,7 @@ if Float(ICOUNT).positive?
     Thread.new do
       while (job = (queue.pop(true) rescue nil))
         g, side, gc_off, layout = job
-        pad = { "REAL_GEMS_LAYOUT" => "x" * (64 * layout) }
+        pad = { "REAL_GEMS_LAYOUT" => "x" * (64 * layout) }.merge(gc_phase[layout])
         done << [*job, *(gc_off ? child.call(side, g, "load", pad.merge("BENCH_GC_OFF" => "1")) : child.call(side, g, "icount", pad))]
       end
     end
@@ -300,7 +308,9 @@ if Float(ICOUNT).positive?
   per_layout = Hash.new { |h, k| h[k] = [] } # [gem, side, wi] => per op, one per layout
   until done.empty?
     g, side, gc_off, layout, dumps, lines = done.pop
-    (gc_off ? load_ins_gc_off : load_ins)[[g[:name], side]] = dumps["load"] if LOAD_ICOUNT && layout.zero?
+    if LOAD_ICOUNT
+      gc_off ? load_ins_gc_off[[g[:name], side]] = dumps["load"] : load_ins[[g[:name], side]] << dumps["load"]
+    end
     next if gc_off
     n = lines.select { |k, *| k == "icount" }.to_h { |_, name, count, objects| [name, [Integer(count), Integer(objects)]] }
     next if g[:workloads].empty?
@@ -384,6 +394,7 @@ losing = gems.flat_map do |g|
 end
 
 base_cpu = median(load_cpu[["baseline", "ffi"]])
+load_ins = load_ins.transform_values { |counts| median(counts) }
 base_ins = load_ins[["baseline", "ffi"]]
 base_ins_gc_off = load_ins_gc_off[["baseline", "ffi"]]
 load_rows = gems.map do |g|
@@ -423,7 +434,7 @@ report = <<~MD
   #{losing.empty? ? "(none)" : losing.join}
   ## Real gems: load cost
 
-  To the end of the load line (CPU: from process start; instructions: from the first `-r`, after Ruby's own boot), minus a process that loads nothing (#{format("%.1f", base_cpu * 1e3)} ms CPU#{base_ins ? ", #{format("%.1f", base_ins / 1e6)} M instructions" : ""}); fiddle_jit's own loading (the shim) is inside its column as the ffi gem's is inside its. CPU: median of #{ROUNDS} rounds × #{LOAD_SAMPLES} processes per side. Instructions: one process per side; GC off: another, with GC disabled from the first `-r` (each side's own work, apart from where Ruby's collections happen to fall: a collection marks the whole heap, so one more or fewer, or one landing later in a larger heap, moves the first instruction column by a few percent either way). ÷ > 1 = fiddle_jit loads faster. In the `ffi` row the ffi gem also pays rubygems finding and activating the ffi gem, which a gem depending on it has done already; the shim is found on `-I lib`.
+  From the first `-r`, after Ruby's own boot, to the end of the load line, minus a process that loads nothing (#{format("%.1f", base_cpu * 1e3)} ms CPU#{base_ins ? ", #{format("%.1f", base_ins / 1e6)} M instructions" : ""}); fiddle_jit's own loading (the shim) is inside its column as the ffi gem's is inside its. CPU: median of #{ROUNDS} rounds × #{LOAD_SAMPLES} processes per side. Instructions: median of #{LAYOUTS} processes per side. A collection marks the whole heap, so one more or fewer, or one landing later in a larger heap, moves a load's figure by a few percent either way: the processes of a round and the callgrind processes each allocate another #{GC_PHASE_STEP}-object multiple first (before the first `-r`, not measured), so their collections fall at other points of the load. GC off: one more process per side with GC disabled from the first `-r` (each side's own work, apart from collections). ÷ > 1 = fiddle_jit loads faster. In the `ffi` row the ffi gem also pays rubygems finding and activating the ffi gem, which a gem depending on it has done already; the shim is found on `-I lib`.
 
   #{load_table}
 

@@ -50,10 +50,10 @@ module SideBySide
     system("valgrind --version", out: File::NULL) or abort "bench: valgrind is required (apt-get install valgrind)"
   end
 
-  # Runs `ruby <side flags> script *args`; returns the lines of stdout that
+  # Runs `ruby -r bench/load_start.rb <side flags> script *args`; returns the lines of stdout that
   # start with "RESULT\t", split on tabs (without the tag).
   def run(side, script, args, env: {})
-    cmd = [RbConfig.ruby, *RUBYOPT, *SIDES.fetch(side), script, *args]
+    cmd = [RbConfig.ruby, *RUBYOPT, "-r#{File.join(__dir__, "load_start.rb")}", *SIDES.fetch(side), script, *args]
     out, err, status = Open3.capture3(env, *cmd)
     abort "bench: #{side} child failed: #{cmd.join(" ")}\n#{err}#{out}" unless status.success?
     results(out)
