@@ -28,7 +28,7 @@
 #   gem's `require`, each minus a process that requires nothing (no shim
 #   either), so fiddle_jit's own loading counts against it just as the ffi
 #   gem's does. Each load sample (the CPU samples of a round, the
-#   callgrind layouts) has its collections at another phase
+#   REAL_GEMS_LOAD_PHASES callgrind ones) has its collections at another phase
 #   (BENCH_GC_PHASE, see bench/load_start.rb); a cell is their median.
 #
 # Environment:
@@ -41,9 +41,10 @@
 #   REAL_GEMS_ONLY=rbnacl,sassc   only these gems
 #   REAL_GEMS_LOAD_SAMPLES=3 load-only processes per gem, side and round for the load CPU time
 #                            (the first is the workload process's own load)
+#   REAL_GEMS_LOAD_PHASES=3  callgrind load processes per gem and side, each at another GC phase (their median)
 #   REAL_GEMS_LOAD_ICOUNT=1  0 = no instruction count for loading (the gems' loads are most
 #                            of the instructions callgrind runs through)
-#   REAL_GEMS_QUICK=1        ROUNDS=3, TIME=0.1, ICOUNT=0.25, LOAD_SAMPLES=1, LOAD_ICOUNT=0, LAYOUTS=1
+#   REAL_GEMS_QUICK=1        ROUNDS=3, TIME=0.1, ICOUNT=0.25, LOAD_SAMPLES=1, LOAD_ICOUNT=0, LAYOUTS=1, LOAD_PHASES=1
 #   BENCH_CALLGRIND_DIR=dir  keep the callgrind.out files (for callgrind_annotate)
 #   BENCH_RUBYOPT="--yjit"   extra ruby flags for every child
 # Writes bench/results-real-gems.md.
@@ -216,9 +217,11 @@ JOBS = Integer(ENV.fetch("REAL_GEMS_JOBS", "2"))
 LOAD_ICOUNT = ENV.fetch("REAL_GEMS_LOAD_ICOUNT", quick ? "0" : "1") != "0"
 LOAD_SAMPLES = Integer(ENV.fetch("REAL_GEMS_LOAD_SAMPLES", quick ? "1" : "3"))
 LAYOUTS = Integer(ENV.fetch("REAL_GEMS_LAYOUTS", quick ? "1" : "3"))
+LOAD_PHASES = Integer(ENV.fetch("REAL_GEMS_LOAD_PHASES", quick ? "1" : "3"))
 # Load sample k allocates k * GC_PHASE_STEP objects before its first `-r`
 # (bench/load_start.rb): a few thousand, a fraction of what Ruby allocates
-# between two collections at that point.
+# between two collections at that point. (Only load samples: a workload's
+# count, with GC off, moves with the heap's layout instead, see LAYOUTS.)
 GC_PHASE_STEP = 2500
 gc_phase = ->(k) { k.zero? ? {} : { "BENCH_GC_PHASE" => (k * GC_PHASE_STEP).to_s } }
 only = ENV["REAL_GEMS_ONLY"]&.split(",")
@@ -234,17 +237,19 @@ gems = gems.select do |g|
   ok
 end
 baseline = { name: "baseline", workloads: [] }
-child = lambda do |side, g, mode, extra_env = {}|
+# (Under callgrind: +instructions+, or mode "icount".)
+child = lambda do |side, g, mode, extra_env = {}, instructions: false|
   env = { "REAL_GEMS_SIDE" => side, "REAL_GEMS_TIME" => TIME, "REAL_GEMS_ICOUNT" => ICOUNT }
   env["BENCH_INSTR_AFTER_LOAD"] = "1" unless LOAD_ICOUNT
   env.merge!(g.fetch(:env, {}), extra_env)
   args = ["--child", mode, g[:name]]
   # The baseline process loads nothing: no shim either.
   run_side = g.equal?(baseline) ? "ffi" : side
-  if mode == "icount" || env["BENCH_GC_OFF"]
+  if mode == "icount" || instructions
     layout = env.fetch("REAL_GEMS_LAYOUT", "").size / 64
-    callgrind(run_side, __FILE__, args, env: env,
-                                        tag: "real_gems-#{g[:name]}#{"-gc_off" if env["BENCH_GC_OFF"]}#{"-layout#{layout}" if layout.positive?}")
+    tag = "real_gems-#{g[:name]}#{"-gc_off" if env["BENCH_GC_OFF"]}#{"-layout#{layout}" if layout.positive?}" \
+          "#{"-phase#{env["BENCH_GC_PHASE"]}" if env["BENCH_GC_PHASE"]}"
+    callgrind(run_side, __FILE__, args, env: env, tag: tag)
   else
     [nil, run(run_side, __FILE__, args, env: env)]
   end
@@ -287,11 +292,15 @@ load_ins_gc_off = {} # the same, with GC disabled from the first -r
 if Float(ICOUNT).positive?
   valgrind!
   cext_path # build it once, before the threads
-  # [gem, side, GC off]: the workload processes, and (LOAD_ICOUNT) a load-only process per gem
-  # and side with GC disabled, whose count does not depend on where collections fall.
-  # (The load count is the median of the layouts', each at its own GC phase.)
-  jobs = gems.product(%w[ffi fiddle_jit], [false], (0...LAYOUTS).to_a)
-  jobs += [[baseline, "ffi", false, 0], [baseline, "ffi", true, 0]] + gems.product(%w[ffi fiddle_jit], [true], [0]) if LOAD_ICOUNT
+  # [gem, side, kind, k]: the workload processes (:workload, layout k), and (LOAD_ICOUNT)
+  # load-only ones per gem and side: with GC disabled (:gc_off), whose count does not depend
+  # on where collections fall, and at GC phases 1...LOAD_PHASES (:phase; the first layout's
+  # workload process is phase 0). The load count is the median of the phases'.
+  jobs = gems.product(%w[ffi fiddle_jit], [:workload], (0...LAYOUTS).to_a)
+  if LOAD_ICOUNT
+    jobs += [[baseline, "ffi", :workload, 0], [baseline, "ffi", :gc_off, 0]] + gems.product(%w[ffi fiddle_jit], [:gc_off], [0])
+    jobs += gems.product(%w[ffi fiddle_jit], [:phase], (1...LOAD_PHASES).to_a)
+  end
   log.call("callgrind: #{jobs.size} processes, #{JOBS} at a time (REAL_GEMS_ICOUNT=#{ICOUNT})")
   queue = Queue.new
   jobs.each { |j| queue << j }
@@ -299,19 +308,22 @@ if Float(ICOUNT).positive?
   JOBS.times.map do
     Thread.new do
       while (job = (queue.pop(true) rescue nil))
-        g, side, gc_off, layout = job
-        pad = { "REAL_GEMS_LAYOUT" => "x" * (64 * layout) }.merge(gc_phase[layout])
-        done << [*job, *(gc_off ? child.call(side, g, "load", pad.merge("BENCH_GC_OFF" => "1")) : child.call(side, g, "icount", pad))]
+        g, side, kind, k = job
+        done << [*job, *case kind
+                        when :workload then child.call(side, g, "icount", { "REAL_GEMS_LAYOUT" => "x" * (64 * k) })
+                        when :gc_off then child.call(side, g, "load", { "BENCH_GC_OFF" => "1" }, instructions: true)
+                        else child.call(side, g, "load", gc_phase[k], instructions: true)
+                        end]
       end
     end
   end.each(&:join)
   per_layout = Hash.new { |h, k| h[k] = [] } # [gem, side, wi] => per op, one per layout
   until done.empty?
-    g, side, gc_off, layout, dumps, lines = done.pop
-    if LOAD_ICOUNT
-      gc_off ? load_ins_gc_off[[g[:name], side]] = dumps["load"] : load_ins[[g[:name], side]] << dumps["load"]
+    g, side, kind, k, dumps, lines = done.pop
+    if LOAD_ICOUNT && (kind != :workload || k.zero?)
+      kind == :gc_off ? load_ins_gc_off[[g[:name], side]] = dumps["load"] : load_ins[[g[:name], side]] << dumps["load"]
     end
-    next if gc_off
+    next unless kind == :workload
     n = lines.select { |k, *| k == "icount" }.to_h { |_, name, count, objects| [name, [Integer(count), Integer(objects)]] }
     next if g[:workloads].empty?
 
@@ -330,7 +342,7 @@ end
 calls = {} # [gem, side, wi] => [calls per op, "top methods"]
 calls_scale = Float(ICOUNT).positive? ? ICOUNT : "0.25"
 gems.product(%w[ffi fiddle_jit]).each do |g, side|
-  _, lines = child.call(side, g, "calls", "REAL_GEMS_ICOUNT" => calls_scale)
+  _, lines = child.call(side, g, "calls", { "REAL_GEMS_ICOUNT" => calls_scale })
   lines.each { |kind, name, per_op, top| calls[[g[:name], side, name]] = [Float(per_op), top] if kind == "calls" }
 end
 log.call("method calls done (#{(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).round} s)")
@@ -434,7 +446,7 @@ report = <<~MD
   #{losing.empty? ? "(none)" : losing.join}
   ## Real gems: load cost
 
-  From the first `-r`, after Ruby's own boot, to the end of the load line, minus a process that loads nothing (#{format("%.1f", base_cpu * 1e3)} ms CPU#{base_ins ? ", #{format("%.1f", base_ins / 1e6)} M instructions" : ""}); fiddle_jit's own loading (the shim) is inside its column as the ffi gem's is inside its. CPU: median of #{ROUNDS} rounds × #{LOAD_SAMPLES} processes per side. Instructions: median of #{LAYOUTS} processes per side. A collection marks the whole heap, so one more or fewer, or one landing later in a larger heap, moves a load's figure by a few percent either way: the processes of a round and the callgrind processes each allocate another #{GC_PHASE_STEP}-object multiple first (before the first `-r`, not measured), so their collections fall at other points of the load. GC off: one more process per side with GC disabled from the first `-r` (each side's own work, apart from collections). ÷ > 1 = fiddle_jit loads faster. In the `ffi` row the ffi gem also pays rubygems finding and activating the ffi gem, which a gem depending on it has done already; the shim is found on `-I lib`.
+  From the first `-r`, after Ruby's own boot, to the end of the load line, minus a process that loads nothing (#{format("%.1f", base_cpu * 1e3)} ms CPU#{base_ins ? ", #{format("%.1f", base_ins / 1e6)} M instructions" : ""}); fiddle_jit's own loading (the shim) is inside its column as the ffi gem's is inside its. CPU: median of #{ROUNDS} rounds × #{LOAD_SAMPLES} processes per side. Instructions: median of #{LOAD_PHASES} processes per side. A collection marks the whole heap, so one more or fewer, or one landing later in a larger heap, moves a load's figure by a few percent either way: the processes of a round and the callgrind load processes each allocate another #{GC_PHASE_STEP}-object multiple first (before the first `-r`, not measured), so their collections fall at other points of the load. GC off: one more process per side with GC disabled from the first `-r` (each side's own work, apart from collections). ÷ > 1 = fiddle_jit loads faster. In the `ffi` row the ffi gem also pays rubygems finding and activating the ffi gem, which a gem depending on it has done already; the shim is found on `-I lib`.
 
   #{load_table}
 
