@@ -320,7 +320,13 @@ module FiddleJit
     def eql?(other) = other.is_a?(Function) && other.address == address
     def hash = address.hash
     def +(other) = to_ptr + other
-    def type_size = 1
+    # As in the ffi gem, where a Function is a Pointer to its code, Pointer's
+    # memory methods read it: through #to_ptr, a read-only Pointer of the
+    # ffi gem's sizes (LONG_MAX bytes for a C function, 48 for a callback).
+    # Most find it natively (src/ruby/pointer.rs, `receiver`); these check
+    # their receiver's type, so they call it on #to_ptr. (Not
+    # get_array_of_string: a C function's code holds no `char *`s.)
+    __on_to_ptr(%i[size total type_size order size_limit? slice [] clear put_string write_bytes])
 
     # autorelease = false (the ffi gem's way to hand C a callback it keeps):
     # this Function, its trampoline and its callable live until #free or

@@ -99,6 +99,7 @@ impl Function {
     }
 
     /// The live Function behind `value`, if it is one.
+    #[inline(always)]
     fn of<'a>(value: Value) -> Option<&'a Function> {
         crate::runtime::objects::typed_data::<Function>(value.as_raw())
     }
@@ -111,18 +112,35 @@ impl Function {
         rb_self.cached_pointer(rb_self.as_raw(), rb_self.is_frozen())
     }
 
+    #[inline(always)]
     fn cached_pointer(&self, owner: rb_sys::VALUE, frozen: bool) -> Value {
         let cached = self.pointer.load(Ordering::Acquire);
         if cached != 0 {
             // SAFETY: marked by this Function.
             return unsafe { Value::from_raw(cached as rb_sys::VALUE) };
         }
-        let pointer = crate::ruby::pointer::Pointer::new_value(self.address);
+        self.make_pointer(owner, frozen)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn make_pointer(&self, owner: rb_sys::VALUE, frozen: bool) -> Value {
+        // The ffi gem's Function is a Pointer to the code: LONG_MAX bytes of
+        // a C function (type size 1), 48 of a callback's trampoline (type
+        // size 0). Read-only here (writing there crashes the ffi gem).
+        let (type_size, size) =
+            if self.callable.is_some() { (0, CALLBACK_CODE_SIZE) } else { (1, crate::ruby::pointer::UNBOUNDED) };
+        let pointer = crate::ruby::pointer::Pointer::new_read_only(self.address, type_size, size);
         if !frozen {
             self.pointer.store(pointer.as_raw() as usize, Ordering::Release);
             crate::runtime::objects::written(owner, pointer.as_raw());
         }
         pointer
+    }
+
+    /// Whether Function `value` keeps `pointer` (its `to_ptr`) alive.
+    pub(crate) fn keeps_pointer(value: Value, pointer: Value) -> bool {
+        Function::of(value).is_some_and(|f| f.pointer.load(Ordering::Acquire) == pointer.as_raw() as usize)
     }
 
     /// `to_ptr` of a Function VALUE, None for anything else.
@@ -335,6 +353,34 @@ impl SignatureCallbackTypes {
     }
 }
 
+/// The size the ffi gem gives a callback Function (its trampoline's).
+const CALLBACK_CODE_SIZE: usize = 48;
+
+/// A method of Pointer's called on a Function, whose data is not a
+/// Pointer's: the same method of its `to_ptr` (as the ffi gem's Function,
+/// a Pointer to the code, answers `size`, `get_bytes`, `+`...).
+unsafe extern "C" fn on_to_ptr(argc: std::ffi::c_int, argv: *const rb_sys::VALUE, rb_self: rb_sys::VALUE) -> rb_sys::VALUE {
+    let this = Value::from_raw(rb_self);
+    let target = Function::pointer_of(this).unwrap_or(this);
+    // (No Rust value needs dropping past this call, which may raise.)
+    rb_sys::rb_funcall_passing_block(target.as_raw(), rb_sys::rb_frame_this_func(), argc, argv)
+}
+
+/// `Function.__on_to_ptr(names)`: Function's methods `names` (Pointer's,
+/// see lib/fiddle_jit/function.rb) act on `to_ptr`.
+fn define_on_to_ptr(ruby: &Ruby, class: RClass, names: magnus::RArray) -> Result<(), Error> {
+    for name in names.into_iter() {
+        let name = std::ffi::CString::new(magnus::Symbol::try_convert(name)?.name()?.into_owned())
+            .map_err(|e| Error::new(ruby.exception_arg_error(), e.to_string()))?;
+        // SAFETY: `on_to_ptr` takes (argc, argv, self), arity -1.
+        unsafe {
+            let func: unsafe extern "C" fn() -> rb_sys::VALUE = std::mem::transmute(on_to_ptr as *const ());
+            rb_sys::rb_define_method(class.as_raw(), name.as_ptr(), Some(func), -1);
+        }
+    }
+    Ok(())
+}
+
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     // A Pointer subclass, as in the ffi gem (`is_a?(Pointer)`); its own
     // data type, so :pointer parameters take it through `to_ptr`.
@@ -347,6 +393,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_singleton_method("__pointer_from", method!(Function::new_pointer_from, 2))?;
     class.define_singleton_method("__signatures=", function!(constructor::set_trie, 1))?;
     class.define_singleton_method("__for_callback", function!(callback_lookup::for_callback, 2))?;
+    class.define_singleton_method("__on_to_ptr", method!(define_on_to_ptr, 1))?;
     constructor::init(class);
     callback_lookup::init();
     class.define_method("address", method!(Function::address, 0))?;

@@ -481,6 +481,17 @@ impl Pointer {
         ruby.obj_wrap_as(Pointer::raw(address, 1, UNBOUNDED), class).as_value()
     }
 
+    /// A Pointer VALUE to `size` bytes of code at `address` that can be
+    /// read, not written (a Function's `to_ptr`); the shared NULL for 0.
+    pub(crate) fn new_read_only(address: usize, type_size: usize, size: usize) -> Value {
+        if address == 0 {
+            return Pointer::new_value(0);
+        }
+        let p = Pointer::raw(address, type_size, size);
+        p.set_readonly();
+        Ruby::get().expect("Ruby thread").obj_wrap(p).as_value()
+    }
+
     /// Address of the `rb_data_type_t` every Pointer object carries.
     pub fn data_type_address() -> usize {
         <Pointer as TypedData>::data_type() as *const _ as usize
@@ -631,7 +642,7 @@ impl Pointer {
     /// frees the memory when the block ends (also on exceptions, break, throw).
     fn memory_initialize(ruby: &Ruby, rb_self: Value, args: &[Value]) -> Result<Value, Error> {
         // SAFETY: the receiver of MemoryPointer#initialize is a Pointer.
-        let p = unsafe { receiver(rb_self.as_raw()) };
+        let p = unsafe { memory_receiver(rb_self.as_raw()) };
         let (ty, count, clear) = match args {
             [ty] => (*ty, 1, true),
             [ty, count] => (*ty, num2long(*count)?, true),
@@ -1039,11 +1050,55 @@ impl Pointer {
 // machinery; everything else falls back to the checked methods above, whose
 // errors are raised after every Rust value is dropped.
 
-/// The Pointer data of a receiver. Only methods defined on Pointer use it,
-/// so `rb_self` is a Pointer (or subclass) T_DATA whose data is set by the
-/// alloc function.
-#[inline]
+/// The Pointer data of a receiver of a method defined on Pointer. Not every
+/// such receiver has it: a Function is a Pointer subclass with data of its
+/// own (Function delegates these methods to its `to_ptr`, but
+/// `Pointer.instance_method(m).bind(function)` still reaches them), and
+/// reading its fields as a Pointer's would take anything for an address. So
+/// the type is checked (two loads); any other receiver gets `NO_MEMORY`.
+/// (Every such receiver is typed data, made by Pointer's allocator or
+/// Function's, so one load and compare tell them apart.)
+#[inline(always)]
 unsafe fn receiver<'a>(rb_self: VALUE) -> &'a Pointer {
+    let ty = *((rb_self as *const u8).add(crate::runtime::objects::RTYPEDDATA_TYPE as usize) as *const usize);
+    if ty == <Pointer as TypedData>::data_type() as *const _ as usize {
+        crate::runtime::objects::typed_data_unchecked(rb_self)
+    } else {
+        other_receiver(rb_self)
+    }
+}
+
+/// `receiver` of a Function: its `to_ptr` (kept and marked by the
+/// Function, so alive as long as the receiver), as the ffi gem's Function
+/// is a Pointer to its code; of anything else, `no_memory`.
+#[cold]
+#[inline(never)]
+unsafe fn other_receiver<'a>(rb_self: VALUE) -> &'a Pointer {
+    let to_ptr = crate::ruby::function::Function::pointer_of(Value::from_raw(rb_self))
+        .filter(|p| crate::ruby::function::Function::keeps_pointer(Value::from_raw(rb_self), *p));
+    match to_ptr.and_then(|p| crate::runtime::objects::typed_data::<Pointer>(p.as_raw())) {
+        Some(p) => p,
+        None => no_memory(),
+    }
+}
+
+/// A Pointer with no address, size or access: its methods raise
+/// NullPointerError (never touched by `allocate`, see `memory_receiver`).
+#[cold]
+fn no_memory() -> &'static Pointer {
+    static NO_MEMORY: OnceLock<Pointer> = OnceLock::new();
+    NO_MEMORY.get_or_init(|| {
+        let p = Pointer::raw(0, 1, 0);
+        p.flags.set(0);
+        p
+    })
+}
+
+/// The Pointer data of an object MemoryPointer's allocator made (the
+/// receiver of MemoryPointer#initialize, an `rb_obj_alloc` of a
+/// MemoryPointer class): always a Pointer's.
+#[inline]
+unsafe fn memory_receiver<'a>(rb_self: VALUE) -> &'a Pointer {
     crate::runtime::objects::typed_data_unchecked(rb_self)
 }
 
@@ -1361,7 +1416,7 @@ fn share_name(ruby: &Ruby, name: RString) -> Result<(), Error> {
 unsafe fn memory_from_string(klass: VALUE, s: VALUE) -> VALUE {
     let n = rb_sys::RSTRING_LEN(s) as usize;
     let obj = rb_sys::rb_obj_alloc(klass);
-    let p = receiver(obj);
+    let p = memory_receiver(obj);
     let ruby = Ruby::get_unchecked();
     raise_or(Pointer::allocate(&ruby, p, 1, n as i64 + 1, false));
     let at = p.address.get() as *mut u8;
@@ -1424,7 +1479,7 @@ unsafe extern "C" fn memory_initialize_raw(argc: std::ffi::c_int, argv: *const V
         if let (Some(size), Some(count)) = (size, count) {
             if let Some(total) = (size as i64).checked_mul(count) {
                 let ruby = Ruby::get_unchecked();
-                raise_or(Pointer::allocate(&ruby, receiver(rb_self), size as i64, total, clear));
+                raise_or(Pointer::allocate(&ruby, memory_receiver(rb_self), size as i64, total, clear));
                 return rb_sys::Qnil as VALUE;
             }
         }

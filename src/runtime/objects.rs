@@ -11,7 +11,8 @@
 //!   see the object and freed only with it, so a `&T` is valid while the
 //!   object is.
 
-use crate::lower::ruby_layout::{RTYPEDDATA_DATA, RTYPEDDATA_TYPE, T_DATA, T_MASK};
+pub(crate) use crate::lower::ruby_layout::RTYPEDDATA_TYPE;
+use crate::lower::ruby_layout::{RTYPEDDATA_DATA, T_DATA, T_MASK};
 use magnus::TypedData;
 use rb_sys::VALUE;
 
@@ -24,6 +25,7 @@ pub fn is_immediate(value: VALUE) -> bool {
 
 /// The `T` of `value` if it is typed data of exactly `T`'s data type: a
 /// type check and two loads, no exception built on failure.
+#[inline(always)]
 pub fn typed_data<'a, T: TypedData>(value: VALUE) -> Option<&'a T> {
     if is_immediate(value) {
         return None; // immediates
