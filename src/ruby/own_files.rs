@@ -19,7 +19,7 @@
 //! of `RubyVM::InstructionSequence#to_binary`.
 
 use crate::ruby::library::provide_feature;
-use magnus::rb_sys::FromRawValue;
+use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::value::ReprValue;
 use magnus::{function, prelude::*, Error, RClass, RModule, RString, Ruby, Value};
 use std::ffi::CString;
@@ -62,17 +62,28 @@ fn instruction_sequence(ruby: &Ruby) -> Result<RClass, Error> {
 /// feature; false (nothing evaluated) when there is no binary for this
 /// source and key, or Ruby cannot read it.
 fn load_cached(ruby: &Ruby, path: String, binary_path: String, key: RString) -> Result<bool, Error> {
-    let (Ok(data), Ok(source)) = (std::fs::read(&binary_path), std::fs::read(&path)) else {
-        return Ok(false);
-    };
     // SAFETY: the key's bytes are copied out before any Ruby call.
     let key = unsafe { key.as_slice() }.to_vec();
-    let Some(binary) = binary_for(&data, &key, path.as_bytes(), &source) else {
+    load_binary(ruby, path, &binary_path, &key)
+}
+
+fn load_binary(ruby: &Ruby, path: String, binary_path: &str, key: &[u8]) -> Result<bool, Error> {
+    let (Ok(data), Ok(source)) = (std::fs::read(binary_path), std::fs::read(&path)) else {
+        return Ok(false);
+    };
+    let Some(binary) = binary_for(&data, key, path.as_bytes(), &source) else {
         return Ok(false);
     };
     let binary = ruby.str_from_slice(binary);
     // (A binary this Ruby cannot read raises: compiled again by the caller.)
-    let Ok(iseq) = instruction_sequence(ruby)?.funcall::<_, _, Value>("load_from_binary", (binary,)) else {
+    let loaded = instruction_sequence(ruby)?.funcall::<_, _, Value>("load_from_binary", (binary,));
+    // Its bytes freed now, not at some later GC: Ruby counts the bytes
+    // malloc'ed since its last major GC, and these would hasten the next.
+    if !binary.is_frozen() {
+        // SAFETY: a String this function made; nothing reads it after the load.
+        unsafe { rb_sys::rb_str_resize(binary.as_raw(), 0) };
+    }
+    let Ok(iseq) = loaded else {
         return Ok(false);
     };
     iseq.funcall::<_, _, Value>("eval", ())?;
@@ -117,12 +128,12 @@ fn require_own(ruby: &Ruby, name: String) -> Result<bool, Error> {
         return ruby.require(ruby.str_new(&path));
     };
     let binary_path = format!("{binaries}/{name}.bin");
-    let key = ruby.str_from_slice(&own.key);
-    if load_cached(ruby, path.clone(), binary_path.clone(), key)? {
+    if load_binary(ruby, path.clone(), &binary_path, &own.key)? {
         return Ok(true);
     }
     ruby.require(ruby.str_new(&format!("{}/source_cache.rb", own.dir)))?;
     let module: RModule = ruby.class_object().const_get("FiddleJit")?;
+    let key = ruby.str_from_slice(&own.key);
     module.const_get::<_, Value>("SourceCache")?.funcall("load", (path, binary_path, key))
 }
 
