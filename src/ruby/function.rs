@@ -138,9 +138,13 @@ impl Function {
         pointer
     }
 
-    /// Whether Function `value` keeps `pointer` (its `to_ptr`) alive.
-    pub(crate) fn keeps_pointer(value: Value, pointer: Value) -> bool {
-        Function::of(value).is_some_and(|f| f.pointer.load(Ordering::Acquire) == pointer.as_raw() as usize)
+    /// `to_ptr` of a Function VALUE while the Function keeps it alive (made
+    /// now if need be; a frozen Function's was made by `freeze`), None for
+    /// anything else.
+    pub(crate) fn kept_pointer(value: Value) -> Option<Value> {
+        let f = Function::of(value)?;
+        let pointer = f.cached_pointer(value.as_raw(), value.is_frozen());
+        (f.pointer.load(Ordering::Acquire) == pointer.as_raw() as usize).then_some(pointer)
     }
 
     /// `to_ptr` of a Function VALUE, None for anything else.
@@ -360,23 +364,18 @@ const CALLBACK_CODE_SIZE: usize = 48;
 /// Pointer's: the same method of its `to_ptr` (as the ffi gem's Function,
 /// a Pointer to the code, answers `size`, `get_bytes`, `+`...).
 unsafe extern "C" fn on_to_ptr(argc: std::ffi::c_int, argv: *const rb_sys::VALUE, rb_self: rb_sys::VALUE) -> rb_sys::VALUE {
-    let this = Value::from_raw(rb_self);
-    let target = Function::pointer_of(this).unwrap_or(this);
+    // (Defined on Function, whose instances all have Function data.)
+    let target = Function::pointer_of(Value::from_raw(rb_self)).map_or(rb_sys::Qnil as rb_sys::VALUE, |p| p.as_raw());
     // (No Rust value needs dropping past this call, which may raise.)
-    rb_sys::rb_funcall_passing_block(target.as_raw(), rb_sys::rb_frame_this_func(), argc, argv)
+    rb_sys::rb_funcall_passing_block(target, rb_sys::rb_frame_this_func(), argc, argv)
 }
 
 /// `Function.__on_to_ptr(names)`: Function's methods `names` (Pointer's,
 /// see lib/fiddle_jit/function.rb) act on `to_ptr`.
-fn define_on_to_ptr(ruby: &Ruby, class: RClass, names: magnus::RArray) -> Result<(), Error> {
+fn define_on_to_ptr(class: RClass, names: magnus::RArray) -> Result<(), Error> {
     for name in names.into_iter() {
-        let name = std::ffi::CString::new(magnus::Symbol::try_convert(name)?.name()?.into_owned())
-            .map_err(|e| Error::new(ruby.exception_arg_error(), e.to_string()))?;
-        // SAFETY: `on_to_ptr` takes (argc, argv, self), arity -1.
-        unsafe {
-            let func: unsafe extern "C" fn() -> rb_sys::VALUE = std::mem::transmute(on_to_ptr as *const ());
-            rb_sys::rb_define_method(class.as_raw(), name.as_ptr(), Some(func), -1);
-        }
+        let name = magnus::Symbol::try_convert(name)?;
+        crate::ruby::pointer::define_raw(class, &name.name()?, on_to_ptr as *const (), -1);
     }
     Ok(())
 }

@@ -1052,12 +1052,10 @@ impl Pointer {
 
 /// The Pointer data of a receiver of a method defined on Pointer. Not every
 /// such receiver has it: a Function is a Pointer subclass with data of its
-/// own (Function delegates these methods to its `to_ptr`, but
-/// `Pointer.instance_method(m).bind(function)` still reaches them), and
-/// reading its fields as a Pointer's would take anything for an address. So
-/// the type is checked (two loads); any other receiver gets `NO_MEMORY`.
-/// (Every such receiver is typed data, made by Pointer's allocator or
-/// Function's, so one load and compare tell them apart.)
+/// own, and reading its fields as a Pointer's would take anything for an
+/// address. Every such receiver is typed data (made by Pointer's allocator
+/// or Function's), so one load and compare tell them apart; a Function reads
+/// through its `to_ptr`, anything else through `no_memory`.
 #[inline(always)]
 unsafe fn receiver<'a>(rb_self: VALUE) -> &'a Pointer {
     let ty = *((rb_self as *const u8).add(crate::runtime::objects::RTYPEDDATA_TYPE as usize) as *const usize);
@@ -1074,8 +1072,7 @@ unsafe fn receiver<'a>(rb_self: VALUE) -> &'a Pointer {
 #[cold]
 #[inline(never)]
 unsafe fn other_receiver<'a>(rb_self: VALUE) -> &'a Pointer {
-    let to_ptr = crate::ruby::function::Function::pointer_of(Value::from_raw(rb_self))
-        .filter(|p| crate::ruby::function::Function::keeps_pointer(Value::from_raw(rb_self), *p));
+    let to_ptr = crate::ruby::function::Function::kept_pointer(Value::from_raw(rb_self));
     match to_ptr.and_then(|p| crate::runtime::objects::typed_data::<Pointer>(p.as_raw())) {
         Some(p) => p,
         None => no_memory(),
@@ -1425,10 +1422,12 @@ unsafe fn memory_from_string(klass: VALUE, s: VALUE) -> VALUE {
     obj
 }
 
-fn define_raw(class: magnus::RClass, name: &str, func: *const (), arity: i32) {
+/// Defines `func`, a raw cfunc (the raw_* ones above; function.rs'
+/// `on_to_ptr`), as `class`'s method `name`.
+pub(crate) fn define_raw(class: magnus::RClass, name: &str, func: *const (), arity: i32) {
     let name = std::ffi::CString::new(name).expect("method name");
-    // SAFETY: `func` is one of the raw_* cfuncs above with `arity` VALUE
-    // arguments after self.
+    // SAFETY: `func` is a cfunc taking `arity` VALUE arguments after self
+    // (for -1: argc, argv, self).
     unsafe {
         let func: unsafe extern "C" fn() -> VALUE = std::mem::transmute(func);
         rb_sys::rb_define_method(class.as_raw(), name.as_ptr(), Some(func), arity);
