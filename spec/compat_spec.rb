@@ -56,6 +56,17 @@ RSpec.describe "ffi gem drop-in (require \"fiddle_jit/ffi\")" do
       expect(out).to eq("false\nbackend=fiddle_jit ffi_c=false strlen=5 version=#{FFI_FOLLOWED_VERSION}\n")
     end
 
+    it "require \"ffi\" stays a no-op with the ffi gem activated, and nothing is added to $LOAD_PATH" do
+      out, = run_ruby("-I", LIB_DIR, "-e", <<~'RUBY')
+        before = $LOAD_PATH.dup
+        require "fiddle_jit/ffi"
+        added = $LOAD_PATH - before
+        gem "ffi" # the ffi gem's lib directory on $LOAD_PATH, as when a gem depending on it is activated
+        p added, require("ffi"), require("ffi.rb"), $LOADED_FEATURES.grep(/ffi_c/), FFI.const_defined?(:FIDDLE_JIT)
+      RUBY
+      expect(out).to eq("[]\nfalse\nfalse\n[]\ntrue\n")
+    end
+
     it "require \"fiddle_jit/ffi\" after the ffi gem raises a clear LoadError" do
       out, = run_ruby("-I", LIB_DIR, "-e", 'require "ffi"; begin; require "fiddle_jit/ffi"; rescue LoadError => e; puts e.message; end')
       expect(out).to match(/fiddle_jit\/ffi: the ffi gem is already loaded .*Require "fiddle_jit\/ffi" .* before/)

@@ -174,11 +174,12 @@ module FFI
   end
 end
 
-# From now on `require "ffi"` finds the shim (already loaded) instead of the
-# ffi gem, whoever asks.
-shim_dir = File.join(__dir__, "shim")
-$LOAD_PATH.unshift(shim_dir) unless $LOAD_PATH.include?(shim_dir)
-shim = File.join(shim_dir, "ffi.rb")
-# (Through FiddleJit.__provide_feature: a push onto $LOADED_FEATURES would
-# make the next require, in whatever gem, realpath every loaded feature.)
-FiddleJit.__provide_feature(shim) unless $LOADED_FEATURES.include?(shim) || $LOADED_FEATURES.frozen?
+# From now on `require "ffi"`, whoever asks, finds "ffi.rb" loaded: the
+# feature is provided under its bare name, as Ruby provides its built-in
+# features ("enumerator.so"), which `require "ffi"` matches wherever the
+# ffi gem is on $LOAD_PATH. (No directory is put on $LOAD_PATH for it:
+# one there would be searched, and stat'ed by RubyGems, on every later
+# require. Through FiddleJit.__provide_feature: a push onto
+# $LOADED_FEATURES would make the next require realpath every loaded
+# feature.)
+FiddleJit.__provide_feature("ffi.rb") unless $LOADED_FEATURES.include?("ffi.rb") || $LOADED_FEATURES.frozen?
