@@ -27,9 +27,10 @@
 #   not measured, and runs uninstrumented under callgrind) to the end of the
 #   gem's `require`, each minus a process that requires nothing (no shim
 #   either), so fiddle_jit's own loading counts against it just as the ffi
-#   gem's does. Each load sample (the CPU samples of a round, the
-#   REAL_GEMS_LOAD_PHASES callgrind ones) has its collections at another phase
-#   (BENCH_GC_PHASE, see bench/load_start.rb); a cell is their median.
+#   gem's does. Each load sample (the ROUNDS × LOAD_SAMPLES CPU ones, the
+#   REAL_GEMS_LOAD_PHASES callgrind ones) has its collections at another
+#   phase (BENCH_GC_PHASE, see bench/load_start.rb), the phases spread evenly
+#   over GC_PHASE_RANGE; a cell is their median.
 #
 # Environment:
 #   REAL_GEMS_ROUNDS=5       alternated rounds for CPU time
@@ -40,7 +41,6 @@
 #                            sizes 0, 64, 128, ... bytes apart), their median per workload
 #   REAL_GEMS_ONLY=rbnacl,sassc   only these gems
 #   REAL_GEMS_LOAD_SAMPLES=3 load-only processes per gem, side and round for the load CPU time
-#                            (the first is the workload process's own load)
 #   REAL_GEMS_LOAD_PHASES=3  callgrind load processes per gem and side, each at another GC phase (their median)
 #   REAL_GEMS_LOAD_ICOUNT=1  0 = no instruction count for loading (the gems' loads are most
 #                            of the instructions callgrind runs through)
@@ -218,12 +218,20 @@ LOAD_ICOUNT = ENV.fetch("REAL_GEMS_LOAD_ICOUNT", quick ? "0" : "1") != "0"
 LOAD_SAMPLES = Integer(ENV.fetch("REAL_GEMS_LOAD_SAMPLES", quick ? "1" : "3"))
 LAYOUTS = Integer(ENV.fetch("REAL_GEMS_LAYOUTS", quick ? "1" : "3"))
 LOAD_PHASES = Integer(ENV.fetch("REAL_GEMS_LOAD_PHASES", quick ? "1" : "3"))
-# Load sample k allocates k * GC_PHASE_STEP objects before its first `-r`
-# (bench/load_start.rb): a few thousand, a fraction of what Ruby allocates
-# between two collections at that point. (Only load samples: a workload's
-# count, with GC off, moves with the heap's layout instead, see LAYOUTS.)
-GC_PHASE_STEP = 2500
-gc_phase = ->(k) { k.zero? ? {} : { "BENCH_GC_PHASE" => (k * GC_PHASE_STEP).to_s } }
+# Load sample j of n allocates j * GC_PHASE_RANGE / n objects before its
+# first `-r` (bench/load_start.rb). Ruby collects every few thousand
+# allocations at that point of a process, so the n samples' collections fall
+# at points spread over about three collection intervals of the load: where
+# a gem's `require` starts relative to the collector's schedule (at boot, or
+# after whatever an application loaded first) is arbitrary, and a load's
+# figure moves with it by several percent either way. (Only load samples: a
+# workload's count, with GC off, moves with the heap's layout instead, see
+# LAYOUTS.)
+GC_PHASE_RANGE = 12_000
+gc_phase = lambda do |j, n|
+  objects = j * GC_PHASE_RANGE / n
+  objects.zero? ? {} : { "BENCH_GC_PHASE" => objects.to_s }
+end
 only = ENV["REAL_GEMS_ONLY"]&.split(",")
 check_fiddle_jit_built!
 started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
@@ -262,24 +270,28 @@ shown = {}                                # [gem, side, wi] => result inspect
 log.call("CPU time: #{ROUNDS} rounds × #{gems.size} gems × 2 sides, #{TIME} s per workload")
 ROUNDS.times do |round|
   sides = round.even? ? %w[ffi fiddle_jit] : %w[fiddle_jit ffi]
-  load_sample = ->(side, g, k) { Float(child.call(side, g, "load", gc_phase[k])[1].assoc("load")[1]) }
+  # Sample k of round r is sample r + k * ROUNDS of all: each round's spread
+  # over the whole range.
+  load_sample = lambda do |side, g, k|
+    env = gc_phase[round + (k * ROUNDS), ROUNDS * LOAD_SAMPLES]
+    Float(child.call(side, g, "load", env)[1].assoc("load")[1])
+  end
   LOAD_SAMPLES.times { |k| load_cpu[["baseline", "ffi"]] << load_sample.call("ffi", baseline, k) }
   gems.each do |g|
     sides.each do |side|
       _, lines = child.call(side, g, "time")
       lines.each do |kind, *rest|
         case kind
-        when "load" then load_cpu[[g[:name], side]] << Float(rest[0])
+        when "load" then nil # (a load sample at phase 0 of every round: the load-only processes below)
         when "ops"
           ops[[g[:name], side, rest[0]]] << Float(rest[1])
           shown[[g[:name], side, rest[0]]] ||= rest[2]
         end
       end
     end
-    # More load-only processes, alternated the same way (a load is short:
-    # one sample per round would leave the median to the noise).
-    # (The workload process's own load is phase 0.)
-    (1...LOAD_SAMPLES).each { |k| sides.each { |side| load_cpu[[g[:name], side]] << load_sample.call(side, g, k) } }
+    # Load-only processes, alternated the same way (a load is short: one
+    # sample per round would leave the median to the noise).
+    LOAD_SAMPLES.times { |k| sides.each { |side| load_cpu[[g[:name], side]] << load_sample.call(side, g, k) } }
   end
   log.call("round #{round + 1}/#{ROUNDS} done (#{(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).round} s)")
 end
@@ -312,7 +324,7 @@ if Float(ICOUNT).positive?
         done << [*job, *case kind
                         when :workload then child.call(side, g, "icount", { "REAL_GEMS_LAYOUT" => "x" * (64 * k) })
                         when :gc_off then child.call(side, g, "load", { "BENCH_GC_OFF" => "1" }, instructions: true)
-                        else child.call(side, g, "load", gc_phase[k], instructions: true)
+                        else child.call(side, g, "load", gc_phase[k, LOAD_PHASES], instructions: true)
                         end]
       end
     end
@@ -446,7 +458,7 @@ report = <<~MD
   #{losing.empty? ? "(none)" : losing.join}
   ## Real gems: load cost
 
-  From the first `-r`, after Ruby's own boot, to the end of the load line, minus a process that loads nothing (#{format("%.1f", base_cpu * 1e3)} ms CPU#{base_ins ? ", #{format("%.1f", base_ins / 1e6)} M instructions" : ""}); fiddle_jit's own loading (the shim) is inside its column as the ffi gem's is inside its. CPU: median of #{ROUNDS} rounds × #{LOAD_SAMPLES} processes per side. Instructions: median of #{LOAD_PHASES} processes per side. A collection marks the whole heap, so one more or fewer, or one landing later in a larger heap, moves a load's figure by a few percent either way: the processes of a round and the callgrind load processes each allocate another #{GC_PHASE_STEP}-object multiple first (before the first `-r`, not measured), so their collections fall at other points of the load. GC off: one more process per side with GC disabled from the first `-r` (each side's own work, apart from collections). ÷ > 1 = fiddle_jit loads faster. In the `ffi` row the ffi gem also pays rubygems finding and activating the ffi gem, which a gem depending on it has done already; the shim is found on `-I lib`.
+  From the first `-r`, after Ruby's own boot, to the end of the load line, minus a process that loads nothing (#{format("%.1f", base_cpu * 1e3)} ms CPU#{base_ins ? ", #{format("%.1f", base_ins / 1e6)} M instructions" : ""}); fiddle_jit's own loading (the shim) is inside its column as the ffi gem's is inside its. CPU: median of #{ROUNDS} rounds × #{LOAD_SAMPLES} processes per side. Instructions: median of #{LOAD_PHASES} processes per side. A collection marks the whole heap, so one more or fewer, or one landing later in a larger heap, moves a load's figure by a few percent either way: each CPU and callgrind load process first allocates another number of objects, evenly spread over 0–#{GC_PHASE_RANGE} (before the first `-r`, not measured), so their collections fall at other points of the load, over about three collection intervals. GC off: one more process per side with GC disabled from the first `-r` (each side's own work, apart from collections). ÷ > 1 = fiddle_jit loads faster. In the `ffi` row the ffi gem also pays rubygems finding and activating the ffi gem, which a gem depending on it has done already; the shim is found on `-I lib`.
 
   #{load_table}
 

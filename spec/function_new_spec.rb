@@ -62,6 +62,27 @@ RSpec.describe "Function.new" do
     end
   end
 
+  # What each call raises, or returns.
+  def outcomes(fn, *arg_lists)
+    arg_lists.map do |args|
+      fn.call(*args)
+    rescue ArgumentError => e
+      [e.class, e.message]
+    end
+  end
+
+  it "takes :void parameters: C calls it as int f(void), the Ruby callable gets nil there, #call raises the ffi gem's errors" do
+    expect_same_outcome("Function.new with :void parameters") do |ns|
+      got = []
+      none = ns::Function.new(:int, [:void]) { |*a| got << a; 42 }
+      one = ns::Function.new(:int, %i[int void]) { |a, b| got << [a, b]; a * 2 }
+      # Calling their C addresses through Functions without the :void.
+      [ns::Function.new(:int, [], none.to_ptr).call, ns::Function.new(:int, [:int], one.to_ptr).call(21), got,
+       none.null?, outcomes(none, [], [1]), outcomes(one, [1], [1, 2]),
+       outcomes(ns::Function.new(:int, [:void], none.to_ptr), [], [nil])]
+    end
+  end
+
   {
     "too few arguments" => ->(ns) { ns::Function.new(:int) },
     "too many arguments" => ->(ns) { ns::Function.new(:int, [], nil, {}, 1) },

@@ -27,6 +27,11 @@ pub enum CType {
     /// bytes, 16-aligned; memory class as an argument, st(0) as a result.
     LongDouble,
     Pointer,
+    /// A `Struct.by_ref` parameter: a pointer taken only from nil or a
+    /// Struct of the class the stub's info names (a Pointer is a TypeError,
+    /// as in the ffi gem). No type name resolves to it: the Ruby layer's
+    /// `["pointer", StructClass]` descriptor does.
+    StructRef,
     CString,
     /// A struct passed or returned by value.
     Struct(Arc<StructType>),
@@ -204,7 +209,7 @@ impl CType {
             CType::F32 => "float",
             CType::F64 => "double",
             CType::LongDouble => "long_double",
-            CType::Pointer => "pointer",
+            CType::Pointer | CType::StructRef => "pointer",
             CType::CString => "string",
             CType::Struct(_) => "struct",
         }
@@ -217,7 +222,7 @@ impl CType {
             CType::Bool | CType::I8 | CType::U8 => 1,
             CType::I16 | CType::U16 => 2,
             CType::I32 | CType::U32 | CType::F32 => 4,
-            CType::I64 | CType::U64 | CType::F64 | CType::Pointer | CType::CString => 8,
+            CType::I64 | CType::U64 | CType::F64 | CType::Pointer | CType::StructRef | CType::CString => 8,
             CType::LongDouble => LONG_DOUBLE.0,
             CType::Struct(s) => s.size,
         }

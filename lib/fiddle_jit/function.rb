@@ -36,7 +36,10 @@ module FiddleJit
       def __signature(ret, params)
         ret = Types.resolve(ret)
         params = params.map { |t| Types.resolve(t) }
-        native_params = params.map { |t| native_param(t) }.freeze
+        # A :void parameter is no parameter for C (`int f(void)`): the
+        # callback's Ruby callable gets nil in its place (as the ffi gem
+        # passes), and #call raises the ffi gem's ArgumentError.
+        native_params = params.filter_map { |t| native_param(t) unless void_param?(t) }.freeze
         native_ret = native_param(ret)
         Signature.new(ret, params.freeze, native_params, native_ret, adapt?(params, ret), [ret, params].freeze,
                       Native::CallbackTypes.new(native_params, native_ret).freeze).freeze
@@ -174,7 +177,25 @@ module FiddleJit
 
       # Whether a callable for these (resolved) types needs #adapt.
       def adapt?(params, ret)
-        params.any? { |t| adapted_type?(t) } || adapted_type?(ret)
+        params.any? { |t| adapted_type?(t) || void_param?(t) } || adapted_type?(ret)
+      end
+
+      def void_param?(t) = t == :void || (t.is_a?(Type::Builtin) && t.canonical == :void)
+
+      # Why a function of these (resolved) types cannot be called from
+      # Ruby, or nil (the ffi gem's messages; see Library#__uncallable__).
+      def uncallable(params)
+        "Invalid parameter type: 0" if params.any? { |t| void_param?(t) }
+      end
+
+      # A method body raising what the ffi gem raises calling such a
+      # function: its arity's ArgumentError first, then +reason+.
+      def uncallable_body(arity, reason)
+        lambda do |*args|
+          raise ArgumentError, "wrong number of arguments (#{args.size} for #{arity})" unless args.size == arity
+
+          raise ArgumentError, reason
+        end
       end
 
       def adapted_type?(t)
@@ -197,9 +218,11 @@ module FiddleJit
       # parameter stays a Pointer there, and here).
       def adapt(callable, params, ret)
         conv_params = params.each_index.select { |i| adapted_type?(params[i]) }
-        return callable if conv_params.empty? && !adapted_type?(ret)
+        voids = params.each_index.select { |i| void_param?(params[i]) }
+        return callable if conv_params.empty? && voids.empty? && !adapted_type?(ret)
 
         lambda do |*args|
+          voids.each { |i| args.insert(i, nil) }
           conv_params.each do |i|
             t = params[i]
             args[i] = case t
@@ -289,9 +312,15 @@ module FiddleJit
       raise RuntimeError, "trying to attach function to non-module" unless mod.is_a?(Module)
 
       ret, params = types
-      labels = params.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
-      Function.attach_address(mod, name, address, params, ret, labels,
-                              blocking: @options&.[](:blocking) ? true : false)
+      if (reason = Function.__send__(:uncallable, params))
+        body = Function.__send__(:uncallable_body, params.size, reason)
+        mod.define_singleton_method(name, &body)
+        mod.define_method(name, &body)
+      else
+        labels = params.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
+        Function.attach_address(mod, name, address, params, ret, labels,
+                                blocking: @options&.[](:blocking) ? true : false)
+      end
       attached = mod.instance_variable_get(:@__fiddle_jit_functions__) || {}
       attached[name.to_s] = self
       mod.instance_variable_set(:@__fiddle_jit_functions__, attached)
@@ -398,6 +427,10 @@ module FiddleJit
 
       ret, params = types
       mod = Module.new
+      if (reason = Function.__send__(:uncallable, params))
+        mod.define_singleton_method(:call, &Function.__send__(:uncallable_body, params.size, reason))
+        return @invoker = mod
+      end
       labels = params.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
       Function.attach_address(mod, "call", address, params, ret, labels,
                               blocking: @options&.[](:blocking) ? true : false)

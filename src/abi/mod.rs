@@ -111,6 +111,9 @@ pub enum Conversion {
     /// A NUL-terminated `char *` that Ruby sees as a String.
     CString,
     Pointer,
+    /// A pointer from nil or a Struct of the class the stub's info names
+    /// (`Struct.by_ref`).
+    StructRef,
     /// A struct by value: its bytes go where `PlanEntry::dest` says.
     Struct,
     /// An x87 long double, in memory (SysV).
@@ -158,6 +161,7 @@ impl Conversion {
             CType::F64 => Conversion::Double,
             CType::LongDouble => Conversion::LongDouble,
             CType::Pointer => Conversion::Pointer,
+            CType::StructRef => Conversion::StructRef,
             CType::CString => Conversion::CString,
             CType::Struct(_) => Conversion::Struct,
         }

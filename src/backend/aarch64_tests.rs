@@ -105,6 +105,8 @@ fn table() -> Vec<Case> {
         t.push(case(&format!("ret_{n}"), vec![], ty.clone()));
     }
     t.push(case("void_void", vec![], Void));
+    // A Struct.by_ref parameter (returned as a plain pointer).
+    t.push(case("id_struct_ref", vec![StructRef], Pointer));
     for (n, ty) in INTS.into_iter().chain([("bool", Bool)]) {
         t.push(case(&format!("raw_x0_of_{n}"), vec![ty.clone()], U64));
         let mut stack = vec![I64; 8];

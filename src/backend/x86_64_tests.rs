@@ -561,16 +561,13 @@ fn pointer_and_struct_objects_are_unboxed_inline() {
     let pointer_data = Box::new([0xabc0u64, 0, 0]); // Pointer: address first
     let struct_data = Box::new([&*pointer_data as *const _ as u64, 0, 0]); // StructData: memory first
     const KLASS: u64 = 0x5000;
-    // StubInfo stand-ins (ref_classes first): parameter 0 takes any Struct, or only KLASS.
-    let any_class = Box::new([0u64]);
+    // StubInfo stand-ins (ref_classes first): the by_ref parameter takes only KLASS.
     let only_klass = Box::new([KLASS]);
-    let info_any = Box::new([&*any_class as *const _ as u64]);
     let info_klass = Box::new([&*only_klass as *const _ as u64]);
     let mut t = targets();
     t.arg_pointer = fake_arg_pointer as *const () as usize;
     t.pointer_data_type = &*pointer_type as *const u64 as usize;
     t.struct_data_type = &*struct_type as *const u64 as usize;
-    let plan = plan_stub(&Signature::new(vec![Pointer], U64)).unwrap();
     let mut stubs = Vec::new();
     {
         let mut guard = ARENA.lock().unwrap();
@@ -581,14 +578,16 @@ fn pointer_and_struct_objects_are_unboxed_inline() {
         });
         // Thunks of our own: arg_pointer differs from the shared targets.
         let thunks = crate::backend::install_thunks(arena, &t).unwrap();
-        for info in [&*info_any as *const _ as usize, &*info_klass as *const _ as usize] {
+        for param in [Pointer, StructRef] {
+            let plan = plan_stub(&Signature::new(vec![param], U64)).unwrap();
+            let info = &*info_klass as *const _ as usize;
             let req = StubRequest { plan: &plan, function: ident_ptr as *const () as usize, info, targets: &t, thunks: &thunks, blocking: false };
             let code = emit_stub(&req).unwrap();
             stubs.push(arena.install(&code.code).unwrap());
         }
     }
-    let f_any: extern "C" fn(V, V) -> V = cfunc(stubs[0]);
-    let f_klass: extern "C" fn(V, V) -> V = cfunc(stubs[1]);
+    let f_pointer: extern "C" fn(V, V) -> V = cfunc(stubs[0]);
+    let f_by_ref: extern "C" fn(V, V) -> V = cfunc(stubs[1]);
     let pointer = fake_typed_data(0x6000, &*pointer_type as *const u64 as u64, &*pointer_data as *const _ as u64);
     let strukt = fake_typed_data(KLASS, &*struct_type as *const u64 as u64, &*struct_data as *const _ as u64);
     let other_struct = fake_typed_data(0x7000, &*struct_type as *const u64 as u64, &*struct_data as *const _ as u64);
@@ -596,20 +595,27 @@ fn pointer_and_struct_objects_are_unboxed_inline() {
     let addr = |o: &Box<[u64; 8]>| &**o as *const _ as V;
 
     slow_calls();
-    for f in [f_any, f_klass] {
-        assert_eq!(unfix(f(NIL, addr(&pointer))), 0xabc0); // [data + 0]
+    for f in [f_pointer, f_by_ref] {
         assert_eq!(unfix(f(NIL, addr(&strukt))), 0xabc0); // [[data + 0] + 0]
         assert_eq!(unfix(f(NIL, NIL)), 0);
     }
-    assert_eq!(unfix(f_any(NIL, addr(&other_struct))), 0xabc0); // any Struct class
+    assert_eq!(unfix(f_pointer(NIL, addr(&pointer))), 0xabc0); // [data + 0]
+    assert_eq!(unfix(f_pointer(NIL, addr(&other_struct))), 0xabc0); // any Struct class
     assert!(slow_calls().is_empty(), "Pointers, Structs and nil take no slow path");
-    // Another class than the by_ref one, another data type, an immediate: the helper.
-    assert_eq!(unfix(f_klass(NIL, addr(&other_struct))), 0x77);
-    assert_eq!(unfix(f_any(NIL, addr(&other_data))), 0x77);
-    assert_eq!(unfix(f_any(NIL, fix(3))), 0x77);
+    // Another data type, an immediate; for the by_ref parameter another
+    // class and a Pointer too (the helper's TypeError): the helper.
+    assert_eq!(unfix(f_pointer(NIL, addr(&other_data))), 0x77);
+    assert_eq!(unfix(f_pointer(NIL, fix(3))), 0x77);
+    assert_eq!(unfix(f_by_ref(NIL, addr(&other_struct))), 0x77);
+    assert_eq!(unfix(f_by_ref(NIL, addr(&pointer))), 0x77);
     assert_eq!(
         slow_calls(),
-        vec![("pointer", addr(&other_struct), 0), ("pointer", addr(&other_data), 0), ("pointer", fix(3), 0)]
+        vec![
+            ("pointer", addr(&other_data), 0),
+            ("pointer", fix(3), 0),
+            ("pointer", addr(&other_struct), 0),
+            ("pointer", addr(&pointer), 0)
+        ]
     );
 }
 

@@ -426,7 +426,8 @@ pub fn argument(e: &PlanEntry) -> Lowered {
         Conversion::Double => float_arg(&mut l, false),
         Conversion::Float => float_arg(&mut l, true),
         Conversion::CString => string_arg(&mut l),
-        Conversion::Pointer => pointer_arg(&mut l, e.index),
+        Conversion::Pointer => pointer_arg(&mut l),
+        Conversion::StructRef => struct_ref_arg(&mut l, e.index),
         Conversion::Struct => struct_arg(&mut l),
         Conversion::LongDouble => long_double_arg(&mut l, &e.dest),
         Conversion::Void => unreachable!("the planner rejects void parameters"),
@@ -642,16 +643,13 @@ pub fn cstr_fast_path() -> Lowered {
 
 /// nil → NULL; a FiddleJit::Pointer (its `rb_data_type_t`, compared by
 /// address) → the address, the first field of its data, inline. A
-/// FiddleJit::Struct (the other data type) → the first field of the
-/// Pointer data its StructData's first field points at, in the cold part
-/// (so the Pointer path keeps its length), when the parameter requires no
-/// Struct class (`StubInfo.ref_classes[index]` is 0; ref_classes is
-/// StubInfo's first field) or the object's class is exactly that one. Other
-/// data types and classes, `to_ptr` and errors → the helper. A String →
-/// its bytes (RSTRING_PTR, as the ffi gem passes it), also in the cold
-/// part, unless the parameter is a `by_ref` one (the helper's TypeError).
-fn pointer_arg(l: &mut Lowered, index: usize) {
-    let [slow, nil_or_false, not_data, heap_string, not_pointer, any_class, address, done] = [(); 8].map(|_| l.label());
+/// FiddleJit::Struct (the other data type, any class) → the first field of
+/// the Pointer data its StructData's first field points at, and a String →
+/// its bytes (RSTRING_PTR, as the ffi gem passes it), both in the cold part
+/// (so the Pointer path keeps its length). Other data types, `to_ptr` and
+/// errors → the helper.
+fn pointer_arg(l: &mut Lowered) {
+    let [slow, nil_or_false, not_data, heap_string, not_pointer, address, done] = [(); 7].map(|_| l.label());
     l.hot.extend(flags_of_a_heap_object(nil_or_false, slow));
     l.hot.extend([
         AndImm { dst: T1, src: T1, imm: T_MASK as i64 },
@@ -665,11 +663,9 @@ fn pointer_arg(l: &mut Lowered, index: usize) {
         Label(done),
         Place { bytes: 8 },
     ]);
-    l.cold.push(Label(not_data));
-    l.cold.push(BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Imm(T_STRING as i64), target: slow });
-    l.cold.extend(ref_class(index));
     l.cold.extend([
-        BranchIfCmp { a: T2, cond: Cond::Ne, b: Operand::Imm(0), target: slow },
+        Label(not_data),
+        BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Imm(T_STRING as i64), target: slow },
         Load { dst: T1, base: Value, offset: RBASIC_FLAGS },
         BranchIfBits { reg: T1, mask: RSTRING_NOEMBED as i64, set: true, target: heap_string },
         AddImm { dst: Arg, src: Value, imm: RSTRING_EMBED_ARY as i64 },
@@ -679,26 +675,53 @@ fn pointer_arg(l: &mut Lowered, index: usize) {
         Jump(done),
         Label(not_pointer),
         BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Const(Const::StructDataType), target: slow },
-    ]);
-    l.cold.extend(ref_class(index));
-    l.cold.extend([
-        BranchIfCmp { a: T2, cond: Cond::Eq, b: Operand::Imm(0), target: any_class },
-        Load { dst: T1, base: Value, offset: RBASIC_KLASS },
-        BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Reg(T2), target: slow },
-        Label(any_class),
         Load { dst: Arg, base: Value, offset: RTYPEDDATA_DATA },
         Load { dst: Arg, base: Arg, offset: 0 },
         Jump(address),
     ]);
     l.cold.extend(nil_is_null(nil_or_false, slow, done));
-    l.cold.extend([
+    l.cold.extend(pointer_helper(slow, done));
+}
+
+/// A `Struct.by_ref` parameter: nil → NULL; a FiddleJit::Struct whose
+/// class is exactly the one the parameter requires
+/// (`StubInfo.ref_classes[index]`) → its memory's address (as a Struct in
+/// [`pointer_arg`]), inline. Anything else → the helper: a subclass's
+/// instance passes, a Pointer, String or other object is its TypeError (as
+/// the ffi gem's `StructByReference#to_native`).
+fn struct_ref_arg(l: &mut Lowered, index: usize) {
+    let [slow, nil_or_false, done] = [(); 3].map(|_| l.label());
+    l.hot.extend(flags_of_a_heap_object(nil_or_false, slow));
+    l.hot.extend([
+        AndImm { dst: T1, src: T1, imm: T_MASK as i64 },
+        BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Imm(T_DATA as i64), target: slow },
+        Load { dst: T1, base: Value, offset: RTYPEDDATA_TYPE },
+        BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Const(Const::StructDataType), target: slow },
+    ]);
+    l.hot.extend(ref_class(index));
+    l.hot.extend([
+        Load { dst: T1, base: Value, offset: RBASIC_KLASS },
+        BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Reg(T2), target: slow },
+        Load { dst: Arg, base: Value, offset: RTYPEDDATA_DATA },
+        Load { dst: Arg, base: Arg, offset: 0 },
+        Load { dst: Arg, base: Arg, offset: 0 },
+        Label(done),
+        Place { bytes: 8 },
+    ]);
+    l.cold.extend(nil_is_null(nil_or_false, slow, done));
+    l.cold.extend(pointer_helper(slow, done));
+}
+
+/// The pointer parameters' slow path: `runtime::arg_pointer`.
+fn pointer_helper(slow: LabelId, done: LabelId) -> [Op; 3] {
+    [
         Label(slow),
         CallHelper { helper: Helper::ArgPointer, input: HelperInput::Value, output: HelperOutput::Arg },
         Jump(done),
-    ]);
+    ]
 }
 
-/// `T2` ← the Struct class pointer parameter `index` requires (0: none):
+/// `T2` ← the Struct class `Struct.by_ref` parameter `index` requires:
 /// `StubInfo.ref_classes[index]` (ref_classes is StubInfo's first field).
 fn ref_class(index: usize) -> [Op; 3] {
     [
@@ -748,7 +771,8 @@ pub fn result(plan: &StubPlan) -> Lowered {
         }
         Conversion::Double => double_result(&mut l, false),
         Conversion::Float => double_result(&mut l, true),
-        Conversion::Pointer => l.hot.push(TailCall { target: TailTarget::RetPointer }),
+        // (No Struct.by_ref result reaches a stub: the Ruby layer wraps a plain pointer.)
+        Conversion::Pointer | Conversion::StructRef => l.hot.push(TailCall { target: TailTarget::RetPointer }),
         Conversion::CString => cstring_result(&mut l),
         Conversion::Struct => l.hot.extend([BoxStructResult, Return]),
         Conversion::LongDouble => l.hot.extend([BoxLongDoubleResult, Return]),

@@ -400,7 +400,6 @@ fn the_helpers_fast_path_takes_what_stringvaluecstr_returns_unchanged() {
 
 #[test]
 fn pointers_structs_and_strings_are_unboxed_inline_and_by_ref_classes_checked() {
-    let l = argument(&entry(Conversion::Pointer, CLoc::Int(0)));
     let typed = |klass: u64, data_type: u64, data: u64| {
         let mut words = vec![0u64; 5];
         words[RBASIC_FLAGS as usize / 8] = T_DATA as u64;
@@ -412,30 +411,46 @@ fn pointers_structs_and_strings_are_unboxed_inline_and_by_ref_classes_checked() 
     let with = |objects: Vec<(u64, Vec<u8>)>| Machine { memory: objects, ..Machine::default() };
     let pointer_data = object(0x2000, &[0xabc0], &[]);
     let struct_data = object(0x3000, &[0x2000], &[]);
-    // StubInfo: ref_classes first, one class per parameter (0 = any).
+    // StubInfo: ref_classes first, one class per parameter.
     let info = |class: u64| vec![object(INFO, &[0x4000], &[]), object(0x4000, &[class], &[])];
-    let mut m = with(vec![typed(0x50, POINTER_TYPE, 0x2000), pointer_data.clone()]);
-    assert_eq!(m.run(&l, 0x1000), Outcome::Placed(0xabc0));
-    for class in [0, 0x50] {
-        let mut m = with([vec![typed(0x50, STRUCT_TYPE, 0x3000), pointer_data.clone(), struct_data.clone()], info(class)].concat());
-        assert_eq!(m.run(&l, 0x1000), Outcome::Placed(0xabc0), "ref class {class:#x}");
-    }
-    let mut m = with([vec![typed(0x60, STRUCT_TYPE, 0x3000), pointer_data.clone(), struct_data], info(0x50)].concat());
-    assert_eq!(m.run(&l, 0x1000), Outcome::Helper(Helper::ArgPointer), "another class than the by_ref one");
-    assert_eq!(with(vec![typed(0x50, 0x99, 0x2000)]).run(&l, 0x1000), Outcome::Helper(Helper::ArgPointer));
-    assert_eq!(Machine::default().run(&l, QNIL as u64), Outcome::Placed(0));
-    assert_eq!(Machine::default().run(&l, QFALSE as u64), Outcome::Helper(Helper::ArgPointer));
-    // Strings: their bytes (any encoding, NULs or not), unless a by_ref
-    // parameter (the helper's TypeError).
-    let with_string = |bytes: &[u8], heap: bool, class: u64| {
-        let mut m = string(bytes, 3, heap);
-        m.memory.extend(info(class));
-        m
+    let pointer = argument(&entry(Conversion::Pointer, CLoc::Int(0)));
+    let by_ref = argument(&entry(Conversion::StructRef, CLoc::Int(0)));
+    let a_pointer = || with(vec![typed(0x50, POINTER_TYPE, 0x2000), pointer_data.clone()]);
+    let a_struct = |klass: u64, ref_class: u64| {
+        with([vec![typed(klass, STRUCT_TYPE, 0x3000), pointer_data.clone(), struct_data.clone()], info(ref_class)].concat())
     };
-    assert_eq!(with_string(b"a\0b", false, 0).run(&l, 0x1000), Outcome::Placed(0x1000 + RSTRING_EMBED_ARY as u64));
-    assert_eq!(with_string(b"0123456789abcdefghijklmnopqrstuvwxyz", true, 0).run(&l, 0x1000), Outcome::Placed(0x8000));
-    assert_eq!(with_string(b"abc", false, 0x50).run(&l, 0x1000), Outcome::Helper(Helper::ArgPointer));
-    assert_eq!(with_string(b"abc", true, 0x50).run(&l, 0x1000), Outcome::Helper(Helper::ArgPointer));
+    // :pointer: Pointers and Structs of any class, inline; nil is NULL.
+    assert_eq!(a_pointer().run(&pointer, 0x1000), Outcome::Placed(0xabc0));
+    for klass in [0x50, 0x60] {
+        assert_eq!(a_struct(klass, 0).run(&pointer, 0x1000), Outcome::Placed(0xabc0), "class {klass:#x}");
+    }
+    assert_eq!(with(vec![typed(0x50, 0x99, 0x2000)]).run(&pointer, 0x1000), Outcome::Helper(Helper::ArgPointer));
+    assert_eq!(Machine::default().run(&pointer, QNIL as u64), Outcome::Placed(0));
+    assert_eq!(Machine::default().run(&pointer, QFALSE as u64), Outcome::Helper(Helper::ArgPointer));
+    // Struct.by_ref: only a Struct of exactly the required class is inline;
+    // another class (the helper passes a subclass's), a Pointer (the
+    // helper's TypeError, as the ffi gem) and other data types go to the
+    // helper; nil is NULL.
+    assert_eq!(a_struct(0x50, 0x50).run(&by_ref, 0x1000), Outcome::Placed(0xabc0));
+    assert_eq!(a_struct(0x60, 0x50).run(&by_ref, 0x1000), Outcome::Helper(Helper::ArgPointer), "another class");
+    let mut pointer_for_by_ref = a_pointer();
+    pointer_for_by_ref.memory.extend(info(0x50));
+    assert_eq!(pointer_for_by_ref.run(&by_ref, 0x1000), Outcome::Helper(Helper::ArgPointer), "a Pointer");
+    assert_eq!(with(vec![typed(0x50, 0x99, 0x2000)]).run(&by_ref, 0x1000), Outcome::Helper(Helper::ArgPointer));
+    assert_eq!(Machine::default().run(&by_ref, QNIL as u64), Outcome::Placed(0));
+    assert_eq!(Machine::default().run(&by_ref, QFALSE as u64), Outcome::Helper(Helper::ArgPointer));
+    // Strings: their bytes (any encoding, NULs or not) for :pointer; the
+    // helper's TypeError for a by_ref parameter.
+    assert_eq!(string(b"a\0b", 3, false).run(&pointer, 0x1000), Outcome::Placed(0x1000 + RSTRING_EMBED_ARY as u64));
+    assert_eq!(
+        string(b"0123456789abcdefghijklmnopqrstuvwxyz", 3, true).run(&pointer, 0x1000),
+        Outcome::Placed(0x8000)
+    );
+    for heap in [false, true] {
+        let mut m = string(b"abc", 3, heap);
+        m.memory.extend(info(0x50));
+        assert_eq!(m.run(&by_ref, 0x1000), Outcome::Helper(Helper::ArgPointer), "heap {heap}");
+    }
 }
 
 /// Every conversion of every type, as planned for both conventions.

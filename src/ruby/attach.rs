@@ -29,7 +29,7 @@ pub(crate) fn parse_type(ruby: &Ruby, value: Value) -> Result<CType, Error> {
     let Some(desc) = RArray::from_value(value) else { return Err(invalid(format!("{value:?}"))) };
     let tag: String = desc.entry(0)?;
     if tag == "pointer" {
-        return Ok(CType::Pointer); // ["pointer", StructClass]: see `ref_class`
+        return Ok(CType::StructRef); // ["pointer", StructClass] (Struct.by_ref): see `ref_class`
     }
     if tag != "struct" {
         return Err(invalid(tag));

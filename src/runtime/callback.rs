@@ -658,7 +658,7 @@ unsafe fn box_arg(ty: &CType, raw: u64) -> VALUE {
         CType::U64 => rb_sys::rb_ull2inum(raw),
         CType::F32 => rb_sys::rb_float_new(f32::from_bits(raw as u32) as f64),
         CType::F64 => rb_sys::rb_float_new(f64::from_bits(raw)),
-        CType::Pointer => (host().new_pointer)(raw as usize).as_raw(),
+        CType::Pointer | CType::StructRef => (host().new_pointer)(raw as usize).as_raw(),
         CType::CString => {
             if raw == 0 {
                 QNIL
@@ -723,7 +723,7 @@ unsafe fn unbox_ret(ty: &CType, v: VALUE) -> u64 {
         CType::U64 => rb_sys::rb_num2ull(v),
         CType::F32 => (rb_sys::rb_num2dbl(v) as f32).to_bits() as u64,
         CType::F64 => rb_sys::rb_num2dbl(v).to_bits(),
-        CType::Pointer => {
+        CType::Pointer | CType::StructRef => {
             let value = Value::from_raw(v);
             let host = host();
             (host.pointer_address)(value).or_else(|| (host.function_address)(value)).unwrap_or(0) as u64

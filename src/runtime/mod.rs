@@ -382,9 +382,8 @@ fn memory_address(value: Value) -> Option<usize> {
 fn struct_ref_address(ruby: &Ruby, info: &StubInfo, index: u32, value: Value, class: VALUE) -> Result<usize, Error> {
     // SAFETY: the class is pinned by the stub's owner while the stub can run.
     let class = unsafe { magnus::RClass::from_value(Value::from_raw(class)) }.expect("a Struct class");
-    if let Some(p) = (host().pointer_address)(value) {
-        return Ok(p);
-    }
+    // Only an instance of the class (a subclass's too, as the ffi gem's
+    // `@struct_class === value`): a Pointer is a TypeError there.
     if value.is_kind_of(class) {
         if let Some(p) = (host().struct_address)(value) {
             return Ok(p);

@@ -262,21 +262,28 @@ static void check_pointers(void) {
     expect_calls(1, H_RET_POINTER, (VALUE)heap_bytes_s, 0);
     CALL(s, es);
     expect_calls(1, H_RET_POINTER, (VALUE)((struct RString *)es)->as.ary, 0);
-    /* A Struct → the address of the memory it views, inline, when the
-     * parameter takes any Struct (ref_classes[0] = 0) or exactly its class. */
+    /* A Struct of any class → the address of the memory it views, inline. */
     VALUE st = struct_object(0x7777, 0xbeef00), other_class = struct_object(0x8888, 0xbeef00);
     CALL(s, st);
     expect_calls(1, H_RET_POINTER, (VALUE)0xbeef00, 0);
     CALL(s, other_class);
     expect_calls(1, H_RET_POINTER, (VALUE)0xbeef00, 0);
+    EXPECT_RAISE(CALL(s, BAD));
+    /* A Struct.by_ref parameter: nil and a Struct of exactly its class
+     * (ref_classes[0]) inline; another class, a Pointer, a String, other
+     * data types and immediates are the helper's (a subclass passes there,
+     * the others are its TypeError). */
+    s = stub("id_struct_ref", fx_id_pointer);
     ((uint64_t *)((struct fake_info *)info_of_current)->ref_classes)[0] = 0x7777;
+    CHECK_EQ(CALL(s, QNIL), 0x9000);
+    expect_calls(1, H_RET_POINTER, 0, 0);
     CALL(s, st);
     expect_calls(1, H_RET_POINTER, (VALUE)0xbeef00, 0);
-    CALL(s, other_class);
-    expect_calls(2, H_ARG_POINTER, other_class, 0, H_RET_POINTER, (VALUE)0xabc000, 0);
-    /* ... and a String is the helper's (a by_ref parameter's TypeError). */
-    CALL(s, hs);
-    expect_calls(2, H_ARG_POINTER, hs, 0, H_RET_POINTER, (VALUE)0xabc000, 0);
+    VALUE refused[] = {other_class, p, hs, es, pointer_object(0x42, other_type), fix(5), QFALSE};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        CALL(s, refused[i]);
+        expect_calls(2, H_ARG_POINTER, refused[i], 0, H_RET_POINTER, (VALUE)0xabc000, 0);
+    }
     ((uint64_t *)((struct fake_info *)info_of_current)->ref_classes)[0] = 0;
     EXPECT_RAISE(CALL(s, BAD));
     s = stub("ret_pointer", fx_ret_raw);
