@@ -513,7 +513,10 @@ module FiddleJit
         typedefs = @ffi_typedefs
         typedefs ? typedefs.key?(type) || Types::BUILTIN.key?(type) : Types::BUILTIN.key?(type)
       else
-        type.is_a?(Module) || type.is_a?(Type::Builtin)
+        # Type objects (builtins, mapped, struct and callback types),
+        # Struct.by_ref and enums resolve to themselves, whatever the
+        # typedefs (Struct classes and DataConverters are Modules).
+        type.is_a?(Module) || type.is_a?(Type) || type.is_a?(StructByReference) || type.is_a?(Enum)
       end
     end
 

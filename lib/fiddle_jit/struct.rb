@@ -140,10 +140,11 @@ module FiddleJit
         builder.union = self < Union
         builder.packed = @packed if defined?(@packed)
         builder.alignment = @min_alignment if defined?(@min_alignment)
+        mod = enclosing_module # (once per layout, not per field)
         if spec[0].is_a?(Hash)
-          spec[0].each { |name, type| builder.add(name, find_field_type(type), nil) }
+          spec[0].each { |name, type| builder.add(name, find_field_type(type, mod), nil) }
         else
-          array_layout(builder, spec)
+          array_layout(builder, spec, mod)
         end
         builder.size = @size if defined?(@size) && @size > builder.size
         cspec = builder.build
@@ -176,7 +177,8 @@ module FiddleJit
       end
 
       def enclosing_module
-        mod = name.split("::")[0..-2].inject(Object) { |obj, c| obj.const_get(c) }
+        path = name or return nil # an anonymous class (no NoMethodError to rescue)
+        mod = path.split("::")[0..-2].inject(Object) { |obj, c| obj.const_get(c) }
         mod if mod.respond_to?(:find_type) && (mod.is_a?(FiddleJit::Library) || mod < FiddleJit::Struct)
       rescue StandardError
         nil
@@ -205,7 +207,7 @@ module FiddleJit
 
       private
 
-      def array_layout(builder, spec)
+      def array_layout(builder, spec, mod)
         i = 0
         while i < spec.size
           name, type = spec[i, 2]
@@ -216,7 +218,7 @@ module FiddleJit
           else
             offset = nil
           end
-          builder.add(name, find_field_type(type), offset)
+          builder.add(name, find_field_type(type, mod), offset)
         end
       end
     end

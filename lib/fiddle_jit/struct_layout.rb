@@ -163,19 +163,30 @@ module FiddleJit
 
     # Integer and floating-point fields: the Pointer accessor for the type.
     class Number < Field
-      attr_reader :suffix
+      # [accessor suffix, getter, setter] per canonical type: made once, so
+      # a field costs one instance variable and no Symbol built from a String.
+      ACCESSORS = Types::SIZES.keys.filter_map do |canonical|
+        suffix = FiddleJit::Pointer.accessor_for(canonical)
+        [canonical, [suffix, :"get_#{suffix}", :"put_#{suffix}"].freeze]
+      rescue ArgumentError
+        nil
+      end.to_h.freeze
+      private_constant :ACCESSORS
 
       def initialize(name, offset, type)
         super
-        @suffix = FiddleJit::Pointer.accessor_for(type.canonical)
-        @getter = :"get_#{@suffix}"
-        @setter = :"put_#{@suffix}"
+        @accessors = ACCESSORS.fetch(type.canonical) do
+          suffix = FiddleJit::Pointer.accessor_for(type.canonical)
+          [suffix, :"get_#{suffix}", :"put_#{suffix}"].freeze
+        end
       end
+
+      def suffix = @accessors[0]
 
       # Only for what the native Struct#[]/#[]= do not access in place
       # (byte-swapped or bounded memory, non-Fixnum values...).
-      def get(ptr) = ptr.public_send(@getter, offset)
-      def put(ptr, value) = ptr.public_send(@setter, offset, value)
+      def get(ptr) = ptr.public_send(@accessors[1], offset)
+      def put(ptr, value) = ptr.public_send(@accessors[2], offset, value)
     end
 
     # long double: BigDecimal reads, Float/Integer/BigDecimal writes (ffi's
