@@ -137,6 +137,29 @@ RSpec.describe "ffi drop-in library features" do
     expect(b).to eq(a)
   end
 
+  it "a typedef of a struct or enum type resolves anew after the name is typedef'd again" do
+    a, b = both do |ns|
+      point = Class.new(ns::Struct) { layout :x, :long }
+      other = Class.new(ns::Struct) { layout :x, :long }
+      m = lib(ns) do
+        typedef point.by_ref, :handle
+        enum :sign, [:neg, -7, :pos, 7]
+        attach_function :labs, [:handle], :long
+        attach_function :abs, [:sign], :int
+      end
+      pt = point.new.tap { |p| p[:x] = -5 }
+      ot = other.new.tap { |p| p[:x] = -6 }
+      call = ->(f, v) { m.public_send(f, v) && :ok rescue $!.class }
+      r = [call.(:labs, pt), call.(:labs, ot), m.abs(:neg)]
+      m.typedef other.by_ref, :handle
+      m.enum :sign, [:neg, -2, :pos, 2]
+      m.attach_function :labs2, :labs, [:handle], :long
+      m.attach_function :abs2, :abs, [:sign], :int
+      r + [call.(:labs2, pt), call.(:labs2, ot), m.abs2(:neg), m.abs(:neg)]
+    end
+    expect(b).to eq(a)
+  end
+
   it "DynamicLibrary#find_function: a frozen Symbol named as asked, nil for a missing name" do
     a, b = both do |ns|
       lib = ns::DynamicLibrary.open(nil, ns::DynamicLibrary::RTLD_LAZY)

@@ -143,6 +143,7 @@ module FiddleJit
       if cache && !cache.frozen? then cache.delete(add)
       else @ffi_type_cache = nil
       end
+      @ffi_param_infos = @ffi_return_infos = nil if @ffi_param_infos || @ffi_return_infos
       # A builtin name typedef'd to something else: no plain_signature.
       @ffi_shadows_builtin = true if PLAIN_RETURNS.key?(add)
       # (find_type of a FunctionType is the type itself.)
@@ -497,15 +498,49 @@ module FiddleJit
     # The Resolved of any signature: its types resolved (find_type), what
     # converts each argument and the result.
     def __resolved_signature__(params, ret, bits, name)
-      resolved = params.map { |t| find_type(t) }.freeze
-      ret_resolved = find_type(ret)
-      param_types = resolved.map { |t| __long_param_name__(t) || __native_param_type__(t, name) }
-      ret_type, ret_conv = __native_return_type__(ret_resolved, name)
-      conversions = resolved.map { |t| __conversion__(t) }.freeze
-      signature = Native::Signature.new(param_types, ret_type, params, nil, bits)
-      ret_conv = ret_conv.converter if ret_conv.is_a?(Type::Mapped)
+      infos = params.map { |t| __param_info__(t, name) }
+      ret_resolved, ret_type, ret_conv = __return_info__(ret, name)
+      conversions = infos.map { |info| info[2] }.freeze
+      signature = Native::Signature.new(infos.map { |info| info[1] }, ret_type, params, nil, bits)
       Resolved.new(signature, conversions, ret_conv, (ret_conv || conversions.any?) ? true : false,
-                   resolved, ret_resolved).freeze
+                   infos.map(&:first).freeze, ret_resolved).freeze
+    end
+
+    # [find_type's type, the native layer's parameter type, its conversion]
+    # for parameter type +type+ as written, kept per module for the types
+    # whose resolution the typedefs cannot change (see #cacheable_type?;
+    # #typedef forgets them all): a new signature of types seen before
+    # resolves nothing again.
+    def __param_info__(type, name)
+      info = @ffi_param_infos&.[](type)
+      return info if info
+
+      resolved = find_type(type)
+      info = [resolved, __long_param_name__(resolved) || __native_param_type__(resolved, name), __conversion__(resolved)].freeze
+      __remember_info__(:@ffi_param_infos, type, info)
+    end
+
+    # [find_type's type, the native return type, what converts the result]
+    # for return type +type+, kept like #param_info.
+    def __return_info__(type, name)
+      info = @ffi_return_infos&.[](type)
+      return info if info
+
+      resolved = find_type(type)
+      native, conv = __native_return_type__(resolved, name)
+      conv = conv.converter if conv.is_a?(Type::Mapped)
+      __remember_info__(:@ffi_return_infos, type, [resolved, native, conv].freeze)
+    end
+
+    # (Identity keys: Type::LONG and Type::INT64 are == but differ here.)
+    def __remember_info__(ivar, type, info)
+      return info unless __cacheable_type__?(type)
+
+      cache = instance_variable_get(ivar) || instance_variable_set(ivar, {}.compare_by_identity)
+      cache[type] = info
+      info
+    rescue FrozenError, Ractor::IsolationError
+      info # a frozen module, another Ractor: uncached
     end
 
     def __cacheable_type__?(type)
