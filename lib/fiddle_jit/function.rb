@@ -405,20 +405,23 @@ module FiddleJit
 
     # attach_function's return value under the FFI namespace: the library
     # resolves the (builtin) type names when the Function is first used, so
-    # attaching pays nothing for a value callers rarely keep.
-    # (One instance variable: on a T_DATA object each is a generic-ivar
-    # table entry, the main cost of creating this Function.)
+    # attaching pays nothing for a value callers rarely keep. Held in the
+    # native types slot until then: no instance variable (on a T_DATA
+    # object each is a generic-ivar table entry, which every collection
+    # marks through a hash lookup).
+    # ([library, return type, parameter types]: three entries where the
+    # resolved types are two.)
     def setup_lazily(library, ret, params)
-      @lazy_types = [library, ret, params]
+      self.__types = [library, ret, params]
     end
 
     # [return type, parameter types], resolved.
     def types
-      if @lazy_types
-        library, ret, params = @lazy_types
-        setup(library.find_type(ret), params.map { |t| library.find_type(t) }, {}, nil)
-        @lazy_types = nil
-      end
+      types = __types
+      return types unless types&.size == 3
+
+      library, ret, params = types
+      setup(library.find_type(ret), params.map { |t| library.find_type(t) }, {}, nil)
       __types
     end
 
