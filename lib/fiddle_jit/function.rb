@@ -36,10 +36,11 @@ module FiddleJit
       def __signature(ret, params)
         ret = Types.resolve(ret)
         params = params.map { |t| Types.resolve(t) }
-        # A :void parameter is no parameter for C (`int f(void)`): the
+        # (Types.resolve gives a builtin's canonical Symbol.) A :void
+        # parameter is no parameter for C (`int f(void)`): the
         # callback's Ruby callable gets nil in its place (as the ffi gem
         # passes), and #call raises the ffi gem's ArgumentError.
-        native_params = params.filter_map { |t| native_param(t) unless void_param?(t) }.freeze
+        native_params = params.filter_map { |t| native_param(t) unless t == :void }.freeze
         native_ret = native_param(ret)
         Signature.new(ret, params.freeze, native_params, native_ret, adapt?(params, ret), [ret, params].freeze,
                       Native::CallbackTypes.new(native_params, native_ret).freeze).freeze
@@ -177,7 +178,7 @@ module FiddleJit
 
       # Whether a callable for these (resolved) types needs #adapt.
       def adapt?(params, ret)
-        params.any? { |t| adapted_type?(t) || void_param?(t) } || adapted_type?(ret)
+        params.any? { |t| t == :void || adapted_type?(t) } || adapted_type?(ret)
       end
 
       def void_param?(t) = t == :void || (t.is_a?(Type::Builtin) && t.canonical == :void)
@@ -218,7 +219,7 @@ module FiddleJit
       # parameter stays a Pointer there, and here).
       def adapt(callable, params, ret)
         conv_params = params.each_index.select { |i| adapted_type?(params[i]) }
-        voids = params.each_index.select { |i| void_param?(params[i]) }
+        voids = params.each_index.select { |i| params[i] == :void }
         return callable if conv_params.empty? && voids.empty? && !adapted_type?(ret)
 
         lambda do |*args|
