@@ -508,7 +508,7 @@ module FiddleJit
 
     # [find_type's type, the native layer's parameter type, its conversion]
     # for parameter type +type+ as written, kept per module for the types
-    # whose resolution the typedefs cannot change (see #cacheable_type?;
+    # whose resolution the typedefs cannot change (see __cacheable_type__?;
     # #typedef forgets them all): a new signature of types seen before
     # resolves nothing again.
     def __param_info__(type, name)
@@ -521,7 +521,7 @@ module FiddleJit
     end
 
     # [find_type's type, the native return type, what converts the result]
-    # for return type +type+, kept like #param_info.
+    # for return type +type+, kept like __param_info__'s.
     def __return_info__(type, name)
       info = @ffi_return_infos&.[](type)
       return info if info

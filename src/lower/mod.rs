@@ -651,12 +651,8 @@ pub fn cstr_fast_path() -> Lowered {
 fn pointer_arg(l: &mut Lowered) {
     let [slow, nil_or_false, not_data, heap_string, not_pointer, address, done] = [(); 7].map(|_| l.label());
     l.hot.extend(flags_of_a_heap_object(nil_or_false, slow));
+    l.hot.extend(typed_data(Const::PointerDataType, not_data, not_pointer));
     l.hot.extend([
-        AndImm { dst: T1, src: T1, imm: T_MASK as i64 },
-        // RTypedData's `type` is one only in a T_DATA.
-        BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Imm(T_DATA as i64), target: not_data },
-        Load { dst: T1, base: Value, offset: RTYPEDDATA_TYPE },
-        BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Const(Const::PointerDataType), target: not_pointer },
         Load { dst: Arg, base: Value, offset: RTYPEDDATA_DATA },
         Label(address),
         Load { dst: Arg, base: Arg, offset: 0 },
@@ -692,12 +688,7 @@ fn pointer_arg(l: &mut Lowered) {
 fn struct_ref_arg(l: &mut Lowered, index: usize) {
     let [slow, nil_or_false, done] = [(); 3].map(|_| l.label());
     l.hot.extend(flags_of_a_heap_object(nil_or_false, slow));
-    l.hot.extend([
-        AndImm { dst: T1, src: T1, imm: T_MASK as i64 },
-        BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Imm(T_DATA as i64), target: slow },
-        Load { dst: T1, base: Value, offset: RTYPEDDATA_TYPE },
-        BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Const(Const::StructDataType), target: slow },
-    ]);
+    l.hot.extend(typed_data(Const::StructDataType, slow, slow));
     l.hot.extend(ref_class(index));
     l.hot.extend([
         Load { dst: T1, base: Value, offset: RBASIC_KLASS },
@@ -710,6 +701,19 @@ fn struct_ref_arg(l: &mut Lowered, index: usize) {
     ]);
     l.cold.extend(nil_is_null(nil_or_false, slow, done));
     l.cold.extend(pointer_helper(slow, done));
+}
+
+/// With `T1` an object's flags: on to `not_data` unless it is a T_DATA,
+/// to `other_type` unless its `rb_data_type_t` is `data_type` (compared by
+/// address); `T1` is then the data type.
+fn typed_data(data_type: Const, not_data: LabelId, other_type: LabelId) -> [Op; 4] {
+    [
+        AndImm { dst: T1, src: T1, imm: T_MASK as i64 },
+        // RTypedData's `type` is one only in a T_DATA.
+        BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Imm(T_DATA as i64), target: not_data },
+        Load { dst: T1, base: Value, offset: RTYPEDDATA_TYPE },
+        BranchIfCmp { a: T1, cond: Cond::Ne, b: Operand::Const(data_type), target: other_type },
+    ]
 }
 
 /// The pointer parameters' slow path: `runtime::arg_pointer`.
