@@ -14,10 +14,10 @@
 # so reopening FFI::MemoryPointer etc. modifies the fiddle_jit class; only
 # FFI::Library is a module of its own (including FiddleJit::Library), so the
 # ffi gem's behaviour belongs to the modules extended with it. After
-# this file, `require "ffi"` (from any gem) is a no-op: the shim directory
-# (lib/fiddle_jit/shim, holding an ffi.rb) is put first on $LOAD_PATH and its
-# ffi.rb marked as loaded. To make other gems load fiddle_jit when *they*
-# require "ffi" first, start Ruby with `-rfiddle_jit/ffi_shim` (see README).
+# this file, `require "ffi"` (from any gem) is a no-op: the bare feature
+# "ffi.rb" is marked loaded (see ffi_namespace.rb). To make other gems load
+# fiddle_jit when *they* require "ffi" first, start Ruby with
+# `-rfiddle_jit/ffi_shim` (see README).
 
 if defined?(::FFI) && !::FFI.const_defined?(:FIDDLE_JIT, false) &&
    (defined?(::FFI::Library) || $LOADED_FEATURES.any? { |f| f.end_with?("/ffi_c.so", "/ffi_c.bundle") })
