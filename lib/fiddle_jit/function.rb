@@ -189,14 +189,18 @@ module FiddleJit
         "Invalid parameter type: 0" if params.any? { |t| void_param?(t) }
       end
 
-      # A method body raising what the ffi gem raises calling such a
-      # function: its arity's ArgumentError first, then +reason+.
-      def uncallable_body(arity, reason)
-        lambda do |*args|
+      # Defines +name+ on +mod+ (singleton and instance method) raising what
+      # the ffi gem raises calling a function it cannot call: its arity's
+      # ArgumentError first, then +reason+ (see also
+      # Library#__attach_uncallable__).
+      def define_uncallable(mod, name, arity, reason)
+        body = lambda do |*args|
           raise ArgumentError, "wrong number of arguments (#{args.size} for #{arity})" unless args.size == arity
 
           raise ArgumentError, reason
         end
+        mod.define_singleton_method(name, &body)
+        mod.define_method(name, &body)
       end
 
       def adapted_type?(t)
@@ -314,9 +318,7 @@ module FiddleJit
 
       ret, params = types
       if (reason = Function.__send__(:uncallable, params))
-        body = Function.__send__(:uncallable_body, params.size, reason)
-        mod.define_singleton_method(name, &body)
-        mod.define_method(name, &body)
+        Function.__send__(:define_uncallable, mod, name, params.size, reason)
       else
         labels = params.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }
         Function.attach_address(mod, name, address, params, ret, labels,
@@ -432,7 +434,7 @@ module FiddleJit
       ret, params = types
       mod = Module.new
       if (reason = Function.__send__(:uncallable, params))
-        mod.define_singleton_method(:call, &Function.__send__(:uncallable_body, params.size, reason))
+        Function.__send__(:define_uncallable, mod, :call, params.size, reason)
         return @invoker = mod
       end
       labels = params.map { |t| t.is_a?(FunctionType) ? "callback" : t.to_s }

@@ -184,17 +184,9 @@ module FiddleJit
         found = __find_type_uncached__(type)
         # Builtin names and this module's typedefs (reset by #typedef); not
         # the global ones (FFI.typedef may redefine them).
-        __remember_type__(type, found) if Types::BUILTIN.key?(type) || @ffi_typedefs&.key?(type)
-        return found
+        return __remember_info__(:@ffi_type_cache, type, found)
       end
       __find_type_uncached__(type)
-    end
-
-    private def __remember_type__(type, found)
-      cache = @ffi_type_cache ||= {}
-      cache[type] = found unless cache.frozen?
-    rescue FrozenError, Ractor::IsolationError
-      nil # a frozen module, another Ractor: uncached
     end
 
     private def __find_type_uncached__(type)
@@ -396,14 +388,7 @@ module FiddleJit
     # arity's first).
     def __attach_uncallable__(name, c_name, params, ret, reason)
       address = __find_function_address__(c_name, params)
-      arity = params.size
-      body = lambda do |*args|
-        raise ArgumentError, "wrong number of arguments (#{args.size} for #{arity})" unless args.size == arity
-
-        raise ArgumentError, reason
-      end
-      define_singleton_method(name, &body)
-      define_method(name, &body)
+      Function.__send__(:define_uncallable, self, name, params.size, reason)
       __attached__(name, c_name, params, ret, address, nil, 0)
     end
 

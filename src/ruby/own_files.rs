@@ -9,8 +9,9 @@
 //! used only while the source file is byte for byte the one it was compiled
 //! from, at the same path, on this very Ruby (revision, platform, compile
 //! options: the key lib/fiddle_jit.rb passes). On a miss the source is
-//! compiled by lib/fiddle_jit/source_cache.rb, which also writes the binary
-//! where the directory is writable. The hit path is here, natively, so that
+//! compiled by lib/fiddle_jit/source_cache.rb, which has the binary
+//! written (`__store_own`, here: the format lives in this file only) where
+//! the directory is writable. The hit path is here, natively, so that
 //! a process that loads everything from binaries compiles no Ruby source
 //! of fiddle_jit's beyond lib/fiddle_jit.rb and lib/fiddle_jit/ffi.rb.
 //!
@@ -51,6 +52,37 @@ fn binary_for<'a>(data: &'a [u8], key: &[u8], path: &[u8], source: &[u8]) -> Opt
         rest = tail;
     }
     Some(rest)
+}
+
+/// `FiddleJit.__store_own(binary_path, key, path, source, binary)`: writes
+/// the binary file of `source` (the file at `path`) compiled under `key` to
+/// `binary_path`, in the form `binary_for` reads, atomically (a rename, so
+/// a concurrent process reads the old file or the new one), making its
+/// directory if need be; false where that cannot be done (a read-only
+/// installation: the next process compiles again).
+fn store_binary(binary_path: String, key: RString, path: String, source: RString, binary: RString) -> bool {
+    // SAFETY: the bytes are copied out before anything can run Ruby code.
+    let (key, source, binary) = unsafe { (key.as_slice().to_vec(), source.as_slice().to_vec(), binary.as_slice().to_vec()) };
+    let mut data = MAGIC.to_vec();
+    for field in [&key[..], path.as_bytes(), &source[..]] {
+        let Ok(len) = u32::try_from(field.len()) else { return false };
+        data.extend(len.to_le_bytes());
+        data.extend(field);
+    }
+    data.extend(binary);
+    write_atomically(std::path::Path::new(&binary_path), &data).is_ok()
+}
+
+fn write_atomically(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
+        std::fs::create_dir(dir)?;
+    }
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let written = std::fs::write(&tmp, data).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn instruction_sequence(ruby: &Ruby) -> Result<RClass, Error> {
@@ -141,5 +173,6 @@ pub fn init(_ruby: &Ruby, module: RModule) -> Result<(), Error> {
     module.define_singleton_method("__own_files", function!(set_own_files, 3))?;
     module.define_singleton_method("__require_own", function!(require_own, 1))?;
     module.define_singleton_method("__load_cached", function!(load_cached, 3))?;
+    module.define_singleton_method("__store_own", function!(store_binary, 5))?;
     Ok(())
 }

@@ -1058,8 +1058,7 @@ impl Pointer {
 /// through its `to_ptr`, anything else through `no_memory`.
 #[inline(always)]
 unsafe fn receiver<'a>(rb_self: VALUE) -> &'a Pointer {
-    let ty = *((rb_self as *const u8).add(crate::runtime::objects::RTYPEDDATA_TYPE as usize) as *const usize);
-    if ty == <Pointer as TypedData>::data_type() as *const _ as usize {
+    if crate::runtime::objects::data_type_of(rb_self) == <Pointer as TypedData>::data_type() as *const _ as usize {
         crate::runtime::objects::typed_data_unchecked(rb_self)
     } else {
         other_receiver(rb_self)

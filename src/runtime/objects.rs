@@ -11,8 +11,7 @@
 //!   see the object and freed only with it, so a `&T` is valid while the
 //!   object is.
 
-pub(crate) use crate::lower::ruby_layout::RTYPEDDATA_TYPE;
-use crate::lower::ruby_layout::{RTYPEDDATA_DATA, T_DATA, T_MASK};
+use crate::lower::ruby_layout::{RTYPEDDATA_DATA, RTYPEDDATA_TYPE, T_DATA, T_MASK};
 use magnus::TypedData;
 use rb_sys::VALUE;
 
@@ -37,8 +36,7 @@ pub fn typed_data<'a, T: TypedData>(value: VALUE) -> Option<&'a T> {
         if flags as i32 & T_MASK != T_DATA {
             return None;
         }
-        let ty = *((value as *const u8).add(RTYPEDDATA_TYPE as usize) as *const usize);
-        if ty != <T as TypedData>::data_type() as *const _ as usize {
+        if data_type_of(value) != <T as TypedData>::data_type() as *const _ as usize {
             return None;
         }
         Some(typed_data_unchecked(value))
@@ -53,6 +51,15 @@ pub fn builtin_type(value: VALUE) -> Option<i32> {
     }
     // SAFETY: a live heap object's flags word is readable (module invariants).
     Some(unsafe { *(value as *const VALUE) } as i32 & T_MASK)
+}
+
+/// The address of the `rb_data_type_t` of `value`.
+///
+/// # Safety
+/// `value` is a live typed-data T_DATA object.
+#[inline(always)]
+pub unsafe fn data_type_of(value: VALUE) -> usize {
+    *((value as *const u8).add(RTYPEDDATA_TYPE as usize) as *const usize)
 }
 
 /// The `T` of `value`, known to be typed data of `T`'s data type.
