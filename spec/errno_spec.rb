@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative "spec_helper"
+require "open3"
 
 RSpec.describe "errno after attached calls" do
   before(:all) do
@@ -50,6 +51,29 @@ RSpec.describe "errno after attached calls" do
     end.value
     expect(other).to eq(Errno::ENOENT::Errno)
     expect(FiddleJit.errno).to eq(Errno::EBADF::Errno)
+  end
+
+  # glibc runs malloc and stdio unlocked until a process's first thread
+  # (__libc_single_threaded, never set back): a thread started to check
+  # errno's offset made every C library slower in every process.
+  it "starts no thread: a process stays as single-threaded as Ruby left it" do
+    read_flag = <<~RUBY
+      require "fiddle"
+      address = Fiddle::Handle::DEFAULT["__libc_single_threaded"] rescue (puts "none"; exit)
+      puts Fiddle::Pointer.new(address)[0]
+    RUBY
+    use = <<~RUBY
+      require "fiddle_jit"
+      m = Module.new { extend FiddleJit::Library; ffi_lib FiddleJit::Library::LIBC; attach_function :close, [:int], :int }
+      m.close(-1)
+      raise "errno" unless FiddleJit.errno == Errno::EBADF::Errno
+    RUBY
+    lib = File.expand_path("../lib", __dir__)
+    plain, = Open3.capture2(RbConfig.ruby, "-e", read_flag)
+    skip "no __libc_single_threaded here" if plain.strip == "none"
+    ours, status = Open3.capture2(RbConfig.ruby, "-I", lib, "-e", use + read_flag)
+    expect(status).to be_success
+    expect(ours).to eq(plain)
   end
 
   it "LastError defines no constants, like FFI::LastError: code reopening it sees the top-level ones" do

@@ -4,8 +4,12 @@
 //! Both errno and the saved copy live in static TLS, at offsets from the
 //! thread pointer that are the same in every thread:
 //!
-//! - libc is in the initial TLS image, so errno is at a constant offset
-//!   (checked once against a new thread);
+//! - libc is in the initial TLS image (every Ruby links it, so it is loaded
+//!   with the program), so errno is at a constant offset. This is not
+//!   checked against a new thread: a process's first thread turns glibc's
+//!   malloc and stdio onto their locked paths for good (its single-thread
+//!   fast path ends), which made a malloc-heavy C library 1–2% slower in
+//!   every process that merely loaded fiddle_jit (sassc's render);
 //! - the saved copy is one 8-byte thread-local defined below in assembly and
 //!   reached with the *initial-exec* TLS model. That marks this library
 //!   `DF_STATIC_TLS`: the dynamic loader places its TLS block in the static
@@ -103,13 +107,8 @@ pub fn tp_offsets() -> Option<(i32, i32)> {
     static OFFSETS: OnceLock<Option<(i32, i32)>> = OnceLock::new();
     *OFFSETS.get_or_init(|| {
         let saved = saved_offset()?;
-        let errno_offset = || errno_address().wrapping_sub(thread_pointer()) as isize;
-        let here = errno_offset();
-        let there = std::thread::spawn(errno_offset).join().ok()?;
-        if here != there {
-            return None;
-        }
-        Some((i32::try_from(here).ok()?, i32::try_from(saved).ok()?))
+        let errno = errno_address().wrapping_sub(thread_pointer()) as isize;
+        Some((i32::try_from(errno).ok()?, i32::try_from(saved).ok()?))
     })
 }
 
