@@ -100,9 +100,9 @@ fn errno_address() -> usize {
     unsafe { libc::__errno_location() as usize }
 }
 
-/// `(errno, saved errno)` offsets from the thread pointer, when both are
-/// constant across threads (checked once); `None` disables the inline save
-/// and `FFI.errno` then reads errno itself.
+/// `(errno, saved errno)` offsets from the thread pointer (both static TLS,
+/// see the module docs), when they fit the stubs' 32-bit displacement;
+/// `None` disables the inline save and `FFI.errno` then reads errno itself.
 pub fn tp_offsets() -> Option<(i32, i32)> {
     static OFFSETS: OnceLock<Option<(i32, i32)>> = OnceLock::new();
     *OFFSETS.get_or_init(|| {
