@@ -377,10 +377,10 @@ module FiddleJit
     # Why a function of these types cannot be called, or nil: the ffi gem
     # attaches those and raises when they are called.
     def __uncallable__(params, ret)
-      builtin = ->(type) { (t = find_type(type)).is_a?(Type::Builtin) ? t.canonical : t }
-      return "Invalid return type: varargs" if builtin.(ret) == :varargs
+      ret = find_type(ret)
+      return "Invalid return type: varargs" if ret.is_a?(Type::Builtin) && ret.canonical == :varargs
 
-      "Invalid parameter type: 0" if params.any? { |param| builtin.(param) == :void }
+      Function.__send__(:uncallable, params.map { |param| find_type(param) })
     end
 
     # attach_function for uncallable types: the C function is looked up as

@@ -165,20 +165,21 @@ module FiddleJit
     class Number < Field
       # [accessor suffix, getter, setter] per canonical type: made once, so
       # a field costs one instance variable and no Symbol built from a String.
-      ACCESSORS = Types::SIZES.keys.filter_map do |canonical|
+      def self.accessors(canonical)
         suffix = FiddleJit::Pointer.accessor_for(canonical)
-        [canonical, [suffix, :"get_#{suffix}", :"put_#{suffix}"].freeze]
+        [suffix, :"get_#{suffix}", :"put_#{suffix}"].freeze
+      end
+      ACCESSORS = Types::SIZES.keys.filter_map do |canonical|
+        [canonical, accessors(canonical)]
       rescue ArgumentError
         nil
       end.to_h.freeze
       private_constant :ACCESSORS
+      private_class_method :accessors
 
       def initialize(name, offset, type)
         super
-        @accessors = ACCESSORS.fetch(type.canonical) do
-          suffix = FiddleJit::Pointer.accessor_for(type.canonical)
-          [suffix, :"get_#{suffix}", :"put_#{suffix}"].freeze
-        end
+        @accessors = ACCESSORS.fetch(type.canonical) { Number.__send__(:accessors, type.canonical) }
       end
 
       def suffix = @accessors[0]
